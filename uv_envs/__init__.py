@@ -1,0 +1,143 @@
+"""uv-envs: isolated Python environments for workflow nodes, provisioned with uv.
+
+The public API is what this module re-exports; everything in ``uv_envs._*`` is
+private. Fakes for tests live in :mod:`uv_envs.testing`.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._audit import AuditLog, SqliteAuditLog
+from ._errors import (
+    DirectReferenceNotAllowed,
+    EnvironmentAlreadyExists,
+    EnvironmentBusy,
+    EnvironmentNotFound,
+    EnvironmentNotReady,
+    InvalidIdentifier,
+    InvalidInput,
+    InvalidPythonVersion,
+    InvalidRequirement,
+    PythonNotFound,
+    RequirementsOptionNotAllowed,
+    ResolutionFailed,
+    StorageError,
+    UvEnvsError,
+    UvError,
+    UvNotFound,
+    UvTimeout,
+)
+from ._events import (
+    DependenciesAdded,
+    DependenciesRemoved,
+    DependenciesUpdated,
+    DependencyOperationFailed,
+    DomainEvent,
+    EnvironmentCleanupCompleted,
+    EnvironmentCreated,
+    EnvironmentCreationFailed,
+    EnvironmentCreationStarted,
+    EnvironmentDeleted,
+    EnvironmentSynced,
+    EnvironmentSyncFailed,
+    EventBus,
+    EventPublisher,
+    logging_publisher,
+)
+from ._manager import EnvManager
+from ._metadata import JsonMetadataRepository, MetadataRepository
+from ._models import (
+    CleanupReport,
+    DeletedOperations,
+    DeleteResult,
+    Dependencies,
+    EnvKey,
+    Environment,
+    EnvSpec,
+    EnvStatus,
+    Export,
+    IndexSettings,
+    OperationPage,
+    OperationRecord,
+    OperationResult,
+    RetiredGeneration,
+    StatusReport,
+    converter,
+)
+from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, environment_dict
+from ._python import Interpreter, InterpreterFinder, PythonFinder
+from ._settings import Settings, default_root
+from ._uv import SubprocessUvExecutor, UvExecutor, UvInvocation, UvResult
+
+try:
+    __version__ = version("uv-envs")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "AuditLog",
+    "CleanupReport",
+    "DeleteResult",
+    "DeletedOperations",
+    "Dependencies",
+    "DependenciesAdded",
+    "DependenciesRemoved",
+    "DependenciesUpdated",
+    "DependencyOperationFailed",
+    "DirectReferenceNotAllowed",
+    "DomainEvent",
+    "EnvKey",
+    "EnvManager",
+    "EnvSpec",
+    "EnvStatus",
+    "Environment",
+    "EnvironmentAlreadyExists",
+    "EnvironmentBusy",
+    "EnvironmentCleanupCompleted",
+    "EnvironmentCreated",
+    "EnvironmentCreationFailed",
+    "EnvironmentCreationStarted",
+    "EnvironmentDeleted",
+    "EnvironmentNotFound",
+    "EnvironmentNotReady",
+    "EnvironmentSyncFailed",
+    "EnvironmentSynced",
+    "EventBus",
+    "EventPublisher",
+    "Export",
+    "IEnvironmentProvider",
+    "IndexSettings",
+    "Interpreter",
+    "InterpreterFinder",
+    "InvalidIdentifier",
+    "InvalidInput",
+    "InvalidPythonVersion",
+    "InvalidRequirement",
+    "JsonMetadataRepository",
+    "LocalEnvironmentProvider",
+    "MetadataRepository",
+    "OperationPage",
+    "OperationRecord",
+    "OperationResult",
+    "PythonFinder",
+    "PythonNotFound",
+    "RequirementsOptionNotAllowed",
+    "ResolutionFailed",
+    "RetiredGeneration",
+    "Settings",
+    "SqliteAuditLog",
+    "StatusReport",
+    "StorageError",
+    "SubprocessUvExecutor",
+    "UvEnvsError",
+    "UvError",
+    "UvExecutor",
+    "UvInvocation",
+    "UvNotFound",
+    "UvResult",
+    "UvTimeout",
+    "__version__",
+    "converter",
+    "default_root",
+    "environment_dict",
+    "logging_publisher",
+]

@@ -1,0 +1,129 @@
+"""The one error hierarchy of uv-envs.
+
+Every error raised on purpose is a :class:`UvEnvsError`, and each class also
+subclasses the builtin a caller would reach for first, so ``except ValueError``
+keeps working for bad input and ``except TimeoutError`` for a busy env::
+
+    UvEnvsError
+    ├── InvalidInput (ValueError)                  bad input; nothing was changed
+    │   ├── InvalidIdentifier                      workflow/node/version id
+    │   ├── InvalidRequirement                     not a PEP 508 requirement
+    │   │   └── DirectReferenceNotAllowed          name @ url, paths, VCS URLs
+    │   ├── RequirementsOptionNotAllowed           -e / --index-url / -r in a requirements text
+    │   ├── InvalidPythonVersion                   not "3.12" or "3.12.1"
+    │   └── PythonNotFound (LookupError)           no such interpreter installed
+    ├── EnvironmentNotFound (LookupError)
+    ├── EnvironmentAlreadyExists (FileExistsError)
+    ├── EnvironmentNotReady (RuntimeError)         CREATING or FAILED
+    ├── EnvironmentBusy (TimeoutError)             its lock was not free in time
+    ├── UvError (RuntimeError)                     uv ran and failed; command, exit code, stderr
+    │   ├── ResolutionFailed                       the requirements do not resolve
+    │   └── UvTimeout (TimeoutError)               uv ran longer than allowed
+    ├── UvNotFound (FileNotFoundError)             no uv binary
+    └── StorageError (OSError)                     unreadable metadata or audit store
+
+Lower-level errors (``subprocess``, ``OSError``, ``sqlite3``, ``packaging``)
+are translated where they happen, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class UvEnvsError(Exception):
+    """Base class of every error uv-envs raises on purpose."""
+
+
+class InvalidInput(UvEnvsError, ValueError):
+    """The request was rejected before anything was changed."""
+
+
+class InvalidIdentifier(InvalidInput):
+    """A workflow, node or version id is empty, too long or has forbidden characters."""
+
+
+class InvalidRequirement(InvalidInput):
+    """A package string is not a PEP 508 requirement uv-envs accepts."""
+
+
+class DirectReferenceNotAllowed(InvalidRequirement):
+    """A requirement points at a URL, a path or a VCS repository.
+
+    Building such a source tree runs its code; allow it with
+    ``Settings(allow_direct_references=True)``.
+    """
+
+
+class RequirementsOptionNotAllowed(InvalidInput):
+    """A requirements text carries pip options (``-e``, ``--index-url``, ``-r`` ...)."""
+
+
+class InvalidPythonVersion(InvalidInput):
+    """A Python version request is not of the form ``3.12`` or ``3.12.1``."""
+
+
+class PythonNotFound(InvalidInput, LookupError):
+    """No installed interpreter matches the requested Python version."""
+
+    def __init__(self, request: str, found: Sequence[str]) -> None:
+        self.request = request
+        self.found = tuple(found)
+        listed = ", ".join(self.found) or "none"
+        super().__init__(f"no installed Python matches {request!r}; found: {listed}")
+
+
+class EnvironmentNotFound(UvEnvsError, LookupError):
+    """No environment exists for the key."""
+
+    def __str__(self) -> str:
+        # LookupError would otherwise show the repr of its argument.
+        return str(self.args[0]) if self.args else ""
+
+
+class EnvironmentAlreadyExists(UvEnvsError, FileExistsError):
+    """``create`` was asked for a key that already has an environment with another spec."""
+
+
+class EnvironmentNotReady(UvEnvsError, RuntimeError):
+    """The environment exists but is not READY (still CREATING, or FAILED)."""
+
+
+class EnvironmentBusy(UvEnvsError, TimeoutError):
+    """The environment's lock was not free before the lock timeout."""
+
+
+class UvError(UvEnvsError, RuntimeError):
+    """uv ran and failed. Carries the command line, exit code, stdout and stderr."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: Sequence[str] = (),
+        exit_code: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+    ) -> None:
+        self.command = tuple(command)
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+        detail = stderr.strip()
+        super().__init__(f"{message}\n{detail}" if detail else message)
+
+
+class ResolutionFailed(UvError):
+    """The requirements do not resolve: a missing package or conflicting versions."""
+
+
+class UvTimeout(UvError, TimeoutError):
+    """uv was stopped because it ran past its timeout."""
+
+
+class UvNotFound(UvEnvsError, FileNotFoundError):
+    """The uv binary could not be found."""
+
+
+class StorageError(UvEnvsError, OSError):
+    """The metadata or audit store is unreadable or could not be written."""

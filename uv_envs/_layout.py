@@ -1,0 +1,87 @@
+"""Where everything lives under the root. Pure path arithmetic, no I/O.
+
+::
+
+    <root>/
+      envs/<workflow_id>/<node_id>/<version_id or @>/   one environment
+        metadata.json                                 the commit point
+        pyproject.toml -> current/pyproject.toml
+        uv.lock        -> current/uv.lock
+        .venv          -> current/.venv
+        current        -> gens/<N>                    switched with one rename
+        gens/<N>/{pyproject.toml, uv.lock, .venv/}     immutable generations
+        .last-used                                    touched on each hand-out
+      locks/<sha256 of the key>.lock                  one lock file per env
+      trash/                                          deletes land here first
+      cache/                                          uv's cache
+      audit.sqlite3                                   the audit trail
+
+Ids are restricted to ``[A-Za-z0-9._-]`` and are never ``.`` or ``..``, so
+each id is exactly one path component, and nesting by component keeps the map
+from keys to directories injective. An empty version id maps to ``@``, which
+no id can spell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import attrs
+
+from ._models import EnvKey
+
+EMPTY_VERSION_DIR = "@"
+
+
+@attrs.frozen
+class Layout:
+    """Paths under one root."""
+
+    root: Path
+
+    @property
+    def envs_dir(self) -> Path:
+        return self.root / "envs"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.root / "locks"
+
+    @property
+    def trash_dir(self) -> Path:
+        return self.root / "trash"
+
+    @property
+    def audit_db(self) -> Path:
+        return self.root / "audit.sqlite3"
+
+    def env_dir(self, key: EnvKey) -> Path:
+        """The directory of one environment."""
+        version = key.version_id or EMPTY_VERSION_DIR
+        return self.envs_dir / key.workflow_id / key.node_id / version
+
+    def key_for(self, env_dir: Path) -> EnvKey:
+        """Invert :meth:`env_dir` for a directory found on disk."""
+        relative = env_dir.relative_to(self.envs_dir)
+        workflow_id, node_id, version = relative.parts
+        return EnvKey(workflow_id, node_id, "" if version == EMPTY_VERSION_DIR else version)
+
+    def lock_file(self, key: EnvKey) -> Path:
+        """The lock file of a key; outside the env dir so deleting the env keeps the lock."""
+        digest = hashlib.sha256(
+            "\0".join((key.workflow_id, key.node_id, key.version_id)).encode()
+        ).hexdigest()
+        return self.locks_dir / f"{digest[:40]}.lock"
+
+    @staticmethod
+    def metadata_file(env_dir: Path) -> Path:
+        return env_dir / "metadata.json"
+
+    @staticmethod
+    def generation_dir(env_dir: Path, generation: int) -> Path:
+        return env_dir / "gens" / str(generation)
+
+    @staticmethod
+    def last_used_file(env_dir: Path) -> Path:
+        return env_dir / ".last-used"

@@ -1,0 +1,992 @@
+"""The environment manager: every operation, atomic and crash-safe.
+
+Rules every operation follows (docs/architecture.md has the long form):
+
+* Input is validated completely before anything is written.
+* Work on one env happens under that env's cross-process lock.
+* A live generation is never edited. add, update, remove, sync and a respec
+  build generation N+1 beside it; ``metadata.json`` naming N+1 is the commit
+  point, then the ``current`` link is switched with one rename.
+* Anything found half done under the lock was left by a dead process (the lock
+  would not be free otherwise) and is rolled back (a create) or discarded (a
+  pending generation) before the operation proceeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import _events as events
+from . import _locking
+from ._audit import FAILED, RUNNING, SUCCESS, AuditLog, SqliteAuditLog
+from ._errors import (
+    EnvironmentAlreadyExists,
+    EnvironmentNotFound,
+    EnvironmentNotReady,
+    InvalidRequirement,
+    StorageError,
+    UvEnvsError,
+    UvError,
+)
+from ._layout import Layout
+from ._metadata import JsonMetadataRepository, MetadataRepository, fsync_directory
+from ._models import (
+    CleanupReport,
+    DeletedOperations,
+    DeleteResult,
+    Dependencies,
+    EnvKey,
+    Environment,
+    EnvSpec,
+    EnvStatus,
+    Export,
+    OperationPage,
+    OperationResult,
+    RetiredGeneration,
+    StatusReport,
+)
+from ._project import read_declared, read_locked, render_pyproject, spec_hash
+from ._python import InterpreterFinder, Interpreter, PythonFinder
+from ._settings import Settings
+from ._uv import (
+    ExportFormat,
+    SubprocessUvExecutor,
+    UvExecutor,
+    UvInvocation,
+    UvOptions,
+    UvResult,
+    add_command,
+    export_command,
+    find_uv_binary,
+    lock_command,
+    raise_for_result,
+    remove_command,
+    sync_command,
+)
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from ._validation import (
+    normalize_python_request,
+    parse_requirement,
+    parse_requirements,
+    parse_requirements_text,
+)
+
+_PROJECT_FILES = ("pyproject.toml", "uv.lock")
+_LINKS = {".venv": "current/.venv", "pyproject.toml": "current/pyproject.toml", "uv.lock": "current/uv.lock"}
+_EXPORT_FORMATS: tuple[ExportFormat, ...] = ("requirements.txt", "pylock.toml")
+
+
+@attrs.frozen
+class _Request:
+    """A validated create/ensure request."""
+
+    spec: EnvSpec
+    digest: str
+    interpreter: Interpreter
+
+
+class EnvManager:
+    """Creates and maintains uv environments under one root.
+
+    Args:
+        settings: where and how; ``Settings.from_env()`` by default.
+        executor: runs uv; a :class:`~uv_envs.SubprocessUvExecutor` by default.
+        metadata: stores ``metadata.json`` records.
+        audit: the audit log; SQLite under the root by default.
+        publish: called with each :class:`~uv_envs.DomainEvent`.
+        python_finder: resolves Python version requests.
+
+    All methods are safe to call from several threads and processes at once.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        executor: UvExecutor | None = None,
+        metadata: MetadataRepository | None = None,
+        audit: AuditLog | None = None,
+        publish: events.EventPublisher | None = None,
+        python_finder: InterpreterFinder | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.layout = Layout(self.settings.root)
+        self.executor: UvExecutor = (
+            executor
+            if executor is not None
+            else SubprocessUvExecutor(find_uv_binary(self.settings.uv_binary))
+        )
+        self.metadata: MetadataRepository = (
+            metadata if metadata is not None else JsonMetadataRepository(self.layout)
+        )
+        self.audit: AuditLog = audit if audit is not None else SqliteAuditLog(self.layout.audit_db)
+        self.publish = publish
+        self.uv_options = UvOptions(
+            cache_dir=self.settings.effective_cache_dir,
+            index=self.settings.index,
+            python_downloads=self.settings.python_downloads,
+            compile_bytecode=self.settings.compile_bytecode,
+            timeout=self.settings.uv_timeout,
+        )
+        self.python_finder: InterpreterFinder = (
+            python_finder
+            if python_finder is not None
+            else PythonFinder(self.executor, self.uv_options, self.settings.python_search_paths)
+        )
+        self._root_ready = False
+        self._root_lock = threading.Lock()
+
+    # --- create / ensure --------------------------------------------------------------
+
+    def create(
+        self,
+        key: EnvKey,
+        *,
+        packages: Iterable[str] = (),
+        requirements_text: str | bytes | None = None,
+        python: str | None = None,
+    ) -> Environment:
+        """Create the environment of ``key``.
+
+        With the same spec as an existing env this returns that env; with
+        another spec it raises :class:`~uv_envs.EnvironmentAlreadyExists`.
+        A create that fails is rolled back completely.
+        """
+        request = self._request(packages, requirements_text, python)
+        return self._provide(key, request, replace=False)
+
+    def ensure(
+        self,
+        key: EnvKey,
+        *,
+        packages: Iterable[str] = (),
+        requirements_text: str | bytes | None = None,
+        python: str | None = None,
+    ) -> Environment:
+        """Make the env of ``key`` match the spec; safe to retry.
+
+        A READY env with the same spec is returned untouched. An env with
+        another spec moves to a new generation built from the spec; if that
+        fails, the old generation stays.
+        """
+        request = self._request(packages, requirements_text, python)
+        return self._provide(key, request, replace=True)
+
+    def _request(
+        self,
+        packages: Iterable[str],
+        requirements_text: str | bytes | None,
+        python: str | None,
+    ) -> _Request:
+        allow_direct = self.settings.allow_direct_references
+        requirements = parse_requirements(packages, allow_direct_references=allow_direct)
+        text: str | None = None
+        if requirements_text:
+            from_text, has_options = parse_requirements_text(
+                requirements_text,
+                allow_options=self.settings.allow_requirements_options,
+                allow_direct_references=allow_direct,
+            )
+            requirements += from_text
+            if has_options:
+                raw = requirements_text
+                text = raw.decode() if isinstance(raw, bytes) else raw
+        interpreter = self.python_finder.find(python or self.settings.default_python)
+        spec = EnvSpec(
+            packages=requirements,
+            python=normalize_python_request(python or self.settings.default_python),
+            requirements_text=text,
+        )
+        return _Request(spec, spec_hash(spec, self.settings.index), interpreter)
+
+    def _provide(self, key: EnvKey, request: _Request, *, replace: bool) -> Environment:
+        with self._locked(key):
+            existing = self._reconciled(key)
+            if existing is not None and existing.status is EnvStatus.READY:
+                if existing.spec_hash == request.digest:
+                    record = self.audit.start(key, "ensure" if replace else "create")
+                    self._finish_ok(record, [], {"reused": True})
+                    self._touch(existing)
+                    return existing
+                if not replace:
+                    raise EnvironmentAlreadyExists(
+                        f"environment {key} exists with another spec "
+                        f"({existing.spec_hash[:12]} != {request.digest[:12]}); "
+                        "use ensure() to move it to the new spec, or delete it first"
+                    )
+                return self._respec(existing, request)
+            if existing is not None:
+                # FAILED: a create whose rollback did not complete. Start over.
+                self._discard(key)
+            return self._build_new(key, request)
+
+    def _build_new(self, key: EnvKey, request: _Request) -> Environment:
+        env_dir = self.layout.env_dir(key)
+        now = time.time()
+        environment = Environment(
+            key=key,
+            env_path=env_dir,
+            status=EnvStatus.CREATING,
+            spec=request.spec,
+            spec_hash=request.digest,
+            python_version=request.interpreter.version,
+            python_executable=str(request.interpreter.path),
+            generation=0,
+            pending_generation=1,
+            created_at=now,
+            updated_at=now,
+        )
+        details = {"packages": list(request.spec.packages), "python": request.spec.python}
+        record = self.audit.start(key, "create", details)
+        self._emit(events.EnvironmentCreationStarted(key, details=details))
+        results: list[UvResult] = []
+        try:
+            if env_dir.exists() or env_dir.is_symlink():
+                # A folder without metadata: left by a create that died before its first write.
+                self._discard(key)
+            env_dir.mkdir(parents=True)
+            self.metadata.save(environment)
+            gen_dir = self.layout.generation_dir(env_dir, 1)
+            gen_dir.mkdir(parents=True)
+            self._write_spec_project(gen_dir, key, request, results)
+            self._sync(gen_dir, request.interpreter, results)
+            self._point_current(env_dir, 1)
+            for name, target in _LINKS.items():
+                os.symlink(target, env_dir / name)
+            environment = attrs.evolve(
+                environment,
+                status=EnvStatus.READY,
+                generation=1,
+                pending_generation=None,
+                updated_at=time.time(),
+            )
+            self.metadata.save(environment)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self._discard(key)
+            self._finish_failed(record, exc, results)
+            self._emit(events.EnvironmentCreationFailed(key, details={"error": str(exc)}))
+            raise
+        self._finish_ok(record, results, {"generation": 1, "spec_hash": request.digest})
+        self._emit(events.EnvironmentCreated(key, details={"python_version": environment.python_version}))
+        self._touch(environment)
+        return environment
+
+    def _write_spec_project(
+        self, gen_dir: Path, key: EnvKey, request: _Request, results: list[UvResult]
+    ) -> None:
+        (gen_dir / "pyproject.toml").write_text(
+            render_pyproject(key, request.spec.packages, request.spec.python)
+        )
+        python = str(request.interpreter.path)
+        if request.spec.requirements_text is not None:
+            requirements_file = gen_dir / "requirements.in"
+            requirements_file.write_text(request.spec.requirements_text)
+            try:
+                self._run(
+                    add_command(
+                        gen_dir, python, self.uv_options, requirements_file=requirements_file
+                    ),
+                    "uv add -r failed",
+                    results,
+                )
+            finally:
+                requirements_file.unlink(missing_ok=True)
+        else:
+            self._run(lock_command(gen_dir, python, self.uv_options), "uv lock failed", results)
+
+    def _respec(self, environment: Environment, request: _Request) -> Environment:
+        key = environment.key
+        details = {"packages": list(request.spec.packages), "python": request.spec.python}
+        self._emit(events.EnvironmentCreationStarted(key, details=details))
+
+        def build(gen_dir: Path, results: list[UvResult]) -> None:
+            self._write_spec_project(gen_dir, key, request, results)
+
+        try:
+            result = self._next_generation(
+                environment,
+                "ensure",
+                build,
+                copy_project=False,
+                spec=request.spec,
+                interpreter=request.interpreter,
+            )
+        except BaseException as exc:
+            self._emit(events.EnvironmentCreationFailed(key, details={"error": str(exc)}))
+            raise
+        self._emit(events.EnvironmentCreated(key, details={"generation": result.environment.generation}))
+        self._touch(result.environment)
+        return result.environment
+
+    # --- reading ----------------------------------------------------------------------
+
+    def status(self, key: EnvKey) -> StatusReport:
+        """The env's status and which of its files exist. Never raises for a missing env."""
+        env_dir = self.layout.env_dir(key)
+        environment = self.metadata.load(key)
+        if environment is not None and environment.status is EnvStatus.CREATING:
+            environment = self._recover_if_abandoned(key, environment)
+        if environment is None:
+            return StatusReport(key=key, status=EnvStatus.NOT_FOUND, env_path=env_dir)
+        return StatusReport(
+            key=key,
+            status=environment.status,
+            env_path=env_dir,
+            has_pyproject=(env_dir / "pyproject.toml").is_file(),
+            has_uv_lock=(env_dir / "uv.lock").is_file(),
+            has_venv=(env_dir / ".venv" / "pyvenv.cfg").is_file(),
+            environment=environment,
+        )
+
+    def get(self, key: EnvKey) -> Environment:
+        """The env of ``key``; raises :class:`~uv_envs.EnvironmentNotFound` if there is none."""
+        environment = self.metadata.load(key)
+        if environment is not None and environment.status is EnvStatus.CREATING:
+            environment = self._recover_if_abandoned(key, environment)
+        if environment is None:
+            raise EnvironmentNotFound(f"no environment {key}")
+        return environment
+
+    def runtime_env(self, key: EnvKey) -> dict[str, Any]:
+        """What a runner needs to use the env (Ray's ``py_executable`` among it).
+
+        Counts as a use of the env for idle cleanup.
+        """
+        environment = self._require_ready(self.get(key))
+        self._touch(environment)
+        venv = str(environment.venv_path)
+        return {
+            "env_path": str(environment.env_path),
+            "python_path": str(environment.python_path),
+            "pinned_python_path": str(environment.pinned_python_path),
+            "venv_path": venv,
+            "env_vars": {"VIRTUAL_ENV": venv},
+            "py_executable": str(environment.python_path),
+            "python_version": environment.python_version,
+            "generation": environment.generation,
+        }
+
+    def list_environments(
+        self, workflow_id: str | None = None, node_id: str | None = None
+    ) -> list[Environment]:
+        """Every env, optionally narrowed to a workflow and node, sorted by key.
+
+        An env whose creator died is listed as FAILED until it is recovered.
+        """
+        found: list[Environment] = []
+        for key in self.metadata.keys(workflow_id, node_id):
+            try:
+                environment = self.metadata.load(key)
+            except StorageError:
+                continue
+            if environment is None:
+                continue
+            if environment.status is EnvStatus.CREATING and _locking.is_free(
+                self.layout.lock_file(key)
+            ):
+                environment = attrs.evolve(
+                    environment, status=EnvStatus.FAILED, error="creation was interrupted"
+                )
+            found.append(environment)
+        return found
+
+    def dependencies(self, key: EnvKey) -> Dependencies:
+        """Declared dependencies and locked versions of the current generation."""
+        gen_dir = self._current_dir(self._require_ready(self.get(key)))
+        return Dependencies(key=key, declared=read_declared(gen_dir), locked=read_locked(gen_dir))
+
+    def export(self, key: EnvKey) -> Export:
+        """pyproject.toml and uv.lock of the current generation, as text."""
+        gen_dir = self._current_dir(self._require_ready(self.get(key)))
+        return Export(
+            key=key,
+            pyproject_toml=(gen_dir / "pyproject.toml").read_text(),
+            uv_lock=(gen_dir / "uv.lock").read_text(),
+        )
+
+    def export_as(self, key: EnvKey, fmt: ExportFormat) -> str:
+        """The lock exported by ``uv export`` as ``requirements.txt`` or ``pylock.toml``."""
+        if fmt not in _EXPORT_FORMATS:
+            raise InvalidRequirement(f"unknown export format {fmt!r}; use one of {_EXPORT_FORMATS}")
+        gen_dir = self._current_dir(self._require_ready(self.get(key)))
+        result = self.executor.run(export_command(gen_dir, self.uv_options, fmt))
+        return raise_for_result(result, f"uv export --format {fmt} failed").stdout
+
+    # --- changing dependencies ---------------------------------------------------------
+
+    def add(
+        self,
+        key: EnvKey,
+        packages: Iterable[str] = (),
+        *,
+        requirements_text: str | bytes | None = None,
+    ) -> OperationResult:
+        """Add dependencies (``uv add``) in a new generation, then switch to it."""
+        allow_direct = self.settings.allow_direct_references
+        requirements = parse_requirements(packages, allow_direct_references=allow_direct)
+        text: str | None = None
+        if requirements_text:
+            from_text, has_options = parse_requirements_text(
+                requirements_text,
+                allow_options=self.settings.allow_requirements_options,
+                allow_direct_references=allow_direct,
+            )
+            requirements += from_text
+            if has_options:
+                raw = requirements_text
+                text = raw.decode() if isinstance(raw, bytes) else raw
+        if not requirements and text is None:
+            raise InvalidRequirement("add needs at least one package")
+
+        def build(gen_dir: Path, results: list[UvResult], python: str) -> None:
+            requirements_file = None
+            if text is not None:
+                requirements_file = gen_dir / "requirements.in"
+                requirements_file.write_text(text)
+            try:
+                self._run(
+                    add_command(
+                        gen_dir,
+                        python,
+                        self.uv_options,
+                        requirements,
+                        requirements_file=requirements_file,
+                    ),
+                    "uv add failed",
+                    results,
+                )
+            finally:
+                if requirements_file is not None:
+                    requirements_file.unlink(missing_ok=True)
+
+        return self._change_dependencies(
+            key, "add", build, requirements, events.DependenciesAdded
+        )
+
+    def update(self, key: EnvKey, packages: Iterable[str] = ()) -> OperationResult:
+        """Upgrade locked versions: of ``packages``, or of everything when none are given.
+
+        A bare name upgrades within the declared constraint (``uv lock
+        --upgrade-package``); a requirement with a specifier also replaces the
+        declared constraint (``uv add --upgrade-package``).
+        """
+        allow_direct = self.settings.allow_direct_references
+        requirements = parse_requirements(packages, allow_direct_references=allow_direct)
+        parsed = [parse_requirement(r, allow_direct_references=allow_direct) for r in requirements]
+        bare = [r.name for r in parsed if not r.specifier and not r.url and not r.extras and not r.marker]
+        constrained = [str(r) for r in parsed if r.name not in bare]
+
+        def build(gen_dir: Path, results: list[UvResult], python: str) -> None:
+            if not parsed:
+                self._run(
+                    lock_command(gen_dir, python, self.uv_options, upgrade=True),
+                    "uv lock --upgrade failed",
+                    results,
+                )
+                return
+            if bare:
+                self._run(
+                    lock_command(gen_dir, python, self.uv_options, upgrade_packages=bare),
+                    "uv lock --upgrade-package failed",
+                    results,
+                )
+            if constrained:
+                invocation = add_command(gen_dir, python, self.uv_options, constrained)
+                names = [r.name for r in parsed if r.name not in bare]
+                upgrade = tuple(arg for n in names for arg in ("--upgrade-package", n))
+                separator = invocation.args.index("--")
+                args = invocation.args[:separator] + upgrade + invocation.args[separator:]
+                self._run(attrs.evolve(invocation, args=args), "uv add --upgrade failed", results)
+
+        return self._change_dependencies(
+            key, "update", build, requirements, events.DependenciesUpdated
+        )
+
+    def remove(self, key: EnvKey, packages: Iterable[str]) -> OperationResult:
+        """Remove declared dependencies (``uv remove``) in a new generation."""
+        allow_direct = self.settings.allow_direct_references
+        requirements = parse_requirements(packages, allow_direct_references=allow_direct)
+        if not requirements:
+            raise InvalidRequirement("remove needs at least one package")
+        names = [parse_requirement(r, allow_direct_references=allow_direct).name for r in requirements]
+
+        def check(environment: Environment) -> None:
+            declared = {_name_of(d) for d in read_declared(self._current_dir(environment))}
+            missing = [n for n in names if str(canonicalize_name(n)) not in declared]
+            if missing:
+                raise InvalidRequirement(
+                    f"not declared in environment {key}: {', '.join(missing)}"
+                )
+
+        def build(gen_dir: Path, results: list[UvResult], python: str) -> None:
+            self._run(
+                remove_command(gen_dir, python, self.uv_options, names), "uv remove failed", results
+            )
+
+        return self._change_dependencies(
+            key, "remove", build, requirements, events.DependenciesRemoved, check=check
+        )
+
+    def sync(self, key: EnvKey) -> OperationResult:
+        """Rebuild the venv exactly from the env's uv.lock, as a new generation."""
+        with self._locked(key):
+            environment = self._require_ready(self._require(key))
+            try:
+                result = self._next_generation(
+                    environment, "sync", lambda _gen, _results: None, copy_project=True
+                )
+            except BaseException as exc:
+                self._emit(events.EnvironmentSyncFailed(key, details={"error": str(exc)}))
+                raise
+        self._emit(events.EnvironmentSynced(key, details={"generation": result.environment.generation}))
+        return result
+
+    def _change_dependencies(
+        self,
+        key: EnvKey,
+        operation: str,
+        build: Callable[[Path, list[UvResult], str], None],
+        requirements: tuple[str, ...],
+        succeeded: type[events.DomainEvent],
+        *,
+        check: Callable[[Environment], None] | None = None,
+    ) -> OperationResult:
+        details = {"packages": list(requirements)}
+        with self._locked(key):
+            environment = self._require_ready(self._require(key))
+            if check is not None:
+                check(environment)
+            python = environment.python_executable
+            try:
+                result = self._next_generation(
+                    environment,
+                    operation,
+                    lambda gen_dir, results: build(gen_dir, results, python),
+                    copy_project=True,
+                    details=details,
+                )
+            except BaseException as exc:
+                self._emit(
+                    events.DependencyOperationFailed(
+                        key, details={**details, "operation": operation, "error": str(exc)}
+                    )
+                )
+                raise
+        self._emit(succeeded(key, details={**details, "generation": result.environment.generation}))
+        return result
+
+    def _next_generation(
+        self,
+        environment: Environment,
+        operation: str,
+        build: Callable[[Path, list[UvResult]], None],
+        *,
+        copy_project: bool,
+        spec: EnvSpec | None = None,
+        interpreter: Interpreter | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> OperationResult:
+        """Build generation N+1 beside the live one and switch to it; the caller holds the lock."""
+        key = environment.key
+        env_dir = environment.env_path
+        number = max([environment.generation, *self._generation_numbers(env_dir)]) + 1
+        record = self.audit.start(key, operation, dict(details or {}))
+        results: list[UvResult] = []
+        started = time.monotonic()
+        gen_dir = self.layout.generation_dir(env_dir, number)
+        self.metadata.save(attrs.evolve(environment, pending_generation=number))
+        try:
+            gen_dir.mkdir(parents=True)
+            if copy_project:
+                current = self.layout.generation_dir(env_dir, environment.generation)
+                for name in _PROJECT_FILES:
+                    shutil.copy2(current / name, gen_dir / name)
+            build(gen_dir, results)
+            python_interpreter = interpreter or Interpreter(
+                Path(environment.python_executable), environment.python_version
+            )
+            self._sync(gen_dir, python_interpreter, results)
+            if spec is None:
+                spec = EnvSpec(packages=read_declared(gen_dir), python=environment.spec.python)
+            committed = attrs.evolve(
+                environment,
+                spec=spec,
+                spec_hash=spec_hash(spec, self.settings.index),
+                python_version=python_interpreter.version,
+                python_executable=str(python_interpreter.path),
+                generation=number,
+                pending_generation=None,
+                retired=(*environment.retired, RetiredGeneration(environment.generation, time.time())),
+                updated_at=time.time(),
+            )
+        except BaseException as exc:
+            shutil.rmtree(gen_dir, ignore_errors=True)
+            with contextlib.suppress(Exception):
+                self.metadata.save(environment)
+            self._finish_failed(record, exc, results)
+            raise
+        # The commit point: from here the new generation is the env, even after a crash.
+        self.metadata.save(committed)
+        self._point_current(env_dir, number)
+        self._finish_ok(record, results, {"generation": number, "spec_hash": committed.spec_hash})
+        return OperationResult(
+            environment=committed,
+            operation=operation,
+            stdout="".join(r.stdout for r in results),
+            stderr="".join(r.stderr for r in results),
+            exit_code=0,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+
+    # --- delete / cleanup --------------------------------------------------------------
+
+    def delete(self, key: EnvKey) -> DeleteResult:
+        """Remove the env. A missing env is a success that says ``NOT_FOUND``."""
+        return self.delete_within(key, self.settings.lock_timeout)
+
+    def delete_within(self, key: EnvKey, timeout: float) -> DeleteResult:
+        """:meth:`delete`, waiting at most ``timeout`` seconds for the env's lock."""
+        with self._locked(key, timeout=timeout):
+            environment = self.metadata.load(key)
+            env_dir = self.layout.env_dir(key)
+            if environment is None and not env_dir.exists():
+                return DeleteResult(key=key, status="NOT_FOUND")
+            record = self.audit.start(key, "delete")
+            try:
+                self._discard(key)
+            except BaseException as exc:
+                self._finish_failed(record, exc, [])
+                raise
+            self._finish_ok(record, [], {})
+        self._emit(events.EnvironmentDeleted(key))
+        return DeleteResult(key=key, status="DELETED")
+
+    def cleanup(self, idle_seconds: float) -> CleanupReport:
+        """Delete envs idle longer than ``idle_seconds``; prune generations retired as long ago.
+
+        Idle means no operation and no hand-out (``ensure``, ``create``,
+        ``runtime_env``) for that long. Envs busy with an operation are skipped
+        and reported.
+        """
+        if idle_seconds < 0:
+            raise InvalidRequirement("idle_seconds must not be negative")
+        checked_at = time.time()
+        deleted: list[EnvKey] = []
+        busy: list[EnvKey] = []
+        pruned = 0
+        for key in list(self.metadata.keys()):
+            try:
+                environment = self.metadata.load(key)
+            except StorageError:
+                continue
+            if environment is None:
+                continue
+            try:
+                with self._locked(key, timeout=0):
+                    environment = self._reconciled(key)
+                    if environment is None:
+                        continue
+                    if checked_at - self._last_used(environment) > idle_seconds:
+                        record = self.audit.start(key, "cleanup", {"idle_seconds": idle_seconds})
+                        self._discard(key)
+                        self._finish_ok(record, [], {})
+                        deleted.append(key)
+                        self._emit(events.EnvironmentDeleted(key, details={"reason": "idle"}))
+                    else:
+                        pruned += self._prune_generations(environment, checked_at - idle_seconds)
+            except UvEnvsError as exc:
+                if isinstance(exc, TimeoutError):
+                    busy.append(key)
+                    continue
+                raise
+        report = CleanupReport(
+            deleted=tuple(deleted),
+            skipped_busy=tuple(busy),
+            pruned_generations=pruned,
+            checked_at=checked_at,
+        )
+        self._emit(
+            events.EnvironmentCleanupCompleted(
+                None,
+                details={"deleted": [str(k) for k in deleted], "skipped_busy": [str(k) for k in busy]},
+            )
+        )
+        return report
+
+    def _prune_generations(self, environment: Environment, retired_before: float) -> int:
+        keep = tuple(r for r in environment.retired if r.retired_at >= retired_before)
+        drop = [r for r in environment.retired if r.retired_at < retired_before]
+        if not drop:
+            return 0
+        self.metadata.save(attrs.evolve(environment, retired=keep))
+        for retired in drop:
+            shutil.rmtree(self.layout.generation_dir(environment.env_path, retired.generation), ignore_errors=True)
+        return len(drop)
+
+    # --- audit ------------------------------------------------------------------------
+
+    def operations(
+        self,
+        workflow_id: str | None = None,
+        node_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> OperationPage:
+        """The audit trail, newest first, filtered and paged."""
+        return self.audit.query(
+            workflow_id=workflow_id or None,
+            node_id=node_id or None,
+            status=status or None,
+            limit=limit,
+            offset=offset,
+        )
+
+    def delete_operations(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
+        """Remove the audit records of a workflow, or of one node of it."""
+        EnvKey(workflow_id, node_id or "x")  # validates both ids
+        return self.audit.delete(workflow_id, node_id or None)
+
+    # --- recovery ---------------------------------------------------------------------
+
+    def recover(self) -> list[EnvKey]:
+        """Repair what crashed processes left behind; return the keys that needed it.
+
+        Rolls back creates whose process died, drops half-built generations,
+        re-points ``current`` links, empties the trash and closes audit records
+        of dead processes. Envs busy with a live operation are left alone.
+        """
+        repaired: list[EnvKey] = []
+        for key in list(self.metadata.keys()):
+            lock_file = self.layout.lock_file(key)
+            if not _locking.is_free(lock_file):
+                continue
+            try:
+                with self._locked(key, timeout=0):
+                    before = self.metadata.load(key)
+                    after = self._reconciled(key)
+                    if before != after:
+                        repaired.append(key)
+            except TimeoutError:
+                continue
+        self._empty_trash()
+        self._close_dead_records()
+        return repaired
+
+    def _reconciled(self, key: EnvKey) -> Environment | None:
+        """The env's record after repairing what a dead process left; the caller holds the lock."""
+        env_dir = self.layout.env_dir(key)
+        environment = self.metadata.load(key)
+        if environment is None:
+            if env_dir.exists():
+                self._discard(key)
+            return None
+        if environment.status is EnvStatus.CREATING:
+            record = self.audit.start(key, "recover", {"found": "CREATING"})
+            self._discard(key)
+            self.audit.finish(record, SUCCESS, error=None, metadata={"action": "rolled back create"})
+            self._emit(
+                events.EnvironmentCreationFailed(
+                    key, details={"error": "the creating process died; rolled back"}
+                )
+            )
+            return None
+        if environment.pending_generation is not None:
+            shutil.rmtree(
+                self.layout.generation_dir(env_dir, environment.pending_generation),
+                ignore_errors=True,
+            )
+            environment = attrs.evolve(environment, pending_generation=None)
+            self.metadata.save(environment)
+        if environment.status is EnvStatus.READY:
+            expected = f"gens/{environment.generation}"
+            try:
+                actual = os.readlink(env_dir / "current")
+            except OSError:
+                actual = None
+            if actual != expected:
+                self._point_current(env_dir, environment.generation)
+            known = {environment.generation, *(r.generation for r in environment.retired)}
+            for number in self._generation_numbers(env_dir):
+                if number not in known:
+                    shutil.rmtree(self.layout.generation_dir(env_dir, number), ignore_errors=True)
+        return environment
+
+    def _recover_if_abandoned(self, key: EnvKey, environment: Environment) -> Environment | None:
+        """For a CREATING env seen without the lock: roll it back if its creator is gone."""
+        if not _locking.is_free(self.layout.lock_file(key)):
+            return environment
+        try:
+            with self._locked(key, timeout=0):
+                return self._reconciled(key)
+        except TimeoutError:
+            return environment
+
+    def _empty_trash(self) -> None:
+        trash = self.layout.trash_dir
+        if trash.is_dir():
+            for entry in trash.iterdir():
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def _close_dead_records(self) -> None:
+        offset = 0
+        while True:
+            page = self.audit.query(status=RUNNING, limit=500, offset=offset)
+            if not page.items:
+                return
+            for record in page.items:
+                pid = record.metadata.get("pid")
+                if isinstance(pid, int) and not _pid_alive(pid):
+                    self.audit.finish(record.id, FAILED, error="interrupted: the process died")
+                else:
+                    offset += 1
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _ensure_root(self) -> None:
+        if self._root_ready:
+            return
+        with self._root_lock:
+            for directory in (self.layout.envs_dir, self.layout.locks_dir, self.layout.trash_dir):
+                directory.mkdir(parents=True, exist_ok=True)
+            self._root_ready = True
+
+    @contextlib.contextmanager
+    def _locked(self, key: EnvKey, timeout: float | None = None) -> Iterator[None]:
+        self._ensure_root()
+        with _locking.hold(
+            self.layout.lock_file(key),
+            timeout=self.settings.lock_timeout if timeout is None else timeout,
+            what=str(key),
+        ):
+            yield
+
+    def _require(self, key: EnvKey) -> Environment:
+        environment = self._reconciled(key)
+        if environment is None:
+            raise EnvironmentNotFound(f"no environment {key}")
+        return environment
+
+    @staticmethod
+    def _require_ready(environment: Environment) -> Environment:
+        if environment.status is not EnvStatus.READY:
+            raise EnvironmentNotReady(
+                f"environment {environment.key} is {environment.status.value}"
+                + (f": {environment.error}" if environment.error else "")
+            )
+        return environment
+
+    def _current_dir(self, environment: Environment) -> Path:
+        # Resolve the link once so that every file read comes from one generation.
+        env_dir = environment.env_path
+        try:
+            return env_dir / os.readlink(env_dir / "current")
+        except OSError:
+            return self.layout.generation_dir(env_dir, environment.generation)
+
+    @staticmethod
+    def _generation_numbers(env_dir: Path) -> list[int]:
+        try:
+            return [int(p.name) for p in (env_dir / "gens").iterdir() if p.name.isdigit()]
+        except FileNotFoundError:
+            return []
+
+    def _sync(self, gen_dir: Path, interpreter: Interpreter, results: list[UvResult]) -> None:
+        self._run(
+            sync_command(gen_dir, str(interpreter.path), self.uv_options),
+            "uv sync --frozen failed",
+            results,
+        )
+
+    def _run(self, invocation: UvInvocation, message: str, results: list[UvResult]) -> UvResult:
+        result = self.executor.run(invocation)
+        results.append(result)
+        return raise_for_result(result, message)
+
+    @staticmethod
+    def _point_current(env_dir: Path, generation: int) -> None:
+        temporary = env_dir / f".current.{uuid.uuid4().hex}"
+        os.symlink(f"gens/{generation}", temporary)
+        os.replace(temporary, env_dir / "current")
+        fsync_directory(env_dir)
+
+    def _discard(self, key: EnvKey) -> None:
+        """Remove an env dir: one rename into the trash (atomic), then the slow delete."""
+        env_dir = self.layout.env_dir(key)
+        self.metadata.discard(key)
+        if not (env_dir.exists() or env_dir.is_symlink()):
+            return
+        self.layout.trash_dir.mkdir(parents=True, exist_ok=True)
+        target = self.layout.trash_dir / uuid.uuid4().hex
+        env_dir.rename(target)
+        fsync_directory(env_dir.parent)
+        shutil.rmtree(target, ignore_errors=True)
+
+    def _touch(self, environment: Environment) -> None:
+        with contextlib.suppress(OSError):
+            self.layout.last_used_file(environment.env_path).touch()
+
+    def _last_used(self, environment: Environment) -> float:
+        try:
+            touched = self.layout.last_used_file(environment.env_path).stat().st_mtime
+        except OSError:
+            touched = 0.0
+        return max(environment.updated_at, touched)
+
+    def _emit(self, event: events.DomainEvent) -> None:
+        events.safe_publish(self.publish, event)
+
+    def _finish_ok(self, record: int, results: list[UvResult], metadata: Mapping[str, Any]) -> None:
+        self.audit.finish(
+            record,
+            SUCCESS,
+            stdout="".join(r.stdout for r in results),
+            stderr="".join(r.stderr for r in results),
+            exit_code=results[-1].exit_code if results else None,
+            metadata=metadata,
+        )
+
+    def _finish_failed(self, record: int, exc: BaseException, results: list[UvResult]) -> None:
+        stdout = "".join(r.stdout for r in results)
+        stderr = "".join(r.stderr for r in results)
+        exit_code = results[-1].exit_code if results else None
+        if isinstance(exc, UvError):
+            stdout = stdout or exc.stdout
+            stderr = stderr or exc.stderr
+            exit_code = exc.exit_code
+        with contextlib.suppress(Exception):
+            self.audit.finish(
+                record,
+                FAILED,
+                stdout=stdout,
+                stderr=stderr,
+                exit_code=exit_code,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+
+
+def _name_of(requirement: str) -> str:
+    return str(canonicalize_name(Requirement(requirement).name))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,247 @@
+"""The data uv-envs passes around: frozen attrs classes, (de)serialised by cattrs."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from ._validation import validate_id
+
+SCHEMA_VERSION = 1
+
+
+class EnvStatus(enum.StrEnum):
+    """Where an environment stands. ``NOT_FOUND`` is only ever reported, never stored."""
+
+    CREATING = "CREATING"
+    READY = "READY"
+    FAILED = "FAILED"
+    NOT_FOUND = "NOT_FOUND"
+
+
+def _check_workflow(_: object, __: attrs.Attribute[str], value: str) -> None:
+    validate_id(value, "workflow_id")
+
+
+def _check_node(_: object, __: attrs.Attribute[str], value: str) -> None:
+    validate_id(value, "node_id")
+
+
+def _check_version(_: object, __: attrs.Attribute[str], value: str) -> None:
+    validate_id(value, "version_id", allow_empty=True)
+
+
+@attrs.frozen(order=True)
+class EnvKey:
+    """Names one environment: a workflow, one of its nodes and a version.
+
+    Constructing a key validates it, so a key that exists is safe to turn into
+    a path. ``version_id`` may be empty.
+    """
+
+    workflow_id: str = attrs.field(validator=_check_workflow)
+    node_id: str = attrs.field(validator=_check_node)
+    version_id: str = attrs.field(default="", validator=_check_version)
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id}/{self.node_id}/{self.version_id}"
+
+
+@attrs.frozen
+class IndexSettings:
+    """Where uv looks for packages. Part of the spec hash: another index is another env."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    offline: bool = False
+
+
+@attrs.frozen
+class EnvSpec:
+    """What an environment is asked to contain.
+
+    ``packages`` are PEP 508 strings as normalized by ``packaging``;
+    ``requirements_text`` is kept only when it carries pip options that must
+    be given to uv as a file (otherwise its requirements are in ``packages``).
+    """
+
+    packages: tuple[str, ...] = ()
+    python: str = ""
+    requirements_text: str | None = None
+
+
+@attrs.frozen
+class RetiredGeneration:
+    """A generation that is no longer current; removed by cleanup once old enough."""
+
+    generation: int
+    retired_at: float
+
+
+@attrs.frozen
+class Environment:
+    """One environment as stored in its ``metadata.json``.
+
+    ``python_path`` always goes through the env's ``.venv`` link, so it follows
+    generation switches; ``pinned_python_path`` names the concrete generation,
+    for a process that must keep one consistent site-packages while it runs.
+    """
+
+    key: EnvKey
+    env_path: Path
+    status: EnvStatus
+    spec: EnvSpec
+    spec_hash: str
+    python_version: str = ""
+    python_executable: str = ""
+    generation: int = 0
+    pending_generation: int | None = None
+    retired: tuple[RetiredGeneration, ...] = ()
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    error: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def venv_path(self) -> Path:
+        """The env's ``.venv``, a link to the current generation's venv."""
+        return self.env_path / ".venv"
+
+    @property
+    def python_path(self) -> Path:
+        """``<env_path>/.venv/bin/python``, the interpreter that follows generation switches."""
+        return self.venv_path / "bin" / "python"
+
+    @property
+    def pinned_python_path(self) -> Path:
+        """The interpreter of the current generation itself; it never changes under a process."""
+        return self.env_path / "gens" / str(self.generation) / ".venv" / "bin" / "python"
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """The declared dependencies."""
+        return self.spec.packages
+
+
+@attrs.frozen
+class StatusReport:
+    """What ``status`` answers: the state of the files and, if it exists, the environment."""
+
+    key: EnvKey
+    status: EnvStatus
+    env_path: Path
+    has_pyproject: bool = False
+    has_uv_lock: bool = False
+    has_venv: bool = False
+    environment: Environment | None = None
+
+
+@attrs.frozen
+class OperationResult:
+    """The outcome of add, update, remove and sync: the env as it now is, and uv's output."""
+
+    environment: Environment
+    operation: str
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
+    duration_ms: int = 0
+
+
+@attrs.frozen
+class Dependencies:
+    """Declared dependencies (from pyproject.toml) and locked versions (from uv.lock)."""
+
+    key: EnvKey
+    declared: tuple[str, ...]
+    locked: Mapping[str, str]
+
+
+@attrs.frozen
+class Export:
+    """The project files of an environment, as text."""
+
+    key: EnvKey
+    pyproject_toml: str
+    uv_lock: str
+
+
+@attrs.frozen
+class DeleteResult:
+    """``status`` is ``"DELETED"``, or ``"NOT_FOUND"`` when there was nothing to delete."""
+
+    key: EnvKey
+    status: str
+
+
+@attrs.frozen
+class CleanupReport:
+    """What a cleanup removed, and what it left because the env was busy."""
+
+    deleted: tuple[EnvKey, ...]
+    skipped_busy: tuple[EnvKey, ...]
+    pruned_generations: int
+    checked_at: float
+
+
+@attrs.frozen
+class OperationRecord:
+    """One row of the audit trail."""
+
+    id: int
+    workflow_id: str
+    node_id: str
+    version_id: str
+    operation: str
+    status: str
+    started_at: float
+    finished_at: float | None = None
+    duration_ms: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int | None = None
+    error: str | None = None
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class OperationPage:
+    """A page of audit records, newest first."""
+
+    total: int
+    limit: int
+    offset: int
+    items: tuple[OperationRecord, ...]
+
+
+
+
+@attrs.frozen
+class DeletedOperations:
+    """What ``delete_operations`` removed from the audit trail."""
+
+    workflow_id: str
+    node_id: str
+    deleted_count: int
+    deleted_node_ids: tuple[str, ...]
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(Path, str)
+    converter.register_structure_hook(Path, lambda value, _: Path(value))
+    # Keys are validated on the way in, so a tampered metadata file fails loudly.
+    converter.register_structure_hook(
+        EnvKey, lambda value, _: EnvKey(value["workflow_id"], value["node_id"], value["version_id"])
+    )
+    return converter
+
+
+converter = _make_converter()

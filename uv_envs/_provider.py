@@ -1,0 +1,117 @@
+"""The environment provider port WTB talks to, and its in-process implementation.
+
+The method shapes are WTB's own, so WTB can swap a local provider for a
+remote one (``uv_envs_server.GrpcEnvironmentProvider``) without code changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from ._errors import EnvironmentNotFound, InvalidInput
+from ._manager import EnvManager
+from ._models import EnvKey, Environment
+
+
+@runtime_checkable
+class IEnvironmentProvider(Protocol):
+    """Provides an isolated environment per workflow variant."""
+
+    def create_environment(self, variant_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Create (or return, if it already matches) the env for a variant; safe to retry.
+
+        ``config`` keys: ``workflow_id``, ``node_id``, ``version_id``,
+        ``packages`` (PEP 508 strings), ``python_version``. Returns a dict with
+        ``type``, ``workflow_id``, ``node_id``, ``version_id``, ``env_path``,
+        ``python_path``, ``venv_path``, ``python_version`` and ``status``.
+        """
+        ...
+
+    def get_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
+        """``env_path``, ``python_path``, ``venv_path``, ``env_vars``, ``py_executable``; or None.
+
+        Pass ``py_executable`` to Ray's ``runtime_env``. A run that must not see
+        its site-packages change under it uses ``pinned_python_path`` instead.
+        """
+        ...
+
+    def cleanup_environment(self, variant_id: str, timeout: float | None = None) -> None:
+        """Delete the variant's env; a missing env is not an error."""
+        ...
+
+
+def key_from_config(config: Mapping[str, Any]) -> EnvKey:
+    """The :class:`EnvKey` named by a WTB config dict."""
+    if not isinstance(config, Mapping):
+        raise InvalidInput("config must be a dict")
+    return EnvKey(
+        config.get("workflow_id", ""),
+        config.get("node_id", ""),
+        config.get("version_id", "") or "",
+    )
+
+
+def environment_dict(environment: Environment) -> dict[str, Any]:
+    """The dict shape both providers return from ``create_environment``."""
+    key = environment.key
+    return {
+        "type": "uv",
+        "workflow_id": key.workflow_id,
+        "node_id": key.node_id,
+        "version_id": key.version_id,
+        "env_path": str(environment.env_path),
+        "python_path": str(environment.python_path),
+        "venv_path": str(environment.venv_path),
+        "pinned_python_path": str(environment.pinned_python_path),
+        "python_version": environment.python_version,
+        "status": environment.status.value,
+        "spec_hash": environment.spec_hash,
+    }
+
+
+class LocalEnvironmentProvider:
+    """:class:`IEnvironmentProvider` on an in-process :class:`EnvManager`.
+
+    Variant ids are mapped to keys in memory; ``get_runtime_env`` of a variant
+    this provider has not created answers ``None``.
+    """
+
+    def __init__(self, manager: EnvManager | None = None) -> None:
+        self.manager = manager if manager is not None else EnvManager()
+        self._keys: dict[str, EnvKey] = {}
+        self._lock = threading.Lock()
+
+    def create_environment(self, variant_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        key = key_from_config(config)
+        packages = config.get("packages") or ()
+        environment = self.manager.ensure(
+            key,
+            packages=packages,
+            requirements_text=config.get("requirements_text"),
+            python=config.get("python_version") or None,
+        )
+        with self._lock:
+            self._keys[variant_id] = key
+        return {**environment_dict(environment), "variant_id": variant_id}
+
+    def get_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            key = self._keys.get(variant_id)
+        if key is None:
+            return None
+        try:
+            return self.manager.runtime_env(key)
+        except EnvironmentNotFound:
+            return None
+
+    def cleanup_environment(self, variant_id: str, timeout: float | None = None) -> None:
+        with self._lock:
+            key = self._keys.pop(variant_id, None)
+        if key is None:
+            return
+        if timeout is None:
+            self.manager.delete(key)
+            return
+        self.manager.delete_within(key, timeout)

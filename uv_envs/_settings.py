@@ -1,0 +1,113 @@
+"""Settings: one frozen object, read from arguments and ``UV_ENVS_*`` variables."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import platformdirs
+
+from ._models import IndexSettings
+
+PythonDownloads = Literal["never", "manual", "automatic"]
+
+
+def default_root(environ: Mapping[str, str] | None = None) -> Path:
+    """``$UV_ENVS_ROOT`` if set, else the user data dir from platformdirs."""
+    environ = os.environ if environ is None else environ
+    if value := environ.get("UV_ENVS_ROOT"):
+        return Path(value).expanduser()
+    return Path(platformdirs.user_data_dir("uv-envs", appauthor=False))
+
+
+def _running_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@attrs.frozen
+class Settings:
+    """Everything that shapes how uv-envs works on one root.
+
+    Args:
+        root: where environments, locks, the audit log and (by default) uv's
+            cache live. Nothing is written outside it unless ``cache_dir``
+            points elsewhere.
+        uv_binary: the uv executable; by default the one the ``uv`` package
+            ships, then ``uv`` on ``PATH``.
+        index: package index settings given to every uv call.
+        cache_dir: uv's cache; ``<root>/cache`` by default, which keeps
+            uv's hard links on one file system.
+        python_search_paths: extra interpreter folders or files to look in
+            besides uv's own discovery and ``~/.pyenv/versions``.
+        python_downloads: uv's policy for downloading managed Pythons.
+        default_python: the version used when a request names none; the
+            running interpreter's ``X.Y`` by default.
+        lock_timeout: seconds to wait for an env's lock before
+            :class:`~uv_envs.EnvironmentBusy`.
+        uv_timeout: seconds one uv command may run before it is stopped.
+        allow_direct_references: accept ``name @ url``, paths and VCS URLs.
+        allow_requirements_options: accept pip options in requirements texts.
+        compile_bytecode: have uv compile ``.pyc`` files at install time.
+
+    .. versionadded:: 0.1.0
+    """
+
+    root: Path = attrs.field(factory=default_root, converter=lambda p: Path(p).absolute())
+    uv_binary: str | None = None
+    index: IndexSettings = IndexSettings()
+    cache_dir: Path | None = None
+    python_search_paths: tuple[Path, ...] = ()
+    python_downloads: PythonDownloads = "never"
+    default_python: str = attrs.field(factory=_running_python)
+    lock_timeout: float = 600.0
+    uv_timeout: float = 1800.0
+    allow_direct_references: bool = False
+    allow_requirements_options: bool = False
+    compile_bytecode: bool = False
+
+    @property
+    def effective_cache_dir(self) -> Path:
+        """The cache directory given to uv."""
+        return self.cache_dir if self.cache_dir is not None else self.root / "cache"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: object
+    ) -> Settings:
+        """Build settings from ``UV_ENVS_*`` variables; keyword arguments win.
+
+        Reads ``UV_ENVS_ROOT``, ``UV_ENVS_UV_BIN``, ``UV_ENVS_CACHE_DIR``,
+        ``UV_ENVS_INDEX_URL``, ``UV_ENVS_EXTRA_INDEX_URLS`` and
+        ``UV_ENVS_FIND_LINKS`` (space separated), ``UV_ENVS_OFFLINE`` and
+        ``UV_ENVS_NO_INDEX`` (``1``/``true``), ``UV_ENVS_PYTHON_PATHS``
+        (``os.pathsep`` separated) and ``UV_ENVS_LOCK_TIMEOUT``.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {"root": default_root(environ)}
+        if value := environ.get("UV_ENVS_UV_BIN"):
+            values["uv_binary"] = value
+        if value := environ.get("UV_ENVS_CACHE_DIR"):
+            values["cache_dir"] = Path(value)
+        if value := environ.get("UV_ENVS_PYTHON_PATHS"):
+            values["python_search_paths"] = tuple(Path(p) for p in value.split(os.pathsep) if p)
+        if value := environ.get("UV_ENVS_LOCK_TIMEOUT"):
+            values["lock_timeout"] = float(value)
+        index = IndexSettings(
+            index_url=environ.get("UV_ENVS_INDEX_URL") or None,
+            extra_index_urls=tuple(environ.get("UV_ENVS_EXTRA_INDEX_URLS", "").split()),
+            find_links=tuple(environ.get("UV_ENVS_FIND_LINKS", "").split()),
+            no_index=_truthy(environ.get("UV_ENVS_NO_INDEX")),
+            offline=_truthy(environ.get("UV_ENVS_OFFLINE")),
+        )
+        if index != IndexSettings():
+            values["index"] = index
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}

@@ -1,0 +1,277 @@
+"""Fakes for fast tests of code that uses uv-envs, without uv or a package index.
+
+``FakeUvExecutor`` plays uv on the file system: it resolves against an
+in-memory catalog, writes ``uv.lock`` files in uv's layout, and builds a
+venv-shaped folder (no interpreter is copied; ``bin/python`` links to the
+running one). ``RecordingPublisher`` keeps the events it was given.
+
+Example::
+
+    executor = FakeUvExecutor({"alpha": ["1.0", "2.0"]})
+    manager = EnvManager(Settings(root=tmp_path), executor=executor,
+                         python_finder=FakePythonFinder())
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from ._errors import PythonNotFound
+from ._events import DomainEvent
+from ._project import PROJECT_NAME, locked_versions
+from ._python import Interpreter
+from ._uv import UvInvocation, UvResult
+from ._validation import normalize_python_request
+
+__all__ = [
+    "FakePythonFinder",
+    "FakeUvExecutor",
+    "RecordingPublisher",
+    "check_provider_contract",
+]
+
+_RUNNING_VERSION = ".".join(str(p) for p in sys.version_info[:3])
+
+
+@attrs.define
+class FakePythonFinder:
+    """Resolves version requests against a fixed list (the running interpreter by default)."""
+
+    interpreters: Sequence[Interpreter] = attrs.field(
+        factory=lambda: [Interpreter(Path(sys.executable), _RUNNING_VERSION)]
+    )
+
+    def find(self, request: str) -> Interpreter:
+        request = normalize_python_request(request)
+        for interpreter in self.interpreters:
+            if interpreter.matches(request):
+                return interpreter
+        raise PythonNotFound(request, [i.version for i in self.interpreters])
+
+    def installed(self) -> list[Interpreter]:
+        return list(self.interpreters)
+
+
+@attrs.define
+class RecordingPublisher:
+    """An event publisher that keeps every event, in order."""
+
+    events: list[DomainEvent] = attrs.field(factory=list)
+
+    def __call__(self, event: DomainEvent) -> None:
+        self.events.append(event)
+
+    @property
+    def names(self) -> list[str]:
+        return [event.name for event in self.events]
+
+
+@attrs.define
+class FakeUvExecutor:
+    """A stand-in for uv that resolves against ``catalog`` (name -> versions).
+
+    ``calls`` lists every invocation; ``count("lock")`` counts one subcommand.
+    ``fail_next(subcommand, stderr)`` makes the next such call fail.
+    """
+
+    catalog: Mapping[str, Sequence[str]] = attrs.field(factory=dict)
+    calls: list[UvInvocation] = attrs.field(factory=list)
+    _failures: dict[str, tuple[str, int]] = attrs.field(factory=dict)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def count(self, subcommand: str) -> int:
+        with self._lock:
+            return sum(1 for call in self.calls if call.args[:1] == (subcommand,))
+
+    def fail_next(self, subcommand: str, stderr: str = "error: injected failure", exit_code: int = 2) -> None:
+        with self._lock:
+            self._failures[subcommand] = (stderr, exit_code)
+
+    def run(self, invocation: UvInvocation) -> UvResult:
+        with self._lock:
+            self.calls.append(invocation)
+            failure = self._failures.pop(invocation.args[0], None)
+        command = ("uv", *invocation.args)
+        if failure is not None:
+            return UvResult(command, failure[1], "", failure[0], 1)
+        try:
+            stdout = self._dispatch(invocation)
+        except _Unresolvable as exc:
+            stderr = f"  x No solution found when resolving dependencies:\n  {exc}\n"
+            return UvResult(command, 1, "", stderr, 1)
+        return UvResult(command, 0, stdout, "", 1)
+
+    # --- subcommands ------------------------------------------------------------------
+
+    def _dispatch(self, invocation: UvInvocation) -> str:
+        args = invocation.args
+        project = invocation.cwd
+        if args[:2] == ("python", "list"):
+            return json.dumps(
+                [{"implementation": "cpython", "path": sys.executable, "version": _RUNNING_VERSION}]
+            )
+        assert project is not None, f"uv {args[0]} needs a project directory"  # noqa: S101
+        if args[0] == "lock":
+            if "--check" in args:
+                return ""
+            upgrade_all = "--upgrade" in args
+            self._lock_project(project, upgrade_all, _option_values(args, "--upgrade-package"))
+            return ""
+        if args[0] == "add":
+            requirements = list(_after_separator(args))
+            requirements_file = _option_values(args, "--requirements")
+            for path in requirements_file:
+                requirements += [line.strip() for line in Path(path).read_text().splitlines()
+                                 if line.strip() and not line.startswith(("#", "-"))]
+            declared = _read_dependencies(project)
+            for requirement in requirements:
+                name = canonicalize_name(Requirement(requirement).name)
+                declared = [d for d in declared if canonicalize_name(Requirement(d).name) != name]
+                declared.append(requirement)
+            self._lock_with(project, declared, False, _option_values(args, "--upgrade-package"))
+            _write_dependencies(project, declared)
+            return ""
+        if args[0] == "remove":
+            names = {canonicalize_name(n) for n in _after_separator(args)}
+            declared = _read_dependencies(project)
+            kept = [d for d in declared if canonicalize_name(Requirement(d).name) not in names]
+            self._lock_with(project, kept, False, ())
+            _write_dependencies(project, kept)
+            return ""
+        if args[0] == "sync":
+            _build_venv(project, invocation.env.get("UV_PROJECT_ENVIRONMENT", str(project / ".venv")))
+            return ""
+        if args[0] == "export":
+            locked = _read_lock(project)
+            return "".join(f"{name}=={version}\n" for name, version in sorted(locked.items()))
+        raise AssertionError(f"FakeUvExecutor does not know uv {' '.join(args)}")
+
+    def _lock_project(self, project: Path, upgrade_all: bool, upgrade: Iterable[str]) -> None:
+        self._lock_with(project, _read_dependencies(project), upgrade_all, upgrade)
+
+    def _lock_with(
+        self, project: Path, declared: list[str], upgrade_all: bool, upgrade: Iterable[str]
+    ) -> None:
+        previous = {} if upgrade_all else _read_lock(project)
+        for name in upgrade:
+            previous.pop(str(canonicalize_name(name)), None)
+        resolved: dict[str, str] = {}
+        for text in declared:
+            requirement = Requirement(text)
+            name = str(canonicalize_name(requirement.name))
+            versions = [Version(v) for v in self.catalog.get(name, ())]
+            candidates = sorted(v for v in versions if requirement.specifier.contains(v, prereleases=True))
+            if not candidates:
+                raise _Unresolvable(f"Because {name} was not found in the package registry and your project depends on {text}, we can conclude that your project's requirements are unsatisfiable.")
+            kept = previous.get(name)
+            choice = str(candidates[-1])
+            if kept is not None and Version(kept) in candidates:
+                choice = kept
+            resolved[name] = choice
+        _write_lock(project, resolved, declared)
+
+
+class _Unresolvable(Exception):
+    pass
+
+
+def _after_separator(args: Sequence[str]) -> Sequence[str]:
+    return args[args.index("--") + 1 :] if "--" in args else ()
+
+
+def _option_values(args: Sequence[str], option: str) -> list[str]:
+    end = args.index("--") if "--" in args else len(args)
+    return [args[i + 1] for i in range(end - 1) if args[i] == option]
+
+
+_DEPENDENCIES_RE = re.compile(r"dependencies = \[\n(.*?)\]\n", re.DOTALL)
+
+
+def _read_dependencies(project: Path) -> list[str]:
+    text = (project / "pyproject.toml").read_text()
+    match = _DEPENDENCIES_RE.search(text)
+    if match is None:
+        return []
+    return [json.loads(line.strip().rstrip(",")) for line in match.group(1).splitlines() if line.strip()]
+
+
+def _write_dependencies(project: Path, declared: list[str]) -> None:
+    path = project / "pyproject.toml"
+    body = "".join(f"    {json.dumps(d)},\n" for d in declared)
+    path.write_text(_DEPENDENCIES_RE.sub(lambda _: f"dependencies = [\n{body}]\n", path.read_text(), count=1))
+
+
+def _read_lock(project: Path) -> dict[str, str]:
+    import tomllib  # noqa: PLC0415
+
+    try:
+        with (project / "uv.lock").open("rb") as handle:
+            return locked_versions(tomllib.load(handle))
+    except FileNotFoundError:
+        return {}
+
+
+def _write_lock(project: Path, resolved: Mapping[str, str], declared: Sequence[str]) -> None:
+    lines = ["version = 1", "revision = 3", "", "[[package]]", f'name = "{PROJECT_NAME}"',
+             'version = "0.0.0"', 'source = { virtual = "." }', ""]
+    for name, version in sorted(resolved.items()):
+        lines += ["[[package]]", f'name = "{name}"', f'version = "{version}"',
+                  'source = { registry = "fake" }', ""]
+    lines += ["# declared: " + json.dumps(list(declared))]
+    (project / "uv.lock").write_text("\n".join(lines) + "\n")
+
+
+def _build_venv(project: Path, venv: str) -> None:
+    venv_path = Path(venv)
+    bin_dir = venv_path / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    python = bin_dir / "python"
+    if not python.exists():
+        os.symlink(sys.executable, python)
+    (venv_path / "pyvenv.cfg").write_text(f"home = {Path(sys.executable).parent}\nversion_info = {_RUNNING_VERSION}\n")
+    site = venv_path / "lib" / "site-packages"
+    site.mkdir(parents=True, exist_ok=True)
+    for name, version in _read_lock(project).items():
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir(exist_ok=True)
+        (info / "RECORD").write_text(f"{name}/__init__.py,,\n")
+
+
+def check_provider_contract(provider: Any, config: Mapping[str, Any], variant_id: str = "variant-1") -> None:
+    """Exercise an ``IEnvironmentProvider`` the way WTB does; raise AssertionError on a deviation.
+
+    ``config`` must name an env that does not exist yet and whose packages
+    resolve. Run it against every provider implementation.
+    """
+    created = provider.create_environment(variant_id, dict(config))
+    for field in ("type", "workflow_id", "node_id", "version_id", "env_path", "python_path",
+                  "venv_path", "python_version", "status"):
+        assert field in created, f"create_environment result lacks {field!r}"  # noqa: S101
+    assert created["status"] == "READY", created  # noqa: S101
+    assert created["python_path"] == str(Path(created["env_path"]) / ".venv" / "bin" / "python")  # noqa: S101
+    assert created["workflow_id"] == config["workflow_id"]  # noqa: S101
+    again = provider.create_environment(variant_id, dict(config))
+    assert again["env_path"] == created["env_path"], "create_environment is not idempotent"  # noqa: S101
+    runtime = provider.get_runtime_env(variant_id)
+    assert runtime is not None, "get_runtime_env returned None for a created variant"  # noqa: S101
+    for field in ("env_path", "python_path", "venv_path", "env_vars", "py_executable"):
+        assert field in runtime, f"get_runtime_env result lacks {field!r}"  # noqa: S101
+    assert runtime["env_vars"]["VIRTUAL_ENV"] == runtime["venv_path"]  # noqa: S101
+    assert runtime["py_executable"] == created["python_path"]  # noqa: S101
+    assert provider.get_runtime_env("no-such-variant") is None  # noqa: S101
+    provider.cleanup_environment(variant_id)
+    assert provider.get_runtime_env(variant_id) is None  # noqa: S101
+    provider.cleanup_environment(variant_id)  # a second cleanup is a no-op
+    assert not Path(created["env_path"]).exists(), "cleanup_environment left the env on disk"  # noqa: S101
