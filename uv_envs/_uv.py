@@ -237,17 +237,23 @@ class SubprocessUvExecutor:
             )
         except FileNotFoundError as exc:
             raise UvNotFound(f"uv binary not found: {self.binary}") from exc
+        stdout_chunks: list[str] = []
         stderr_chunks: list[str] = []
-        reader = threading.Thread(
-            target=_pump, args=(process.stderr, stderr_chunks, self.progress), daemon=True
-        )
-        reader.start()
+        readers = [
+            threading.Thread(target=_pump, args=(process.stdout, stdout_chunks, None), daemon=True),
+            threading.Thread(
+                target=_pump, args=(process.stderr, stderr_chunks, self.progress), daemon=True
+            ),
+        ]
+        for reader in readers:
+            reader.start()
         try:
-            stdout, _ = process.communicate(timeout=invocation.timeout)
+            process.wait(timeout=invocation.timeout)
         except subprocess.TimeoutExpired as exc:
             process.kill()
-            process.communicate()
-            reader.join()
+            process.wait()
+            for reader in readers:
+                reader.join()
             raise UvTimeout(
                 f"uv ran longer than {invocation.timeout} s and was stopped",
                 command=command,
@@ -258,11 +264,12 @@ class SubprocessUvExecutor:
             process.kill()
             process.wait()
             raise
-        reader.join()
+        for reader in readers:
+            reader.join()
         return UvResult(
             command=command,
             exit_code=process.returncode,
-            stdout=stdout or "",
+            stdout="".join(stdout_chunks),
             stderr="".join(stderr_chunks),
             duration_ms=int((time.monotonic() - started) * 1000),
         )
@@ -271,11 +278,12 @@ class SubprocessUvExecutor:
 def _pump(stream: IO[str] | None, sink: list[str], echo: IO[str] | None) -> None:
     if stream is None:
         return
-    for line in stream:
-        sink.append(line)
-        if echo is not None:
-            echo.write(line)
-            echo.flush()
+    with stream:
+        for line in stream:
+            sink.append(line)
+            if echo is not None:
+                echo.write(line)
+                echo.flush()
 
 
 _RESOLUTION_MARKERS = (

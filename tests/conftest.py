@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from uv_envs import EnvManager, IndexSettings, PythonFinder, Settings
+from uv_envs._uv import UvOptions, find_uv_binary
+from uv_envs import SubprocessUvExecutor
+from uv_envs.testing import FakePythonFinder, FakeUvExecutor, RecordingPublisher
+
+from .wheelhouse import build_wheelhouse
+
+RUNNING_MINOR = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks() -> Iterator[None]:
+    """Fail a test that leaks environment variables or a changed working directory."""
+    environ = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    cwd = os.getcwd()
+    yield
+    after = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    assert after == environ, "the test changed os.environ"
+    assert os.getcwd() == cwd, "the test changed the working directory"
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
+
+
+@pytest.fixture(scope="session")
+def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # One cache for the session keeps real-uv tests fast; each test still has its own root.
+    return tmp_path_factory.mktemp("uv-cache")
+
+
+@pytest.fixture(scope="session")
+def python_finder(uv_cache: Path) -> PythonFinder:
+    executor = SubprocessUvExecutor(find_uv_binary())
+    return PythonFinder(executor, UvOptions(cache_dir=uv_cache))
+
+
+@pytest.fixture(scope="session")
+def other_python(python_finder: PythonFinder) -> str:
+    """An installed minor version other than the running one."""
+    minors = {".".join(i.version.split(".")[:2]) for i in python_finder.installed()}
+    minors.discard(RUNNING_MINOR)
+    candidates = sorted(m for m in minors if m >= "3.9")
+    if not candidates:
+        pytest.skip("only one Python minor version is installed")
+    return candidates[-1]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, wheelhouse: Path, uv_cache: Path) -> Settings:
+    return Settings(
+        root=tmp_path / "root",
+        cache_dir=uv_cache,
+        index=IndexSettings(find_links=(str(wheelhouse),), no_index=True),
+        lock_timeout=60,
+        uv_timeout=300,
+    )
+
+
+@pytest.fixture
+def events() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def manager(settings: Settings, python_finder: PythonFinder, events: RecordingPublisher) -> EnvManager:
+    return EnvManager(settings, python_finder=python_finder, publish=events)
+
+
+FAKE_CATALOG = {
+    "alpha": ["1.0", "2.0"],
+    "beta": ["1.0"],
+    "gamma": ["1.0"],
+}
+
+
+@pytest.fixture
+def fake_uv() -> FakeUvExecutor:
+    return FakeUvExecutor(FAKE_CATALOG)
+
+
+@pytest.fixture
+def fake_manager(tmp_path: Path, fake_uv: FakeUvExecutor, events: RecordingPublisher) -> EnvManager:
+    return EnvManager(
+        Settings(root=tmp_path / "root", lock_timeout=5),
+        executor=fake_uv,
+        python_finder=FakePythonFinder(),
+        publish=events,
+    )

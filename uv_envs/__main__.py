@@ -1,0 +1,4 @@
+from uv_envs._cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,283 @@
+"""The ``uv-envs`` command line: one subcommand per operation.
+
+Exit codes: 0 success, 1 an operation failed (uv or storage), 2 bad input,
+3 no such environment, 4 the environment is busy, 5 it exists with another
+spec or is not READY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import (
+    EnvironmentAlreadyExists,
+    EnvironmentBusy,
+    EnvironmentNotFound,
+    EnvironmentNotReady,
+    InvalidInput,
+    UvEnvsError,
+    UvError,
+)
+from ._manager import EnvManager
+from ._models import EnvKey, Environment, IndexSettings, converter
+from ._provider import environment_dict
+from ._settings import Settings
+from ._uv import SubprocessUvExecutor, find_uv_binary
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_NOT_FOUND = 3
+EXIT_BUSY = 4
+EXIT_CONFLICT = 5
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uv-envs", description="Provision isolated Python environments with uv."
+    )
+    parser.add_argument("--root", type=Path, help="root directory (default: $UV_ENVS_ROOT or the user data dir)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--index-url", help="the package index to resolve from")
+    parser.add_argument("--extra-index-url", action="append", default=[], help="another index (repeatable)")
+    parser.add_argument("--find-links", action="append", default=[], help="a folder or page of wheels (repeatable)")
+    parser.add_argument("--no-index", action="store_true", help="use only --find-links")
+    parser.add_argument("--offline", action="store_true", help="never touch the network")
+    parser.add_argument("--lock-timeout", type=float, help="seconds to wait for a busy env")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_key(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("workflow_id")
+        command.add_argument("node_id")
+        command.add_argument("version_id", nargs="?", default="")
+        return command
+
+    for name, help_text in (
+        ("create", "create an environment (fails if it exists with another spec)"),
+        ("ensure", "make an environment match a spec; safe to retry"),
+    ):
+        command = with_key(name, help_text)
+        command.add_argument("-p", "--package", dest="packages", action="append", default=[],
+                             metavar="SPEC", help="a PEP 508 requirement (repeatable)")
+        command.add_argument("-r", "--requirements", type=Path, help="a requirements.txt file")
+        command.add_argument("--python", help="Python version, e.g. 3.12")
+    with_key("status", "show an environment's status")
+    for name, help_text in (("add", "add dependencies"), ("update", "upgrade locked versions"),
+                            ("remove", "remove dependencies")):
+        command = with_key(name, help_text)
+        command.add_argument("-p", "--package", dest="packages", action="append", default=[], metavar="SPEC")
+        if name == "add":
+            command.add_argument("-r", "--requirements", type=Path, help="a requirements.txt file")
+    with_key("deps", "list declared dependencies and locked versions")
+    with_key("sync", "rebuild the venv exactly from uv.lock")
+    command = with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
+    command.add_argument("--format", choices=["project", "requirements.txt", "pylock.toml"], default="project")
+    with_key("delete", "delete an environment")
+    command = commands.add_parser("list", help="list environments")
+    command.add_argument("--workflow")
+    command.add_argument("--node")
+    command = commands.add_parser("cleanup", help="delete environments idle longer than N hours")
+    command.add_argument("--idle-hours", type=float, required=True)
+    command = commands.add_parser("ops", help="show the audit trail")
+    command.add_argument("--workflow")
+    command.add_argument("--node")
+    command.add_argument("--status")
+    command.add_argument("--limit", type=int, default=20)
+    command.add_argument("--offset", type=int, default=0)
+    command.add_argument("--delete", action="store_true", help="delete the records of --workflow [--node]")
+    commands.add_parser("recover", help="repair what crashed processes left behind")
+    commands.add_parser("pythons", help="list the Python interpreters uv-envs can use")
+    command = commands.add_parser("serve", help="run the gRPC server (needs uv-envs[server])")
+    command.add_argument("--host", default="127.0.0.1")
+    command.add_argument("--port", type=int, default=50051)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if args.root is not None:
+        overrides["root"] = args.root
+    if args.lock_timeout is not None:
+        overrides["lock_timeout"] = args.lock_timeout
+    settings = Settings.from_env(**overrides)
+    if args.index_url or args.extra_index_url or args.find_links or args.no_index or args.offline:
+        index = IndexSettings(
+            index_url=args.index_url or settings.index.index_url,
+            extra_index_urls=tuple(args.extra_index_url) or settings.index.extra_index_urls,
+            find_links=tuple(str(Path(p).absolute()) if "://" not in p else p for p in args.find_links)
+            or settings.index.find_links,
+            no_index=args.no_index or settings.index.no_index,
+            offline=args.offline or settings.index.offline,
+        )
+        settings = Settings.from_env(**{**overrides, "index": index})
+    return settings
+
+
+def _key(args: argparse.Namespace) -> EnvKey:
+    return EnvKey(args.workflow_id, args.node_id, args.version_id)
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _env_json(environment: Environment) -> dict[str, Any]:
+    return {**environment_dict(environment), "metadata": converter.unstructure(environment)}
+
+
+def _read_requirements(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0911, PLR0912, PLR0915 - a dispatch table in prose
+    if args.command == "serve":
+        try:
+            from uv_envs_server._cli import main as serve  # noqa: PLC0415
+        except ImportError:
+            print("uv-envs serve needs the server extra: pip install 'uv-envs[server]'", file=sys.stderr)
+            return EXIT_FAILED
+        argv = ["--host", args.host, "--port", str(args.port)]
+        if args.root is not None:
+            argv += ["--root", str(args.root)]
+        return serve(argv)
+    settings = _settings(args)
+    progress = sys.stderr if (sys.stderr.isatty() and not args.json) else None
+    executor = SubprocessUvExecutor(find_uv_binary(settings.uv_binary), progress=progress)
+    manager = EnvManager(settings, executor=executor)
+    out: Callable[[object], None] = _print_json if args.json else print
+    if args.command in {"create", "ensure"}:
+        operation = manager.create if args.command == "create" else manager.ensure
+        environment = operation(
+            _key(args),
+            packages=args.packages,
+            requirements_text=_read_requirements(args.requirements),
+            python=args.python,
+        )
+        out(_env_json(environment) if args.json else str(environment.python_path))
+    elif args.command == "status":
+        report = manager.status(_key(args))
+        if args.json:
+            _print_json({**converter.unstructure(report), "status": report.status.value})
+        else:
+            print(f"{report.key}: {report.status.value}")
+            print(f"  env_path: {report.env_path}")
+            print(f"  pyproject.toml: {report.has_pyproject}  uv.lock: {report.has_uv_lock}  .venv: {report.has_venv}")
+            if report.environment is not None:
+                print(f"  python: {report.environment.python_version}  generation: {report.environment.generation}")
+    elif args.command in {"add", "update", "remove"}:
+        key = _key(args)
+        if args.command == "add":
+            result = manager.add(key, args.packages, requirements_text=_read_requirements(args.requirements))
+        elif args.command == "update":
+            result = manager.update(key, args.packages)
+        else:
+            result = manager.remove(key, args.packages)
+        out(_env_json(result.environment) if args.json else f"{key}: generation {result.environment.generation}")
+    elif args.command == "deps":
+        dependencies = manager.dependencies(_key(args))
+        if args.json:
+            _print_json({"declared": list(dependencies.declared), "locked": dict(dependencies.locked)})
+        else:
+            for requirement in dependencies.declared:
+                print(requirement)
+            print("locked:")
+            for name, version in sorted(dependencies.locked.items()):
+                print(f"  {name}=={version}")
+    elif args.command == "sync":
+        result = manager.sync(_key(args))
+        out(_env_json(result.environment) if args.json else f"{result.environment.key}: synced")
+    elif args.command == "export":
+        key = _key(args)
+        if args.format == "project":
+            exported = manager.export(key)
+            if args.json:
+                _print_json({"pyproject_toml": exported.pyproject_toml, "uv_lock": exported.uv_lock})
+            else:
+                print("# pyproject.toml\n" + exported.pyproject_toml + "\n# uv.lock\n" + exported.uv_lock)
+        else:
+            text = manager.export_as(key, args.format)
+            out({"format": args.format, "text": text} if args.json else text.rstrip("\n"))
+    elif args.command == "delete":
+        deleted = manager.delete(_key(args))
+        out({"key": str(deleted.key), "status": deleted.status} if args.json else deleted.status)
+    elif args.command == "list":
+        environments = manager.list_environments(args.workflow, args.node)
+        if args.json:
+            _print_json([_env_json(e) for e in environments])
+        else:
+            for environment in environments:
+                print(f"{environment.key}\t{environment.status.value}\t{environment.python_version}\t{environment.env_path}")
+    elif args.command == "cleanup":
+        report = manager.cleanup(args.idle_hours * 3600)
+        if args.json:
+            _print_json(converter.unstructure(report))
+        else:
+            for key in report.deleted:
+                print(f"deleted {key}")
+            for key in report.skipped_busy:
+                print(f"busy, skipped {key}")
+    elif args.command == "ops":
+        if args.delete:
+            if not args.workflow:
+                raise InvalidInput("ops --delete needs --workflow")
+            removed = manager.delete_operations(args.workflow, args.node)
+            out(converter.unstructure(removed) if args.json else f"deleted {removed.deleted_count} records")
+            return EXIT_OK
+        page = manager.operations(args.workflow, args.node, args.status, args.limit, args.offset)
+        if args.json:
+            _print_json(converter.unstructure(page))
+        else:
+            for record in page.items:
+                key = EnvKey(record.workflow_id, record.node_id, record.version_id)
+                print(f"{record.id}\t{record.operation}\t{record.status}\t{key}\t{record.duration_ms} ms"
+                      + (f"\t{record.error}" if record.error else ""))
+            print(f"({len(page.items)} of {page.total})")
+    elif args.command == "recover":
+        repaired = manager.recover()
+        out([str(k) for k in repaired] if args.json else "\n".join(str(k) for k in repaired) or "nothing to recover")
+    elif args.command == "pythons":
+        interpreters = manager.python_finder.installed()
+        if args.json:
+            _print_json([{"version": i.version, "path": str(i.path)} for i in interpreters])
+        else:
+            for interpreter in interpreters:
+                print(f"{interpreter.version}\t{interpreter.path}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except InvalidInput as exc:
+        code, error = EXIT_BAD_INPUT, exc
+    except EnvironmentNotFound as exc:
+        code, error = EXIT_NOT_FOUND, exc
+    except EnvironmentBusy as exc:
+        code, error = EXIT_BUSY, exc
+    except (EnvironmentAlreadyExists, EnvironmentNotReady) as exc:
+        code, error = EXIT_CONFLICT, exc
+    except UvError as exc:
+        code, error = EXIT_FAILED, exc
+    except UvEnvsError as exc:
+        code, error = EXIT_FAILED, exc
+    if args.json:
+        _print_json({"error": type(error).__name__, "message": str(error)})
+    print(f"uv-envs: error: {error}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
