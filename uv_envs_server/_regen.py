@@ -22,7 +22,12 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+from google.protobuf import descriptor_pb2
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: The grpcio-tools version the committed files are generated with.
 GRPCIO_TOOLS_VERSION = "1.62.3"
@@ -61,8 +66,6 @@ def compile_descriptors(proto_dir: Path = PROTO_DIR) -> dict[str, bytes]:
 
     ``json_name`` is left out, as protoc leaves it out of ``_pb2`` modules.
     """
-    from google.protobuf import descriptor_pb2  # noqa: PLC0415
-
     names = [SERVICE_PROTO, *VENDORED_PROTOS.values()]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.pb"
@@ -73,7 +76,7 @@ def compile_descriptors(proto_dir: Path = PROTO_DIR) -> dict[str, bytes]:
     return {f.name: f.SerializeToString(deterministic=True) for f in files}
 
 
-def _strip_json_names(messages: Any) -> None:
+def _strip_json_names(messages: Iterable[descriptor_pb2.DescriptorProto]) -> None:
     # A descriptor set carries json_name; the descriptor in _pb2 modules does not.
     for message in messages:
         for field in message.field:

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
 
 import uv_envs
-from uv_envs._uv import UvInvocation, UvResult
+from uv_envs.testing import FakePythonFinder
 from uv_envs_server import EnvManagerClient, EnvManagerServer, create_server
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from uv_envs._uv import UvInvocation, UvResult
 
 Serve = Callable[..., str]
 
@@ -59,9 +64,7 @@ def fake_target(serve: Serve, fake_manager: uv_envs.EnvManager) -> str:
 
 
 @pytest.fixture
-def fake_client(
-    fake_target: str, open_client: Callable[..., EnvManagerClient]
-) -> EnvManagerClient:
+def fake_client(fake_target: str, open_client: Callable[..., EnvManagerClient]) -> EnvManagerClient:
     return open_client(fake_target, timeout=30)
 
 
@@ -85,3 +88,21 @@ class GatedExecutor:
             raise AssertionError("the gate was never opened")
         result: UvResult = self.inner.run(invocation)
         return result
+
+
+@pytest.fixture
+def gated_manager(
+    tmp_path: Path, fake_uv: Any
+) -> Callable[..., tuple[uv_envs.EnvManager, GatedExecutor]]:
+    """Make a manager on the fake uv whose uv calls wait for ``gate.release``."""
+
+    def make(lock_timeout: float = 5.0) -> tuple[uv_envs.EnvManager, GatedExecutor]:
+        gate = GatedExecutor(fake_uv)
+        manager = uv_envs.EnvManager(
+            uv_envs.Settings(root=tmp_path / "gated", lock_timeout=lock_timeout),
+            executor=gate,
+            python_finder=FakePythonFinder(),
+        )
+        return manager, gate
+
+    return make

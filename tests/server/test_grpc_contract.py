@@ -16,7 +16,12 @@ from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import vendored_descriptors
 
 IDENT = {"workflow_id": (1, "string"), "node_id": (2, "string"), "version_id": (3, "string")}
-OPS = {"status": (4, "string"), "stdout": (5, "string"), "stderr": (6, "string"), "exit_code": (7, "int32")}
+OPS = {
+    "status": (4, "string"),
+    "stdout": (5, "string"),
+    "stderr": (6, "string"),
+    "exit_code": (7, "int32"),
+}
 
 MESSAGES: dict[str, dict[str, tuple[int, str]]] = {
     "GetEnvStatusRequest": IDENT,
@@ -172,8 +177,7 @@ def test_service_methods() -> None:
     service = pb.DESCRIPTOR.services_by_name["EnvManagerService"]
     assert service.full_name == "envmanager.EnvManagerService"
     found = {
-        method.name: (method.input_type.name, method.output_type.name)
-        for method in service.methods
+        method.name: (method.input_type.name, method.output_type.name) for method in service.methods
     }
     assert found == RPCS
     assert not any(m.client_streaming or m.server_streaming for m in service.methods)

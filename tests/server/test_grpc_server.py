@@ -1,0 +1,426 @@
+"""The server over the wire, on the fake uv: fast checks of every RPC's translation.
+
+Calls go through WTB-style generated stubs (``EnvManagerServiceStub``) where the
+exact status code matters, and through :class:`EnvManagerClient` elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+import uv_envs
+from uv_envs import testing
+from uv_envs_server import (
+    EnvManagerClient,
+    GrpcEnvironmentProvider,
+    RemoteError,
+    create_server,
+)
+from uv_envs_server._generated import env_manager_pb2 as pb
+from uv_envs_server._generated import env_manager_pb2_grpc
+from uv_envs_server._stdservices import message_class
+
+IDENT = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
+
+
+@pytest.fixture
+def stub(channel: grpc.Channel) -> env_manager_pb2_grpc.EnvManagerServiceStub:
+    return env_manager_pb2_grpc.EnvManagerServiceStub(channel)
+
+
+def _code(call: Any, request: Any) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as info:
+        call(request, timeout=30)
+    details = info.value.details() or ""
+    assert "Traceback" not in details
+    return info.value.code(), details
+
+
+def test_health_is_serving(fake_client: EnvManagerClient) -> None:
+    assert fake_client.health() == "SERVING"
+    assert fake_client.health("envmanager.EnvManagerService") == "SERVING"
+    assert fake_client.health("no.such.Service") == "SERVICE_UNKNOWN"
+
+
+def test_health_watch_sees_shutdown(fake_manager: uv_envs.EnvManager) -> None:
+    server, port = create_server(manager=fake_manager, max_workers=4)
+    server.start()
+    request_cls = message_class("grpc.health.v1.HealthCheckRequest")
+    response_cls = message_class("grpc.health.v1.HealthCheckResponse")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            watch = channel.unary_stream(
+                "/grpc.health.v1.Health/Watch",
+                request_serializer=request_cls.SerializeToString,
+                response_deserializer=response_cls.FromString,
+            )
+            stream = watch(request_cls(service=""), timeout=30)
+            assert next(stream).status == 1  # SERVING
+            stopped = server.stop(5)
+            assert next(stream).status == 2  # NOT_SERVING
+            assert stopped.wait(10)
+    finally:
+        server.stop(None)
+        server.executor.shutdown(wait=True)
+
+
+def test_reflection_lists_and_describes_services(channel: grpc.Channel) -> None:
+    for package in ("grpc.reflection.v1", "grpc.reflection.v1alpha"):
+        request_cls = message_class(f"{package}.ServerReflectionRequest")
+        response_cls = message_class(f"{package}.ServerReflectionResponse")
+        call = channel.stream_stream(
+            f"/{package}.ServerReflection/ServerReflectionInfo",
+            request_serializer=request_cls.SerializeToString,
+            response_deserializer=response_cls.FromString,
+        )
+        requests = [
+            request_cls(list_services=""),
+            request_cls(file_containing_symbol="envmanager.EnvManagerService"),
+            request_cls(file_containing_symbol="envmanager.ListDepsResponse.LockedVersionsEntry"),
+            request_cls(file_by_filename="grpc/health/v1/health.proto"),
+            request_cls(file_containing_symbol="no.such.Symbol"),
+        ]
+        answers: list[Any] = list(call(iter(requests), timeout=30))
+        names = {s.name for s in answers[0].list_services_response.service}
+        assert {
+            "envmanager.EnvManagerService",
+            "grpc.health.v1.Health",
+            f"{package}.ServerReflection",
+        } <= names
+        described = answers[1].file_descriptor_response.file_descriptor_proto[0]
+        assert described == pb.DESCRIPTOR.serialized_pb
+        assert answers[2].file_descriptor_response.file_descriptor_proto[0] == described
+        assert answers[3].file_descriptor_response.file_descriptor_proto
+        assert answers[4].error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+def test_lifecycle_through_wtb_stubs(
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub, fake_uv: testing.FakeUvExecutor
+) -> None:
+    created = stub.CreateEnv(pb.CreateEnvRequest(**IDENT, packages=["alpha==1.0"]), timeout=30)
+    assert created.status == "READY"
+    assert created.env_path
+    assert created.python_version
+    assert "alpha==1.0" in created.pyproject_toml
+    assert (IDENT["workflow_id"], IDENT["node_id"], IDENT["version_id"]) == (
+        created.workflow_id,
+        created.node_id,
+        created.version_id,
+    )
+    lock_calls = fake_uv.count("lock")
+    again = stub.CreateEnv(pb.CreateEnvRequest(**IDENT, packages=["alpha==1.0"]), timeout=30)
+    assert (again.status, again.env_path) == ("READY", created.env_path)
+    assert fake_uv.count("lock") == lock_calls, "a repeated CreateEnv rebuilt the env"
+
+    status = stub.GetEnvStatus(pb.GetEnvStatusRequest(**IDENT), timeout=30)
+    assert (status.status, status.env_path) == ("READY", created.env_path)
+    assert status.has_pyproject
+    assert status.has_uv_lock
+    assert status.has_venv
+    metadata = json.loads(status.metadata_json)
+    assert metadata["key"] == IDENT
+    assert metadata["status"] == "READY"
+
+    added = stub.AddDeps(pb.DepsRequest(**IDENT, packages=["gamma"]), timeout=30)
+    assert (added.status, added.exit_code) == ("SUCCESS", 0)
+    deps = stub.ListDeps(pb.ListDepsRequest(**IDENT), timeout=30)
+    assert any(d.startswith("gamma") for d in deps.dependencies)
+    assert deps.locked_versions["alpha"] == "1.0"
+    assert deps.locked_versions["gamma"] == "1.0"
+
+    updated = stub.UpdateDeps(pb.DepsRequest(**IDENT), timeout=30)
+    assert updated.status == "SUCCESS"
+    removed = stub.RemoveDeps(pb.DepsRequest(**IDENT, packages=["gamma"]), timeout=30)
+    assert removed.status == "SUCCESS"
+    assert "gamma" not in stub.ListDeps(pb.ListDepsRequest(**IDENT), timeout=30).locked_versions
+    synced = stub.SyncEnv(pb.SyncEnvRequest(**IDENT), timeout=30)
+    assert (synced.status, synced.exit_code) == ("SUCCESS", 0)
+
+    exported = stub.ExportEnv(pb.ExportEnvRequest(**IDENT), timeout=30)
+    assert "alpha" in exported.pyproject_toml
+    assert "alpha" in exported.uv_lock
+
+    operations = stub.GetOperations(pb.GetOperationsRequest(workflow_id="wf"), timeout=30)
+    assert operations.total >= 5
+    assert operations.limit == 50
+    names = [item.operation for item in operations.items]
+    assert "create" in names or "ensure" in names
+    first = operations.items[0]
+    assert first.started_at_unix > 0
+    assert first.finished_at_unix >= first.started_at_unix
+    assert json.loads(first.metadata_json) is not None
+    page = stub.GetOperations(pb.GetOperationsRequest(workflow_id="wf", limit=2, offset=1))
+    assert (page.limit, page.offset, len(page.items)) == (2, 1, 2)
+
+    cleaned = stub.Cleanup(pb.CleanupRequest(idle_hours=24), timeout=30)
+    assert list(cleaned.deleted) == []
+    assert abs(cleaned.checked_at_unix - time.time()) < 60
+
+    assert stub.DeleteEnv(pb.DeleteEnvRequest(**IDENT), timeout=30).status == "DELETED"
+    assert stub.DeleteEnv(pb.DeleteEnvRequest(**IDENT), timeout=30).status == "NOT_FOUND"
+    assert not Path(created.env_path).exists()
+    gone = stub.GetEnvStatus(pb.GetEnvStatusRequest(**IDENT), timeout=30)
+    assert (gone.status, gone.metadata_json) == ("NOT_FOUND", "")
+
+    deleted = stub.DeleteOperations(pb.DeleteOperationsRequest(workflow_id="wf"), timeout=30)
+    assert deleted.workflow_id == "wf"
+    assert deleted.deleted_count >= 5
+    assert list(deleted.deleted_node_ids) == ["node"]
+    assert stub.GetOperations(pb.GetOperationsRequest(workflow_id="wf")).total == 0
+
+
+def test_failed_add_answers_failed_and_leaves_the_env(
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub,
+) -> None:
+    stub.CreateEnv(pb.CreateEnvRequest(**IDENT, packages=["alpha==1.0"]), timeout=30)
+    before = stub.ExportEnv(pb.ExportEnvRequest(**IDENT), timeout=30)
+    failed = stub.AddDeps(pb.DepsRequest(**IDENT, packages=["no-such-package"]), timeout=30)
+    assert failed.status == "FAILED"
+    assert failed.exit_code != 0
+    assert "no-such-package" in failed.stderr
+    after = stub.ExportEnv(pb.ExportEnvRequest(**IDENT), timeout=30)
+    assert (after.pyproject_toml, after.uv_lock) == (before.pyproject_toml, before.uv_lock)
+    status = stub.GetEnvStatus(pb.GetEnvStatusRequest(**IDENT), timeout=30)
+    assert status.status == "READY"
+
+
+def test_failed_sync_answers_failed(
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub, fake_uv: testing.FakeUvExecutor
+) -> None:
+    stub.CreateEnv(pb.CreateEnvRequest(**IDENT, packages=["alpha"]), timeout=30)
+    fake_uv.fail_next("sync", "error: disk on fire", exit_code=2)
+    synced = stub.SyncEnv(pb.SyncEnvRequest(**IDENT), timeout=30)
+    assert (synced.status, synced.exit_code) == ("FAILED", 2)
+    assert "disk on fire" in synced.stderr
+    assert stub.GetEnvStatus(pb.GetEnvStatusRequest(**IDENT)).status == "READY"
+
+
+def test_create_that_does_not_resolve_is_failed_precondition(
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub,
+) -> None:
+    code, details = _code(stub.CreateEnv, pb.CreateEnvRequest(**IDENT, packages=["nope"]))
+    assert code is grpc.StatusCode.FAILED_PRECONDITION
+    assert "nope" in details
+    assert stub.GetEnvStatus(pb.GetEnvStatusRequest(**IDENT)).status == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("rpc", "request_"),
+    [
+        ("GetEnvStatus", pb.GetEnvStatusRequest(workflow_id="../etc", node_id="n")),
+        ("GetEnvStatus", pb.GetEnvStatusRequest(workflow_id="wf", node_id="")),
+        ("CreateEnv", pb.CreateEnvRequest(workflow_id="wf", node_id="n/x")),
+        ("CreateEnv", pb.CreateEnvRequest(**IDENT, packages=["--index-url=http://evil"])),
+        ("CreateEnv", pb.CreateEnvRequest(**IDENT, packages=["pkg @ file:///tmp/x"])),
+        ("CreateEnv", pb.CreateEnvRequest(**IDENT, python_version="banana")),
+        ("CreateEnv", pb.CreateEnvRequest(**IDENT, requirements_file_content=b"\xff\xfe")),
+        ("CreateEnv", pb.CreateEnvRequest(**IDENT, requirements_file_content=b"-e ./x\n")),
+        ("DeleteEnv", pb.DeleteEnvRequest(workflow_id="", node_id="n")),
+        ("AddDeps", pb.DepsRequest(**IDENT, packages=[""])),
+        ("UpdateDeps", pb.DepsRequest(**IDENT, requirements_file_content=b"alpha\n")),
+        ("Cleanup", pb.CleanupRequest(idle_hours=-1)),
+        ("DeleteOperations", pb.DeleteOperationsRequest(workflow_id="")),
+        ("DeleteOperations", pb.DeleteOperationsRequest(workflow_id="wf", node_id="a b")),
+        ("GetOperations", pb.GetOperationsRequest(limit=-5)),
+        ("GetOperations", pb.GetOperationsRequest(offset=-1)),
+    ],
+)
+def test_bad_input_is_invalid_argument(
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub, rpc: str, request_: Any
+) -> None:
+    code, details = _code(getattr(stub, rpc), request_)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT, details
+    assert details
+
+
+@pytest.mark.parametrize(
+    ("rpc", "request_"),
+    [
+        ("AddDeps", pb.DepsRequest(**IDENT, packages=["alpha"])),
+        ("UpdateDeps", pb.DepsRequest(**IDENT)),
+        ("RemoveDeps", pb.DepsRequest(**IDENT, packages=["alpha"])),
+        ("ListDeps", pb.ListDepsRequest(**IDENT)),
+        ("SyncEnv", pb.SyncEnvRequest(**IDENT)),
+        ("ExportEnv", pb.ExportEnvRequest(**IDENT)),
+    ],
+)
+def test_missing_env_is_not_found(
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub, rpc: str, request_: Any
+) -> None:
+    code, details = _code(getattr(stub, rpc), request_)
+    assert code is grpc.StatusCode.NOT_FOUND
+    assert "wf" in details
+
+
+def test_run_code_is_unimplemented(stub: env_manager_pb2_grpc.EnvManagerServiceStub) -> None:
+    code, details = _code(stub.RunCode, pb.RunCodeRequest(**IDENT, code="print(1)"))
+    assert code is grpc.StatusCode.UNIMPLEMENTED
+    assert "Ray" in details
+
+
+class _BrokenManager:
+    def status(self, key: uv_envs.EnvKey) -> None:
+        raise KeyError("a secret internal detail")
+
+    def delete(self, key: uv_envs.EnvKey) -> None:
+        raise uv_envs.StorageError("metadata.json is unreadable")
+
+    def dependencies(self, key: uv_envs.EnvKey) -> None:
+        raise uv_envs.EnvironmentBusy(f"{key} is locked by another operation")
+
+
+def test_unexpected_errors_are_internal_without_traceback(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = serve(_BrokenManager())
+    with grpc.insecure_channel(target) as channel:
+        stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)
+        code, details = _code(stub.GetEnvStatus, pb.GetEnvStatusRequest(**IDENT))
+        assert code is grpc.StatusCode.INTERNAL
+        assert "secret" not in details
+        assert "KeyError" in details
+        code, details = _code(stub.DeleteEnv, pb.DeleteEnvRequest(**IDENT))
+        assert code is grpc.StatusCode.INTERNAL
+        assert "metadata.json is unreadable" in details
+        code, details = _code(stub.ListDeps, pb.ListDepsRequest(**IDENT))
+        assert code is grpc.StatusCode.ABORTED
+    assert "a secret internal detail" in caplog.text, "the server log keeps the real error"
+
+
+def test_client_raises_the_core_exceptions(fake_client: EnvManagerClient) -> None:
+    with pytest.raises(uv_envs.EnvironmentNotFound, match="wf"):
+        fake_client.list_deps("wf", "node")
+    with pytest.raises(uv_envs.InvalidIdentifier):
+        fake_client.get_env_status("../x", "node")
+    with pytest.raises(uv_envs.InvalidInput):
+        fake_client.create_env("wf", "node", python="banana")
+    with pytest.raises(uv_envs.ResolutionFailed):
+        fake_client.create_env("wf", "node", packages=["nope"])
+    with pytest.raises(RemoteError) as info:
+        fake_client.run_code("wf", "node", code="print(1)")
+    assert info.value.code is grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_client_round_trip(fake_client: EnvManagerClient) -> None:
+    python = fake_client.ensure_env("wf", "node", packages=["alpha"])
+    status = fake_client.get_env_status("wf", "node")
+    assert python == str(Path(status.env_path) / ".venv" / "bin" / "python")
+    assert fake_client.add_deps("wf", "node", requirements_text="gamma\n").status == "SUCCESS"
+    assert set(fake_client.list_deps("wf", "node").locked_versions) == {"alpha", "gamma"}
+    assert fake_client.update_deps("wf", "node", packages=["alpha"]).status == "SUCCESS"
+    assert fake_client.remove_deps("wf", "node", packages=["gamma"]).status == "SUCCESS"
+    assert fake_client.sync_env("wf", "node").status == "SUCCESS"
+    assert "alpha" in fake_client.export_env("wf", "node").uv_lock
+    assert fake_client.get_operations("wf", "node", status="SUCCESS").total >= 1
+    assert fake_client.cleanup(idle_hours=0).deleted == ["wf/node/"]
+    assert fake_client.delete_env("wf", "node") == "NOT_FOUND"
+    assert fake_client.delete_operations("wf", "node").deleted_count >= 1
+
+
+def test_status_is_answered_while_a_create_runs(
+    serve: Any, gated_manager: Any, open_client: Any
+) -> None:
+    manager, gate = gated_manager()
+    client = open_client(serve(manager, max_workers=4), timeout=30)
+    with futures.ThreadPoolExecutor(1) as pool:
+        creating = pool.submit(client.ensure_env, "wf", "slow", packages=["alpha"])
+        try:
+            assert gate.entered.wait(30), "the create never reached uv"
+            started = time.monotonic()
+            status = client.get_env_status("wf", "slow", timeout=5)
+            other = client.get_env_status("wf", "other", timeout=5)
+            assert time.monotonic() - started < 5
+            assert status.status == "CREATING"
+            assert other.status == "NOT_FOUND"
+            assert client.health(timeout=5) == "SERVING"
+        finally:
+            gate.release.set()
+        assert creating.result(timeout=60).endswith("/.venv/bin/python")
+    assert client.get_env_status("wf", "slow").status == "READY"
+
+
+def test_a_busy_env_is_aborted(serve: Any, gated_manager: Any, open_client: Any) -> None:
+    manager, gate = gated_manager(lock_timeout=0.5)
+    client = open_client(serve(manager, max_workers=4), timeout=30)
+    with futures.ThreadPoolExecutor(1) as pool:
+        creating = pool.submit(client.ensure_env, "wf", "busy", packages=["alpha"])
+        try:
+            assert gate.entered.wait(30)
+            with pytest.raises(uv_envs.EnvironmentBusy):
+                client.add_deps("wf", "busy", packages=["gamma"])
+        finally:
+            gate.release.set()
+        creating.result(timeout=60)
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local", "grpc"])
+def test_provider_contract(
+    remote: bool, fake_manager: uv_envs.EnvManager, fake_target: str
+) -> None:
+    provider: Any
+    if remote:
+        provider = GrpcEnvironmentProvider(fake_target, timeout=30)
+    else:
+        provider = uv_envs.LocalEnvironmentProvider(fake_manager)
+    try:
+        assert isinstance(provider, uv_envs.IEnvironmentProvider)
+        testing.check_provider_contract(
+            provider, {"workflow_id": "wf", "node_id": "node", "packages": ["alpha"]}
+        )
+        with pytest.raises(uv_envs.InvalidIdentifier):
+            provider.create_environment("bad", {"workflow_id": "../x", "node_id": "n"})
+    finally:
+        if remote:
+            provider.close()
+
+
+def test_both_providers_return_the_same_dicts(
+    fake_manager: uv_envs.EnvManager, fake_target: str
+) -> None:
+    local = uv_envs.LocalEnvironmentProvider(fake_manager)
+    remote = GrpcEnvironmentProvider(fake_target, timeout=30)
+    try:
+        config = {"workflow_id": "wf", "node_id": "same", "packages": ["alpha"]}
+        assert remote.create_environment("v", dict(config)) == local.create_environment(
+            "v", dict(config)
+        )
+        assert remote.get_runtime_env("v") == local.get_runtime_env("v")
+    finally:
+        remote.close()
+
+
+def test_create_server_refuses_a_taken_port(fake_manager: uv_envs.EnvManager) -> None:
+    server, port = create_server(manager=fake_manager, max_workers=1)
+    try:
+        with pytest.raises(OSError, match="could not listen"):
+            create_server(f"127.0.0.1:{port}", manager=fake_manager, max_workers=1)
+    finally:
+        server.stop(None)
+        server.executor.shutdown(wait=True)
+
+
+def test_many_status_calls_in_parallel(fake_client: EnvManagerClient) -> None:
+    fake_client.ensure_env("wf", "node", packages=["alpha"])
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        try:
+            for _ in range(20):
+                assert fake_client.get_env_status("wf", "node").status == "READY"
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors

@@ -1,0 +1,119 @@
+"""``uv-envs-server``: serve one uv-envs root over gRPC until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import uv_envs
+
+from ._server import DEFAULT_WORKERS, create_server
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import FrameType
+
+logger = logging.getLogger("uv_envs_server")
+
+#: Seconds running RPCs get to finish after SIGTERM before they are cancelled.
+DEFAULT_GRACE = 30.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uv-envs-server",
+        description="Serve uv-envs environments over gRPC (envmanager.EnvManagerService).",
+        epilog="Other settings come from UV_ENVS_* variables (UV_ENVS_FIND_LINKS, "
+        "UV_ENVS_INDEX_URL, UV_ENVS_NO_INDEX, UV_ENVS_OFFLINE ...).",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; the service has no authentication)",
+    )
+    parser.add_argument("--port", type=int, default=50051, help="port; 0 picks a free one")
+    parser.add_argument(
+        "--root", type=Path, default=None, help="environments root (default: $UV_ENVS_ROOT)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"threads answering RPCs (default: {DEFAULT_WORKERS})",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        help=f"seconds running operations get to finish on shutdown (default: {DEFAULT_GRACE:g})",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    return parser
+
+
+def _address(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    return f"{host}:{port}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; returns 0 after a clean shutdown."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = (
+        uv_envs.Settings.from_env(root=args.root)
+        if args.root is not None
+        else uv_envs.Settings.from_env()
+    )
+    manager = uv_envs.EnvManager(settings)
+    repaired = manager.recover()
+    if repaired:
+        logger.info("repaired after a crash: %s", ", ".join(map(str, repaired)))
+    try:
+        server, port = create_server(
+            _address(args.host, args.port), manager=manager, max_workers=args.workers
+        )
+    except (OSError, ValueError) as exc:
+        logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
+        return 2
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        del frame
+        logger.info("received %s; shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    server.start()
+    # The one line scripts and tests read to learn the port (with --port 0).
+    print(f"uv-envs-server listening on {_address(args.host, port)}", flush=True)  # noqa: T201
+    logger.info("root %s, %d workers", settings.root, args.workers)
+
+    while not stop.wait(timeout=0.5):
+        pass
+    server.stop(args.grace).wait()
+    # Handlers cancelled at the end of the grace period may still be running uv.
+    drained = threading.Thread(target=server.executor.shutdown, daemon=True)
+    drained.start()
+    drained.join(timeout=5.0)
+    if drained.is_alive():
+        logger.warning("operations still running after the grace period; the next start recovers")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    logger.info("stopped")
+    return 0

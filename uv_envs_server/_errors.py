@@ -1,0 +1,122 @@
+"""Error translation at the wire: core exception <-> gRPC status code.
+
+The server answers every failure with a status code and a short message,
+never a traceback. It also names the core exception class in the trailing
+metadata key :data:`ERROR_CLASS_KEY`, so the Python client can raise the same
+class the in-process provider would (``except EnvironmentNotFound`` works
+against both). Other clients just see the code and the message.
+
+================================  ===================
+core exception                    gRPC status code
+================================  ===================
+InvalidInput (and subclasses)     INVALID_ARGUMENT
+EnvironmentNotFound               NOT_FOUND
+EnvironmentAlreadyExists          ALREADY_EXISTS
+EnvironmentNotReady               FAILED_PRECONDITION
+EnvironmentBusy                   ABORTED
+UvTimeout                         DEADLINE_EXCEEDED
+UvError (outside deps and sync)   FAILED_PRECONDITION
+UvNotFound, StorageError, other   INTERNAL
+================================  ===================
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Never, cast
+
+import grpc
+
+import uv_envs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+ERROR_CLASS_KEY = "uv-envs-error-class"
+
+#: gRPC sends the message in a header; keep it well under the 8 KiB default.
+MAX_DETAILS = 3000
+
+logger = logging.getLogger("uv_envs_server")
+
+_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (uv_envs.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (uv_envs.EnvironmentNotFound, grpc.StatusCode.NOT_FOUND),
+    (uv_envs.EnvironmentAlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (uv_envs.EnvironmentNotReady, grpc.StatusCode.FAILED_PRECONDITION),
+    (uv_envs.EnvironmentBusy, grpc.StatusCode.ABORTED),
+    (uv_envs.UvTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (uv_envs.UvError, grpc.StatusCode.FAILED_PRECONDITION),
+)
+
+
+def shorten(text: str, limit: int = MAX_DETAILS) -> str:
+    """Keep the head and the tail of a long message; uv puts the cause last."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    tail = limit - head - 30
+    return f"{text[:head]}\n[... {len(text) - head - tail} characters cut ...]\n{text[-tail:]}"
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """Return the status code and message the server answers for ``exc``."""
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return code, shorten(str(exc) or type(exc).__name__)
+    if isinstance(exc, uv_envs.UvEnvsError):
+        # UvNotFound, StorageError: the server's own trouble, said briefly.
+        return grpc.StatusCode.INTERNAL, shorten(f"{type(exc).__name__}: {exc}")
+    return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); see the server log"
+
+
+def abort(context: grpc.ServicerContext, exc: BaseException) -> Never:
+    """End the RPC with the status for ``exc``. Unexpected errors are logged here."""
+    code, details = status_for(exc)
+    if not isinstance(exc, uv_envs.UvEnvsError):
+        logger.error("unexpected error", exc_info=exc)
+    if isinstance(exc, uv_envs.UvEnvsError):
+        context.set_trailing_metadata(((ERROR_CLASS_KEY, type(exc).__name__),))
+    context.abort(code, details)
+
+
+_FALLBACK: dict[grpc.StatusCode, type[uv_envs.UvEnvsError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: uv_envs.InvalidInput,
+    grpc.StatusCode.NOT_FOUND: uv_envs.EnvironmentNotFound,
+    grpc.StatusCode.ALREADY_EXISTS: uv_envs.EnvironmentAlreadyExists,
+    grpc.StatusCode.ABORTED: uv_envs.EnvironmentBusy,
+}
+
+
+class RemoteError(uv_envs.UvEnvsError, RuntimeError):
+    """The server failed in a way no core exception describes (INTERNAL, UNAVAILABLE ...).
+
+    ``code`` is the gRPC status code; the message is the server's.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, message: str, code: grpc.StatusCode) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+def from_rpc_error(err: grpc.RpcError) -> Exception:
+    """Return the core exception a failed call stands for; :class:`RemoteError` if none fits."""
+    code = err.code()
+    message = err.details() or code.name
+    name = ""
+    metadata = cast("Iterable[tuple[str, str | bytes]]", err.trailing_metadata() or ())
+    for key, value in metadata:
+        if key == ERROR_CLASS_KEY:
+            name = value.decode() if isinstance(value, bytes) else str(value)
+    cls = getattr(uv_envs, name, None) if name else None
+    if isinstance(cls, type) and issubclass(cls, uv_envs.UvEnvsError):
+        try:
+            return cls(message)
+        except TypeError:
+            pass  # a class with a richer constructor (PythonNotFound): use its code's class
+    fallback = _FALLBACK.get(code)
+    if fallback is not None:
+        return fallback(message)
+    return RemoteError(f"{code.name}: {message}", code)

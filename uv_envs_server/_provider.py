@@ -1,0 +1,125 @@
+"""``IEnvironmentProvider`` over gRPC: the remote twin of ``LocalEnvironmentProvider``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import grpc
+
+import uv_envs
+from uv_envs._provider import environment_dict, key_from_config
+
+from ._client import EnvManagerClient
+from ._errors import RemoteError
+
+
+def _environment(metadata_json: str) -> uv_envs.Environment:
+    structured: uv_envs.Environment = uv_envs.converter.structure(
+        json.loads(metadata_json), uv_envs.Environment
+    )
+    return structured
+
+
+class GrpcEnvironmentProvider:
+    """:class:`uv_envs.IEnvironmentProvider` on a uv-envs server.
+
+    Returns the same dicts and raises the same exceptions as
+    :class:`uv_envs.LocalEnvironmentProvider`, so a program can switch between
+    the two. Variant ids are mapped to keys in this process's memory.
+
+    Args:
+        target: ``host:port`` of the server.
+        client: use this client instead of opening one on ``target``.
+        timeout: deadline in seconds for each call; ``None`` for none.
+
+    Unlike the local provider, :meth:`get_runtime_env` reads the env's status
+    and does not count as a use of the env for idle cleanup.
+
+    .. versionadded:: 0.1.0
+
+    """
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        client: EnvManagerClient | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.client = client if client is not None else EnvManagerClient(target, timeout=timeout)
+        self._keys: dict[str, uv_envs.EnvKey] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the client's channel."""
+        self.client.close()
+
+    def _load(self, key: uv_envs.EnvKey) -> uv_envs.Environment | None:
+        status = self.client.get_env_status(key.workflow_id, key.node_id, key.version_id)
+        if status.status == uv_envs.EnvStatus.NOT_FOUND or not status.metadata_json:
+            return None
+        return _environment(status.metadata_json)
+
+    def create_environment(self, variant_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Create (or return, if it already matches) the env for a variant; safe to retry."""
+        key = key_from_config(config)
+        self.client.create_env(
+            key.workflow_id,
+            key.node_id,
+            key.version_id,
+            packages=config.get("packages") or (),
+            requirements_text=config.get("requirements_text"),
+            python=config.get("python_version") or None,
+        )
+        environment = self._load(key)
+        if environment is None:
+            msg = f"environment {key} was deleted right after its create"
+            raise uv_envs.EnvironmentNotFound(msg)
+        with self._lock:
+            self._keys[variant_id] = key
+        return {**environment_dict(environment), "variant_id": variant_id}
+
+    def get_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
+        """Return what a runner needs to use the variant's env; None if unknown or gone."""
+        with self._lock:
+            key = self._keys.get(variant_id)
+        if key is None:
+            return None
+        environment = self._load(key)
+        if environment is None:
+            return None
+        if environment.status is not uv_envs.EnvStatus.READY:
+            detail = f": {environment.error}" if environment.error else ""
+            msg = f"environment {key} is {environment.status.value}{detail}"
+            raise uv_envs.EnvironmentNotReady(msg)
+        venv = str(environment.venv_path)
+        return {
+            "env_path": str(environment.env_path),
+            "python_path": str(environment.python_path),
+            "pinned_python_path": str(environment.pinned_python_path),
+            "venv_path": venv,
+            "env_vars": {"VIRTUAL_ENV": venv},
+            "py_executable": str(environment.python_path),
+            "python_version": environment.python_version,
+            "generation": environment.generation,
+        }
+
+    def cleanup_environment(self, variant_id: str, timeout: float | None = None) -> None:
+        """Delete the variant's env; a missing env is not an error.
+
+        With ``timeout``, a delete that does not finish in time raises
+        :class:`uv_envs.EnvironmentBusy` (the server may still complete it).
+        """
+        with self._lock:
+            key = self._keys.pop(variant_id, None)
+        if key is None:
+            return
+        try:
+            self.client.delete_env(key.workflow_id, key.node_id, key.version_id, timeout=timeout)
+        except RemoteError as exc:
+            if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                msg = f"environment {key} was not deleted within {timeout} seconds"
+                raise uv_envs.EnvironmentBusy(msg) from exc
+            raise

@@ -1,0 +1,347 @@
+"""The servicer: proto message -> core call -> proto message, and nothing more.
+
+Every method runs on a worker thread of the server's pool, so a long
+CreateEnv holds one worker while GetEnvStatus calls go on being answered by
+the others. All provisioning logic (validation, locking, rollback) is the
+core's; errors are translated in :mod:`uv_envs_server._errors`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import grpc
+
+import uv_envs
+
+from ._errors import abort
+from ._proto import METHODS, SERVICE_NAME, pb
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+_R = TypeVar("_R")
+
+
+class _Identified(Protocol):
+    # Every request that names one env: workflow_id = 1, node_id = 2, version_id = 3.
+    @property
+    def workflow_id(self) -> str: ...
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def version_id(self) -> str: ...
+
+
+#: Status of a deps or sync operation that succeeded.
+SUCCESS = "SUCCESS"
+#: Status of a deps or sync operation in which uv failed; the env is unchanged.
+FAILED = "FAILED"
+
+RUN_CODE_MESSAGE = (
+    "RunCode is not served by uv-envs: executing node code is Ray's job. "
+    "Run it with the environment's interpreter, <env_path>/.venv/bin/python, "
+    "which CreateEnv and GetEnvStatus return."
+)
+
+#: Operations listed per page when a GetOperations request leaves ``limit`` at 0.
+DEFAULT_OPERATIONS_LIMIT = 50
+
+
+def _key(request: _Identified) -> uv_envs.EnvKey:
+    # Raises InvalidIdentifier (INVALID_ARGUMENT) for a bad or missing id.
+    return uv_envs.EnvKey(request.workflow_id, request.node_id, request.version_id)
+
+
+def _ident(request: _Identified) -> dict[str, str]:
+    return {
+        "workflow_id": request.workflow_id,
+        "node_id": request.node_id,
+        "version_id": request.version_id,
+    }
+
+
+def _requirements_text(content: bytes, name: str) -> str | None:
+    if not content:
+        return None
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        label = name or "requirements_file_content"
+        msg = f"{label} is not UTF-8 text: {exc.reason} at byte {exc.start}"
+        raise uv_envs.InvalidInput(msg) from exc
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class EnvManagerServicer:
+    """Serves ``envmanager.EnvManagerService`` from one :class:`uv_envs.EnvManager`.
+
+    Args:
+        manager: the core manager every RPC is delegated to.
+
+    .. versionadded:: 0.1.0
+
+    """
+
+    def __init__(self, manager: uv_envs.EnvManager) -> None:
+        self.manager = manager
+
+    def _run(self, context: grpc.ServicerContext, call: Callable[[], _R]) -> _R:
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - every error becomes a status, never a traceback
+            abort(context, exc)
+
+    # -- environments -----------------------------------------------------
+
+    def GetEnvStatus(
+        self, request: pb.GetEnvStatusRequest, context: grpc.ServicerContext
+    ) -> pb.EnvStatusResponse:
+        """Report an env's state; NOT_FOUND is a status here, not an error."""
+
+        def call() -> pb.EnvStatusResponse:
+            report = self.manager.status(_key(request))
+            env = report.environment
+            return pb.EnvStatusResponse(
+                **_ident(request),
+                status=str(report.status),
+                env_path=str(report.env_path),
+                has_pyproject=report.has_pyproject,
+                has_uv_lock=report.has_uv_lock,
+                has_venv=report.has_venv,
+                metadata_json=_json(uv_envs.converter.unstructure(env)) if env else "",
+            )
+
+        return self._run(context, call)
+
+    def CreateEnv(
+        self, request: pb.CreateEnvRequest, context: grpc.ServicerContext
+    ) -> pb.CreateEnvResponse:
+        """Ensure the env exists with this spec: safe to retry, fast when it already does."""
+
+        def call() -> pb.CreateEnvResponse:
+            key = _key(request)
+            env = self.manager.ensure(
+                key,
+                packages=tuple(request.packages),
+                requirements_text=_requirements_text(
+                    request.requirements_file_content, request.requirements_file_name
+                ),
+                python=request.python_version or None,
+            )
+            return pb.CreateEnvResponse(
+                **_ident(request),
+                env_path=str(env.env_path),
+                python_version=env.python_version,
+                status=str(env.status),
+                pyproject_toml=self.manager.export(key).pyproject_toml,
+            )
+
+        return self._run(context, call)
+
+    def DeleteEnv(
+        self, request: pb.DeleteEnvRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteEnvResponse:
+        """Delete an env; an env already gone answers NOT_FOUND as a success."""
+        result = self._run(context, lambda: self.manager.delete(_key(request)))
+        return pb.DeleteEnvResponse(**_ident(request), status=result.status)
+
+    def ExportEnv(
+        self, request: pb.ExportEnvRequest, context: grpc.ServicerContext
+    ) -> pb.ExportEnvResponse:
+        """Return the env's pyproject.toml and uv.lock."""
+        export = self._run(context, lambda: self.manager.export(_key(request)))
+        return pb.ExportEnvResponse(
+            **_ident(request), pyproject_toml=export.pyproject_toml, uv_lock=export.uv_lock
+        )
+
+    # -- dependencies -----------------------------------------------------
+
+    def _operation(
+        self,
+        request: _Identified,
+        context: grpc.ServicerContext,
+        run: Callable[[uv_envs.EnvKey], uv_envs.OperationResult],
+    ) -> dict[str, Any]:
+        # A uv failure is an answer, not an error: status FAILED with uv's output.
+        def call() -> dict[str, Any]:
+            key = _key(request)
+            try:
+                result = run(key)
+            except uv_envs.UvError as exc:
+                return {
+                    **_ident(request),
+                    "status": FAILED,
+                    "stdout": exc.stdout,
+                    "stderr": exc.stderr or str(exc),
+                    "exit_code": -1 if exc.exit_code is None else exc.exit_code,
+                }
+            return {
+                **_ident(request),
+                "status": SUCCESS,
+                "stdout": result.stdout,
+                "stderr": result.stderr,
+                "exit_code": result.exit_code,
+            }
+
+        return self._run(context, call)
+
+    def AddDeps(
+        self, request: pb.DepsRequest, context: grpc.ServicerContext
+    ) -> pb.DepsOperationResponse:
+        """Add packages (and/or a requirements text) to the env."""
+
+        def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
+            text = _requirements_text(
+                request.requirements_file_content, request.requirements_file_name
+            )
+            return self.manager.add(key, tuple(request.packages), requirements_text=text)
+
+        return pb.DepsOperationResponse(**self._operation(request, context, run))
+
+    def UpdateDeps(
+        self, request: pb.DepsRequest, context: grpc.ServicerContext
+    ) -> pb.DepsOperationResponse:
+        """Upgrade the named packages, or all of them when none is named."""
+
+        def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
+            _no_requirements_file(request, "UpdateDeps")
+            return self.manager.update(key, tuple(request.packages))
+
+        return pb.DepsOperationResponse(**self._operation(request, context, run))
+
+    def RemoveDeps(
+        self, request: pb.DepsRequest, context: grpc.ServicerContext
+    ) -> pb.DepsOperationResponse:
+        """Remove the named packages."""
+
+        def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
+            _no_requirements_file(request, "RemoveDeps")
+            return self.manager.remove(key, tuple(request.packages))
+
+        return pb.DepsOperationResponse(**self._operation(request, context, run))
+
+    def SyncEnv(
+        self, request: pb.SyncEnvRequest, context: grpc.ServicerContext
+    ) -> pb.SyncEnvResponse:
+        """Make the venv match uv.lock again."""
+        return pb.SyncEnvResponse(**self._operation(request, context, self.manager.sync))
+
+    def ListDeps(
+        self, request: pb.ListDepsRequest, context: grpc.ServicerContext
+    ) -> pb.ListDepsResponse:
+        """List the declared dependencies and the versions uv.lock pins."""
+        deps = self._run(context, lambda: self.manager.dependencies(_key(request)))
+        return pb.ListDepsResponse(
+            **_ident(request), dependencies=list(deps.declared), locked_versions=dict(deps.locked)
+        )
+
+    def RunCode(
+        self, request: pb.RunCodeRequest, context: grpc.ServicerContext
+    ) -> pb.RunCodeResponse:
+        """Not served: executing node code is Ray's job."""
+        del request
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, RUN_CODE_MESSAGE)
+
+    # -- maintenance and audit --------------------------------------------
+
+    def Cleanup(
+        self, request: pb.CleanupRequest, context: grpc.ServicerContext
+    ) -> pb.CleanupResponse:
+        """Delete envs idle for ``idle_hours`` or more (0: every env not in use)."""
+
+        def call() -> uv_envs.CleanupReport:
+            if request.idle_hours < 0:
+                raise uv_envs.InvalidInput(f"idle_hours must be >= 0, not {request.idle_hours}")
+            return self.manager.cleanup(idle_seconds=request.idle_hours * 3600.0)
+
+        report = self._run(context, call)
+        return pb.CleanupResponse(
+            deleted=[str(key) for key in report.deleted], checked_at_unix=int(report.checked_at)
+        )
+
+    def GetOperations(
+        self, request: pb.GetOperationsRequest, context: grpc.ServicerContext
+    ) -> pb.OperationListResponse:
+        """Return a page of the audit trail, newest first; ``limit`` 0 means 50."""
+
+        def call() -> uv_envs.OperationPage:
+            if request.limit < 0 or request.offset < 0:
+                msg = f"limit and offset must be >= 0, not {request.limit} and {request.offset}"
+                raise uv_envs.InvalidInput(msg)
+            return self.manager.operations(
+                workflow_id=request.workflow_id or None,
+                node_id=request.node_id or None,
+                status=request.status or None,
+                limit=request.limit or DEFAULT_OPERATIONS_LIMIT,
+                offset=request.offset,
+            )
+
+        page = self._run(context, call)
+        return pb.OperationListResponse(
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+            items=[_record(item) for item in page.items],
+        )
+
+    def DeleteOperations(
+        self, request: pb.DeleteOperationsRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteOperationsResponse:
+        """Delete the audit records of a workflow, or of one of its nodes."""
+
+        def call() -> uv_envs.DeletedOperations:
+            if not request.workflow_id:
+                raise uv_envs.InvalidIdentifier("workflow_id must not be empty")
+            return self.manager.delete_operations(request.workflow_id, request.node_id or None)
+
+        deleted = self._run(context, call)
+        return pb.DeleteOperationsResponse(
+            workflow_id=deleted.workflow_id,
+            deleted_count=deleted.deleted_count,
+            node_id=deleted.node_id or "",
+            deleted_node_ids=list(deleted.deleted_node_ids),
+        )
+
+
+def _no_requirements_file(request: pb.DepsRequest, rpc: str) -> None:
+    if request.requirements_file_content:
+        msg = f"{rpc} takes package names only, not a requirements file"
+        raise uv_envs.InvalidInput(msg)
+
+
+def _record(item: uv_envs.OperationRecord) -> pb.OperationRecord:
+    # Proto3 has no null: unset times and durations are 0, an unset exit code is -1.
+    return pb.OperationRecord(
+        id=item.id,
+        workflow_id=item.workflow_id,
+        node_id=item.node_id,
+        version_id=item.version_id,
+        operation=item.operation,
+        status=item.status,
+        started_at_unix=int(item.started_at),
+        finished_at_unix=int(item.finished_at or 0),
+        duration_ms=item.duration_ms or 0,
+        stdout=item.stdout,
+        stderr=item.stderr,
+        exit_code=-1 if item.exit_code is None else item.exit_code,
+        error=item.error or "",
+        metadata_json=_json(dict(item.metadata)),
+    )
+
+
+def method_handlers(servicer: EnvManagerServicer) -> grpc.GenericRpcHandler:
+    """Return the generic handler serving ``servicer`` under the contract's method names."""
+    handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]] = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=request_cls.FromString,
+            response_serializer=response_cls.SerializeToString,
+        )
+        for name, (request_cls, response_cls) in METHODS.items()
+    }
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, dict(handlers))
