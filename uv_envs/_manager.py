@@ -256,7 +256,7 @@ class EnvManager:
             if env_dir.exists() or env_dir.is_symlink():
                 # A folder without metadata: left by a create that died before its first write.
                 self._discard(key)
-            env_dir.mkdir(parents=True)
+            _make_env_dir(env_dir)
             self.metadata.save(environment)
             gen_dir = self.layout.generation_dir(env_dir, 1)
             gen_dir.mkdir(parents=True)
@@ -934,6 +934,12 @@ class EnvManager:
         env_dir.rename(target)
         fsync_directory(env_dir.parent)
         shutil.rmtree(target, ignore_errors=True)
+        # Drop the node and workflow folders once empty, so "gone" means gone.
+        for parent in (env_dir.parent, env_dir.parent.parent):
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     def _touch(self, environment: Environment) -> None:
         with contextlib.suppress(OSError):
@@ -976,6 +982,18 @@ class EnvManager:
                 exit_code=exit_code,
                 error=f"{type(exc).__name__}: {exc}",
             )
+
+
+def _make_env_dir(env_dir: Path) -> None:
+    # Another process may remove an empty parent between our makedirs and mkdir.
+    for _ in range(10):
+        env_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            env_dir.mkdir()
+        except FileNotFoundError:
+            continue
+        return
+    env_dir.mkdir()
 
 
 def _name_of(requirement: str) -> str:

@@ -1,0 +1,92 @@
+"""The ``uv-envs`` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from uv_envs import Settings
+
+KEY_ARGS = ["ml_pipeline", "rag", "v1"]
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    base = [
+        sys.executable,
+        "-m",
+        "uv_envs",
+        "--root",
+        str(settings.root),
+        "--no-index",
+        *[arg for link in settings.index.find_links for arg in ("--find-links", link)],
+    ]
+    return subprocess.run([*base, *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_lifecycle_through_the_cli(settings: Settings) -> None:
+    created = cli(settings, "create", *KEY_ARGS, "-p", "alpha==1.0")
+    assert created.returncode == 0, created.stderr
+    python_path = created.stdout.strip()
+    assert python_path == str(settings.root / "envs" / "ml_pipeline" / "rag" / "v1" / ".venv" / "bin" / "python")
+    assert subprocess.run([python_path, "-c", "import alpha"], check=False).returncode == 0
+
+    status = json.loads(cli(settings, "--json", "status", *KEY_ARGS).stdout)
+    assert status["status"] == "READY"
+    assert status["has_venv"] is True
+
+    assert cli(settings, "add", *KEY_ARGS, "-p", "gamma").returncode == 0
+    deps = json.loads(cli(settings, "--json", "deps", *KEY_ARGS).stdout)
+    assert deps["locked"] == {"alpha": "1.0", "gamma": "1.0"}
+    assert cli(settings, "update", *KEY_ARGS, "-p", "alpha>=2").returncode == 0
+    assert cli(settings, "remove", *KEY_ARGS, "-p", "gamma").returncode == 0
+    assert cli(settings, "sync", *KEY_ARGS).returncode == 0
+    exported = cli(settings, "export", *KEY_ARGS, "--format", "requirements.txt")
+    assert "alpha==2.0" in exported.stdout
+
+    listed = json.loads(cli(settings, "--json", "list", "--workflow", "ml_pipeline").stdout)
+    assert [entry["node_id"] for entry in listed] == ["rag"]
+    ops = json.loads(cli(settings, "--json", "ops", "--workflow", "ml_pipeline").stdout)
+    assert [item["operation"] for item in ops["items"]][::-1] == ["create", "add", "update", "remove", "sync"]
+
+    assert cli(settings, "delete", *KEY_ARGS).stdout.strip() == "DELETED"
+    assert cli(settings, "delete", *KEY_ARGS).stdout.strip() == "NOT_FOUND"
+    assert cli(settings, "cleanup", "--idle-hours", "1").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["create", "../etc", "rag", "-p", "alpha"], 2),
+        (["create", "wf", "rag", "--package=--index-url=http://evil"], 2),
+        (["create", "wf", "rag", "--package=-e ."], 2),
+        (["create", "wf", "rag", "-p", "alpha @ file:///etc"], 2),
+        (["create", "wf", "rag", "-p", "alpha", "--python", "2.7"], 2),
+        (["create", "wf", "rag", "-p", "alpha", "--python", "3.2"], 2),
+        (["add", "wf", "missing", "-p", "alpha"], 3),
+        (["create", "wf", "rag", "-p", "does-not-exist"], 1),
+    ],
+)
+def test_exit_codes_tell_bad_input_from_failures(settings: Settings, args: list[str], code: int) -> None:
+    result = cli(settings, *args)
+    assert result.returncode == code, result.stderr
+    assert "uv-envs: error:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (settings.root / "envs" / "wf" / "rag").exists()
+
+
+def test_conflicting_create_exits_5(settings: Settings) -> None:
+    assert cli(settings, "create", "wf", "n", "-p", "alpha").returncode == 0
+    assert cli(settings, "create", "wf", "n", "-p", "gamma").returncode == 5
+    assert cli(settings, "ensure", "wf", "n", "-p", "gamma").returncode == 0
+
+
+def test_requirements_file(settings: Settings, tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("alpha==1.0\ngamma\n")
+    result = cli(settings, "--json", "create", "wf", "n", "-r", str(requirements))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "READY"
