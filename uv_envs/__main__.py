@@ -1,4 +1,7 @@
-from uv_envs._cli import main
+"""``python -m uv_envs``: the CLI."""
+
 import sys
+
+from uv_envs._cli import main
 
 sys.exit(main())

@@ -152,7 +152,9 @@ class SqliteAuditLog:
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         now = time.time()
-        row = self._execute("SELECT started_at, metadata FROM operations WHERE id = ?", (record_id,))
+        row = self._execute(
+            "SELECT started_at, metadata FROM operations WHERE id = ?", (record_id,)
+        )
         found = row.fetchone()
         if found is None:
             return
@@ -187,7 +189,11 @@ class SqliteAuditLog:
         offset = max(0, offset)
         clauses: list[str] = []
         parameters: list[Any] = []
-        for column, value in (("workflow_id", workflow_id), ("node_id", node_id), ("status", status)):
+        for column, value in (
+            ("workflow_id", workflow_id),
+            ("node_id", node_id),
+            ("status", status),
+        ):
             if value:
                 clauses.append(f"{column} = ?")
                 parameters.append(value)
@@ -204,6 +210,7 @@ class SqliteAuditLog:
         return OperationPage(total=count, limit=limit, offset=offset, items=items)
 
     def delete(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
+        parameters: tuple[str, ...]
         if node_id:
             where, parameters = "workflow_id = ? AND node_id = ?", (workflow_id, node_id)
         else:

@@ -24,7 +24,7 @@ from ._errors import (
     UvError,
 )
 from ._manager import EnvManager
-from ._models import EnvKey, Environment, IndexSettings, converter
+from ._models import Environment, EnvKey, IndexSettings, converter
 from ._provider import environment_dict
 from ._settings import Settings
 from ._uv import SubprocessUvExecutor, find_uv_binary
@@ -41,11 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="uv-envs", description="Provision isolated Python environments with uv."
     )
-    parser.add_argument("--root", type=Path, help="root directory (default: $UV_ENVS_ROOT or the user data dir)")
+    parser.add_argument(
+        "--root", type=Path, help="root directory (default: $UV_ENVS_ROOT or the user data dir)"
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("--index-url", help="the package index to resolve from")
-    parser.add_argument("--extra-index-url", action="append", default=[], help="another index (repeatable)")
-    parser.add_argument("--find-links", action="append", default=[], help="a folder or page of wheels (repeatable)")
+    parser.add_argument(
+        "--extra-index-url", action="append", default=[], help="another index (repeatable)"
+    )
+    parser.add_argument(
+        "--find-links", action="append", default=[], help="a folder or page of wheels (repeatable)"
+    )
     parser.add_argument("--no-index", action="store_true", help="use only --find-links")
     parser.add_argument("--offline", action="store_true", help="never touch the network")
     parser.add_argument("--lock-timeout", type=float, help="seconds to wait for a busy env")
@@ -63,21 +69,35 @@ def _parser() -> argparse.ArgumentParser:
         ("ensure", "make an environment match a spec; safe to retry"),
     ):
         command = with_key(name, help_text)
-        command.add_argument("-p", "--package", dest="packages", action="append", default=[],
-                             metavar="SPEC", help="a PEP 508 requirement (repeatable)")
+        command.add_argument(
+            "-p",
+            "--package",
+            dest="packages",
+            action="append",
+            default=[],
+            metavar="SPEC",
+            help="a PEP 508 requirement (repeatable)",
+        )
         command.add_argument("-r", "--requirements", type=Path, help="a requirements.txt file")
         command.add_argument("--python", help="Python version, e.g. 3.12")
     with_key("status", "show an environment's status")
-    for name, help_text in (("add", "add dependencies"), ("update", "upgrade locked versions"),
-                            ("remove", "remove dependencies")):
+    for name, help_text in (
+        ("add", "add dependencies"),
+        ("update", "upgrade locked versions"),
+        ("remove", "remove dependencies"),
+    ):
         command = with_key(name, help_text)
-        command.add_argument("-p", "--package", dest="packages", action="append", default=[], metavar="SPEC")
+        command.add_argument(
+            "-p", "--package", dest="packages", action="append", default=[], metavar="SPEC"
+        )
         if name == "add":
             command.add_argument("-r", "--requirements", type=Path, help="a requirements.txt file")
     with_key("deps", "list declared dependencies and locked versions")
     with_key("sync", "rebuild the venv exactly from uv.lock")
     command = with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
-    command.add_argument("--format", choices=["project", "requirements.txt", "pylock.toml"], default="project")
+    command.add_argument(
+        "--format", choices=["project", "requirements.txt", "pylock.toml"], default="project"
+    )
     with_key("delete", "delete an environment")
     command = commands.add_parser("list", help="list environments")
     command.add_argument("--workflow")
@@ -90,7 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("--status")
     command.add_argument("--limit", type=int, default=20)
     command.add_argument("--offset", type=int, default=0)
-    command.add_argument("--delete", action="store_true", help="delete the records of --workflow [--node]")
+    command.add_argument(
+        "--delete", action="store_true", help="delete the records of --workflow [--node]"
+    )
     commands.add_parser("recover", help="repair what crashed processes left behind")
     commands.add_parser("pythons", help="list the Python interpreters uv-envs can use")
     command = commands.add_parser("serve", help="run the gRPC server (needs uv-envs[server])")
@@ -110,7 +132,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         index = IndexSettings(
             index_url=args.index_url or settings.index.index_url,
             extra_index_urls=tuple(args.extra_index_url) or settings.index.extra_index_urls,
-            find_links=tuple(str(Path(p).absolute()) if "://" not in p else p for p in args.find_links)
+            find_links=tuple(
+                str(Path(p).absolute()) if "://" not in p else p for p in args.find_links
+            )
             or settings.index.find_links,
             no_index=args.no_index or settings.index.no_index,
             offline=args.offline or settings.index.offline,
@@ -140,12 +164,15 @@ def _read_requirements(path: Path | None) -> bytes | None:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0911, PLR0912, PLR0915 - a dispatch table in prose
+def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a dispatch table in prose
     if args.command == "serve":
         try:
             from uv_envs_server._cli import main as serve  # noqa: PLC0415
         except ImportError:
-            print("uv-envs serve needs the server extra: pip install 'uv-envs[server]'", file=sys.stderr)
+            print(
+                "uv-envs serve needs the server extra: pip install 'uv-envs[server]'",
+                file=sys.stderr,
+            )
             return EXIT_FAILED
         argv = ["--host", args.host, "--port", str(args.port)]
         if args.root is not None:
@@ -172,22 +199,36 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0911, PLR0912, PLR0
         else:
             print(f"{report.key}: {report.status.value}")
             print(f"  env_path: {report.env_path}")
-            print(f"  pyproject.toml: {report.has_pyproject}  uv.lock: {report.has_uv_lock}  .venv: {report.has_venv}")
+            print(
+                f"  pyproject.toml: {report.has_pyproject}  uv.lock: {report.has_uv_lock}"
+                f"  .venv: {report.has_venv}"
+            )
             if report.environment is not None:
-                print(f"  python: {report.environment.python_version}  generation: {report.environment.generation}")
+                print(
+                    f"  python: {report.environment.python_version}"
+                    f"  generation: {report.environment.generation}"
+                )
     elif args.command in {"add", "update", "remove"}:
         key = _key(args)
         if args.command == "add":
-            result = manager.add(key, args.packages, requirements_text=_read_requirements(args.requirements))
+            result = manager.add(
+                key, args.packages, requirements_text=_read_requirements(args.requirements)
+            )
         elif args.command == "update":
             result = manager.update(key, args.packages)
         else:
             result = manager.remove(key, args.packages)
-        out(_env_json(result.environment) if args.json else f"{key}: generation {result.environment.generation}")
+        out(
+            _env_json(result.environment)
+            if args.json
+            else f"{key}: generation {result.environment.generation}"
+        )
     elif args.command == "deps":
         dependencies = manager.dependencies(_key(args))
         if args.json:
-            _print_json({"declared": list(dependencies.declared), "locked": dict(dependencies.locked)})
+            _print_json(
+                {"declared": list(dependencies.declared), "locked": dict(dependencies.locked)}
+            )
         else:
             for requirement in dependencies.declared:
                 print(requirement)
@@ -202,9 +243,16 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0911, PLR0912, PLR0
         if args.format == "project":
             exported = manager.export(key)
             if args.json:
-                _print_json({"pyproject_toml": exported.pyproject_toml, "uv_lock": exported.uv_lock})
+                _print_json(
+                    {"pyproject_toml": exported.pyproject_toml, "uv_lock": exported.uv_lock}
+                )
             else:
-                print("# pyproject.toml\n" + exported.pyproject_toml + "\n# uv.lock\n" + exported.uv_lock)
+                print(
+                    "# pyproject.toml\n"
+                    + exported.pyproject_toml
+                    + "\n# uv.lock\n"
+                    + exported.uv_lock
+                )
         else:
             text = manager.export_as(key, args.format)
             out({"format": args.format, "text": text} if args.json else text.rstrip("\n"))
@@ -217,22 +265,28 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0911, PLR0912, PLR0
             _print_json([_env_json(e) for e in environments])
         else:
             for environment in environments:
-                print(f"{environment.key}\t{environment.status.value}\t{environment.python_version}\t{environment.env_path}")
+                print(
+                    f"{environment.key}\t{environment.status.value}\t{environment.python_version}\t{environment.env_path}"
+                )
     elif args.command == "cleanup":
-        report = manager.cleanup(args.idle_hours * 3600)
+        cleaned = manager.cleanup(args.idle_hours * 3600)
         if args.json:
-            _print_json(converter.unstructure(report))
+            _print_json(converter.unstructure(cleaned))
         else:
-            for key in report.deleted:
+            for key in cleaned.deleted:
                 print(f"deleted {key}")
-            for key in report.skipped_busy:
+            for key in cleaned.skipped_busy:
                 print(f"busy, skipped {key}")
     elif args.command == "ops":
         if args.delete:
             if not args.workflow:
                 raise InvalidInput("ops --delete needs --workflow")
             removed = manager.delete_operations(args.workflow, args.node)
-            out(converter.unstructure(removed) if args.json else f"deleted {removed.deleted_count} records")
+            out(
+                converter.unstructure(removed)
+                if args.json
+                else f"deleted {removed.deleted_count} records"
+            )
             return EXIT_OK
         page = manager.operations(args.workflow, args.node, args.status, args.limit, args.offset)
         if args.json:
@@ -240,12 +294,18 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0911, PLR0912, PLR0
         else:
             for record in page.items:
                 key = EnvKey(record.workflow_id, record.node_id, record.version_id)
-                print(f"{record.id}\t{record.operation}\t{record.status}\t{key}\t{record.duration_ms} ms"
-                      + (f"\t{record.error}" if record.error else ""))
+                print(
+                    f"{record.id}\t{record.operation}\t{record.status}\t{key}"
+                    f"\t{record.duration_ms} ms" + (f"\t{record.error}" if record.error else "")
+                )
             print(f"({len(page.items)} of {page.total})")
     elif args.command == "recover":
         repaired = manager.recover()
-        out([str(k) for k in repaired] if args.json else "\n".join(str(k) for k in repaired) or "nothing to recover")
+        out(
+            [str(k) for k in repaired]
+            if args.json
+            else "\n".join(str(k) for k in repaired) or "nothing to recover"
+        )
     elif args.command == "pythons":
         interpreters = manager.python_finder.installed()
         if args.json:
@@ -259,6 +319,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0911, PLR0912, PLR0
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     args = _parser().parse_args(argv)
+    error: UvEnvsError
     try:
         return _run(args)
     except InvalidInput as exc:

@@ -70,7 +70,7 @@ class Layout:
     def lock_file(self, key: EnvKey) -> Path:
         """The lock file of a key; outside the env dir so deleting the env keeps the lock."""
         digest = hashlib.sha256(
-            "\0".join((key.workflow_id, key.node_id, key.version_id)).encode()
+            f"{key.workflow_id}\0{key.node_id}\0{key.version_id}".encode()
         ).hexdigest()
         return self.locks_dir / f"{digest[:40]}.lock"
 

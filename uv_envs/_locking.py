@@ -36,12 +36,14 @@ def _lock_for(path: Path) -> FileLock:
 
 @contextmanager
 def hold(path: Path, *, timeout: float, what: str) -> Iterator[None]:
-    """Hold the lock at ``path``; raise :class:`EnvironmentBusy` naming ``what`` after ``timeout``."""
+    """Hold the lock at ``path``; after ``timeout`` s raise :class:`EnvironmentBusy`."""
     lock = _lock_for(path)
     try:
         lock.acquire(timeout=timeout)
     except Timeout as exc:
-        raise EnvironmentBusy(f"environment {what} is busy: its lock was not free within {timeout} s") from exc
+        raise EnvironmentBusy(
+            f"environment {what} is busy: its lock was not free within {timeout} s"
+        ) from exc
     try:
         yield
     finally:

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from . import _events as events
 from . import _locking
@@ -45,8 +47,8 @@ from ._models import (
     DeletedOperations,
     DeleteResult,
     Dependencies,
-    EnvKey,
     Environment,
+    EnvKey,
     EnvSpec,
     EnvStatus,
     Export,
@@ -56,7 +58,7 @@ from ._models import (
     StatusReport,
 )
 from ._project import read_declared, read_locked, render_pyproject, spec_hash
-from ._python import InterpreterFinder, Interpreter, PythonFinder
+from ._python import Interpreter, InterpreterFinder, PythonFinder
 from ._settings import Settings
 from ._uv import (
     ExportFormat,
@@ -73,9 +75,6 @@ from ._uv import (
     remove_command,
     sync_command,
 )
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-
 from ._validation import (
     normalize_python_request,
     parse_requirement,
@@ -84,7 +83,11 @@ from ._validation import (
 )
 
 _PROJECT_FILES = ("pyproject.toml", "uv.lock")
-_LINKS = {".venv": "current/.venv", "pyproject.toml": "current/pyproject.toml", "uv.lock": "current/uv.lock"}
+_LINKS = {
+    ".venv": "current/.venv",
+    "pyproject.toml": "current/pyproject.toml",
+    "uv.lock": "current/uv.lock",
+}
 _EXPORT_FORMATS: tuple[ExportFormat, ...] = ("requirements.txt", "pylock.toml")
 
 
@@ -109,6 +112,7 @@ class EnvManager:
         python_finder: resolves Python version requests.
 
     All methods are safe to call from several threads and processes at once.
+
     """
 
     def __init__(
@@ -280,7 +284,9 @@ class EnvManager:
             self._emit(events.EnvironmentCreationFailed(key, details={"error": str(exc)}))
             raise
         self._finish_ok(record, results, {"generation": 1, "spec_hash": request.digest})
-        self._emit(events.EnvironmentCreated(key, details={"python_version": environment.python_version}))
+        self._emit(
+            events.EnvironmentCreated(key, details={"python_version": environment.python_version})
+        )
         self._touch(environment)
         return environment
 
@@ -327,7 +333,9 @@ class EnvManager:
         except BaseException as exc:
             self._emit(events.EnvironmentCreationFailed(key, details={"error": str(exc)}))
             raise
-        self._emit(events.EnvironmentCreated(key, details={"generation": result.environment.generation}))
+        self._emit(
+            events.EnvironmentCreated(key, details={"generation": result.environment.generation})
+        )
         self._touch(result.environment)
         return result.environment
 
@@ -472,9 +480,7 @@ class EnvManager:
                 if requirements_file is not None:
                     requirements_file.unlink(missing_ok=True)
 
-        return self._change_dependencies(
-            key, "add", build, requirements, events.DependenciesAdded
-        )
+        return self._change_dependencies(key, "add", build, requirements, events.DependenciesAdded)
 
     def update(self, key: EnvKey, packages: Iterable[str] = ()) -> OperationResult:
         """Upgrade locked versions: of ``packages``, or of everything when none are given.
@@ -486,7 +492,11 @@ class EnvManager:
         allow_direct = self.settings.allow_direct_references
         requirements = parse_requirements(packages, allow_direct_references=allow_direct)
         parsed = [parse_requirement(r, allow_direct_references=allow_direct) for r in requirements]
-        bare = [r.name for r in parsed if not r.specifier and not r.url and not r.extras and not r.marker]
+        bare = [
+            r.name
+            for r in parsed
+            if not r.specifier and not r.url and not r.extras and not r.marker
+        ]
         constrained = [str(r) for r in parsed if r.name not in bare]
 
         def build(gen_dir: Path, results: list[UvResult], python: str) -> None:
@@ -521,15 +531,15 @@ class EnvManager:
         requirements = parse_requirements(packages, allow_direct_references=allow_direct)
         if not requirements:
             raise InvalidRequirement("remove needs at least one package")
-        names = [parse_requirement(r, allow_direct_references=allow_direct).name for r in requirements]
+        names = [
+            parse_requirement(r, allow_direct_references=allow_direct).name for r in requirements
+        ]
 
         def check(environment: Environment) -> None:
             declared = {_name_of(d) for d in read_declared(self._current_dir(environment))}
             missing = [n for n in names if str(canonicalize_name(n)) not in declared]
             if missing:
-                raise InvalidRequirement(
-                    f"not declared in environment {key}: {', '.join(missing)}"
-                )
+                raise InvalidRequirement(f"not declared in environment {key}: {', '.join(missing)}")
 
         def build(gen_dir: Path, results: list[UvResult], python: str) -> None:
             self._run(
@@ -551,7 +561,9 @@ class EnvManager:
             except BaseException as exc:
                 self._emit(events.EnvironmentSyncFailed(key, details={"error": str(exc)}))
                 raise
-        self._emit(events.EnvironmentSynced(key, details={"generation": result.environment.generation}))
+        self._emit(
+            events.EnvironmentSynced(key, details={"generation": result.environment.generation})
+        )
         return result
 
     def _change_dependencies(
@@ -629,7 +641,10 @@ class EnvManager:
                 python_executable=str(python_interpreter.path),
                 generation=number,
                 pending_generation=None,
-                retired=(*environment.retired, RetiredGeneration(environment.generation, time.time())),
+                retired=(
+                    *environment.retired,
+                    RetiredGeneration(environment.generation, time.time()),
+                ),
                 updated_at=time.time(),
             )
         except BaseException as exc:
@@ -721,7 +736,10 @@ class EnvManager:
         self._emit(
             events.EnvironmentCleanupCompleted(
                 None,
-                details={"deleted": [str(k) for k in deleted], "skipped_busy": [str(k) for k in busy]},
+                details={
+                    "deleted": [str(k) for k in deleted],
+                    "skipped_busy": [str(k) for k in busy],
+                },
             )
         )
         return report
@@ -733,7 +751,10 @@ class EnvManager:
             return 0
         self.metadata.save(attrs.evolve(environment, retired=keep))
         for retired in drop:
-            shutil.rmtree(self.layout.generation_dir(environment.env_path, retired.generation), ignore_errors=True)
+            shutil.rmtree(
+                self.layout.generation_dir(environment.env_path, retired.generation),
+                ignore_errors=True,
+            )
         return len(drop)
 
     # --- audit ------------------------------------------------------------------------
@@ -797,7 +818,9 @@ class EnvManager:
         if environment.status is EnvStatus.CREATING:
             record = self.audit.start(key, "recover", {"found": "CREATING"})
             self._discard(key)
-            self.audit.finish(record, SUCCESS, error=None, metadata={"action": "rolled back create"})
+            self.audit.finish(
+                record, SUCCESS, error=None, metadata={"action": "rolled back create"}
+            )
             self._emit(
                 events.EnvironmentCreationFailed(
                     key, details={"error": "the creating process died; rolled back"}

@@ -20,7 +20,7 @@ import attrs
 
 from ._errors import StorageError
 from ._layout import Layout
-from ._models import SCHEMA_VERSION, EnvKey, Environment, converter
+from ._models import SCHEMA_VERSION, Environment, EnvKey, converter
 
 
 class MetadataRepository(Protocol):
@@ -75,12 +75,13 @@ def environment_to_json(environment: Environment) -> bytes:
 def environment_from_json(data: bytes, source: Path | str) -> Environment:
     try:
         raw = json.loads(data)
-        version = raw.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise StorageError(f"{source}: unsupported metadata schema version {version!r}")
+    except ValueError as exc:
+        raise StorageError(f"{source}: unreadable metadata: {exc}") from exc
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version != SCHEMA_VERSION:
+        raise StorageError(f"{source}: unsupported metadata schema version {version!r}")
+    try:
         return converter.structure(raw, Environment)
-    except StorageError:
-        raise
     except Exception as exc:
         raise StorageError(f"{source}: unreadable metadata: {exc}") from exc
 

@@ -221,8 +221,6 @@ class OperationPage:
     items: tuple[OperationRecord, ...]
 
 
-
-
 @attrs.frozen
 class DeletedOperations:
     """What ``delete_operations`` removed from the audit trail."""

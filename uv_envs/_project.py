@@ -72,7 +72,8 @@ def render_pyproject(key: EnvKey, packages: tuple[str, ...], python_request: str
 def read_declared(project_dir: Path) -> tuple[str, ...]:
     """``project.dependencies`` of the pyproject.toml in ``project_dir``."""
     document = _read_toml(project_dir / "pyproject.toml")
-    dependencies = document.get("project", {}).get("dependencies", [])
+    project = document.get("project", {})
+    dependencies = project.get("dependencies", []) if isinstance(project, dict) else []
     return tuple(str(d) for d in dependencies)
 
 
@@ -91,7 +92,9 @@ def locked_versions(document: Mapping[str, object]) -> dict[str, str]:
         if not isinstance(package, dict):
             continue
         source = package.get("source", {})
-        if isinstance(source, dict) and (source.get("virtual") == "." or source.get("editable") == "."):
+        if isinstance(source, dict) and (
+            source.get("virtual") == "." or source.get("editable") == "."
+        ):
             continue
         name, version = package.get("name"), package.get("version")
         if isinstance(name, str) and isinstance(version, str):

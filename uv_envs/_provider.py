@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ._errors import EnvironmentNotFound, InvalidInput
 from ._manager import EnvManager
-from ._models import EnvKey, Environment
+from ._models import Environment, EnvKey
 
 
 @runtime_checkable

@@ -24,6 +24,10 @@ def default_root(environ: Mapping[str, str] | None = None) -> Path:
     return Path(platformdirs.user_data_dir("uv-envs", appauthor=False))
 
 
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    return Path(path).absolute()
+
+
 def _running_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -54,9 +58,10 @@ class Settings:
         compile_bytecode: have uv compile ``.pyc`` files at install time.
 
     .. versionadded:: 0.1.0
+
     """
 
-    root: Path = attrs.field(factory=default_root, converter=lambda p: Path(p).absolute())
+    root: Path = attrs.field(factory=default_root, converter=_absolute)
     uv_binary: str | None = None
     index: IndexSettings = IndexSettings()
     cache_dir: Path | None = None
@@ -75,9 +80,7 @@ class Settings:
         return self.cache_dir if self.cache_dir is not None else self.root / "cache"
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: object
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from ``UV_ENVS_*`` variables; keyword arguments win.
 
         Reads ``UV_ENVS_ROOT``, ``UV_ENVS_UV_BIN``, ``UV_ENVS_CACHE_DIR``,

@@ -97,7 +97,14 @@ def _index_args(index: IndexSettings) -> list[str]:
 
 
 def _common_args(options: UvOptions, python: str | None) -> list[str]:
-    args = ["--no-config", "--no-progress", "--color", "never", "--cache-dir", str(options.cache_dir)]
+    args = [
+        "--no-config",
+        "--no-progress",
+        "--color",
+        "never",
+        "--cache-dir",
+        str(options.cache_dir),
+    ]
     if python is not None:
         args += ["--python", python]
     return args
@@ -215,6 +222,7 @@ class SubprocessUvExecutor:
         binary: path of the uv executable (see :func:`find_uv_binary`).
         progress: a stream to copy uv's stderr to while it runs (the CLI passes
             the terminal); stderr is captured either way.
+
     """
 
     binary: str = attrs.field(factory=find_uv_binary)

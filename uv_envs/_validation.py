@@ -110,15 +110,14 @@ def parse_requirements(
     if isinstance(packages, str | bytes):
         raise InvalidRequirement("packages must be a list of strings, not one string")
     result = tuple(
-        str(parse_requirement(p, allow_direct_references=allow_direct_references))
-        for p in packages
+        str(parse_requirement(p, allow_direct_references=allow_direct_references)) for p in packages
     )
     if len(result) > MAX_PACKAGES:
         raise InvalidRequirement(f"{len(result)} packages given; at most {MAX_PACKAGES} allowed")
     return result
 
 
-def parse_requirements_text(
+def parse_requirements_text(  # noqa: C901 - one check per kind of line
     text: str | bytes,
     *,
     allow_options: bool = False,

@@ -31,6 +31,7 @@ from packaging.version import Version
 from ._errors import PythonNotFound
 from ._events import DomainEvent
 from ._project import PROJECT_NAME, locked_versions
+from ._provider import IEnvironmentProvider
 from ._python import Interpreter
 from ._uv import UvInvocation, UvResult
 from ._validation import normalize_python_request
@@ -95,7 +96,9 @@ class FakeUvExecutor:
         with self._lock:
             return sum(1 for call in self.calls if call.args[:1] == (subcommand,))
 
-    def fail_next(self, subcommand: str, stderr: str = "error: injected failure", exit_code: int = 2) -> None:
+    def fail_next(
+        self, subcommand: str, stderr: str = "error: injected failure", exit_code: int = 2
+    ) -> None:
         with self._lock:
             self._failures[subcommand] = (stderr, exit_code)
 
@@ -115,54 +118,66 @@ class FakeUvExecutor:
 
     # --- subcommands ------------------------------------------------------------------
 
-    def _dispatch(self, invocation: UvInvocation) -> str:
+    def _dispatch(self, invocation: UvInvocation) -> str:  # noqa: PLR0911 - one branch per uv subcommand
         args = invocation.args
         project = invocation.cwd
         if args[:2] == ("python", "list"):
             return json.dumps(
                 [{"implementation": "cpython", "path": sys.executable, "version": _RUNNING_VERSION}]
             )
-        assert project is not None, f"uv {args[0]} needs a project directory"  # noqa: S101
+        assert project is not None, f"uv {args[0]} needs a project directory"
         if args[0] == "lock":
             if "--check" in args:
                 return ""
             upgrade_all = "--upgrade" in args
-            self._lock_project(project, upgrade_all, _option_values(args, "--upgrade-package"))
+            self._lock_with(
+                project,
+                _read_dependencies(project),
+                upgrade_all=upgrade_all,
+                upgrade=_option_values(args, "--upgrade-package"),
+            )
             return ""
         if args[0] == "add":
             requirements = list(_after_separator(args))
             requirements_file = _option_values(args, "--requirements")
             for path in requirements_file:
-                requirements += [line.strip() for line in Path(path).read_text().splitlines()
-                                 if line.strip() and not line.startswith(("#", "-"))]
+                requirements += [
+                    line.strip()
+                    for line in Path(path).read_text().splitlines()
+                    if line.strip() and not line.startswith(("#", "-"))
+                ]
             declared = _read_dependencies(project)
             for requirement in requirements:
                 name = canonicalize_name(Requirement(requirement).name)
                 declared = [d for d in declared if canonicalize_name(Requirement(d).name) != name]
                 declared.append(requirement)
-            self._lock_with(project, declared, False, _option_values(args, "--upgrade-package"))
+            self._lock_with(
+                project,
+                declared,
+                upgrade_all=False,
+                upgrade=_option_values(args, "--upgrade-package"),
+            )
             _write_dependencies(project, declared)
             return ""
         if args[0] == "remove":
             names = {canonicalize_name(n) for n in _after_separator(args)}
             declared = _read_dependencies(project)
             kept = [d for d in declared if canonicalize_name(Requirement(d).name) not in names]
-            self._lock_with(project, kept, False, ())
+            self._lock_with(project, kept, upgrade_all=False, upgrade=())
             _write_dependencies(project, kept)
             return ""
         if args[0] == "sync":
-            _build_venv(project, invocation.env.get("UV_PROJECT_ENVIRONMENT", str(project / ".venv")))
+            _build_venv(
+                project, invocation.env.get("UV_PROJECT_ENVIRONMENT", str(project / ".venv"))
+            )
             return ""
         if args[0] == "export":
             locked = _read_lock(project)
             return "".join(f"{name}=={version}\n" for name, version in sorted(locked.items()))
         raise AssertionError(f"FakeUvExecutor does not know uv {' '.join(args)}")
 
-    def _lock_project(self, project: Path, upgrade_all: bool, upgrade: Iterable[str]) -> None:
-        self._lock_with(project, _read_dependencies(project), upgrade_all, upgrade)
-
     def _lock_with(
-        self, project: Path, declared: list[str], upgrade_all: bool, upgrade: Iterable[str]
+        self, project: Path, declared: list[str], *, upgrade_all: bool, upgrade: Iterable[str]
     ) -> None:
         previous = {} if upgrade_all else _read_lock(project)
         for name in upgrade:
@@ -172,9 +187,15 @@ class FakeUvExecutor:
             requirement = Requirement(text)
             name = str(canonicalize_name(requirement.name))
             versions = [Version(v) for v in self.catalog.get(name, ())]
-            candidates = sorted(v for v in versions if requirement.specifier.contains(v, prereleases=True))
+            candidates = sorted(
+                v for v in versions if requirement.specifier.contains(v, prereleases=True)
+            )
             if not candidates:
-                raise _Unresolvable(f"Because {name} was not found in the package registry and your project depends on {text}, we can conclude that your project's requirements are unsatisfiable.")
+                raise _Unresolvable(
+                    f"Because {name} was not found in the package registry and your project "
+                    f"depends on {text}, we can conclude that your project's requirements "
+                    "are unsatisfiable."
+                )
             kept = previous.get(name)
             choice = str(candidates[-1])
             if kept is not None and Version(kept) in candidates:
@@ -204,13 +225,17 @@ def _read_dependencies(project: Path) -> list[str]:
     match = _DEPENDENCIES_RE.search(text)
     if match is None:
         return []
-    return [json.loads(line.strip().rstrip(",")) for line in match.group(1).splitlines() if line.strip()]
+    return [
+        json.loads(line.strip().rstrip(",")) for line in match.group(1).splitlines() if line.strip()
+    ]
 
 
 def _write_dependencies(project: Path, declared: list[str]) -> None:
     path = project / "pyproject.toml"
     body = "".join(f"    {json.dumps(d)},\n" for d in declared)
-    path.write_text(_DEPENDENCIES_RE.sub(lambda _: f"dependencies = [\n{body}]\n", path.read_text(), count=1))
+    path.write_text(
+        _DEPENDENCIES_RE.sub(lambda _: f"dependencies = [\n{body}]\n", path.read_text(), count=1)
+    )
 
 
 def _read_lock(project: Path) -> dict[str, str]:
@@ -224,11 +249,24 @@ def _read_lock(project: Path) -> dict[str, str]:
 
 
 def _write_lock(project: Path, resolved: Mapping[str, str], declared: Sequence[str]) -> None:
-    lines = ["version = 1", "revision = 3", "", "[[package]]", f'name = "{PROJECT_NAME}"',
-             'version = "0.0.0"', 'source = { virtual = "." }', ""]
+    lines = [
+        "version = 1",
+        "revision = 3",
+        "",
+        "[[package]]",
+        f'name = "{PROJECT_NAME}"',
+        'version = "0.0.0"',
+        'source = { virtual = "." }',
+        "",
+    ]
     for name, version in sorted(resolved.items()):
-        lines += ["[[package]]", f'name = "{name}"', f'version = "{version}"',
-                  'source = { registry = "fake" }', ""]
+        lines += [
+            "[[package]]",
+            f'name = "{name}"',
+            f'version = "{version}"',
+            'source = { registry = "fake" }',
+            "",
+        ]
     lines += ["# declared: " + json.dumps(list(declared))]
     (project / "uv.lock").write_text("\n".join(lines) + "\n")
 
@@ -240,7 +278,9 @@ def _build_venv(project: Path, venv: str) -> None:
     python = bin_dir / "python"
     if not python.exists():
         os.symlink(sys.executable, python)
-    (venv_path / "pyvenv.cfg").write_text(f"home = {Path(sys.executable).parent}\nversion_info = {_RUNNING_VERSION}\n")
+    (venv_path / "pyvenv.cfg").write_text(
+        f"home = {Path(sys.executable).parent}\nversion_info = {_RUNNING_VERSION}\n"
+    )
     site = venv_path / "lib" / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
     for name, version in _read_lock(project).items():
@@ -249,29 +289,40 @@ def _build_venv(project: Path, venv: str) -> None:
         (info / "RECORD").write_text(f"{name}/__init__.py,,\n")
 
 
-def check_provider_contract(provider: Any, config: Mapping[str, Any], variant_id: str = "variant-1") -> None:
+def check_provider_contract(
+    provider: IEnvironmentProvider, config: Mapping[str, Any], variant_id: str = "variant-1"
+) -> None:
     """Exercise an ``IEnvironmentProvider`` the way WTB does; raise AssertionError on a deviation.
 
     ``config`` must name an env that does not exist yet and whose packages
     resolve. Run it against every provider implementation.
     """
     created = provider.create_environment(variant_id, dict(config))
-    for field in ("type", "workflow_id", "node_id", "version_id", "env_path", "python_path",
-                  "venv_path", "python_version", "status"):
-        assert field in created, f"create_environment result lacks {field!r}"  # noqa: S101
-    assert created["status"] == "READY", created  # noqa: S101
-    assert created["python_path"] == str(Path(created["env_path"]) / ".venv" / "bin" / "python")  # noqa: S101
-    assert created["workflow_id"] == config["workflow_id"]  # noqa: S101
+    for field in (
+        "type",
+        "workflow_id",
+        "node_id",
+        "version_id",
+        "env_path",
+        "python_path",
+        "venv_path",
+        "python_version",
+        "status",
+    ):
+        assert field in created, f"create_environment result lacks {field!r}"
+    assert created["status"] == "READY", created
+    assert created["python_path"] == str(Path(created["env_path"]) / ".venv" / "bin" / "python")
+    assert created["workflow_id"] == config["workflow_id"]
     again = provider.create_environment(variant_id, dict(config))
-    assert again["env_path"] == created["env_path"], "create_environment is not idempotent"  # noqa: S101
+    assert again["env_path"] == created["env_path"], "create_environment is not idempotent"
     runtime = provider.get_runtime_env(variant_id)
-    assert runtime is not None, "get_runtime_env returned None for a created variant"  # noqa: S101
+    assert runtime is not None, "get_runtime_env returned None for a created variant"
     for field in ("env_path", "python_path", "venv_path", "env_vars", "py_executable"):
-        assert field in runtime, f"get_runtime_env result lacks {field!r}"  # noqa: S101
-    assert runtime["env_vars"]["VIRTUAL_ENV"] == runtime["venv_path"]  # noqa: S101
-    assert runtime["py_executable"] == created["python_path"]  # noqa: S101
-    assert provider.get_runtime_env("no-such-variant") is None  # noqa: S101
+        assert field in runtime, f"get_runtime_env result lacks {field!r}"
+    assert runtime["env_vars"]["VIRTUAL_ENV"] == runtime["venv_path"]
+    assert runtime["py_executable"] == created["python_path"]
+    assert provider.get_runtime_env("no-such-variant") is None
     provider.cleanup_environment(variant_id)
-    assert provider.get_runtime_env(variant_id) is None  # noqa: S101
+    assert provider.get_runtime_env(variant_id) is None
     provider.cleanup_environment(variant_id)  # a second cleanup is a no-op
-    assert not Path(created["env_path"]).exists(), "cleanup_environment left the env on disk"  # noqa: S101
+    assert not Path(created["env_path"]).exists(), "cleanup_environment left the env on disk"
