@@ -3,7 +3,7 @@
 uv's own discovery (``uv python list``) does not look inside pyenv's version
 folders when only pyenv's shims are on ``PATH``, and shims of versions that are
 not active fail when run. So candidates come from three places, in order: the
-configured search paths, ``$PYENV_ROOT/versions/*`` (``~/.pyenv`` by default)
+running interpreter, the configured search paths, ``$PYENV_ROOT/versions/*`` (``~/.pyenv`` by default)
 and uv's list. Interpreters found outside uv's list are asked their version
 once per process.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -86,6 +87,10 @@ class PythonFinder:
             return self._cache
 
     def _discover(self) -> Iterator[Interpreter]:
+        # The interpreter running uv-envs is always a candidate, and needs no probe.
+        running = Path(getattr(sys, "_base_executable", sys.executable) or sys.executable)
+        if running.is_file():
+            yield Interpreter(running, ".".join(str(p) for p in sys.version_info[:3]))
         for candidate in self._local_candidates():
             version = self._probe(candidate)
             if version is not None:
