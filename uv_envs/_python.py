@@ -2,10 +2,10 @@
 
 uv's own discovery (``uv python list``) does not look inside pyenv's version
 folders when only pyenv's shims are on ``PATH``, and shims of versions that are
-not active fail when run. So candidates come from three places, in order: the
-running interpreter, the configured search paths, ``$PYENV_ROOT/versions/*`` (``~/.pyenv`` by default)
-and uv's list. Interpreters found outside uv's list are asked their version
-once per process.
+not active fail when run. So candidates come from four places, in order: the
+running interpreter, the configured search paths, ``$PYENV_ROOT/versions/*``
+(``~/.pyenv`` by default) and uv's list. Interpreters found outside uv's list
+are asked their version once per process.
 """
 
 from __future__ import annotations
