@@ -56,7 +56,37 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    index = parser.add_argument_group("package index (default: the UV_ENVS_* variables)")
+    index.add_argument("--index-url", help="the package index to resolve from")
+    index.add_argument(
+        "--extra-index-url", action="append", default=[], help="another index (repeatable)"
+    )
+    index.add_argument(
+        "--find-links", action="append", default=[], help="a folder or page of wheels (repeatable)"
+    )
+    index.add_argument("--no-index", action="store_true", help="use only --find-links")
+    index.add_argument("--offline", action="store_true", help="never touch the network")
+    parser.add_argument("--lock-timeout", type=float, help="seconds to wait for a busy env")
     return parser
+
+
+def _settings(args: argparse.Namespace) -> uv_envs.Settings:
+    overrides: dict[str, object] = {}
+    if args.root is not None:
+        overrides["root"] = args.root
+    if args.lock_timeout is not None:
+        overrides["lock_timeout"] = args.lock_timeout
+    settings = uv_envs.Settings.from_env(None, **overrides)
+    base = settings.index
+    find_links = tuple(str(Path(p).absolute()) if "://" not in p else p for p in args.find_links)
+    index = uv_envs.IndexSettings(
+        index_url=args.index_url or base.index_url,
+        extra_index_urls=tuple(args.extra_index_url) or base.extra_index_urls,
+        find_links=find_links or base.find_links,
+        no_index=args.no_index or base.no_index,
+        offline=args.offline or base.offline,
+    )
+    return settings if index == base else uv_envs.Settings.from_env(None, **overrides, index=index)
 
 
 def _address(host: str, port: int) -> str:
@@ -71,11 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = (
-        uv_envs.Settings.from_env(root=args.root)
-        if args.root is not None
-        else uv_envs.Settings.from_env()
-    )
+    settings = _settings(args)
     manager = uv_envs.EnvManager(settings)
     repaired = manager.recover()
     if repaired:

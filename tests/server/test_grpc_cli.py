@@ -144,10 +144,37 @@ def test_a_taken_port_fails_with_a_message(tmp_path: Path, server_env: dict[str,
     assert "Traceback" not in result.stderr
 
 
+def test_index_options_on_the_command_line(
+    tmp_path: Path, wheelhouse: Path, uv_cache: Path, start: type[Server]
+) -> None:
+    server = Server(
+        [
+            "--port",
+            "0",
+            "--root",
+            str(tmp_path / "cli-root"),
+            "--find-links",
+            str(wheelhouse),
+            "--no-index",
+        ],
+        {
+            **{k: v for k, v in os.environ.items() if not k.startswith("UV_ENVS_")},
+            "PYTHONPATH": str(SOURCE_ROOT),
+            "UV_ENVS_CACHE_DIR": str(uv_cache),
+        },
+    )
+    try:
+        with EnvManagerClient(server.target, timeout=120) as client:
+            python = client.ensure_env("wf", "flags", packages=["alpha==1.0"])
+            assert str(tmp_path / "cli-root") in python
+    finally:
+        assert server.stop() == 0
+
+
 def test_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--host", "--port", "--root", "--workers", "--grace"):
+    for option in ("--host", "--port", "--root", "--workers", "--grace", "--find-links"):
         assert option in out
