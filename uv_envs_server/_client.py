@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 import grpc
 
+import uv_envs
+
 from ._errors import RemoteError, from_rpc_error
 from ._proto import METHODS, method_path, pb
 from ._server import MAX_MESSAGE_BYTES
@@ -166,7 +168,7 @@ class EnvManagerClient:
         )
         if response.status not in CREATE_OK or not response.env_path:
             msg = f"CreateEnv answered status {response.status!r}, env_path {response.env_path!r}"
-            raise RuntimeError(msg)
+            raise uv_envs.EnvironmentNotReady(msg)
         return str(PurePosixPath(response.env_path) / ".venv" / "bin" / "python")
 
     def get_env_status(

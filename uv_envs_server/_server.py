@@ -124,7 +124,8 @@ def create_server(
         manager = uv_envs.EnvManager(settings)
     executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="uv-envs-rpc")
     server = grpc.server(executor, options=[*_OPTIONS, *options])
-    health = HealthServicer()
+    # A quarter of the workers at most may sit in health Watch streams.
+    health = HealthServicer(max_watchers=max(1, max_workers // 4))
     server.add_generic_rpc_handlers(
         [
             method_handlers(EnvManagerServicer(manager)),

@@ -62,13 +62,23 @@ class HealthServicer:
     SERVING from the start; :meth:`shutdown` turns them NOT_SERVING and ends
     every Watch stream, so load balancers drain before the server stops.
 
+    Args:
+        services: the service names reported SERVING.
+        max_watchers: Watch streams served at once. Each holds a worker thread
+            of the server for as long as it is open, so they are capped to
+            leave workers for the real work; one more answers RESOURCE_EXHAUSTED.
+
     .. versionadded:: 0.1.0
+
     """
 
-    def __init__(self, services: Iterable[str] = ("", SERVICE_NAME)) -> None:
+    def __init__(
+        self, services: Iterable[str] = ("", SERVICE_NAME), *, max_watchers: int = 4
+    ) -> None:
         self._changed = threading.Condition()
         self._statuses = dict.fromkeys(services, SERVING)
         self._shutdown = False
+        self._watchers = threading.BoundedSemaphore(max_watchers)
 
     def set(self, service: str, status: int) -> None:
         """Set one service's status and wake its watchers."""
@@ -93,17 +103,24 @@ class HealthServicer:
 
     def Watch(self, request: _HealthRequest, context: grpc.ServicerContext) -> Iterator[Message]:
         """Stream the status of one service each time it changes."""
-        last = None
-        while context.is_active():
-            with self._changed:
-                current = self._statuses.get(request.service, SERVICE_UNKNOWN)
-                if current == last:
-                    if self._shutdown:
-                        return
-                    self._changed.wait(timeout=1.0)
-                    continue
-            last = current
-            yield _HealthCheckResponse(status=current)
+        if not self._watchers.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, "too many health Watch streams; use Check"
+            )
+        try:
+            last = None
+            while context.is_active():
+                with self._changed:
+                    current = self._statuses.get(request.service, SERVICE_UNKNOWN)
+                    if current == last:
+                        if self._shutdown:
+                            return
+                        self._changed.wait(timeout=1.0)
+                        continue
+                last = current
+                yield _HealthCheckResponse(status=current)
+        finally:
+            self._watchers.release()
 
     def handler(self) -> grpc.GenericRpcHandler:
         """Return the generic handler serving this servicer."""

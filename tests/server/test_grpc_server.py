@@ -64,6 +64,10 @@ def test_health_watch_sees_shutdown(fake_manager: uv_envs.EnvManager) -> None:
             )
             stream = watch(request_cls(service=""), timeout=30)
             assert next(stream).status == 1  # SERVING
+            # 4 workers allow one Watch stream: the rest stay free for real work.
+            with pytest.raises(grpc.RpcError) as info:
+                next(watch(request_cls(service=""), timeout=30))
+            assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             stopped = server.stop(5)
             assert next(stream).status == 2  # NOT_SERVING
             assert stopped.wait(10)
