@@ -196,15 +196,45 @@ def test_failed_add_answers_failed_and_leaves_the_env(
     assert status.status == "READY"
 
 
-def test_failed_sync_answers_failed(
-    stub: env_manager_pb2_grpc.EnvManagerServiceStub, fake_uv: testing.FakeUvExecutor
-) -> None:
-    stub.CreateEnv(pb.CreateEnvRequest(**IDENT, packages=["alpha"]), timeout=30)
-    fake_uv.fail_next("sync", "error: disk on fire", exit_code=2)
-    synced = stub.SyncEnv(pb.SyncEnvRequest(**IDENT), timeout=30)
-    assert (synced.status, synced.exit_code) == ("FAILED", 2)
-    assert "disk on fire" in synced.stderr
-    assert stub.GetEnvStatus(pb.GetEnvStatusRequest(**IDENT)).status == "READY"
+class _UvFailingManager:
+    """Every uv-backed operation fails the way the core reports a uv failure."""
+
+    def _fail(self, *args: Any, **kwargs: Any) -> None:
+        raise uv_envs.UvError(
+            "uv sync failed",
+            command=("uv", "sync"),
+            exit_code=2,
+            stdout="Resolved 1 package",
+            stderr="error: disk on fire",
+        )
+
+    sync = add = update = remove = _fail
+
+    def _timeout(self, *args: Any, **kwargs: Any) -> None:
+        raise uv_envs.UvTimeout("uv ran longer than 1800 seconds", command=("uv", "lock"))
+
+    ensure = _timeout
+
+
+@pytest.mark.parametrize("rpc", ["SyncEnv", "AddDeps", "UpdateDeps", "RemoveDeps"])
+def test_uv_failure_in_an_operation_is_a_failed_answer(serve: Any, rpc: str) -> None:
+    target = serve(_UvFailingManager())
+    request = {
+        "SyncEnv": pb.SyncEnvRequest(**IDENT),
+        "AddDeps": pb.DepsRequest(**IDENT, packages=["alpha"]),
+        "UpdateDeps": pb.DepsRequest(**IDENT),
+        "RemoveDeps": pb.DepsRequest(**IDENT, packages=["alpha"]),
+    }[rpc]
+    with grpc.insecure_channel(target) as channel:
+        stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)
+        answer = getattr(stub, rpc)(request, timeout=30)
+        assert (answer.status, answer.exit_code) == ("FAILED", 2)
+        assert answer.stderr == "error: disk on fire"
+        assert answer.stdout == "Resolved 1 package"
+        assert (answer.workflow_id, answer.node_id, answer.version_id) == ("wf", "node", "v1")
+        code, details = _code(stub.CreateEnv, pb.CreateEnvRequest(**IDENT))
+        assert code is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "1800 seconds" in details
 
 
 def test_create_that_does_not_resolve_is_failed_precondition(
