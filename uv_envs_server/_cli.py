@@ -96,24 +96,11 @@ def _address(host: str, port: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server; returns 0 after a clean shutdown."""
+    """Run the server until SIGTERM or SIGINT; returns 0 after a clean shutdown, 2 on bad setup."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = _settings(args)
-    manager = uv_envs.EnvManager(settings)
-    repaired = manager.recover()
-    if repaired:
-        logger.info("repaired after a crash: %s", ", ".join(map(str, repaired)))
-    try:
-        server, port = create_server(
-            _address(args.host, args.port), manager=manager, max_workers=args.workers
-        )
-    except (OSError, ValueError) as exc:
-        logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
-        return 2
-
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -121,8 +108,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.info("received %s; shutting down", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    # Installed first, so a signal during start-up (recovery can take a while) is a clean stop.
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _serve(args, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
+    try:
+        settings = _settings(args)
+        manager = uv_envs.EnvManager(settings)
+        repaired = manager.recover()
+        if repaired:
+            logger.info("repaired after a crash: %s", ", ".join(map(str, repaired)))
+        server, port = create_server(
+            _address(args.host, args.port), manager=manager, max_workers=args.workers
+        )
+    except (OSError, ValueError, uv_envs.UvEnvsError) as exc:
+        logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
+        return 2
+
     server.start()
     # The one line scripts and tests read to learn the port (with --port 0).
     print(f"uv-envs-server listening on {_address(args.host, port)}", flush=True)  # noqa: T201

@@ -171,6 +171,16 @@ def test_index_options_on_the_command_line(
         assert server.stop() == 0
 
 
+def test_bad_setup_returns_2_and_restores_signal_handlers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    code = main(["--port", "0", "--root", str(tmp_path / "r"), "--workers", "0"])
+    assert code == 2
+    assert "max_workers must be at least 1" in caplog.text
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
 def test_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--help"])
