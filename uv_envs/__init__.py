@@ -4,7 +4,7 @@ The public API is what this module re-exports; everything in ``uv_envs._*`` is
 private. Fakes for tests live in :mod:`uv_envs.testing`.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _importlib_metadata
 
 from ._audit import AuditLog, SqliteAuditLog
 from ._errors import (
@@ -69,8 +69,8 @@ from ._settings import Settings, default_root
 from ._uv import SubprocessUvExecutor, UvExecutor, UvInvocation, UvResult
 
 try:
-    __version__ = version("uv-envs")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = _importlib_metadata.version("uv-envs")
+except _importlib_metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [

@@ -9,9 +9,12 @@
         uv.lock        -> current/uv.lock
         .venv          -> current/.venv
         current        -> gens/<N>                    switched with one rename
-        gens/<N>/{pyproject.toml, uv.lock, .venv/}     immutable generations
+        gens/<N>/{pyproject.toml, uv.lock}            immutable generations
+        gens/<N>/.venv -> <root>/store/<id>/.venv     a shared, read-only venv
         .last-used                                    touched on each hand-out
       locks/<sha256 of the key>.lock                  one lock file per env
+      store/<id>/{.venv/, refs/, .complete}           venvs by (lock, interpreter)
+      lockstore/<spec hash>.lock                      resolved locks by spec
       trash/                                          deletes land here first
       cache/                                          uv's cache
       audit.sqlite3                                   the audit trail
@@ -51,6 +54,14 @@ class Layout:
     @property
     def trash_dir(self) -> Path:
         return self.root / "trash"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.root / "store"
+
+    @property
+    def lockstore_dir(self) -> Path:
+        return self.root / "lockstore"
 
     @property
     def audit_db(self) -> Path:

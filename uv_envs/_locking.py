@@ -61,3 +61,17 @@ def is_free(path: Path) -> bool:
         return False
     lock.release()
     return True
+
+
+def try_acquire(path: Path) -> bool:
+    """Take the lock at ``path`` if it is free right now; pair with :func:`release`."""
+    try:
+        _lock_for(path).acquire(timeout=0)
+    except Timeout:
+        return False
+    return True
+
+
+def release(path: Path) -> None:
+    """Release a lock taken with :func:`try_acquire`."""
+    _lock_for(path).release()

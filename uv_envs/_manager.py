@@ -60,6 +60,7 @@ from ._models import (
 from ._project import read_declared, read_locked, render_pyproject, spec_hash
 from ._python import Interpreter, InterpreterFinder, PythonFinder
 from ._settings import Settings
+from ._store import LockStore, VenvStore, install_slot, venv_id
 from ._uv import (
     ExportFormat,
     SubprocessUvExecutor,
@@ -98,6 +99,7 @@ class _Request:
     spec: EnvSpec
     digest: str
     interpreter: Interpreter
+    refresh: bool = False
 
 
 class EnvManager:
@@ -149,6 +151,10 @@ class EnvManager:
             if python_finder is not None
             else PythonFinder(self.executor, self.uv_options, self.settings.python_search_paths)
         )
+        self.lock_store = LockStore(self.layout.lockstore_dir, self.settings.lock_max_age)
+        self.venv_store = VenvStore(
+            self.layout.store_dir, self.layout.locks_dir, self.settings.lock_timeout
+        )
         self._root_ready = False
         self._root_lock = threading.Lock()
 
@@ -161,14 +167,16 @@ class EnvManager:
         packages: Iterable[str] = (),
         requirements_text: str | bytes | None = None,
         python: str | None = None,
+        refresh: bool = False,
     ) -> Environment:
         """Create the environment of ``key``.
 
         With the same spec as an existing env this returns that env; with
         another spec it raises :class:`~uv_envs.EnvironmentAlreadyExists`.
-        A create that fails is rolled back completely.
+        A create that fails is rolled back completely. A spec resolved within
+        ``Settings.lock_max_age`` reuses that resolution unless ``refresh``.
         """
-        request = self._request(packages, requirements_text, python)
+        request = self._request(packages, requirements_text, python, refresh=refresh)
         return self._provide(key, request, replace=False)
 
     def ensure(
@@ -178,6 +186,7 @@ class EnvManager:
         packages: Iterable[str] = (),
         requirements_text: str | bytes | None = None,
         python: str | None = None,
+        refresh: bool = False,
     ) -> Environment:
         """Make the env of ``key`` match the spec; safe to retry.
 
@@ -185,7 +194,7 @@ class EnvManager:
         another spec moves to a new generation built from the spec; if that
         fails, the old generation stays.
         """
-        request = self._request(packages, requirements_text, python)
+        request = self._request(packages, requirements_text, python, refresh=refresh)
         return self._provide(key, request, replace=True)
 
     def _request(
@@ -193,6 +202,8 @@ class EnvManager:
         packages: Iterable[str],
         requirements_text: str | bytes | None,
         python: str | None,
+        *,
+        refresh: bool = False,
     ) -> _Request:
         allow_direct = self.settings.allow_direct_references
         requirements = parse_requirements(packages, allow_direct_references=allow_direct)
@@ -213,7 +224,7 @@ class EnvManager:
             python=normalize_python_request(python or self.settings.default_python),
             requirements_text=text,
         )
-        return _Request(spec, spec_hash(spec, self.settings.index), interpreter)
+        return _Request(spec, spec_hash(spec, self.settings.index), interpreter, refresh)
 
     def _provide(self, key: EnvKey, request: _Request, *, replace: bool) -> Environment:
         with self._locked(key):
@@ -264,8 +275,8 @@ class EnvManager:
             self.metadata.save(environment)
             gen_dir = self.layout.generation_dir(env_dir, 1)
             gen_dir.mkdir(parents=True)
-            self._write_spec_project(gen_dir, key, request, results)
-            self._sync(gen_dir, request.interpreter, results)
+            resolved = self._write_spec_project(gen_dir, key, request, results)
+            installed = self._sync(gen_dir, request.interpreter, results)
             self._point_current(env_dir, 1)
             for name, target in _LINKS.items():
                 os.symlink(target, env_dir / name)
@@ -283,7 +294,16 @@ class EnvManager:
             self._finish_failed(record, exc, results)
             self._emit(events.EnvironmentCreationFailed(key, details={"error": str(exc)}))
             raise
-        self._finish_ok(record, results, {"generation": 1, "spec_hash": request.digest})
+        self._finish_ok(
+            record,
+            results,
+            {
+                "generation": 1,
+                "spec_hash": request.digest,
+                "resolved": resolved,
+                "installed": installed,
+            },
+        )
         self._emit(
             events.EnvironmentCreated(key, details={"python_version": environment.python_version})
         )
@@ -292,7 +312,8 @@ class EnvManager:
 
     def _write_spec_project(
         self, gen_dir: Path, key: EnvKey, request: _Request, results: list[UvResult]
-    ) -> None:
+    ) -> bool:
+        """Write the project for a spec and lock it; return whether uv resolved."""
         (gen_dir / "pyproject.toml").write_text(
             render_pyproject(key, request.spec.packages, request.spec.python)
         )
@@ -310,16 +331,40 @@ class EnvManager:
                 )
             finally:
                 requirements_file.unlink(missing_ok=True)
-        else:
+            return True
+        return self._resolve_spec(gen_dir, python, request, results)
+
+    def _resolve_spec(
+        self, gen_dir: Path, python: str, request: _Request, results: list[UvResult]
+    ) -> bool:
+        """``uv lock``, or a stored resolution of the same spec that still checks out.
+
+        Holding the spec's lock makes concurrent creates of one spec resolve once.
+        """
+        spec_lock = self.layout.locks_dir / f"spec-{request.digest[:40]}.lock"
+        with _locking.hold(spec_lock, timeout=self.settings.lock_timeout, what="spec"):
+            stored = None if request.refresh else self.lock_store.get(request.digest)
+            if stored is not None:
+                (gen_dir / "uv.lock").write_bytes(stored)
+                offline = attrs.evolve(
+                    self.uv_options, index=attrs.evolve(self.uv_options.index, offline=True)
+                )
+                check = self.executor.run(lock_command(gen_dir, python, offline, check=True))
+                if check.ok:
+                    return False
+                (gen_dir / "uv.lock").unlink(missing_ok=True)
             self._run(lock_command(gen_dir, python, self.uv_options), "uv lock failed", results)
+            self.lock_store.put(request.digest, (gen_dir / "uv.lock").read_bytes())
+            return True
 
     def _respec(self, environment: Environment, request: _Request) -> Environment:
         key = environment.key
         details = {"packages": list(request.spec.packages), "python": request.spec.python}
         self._emit(events.EnvironmentCreationStarted(key, details=details))
+        notes: dict[str, Any] = {}
 
         def build(gen_dir: Path, results: list[UvResult]) -> None:
-            self._write_spec_project(gen_dir, key, request, results)
+            notes["resolved"] = self._write_spec_project(gen_dir, key, request, results)
 
         try:
             result = self._next_generation(
@@ -329,6 +374,7 @@ class EnvManager:
                 copy_project=False,
                 spec=request.spec,
                 interpreter=request.interpreter,
+                notes=notes,
             )
         except BaseException as exc:
             self._emit(events.EnvironmentCreationFailed(key, details={"error": str(exc)}))
@@ -551,12 +597,20 @@ class EnvManager:
         )
 
     def sync(self, key: EnvKey) -> OperationResult:
-        """Rebuild the venv exactly from the env's uv.lock, as a new generation."""
+        """Rebuild the venv exactly from the env's uv.lock, as a new generation.
+
+        The new venv is built afresh (from uv's cache) rather than linked from
+        the shared store, so ``sync`` also repairs a damaged env.
+        """
         with self._locked(key):
             environment = self._require_ready(self._require(key))
             try:
                 result = self._next_generation(
-                    environment, "sync", lambda _gen, _results: None, copy_project=True
+                    environment,
+                    "sync",
+                    lambda _gen, _results: None,
+                    copy_project=True,
+                    shared=False,
                 )
             except BaseException as exc:
                 self._emit(events.EnvironmentSyncFailed(key, details={"error": str(exc)}))
@@ -610,6 +664,8 @@ class EnvManager:
         spec: EnvSpec | None = None,
         interpreter: Interpreter | None = None,
         details: Mapping[str, Any] | None = None,
+        shared: bool = True,
+        notes: Mapping[str, Any] | None = None,
     ) -> OperationResult:
         """Build generation N+1 beside the live one and switch to it; the caller holds the lock."""
         key = environment.key
@@ -630,7 +686,7 @@ class EnvManager:
             python_interpreter = interpreter or Interpreter(
                 Path(environment.python_executable), environment.python_version
             )
-            self._sync(gen_dir, python_interpreter, results)
+            installed = self._sync(gen_dir, python_interpreter, results, shared=shared)
             if spec is None:
                 spec = EnvSpec(packages=read_declared(gen_dir), python=environment.spec.python)
             committed = attrs.evolve(
@@ -648,7 +704,7 @@ class EnvManager:
                 updated_at=time.time(),
             )
         except BaseException as exc:
-            shutil.rmtree(gen_dir, ignore_errors=True)
+            self._remove_generation(env_dir, number)
             with contextlib.suppress(Exception):
                 self.metadata.save(environment)
             self._finish_failed(record, exc, results)
@@ -656,7 +712,16 @@ class EnvManager:
         # The commit point: from here the new generation is the env, even after a crash.
         self.metadata.save(committed)
         self._point_current(env_dir, number)
-        self._finish_ok(record, results, {"generation": number, "spec_hash": committed.spec_hash})
+        self._finish_ok(
+            record,
+            results,
+            {
+                "generation": number,
+                "spec_hash": committed.spec_hash,
+                "installed": installed,
+                **(notes or {}),
+            },
+        )
         return OperationResult(
             environment=committed,
             operation=operation,
@@ -732,6 +797,8 @@ class EnvManager:
             skipped_busy=tuple(busy),
             pruned_generations=pruned,
             checked_at=checked_at,
+            pruned_store_entries=self.venv_store.prune(),
+            pruned_locks=self.lock_store.prune(),
         )
         self._emit(
             events.EnvironmentCleanupCompleted(
@@ -751,10 +818,7 @@ class EnvManager:
             return 0
         self.metadata.save(attrs.evolve(environment, retired=keep))
         for retired in drop:
-            shutil.rmtree(
-                self.layout.generation_dir(environment.env_path, retired.generation),
-                ignore_errors=True,
-            )
+            self._remove_generation(environment.env_path, retired.generation)
         return len(drop)
 
     # --- audit ------------------------------------------------------------------------
@@ -828,10 +892,7 @@ class EnvManager:
             )
             return None
         if environment.pending_generation is not None:
-            shutil.rmtree(
-                self.layout.generation_dir(env_dir, environment.pending_generation),
-                ignore_errors=True,
-            )
+            self._remove_generation(env_dir, environment.pending_generation)
             environment = attrs.evolve(environment, pending_generation=None)
             self.metadata.save(environment)
         if environment.status is EnvStatus.READY:
@@ -845,7 +906,7 @@ class EnvManager:
             known = {environment.generation, *(r.generation for r in environment.retired)}
             for number in self._generation_numbers(env_dir):
                 if number not in known:
-                    shutil.rmtree(self.layout.generation_dir(env_dir, number), ignore_errors=True)
+                    self._remove_generation(env_dir, number)
         return environment
 
     def _recover_if_abandoned(self, key: EnvKey, environment: Environment) -> Environment | None:
@@ -927,12 +988,47 @@ class EnvManager:
         except FileNotFoundError:
             return []
 
-    def _sync(self, gen_dir: Path, interpreter: Interpreter, results: list[UvResult]) -> None:
-        self._run(
-            sync_command(gen_dir, str(interpreter.path), self.uv_options),
-            "uv sync --frozen failed",
-            results,
+    def _sync(
+        self,
+        gen_dir: Path,
+        interpreter: Interpreter,
+        results: list[UvResult],
+        *,
+        shared: bool = True,
+    ) -> bool:
+        """Link the generation to the store's venv for its lock, building it if new; True if built.
+
+        Unshared, the venv is built privately in the generation: ``sync`` uses
+        that to rebuild from the lock without trusting any existing bytes.
+        """
+        if not shared:
+            with install_slot(self.layout.locks_dir, self.settings.max_concurrent_installs):
+                self._run(
+                    sync_command(gen_dir, str(interpreter.path), self.uv_options),
+                    "uv sync --frozen failed",
+                    results,
+                )
+            return True
+        entry_id = venv_id(
+            (gen_dir / "uv.lock").read_text(),
+            interpreter,
+            compile_bytecode=self.settings.compile_bytecode,
         )
+
+        def build(venv: Path) -> None:
+            with install_slot(self.layout.locks_dir, self.settings.max_concurrent_installs):
+                self._run(
+                    sync_command(gen_dir, str(interpreter.path), self.uv_options, venv=venv),
+                    "uv sync --frozen failed",
+                    results,
+                )
+
+        return self.venv_store.link(gen_dir, entry_id, build)
+
+    def _remove_generation(self, env_dir: Path, generation: int) -> None:
+        gen_dir = self.layout.generation_dir(env_dir, generation)
+        self.venv_store.release(gen_dir)
+        shutil.rmtree(gen_dir, ignore_errors=True)
 
     def _run(self, invocation: UvInvocation, message: str, results: list[UvResult]) -> UvResult:
         result = self.executor.run(invocation)
@@ -952,6 +1048,8 @@ class EnvManager:
         self.metadata.discard(key)
         if not (env_dir.exists() or env_dir.is_symlink()):
             return
+        for number in self._generation_numbers(env_dir):
+            self.venv_store.release(self.layout.generation_dir(env_dir, number))
         self.layout.trash_dir.mkdir(parents=True, exist_ok=True)
         target = self.layout.trash_dir / uuid.uuid4().hex
         env_dir.rename(target)

@@ -189,6 +189,8 @@ class CleanupReport:
     skipped_busy: tuple[EnvKey, ...]
     pruned_generations: int
     checked_at: float
+    pruned_store_entries: int = 0
+    pruned_locks: int = 0
 
 
 @attrs.frozen

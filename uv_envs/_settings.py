@@ -56,6 +56,10 @@ class Settings:
         allow_direct_references: accept ``name @ url``, paths and VCS URLs.
         allow_requirements_options: accept pip options in requirements texts.
         compile_bytecode: have uv compile ``.pyc`` files at install time.
+        lock_max_age: seconds a stored resolution of a spec is reused before
+            the spec is resolved again (so unpinned specs pick up releases).
+        max_concurrent_installs: uv installs running at once on this root,
+            across processes; more requests queue. The CPU count by default.
 
     .. versionadded:: 0.1.0
 
@@ -73,6 +77,8 @@ class Settings:
     allow_direct_references: bool = False
     allow_requirements_options: bool = False
     compile_bytecode: bool = False
+    lock_max_age: float = 86400.0
+    max_concurrent_installs: int = attrs.field(factory=lambda: os.cpu_count() or 1)
 
     @property
     def effective_cache_dir(self) -> Path:

@@ -9,8 +9,10 @@ given as separate argv items, so uv never reads them as flags.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -110,11 +112,13 @@ def _common_args(options: UvOptions, python: str | None) -> list[str]:
     return args
 
 
-def _env(options: UvOptions, project_dir: Path | None = None) -> dict[str, str]:
+def _env(
+    options: UvOptions, project_dir: Path | None = None, venv: Path | None = None
+) -> dict[str, str]:
     env = {"UV_PYTHON_DOWNLOADS": options.python_downloads}
     if project_dir is not None:
-        # Each generation's venv is built where it will live: venvs cannot move.
-        env["UV_PROJECT_ENVIRONMENT"] = str(project_dir / ".venv")
+        # Each venv is built where it will live: venvs cannot move.
+        env["UV_PROJECT_ENVIRONMENT"] = str(venv if venv is not None else project_dir / ".venv")
     return env
 
 
@@ -138,12 +142,14 @@ def lock_command(
     return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
 
 
-def sync_command(project_dir: Path, python: str, options: UvOptions) -> UvInvocation:
-    """``uv sync --frozen``: build the project's venv exactly from its lock."""
+def sync_command(
+    project_dir: Path, python: str, options: UvOptions, *, venv: Path | None = None
+) -> UvInvocation:
+    """``uv sync --frozen``: build a venv (``<project>/.venv`` or ``venv``) from the lock."""
     args = ["sync", "--frozen", *_common_args(options, python), *_index_args(options.index)]
     if options.compile_bytecode:
         args.append("--compile-bytecode")
-    return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
+    return UvInvocation(tuple(args), project_dir, _env(options, project_dir, venv), options.timeout)
 
 
 def add_command(
@@ -242,6 +248,8 @@ class SubprocessUvExecutor:
                 text=True,
                 encoding="utf-8",
                 errors="replace",
+                # Its own process group, so a timeout stops uv and whatever uv started.
+                process_group=0,
             )
         except FileNotFoundError as exc:
             raise UvNotFound(f"uv binary not found: {self.binary}") from exc
@@ -258,10 +266,9 @@ class SubprocessUvExecutor:
         try:
             process.wait(timeout=invocation.timeout)
         except subprocess.TimeoutExpired as exc:
-            process.kill()
-            process.wait()
+            _kill_group(process)
             for reader in readers:
-                reader.join()
+                reader.join(timeout=5)
             raise UvTimeout(
                 f"uv ran longer than {invocation.timeout} s and was stopped",
                 command=command,
@@ -269,8 +276,7 @@ class SubprocessUvExecutor:
             ) from exc
         except BaseException:
             # KeyboardInterrupt and friends: never leave uv writing behind us.
-            process.kill()
-            process.wait()
+            _kill_group(process)
             raise
         for reader in readers:
             reader.join()
@@ -281,6 +287,14 @@ class SubprocessUvExecutor:
             stderr="".join(stderr_chunks),
             duration_ms=int((time.monotonic() - started) * 1000),
         )
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    process.wait()
 
 
 def _pump(stream: IO[str] | None, sink: list[str], echo: IO[str] | None) -> None:

@@ -33,10 +33,11 @@ from ._events import DomainEvent
 from ._project import PROJECT_NAME, locked_versions
 from ._provider import IEnvironmentProvider
 from ._python import Interpreter
-from ._uv import UvInvocation, UvResult
+from ._uv import UvExecutor, UvInvocation, UvResult
 from ._validation import normalize_python_request
 
 __all__ = [
+    "CountingExecutor",
     "FakePythonFinder",
     "FakeUvExecutor",
     "RecordingPublisher",
@@ -77,6 +78,33 @@ class RecordingPublisher:
     @property
     def names(self) -> list[str]:
         return [event.name for event in self.events]
+
+
+@attrs.define
+class CountingExecutor:
+    """Wraps any executor (a real one too) and counts the uv subcommands it ran.
+
+    ``count("lock")`` counts resolutions, ``count("sync")`` installs.
+    """
+
+    inner: UvExecutor
+    calls: list[UvInvocation] = attrs.field(factory=list)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def run(self, invocation: UvInvocation) -> UvResult:
+        with self._lock:
+            self.calls.append(invocation)
+        return self.inner.run(invocation)
+
+    def count(self, subcommand: str, *, check: bool | None = None) -> int:
+        """Calls of ``subcommand``; with ``check``, only those with (or without) ``--check``."""
+        with self._lock:
+            return sum(
+                1
+                for call in self.calls
+                if call.args[:1] == (subcommand,)
+                and (check is None or ("--check" in call.args) == check)
+            )
 
 
 @attrs.define

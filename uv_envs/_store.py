@@ -1,0 +1,218 @@
+"""Content-addressed stores under the root: resolved locks and built venvs.
+
+``lockstore/<spec hash>.lock`` keeps the ``uv.lock`` a spec resolved to, so a
+second env with the same spec skips resolution. ``store/<id>/.venv`` keeps a
+venv built from a lock for one interpreter; ``<id>`` hashes the lock (without
+the root project entry) and the interpreter, never the env's name, so every
+env whose resolution and Python agree links the same bytes. Entries are
+immutable once complete: files are read-only, directories stay writable so
+Python can still write bytecode caches.
+
+Each generation that links an entry leaves a reference file in
+``store/<id>/refs/``, naming the generation directory. A reference whose
+generation no longer links the entry is stale; an entry with no live
+reference is removed by :meth:`VenvStore.prune`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import stat
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import attrs
+
+from . import _locking
+from ._metadata import write_atomic
+from ._python import Interpreter
+
+_COMPLETE = ".complete"
+
+
+@attrs.define
+class LockStore:
+    """Resolved ``uv.lock`` files by spec hash, each usable for ``max_age`` seconds."""
+
+    directory: Path
+    max_age: float
+
+    def path(self, digest: str) -> Path:
+        return self.directory / f"{digest}.lock"
+
+    def get(self, digest: str) -> bytes | None:
+        """The stored lock, unless missing or older than ``max_age``."""
+        path = self.path(digest)
+        try:
+            if time.time() - path.stat().st_mtime > self.max_age:
+                return None
+            return path.read_bytes()
+        except OSError:
+            return None
+
+    def put(self, digest: str, data: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path(digest), data)
+
+    def prune(self) -> int:
+        """Remove stored locks past ``max_age``; return how many."""
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for path in self.directory.glob("*.lock"):
+                with contextlib.suppress(OSError):
+                    if time.time() - path.stat().st_mtime > self.max_age:
+                        path.unlink()
+                        removed += 1
+        return removed
+
+
+def venv_id(lock_text: str, interpreter: Interpreter, *, compile_bytecode: bool) -> str:
+    """The store id of the venv a lock gives on an interpreter.
+
+    The root project's own entry is left out: it differs between specs that
+    resolve to the same packages, and it installs nothing (the project is not
+    a package).
+    """
+    document = tomllib.loads(lock_text)
+    packages = [
+        package
+        for package in document.get("package", [])
+        if not (isinstance(package.get("source"), dict) and package["source"].get("virtual") == ".")
+    ]
+    payload = {
+        "packages": packages,
+        "python": [str(interpreter.path), interpreter.version],
+        "compile_bytecode": compile_bytecode,
+    }
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:32]
+
+
+@attrs.define
+class VenvStore:
+    """Built venvs shared by every generation whose lock and interpreter agree."""
+
+    directory: Path
+    locks_dir: Path
+    lock_timeout: float
+
+    def entry(self, entry_id: str) -> Path:
+        return self.directory / entry_id
+
+    def _lock(self, entry_id: str) -> Path:
+        return self.locks_dir / f"store-{entry_id}.lock"
+
+    def link(self, gen_dir: Path, entry_id: str, build: Callable[[Path], None]) -> bool:
+        """Make ``gen_dir/.venv`` the entry's venv, building it first if needed.
+
+        ``build`` is called with the venv path to create when the entry is
+        missing or incomplete. Returns whether it was built.
+        """
+        entry = self.entry(entry_id)
+        built = False
+        with _locking.hold(
+            self._lock(entry_id), timeout=self.lock_timeout, what=f"store {entry_id}"
+        ):
+            if not (entry / _COMPLETE).is_file():
+                if entry.exists():
+                    _remove_tree(entry)
+                entry.mkdir(parents=True)
+                try:
+                    build(entry / ".venv")
+                    _make_read_only(entry / ".venv")
+                    (entry / _COMPLETE).write_text(str(time.time()))
+                except BaseException:
+                    _remove_tree(entry)
+                    raise
+                built = True
+            refs = entry / "refs"
+            refs.mkdir(exist_ok=True)
+            (refs / _ref_name(gen_dir)).write_text(str(gen_dir))
+            os.symlink(entry / ".venv", gen_dir / ".venv")
+        return built
+
+    def release(self, gen_dir: Path) -> None:
+        """Drop the reference of ``gen_dir`` (before it is deleted)."""
+        try:
+            target = Path(os.readlink(gen_dir / ".venv"))
+        except OSError:
+            return
+        with contextlib.suppress(OSError):
+            (target.parent / "refs" / _ref_name(gen_dir)).unlink()
+
+    def prune(self) -> int:
+        """Remove entries that no generation links any more; return how many."""
+        removed = 0
+        for entry in self._entries():
+            lock = self._lock(entry.name)
+            if not _locking.try_acquire(lock):
+                continue  # being built or linked right now
+            try:
+                if not any(self._live_refs(entry)):
+                    _remove_tree(entry)
+                    removed += 1
+            finally:
+                _locking.release(lock)
+        return removed
+
+    def _entries(self) -> Iterator[Path]:
+        with contextlib.suppress(FileNotFoundError):
+            yield from (p for p in self.directory.iterdir() if p.is_dir())
+
+    @staticmethod
+    def _live_refs(entry: Path) -> Iterator[Path]:
+        refs = entry / "refs"
+        with contextlib.suppress(FileNotFoundError):
+            for ref in list(refs.iterdir()):
+                gen_dir = Path(ref.read_text())
+                try:
+                    live = Path(os.readlink(gen_dir / ".venv")) == entry / ".venv"
+                except OSError:
+                    live = False
+                if live:
+                    yield ref
+                else:
+                    ref.unlink(missing_ok=True)
+
+
+def _ref_name(gen_dir: Path) -> str:
+    return hashlib.sha256(str(gen_dir).encode()).hexdigest()[:32]
+
+
+def _make_read_only(tree: Path) -> None:
+    read_only = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    for directory, _, files in os.walk(tree):
+        for name in files:
+            path = Path(directory) / name
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            path.chmod(mode & read_only)
+
+
+def _remove_tree(tree: Path) -> None:
+    shutil.rmtree(tree, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def install_slot(locks_dir: Path, slots: int) -> Iterator[None]:
+    """Hold one of ``slots`` install slots of the root; wait (never fail) while all are taken."""
+    held: Path | None = None
+    while held is None:
+        for number in range(max(1, slots)):
+            path = locks_dir / f"install-slot-{number}.lock"
+            if _locking.try_acquire(path):
+                held = path
+                break
+        else:
+            time.sleep(0.02)
+    try:
+        yield
+    finally:
+        _locking.release(held)
