@@ -66,6 +66,9 @@ class PythonFinder:
     def find(self, request: str) -> Interpreter:
         """The first installed interpreter matching ``request`` ("3.12" or "3.12.1")."""
         request = normalize_python_request(request)
+        quick = self._quick_find(request)
+        if quick is not None:
+            return quick
         for interpreter in self._interpreters(refresh=False):
             if interpreter.matches(request):
                 return interpreter
@@ -86,11 +89,36 @@ class PythonFinder:
                 self._cache = list(_dedupe(self._discover()))
             return self._cache
 
+    def _quick_find(self, request: str) -> Interpreter | None:
+        """The running interpreter or a pyenv folder named for the version, without a full scan.
+
+        A full discovery probes every interpreter it finds (a subprocess
+        each); most requests are answered before that is needed.
+        """
+        running = _running_interpreter()
+        if running is not None and running.matches(request):
+            return running
+        with self._lock:
+            for folder in self._pyenv_folders():
+                if folder.name == request or folder.name.startswith(request + "."):
+                    for candidate in _executables_in(folder):
+                        version = self._probe(candidate)
+                        if version is not None and Interpreter(candidate, version).matches(request):
+                            return Interpreter(candidate, version)
+        return None
+
+    def _pyenv_folders(self) -> list[Path]:
+        pyenv_root = Path(self.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+        versions = pyenv_root / "versions"
+        if not versions.is_dir():
+            return []
+        return sorted(versions.iterdir(), key=lambda p: _version_key(p.name), reverse=True)
+
     def _discover(self) -> Iterator[Interpreter]:
         # The interpreter running uv-envs is always a candidate, and needs no probe.
-        running = Path(getattr(sys, "_base_executable", sys.executable) or sys.executable)
-        if running.is_file():
-            yield Interpreter(running, ".".join(str(p) for p in sys.version_info[:3]))
+        running = _running_interpreter()
+        if running is not None:
+            yield running
         for candidate in self._local_candidates():
             version = self._probe(candidate)
             if version is not None:
@@ -100,11 +128,8 @@ class PythonFinder:
     def _local_candidates(self) -> Iterator[Path]:
         for path in self.search_paths:
             yield from _executables_in(path)
-        pyenv_root = Path(self.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-        versions = pyenv_root / "versions"
-        if versions.is_dir():
-            for folder in sorted(versions.iterdir(), reverse=True):
-                yield from _executables_in(folder)
+        for folder in self._pyenv_folders():
+            yield from _executables_in(folder)
 
     def _probe(self, executable: Path) -> str | None:
         if executable not in self._probed:
@@ -127,6 +152,13 @@ class PythonFinder:
                 # interpreters were found under versions/ already.
                 continue
             yield Interpreter(Path(entry["path"]), str(entry["version"]))
+
+
+def _running_interpreter() -> Interpreter | None:
+    running = Path(getattr(sys, "_base_executable", sys.executable) or sys.executable)
+    if not running.is_file():
+        return None
+    return Interpreter(running, ".".join(str(p) for p in sys.version_info[:3]))
 
 
 def _executables_in(path: Path) -> Iterator[Path]:

@@ -263,23 +263,29 @@ class SubprocessUvExecutor:
         ]
         for reader in readers:
             reader.start()
+        # Wait on the pipes, not with Popen.wait(timeout), which polls with sleeps.
+        deadline = None if invocation.timeout is None else started + invocation.timeout
+        timed_out = False
         try:
-            process.wait(timeout=invocation.timeout)
-        except subprocess.TimeoutExpired as exc:
-            _kill_group(process)
             for reader in readers:
-                reader.join(timeout=5)
-            raise UvTimeout(
-                f"uv ran longer than {invocation.timeout} s and was stopped",
-                command=command,
-                stderr="".join(stderr_chunks),
-            ) from exc
+                reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if any(reader.is_alive() for reader in readers):
+                # Either uv is still running, or uv exited and a child of its holds the pipes.
+                timed_out = process.poll() is None
+                _kill_group(process)
+                for reader in readers:
+                    reader.join(timeout=5)
+            process.wait()
         except BaseException:
             # KeyboardInterrupt and friends: never leave uv writing behind us.
             _kill_group(process)
             raise
-        for reader in readers:
-            reader.join()
+        if timed_out:
+            raise UvTimeout(
+                f"uv ran longer than {invocation.timeout} s and was stopped",
+                command=command,
+                stderr="".join(stderr_chunks),
+            )
         return UvResult(
             command=command,
             exit_code=process.returncode,
