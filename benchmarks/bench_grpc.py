@@ -1,6 +1,7 @@
 """Benchmark the gRPC server over loopback; prints a markdown table.
 
     python benchmarks/bench_grpc.py [--status-calls 2000] [--threads 8] [--creates 5]
+                                    [--workers 16] [--server-process]
 
 Measures:
 
@@ -10,7 +11,10 @@ Measures:
   each on fresh keys with real uv and a local wheelhouse (no network). The
   ratio of the medians is the server's overhead on a create.
 
-Everything runs on 127.0.0.1 with bounded loop counts, and stops by itself.
+By default the server runs in the benchmark's own process (client and server
+share one interpreter); ``--server-process`` starts ``python -m uv_envs_server``
+instead, on the same root. Everything runs on 127.0.0.1 with bounded loop
+counts, and stops by itself.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -103,6 +109,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--creates", type=int, default=5)
     parser.add_argument("--workers", type=int, default=16, help="server worker threads")
+    parser.add_argument(
+        "--server-process", action="store_true", help="run the server as its own process"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="uv-envs-bench-") as tmp:
@@ -112,22 +121,31 @@ def main() -> None:
             index=uv_envs.IndexSettings(find_links=(str(wheelhouse),), no_index=True),
         )
         manager = uv_envs.EnvManager(settings)
-        server, port = create_server(manager=manager, max_workers=args.workers)
-        server.start()
-        target = f"127.0.0.1:{port}"
-        try:
-            manager.ensure(uv_envs.EnvKey("bench", "status"), packages=["alpha"])
-            status = bench_status(target, args.status_calls, args.threads)
-            create = bench_create(manager, target, args.creates)
-        finally:
-            server.stop(None).wait()
-            server.executor.shutdown(wait=True)
+        manager.ensure(uv_envs.EnvKey("bench", "status"), packages=["alpha"])
+        if args.server_process:
+            process, target = _start_process(settings.root, wheelhouse, args.workers)
+            try:
+                status = bench_status(target, args.status_calls, args.threads)
+                create = bench_create(manager, target, args.creates)
+            finally:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=120)
+        else:
+            server, port = create_server(manager=manager, max_workers=args.workers)
+            server.start()
+            try:
+                status = bench_status(f"127.0.0.1:{port}", args.status_calls, args.threads)
+                create = bench_create(manager, f"127.0.0.1:{port}", args.creates)
+            finally:
+                server.stop(None).wait()
+                server.executor.shutdown(wait=True)
 
     print(
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
         f"{_cpus()} cores, Linux {platform.release()}; Python {platform.python_version()}, "
         f"grpcio {version('grpcio')}, protobuf {version('protobuf')}, uv {version('uv')}; "
-        f"{args.workers} server workers"
+        f"{args.workers} server workers, server "
+        f"{'in its own process' if args.server_process else 'in the client process'}"
     )
     print()
     print("| measure | value |")
@@ -143,6 +161,36 @@ def main() -> None:
     print(f"| CreateEnv over gRPC (median of {args.creates}) | {create['remote_s']:.3f} s |")
     print(f"| gRPC / in-process | {create['remote_s'] / create['local_s']:.2f}x |")
     print(f"| CreateEnv retry of an existing env (median) | {create['retry_ms']:.2f} ms |")
+
+
+def _start_process(root: Path, wheelhouse: Path, workers: int) -> tuple[subprocess.Popen[str], str]:
+    command = [
+        sys.executable,
+        "-m",
+        "uv_envs_server",
+        "--port",
+        "0",
+        "--root",
+        str(root),
+        "--find-links",
+        str(wheelhouse),
+        "--no-index",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "WARNING",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    assert process.stdout is not None
+    line = process.stdout.readline()  # the server prints it once it listens, or exits
+    if not line.startswith("uv-envs-server listening on "):
+        process.kill()
+        raise SystemExit(f"the server did not start: {line!r}")
+    return process, line.rsplit(" ", 1)[1].strip()
 
 
 def _cpus() -> int:
