@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
+import time
 from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,11 +116,13 @@ def test_sigterm_lets_a_running_create_finish(start: type[Server]) -> None:
     server = start("--grace", "60")
     with EnvManagerClient(server.target, timeout=120) as client:
         assert client.health() == "SERVING"
-        answered = threading.Event()
         with futures.ThreadPoolExecutor(1) as pool:
             creating = pool.submit(client.create_env, "wf", "slow", packages=["beta"])
-            creating.add_done_callback(lambda _: answered.set())
-            answered.wait(0.3)  # let the create reach the server (or finish)
+            # Signal only once the create has reached the manager (its audit row exists).
+            deadline = time.monotonic() + 60
+            while not creating.done() and client.get_operations("wf", "slow").total == 0:
+                assert time.monotonic() < deadline, "the create never reached the server"
+                time.sleep(0.01)
             server.process.send_signal(signal.SIGTERM)
             assert creating.result(timeout=120).status == "READY"
     assert server.stop(None) == 0
