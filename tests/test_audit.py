@@ -1,0 +1,258 @@
+"""The SQLite audit log on a temporary file, from threads and from real processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from uv_envs import EnvKey, OperationRecord, SqliteAuditLog
+from uv_envs._audit import MAX_OUTPUT
+
+KEY = EnvKey("wf", "node", "v1")
+
+
+@pytest.fixture
+def audit(tmp_path: Path) -> SqliteAuditLog:
+    return SqliteAuditLog(tmp_path / "nested" / "audit.sqlite3")
+
+
+def only(audit: SqliteAuditLog) -> OperationRecord:
+    page = audit.query()
+    assert page.total == 1
+    return page.items[0]
+
+
+def test_start_writes_a_running_record(audit: SqliteAuditLog) -> None:
+    before = time.time()
+    record_id = audit.start(KEY, "create", {"packages": ["alpha"], "python": "3.12"})
+
+    record = only(audit)
+    assert record.id == record_id
+    assert (record.workflow_id, record.node_id, record.version_id) == ("wf", "node", "v1")
+    assert (record.operation, record.status) == ("create", "RUNNING")
+    assert before <= record.started_at <= time.time()
+    assert (record.finished_at, record.duration_ms, record.exit_code, record.error) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert (record.stdout, record.stderr) == ("", "")
+    assert record.metadata == {"packages": ["alpha"], "python": "3.12", "pid": os.getpid()}
+    assert audit.path.is_file()
+
+
+def test_finish_completes_the_record(audit: SqliteAuditLog) -> None:
+    record_id = audit.start(KEY, "add", {"packages": ["gamma"]})
+    time.sleep(0.02)
+    audit.finish(
+        record_id,
+        "FAILED",
+        stdout="out",
+        stderr="x No solution found",
+        exit_code=1,
+        error="ResolutionFailed: ...",
+        metadata={"generation": 2},
+    )
+
+    record = only(audit)
+    assert record.status == "FAILED"
+    assert record.finished_at is not None
+    assert record.finished_at >= record.started_at
+    assert record.duration_ms is not None
+    assert record.duration_ms >= 20
+    assert (record.stdout, record.stderr, record.exit_code, record.error) == (
+        "out",
+        "x No solution found",
+        1,
+        "ResolutionFailed: ...",
+    )
+    # Metadata given at the finish is merged into that of the start.
+    assert record.metadata == {"packages": ["gamma"], "generation": 2, "pid": os.getpid()}
+
+
+def test_finish_of_an_unknown_record_is_ignored(audit: SqliteAuditLog) -> None:
+    audit.start(KEY, "create")
+    audit.finish(12345, "SUCCESS")
+    assert only(audit).status == "RUNNING"
+
+
+def test_an_empty_version_id_is_kept_empty(audit: SqliteAuditLog) -> None:
+    audit.start(EnvKey("wf", "node"), "create")
+    assert only(audit).version_id == ""
+
+
+def test_metadata_that_is_not_json_is_stored_as_text(audit: SqliteAuditLog) -> None:
+    audit.start(KEY, "create", {"path": Path("/x/y")})
+    assert only(audit).metadata["path"] == "/x/y"
+
+
+def fill(audit: SqliteAuditLog) -> list[int]:
+    """Ten records over three keys: wf1/n1 x4, wf1/n2 x3, wf2/n1 x3; every third FAILED."""
+    keys = [EnvKey("wf1", "n1")] * 4 + [EnvKey("wf1", "n2", "v")] * 3 + [EnvKey("wf2", "n1")] * 3
+    ids = []
+    for number, key in enumerate(keys):
+        record_id = audit.start(key, "sync")
+        audit.finish(record_id, "FAILED" if number % 3 == 0 else "SUCCESS")
+        ids.append(record_id)
+    return ids
+
+
+def test_query_filters(audit: SqliteAuditLog) -> None:
+    ids = fill(audit)
+
+    def found(**filters: str) -> list[int]:
+        page = audit.query(limit=100, **filters)
+        assert page.total == len(page.items)
+        return [r.id for r in page.items]
+
+    assert found() == ids[::-1]
+    assert found(workflow_id="wf1") == ids[:7][::-1]
+    assert found(workflow_id="wf1", node_id="n2") == ids[4:7][::-1]
+    assert found(node_id="n1") == (ids[:4] + ids[7:])[::-1]
+    assert found(status="FAILED") == [ids[9], ids[6], ids[3], ids[0]]
+    assert found(workflow_id="wf2", status="SUCCESS") == [ids[8], ids[7]]
+    assert found(workflow_id="nope") == []
+    assert found(status="RUNNING") == []
+
+
+def test_query_pages_newest_first(audit: SqliteAuditLog) -> None:
+    ids = fill(audit)
+    pages = [audit.query(limit=4, offset=offset) for offset in (0, 4, 8, 12)]
+
+    assert [p.total for p in pages] == [10, 10, 10, 10]
+    assert [(p.limit, p.offset) for p in pages] == [(4, 0), (4, 4), (4, 8), (4, 12)]
+    assert [len(p.items) for p in pages] == [4, 4, 2, 0]
+    assert [r.id for p in pages for r in p.items] == ids[::-1]
+    filtered = audit.query(workflow_id="wf1", limit=2, offset=1)
+    assert filtered.total == 7
+    assert [r.id for r in filtered.items] == [ids[5], ids[4]]
+
+
+def test_query_clamps_bad_paging(audit: SqliteAuditLog) -> None:
+    fill(audit)
+    negative = audit.query(limit=-5, offset=-3)
+    assert (negative.limit, negative.offset, negative.items) == (0, 0, ())
+    assert negative.total == 10
+    huge = audit.query(limit=10**9)
+    assert huge.limit <= 1000
+    assert len(huge.items) == 10
+
+
+def test_query_values_are_parameters_not_sql(audit: SqliteAuditLog) -> None:
+    fill(audit)
+    assert audit.query(workflow_id="wf1' OR '1'='1").total == 0
+    assert audit.query(status="x'; DROP TABLE operations; --").total == 0
+    assert audit.query().total == 10
+
+
+def test_delete_by_workflow(audit: SqliteAuditLog) -> None:
+    fill(audit)
+    deleted = audit.delete("wf1")
+    assert (deleted.workflow_id, deleted.node_id, deleted.deleted_count) == ("wf1", "", 7)
+    assert deleted.deleted_node_ids == ("n1", "n2")
+    assert audit.query(workflow_id="wf1").total == 0
+    assert audit.query().total == 3
+    again = audit.delete("wf1")
+    assert (again.deleted_count, again.deleted_node_ids) == (0, ())
+
+
+def test_delete_by_node(audit: SqliteAuditLog) -> None:
+    fill(audit)
+    deleted = audit.delete("wf1", "n1")
+    assert (deleted.workflow_id, deleted.node_id, deleted.deleted_count) == ("wf1", "n1", 4)
+    assert deleted.deleted_node_ids == ("n1",)
+    assert audit.query(workflow_id="wf1").total == 3
+    assert audit.query(node_id="n1").total == 3  # wf2's n1 stays
+
+
+def test_huge_output_is_clipped_to_its_tail(audit: SqliteAuditLog) -> None:
+    stdout = "".join(f"line {i}\n" for i in range(40_000))
+    stderr = "e" * (MAX_OUTPUT * 3) + "THE END"
+    assert len(stdout) > MAX_OUTPUT
+    record_id = audit.start(KEY, "sync")
+    audit.finish(record_id, "SUCCESS", stdout=stdout, stderr=stderr)
+
+    record = only(audit)
+    assert len(record.stdout) == MAX_OUTPUT
+    assert stdout.endswith(record.stdout)
+    assert len(record.stderr) == MAX_OUTPUT
+    assert record.stderr.endswith("THE END")
+
+
+def test_output_below_the_limit_is_kept_whole(audit: SqliteAuditLog) -> None:
+    text = "x" * MAX_OUTPUT
+    record_id = audit.start(KEY, "sync")
+    audit.finish(record_id, "SUCCESS", stdout=text, stderr="é" * 10)
+    record = only(audit)
+    assert record.stdout == text
+    assert record.stderr == "é" * 10
+
+
+def test_the_database_is_in_wal_mode(audit: SqliteAuditLog) -> None:
+    audit.start(KEY, "create")
+    with sqlite3.connect(audit.path) as connection:
+        (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+    connection.close()
+    assert mode == "wal"
+
+
+def test_threads_share_one_log(audit: SqliteAuditLog) -> None:
+    errors: list[BaseException] = []
+
+    def write(number: int) -> None:
+        try:
+            for _ in range(10):
+                record_id = audit.start(EnvKey("wf", f"t{number}"), "sync")
+                audit.finish(record_id, "SUCCESS")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert audit.query(status="SUCCESS").total == 40
+
+
+def write_records(path: str, worker: int, count: int) -> None:
+    """Runs in a spawned process: start and finish ``count`` records."""
+    audit = SqliteAuditLog(Path(path))
+    for number in range(count):
+        record_id = audit.start(EnvKey("wf", f"w{worker}", str(number)), "sync", {"n": number})
+        audit.finish(record_id, "SUCCESS", stdout=f"{worker}:{number}", exit_code=0)
+
+
+def test_concurrent_writers_in_four_processes(audit: SqliteAuditLog) -> None:
+    audit.start(KEY, "create")  # the parent has the database open throughout
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=write_records, args=(str(audit.path), worker, 25))
+        for worker in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    exit_codes = [process.exitcode for process in processes]
+    for process in processes:
+        process.close()
+    assert exit_codes == [0, 0, 0, 0]
+
+    finished = audit.query(status="SUCCESS", limit=1000)
+    assert finished.total == 100
+    assert {r.stdout for r in finished.items} == {f"{w}:{n}" for w in range(4) for n in range(25)}
+    assert len({r.id for r in finished.items}) == 100
+    assert {r.metadata["pid"] for r in finished.items} & {os.getpid()} == set()
+    assert len({r.metadata["pid"] for r in finished.items}) == 4
+    assert audit.query().total == 101
+    for worker in range(4):
+        assert audit.query(node_id=f"w{worker}").total == 25
