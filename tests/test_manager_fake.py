@@ -1028,6 +1028,23 @@ def test_recover_rolls_back_a_dead_create(fake_manager: EnvManager) -> None:
     assert fake_manager.create(KEY, packages=["alpha"]).generation == 1
 
 
+def test_recover_removes_a_create_that_died_before_its_first_metadata_write(
+    fake_manager: EnvManager,
+) -> None:
+    kept = fake_manager.create(EnvKey("wf", "kept"), packages=["alpha"])
+    # _build_new makes the env dir, then writes metadata.json: a crash in between
+    # leaves a directory that no record names.
+    env_dir = fake_manager.layout.env_dir(KEY)
+    (env_dir / "gens" / "1").mkdir(parents=True)
+    (env_dir / "gens" / "1" / "pyproject.toml").write_text("[project]\n")
+    assert fake_manager.status(KEY).status is EnvStatus.NOT_FOUND
+
+    fake_manager.recover()
+
+    assert not env_dir.exists(), "recover() left the debris of a dead create"
+    assert fake_manager.get(kept.key) == kept
+
+
 def half_built_generation(manager: EnvManager) -> tuple[Any, Path]:
     """A READY env at generation 1 whose add died after writing part of generation 2."""
     environment = manager.create(KEY, packages=["alpha"])

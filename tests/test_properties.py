@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from packaging.specifiers import SpecifierSet
 
 from uv_envs import EnvKey, EnvSpec, IndexSettings, InvalidIdentifier, _models, converter
 from uv_envs._layout import Layout
-from uv_envs._project import spec_hash
+from uv_envs._project import read_declared, render_pyproject, spec_hash
+from uv_envs._validation import parse_requirements
 
 from . import strategies as s
 
@@ -179,6 +181,60 @@ def test_spec_hash_changes_with_the_requirements_text() -> None:
     spec = EnvSpec(("alpha",), "3.12")
     with_text = attrs.evolve(spec, requirements_text="--prefer-binary\nalpha\n")
     assert spec_hash(spec, IndexSettings()) != spec_hash(with_text, IndexSettings())
+
+
+# --- the rendered pyproject.toml -----------------------------------------------------------
+
+# Text a marker may compare against: anything but the quote, the line breaks and NUL that
+# validation refuses, and lone surrogates, which no UTF-8 file can hold.
+_MARKER_TEXT = st.text(
+    st.characters(exclude_categories=["Cs"], exclude_characters='"\n\r\x00'), max_size=12
+)
+
+
+@st.composite
+def requirements_with_marker_text(draw: st.DrawFn) -> str:
+    base = draw(s.requirement_strings()).split(";")[0]
+    value = draw(_MARKER_TEXT)
+    return f'{base}; platform_release == "{value}"'
+
+
+@settings(max_examples=200)
+@given(
+    s.env_keys(),
+    st.lists(st.one_of(s.requirement_strings(), requirements_with_marker_text()), max_size=5),
+    s.python_requests(),
+)
+def test_render_pyproject_is_toml_that_reads_back(
+    key: EnvKey, packages: list[str], python: str
+) -> None:
+    validated = parse_requirements(packages)  # what the manager hands to render_pyproject
+    text = render_pyproject(key, validated, python)
+    document = tomllib.loads(text)
+    assert document["project"]["dependencies"] == list(validated)
+    assert document["tool"]["uv"]["package"] is False
+    assert document["tool"]["uv-envs"] == {
+        "workflow_id": key.workflow_id,
+        "node_id": key.node_id,
+        "version_id": key.version_id,
+    }
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        'alpha; platform_release == "\U0001f600"',  # outside the BMP
+        'alpha; platform_release == "\x7f"',  # DEL must be escaped in TOML
+        'alpha; platform_release == "\u00e9 a\\b"',
+        'alpha; platform_release == "\t\x01"',
+    ],
+)
+def test_render_pyproject_examples(package: str, tmp_path: Path) -> None:
+    validated = parse_requirements([package])
+    (tmp_path / "pyproject.toml").write_text(
+        render_pyproject(EnvKey("wf", "node"), validated, "3.12"), encoding="utf-8"
+    )
+    assert read_declared(tmp_path) == validated
 
 
 # --- cattrs round trips ---------------------------------------------------------------------

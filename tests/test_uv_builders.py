@@ -173,6 +173,14 @@ def test_project_commands_build_the_venv_inside_their_generation(name: str) -> N
     assert invocation.cwd == PROJECT
 
 
+def test_sync_can_build_a_venv_elsewhere() -> None:
+    venv = Path("/srv/root/store/abc/.venv")
+    invocation = sync_command(PROJECT, PYTHON, OPTIONS, venv=venv)
+    assert invocation.env["UV_PROJECT_ENVIRONMENT"] == str(venv)
+    assert invocation.cwd == PROJECT
+    assert invocation.args[:2] == ("sync", "--frozen")
+
+
 @pytest.mark.parametrize("downloads", ["never", "manual", "automatic"])
 def test_python_downloads_policy(downloads: str) -> None:
     options = UvOptions(cache_dir=CACHE, python_downloads=downloads)
