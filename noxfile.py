@@ -27,14 +27,36 @@ def offline(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "uv_envs")
-    session.run("ruff", "format", "--check", "uv_envs")
+    session.run("ruff", "check", "uv_envs", "uv_envs_server")
+    session.run("ruff", "format", "--check", "uv_envs", "uv_envs_server")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[server]", "mypy")
-    session.run("mypy", "uv_envs")
+    session.install("-e", ".[server]", "mypy", "types-grpcio", "types-protobuf")
+    session.run("mypy")
+
+
+@nox.session(python="3.11")
+def protos(session: nox.Session) -> None:
+    """Regenerate uv_envs_server/_generated from protos/; commit the result."""
+    session.install("grpcio-tools==1.62.3")
+    session.run("python", "uv_envs_server/_regen.py")
+
+
+@nox.session(python="3.11")
+@nox.parametrize(
+    "pins",
+    [
+        nox.param(("grpcio==1.60.0", "protobuf==5.26.1"), id="lowest"),
+        nox.param(("grpcio==1.76.0", "protobuf==6.31.1"), id="wtb"),
+        nox.param(("--upgrade", "grpcio", "protobuf"), id="newest"),
+    ],
+)
+def grpc_versions(session: nox.Session, pins: tuple[str, ...]) -> None:
+    """The server tests on the lowest supported grpcio/protobuf pair, WTB's, and the newest."""
+    session.install("-e", ".[server,test]", *pins)
+    session.run("pytest", "tests/server", *session.posargs)
 
 
 @nox.session

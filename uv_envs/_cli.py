@@ -118,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     command = commands.add_parser("serve", help="run the gRPC server (needs uv-envs[server])")
     command.add_argument("--host", default="127.0.0.1")
     command.add_argument("--port", type=int, default=50051)
+    command.add_argument("--workers", type=int, default=16)
+    command.add_argument("--grace", type=float, default=30.0)
     return parser
 
 
@@ -175,8 +177,21 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             )
             return EXIT_FAILED
         argv = ["--host", args.host, "--port", str(args.port)]
+        argv += ["--workers", str(args.workers), "--grace", str(args.grace)]
         if args.root is not None:
             argv += ["--root", str(args.root)]
+        if args.index_url:
+            argv += ["--index-url", args.index_url]
+        for url in args.extra_index_url:
+            argv += ["--extra-index-url", url]
+        for link in args.find_links:
+            argv += ["--find-links", link]
+        if args.no_index:
+            argv.append("--no-index")
+        if args.offline:
+            argv.append("--offline")
+        if args.lock_timeout is not None:
+            argv += ["--lock-timeout", str(args.lock_timeout)]
         return serve(argv)
     settings = _settings(args)
     progress = sys.stderr if (sys.stderr.isatty() and not args.json) else None

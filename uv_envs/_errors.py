@@ -16,6 +16,7 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     ├── EnvironmentAlreadyExists (FileExistsError)
     ├── EnvironmentNotReady (RuntimeError)         CREATING or FAILED
     ├── EnvironmentBusy (TimeoutError)             its lock was not free in time
+    ├── EnvironmentInUse (RuntimeError)            leased by a running process
     ├── UvError (RuntimeError)                     uv ran and failed; command, exit code, stderr
     │   ├── ResolutionFailed                       the requirements do not resolve
     │   └── UvTimeout (TimeoutError)               uv ran longer than allowed
@@ -91,6 +92,10 @@ class EnvironmentNotReady(UvEnvsError, RuntimeError):
 
 class EnvironmentBusy(UvEnvsError, TimeoutError):
     """The environment's lock was not free before the lock timeout."""
+
+
+class EnvironmentInUse(UvEnvsError, RuntimeError):
+    """The environment is leased by a live process; delete it with ``force=True``."""
 
 
 class UvError(UvEnvsError, RuntimeError):

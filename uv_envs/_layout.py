@@ -37,6 +37,13 @@ from ._models import EnvKey
 EMPTY_VERSION_DIR = "@"
 
 
+def _subdirs(directory: Path) -> list[Path]:
+    try:
+        return sorted(p for p in directory.iterdir() if p.is_dir() and not p.is_symlink())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 @attrs.frozen
 class Layout:
     """Paths under one root."""
@@ -77,6 +84,18 @@ class Layout:
         relative = env_dir.relative_to(self.envs_dir)
         workflow_id, node_id, version = relative.parts
         return EnvKey(workflow_id, node_id, "" if version == EMPTY_VERSION_DIR else version)
+
+    def keys_on_disk(self) -> list[EnvKey]:
+        """Keys of every env directory, with or without metadata (crash debris included)."""
+        keys: list[EnvKey] = []
+        for workflow in _subdirs(self.envs_dir):
+            for node in _subdirs(workflow):
+                for version in _subdirs(node):
+                    try:
+                        keys.append(self.key_for(version))
+                    except ValueError:
+                        continue  # a folder no key can name: not ours
+        return keys
 
     def lock_file(self, key: EnvKey) -> Path:
         """The lock file of a key; outside the env dir so deleting the env keeps the lock."""

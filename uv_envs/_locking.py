@@ -75,3 +75,9 @@ def try_acquire(path: Path) -> bool:
 def release(path: Path) -> None:
     """Release a lock taken with :func:`try_acquire`."""
     _lock_for(path).release()
+
+
+def forget(path: Path) -> None:
+    """Drop the lock object of a path that will not be locked again (a finished lease)."""
+    with _registry_lock:
+        _registry.pop(path, None)

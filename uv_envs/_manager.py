@@ -15,6 +15,7 @@ Rules every operation follows (docs/architecture.md has the long form):
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import threading
@@ -33,11 +34,13 @@ from . import _locking
 from ._audit import FAILED, RUNNING, SUCCESS, AuditLog, SqliteAuditLog
 from ._errors import (
     EnvironmentAlreadyExists,
+    EnvironmentBusy,
+    EnvironmentInUse,
     EnvironmentNotFound,
     EnvironmentNotReady,
+    InvalidInput,
     InvalidRequirement,
     StorageError,
-    UvEnvsError,
     UvError,
 )
 from ._layout import Layout
@@ -56,11 +59,12 @@ from ._models import (
     OperationResult,
     RetiredGeneration,
     StatusReport,
+    VerifyReport,
 )
 from ._project import read_declared, read_locked, render_pyproject, spec_hash
 from ._python import Interpreter, InterpreterFinder, PythonFinder
 from ._settings import Settings
-from ._store import LockStore, VenvStore, install_slot, venv_id
+from ._store import LockStore, VenvStore, install_slot, tree_size, venv_id
 from ._uv import (
     ExportFormat,
     SubprocessUvExecutor,
@@ -82,6 +86,7 @@ from ._validation import (
     parse_requirements,
     parse_requirements_text,
 )
+from ._verify import check_venv
 
 _PROJECT_FILES = ("pyproject.toml", "uv.lock")
 _LINKS = {
@@ -90,6 +95,8 @@ _LINKS = {
     "uv.lock": "current/uv.lock",
 }
 _EXPORT_FORMATS: tuple[ExportFormat, ...] = ("requirements.txt", "pylock.toml")
+# States an operation may build a new generation from (rebuilding repairs DAMAGED).
+_USABLE = frozenset({EnvStatus.READY, EnvStatus.DAMAGED})
 
 
 @attrs.frozen
@@ -229,7 +236,13 @@ class EnvManager:
     def _provide(self, key: EnvKey, request: _Request, *, replace: bool) -> Environment:
         with self._locked(key):
             existing = self._reconciled(key)
-            if existing is not None and existing.status is EnvStatus.READY:
+            if (
+                existing is not None
+                and existing.status is EnvStatus.DAMAGED
+                and (existing.spec_hash == request.digest or replace)
+            ):
+                return self._respec(existing, request)  # rebuilding repairs it
+            if existing is not None and existing.status in _USABLE:
                 if existing.spec_hash == request.digest:
                     record = self.audit.start(key, "ensure" if replace else "create")
                     self._finish_ok(record, [], {"reused": True})
@@ -455,16 +468,16 @@ class EnvManager:
                     environment, status=EnvStatus.FAILED, error="creation was interrupted"
                 )
             found.append(environment)
-        return found
+        return sorted(found, key=lambda e: e.key)
 
     def dependencies(self, key: EnvKey) -> Dependencies:
         """Declared dependencies and locked versions of the current generation."""
-        gen_dir = self._current_dir(self._require_ready(self.get(key)))
+        gen_dir = self._current_dir(self._require_usable(self.get(key)))
         return Dependencies(key=key, declared=read_declared(gen_dir), locked=read_locked(gen_dir))
 
     def export(self, key: EnvKey) -> Export:
         """pyproject.toml and uv.lock of the current generation, as text."""
-        gen_dir = self._current_dir(self._require_ready(self.get(key)))
+        gen_dir = self._current_dir(self._require_usable(self.get(key)))
         return Export(
             key=key,
             pyproject_toml=(gen_dir / "pyproject.toml").read_text(),
@@ -475,7 +488,7 @@ class EnvManager:
         """The lock exported by ``uv export`` as ``requirements.txt`` or ``pylock.toml``."""
         if fmt not in _EXPORT_FORMATS:
             raise InvalidRequirement(f"unknown export format {fmt!r}; use one of {_EXPORT_FORMATS}")
-        gen_dir = self._current_dir(self._require_ready(self.get(key)))
+        gen_dir = self._current_dir(self._require_usable(self.get(key)))
         result = self.executor.run(export_command(gen_dir, self.uv_options, fmt))
         return raise_for_result(result, f"uv export --format {fmt} failed").stdout
 
@@ -603,7 +616,7 @@ class EnvManager:
         the shared store, so ``sync`` also repairs a damaged env.
         """
         with self._locked(key):
-            environment = self._require_ready(self._require(key))
+            environment = self._require_usable(self._require(key))
             try:
                 result = self._next_generation(
                     environment,
@@ -611,6 +624,7 @@ class EnvManager:
                     lambda _gen, _results: None,
                     copy_project=True,
                     shared=False,
+                    spec=environment.spec,
                 )
             except BaseException as exc:
                 self._emit(events.EnvironmentSyncFailed(key, details={"error": str(exc)}))
@@ -632,7 +646,7 @@ class EnvManager:
     ) -> OperationResult:
         details = {"packages": list(requirements)}
         with self._locked(key):
-            environment = self._require_ready(self._require(key))
+            environment = self._require_usable(self._require(key))
             if check is not None:
                 check(environment)
             python = environment.python_executable
@@ -697,6 +711,8 @@ class EnvManager:
                 python_executable=str(python_interpreter.path),
                 generation=number,
                 pending_generation=None,
+                status=EnvStatus.READY,
+                error=None,
                 retired=(
                     *environment.retired,
                     RetiredGeneration(environment.generation, time.time()),
@@ -733,18 +749,28 @@ class EnvManager:
 
     # --- delete / cleanup --------------------------------------------------------------
 
-    def delete(self, key: EnvKey) -> DeleteResult:
-        """Remove the env. A missing env is a success that says ``NOT_FOUND``."""
-        return self.delete_within(key, self.settings.lock_timeout)
+    def delete(self, key: EnvKey, *, force: bool = False) -> DeleteResult:
+        """Remove the env. A missing env is a success that says ``NOT_FOUND``.
 
-    def delete_within(self, key: EnvKey, timeout: float) -> DeleteResult:
+        An env leased by a live process raises :class:`~uv_envs.EnvironmentInUse`
+        unless ``force``.
+        """
+        return self.delete_within(key, self.settings.lock_timeout, force=force)
+
+    def delete_within(self, key: EnvKey, timeout: float, *, force: bool = False) -> DeleteResult:
         """:meth:`delete`, waiting at most ``timeout`` seconds for the env's lock."""
         with self._locked(key, timeout=timeout):
             environment = self.metadata.load(key)
             env_dir = self.layout.env_dir(key)
             if environment is None and not env_dir.exists():
                 return DeleteResult(key=key, status="NOT_FOUND")
-            record = self.audit.start(key, "delete")
+            leases = self._live_leases(key)
+            if leases and not force:
+                raise EnvironmentInUse(
+                    f"environment {key} is leased by {len(leases)} running process(es); "
+                    "delete it with force=True, or wait for the leases to end"
+                )
+            record = self.audit.start(key, "delete", {"forced": bool(leases)})
             try:
                 self._discard(key)
             except BaseException as exc:
@@ -754,72 +780,192 @@ class EnvManager:
         self._emit(events.EnvironmentDeleted(key))
         return DeleteResult(key=key, status="DELETED")
 
-    def cleanup(self, idle_seconds: float) -> CleanupReport:
-        """Delete envs idle longer than ``idle_seconds``; prune generations retired as long ago.
+    def cleanup(  # noqa: C901 - two passes (idle, then budget) read best in one place
+        self, idle_seconds: float | None = None, *, max_bytes: int | None = None
+    ) -> CleanupReport:
+        """Delete idle envs, then least recently used ones while over a disk budget.
 
-        Idle means no operation and no hand-out (``ensure``, ``create``,
-        ``runtime_env``) for that long. Envs busy with an operation are skipped
-        and reported.
+        Args:
+            idle_seconds: delete envs with no operation and no hand-out
+                (``ensure``, ``create``, ``runtime_env``, ``lease``) for this
+                long, and prune generations retired this long ago.
+            max_bytes: afterwards, while envs and the venv store use more than
+                this, delete the least recently used env.
+
+        Envs busy with an operation, and envs leased by a live process, are
+        skipped and reported. Store entries nothing links and stored locks
+        past ``lock_max_age`` are pruned.
+
         """
-        if idle_seconds < 0:
-            raise InvalidRequirement("idle_seconds must not be negative")
+        if idle_seconds is None and max_bytes is None:
+            raise InvalidInput("cleanup needs idle_seconds, max_bytes or both")
+        if (idle_seconds is not None and idle_seconds < 0) or (
+            max_bytes is not None and max_bytes < 0
+        ):
+            raise InvalidInput("cleanup limits must not be negative")
+        idle = math.inf if idle_seconds is None else idle_seconds
         checked_at = time.time()
-        deleted: list[EnvKey] = []
-        busy: list[EnvKey] = []
+        outcomes: dict[str, list[EnvKey]] = {"deleted": [], "busy": [], "leased": []}
         pruned = 0
+        survivors: list[tuple[float, EnvKey]] = []
         for key in list(self.metadata.keys()):
-            try:
-                environment = self.metadata.load(key)
-            except StorageError:
-                continue
-            if environment is None:
-                continue
-            try:
-                with self._locked(key, timeout=0):
-                    environment = self._reconciled(key)
-                    if environment is None:
-                        continue
-                    if checked_at - self._last_used(environment) > idle_seconds:
-                        record = self.audit.start(key, "cleanup", {"idle_seconds": idle_seconds})
-                        self._discard(key)
-                        self._finish_ok(record, [], {})
-                        deleted.append(key)
-                        self._emit(events.EnvironmentDeleted(key, details={"reason": "idle"}))
-                    else:
-                        pruned += self._prune_generations(environment, checked_at - idle_seconds)
-            except UvEnvsError as exc:
-                if isinstance(exc, TimeoutError):
-                    busy.append(key)
-                    continue
-                raise
+            outcome, count, last_used = self._cleanup_one(key, idle, checked_at, "idle")
+            pruned += count
+            if outcome in outcomes:
+                outcomes[outcome].append(key)
+            elif outcome == "kept":
+                survivors.append((last_used, key))
+        store_pruned = self.venv_store.prune()
+        bytes_in_use = None
+        if max_bytes is not None:
+            env_bytes = tree_size(self.layout.envs_dir)
+            bytes_in_use = env_bytes + sum(self.venv_store.sizes().values())
+            for _, key in sorted(survivors):
+                if bytes_in_use <= max_bytes:
+                    break
+                own = tree_size(self.layout.env_dir(key))
+                outcome, _, _ = self._cleanup_one(key, -1.0, checked_at, "disk budget")
+                if outcome == "deleted":
+                    outcomes["deleted"].append(key)
+                    store_pruned += self.venv_store.prune()
+                    env_bytes -= own
+                    bytes_in_use = env_bytes + sum(self.venv_store.sizes().values())
+                elif outcome in outcomes:
+                    outcomes[outcome].append(key)
         report = CleanupReport(
-            deleted=tuple(deleted),
-            skipped_busy=tuple(busy),
+            deleted=tuple(outcomes["deleted"]),
+            skipped_busy=tuple(outcomes["busy"]),
             pruned_generations=pruned,
             checked_at=checked_at,
-            pruned_store_entries=self.venv_store.prune(),
+            pruned_store_entries=store_pruned,
             pruned_locks=self.lock_store.prune(),
+            skipped_leased=tuple(outcomes["leased"]),
+            bytes_in_use=bytes_in_use,
         )
         self._emit(
             events.EnvironmentCleanupCompleted(
                 None,
                 details={
-                    "deleted": [str(k) for k in deleted],
-                    "skipped_busy": [str(k) for k in busy],
+                    "deleted": [str(k) for k in report.deleted],
+                    "skipped_busy": [str(k) for k in report.skipped_busy],
+                    "skipped_leased": [str(k) for k in report.skipped_leased],
                 },
             )
         )
         return report
 
-    def _prune_generations(self, environment: Environment, retired_before: float) -> int:
-        keep = tuple(r for r in environment.retired if r.retired_at >= retired_before)
-        drop = [r for r in environment.retired if r.retired_at < retired_before]
+    def _cleanup_one(
+        self, key: EnvKey, idle_seconds: float, checked_at: float, reason: str
+    ) -> tuple[str, int, float]:
+        """Delete one env if idle and unleased: ``(outcome, generations pruned, last used)``."""
+        self._ensure_root()
+        lock = self.layout.lock_file(key)
+        if not _locking.try_acquire(lock):
+            return "busy", 0, 0.0
+        try:
+            environment = self._reconciled(key)
+            if environment is None:
+                return "gone", 0, 0.0
+            pinned = set(self._live_leases(key))
+            last_used = self._last_used(environment)
+            pruned = self._prune_generations(environment, checked_at - idle_seconds, pinned)
+            if checked_at - last_used <= idle_seconds:
+                return "kept", pruned, last_used
+            if pinned:
+                return "leased", pruned, last_used
+            record = self.audit.start(key, "cleanup", {"reason": reason})
+            self._discard(key)
+            self._finish_ok(record, [], {})
+            self._emit(events.EnvironmentDeleted(key, details={"reason": reason}))
+            return "deleted", pruned, last_used
+        finally:
+            _locking.release(lock)
+
+    def _prune_generations(
+        self, environment: Environment, retired_before: float, pinned: set[int]
+    ) -> int:
+        drop = [
+            r
+            for r in environment.retired
+            if r.retired_at < retired_before and r.generation not in pinned
+        ]
         if not drop:
             return 0
+        keep = tuple(r for r in environment.retired if r not in drop)
         self.metadata.save(attrs.evolve(environment, retired=keep))
         for retired in drop:
             self._remove_generation(environment.env_path, retired.generation)
         return len(drop)
+
+    # --- leases and verification --------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lease(self, key: EnvKey) -> Iterator[Environment]:
+        """Hold the env in use for the duration of a run (across processes).
+
+        While the lease is held, ``delete`` refuses the env (unless forced),
+        ``cleanup`` skips it, and the generation it yields is kept even after
+        the env moves on: run the node with ``pinned_python_path``. The lease
+        ends with the block, or with the holder's process.
+        """
+        with self._locked(key):
+            environment = self._require_ready(self._require(key))
+            directory = self._lease_dir(key)
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"{environment.generation}-{uuid.uuid4().hex}.lease"
+            if not _locking.try_acquire(path):  # pragma: no cover - a fresh name is always free
+                raise EnvironmentBusy(f"cannot take a lease on {key}")
+        self._touch(environment)
+        try:
+            yield environment
+        finally:
+            path.unlink(missing_ok=True)
+            _locking.release(path)
+            _locking.forget(path)
+
+    def _lease_dir(self, key: EnvKey) -> Path:
+        return self.layout.root / "leases" / self.layout.lock_file(key).stem
+
+    def _live_leases(self, key: EnvKey) -> list[int]:
+        """Generations pinned by live leases; removes leases of dead processes. Needs the lock."""
+        directory = self._lease_dir(key)
+        pinned: list[int] = []
+        with contextlib.suppress(FileNotFoundError):
+            for path in directory.glob("*.lease"):
+                if _locking.is_free(path):
+                    path.unlink(missing_ok=True)
+                    _locking.forget(path)
+                    continue
+                with contextlib.suppress(ValueError):
+                    pinned.append(int(path.name.split("-", 1)[0]))
+        return pinned
+
+    def verify(self, key: EnvKey) -> VerifyReport:
+        """Check that the venv matches its lock and its interpreter starts.
+
+        Compares the installed distributions with ``uv.lock`` and every file
+        with the hash in its ``RECORD``. A failed check marks the env
+        ``DAMAGED`` (and its shared venv, so it is not linked again); ``sync``
+        repairs it.
+        """
+        with self._locked(key):
+            environment = self._require_usable(self._require(key))
+            record = self.audit.start(key, "verify")
+            gen_dir = self._current_dir(environment)
+            problems, checked = check_venv(
+                gen_dir / ".venv", environment.pinned_python_path, read_locked(gen_dir)
+            )
+            if problems:
+                damaged = attrs.evolve(
+                    environment, status=EnvStatus.DAMAGED, error="; ".join(problems[:5])
+                )
+                self.metadata.save(damaged)
+                with contextlib.suppress(OSError):
+                    self.venv_store.mark_damaged(gen_dir / ".venv")
+            elif environment.status is EnvStatus.DAMAGED:
+                self.metadata.save(attrs.evolve(environment, status=EnvStatus.READY, error=None))
+            self._finish_ok(record, [], {"problems": list(problems), "checked_files": checked})
+        return VerifyReport(key=key, problems=tuple(problems), checked_files=checked)
 
     # --- audit ------------------------------------------------------------------------
 
@@ -855,29 +1001,35 @@ class EnvManager:
         of dead processes. Envs busy with a live operation are left alone.
         """
         repaired: list[EnvKey] = []
-        for key in list(self.metadata.keys()):
+        for key in sorted({*self.metadata.keys(), *self.layout.keys_on_disk()}):
             lock_file = self.layout.lock_file(key)
             if not _locking.is_free(lock_file):
                 continue
-            try:
-                with self._locked(key, timeout=0):
-                    before = self.metadata.load(key)
-                    after = self._reconciled(key)
-                    if before != after:
-                        repaired.append(key)
-            except TimeoutError:
+            if not _locking.try_acquire(lock_file):
                 continue
+            try:
+                repairs: list[str] = []
+                self._reconciled(key, repairs)
+                if repairs:
+                    repaired.append(key)
+            finally:
+                _locking.release(lock_file)
         self._empty_trash()
         self._close_dead_records()
         return repaired
 
-    def _reconciled(self, key: EnvKey) -> Environment | None:
-        """The env's record after repairing what a dead process left; the caller holds the lock."""
+    def _reconciled(self, key: EnvKey, repairs: list[str] | None = None) -> Environment | None:
+        """The env's record after repairing what a dead process left; the caller holds the lock.
+
+        Each repair is described in ``repairs`` and recorded in the audit log.
+        """
+        repairs = [] if repairs is None else repairs
         env_dir = self.layout.env_dir(key)
         environment = self.metadata.load(key)
         if environment is None:
             if env_dir.exists():
                 self._discard(key)
+                repairs.append("removed a folder without metadata")
             return None
         if environment.status is EnvStatus.CREATING:
             record = self.audit.start(key, "recover", {"found": "CREATING"})
@@ -890,24 +1042,35 @@ class EnvManager:
                     key, details={"error": "the creating process died; rolled back"}
                 )
             )
+            repairs.append("rolled back an interrupted create")
             return None
+        found = len(repairs)
         if environment.pending_generation is not None:
             self._remove_generation(env_dir, environment.pending_generation)
+            repairs.append(f"removed half-built generation {environment.pending_generation}")
             environment = attrs.evolve(environment, pending_generation=None)
             self.metadata.save(environment)
-        if environment.status is EnvStatus.READY:
-            expected = f"gens/{environment.generation}"
-            try:
-                actual = os.readlink(env_dir / "current")
-            except OSError:
-                actual = None
-            if actual != expected:
-                self._point_current(env_dir, environment.generation)
-            known = {environment.generation, *(r.generation for r in environment.retired)}
-            for number in self._generation_numbers(env_dir):
-                if number not in known:
-                    self._remove_generation(env_dir, number)
+        if environment.status in _USABLE:
+            self._repair_generations(environment, repairs)
+        if len(repairs) > found:
+            record = self.audit.start(key, "recover")
+            self.audit.finish(record, SUCCESS, metadata={"repairs": repairs[found:]})
         return environment
+
+    def _repair_generations(self, environment: Environment, repairs: list[str]) -> None:
+        env_dir = environment.env_path
+        try:
+            actual = os.readlink(env_dir / "current")
+        except OSError:
+            actual = None
+        if actual != f"gens/{environment.generation}":
+            self._point_current(env_dir, environment.generation)
+            repairs.append(f"re-pointed current at generation {environment.generation}")
+        known = {environment.generation, *(r.generation for r in environment.retired)}
+        for number in self._generation_numbers(env_dir):
+            if number not in known:
+                self._remove_generation(env_dir, number)
+                repairs.append(f"removed stray generation {number}")
 
     def _recover_if_abandoned(self, key: EnvKey, environment: Environment) -> Environment | None:
         """For a CREATING env seen without the lock: roll it back if its creator is gone."""
@@ -923,7 +1086,10 @@ class EnvManager:
         trash = self.layout.trash_dir
         if trash.is_dir():
             for entry in trash.iterdir():
-                shutil.rmtree(entry, ignore_errors=True)
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
     def _close_dead_records(self) -> None:
         offset = 0
@@ -962,6 +1128,15 @@ class EnvManager:
         environment = self._reconciled(key)
         if environment is None:
             raise EnvironmentNotFound(f"no environment {key}")
+        return environment
+
+    @staticmethod
+    def _require_usable(environment: Environment) -> Environment:
+        if environment.status not in _USABLE:
+            raise EnvironmentNotReady(
+                f"environment {environment.key} is {environment.status.value}"
+                + (f": {environment.error}" if environment.error else "")
+            )
         return environment
 
     @staticmethod
@@ -1050,6 +1225,7 @@ class EnvManager:
             return
         for number in self._generation_numbers(env_dir):
             self.venv_store.release(self.layout.generation_dir(env_dir, number))
+        shutil.rmtree(self._lease_dir(key), ignore_errors=True)
         self.layout.trash_dir.mkdir(parents=True, exist_ok=True)
         target = self.layout.trash_dir / uuid.uuid4().hex
         env_dir.rename(target)

@@ -16,11 +16,16 @@ SCHEMA_VERSION = 1
 
 
 class EnvStatus(enum.StrEnum):
-    """Where an environment stands. ``NOT_FOUND`` is only ever reported, never stored."""
+    """Where an environment stands. ``NOT_FOUND`` is only ever reported, never stored.
+
+    ``DAMAGED`` is set by ``verify`` when the venv no longer matches its lock;
+    ``sync`` (or any operation that builds a new generation) repairs it.
+    """
 
     CREATING = "CREATING"
     READY = "READY"
     FAILED = "FAILED"
+    DAMAGED = "DAMAGED"
     NOT_FOUND = "NOT_FOUND"
 
 
@@ -191,6 +196,21 @@ class CleanupReport:
     checked_at: float
     pruned_store_entries: int = 0
     pruned_locks: int = 0
+    skipped_leased: tuple[EnvKey, ...] = ()
+    bytes_in_use: int | None = None
+
+
+@attrs.frozen
+class VerifyReport:
+    """What ``verify`` found; ``problems`` is empty for a healthy env."""
+
+    key: EnvKey
+    problems: tuple[str, ...]
+    checked_files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 @attrs.frozen

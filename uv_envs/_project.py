@@ -45,8 +45,10 @@ def requires_python(python_request: str) -> str:
 
 
 def _toml_string(value: str) -> str:
-    # JSON string escapes are a subset of TOML basic-string escapes.
-    return json.dumps(value, ensure_ascii=True)
+    # JSON's escapes for quotes, backslashes and control characters are valid TOML;
+    # other characters stay literal (TOML has no surrogate-pair escapes), except
+    # DEL, which TOML wants escaped and JSON leaves alone.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def render_pyproject(key: EnvKey, packages: tuple[str, ...], python_request: str) -> str:

@@ -34,6 +34,8 @@ from ._metadata import write_atomic
 from ._python import Interpreter
 
 _COMPLETE = ".complete"
+_DAMAGED = ".damaged"
+_SIZE = ".size"
 
 
 @attrs.define
@@ -114,11 +116,11 @@ class VenvStore:
         ``build`` is called with the venv path to create when the entry is
         missing or incomplete. Returns whether it was built.
         """
-        entry = self.entry(entry_id)
         built = False
         with _locking.hold(
             self._lock(entry_id), timeout=self.lock_timeout, what=f"store {entry_id}"
         ):
+            entry = self._usable_entry(entry_id)
             if not (entry / _COMPLETE).is_file():
                 if entry.exists():
                     _remove_tree(entry)
@@ -126,6 +128,7 @@ class VenvStore:
                 try:
                     build(entry / ".venv")
                     _make_read_only(entry / ".venv")
+                    (entry / _SIZE).write_text(str(tree_size(entry / ".venv")))
                     (entry / _COMPLETE).write_text(str(time.time()))
                 except BaseException:
                     _remove_tree(entry)
@@ -136,6 +139,36 @@ class VenvStore:
             (refs / _ref_name(gen_dir)).write_text(str(gen_dir))
             os.symlink(entry / ".venv", gen_dir / ".venv")
         return built
+
+    def _usable_entry(self, entry_id: str) -> Path:
+        """The entry to link for an id: the first one not marked damaged.
+
+        A damaged entry cannot be rebuilt in place (other generations may be
+        running from it), so a replacement is built beside it as ``<id>.1``,
+        ``<id>.2`` ...; the damaged one goes once nothing links it.
+        """
+        for attempt in range(1000):
+            entry = self.entry(entry_id if attempt == 0 else f"{entry_id}.{attempt}")
+            if not (entry / _DAMAGED).exists():
+                return entry
+        msg = f"store entry {entry_id} has been replaced too often"
+        raise RuntimeError(msg)
+
+    def mark_damaged(self, venv: Path) -> None:
+        """Keep a venv's entry from being linked again (a new one is built instead)."""
+        entry = venv.resolve().parent
+        if entry.parent == self.directory.resolve():
+            (entry / _DAMAGED).write_text(str(time.time()))
+
+    def sizes(self) -> dict[Path, int]:
+        """Bytes used by each complete entry, as recorded when it was built."""
+        result: dict[Path, int] = {}
+        for entry in self._entries():
+            try:
+                result[entry] = int((entry / _SIZE).read_text())
+            except (OSError, ValueError):
+                result[entry] = tree_size(entry)
+        return result
 
     def release(self, gen_dir: Path) -> None:
         """Drop the reference of ``gen_dir`` (before it is deleted)."""
@@ -179,6 +212,18 @@ class VenvStore:
                     yield ref
                 else:
                     ref.unlink(missing_ok=True)
+
+
+def tree_size(tree: Path) -> int:
+    """Bytes of the regular files under ``tree``, links not followed."""
+    total = 0
+    for directory, _, files in os.walk(tree):
+        for name in files:
+            with contextlib.suppress(OSError):
+                info = (Path(directory) / name).lstat()
+                if stat.S_ISREG(info.st_mode):
+                    total += info.st_size
+    return total
 
 
 def _ref_name(gen_dir: Path) -> str:

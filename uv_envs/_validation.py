@@ -110,7 +110,7 @@ def parse_requirements(
     if isinstance(packages, str | bytes):
         raise InvalidRequirement("packages must be a list of strings, not one string")
     result = tuple(
-        str(parse_requirement(p, allow_direct_references=allow_direct_references)) for p in packages
+        _normalized(p, allow_direct_references=allow_direct_references) for p in packages
     )
     if len(result) > MAX_PACKAGES:
         raise InvalidRequirement(f"{len(result)} packages given; at most {MAX_PACKAGES} allowed")
@@ -163,13 +163,28 @@ def parse_requirements_text(  # noqa: C901 - one check per kind of line
             has_options = True
             continue
         requirements.append(
-            str(parse_requirement(line, allow_direct_references=allow_direct_references))
+            _normalized(line, allow_direct_references=allow_direct_references)
         )
     if len(requirements) > MAX_PACKAGES:
         raise InvalidRequirement(
             f"{len(requirements)} requirements given; at most {MAX_PACKAGES} allowed"
         )
     return tuple(requirements), has_options
+
+
+def _normalized(text: object, *, allow_direct_references: bool) -> str:
+    """``packaging``'s spelling of a requirement, or the original when that does not re-parse.
+
+    (``packaging`` re-quotes marker values without escaping, so a value with a
+    backslash or quote can come out unparseable.)
+    """
+    requirement = parse_requirement(text, allow_direct_references=allow_direct_references)
+    spelled = str(requirement)
+    try:
+        Requirement(spelled)
+    except _PackagingInvalidRequirement:
+        return str(text).strip()
+    return spelled
 
 
 def _logical_lines(text: str) -> Iterable[str]:
