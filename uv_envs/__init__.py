@@ -11,6 +11,7 @@ from ._errors import (
     DirectReferenceNotAllowed,
     EnvironmentAlreadyExists,
     EnvironmentBusy,
+    EnvironmentInUse,
     EnvironmentNotFound,
     EnvironmentNotReady,
     InvalidIdentifier,
@@ -61,6 +62,7 @@ from ._models import (
     OperationResult,
     RetiredGeneration,
     StatusReport,
+    VerifyReport,
     converter,
 )
 from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, environment_dict
@@ -97,6 +99,7 @@ __all__ = [
     "EnvironmentCreationFailed",
     "EnvironmentCreationStarted",
     "EnvironmentDeleted",
+    "EnvironmentInUse",
     "EnvironmentNotFound",
     "EnvironmentNotReady",
     "EnvironmentSyncFailed",
@@ -135,6 +138,7 @@ __all__ = [
     "UvNotFound",
     "UvResult",
     "UvTimeout",
+    "VerifyReport",
     "__version__",
     "converter",
     "default_root",

@@ -73,6 +73,7 @@ from ._uv import (
     UvOptions,
     UvResult,
     add_command,
+    cache_clean_command,
     export_command,
     find_uv_binary,
     lock_command,
@@ -612,8 +613,10 @@ class EnvManager:
     def sync(self, key: EnvKey) -> OperationResult:
         """Rebuild the venv exactly from the env's uv.lock, as a new generation.
 
-        The new venv is built afresh (from uv's cache) rather than linked from
-        the shared store, so ``sync`` also repairs a damaged env.
+        The new venv is built afresh rather than linked from the shared store,
+        so ``sync`` also repairs a damaged env; for a ``DAMAGED`` env uv
+        fetches and unpacks every package again, since its cache shares the
+        installed files' bytes.
         """
         with self._locked(key):
             environment = self._require_usable(self._require(key))
@@ -624,6 +627,7 @@ class EnvManager:
                     lambda _gen, _results: None,
                     copy_project=True,
                     shared=False,
+                    refresh=environment.status is EnvStatus.DAMAGED,
                     spec=environment.spec,
                 )
             except BaseException as exc:
@@ -679,6 +683,7 @@ class EnvManager:
         interpreter: Interpreter | None = None,
         details: Mapping[str, Any] | None = None,
         shared: bool = True,
+        refresh: bool = False,
         notes: Mapping[str, Any] | None = None,
     ) -> OperationResult:
         """Build generation N+1 beside the live one and switch to it; the caller holds the lock."""
@@ -700,7 +705,9 @@ class EnvManager:
             python_interpreter = interpreter or Interpreter(
                 Path(environment.python_executable), environment.python_version
             )
-            installed = self._sync(gen_dir, python_interpreter, results, shared=shared)
+            installed = self._sync(
+                gen_dir, python_interpreter, results, shared=shared, refresh=refresh
+            )
             if spec is None:
                 spec = EnvSpec(packages=read_declared(gen_dir), python=environment.spec.python)
             committed = attrs.evolve(
@@ -952,9 +959,13 @@ class EnvManager:
             environment = self._require_usable(self._require(key))
             record = self.audit.start(key, "verify")
             gen_dir = self._current_dir(environment)
-            problems, checked = check_venv(
+            problems, checked, damaged_packages = check_venv(
                 gen_dir / ".venv", environment.pinned_python_path, read_locked(gen_dir)
             )
+            if damaged_packages:
+                # Installed files are hard links into uv's cache: drop the damaged
+                # packages from it, so no later install links the same bytes.
+                self.executor.run(cache_clean_command(self.uv_options, damaged_packages))
             if problems:
                 damaged = attrs.evolve(
                     environment, status=EnvStatus.DAMAGED, error="; ".join(problems[:5])
@@ -1170,6 +1181,7 @@ class EnvManager:
         results: list[UvResult],
         *,
         shared: bool = True,
+        refresh: bool = False,
     ) -> bool:
         """Link the generation to the store's venv for its lock, building it if new; True if built.
 
@@ -1179,7 +1191,7 @@ class EnvManager:
         if not shared:
             with install_slot(self.layout.locks_dir, self.settings.max_concurrent_installs):
                 self._run(
-                    sync_command(gen_dir, str(interpreter.path), self.uv_options),
+                    sync_command(gen_dir, str(interpreter.path), self.uv_options, refresh=refresh),
                     "uv sync --frozen failed",
                     results,
                 )

@@ -6,8 +6,9 @@ remote one (``uv_envs_server.GrpcEnvironmentProvider``) without code changes.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from ._errors import EnvironmentNotFound, InvalidInput
@@ -105,6 +106,33 @@ class LocalEnvironmentProvider:
             return self.manager.runtime_env(key)
         except EnvironmentNotFound:
             return None
+
+    @contextlib.contextmanager
+    def lease(self, variant_id: str) -> Iterator[dict[str, Any]]:
+        """Hold the variant's env in use for a run; yields its runtime env.
+
+        While held, cleanup and delete leave the env alone, and the yielded
+        ``pinned_python_path`` (also set as ``py_executable``) keeps working
+        even if the env moves to a new generation meanwhile::
+
+            with provider.lease("variant-7") as runtime:
+                ray_job(runtime_env={"py_executable": runtime["py_executable"]})
+        """
+        with self._lock:
+            key = self._keys.get(variant_id)
+        if key is None:
+            raise EnvironmentNotFound(f"no environment for variant {variant_id!r}")
+        with self.manager.lease(key) as environment:
+            runtime = self.manager.runtime_env(key)
+            pinned = str(environment.pinned_python_path)
+            pinned_venv = str(environment.pinned_python_path.parent.parent)
+            yield {
+                **runtime,
+                "pinned_python_path": pinned,
+                "py_executable": pinned,
+                "venv_path": pinned_venv,
+                "env_vars": {"VIRTUAL_ENV": pinned_venv},
+            }
 
     def cleanup_environment(self, variant_id: str, timeout: float | None = None) -> None:
         with self._lock:

@@ -143,12 +143,21 @@ def lock_command(
 
 
 def sync_command(
-    project_dir: Path, python: str, options: UvOptions, *, venv: Path | None = None
+    project_dir: Path,
+    python: str,
+    options: UvOptions,
+    *,
+    venv: Path | None = None,
+    refresh: bool = False,
 ) -> UvInvocation:
     """``uv sync --frozen``: build a venv (``<project>/.venv`` or ``venv``) from the lock."""
     args = ["sync", "--frozen", *_common_args(options, python), *_index_args(options.index)]
     if options.compile_bytecode:
         args.append("--compile-bytecode")
+    if refresh:
+        # uv hard-links installed files from its cache: a damaged file may be
+        # damaged there too, so a repair bypasses the cache and unpacks everything again.
+        args += ["--no-cache", "--reinstall"]
     return UvInvocation(tuple(args), project_dir, _env(options, project_dir, venv), options.timeout)
 
 
@@ -181,6 +190,12 @@ def export_command(project_dir: Path, options: UvOptions, fmt: ExportFormat) -> 
     """``uv export --frozen`` of the lock into another format, printed on stdout."""
     args = ["export", "--frozen", "--format", fmt, *_common_args(options, None)]
     return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
+
+
+def cache_clean_command(options: UvOptions, names: Iterable[str]) -> UvInvocation:
+    """``uv cache clean`` of some packages, e.g. after their cached files were found damaged."""
+    args = ["cache", "clean", *_common_args(options, None), "--", *names]
+    return UvInvocation(tuple(args), None, _env(options), options.timeout)
 
 
 def python_list_command(options: UvOptions) -> UvInvocation:

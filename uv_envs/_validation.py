@@ -162,9 +162,7 @@ def parse_requirements_text(  # noqa: C901 - one check per kind of line
                 )
             has_options = True
             continue
-        requirements.append(
-            _normalized(line, allow_direct_references=allow_direct_references)
-        )
+        requirements.append(_normalized(line, allow_direct_references=allow_direct_references))
     if len(requirements) > MAX_PACKAGES:
         raise InvalidRequirement(
             f"{len(requirements)} requirements given; at most {MAX_PACKAGES} allowed"

@@ -13,8 +13,10 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 
-def check_venv(venv: Path, python: Path, locked: Mapping[str, str]) -> tuple[list[str], int]:
-    """Problems found in ``venv`` (empty when healthy) and how many files were hashed."""
+def check_venv(
+    venv: Path, python: Path, locked: Mapping[str, str]
+) -> tuple[list[str], int, list[str]]:
+    """Problems found in ``venv`` (empty when healthy), files hashed, and damaged packages."""
     problems: list[str] = []
     try:
         completed = subprocess.run(
@@ -30,7 +32,7 @@ def check_venv(venv: Path, python: Path, locked: Mapping[str, str]) -> tuple[lis
         problems.append(f"the interpreter does not start: {exc}")
     sites = sorted(venv.glob("lib/python*/site-packages"))
     if not sites:
-        return [*problems, "the venv has no site-packages"], 0
+        return [*problems, "the venv has no site-packages"], 0, []
     site = sites[0]
     installed: dict[str, tuple[str, Path]] = {}
     for info in site.glob("*.dist-info"):
@@ -46,11 +48,14 @@ def check_venv(venv: Path, python: Path, locked: Mapping[str, str]) -> tuple[lis
         f"{name} is installed but not locked" for name in sorted(set(installed) - set(locked))
     ]
     checked = 0
-    for _, info in sorted(installed.values()):
+    damaged: list[str] = []
+    for name, (_, info) in sorted(installed.items()):
         file_problems, file_count = _check_record(site, info / "RECORD")
         problems += file_problems
         checked += file_count
-    return problems, checked
+        if file_problems:
+            damaged.append(name)
+    return problems, checked, damaged
 
 
 def _check_record(site: Path, record: Path) -> tuple[list[str], int]:

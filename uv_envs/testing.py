@@ -149,6 +149,8 @@ class FakeUvExecutor:
     def _dispatch(self, invocation: UvInvocation) -> str:  # noqa: PLR0911 - one branch per uv subcommand
         args = invocation.args
         project = invocation.cwd
+        if args[0] == "cache":
+            return ""
         if args[:2] == ("python", "list"):
             return json.dumps(
                 [{"implementation": "cpython", "path": sys.executable, "version": _RUNNING_VERSION}]
