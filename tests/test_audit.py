@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from uv_envs import EnvKey, OperationRecord, SqliteAuditLog
+from uv_envs import EnvKey, OperationRecord, SqliteAuditLog, StorageError
 from uv_envs._audit import MAX_OUTPUT
 
 KEY = EnvKey("wf", "node", "v1")
@@ -221,6 +221,20 @@ def test_threads_share_one_log(audit: SqliteAuditLog) -> None:
         thread.join(60)
     assert errors == []
     assert audit.query(status="SUCCESS").total == 40
+
+
+def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError):
+        SqliteAuditLog(path).start(KEY, "create")
+
+
+def test_an_unusable_location_is_a_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with pytest.raises(StorageError):
+        SqliteAuditLog(blocker / "audit.sqlite3").start(KEY, "create")
 
 
 def write_records(path: str, worker: int, count: int) -> None:

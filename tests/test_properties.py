@@ -185,10 +185,12 @@ def test_spec_hash_changes_with_the_requirements_text() -> None:
 
 # --- the rendered pyproject.toml -----------------------------------------------------------
 
-# Text a marker may compare against: anything but the quote, the line breaks and NUL that
-# validation refuses, and lone surrogates, which no UTF-8 file can hold.
+# Text a marker may compare against: anything but the quote, the backslash (packaging reads
+# marker strings as Python literals), the line breaks and NUL that validation refuses, and
+# lone surrogates, which no UTF-8 file can hold.
 _MARKER_TEXT = st.text(
-    st.characters(exclude_categories=["Cs"], exclude_characters='"\n\r\x00'), max_size=12
+    st.characters(exclude_categories=["Cs"], exclude_characters='"\\\n\r\x00'),
+    max_size=12,
 )
 
 

@@ -17,6 +17,7 @@ from uv_envs import (
     InvalidRequirement,
     ResolutionFailed,
     SubprocessUvExecutor,
+    UvEnvsError,
     UvError,
     UvInvocation,
     UvNotFound,
@@ -475,6 +476,21 @@ def test_executor_missing_binary(tmp_path: Path) -> None:
         executor.run(UvInvocation(("lock",)))
     assert isinstance(caught.value, FileNotFoundError)
     assert "no-such-uv" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["not-executable", "directory"])
+def test_executor_unusable_binary_is_a_typed_error(tmp_path: Path, kind: str) -> None:
+    binary = tmp_path / "uv"
+    if kind == "directory":
+        binary.mkdir()
+    else:
+        binary.write_text("#!/bin/sh\necho hi\n")
+        binary.chmod(0o644)
+    executor = SubprocessUvExecutor(str(binary))
+    # Lower-level errors are translated where they happen (see uv_envs._errors).
+    with pytest.raises(UvEnvsError) as caught:
+        executor.run(UvInvocation(("lock",)))
+    assert str(binary) in str(caught.value)
 
 
 def test_find_uv_binary_prefers_the_configured_one(tmp_path: Path) -> None:
