@@ -21,6 +21,7 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     │   ├── ResolutionFailed                       the requirements do not resolve
     │   └── UvTimeout (TimeoutError)               uv ran longer than allowed
     ├── UvNotFound (FileNotFoundError)             no uv binary
+    ├── OperationCancelled                         the caller cancelled; rolled back
     └── StorageError (OSError)                     unreadable metadata or audit store
 
 Lower-level errors (``subprocess``, ``OSError``, ``sqlite3``, ``packaging``)
@@ -124,6 +125,10 @@ class ResolutionFailed(UvError):
 
 class UvTimeout(UvError, TimeoutError):
     """uv was stopped because it ran past its timeout."""
+
+
+class OperationCancelled(UvEnvsError):
+    """The caller cancelled the operation (e.g. a gRPC deadline); it was rolled back."""
 
 
 class UvNotFound(UvEnvsError, FileNotFoundError):

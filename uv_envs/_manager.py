@@ -15,6 +15,7 @@ Rules every operation follows (docs/architecture.md has the long form):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import os
 import shutil
@@ -40,6 +41,7 @@ from ._errors import (
     EnvironmentNotReady,
     InvalidInput,
     InvalidRequirement,
+    OperationCancelled,
     StorageError,
     UvError,
 )
@@ -90,6 +92,10 @@ from ._validation import (
 from ._verify import check_venv
 
 _PROJECT_FILES = ("pyproject.toml", "uv.lock")
+# The cancel event of the operation running in this thread (see EnvManager.cancellable).
+_cancel_event: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "uv_envs_cancel", default=None
+)
 _LINKS = {
     ".venv": "current/.venv",
     "pyproject.toml": "current/pyproject.toml",
@@ -398,6 +404,25 @@ class EnvManager:
         )
         self._touch(result.environment)
         return result.environment
+
+    @staticmethod
+    @contextlib.contextmanager
+    def cancellable(cancel: threading.Event) -> Iterator[None]:
+        """Operations run in this block stop, and roll back, once ``cancel`` is set.
+
+        uv is stopped at once; the operation raises
+        :class:`~uv_envs.OperationCancelled` and leaves the env as it was (a
+        create is removed). The gRPC server sets the event when a call's
+        deadline passes or its client goes away::
+
+            with manager.cancellable(event):
+                manager.ensure(key, packages=[...])
+        """
+        token = _cancel_event.set(cancel)
+        try:
+            yield
+        finally:
+            _cancel_event.reset(token)
 
     # --- reading ----------------------------------------------------------------------
 
@@ -1218,6 +1243,11 @@ class EnvManager:
         shutil.rmtree(gen_dir, ignore_errors=True)
 
     def _run(self, invocation: UvInvocation, message: str, results: list[UvResult]) -> UvResult:
+        cancel = _cancel_event.get()
+        if cancel is not None:
+            if cancel.is_set():
+                raise OperationCancelled(f"{message.split(' failed', maxsplit=1)[0]} was cancelled")
+            invocation = attrs.evolve(invocation, cancel=cancel)
         result = self.executor.run(invocation)
         results.append(result)
         return raise_for_result(result, message)

@@ -22,7 +22,7 @@ from typing import IO, Literal, Protocol
 
 import attrs
 
-from ._errors import ResolutionFailed, UvError, UvNotFound, UvTimeout
+from ._errors import OperationCancelled, ResolutionFailed, UvError, UvNotFound, UvTimeout
 from ._models import IndexSettings
 
 ExportFormat = Literal["requirements.txt", "pylock.toml"]
@@ -51,6 +51,8 @@ class UvInvocation:
     cwd: Path | None = None
     env: Mapping[str, str] = attrs.field(factory=dict)
     timeout: float | None = None
+    # Set by the caller to stop uv early; the executor then raises OperationCancelled.
+    cancel: threading.Event | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -278,23 +280,16 @@ class SubprocessUvExecutor:
         ]
         for reader in readers:
             reader.start()
-        # Wait on the pipes, not with Popen.wait(timeout), which polls with sleeps.
         deadline = None if invocation.timeout is None else started + invocation.timeout
-        timed_out = False
         try:
-            for reader in readers:
-                reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if any(reader.is_alive() for reader in readers):
-                # Either uv is still running, or uv exited and a child of its holds the pipes.
-                timed_out = process.poll() is None
-                _kill_group(process)
-                for reader in readers:
-                    reader.join(timeout=5)
-            process.wait()
+            outcome = _wait(process, readers, deadline, invocation.cancel)
         except BaseException:
             # KeyboardInterrupt and friends: never leave uv writing behind us.
             _kill_group(process)
             raise
+        cancelled, timed_out = outcome == "cancelled", outcome == "timed out"
+        if cancelled:
+            raise OperationCancelled(f"uv {invocation.args[0]} was cancelled")
         if timed_out:
             raise UvTimeout(
                 f"uv ran longer than {invocation.timeout} s and was stopped",
@@ -308,6 +303,45 @@ class SubprocessUvExecutor:
             stderr="".join(stderr_chunks),
             duration_ms=int((time.monotonic() - started) * 1000),
         )
+
+
+def _wait(
+    process: subprocess.Popen[str],
+    readers: list[threading.Thread],
+    deadline: float | None,
+    cancel: threading.Event | None,
+) -> str:
+    """Wait for uv: ``"done"``, ``"timed out"`` or ``"cancelled"`` (then uv is stopped).
+
+    It waits on the pipes rather than with ``Popen.wait(timeout)``, which
+    polls with sleeps of up to 50 ms.
+    """
+    cancelled = cancel is not None and _wait_cancellable(readers, deadline, cancel)
+    if not cancelled:
+        for reader in readers:
+            reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    outcome = "cancelled" if cancelled else "done"
+    if cancelled or any(reader.is_alive() for reader in readers):
+        # uv still runs, or uv exited and a child of its holds the pipes.
+        if not cancelled and process.poll() is None:
+            outcome = "timed out"
+        _kill_group(process)
+        for reader in readers:
+            reader.join(timeout=5)
+    process.wait()
+    return outcome
+
+
+def _wait_cancellable(
+    readers: list[threading.Thread], deadline: float | None, cancel: threading.Event
+) -> bool:
+    """Wait for the readers like ``join``, but return True as soon as ``cancel`` is set."""
+    while any(reader.is_alive() for reader in readers):
+        if cancel.wait(0.05):
+            return True
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+    return cancel.is_set()
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:

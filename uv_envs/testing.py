@@ -146,7 +146,7 @@ class FakeUvExecutor:
 
     # --- subcommands ------------------------------------------------------------------
 
-    def _dispatch(self, invocation: UvInvocation) -> str:  # noqa: PLR0911 - one branch per uv subcommand
+    def _dispatch(self, invocation: UvInvocation) -> str:  # noqa: C901, PLR0911 - a branch per subcommand
         args = invocation.args
         project = invocation.cwd
         if args[0] == "cache":
