@@ -88,6 +88,7 @@ from ._validation import (
     parse_requirement,
     parse_requirements,
     parse_requirements_text,
+    validate_id,
 )
 from ._verify import check_venv
 
@@ -479,6 +480,10 @@ class EnvManager:
 
         An env whose creator died is listed as FAILED until it is recovered.
         """
+        if workflow_id is not None:
+            validate_id(workflow_id, "workflow_id")
+        if node_id is not None:
+            validate_id(node_id, "node_id")
         found: list[Environment] = []
         for key in self.metadata.keys(workflow_id, node_id):
             try:

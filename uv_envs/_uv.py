@@ -268,8 +268,10 @@ class SubprocessUvExecutor:
                 # Its own process group, so a timeout stops uv and whatever uv started.
                 process_group=0,
             )
-        except FileNotFoundError as exc:
-            raise UvNotFound(f"uv binary not found: {self.binary}") from exc
+        except OSError as exc:
+            if invocation.cwd is not None and not Path(invocation.cwd).is_dir():
+                raise UvError(f"uv's working directory {invocation.cwd} does not exist") from exc
+            raise UvNotFound(f"cannot run the uv binary {self.binary}: {exc}") from exc
         stdout_chunks: list[str] = []
         stderr_chunks: list[str] = []
         readers = [
