@@ -90,3 +90,16 @@ def test_requirements_file(settings: Settings, tmp_path: Path) -> None:
     result = cli(settings, "--json", "create", "wf", "n", "-r", str(requirements))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "READY"
+
+
+def test_verify_force_delete_and_disk_budget_through_the_cli(settings: Settings) -> None:
+    assert cli(settings, "create", "wf", "n", "-p", "alpha").returncode == 0
+    verified = cli(settings, "--json", "verify", "wf", "n")
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["ok"] is True
+
+    assert cli(settings, "delete", "wf", "n", "--force").stdout.strip() == "DELETED"
+    assert cli(settings, "create", "wf", "m", "-p", "gamma", "--refresh").returncode == 0
+    budget = json.loads(cli(settings, "--json", "cleanup", "--max-bytes", "0").stdout)
+    assert [key["node_id"] for key in budget["deleted"]] == ["m"]
+    assert cli(settings, "cleanup").returncode == 2  # needs a limit

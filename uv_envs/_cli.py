@@ -1,8 +1,8 @@
 """The ``uv-envs`` command line: one subcommand per operation.
 
-Exit codes: 0 success, 1 an operation failed (uv or storage), 2 bad input,
-3 no such environment, 4 the environment is busy, 5 it exists with another
-spec or is not READY.
+Exit codes: 0 success, 1 an operation failed (uv or storage) or verify found
+problems, 2 bad input, 3 no such environment, 4 the environment is busy, 5 it
+exists with another spec, is not READY, or is leased.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from ._errors import (
     EnvironmentAlreadyExists,
     EnvironmentBusy,
+    EnvironmentInUse,
     EnvironmentNotFound,
     EnvironmentNotReady,
     InvalidInput,
@@ -37,7 +38,7 @@ EXIT_BUSY = 4
 EXIT_CONFLICT = 5
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subcommand
     parser = argparse.ArgumentParser(
         prog="uv-envs", description="Provision isolated Python environments with uv."
     )
@@ -80,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         command.add_argument("-r", "--requirements", type=Path, help="a requirements.txt file")
         command.add_argument("--python", help="Python version, e.g. 3.12")
+        command.add_argument(
+            "--refresh", action="store_true", help="resolve again even if the spec's lock is stored"
+        )
     with_key("status", "show an environment's status")
     for name, help_text in (
         ("add", "add dependencies"),
@@ -98,12 +102,15 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--format", choices=["project", "requirements.txt", "pylock.toml"], default="project"
     )
-    with_key("delete", "delete an environment")
+    command = with_key("delete", "delete an environment")
+    command.add_argument("--force", action="store_true", help="delete even if leased")
+    with_key("verify", "check the venv against its lock, file by file")
     command = commands.add_parser("list", help="list environments")
     command.add_argument("--workflow")
     command.add_argument("--node")
     command = commands.add_parser("cleanup", help="delete environments idle longer than N hours")
-    command.add_argument("--idle-hours", type=float, required=True)
+    command.add_argument("--idle-hours", type=float, help="delete envs idle this long")
+    command.add_argument("--max-bytes", type=int, help="then delete LRU envs while over this")
     command = commands.add_parser("ops", help="show the audit trail")
     command.add_argument("--workflow")
     command.add_argument("--node")
@@ -205,6 +212,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             packages=args.packages,
             requirements_text=_read_requirements(args.requirements),
             python=args.python,
+            refresh=args.refresh,
         )
         out(_env_json(environment) if args.json else str(environment.python_path))
     elif args.command == "status":
@@ -272,7 +280,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             text = manager.export_as(key, args.format)
             out({"format": args.format, "text": text} if args.json else text.rstrip("\n"))
     elif args.command == "delete":
-        deleted = manager.delete(_key(args))
+        deleted = manager.delete(_key(args), force=args.force)
         out({"key": str(deleted.key), "status": deleted.status} if args.json else deleted.status)
     elif args.command == "list":
         environments = manager.list_environments(args.workflow, args.node)
@@ -284,12 +292,15 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
                     f"{environment.key}\t{environment.status.value}\t{environment.python_version}\t{environment.env_path}"
                 )
     elif args.command == "cleanup":
-        cleaned = manager.cleanup(args.idle_hours * 3600)
+        idle = None if args.idle_hours is None else args.idle_hours * 3600
+        cleaned = manager.cleanup(idle, max_bytes=args.max_bytes)
         if args.json:
             _print_json(converter.unstructure(cleaned))
         else:
             for key in cleaned.deleted:
                 print(f"deleted {key}")
+            for key in cleaned.skipped_leased:
+                print(f"leased, skipped {key}")
             for key in cleaned.skipped_busy:
                 print(f"busy, skipped {key}")
     elif args.command == "ops":
@@ -314,6 +325,13 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
                     f"\t{record.duration_ms} ms" + (f"\t{record.error}" if record.error else "")
                 )
             print(f"({len(page.items)} of {page.total})")
+    elif args.command == "verify":
+        verified = manager.verify(_key(args))
+        if args.json:
+            _print_json(converter.unstructure(verified) | {"ok": verified.ok})
+        else:
+            print("ok" if verified.ok else "\n".join(verified.problems))
+        return EXIT_OK if verified.ok else EXIT_FAILED
     elif args.command == "recover":
         repaired = manager.recover()
         out(
@@ -343,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, error = EXIT_NOT_FOUND, exc
     except EnvironmentBusy as exc:
         code, error = EXIT_BUSY, exc
-    except (EnvironmentAlreadyExists, EnvironmentNotReady) as exc:
+    except (EnvironmentAlreadyExists, EnvironmentNotReady, EnvironmentInUse) as exc:
         code, error = EXIT_CONFLICT, exc
     except UvError as exc:
         code, error = EXIT_FAILED, exc
