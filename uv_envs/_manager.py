@@ -220,19 +220,7 @@ class EnvManager:
         *,
         refresh: bool = False,
     ) -> _Request:
-        allow_direct = self.settings.allow_direct_references
-        requirements = parse_requirements(packages, allow_direct_references=allow_direct)
-        text: str | None = None
-        if requirements_text:
-            from_text, has_options = parse_requirements_text(
-                requirements_text,
-                allow_options=self.settings.allow_requirements_options,
-                allow_direct_references=allow_direct,
-            )
-            requirements += from_text
-            if has_options:
-                raw = requirements_text
-                text = raw.decode() if isinstance(raw, bytes) else raw
+        requirements, text = self._requirements(packages, requirements_text)
         interpreter = self.python_finder.find(python or self.settings.default_python)
         spec = EnvSpec(
             packages=requirements,
@@ -240,6 +228,25 @@ class EnvManager:
             requirements_text=text,
         )
         return _Request(spec, spec_hash(spec, self.settings.index), interpreter, refresh)
+
+    def _requirements(
+        self, packages: Iterable[str], requirements_text: str | bytes | None
+    ) -> tuple[tuple[str, ...], str | None]:
+        """Validated requirements from both sources, and the text if uv must read it whole."""
+        allow_direct = self.settings.allow_direct_references
+        requirements = parse_requirements(packages, allow_direct_references=allow_direct)
+        if not requirements_text:
+            return requirements, None
+        from_text, has_options = parse_requirements_text(
+            requirements_text,
+            allow_options=self.settings.allow_requirements_options,
+            allow_direct_references=allow_direct,
+        )
+        text = None
+        if has_options:
+            raw = requirements_text
+            text = raw.decode() if isinstance(raw, bytes) else raw
+        return requirements + from_text, text
 
     def _provide(self, key: EnvKey, request: _Request, *, replace: bool) -> Environment:
         with self._locked(key):
@@ -461,17 +468,7 @@ class EnvManager:
         """
         environment = self._require_ready(self.get(key))
         self._touch(environment)
-        venv = str(environment.venv_path)
-        return {
-            "env_path": str(environment.env_path),
-            "python_path": str(environment.python_path),
-            "pinned_python_path": str(environment.pinned_python_path),
-            "venv_path": venv,
-            "env_vars": {"VIRTUAL_ENV": venv},
-            "py_executable": str(environment.python_path),
-            "python_version": environment.python_version,
-            "generation": environment.generation,
-        }
+        return environment.runtime_env()
 
     def list_environments(
         self, workflow_id: str | None = None, node_id: str | None = None
@@ -533,19 +530,7 @@ class EnvManager:
         requirements_text: str | bytes | None = None,
     ) -> OperationResult:
         """Add dependencies (``uv add``) in a new generation, then switch to it."""
-        allow_direct = self.settings.allow_direct_references
-        requirements = parse_requirements(packages, allow_direct_references=allow_direct)
-        text: str | None = None
-        if requirements_text:
-            from_text, has_options = parse_requirements_text(
-                requirements_text,
-                allow_options=self.settings.allow_requirements_options,
-                allow_direct_references=allow_direct,
-            )
-            requirements += from_text
-            if has_options:
-                raw = requirements_text
-                text = raw.decode() if isinstance(raw, bytes) else raw
+        requirements, text = self._requirements(packages, requirements_text)
         if not requirements and text is None:
             raise InvalidRequirement("add needs at least one package")
 

@@ -134,6 +134,25 @@ class Environment:
         """The declared dependencies."""
         return self.spec.packages
 
+    def runtime_env(self, *, pinned: bool = False) -> dict[str, Any]:
+        """What a runner needs (Ray's ``py_executable`` among it), as plain values.
+
+        With ``pinned``, the interpreter and venv are the current generation's
+        own, which never change under a running process.
+        """
+        python = self.pinned_python_path if pinned else self.python_path
+        venv = str(python.parent.parent)
+        return {
+            "env_path": str(self.env_path),
+            "python_path": str(self.python_path),
+            "pinned_python_path": str(self.pinned_python_path),
+            "venv_path": venv,
+            "env_vars": {"VIRTUAL_ENV": venv},
+            "py_executable": str(python),
+            "python_version": self.python_version,
+            "generation": self.generation,
+        }
+
 
 @attrs.frozen
 class StatusReport:

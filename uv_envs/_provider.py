@@ -123,16 +123,7 @@ class LocalEnvironmentProvider:
         if key is None:
             raise EnvironmentNotFound(f"no environment for variant {variant_id!r}")
         with self.manager.lease(key) as environment:
-            runtime = self.manager.runtime_env(key)
-            pinned = str(environment.pinned_python_path)
-            pinned_venv = str(environment.pinned_python_path.parent.parent)
-            yield {
-                **runtime,
-                "pinned_python_path": pinned,
-                "py_executable": pinned,
-                "venv_path": pinned_venv,
-                "env_vars": {"VIRTUAL_ENV": pinned_venv},
-            }
+            yield environment.runtime_env(pinned=True)
 
     def cleanup_environment(self, variant_id: str, timeout: float | None = None) -> None:
         with self._lock:
