@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 
 import uv_envs
 
-from ._server import DEFAULT_WORKERS, create_server
+from ._security import TOKEN_ENV, check_address, is_loopback, read_tls, read_token
+from ._server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, create_server
+from ._servicer import DEFAULT_MAX_PACKAGES
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from types import FrameType
 
 logger = logging.getLogger("uv_envs_server")
@@ -35,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on (default: 127.0.0.1; the service has no authentication)",
+        help="address to listen on (default: 127.0.0.1); other than loopback needs --allow-remote",
     )
     parser.add_argument("--port", type=int, default=50051, help="port; 0 picks a free one")
     parser.add_argument(
@@ -67,6 +69,32 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--no-index", action="store_true", help="use only --find-links")
     index.add_argument("--offline", action="store_true", help="never touch the network")
     parser.add_argument("--lock-timeout", type=float, help="seconds to wait for a busy env")
+    guard = parser.add_argument_group("access")
+    guard.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host that is not loopback (then use --tls-* and --token-file)",
+    )
+    guard.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve over TLS")
+    guard.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    guard.add_argument(
+        "--token-file",
+        type=Path,
+        help=f"require 'authorization: Bearer <token>' with this file's token "
+        f"(default: ${TOKEN_ENV} if set)",
+    )
+    guard.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        help=f"largest request accepted (default: {DEFAULT_MAX_MESSAGE_BYTES})",
+    )
+    guard.add_argument(
+        "--max-packages",
+        type=int,
+        default=DEFAULT_MAX_PACKAGES,
+        help=f"packages one request may name (default: {DEFAULT_MAX_PACKAGES})",
+    )
     return parser
 
 
@@ -95,8 +123,11 @@ def _address(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server until SIGTERM or SIGINT; returns 0 after a clean shutdown, 2 on bad setup."""
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run the server until SIGTERM or SIGINT; returns 0 after a clean shutdown, 2 on bad setup.
+
+    ``environ`` (``os.environ`` by default) is where ``$UV_ENVS_SERVER_TOKEN`` is read.
+    """
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -111,30 +142,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Installed first, so a signal during start-up (recovery can take a while) is a clean stop.
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return _serve(args, stop)
+        return _serve(args, stop, os.environ if environ is None else environ)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
+def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str, str]) -> int:
+    address = _address(args.host, args.port)
     try:
+        # The cheap checks first: a refused address or a bad token file fails at once.
+        check_address(address, allow_remote=args.allow_remote)
+        tls = read_tls(args.tls_cert, args.tls_key)
+        token = read_token(args.token_file, environ)
         settings = _settings(args)
         manager = uv_envs.EnvManager(settings)
         repaired = manager.recover()
         if repaired:
             logger.info("repaired after a crash: %s", ", ".join(map(str, repaired)))
         server, port = create_server(
-            _address(args.host, args.port), manager=manager, max_workers=args.workers
+            address,
+            manager=manager,
+            max_workers=args.workers,
+            allow_remote=args.allow_remote,
+            tls=tls,
+            token=token,
+            max_message_bytes=args.max_message_bytes,
+            max_packages=args.max_packages,
         )
     except (OSError, ValueError, uv_envs.UvEnvsError) as exc:
         logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
         return 2
+    if not is_loopback(address) and (tls is None or token is None):
+        logger.warning(
+            "listening on %s without %s: anyone who reaches it can install packages",
+            address,
+            " and ".join(n for n, v in (("TLS", tls), ("a token", token)) if v is None),
+        )
 
     server.start()
     # The one line scripts and tests read to learn the port (with --port 0).
     print(f"uv-envs-server listening on {_address(args.host, port)}", flush=True)  # noqa: T201
-    logger.info("root %s, %d workers", settings.root, args.workers)
+    logger.info(
+        "root %s, %d workers, TLS %s, token %s",
+        settings.root,
+        args.workers,
+        "on" if tls is not None else "off",
+        "required" if token is not None else "not required",
+    )
 
     while not stop.wait(timeout=0.5):
         pass

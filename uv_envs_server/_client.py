@@ -16,6 +16,7 @@ import grpc
 import uv_envs
 
 from ._errors import RemoteError, from_rpc_error
+from ._interceptors import AUTHORIZATION_KEY
 from ._proto import METHODS, method_path, pb
 from ._server import MAX_MESSAGE_BYTES
 from ._stdservices import HEALTH_SERVICE, message_class
@@ -30,6 +31,17 @@ _HEALTH_NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNO
 
 #: CreateEnv statuses that mean success (what WTB's client accepts too).
 CREATE_OK = frozenset({"READY", "CREATED", "OK", "SUCCESS"})
+
+
+def _open_channel(target: str, root_certificates: str | bytes | None, *, tls: bool) -> grpc.Channel:
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    if root_certificates is None and not tls:
+        return grpc.insecure_channel(target, options=options)
+    roots = root_certificates.encode() if isinstance(root_certificates, str) else root_certificates
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(roots), options=options)
 
 
 def _requirements(text: str | bytes | None) -> bytes:
@@ -48,6 +60,12 @@ class EnvManagerClient:
         channel: use this channel instead of opening one on ``target``.
         wait_for_ready: queue calls while the server is not reachable yet,
             instead of failing at once with UNAVAILABLE.
+        root_certificates: PEM certificates to verify a TLS server with (its
+            own self-signed certificate, or the CA that signed it); the channel
+            then uses TLS.
+        tls: use TLS with the system's root certificates.
+        token: sent with every call as ``authorization: Bearer <token>``, for
+            a server started with a token.
 
     Use it as a context manager, or call :meth:`close`.
 
@@ -62,18 +80,18 @@ class EnvManagerClient:
         timeout: float | None = None,
         channel: grpc.Channel | None = None,
         wait_for_ready: bool = False,
+        root_certificates: str | bytes | None = None,
+        tls: bool = False,
+        token: str | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.wait_for_ready = wait_for_ready
-        self._own_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
+        self._metadata: tuple[tuple[str, str], ...] = (
+            ((AUTHORIZATION_KEY, f"Bearer {token}"),) if token is not None else ()
         )
+        self._own_channel = channel is None
+        self._channel = channel or _open_channel(target, root_certificates, tls=tls)
         self._calls: dict[str, grpc.UnaryUnaryMultiCallable[Any, Any]] = {
             name: self._channel.unary_unary(
                 method_path(name),
@@ -109,6 +127,7 @@ class EnvManagerClient:
             return self._calls[name](
                 request,
                 timeout=self.timeout if timeout is None else timeout,
+                metadata=self._metadata,
                 wait_for_ready=self.wait_for_ready,
             )
         except grpc.RpcError as err:
@@ -337,6 +356,7 @@ class EnvManagerClient:
             response: Any = self._health(
                 _HealthCheckRequest(service=service),
                 timeout=timeout,
+                metadata=self._metadata,
                 wait_for_ready=self.wait_for_ready,
             )
         except grpc.RpcError as err:

@@ -14,6 +14,8 @@ EnvironmentNotFound               NOT_FOUND
 EnvironmentAlreadyExists          ALREADY_EXISTS
 EnvironmentNotReady               FAILED_PRECONDITION
 EnvironmentBusy                   ABORTED
+EnvironmentInUse                  FAILED_PRECONDITION
+OperationCancelled                CANCELLED
 UvTimeout                         DEADLINE_EXCEEDED
 UvError (outside deps and sync)   FAILED_PRECONDITION
 UvNotFound, StorageError, other   INTERNAL
@@ -45,6 +47,8 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (uv_envs.EnvironmentAlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (uv_envs.EnvironmentNotReady, grpc.StatusCode.FAILED_PRECONDITION),
     (uv_envs.EnvironmentBusy, grpc.StatusCode.ABORTED),
+    (uv_envs.EnvironmentInUse, grpc.StatusCode.FAILED_PRECONDITION),
+    (uv_envs.OperationCancelled, grpc.StatusCode.CANCELLED),
     (uv_envs.UvTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
     (uv_envs.UvError, grpc.StatusCode.FAILED_PRECONDITION),
 )
@@ -76,7 +80,9 @@ def abort(context: grpc.ServicerContext, exc: BaseException) -> Never:
     if not isinstance(exc, uv_envs.UvEnvsError):
         logger.error("unexpected error", exc_info=exc)
     if isinstance(exc, uv_envs.UvEnvsError):
-        context.set_trailing_metadata(((ERROR_CLASS_KEY, type(exc).__name__),))
+        # Added to what is there already (the request id).
+        current = cast("Iterable[tuple[str, str | bytes]]", context.trailing_metadata() or ())
+        context.set_trailing_metadata((*current, (ERROR_CLASS_KEY, type(exc).__name__)))
     context.abort(code, details)
 
 
@@ -85,6 +91,7 @@ _FALLBACK: dict[grpc.StatusCode, type[uv_envs.UvEnvsError]] = {
     grpc.StatusCode.NOT_FOUND: uv_envs.EnvironmentNotFound,
     grpc.StatusCode.ALREADY_EXISTS: uv_envs.EnvironmentAlreadyExists,
     grpc.StatusCode.ABORTED: uv_envs.EnvironmentBusy,
+    grpc.StatusCode.CANCELLED: uv_envs.OperationCancelled,
 }
 
 

@@ -33,6 +33,8 @@ class GrpcEnvironmentProvider:
         target: ``host:port`` of the server.
         client: use this client instead of opening one on ``target``.
         timeout: deadline in seconds for each call; ``None`` for none.
+        root_certificates: PEM certificates to verify a TLS server with.
+        token: the server's bearer token, if it requires one.
 
     Unlike the local provider, :meth:`get_runtime_env` reads the env's status
     and does not count as a use of the env for idle cleanup.
@@ -47,8 +49,16 @@ class GrpcEnvironmentProvider:
         *,
         client: EnvManagerClient | None = None,
         timeout: float | None = None,
+        root_certificates: str | bytes | None = None,
+        token: str | None = None,
     ) -> None:
-        self.client = client if client is not None else EnvManagerClient(target, timeout=timeout)
+        self.client = (
+            client
+            if client is not None
+            else EnvManagerClient(
+                target, timeout=timeout, root_certificates=root_certificates, token=token
+            )
+        )
         self._keys: dict[str, uv_envs.EnvKey] = {}
         self._lock = threading.Lock()
 

@@ -1,4 +1,8 @@
-"""Wiring: one EnvManager, one thread pool, the service, health and reflection."""
+"""Wiring: one EnvManager, one thread pool, the service, health and reflection.
+
+Also the server's guards: loopback unless ``allow_remote``, optional TLS, an
+optional bearer token, a request size limit, request ids in the log.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ import grpc
 
 import uv_envs
 
+from ._interceptors import RequestLogInterceptor, TokenInterceptor
 from ._proto import SERVICE_NAME
-from ._servicer import EnvManagerServicer, method_handlers
+from ._security import check_address, check_token, server_credentials
+from ._servicer import DEFAULT_MAX_PACKAGES, EnvManagerServicer, method_handlers
 from ._stdservices import HEALTH_SERVICE, HealthServicer, reflection_handlers
 
 if TYPE_CHECKING:
@@ -23,13 +29,15 @@ logger = logging.getLogger("uv_envs_server")
 #: Worker threads by default: enough for several slow creates while status calls go on.
 DEFAULT_WORKERS = 16
 
-#: Messages up to this size are accepted (uv.lock files of large envs can be big).
+#: Requests up to this size are accepted by default; larger ones get RESOURCE_EXHAUSTED.
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+#: Responses (and what clients accept) up to this size: uv.lock files of large envs can be big.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 _OPTIONS: tuple[tuple[str, Any], ...] = (
     # Fail loudly when the port is taken instead of sharing it with another server.
     ("grpc.so_reuseport", 0),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 )
 
@@ -97,44 +105,77 @@ def create_server(
     settings: uv_envs.Settings | None = None,
     max_workers: int = DEFAULT_WORKERS,
     options: Sequence[tuple[str, Any]] = (),
+    allow_remote: bool = False,
+    tls: tuple[str | bytes, str | bytes] | None = None,
+    token: str | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_packages: int = DEFAULT_MAX_PACKAGES,
 ) -> tuple[EnvManagerServer, int]:
     """Build a server for ``envmanager.EnvManagerService``, bound but not started.
 
     Args:
-        address: ``host:port`` to listen on; port 0 picks a free port. Loopback
-            by default: the service has no authentication of its own.
+        address: ``host:port`` to listen on; port 0 picks a free port. It must
+            be a loopback address (``127.0.0.1``, ``[::1]``, ``localhost``)
+            unless ``allow_remote`` is true.
         manager: the core manager to serve; by default a new one on ``settings``.
         settings: settings for that new manager (ignored when ``manager`` is given).
         max_workers: threads answering RPCs. Each running create, add or sync
             holds one; the others go on answering status calls.
         options: extra gRPC channel options, after the defaults.
+        allow_remote: allow an address that is not loopback (``0.0.0.0``, a
+            public interface); protect such a server with ``tls`` and ``token``.
+        tls: ``(certificate_chain_pem, private_key_pem)`` to serve over TLS.
+        token: when given, every call but health checks must carry the
+            metadata ``authorization: Bearer <token>`` (else UNAUTHENTICATED).
+        max_message_bytes: the largest request accepted; larger ones are
+            answered RESOURCE_EXHAUSTED.
+        max_packages: packages one request may name; more is INVALID_ARGUMENT.
 
     Returns:
         The server (call ``start()``) and the port it is bound to.
 
     Raises:
+        RemoteAddressNotAllowed: ``address`` is not loopback and ``allow_remote``
+            is false (a ValueError).
+        ValueError: a bad limit, token or TLS pair (messages never quote them).
         OSError: the address could not be bound.
 
     .. versionadded:: 0.1.0
 
     """
+    check_address(address, allow_remote=allow_remote)
     if max_workers < 1:
         raise ValueError(f"max_workers must be at least 1, not {max_workers}")
-    if manager is None:
-        manager = uv_envs.EnvManager(settings)
+    if max_message_bytes < 1024:  # noqa: PLR2004 - below this not even an id fits
+        raise ValueError(f"max_message_bytes must be at least 1024, not {max_message_bytes}")
+    interceptors: list[grpc.ServerInterceptor] = [RequestLogInterceptor()]
+    if token is not None:
+        interceptors.append(TokenInterceptor(check_token(token)))
+    credentials = server_credentials(*tls) if tls is not None else None
+    servicer = EnvManagerServicer(
+        manager if manager is not None else uv_envs.EnvManager(settings),
+        max_packages=max_packages,
+    )
     executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="uv-envs-rpc")
-    server = grpc.server(executor, options=[*_OPTIONS, *options])
+    server = grpc.server(
+        executor,
+        interceptors=interceptors,
+        options=[*_OPTIONS, ("grpc.max_receive_message_length", max_message_bytes), *options],
+    )
     # A quarter of the workers at most may sit in health Watch streams.
     health = HealthServicer(max_watchers=max(1, max_workers // 4))
     server.add_generic_rpc_handlers(
         [
-            method_handlers(EnvManagerServicer(manager)),
+            method_handlers(servicer),
             health.handler(),
             *reflection_handlers([SERVICE_NAME, HEALTH_SERVICE]),
         ]
     )
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:  # grpcio >= 1.64 raises; older versions return 0
         port = 0
         cause: BaseException | None = exc
@@ -143,5 +184,13 @@ def create_server(
     if port == 0:
         executor.shutdown(wait=False)
         raise OSError(f"could not listen on {address}") from cause
-    logger.debug("bound %s (port %d) with %d workers", address, port, max_workers)
-    return EnvManagerServer(server, manager=manager, health=health, executor=executor), port
+    logger.debug(
+        "bound %s (port %d) with %d workers, TLS %s, token %s",
+        address,
+        port,
+        max_workers,
+        "on" if credentials is not None else "off",
+        "required" if token is not None else "not required",
+    )
+    wrapped = EnvManagerServer(server, manager=servicer.manager, health=health, executor=executor)
+    return wrapped, port

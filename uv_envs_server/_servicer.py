@@ -9,17 +9,19 @@ core's; errors are translated in :mod:`uv_envs_server._errors`.
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
 
 import uv_envs
+from uv_envs._validation import MAX_PACKAGES
 
 from ._errors import abort
 from ._proto import METHODS, SERVICE_NAME, pb
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
 _R = TypeVar("_R")
 
@@ -44,6 +46,9 @@ RUN_CODE_MESSAGE = (
     "Run it with the environment's interpreter, <env_path>/.venv/bin/python, "
     "which CreateEnv and GetEnvStatus return."
 )
+
+#: Packages one request may name, by default (the core's own limit).
+DEFAULT_MAX_PACKAGES = MAX_PACKAGES
 
 #: Operations listed per page when a GetOperations request leaves ``limit`` at 0.
 DEFAULT_OPERATIONS_LIMIT = 50
@@ -80,21 +85,43 @@ def _json(value: object) -> str:
 class EnvManagerServicer:
     """Serves ``envmanager.EnvManagerService`` from one :class:`uv_envs.EnvManager`.
 
+    Every call runs inside :meth:`uv_envs.EnvManager.cancellable` with an
+    event set when the RPC ends early (its deadline passes, or the client
+    cancels or goes away): a create, add, update, remove or sync in progress
+    then stops uv and rolls back, leaving the env as it was.
+
     Args:
         manager: the core manager every RPC is delegated to.
+        max_packages: packages one request may name; more is INVALID_ARGUMENT.
 
     .. versionadded:: 0.1.0
 
     """
 
-    def __init__(self, manager: uv_envs.EnvManager) -> None:
+    def __init__(
+        self, manager: uv_envs.EnvManager, *, max_packages: int = DEFAULT_MAX_PACKAGES
+    ) -> None:
+        if max_packages < 1:
+            raise ValueError(f"max_packages must be at least 1, not {max_packages}")
         self.manager = manager
+        self.max_packages = max_packages
 
     def _run(self, context: grpc.ServicerContext, call: Callable[[], _R]) -> _R:
+        cancel = threading.Event()
+        # Callbacks run when the RPC ends: early (deadline, cancel) or after we answered.
+        if not context.add_callback(cancel.set):
+            cancel.set()  # it has ended already
         try:
-            return call()
+            with uv_envs.EnvManager.cancellable(cancel):
+                return call()
         except Exception as exc:  # noqa: BLE001 - every error becomes a status, never a traceback
             abort(context, exc)
+
+    def _packages(self, packages: Sequence[str]) -> tuple[str, ...]:
+        if len(packages) > self.max_packages:
+            msg = f"{len(packages)} packages given; at most {self.max_packages} per request"
+            raise uv_envs.InvalidInput(msg)
+        return tuple(packages)
 
     # -- environments -----------------------------------------------------
 
@@ -127,7 +154,7 @@ class EnvManagerServicer:
             key = _key(request)
             env = self.manager.ensure(
                 key,
-                packages=tuple(request.packages),
+                packages=self._packages(request.packages),
                 requirements_text=_requirements_text(
                     request.requirements_file_content, request.requirements_file_name
                 ),
@@ -199,7 +226,7 @@ class EnvManagerServicer:
             text = _requirements_text(
                 request.requirements_file_content, request.requirements_file_name
             )
-            return self.manager.add(key, tuple(request.packages), requirements_text=text)
+            return self.manager.add(key, self._packages(request.packages), requirements_text=text)
 
         return pb.DepsOperationResponse(**self._operation(request, context, run))
 
@@ -210,7 +237,7 @@ class EnvManagerServicer:
 
         def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
             _no_requirements_file(request, "UpdateDeps")
-            return self.manager.update(key, tuple(request.packages))
+            return self.manager.update(key, self._packages(request.packages))
 
         return pb.DepsOperationResponse(**self._operation(request, context, run))
 
@@ -221,7 +248,7 @@ class EnvManagerServicer:
 
         def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
             _no_requirements_file(request, "RemoveDeps")
-            return self.manager.remove(key, tuple(request.packages))
+            return self.manager.remove(key, self._packages(request.packages))
 
         return pb.DepsOperationResponse(**self._operation(request, context, run))
 
