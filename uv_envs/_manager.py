@@ -21,7 +21,6 @@ import os
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,9 @@ from packaging.utils import canonicalize_name
 from . import _events as events
 from . import _locking
 from ._audit import FAILED, RUNNING, SUCCESS, AuditLog, SqliteAuditLog
+from ._envdirs import EnvDirs
 from ._errors import (
     EnvironmentAlreadyExists,
-    EnvironmentBusy,
     EnvironmentInUse,
     EnvironmentNotFound,
     EnvironmentNotReady,
@@ -46,7 +45,7 @@ from ._errors import (
     UvError,
 )
 from ._layout import Layout
-from ._metadata import JsonMetadataRepository, MetadataRepository, fsync_directory
+from ._metadata import JsonMetadataRepository, MetadataRepository
 from ._models import (
     CleanupReport,
     DeletedOperations,
@@ -97,11 +96,6 @@ _PROJECT_FILES = ("pyproject.toml", "uv.lock")
 _cancel_event: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
     "uv_envs_cancel", default=None
 )
-_LINKS = {
-    ".venv": "current/.venv",
-    "pyproject.toml": "current/pyproject.toml",
-    "uv.lock": "current/uv.lock",
-}
 _EXPORT_FORMATS: tuple[ExportFormat, ...] = ("requirements.txt", "pylock.toml")
 # States an operation may build a new generation from (rebuilding repairs DAMAGED).
 _USABLE = frozenset({EnvStatus.READY, EnvStatus.DAMAGED})
@@ -170,6 +164,7 @@ class EnvManager:
         self.venv_store = VenvStore(
             self.layout.store_dir, self.layout.locks_dir, self.settings.lock_timeout
         )
+        self.dirs = EnvDirs(self.layout, self.venv_store)
         self._root_ready = False
         self._root_lock = threading.Lock()
 
@@ -261,7 +256,7 @@ class EnvManager:
                 if existing.spec_hash == request.digest:
                     record = self.audit.start(key, "ensure" if replace else "create")
                     self._finish_ok(record, [], {"reused": True})
-                    self._touch(existing)
+                    self.dirs.touch(existing)
                     return existing
                 if not replace:
                     raise EnvironmentAlreadyExists(
@@ -299,15 +294,14 @@ class EnvManager:
             if env_dir.exists() or env_dir.is_symlink():
                 # A folder without metadata: left by a create that died before its first write.
                 self._discard(key)
-            _make_env_dir(env_dir)
+            self.dirs.make(env_dir)
             self.metadata.save(environment)
             gen_dir = self.layout.generation_dir(env_dir, 1)
             gen_dir.mkdir(parents=True)
             resolved = self._write_spec_project(gen_dir, key, request, results)
             installed = self._sync(gen_dir, request.interpreter, results)
-            self._point_current(env_dir, 1)
-            for name, target in _LINKS.items():
-                os.symlink(target, env_dir / name)
+            self.dirs.point_current(env_dir, 1)
+            self.dirs.link_top_level(env_dir)
             environment = attrs.evolve(
                 environment,
                 status=EnvStatus.READY,
@@ -335,7 +329,7 @@ class EnvManager:
         self._emit(
             events.EnvironmentCreated(key, details={"python_version": environment.python_version})
         )
-        self._touch(environment)
+        self.dirs.touch(environment)
         return environment
 
     def _write_spec_project(
@@ -410,7 +404,7 @@ class EnvManager:
         self._emit(
             events.EnvironmentCreated(key, details={"generation": result.environment.generation})
         )
-        self._touch(result.environment)
+        self.dirs.touch(result.environment)
         return result.environment
 
     @staticmethod
@@ -467,7 +461,7 @@ class EnvManager:
         Counts as a use of the env for idle cleanup.
         """
         environment = self._require_ready(self.get(key))
-        self._touch(environment)
+        self.dirs.touch(environment)
         return environment.runtime_env()
 
     def list_environments(
@@ -500,12 +494,12 @@ class EnvManager:
 
     def dependencies(self, key: EnvKey) -> Dependencies:
         """Declared dependencies and locked versions of the current generation."""
-        gen_dir = self._current_dir(self._require_usable(self.get(key)))
+        gen_dir = self.dirs.current_dir(self._require_usable(self.get(key)))
         return Dependencies(key=key, declared=read_declared(gen_dir), locked=read_locked(gen_dir))
 
     def export(self, key: EnvKey) -> Export:
         """pyproject.toml and uv.lock of the current generation, as text."""
-        gen_dir = self._current_dir(self._require_usable(self.get(key)))
+        gen_dir = self.dirs.current_dir(self._require_usable(self.get(key)))
         return Export(
             key=key,
             pyproject_toml=(gen_dir / "pyproject.toml").read_text(),
@@ -516,7 +510,7 @@ class EnvManager:
         """The lock exported by ``uv export`` as ``requirements.txt`` or ``pylock.toml``."""
         if fmt not in _EXPORT_FORMATS:
             raise InvalidRequirement(f"unknown export format {fmt!r}; use one of {_EXPORT_FORMATS}")
-        gen_dir = self._current_dir(self._require_usable(self.get(key)))
+        gen_dir = self.dirs.current_dir(self._require_usable(self.get(key)))
         result = self.executor.run(export_command(gen_dir, self.uv_options, fmt))
         return raise_for_result(result, f"uv export --format {fmt} failed").stdout
 
@@ -611,7 +605,7 @@ class EnvManager:
         ]
 
         def check(environment: Environment) -> None:
-            declared = {_name_of(d) for d in read_declared(self._current_dir(environment))}
+            declared = {_name_of(d) for d in read_declared(self.dirs.current_dir(environment))}
             missing = [n for n in names if str(canonicalize_name(n)) not in declared]
             if missing:
                 raise InvalidRequirement(f"not declared in environment {key}: {', '.join(missing)}")
@@ -704,7 +698,7 @@ class EnvManager:
         """Build generation N+1 beside the live one and switch to it; the caller holds the lock."""
         key = environment.key
         env_dir = environment.env_path
-        number = max([environment.generation, *self._generation_numbers(env_dir)]) + 1
+        number = max([environment.generation, *self.dirs.generation_numbers(env_dir)]) + 1
         record = self.audit.start(key, operation, dict(details or {}))
         results: list[UvResult] = []
         started = time.monotonic()
@@ -742,14 +736,14 @@ class EnvManager:
                 updated_at=time.time(),
             )
         except BaseException as exc:
-            self._remove_generation(env_dir, number)
+            self.dirs.remove_generation(env_dir, number)
             with contextlib.suppress(Exception):
                 self.metadata.save(environment)
             self._finish_failed(record, exc, results)
             raise
         # The commit point: from here the new generation is the env, even after a crash.
         self.metadata.save(committed)
-        self._point_current(env_dir, number)
+        self.dirs.point_current(env_dir, number)
         self._finish_ok(
             record,
             results,
@@ -786,7 +780,7 @@ class EnvManager:
             env_dir = self.layout.env_dir(key)
             if environment is None and not env_dir.exists():
                 return DeleteResult(key=key, status="NOT_FOUND")
-            leases = self._live_leases(key)
+            leases = self.dirs.live_leases(key)
             if leases and not force:
                 raise EnvironmentInUse(
                     f"environment {key} is leased by {len(leases)} running process(es); "
@@ -888,8 +882,8 @@ class EnvManager:
             environment = self._reconciled(key)
             if environment is None:
                 return "gone", 0, 0.0
-            pinned = set(self._live_leases(key))
-            last_used = self._last_used(environment)
+            pinned = set(self.dirs.live_leases(key))
+            last_used = self.dirs.last_used(environment)
             pruned = self._prune_generations(environment, checked_at - idle_seconds, pinned)
             if checked_at - last_used <= idle_seconds:
                 return "kept", pruned, last_used
@@ -916,7 +910,7 @@ class EnvManager:
         keep = tuple(r for r in environment.retired if r not in drop)
         self.metadata.save(attrs.evolve(environment, retired=keep))
         for retired in drop:
-            self._remove_generation(environment.env_path, retired.generation)
+            self.dirs.remove_generation(environment.env_path, retired.generation)
         return len(drop)
 
     # --- leases and verification --------------------------------------------------------
@@ -930,37 +924,12 @@ class EnvManager:
         the env moves on: run the node with ``pinned_python_path``. The lease
         ends with the block, or with the holder's process.
         """
-        with self._locked(key):
-            environment = self._require_ready(self._require(key))
-            directory = self._lease_dir(key)
-            directory.mkdir(parents=True, exist_ok=True)
-            path = directory / f"{environment.generation}-{uuid.uuid4().hex}.lease"
-            if not _locking.try_acquire(path):  # pragma: no cover - a fresh name is always free
-                raise EnvironmentBusy(f"cannot take a lease on {key}")
-        self._touch(environment)
-        try:
+        with contextlib.ExitStack() as stack:
+            with self._locked(key):
+                environment = self._require_ready(self._require(key))
+                stack.enter_context(self.dirs.hold_lease(key, environment.generation))
+            self.dirs.touch(environment)
             yield environment
-        finally:
-            path.unlink(missing_ok=True)
-            _locking.release(path)
-            _locking.forget(path)
-
-    def _lease_dir(self, key: EnvKey) -> Path:
-        return self.layout.root / "leases" / self.layout.lock_file(key).stem
-
-    def _live_leases(self, key: EnvKey) -> list[int]:
-        """Generations pinned by live leases; removes leases of dead processes. Needs the lock."""
-        directory = self._lease_dir(key)
-        pinned: list[int] = []
-        with contextlib.suppress(FileNotFoundError):
-            for path in directory.glob("*.lease"):
-                if _locking.is_free(path):
-                    path.unlink(missing_ok=True)
-                    _locking.forget(path)
-                    continue
-                with contextlib.suppress(ValueError):
-                    pinned.append(int(path.name.split("-", 1)[0]))
-        return pinned
 
     def verify(self, key: EnvKey) -> VerifyReport:
         """Check that the venv matches its lock and its interpreter starts.
@@ -973,7 +942,7 @@ class EnvManager:
         with self._locked(key):
             environment = self._require_usable(self._require(key))
             record = self.audit.start(key, "verify")
-            gen_dir = self._current_dir(environment)
+            gen_dir = self.dirs.current_dir(environment)
             problems, checked, damaged_packages = check_venv(
                 gen_dir / ".venv", environment.pinned_python_path, read_locked(gen_dir)
             )
@@ -1040,7 +1009,7 @@ class EnvManager:
                     repaired.append(key)
             finally:
                 _locking.release(lock_file)
-        self._empty_trash()
+        self.dirs.empty_trash()
         self._close_dead_records()
         return repaired
 
@@ -1072,7 +1041,7 @@ class EnvManager:
             return None
         found = len(repairs)
         if environment.pending_generation is not None:
-            self._remove_generation(env_dir, environment.pending_generation)
+            self.dirs.remove_generation(env_dir, environment.pending_generation)
             repairs.append(f"removed half-built generation {environment.pending_generation}")
             environment = attrs.evolve(environment, pending_generation=None)
             self.metadata.save(environment)
@@ -1090,12 +1059,12 @@ class EnvManager:
         except OSError:
             actual = None
         if actual != f"gens/{environment.generation}":
-            self._point_current(env_dir, environment.generation)
+            self.dirs.point_current(env_dir, environment.generation)
             repairs.append(f"re-pointed current at generation {environment.generation}")
         known = {environment.generation, *(r.generation for r in environment.retired)}
-        for number in self._generation_numbers(env_dir):
+        for number in self.dirs.generation_numbers(env_dir):
             if number not in known:
-                self._remove_generation(env_dir, number)
+                self.dirs.remove_generation(env_dir, number)
                 repairs.append(f"removed stray generation {number}")
 
     def _recover_if_abandoned(self, key: EnvKey, environment: Environment) -> Environment | None:
@@ -1107,15 +1076,6 @@ class EnvManager:
                 return self._reconciled(key)
         except TimeoutError:
             return environment
-
-    def _empty_trash(self) -> None:
-        trash = self.layout.trash_dir
-        if trash.is_dir():
-            for entry in trash.iterdir():
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
 
     def _close_dead_records(self) -> None:
         offset = 0
@@ -1174,21 +1134,6 @@ class EnvManager:
             )
         return environment
 
-    def _current_dir(self, environment: Environment) -> Path:
-        # Resolve the link once so that every file read comes from one generation.
-        env_dir = environment.env_path
-        try:
-            return env_dir / os.readlink(env_dir / "current")
-        except OSError:
-            return self.layout.generation_dir(env_dir, environment.generation)
-
-    @staticmethod
-    def _generation_numbers(env_dir: Path) -> list[int]:
-        try:
-            return [int(p.name) for p in (env_dir / "gens").iterdir() if p.name.isdigit()]
-        except FileNotFoundError:
-            return []
-
     def _sync(
         self,
         gen_dir: Path,
@@ -1227,11 +1172,6 @@ class EnvManager:
 
         return self.venv_store.link(gen_dir, entry_id, build)
 
-    def _remove_generation(self, env_dir: Path, generation: int) -> None:
-        gen_dir = self.layout.generation_dir(env_dir, generation)
-        self.venv_store.release(gen_dir)
-        shutil.rmtree(gen_dir, ignore_errors=True)
-
     def _run(self, invocation: UvInvocation, message: str, results: list[UvResult]) -> UvResult:
         cancel = _cancel_event.get()
         if cancel is not None:
@@ -1242,44 +1182,9 @@ class EnvManager:
         results.append(result)
         return raise_for_result(result, message)
 
-    @staticmethod
-    def _point_current(env_dir: Path, generation: int) -> None:
-        temporary = env_dir / f".current.{uuid.uuid4().hex}"
-        os.symlink(f"gens/{generation}", temporary)
-        os.replace(temporary, env_dir / "current")
-        fsync_directory(env_dir)
-
     def _discard(self, key: EnvKey) -> None:
-        """Remove an env dir: one rename into the trash (atomic), then the slow delete."""
-        env_dir = self.layout.env_dir(key)
         self.metadata.discard(key)
-        if not (env_dir.exists() or env_dir.is_symlink()):
-            return
-        for number in self._generation_numbers(env_dir):
-            self.venv_store.release(self.layout.generation_dir(env_dir, number))
-        shutil.rmtree(self._lease_dir(key), ignore_errors=True)
-        self.layout.trash_dir.mkdir(parents=True, exist_ok=True)
-        target = self.layout.trash_dir / uuid.uuid4().hex
-        env_dir.rename(target)
-        fsync_directory(env_dir.parent)
-        shutil.rmtree(target, ignore_errors=True)
-        # Drop the node and workflow folders once empty, so "gone" means gone.
-        for parent in (env_dir.parent, env_dir.parent.parent):
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-
-    def _touch(self, environment: Environment) -> None:
-        with contextlib.suppress(OSError):
-            self.layout.last_used_file(environment.env_path).touch()
-
-    def _last_used(self, environment: Environment) -> float:
-        try:
-            touched = self.layout.last_used_file(environment.env_path).stat().st_mtime
-        except OSError:
-            touched = 0.0
-        return max(environment.updated_at, touched)
+        self.dirs.remove(key)
 
     def _emit(self, event: events.DomainEvent) -> None:
         events.safe_publish(self.publish, event)
@@ -1311,18 +1216,6 @@ class EnvManager:
                 exit_code=exit_code,
                 error=f"{type(exc).__name__}: {exc}",
             )
-
-
-def _make_env_dir(env_dir: Path) -> None:
-    # Another process may remove an empty parent between our makedirs and mkdir.
-    for _ in range(10):
-        env_dir.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            env_dir.mkdir()
-        except FileNotFoundError:
-            continue
-        return
-    env_dir.mkdir()
 
 
 def _name_of(requirement: str) -> str:

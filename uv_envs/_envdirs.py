@@ -1,0 +1,158 @@
+"""File-system steps on one environment directory: links, generations, leases, removal.
+
+Every function here is called with the env's lock held (leases excepted:
+holding one is lock-free once taken). Nothing here knows about uv.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+from . import _locking
+from ._layout import Layout
+from ._metadata import fsync_directory
+from ._models import Environment, EnvKey
+from ._store import VenvStore
+
+LINKS = {
+    ".venv": "current/.venv",
+    "pyproject.toml": "current/pyproject.toml",
+    "uv.lock": "current/uv.lock",
+}
+
+
+@attrs.define
+class EnvDirs:
+    """The on-disk side of environments under one :class:`Layout`."""
+
+    layout: Layout
+    venv_store: VenvStore
+
+    def make(self, env_dir: Path) -> None:
+        """Create an env directory; another process may be removing an empty parent meanwhile."""
+        for _ in range(10):
+            env_dir.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                env_dir.mkdir()
+            except FileNotFoundError:
+                continue
+            return
+        env_dir.mkdir()
+
+    @staticmethod
+    def link_top_level(env_dir: Path) -> None:
+        """``.venv``, ``pyproject.toml`` and ``uv.lock`` at the top, through ``current``."""
+        for name, target in LINKS.items():
+            os.symlink(target, env_dir / name)
+
+    @staticmethod
+    def point_current(env_dir: Path, generation: int) -> None:
+        """Switch ``current`` to a generation with one atomic rename."""
+        temporary = env_dir / f".current.{uuid.uuid4().hex}"
+        os.symlink(f"gens/{generation}", temporary)
+        os.replace(temporary, env_dir / "current")
+        fsync_directory(env_dir)
+
+    def current_dir(self, environment: Environment) -> Path:
+        """The current generation's folder, resolved once so all reads see one generation."""
+        env_dir = environment.env_path
+        try:
+            return env_dir / os.readlink(env_dir / "current")
+        except OSError:
+            return self.layout.generation_dir(env_dir, environment.generation)
+
+    @staticmethod
+    def generation_numbers(env_dir: Path) -> list[int]:
+        try:
+            return [int(p.name) for p in (env_dir / "gens").iterdir() if p.name.isdigit()]
+        except FileNotFoundError:
+            return []
+
+    def remove_generation(self, env_dir: Path, generation: int) -> None:
+        gen_dir = self.layout.generation_dir(env_dir, generation)
+        self.venv_store.release(gen_dir)
+        shutil.rmtree(gen_dir, ignore_errors=True)
+
+    def remove(self, key: EnvKey) -> None:
+        """Remove an env dir: one rename into the trash (atomic), then the slow delete."""
+        env_dir = self.layout.env_dir(key)
+        if not (env_dir.exists() or env_dir.is_symlink()):
+            return
+        for number in self.generation_numbers(env_dir):
+            self.venv_store.release(self.layout.generation_dir(env_dir, number))
+        shutil.rmtree(self.lease_dir(key), ignore_errors=True)
+        self.layout.trash_dir.mkdir(parents=True, exist_ok=True)
+        target = self.layout.trash_dir / uuid.uuid4().hex
+        env_dir.rename(target)
+        fsync_directory(env_dir.parent)
+        shutil.rmtree(target, ignore_errors=True)
+        # Drop the node and workflow folders once empty, so "gone" means gone.
+        for parent in (env_dir.parent, env_dir.parent.parent):
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+
+    def empty_trash(self) -> None:
+        trash = self.layout.trash_dir
+        if trash.is_dir():
+            for entry in trash.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+
+    def touch(self, environment: Environment) -> None:
+        """Record a hand-out of the env, for idle cleanup (no lock, no metadata write)."""
+        with contextlib.suppress(OSError):
+            self.layout.last_used_file(environment.env_path).touch()
+
+    def last_used(self, environment: Environment) -> float:
+        try:
+            touched = self.layout.last_used_file(environment.env_path).stat().st_mtime
+        except OSError:
+            touched = 0.0
+        return max(environment.updated_at, touched)
+
+    # --- leases ---------------------------------------------------------------------------
+
+    def lease_dir(self, key: EnvKey) -> Path:
+        return self.layout.root / "leases" / self.layout.lock_file(key).stem
+
+    @contextlib.contextmanager
+    def hold_lease(self, key: EnvKey, generation: int) -> Iterator[None]:
+        """Hold a lease file locked until the block ends (or the process does).
+
+        The caller takes it while holding the env lock, so no delete or cleanup
+        can look at the leases in between.
+        """
+        directory = self.lease_dir(key)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{generation}-{uuid.uuid4().hex}.lease"
+        _locking.try_acquire(path)  # a fresh name is always free
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            _locking.release(path)
+            _locking.forget(path)
+
+    def live_leases(self, key: EnvKey) -> list[int]:
+        """Generations pinned by live leases; removes leases of dead processes."""
+        pinned: list[int] = []
+        with contextlib.suppress(FileNotFoundError):
+            for path in self.lease_dir(key).glob("*.lease"):
+                if _locking.is_free(path):
+                    path.unlink(missing_ok=True)
+                    _locking.forget(path)
+                    continue
+                with contextlib.suppress(ValueError):
+                    pinned.append(int(path.name.split("-", 1)[0]))
+        return pinned
