@@ -6,8 +6,11 @@ The fixtures ``manager`` (real uv against the test wheelhouse) and
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -18,8 +21,6 @@ from uv_envs.testing import FakePythonFinder
 from uv_envs_server import EnvManagerClient, EnvManagerServer, create_server
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from uv_envs._uv import UvInvocation, UvResult
 
 Serve = Callable[..., str]
@@ -106,3 +107,92 @@ def gated_manager(
         return manager, gate
 
     return make
+
+
+def _self_signed_with_cryptography(host: str) -> tuple[bytes, bytes]:
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _self_signed_with_openssl(openssl: str, host: str, folder: Path) -> tuple[bytes, bytes]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            f"subjectAltName=DNS:localhost,IP:{host}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert.read_bytes(), key.read_bytes()
+
+
+SelfSigned = Callable[[], tuple[bytes, bytes]]
+
+
+@pytest.fixture
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
+    """Make a new self-signed certificate for 127.0.0.1 and localhost: ``(cert_pem, key_pem)``.
+
+    With the ``cryptography`` package when it is importable, else with the
+    ``openssl`` command; skips when there is neither (no new test dependency).
+    """
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.skip("making a test certificate needs the cryptography package or openssl")
+        return lambda: _self_signed_with_openssl(
+            openssl, "127.0.0.1", tmp_path_factory.mktemp("tls")
+        )
+    return lambda: _self_signed_with_cryptography("127.0.0.1")
