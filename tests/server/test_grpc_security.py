@@ -32,7 +32,6 @@ from uv_envs_server._generated import env_manager_pb2_grpc
 from uv_envs_server._security import check_address, is_loopback
 from uv_envs_server._stdservices import message_class
 
-
 IDENT = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
 TOKEN = "s3cret-Token_value.42"
 
@@ -47,7 +46,7 @@ def _failure(call: Any, request: Any, **kwargs: Any) -> grpc.RpcError:
 
 def _trailing(call: grpc.Call) -> dict[str, str]:
     pairs: Any = call.trailing_metadata() or ()
-    return {key: value for key, value in pairs}
+    return dict(pairs)
 
 
 # -- loopback by default ------------------------------------------------------------
