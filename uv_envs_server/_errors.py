@@ -91,7 +91,6 @@ _FALLBACK: dict[grpc.StatusCode, type[uv_envs.UvEnvsError]] = {
     grpc.StatusCode.NOT_FOUND: uv_envs.EnvironmentNotFound,
     grpc.StatusCode.ALREADY_EXISTS: uv_envs.EnvironmentAlreadyExists,
     grpc.StatusCode.ABORTED: uv_envs.EnvironmentBusy,
-    grpc.StatusCode.CANCELLED: uv_envs.OperationCancelled,
 }
 
 

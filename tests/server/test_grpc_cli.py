@@ -16,10 +16,14 @@ from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import grpc
 import pytest
 
+import uv_envs
 import uv_envs_server
-from uv_envs_server import EnvManagerClient
+from uv_envs import EnvStatus
+from uv_envs._uv import find_uv_binary
+from uv_envs_server import EnvManagerClient, RemoteError
 from uv_envs_server._cli import main
 
 if TYPE_CHECKING:
@@ -112,20 +116,90 @@ def test_exits_zero_on_sigint(start: type[Server]) -> None:
     assert "Traceback" not in server.stderr
 
 
-def test_sigterm_lets_a_running_create_finish(start: type[Server]) -> None:
-    server = start("--grace", "60")
-    with EnvManagerClient(server.target, timeout=120) as client:
-        assert client.health() == "SERVING"
-        with futures.ThreadPoolExecutor(1) as pool:
+def _slow_uv(folder: Path, sync_seconds: float) -> tuple[Path, Path]:
+    """A uv wrapper whose ``uv sync`` starts after ``sync_seconds``; returns it and its marker."""
+    marker = folder / "syncing"
+    script = folder / "slow-uv"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = sync ]; then\n'
+        f"  : > '{marker}'\n"
+        f"  sleep {sync_seconds}\n"
+        "fi\n"
+        f"exec '{find_uv_binary()}' \"$@\"\n"
+    )
+    script.chmod(0o755)
+    return script, marker
+
+
+def _refused_after_sigterm(target: str, deadline: float) -> grpc.StatusCode:
+    """Call until the server refuses; return the code it refused with."""
+    with EnvManagerClient(target, timeout=2) as late:
+        while time.monotonic() < deadline:
+            try:
+                late.get_env_status("wf", "other")
+            except RemoteError as exc:
+                return exc.code
+            time.sleep(0.05)
+    raise AssertionError("still accepting calls after SIGTERM")
+
+
+@pytest.mark.parametrize(
+    ("sync_seconds", "grace", "expected"),
+    [(2, 60, EnvStatus.READY), (60, 1, EnvStatus.NOT_FOUND)],
+    ids=["finishes-within-grace", "rolled-back-after-grace"],
+)
+def test_sigterm_during_a_create_leaves_it_ready_or_absent(  # noqa: PLR0917
+    tmp_path: Path,
+    server_env: dict[str, str],
+    manager: uv_envs.EnvManager,
+    sync_seconds: float,
+    grace: float,
+    expected: EnvStatus,
+) -> None:
+    uv, marker = _slow_uv(tmp_path, sync_seconds)
+    args = ["--port", "0", "--root", str(manager.settings.root), "--grace", str(grace)]
+    server = Server(args, {**server_env, "UV_ENVS_UV_BIN": str(uv)})
+    try:
+        client = EnvManagerClient(server.target, timeout=120)
+        with client, futures.ThreadPoolExecutor(1) as pool:
+            assert client.health() == "SERVING"
             creating = pool.submit(client.create_env, "wf", "slow", packages=["beta"])
-            # Signal only once the create has reached the manager (its audit row exists).
             deadline = time.monotonic() + 60
-            while not creating.done() and client.get_operations("wf", "slow").total == 0:
-                assert time.monotonic() < deadline, "the create never reached the server"
+            while not marker.exists():  # the create is inside uv sync
+                assert time.monotonic() < deadline, "the create never reached uv sync"
+                assert not creating.done(), creating.result()
                 time.sleep(0.01)
             server.process.send_signal(signal.SIGTERM)
-            assert creating.result(timeout=120).status == "READY"
-    assert server.stop(None) == 0
+            # The server stops accepting calls at once, while the create goes on.
+            refused = _refused_after_sigterm(server.target, deadline)
+            assert refused in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+            if expected is EnvStatus.READY:
+                assert creating.result(timeout=120).status == "READY"
+            else:
+                with pytest.raises((uv_envs.OperationCancelled, RemoteError)):
+                    creating.result(timeout=120)
+        started = time.monotonic()
+        assert server.stop(None) == 0
+        assert time.monotonic() - started < grace + 30
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.communicate()
+    assert "Traceback" not in server.stderr
+    assert "still running after the grace period" not in server.stderr, "drained in time"
+    assert "CreateEnv" in server.stderr, "the create was logged"
+
+    # READY and importable, or absent: never half-built, nothing left to repair.
+    key = uv_envs.EnvKey("wf", "slow")
+    assert manager.status(key).status is expected
+    assert manager.recover() == []
+    if expected is EnvStatus.READY:
+        python = manager.get(key).python_path
+        subprocess.run([str(python), "-c", "import beta"], check=True, timeout=60)
+    else:
+        assert not manager.layout.env_dir(key).exists()
+        assert "cancel" in (manager.operations("wf", "slow").items[0].error or "").lower()
 
 
 def test_a_taken_port_fails_with_a_message(tmp_path: Path, server_env: dict[str, str]) -> None:
