@@ -14,7 +14,7 @@ import sys
 import time
 from concurrent import futures
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -202,6 +202,62 @@ def test_sigterm_during_a_create_leaves_it_ready_or_absent(  # noqa: PLR0917
         assert "cancel" in (manager.operations("wf", "slow").items[0].error or "").lower()
 
 
+def test_tls_token_and_limits_from_the_command_line(
+    start: type[Server], tmp_path: Path, self_signed: Any
+) -> None:
+    cert, key = self_signed()
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    (tmp_path / "token").write_text("cli-token-1234\n")
+    server = start(
+        "--tls-cert",
+        str(tmp_path / "cert.pem"),
+        "--tls-key",
+        str(tmp_path / "key.pem"),
+        "--token-file",
+        str(tmp_path / "token"),
+        "--max-packages",
+        "2",
+        "--max-message-bytes",
+        "65536",
+    )
+    assert server.target.startswith("127.0.0.1:"), server.process.stderr
+    with EnvManagerClient(
+        server.target, timeout=120, root_certificates=cert, token="cli-token-1234"
+    ) as client:
+        assert client.health() == "SERVING"
+        python = client.ensure_env("wf", "tls", packages=["gamma"])
+        assert Path(python).is_file()
+        with pytest.raises(uv_envs.InvalidInput, match="at most 2 per request"):
+            client.create_env("wf", "many", packages=["alpha", "beta", "gamma"])
+        with pytest.raises(RemoteError) as big:
+            client.create_env("wf", "big", requirements_text="# " + "x" * 70000 + "\nalpha\n")
+        assert big.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    with EnvManagerClient(server.target, timeout=30, root_certificates=cert) as anonymous:
+        with pytest.raises(RemoteError) as refused:
+            anonymous.get_env_status("wf", "tls")
+        assert refused.value.code is grpc.StatusCode.UNAUTHENTICATED
+    assert server.stop() == 0
+    assert "TLS on, token required" in server.stderr
+    assert "cli-token-1234" not in server.stderr
+    assert "UNAUTHENTICATED" in server.stderr
+
+
+def test_a_remote_host_needs_allow_remote(tmp_path: Path, server_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "uv_envs_server", "--host", "0.0.0.0", "--port", "0"],
+        env={**server_env, "UV_ENVS_ROOT": str(tmp_path / "root")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--allow-remote" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "root").exists()
+
+
 def test_a_taken_port_fails_with_a_message(tmp_path: Path, server_env: dict[str, str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -262,5 +318,19 @@ def test_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--host", "--port", "--root", "--workers", "--grace", "--find-links"):
+    for option in (
+        "--host",
+        "--port",
+        "--root",
+        "--workers",
+        "--grace",
+        "--find-links",
+        "--allow-remote",
+        "--tls-cert",
+        "--tls-key",
+        "--token-file",
+        "UV_ENVS_SERVER_TOKEN",
+        "--max-message-bytes",
+        "--max-packages",
+    ):
         assert option in out
