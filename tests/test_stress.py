@@ -29,7 +29,7 @@ KEYS = 6
 
 def stray_files(root: Path) -> list[Path]:
     """Temp files, half-built generations and trash entries that must not outlive an operation."""
-    found = [*root.rglob(".metadata.json.*.tmp"), *root.rglob(".current.*")]
+    found = [*root.rglob(".*.tmp"), *root.rglob(".current.*")]
     found += list((root / "trash").glob("*")) if (root / "trash").exists() else []
     return found
 
@@ -52,6 +52,8 @@ def check_root(manager: EnvManager, keys: list[EnvKey]) -> dict[str, int]:
         assert environment.pending_generation is None
         env_dir = environment.env_path
         assert os.readlink(env_dir / "current") == f"gens/{environment.generation}"
+        venv = Path(os.readlink(env_dir / "gens" / str(environment.generation) / ".venv"))
+        assert (venv.parent / ".complete").is_file(), f"{key} links an incomplete venv {venv}"
         known = {environment.generation, *(r.generation for r in environment.retired)}
         assert {int(p.name) for p in (env_dir / "gens").iterdir()} == known, f"{key}: stray gens"
         locked = manager.dependencies(key).locked

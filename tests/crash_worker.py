@@ -1,0 +1,75 @@
+"""Runs one manager operation in slow motion, for the crash test to kill at a random moment.
+
+Usage: python tests/crash_worker.py ROOT CACHE FIND_LINKS UV_BINARY SLOWMO OPERATION
+       WORKFLOW NODE VERSION [PACKAGE...]
+
+SLOWMO seconds are slept at every call made by uv_envs code (Python and C calls:
+``os.replace``, ``os.symlink``, ``shutil.rmtree`` ...), so the operation's
+file-system steps are spread over time and a kill lands between any two of
+them. UV_BINARY may be a wrapper that sleeps before running uv, so that uv's
+own process lives long enough to be killed. Prints ``START`` just before the
+operation, then ``DONE`` or ``ERROR <class>``; ``COUNT`` as operation counts
+the profiled calls instead (to calibrate SLOWMO).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uv_envs
+from uv_envs import EnvKey, EnvManager, IndexSettings, Settings, SubprocessUvExecutor
+
+PACKAGE_DIR = str(Path(uv_envs.__file__).parent)
+
+
+def main() -> int:
+    root, cache, find_links, uv_binary, slowmo, operation, workflow, node, version, *packages = (
+        sys.argv[1:]
+    )
+    settings = Settings(
+        root=Path(root),
+        cache_dir=Path(cache),
+        index=IndexSettings(find_links=(find_links,), no_index=True),
+        lock_timeout=120,
+        uv_timeout=300,
+    )
+    manager = EnvManager(settings, executor=SubprocessUvExecutor(uv_binary))
+    manager.python_finder.find(settings.default_python)  # warm up outside the window
+    key = EnvKey(workflow, node, version)
+    delay = float(slowmo)
+    calls = 0
+
+    def profile(frame: FrameType, event: str, _arg: Any) -> None:
+        nonlocal calls
+        if event in {"call", "c_call"} and frame.f_code.co_filename.startswith(PACKAGE_DIR):
+            calls += 1
+            if delay:
+                time.sleep(delay)
+
+    print("START", flush=True)
+    sys.setprofile(profile)
+    try:
+        if operation == "create":
+            manager.create(key, packages=packages)
+        elif operation == "add":
+            manager.add(key, packages)
+        elif operation == "delete":
+            manager.delete(key)
+        else:
+            msg = f"unknown operation {operation}"
+            raise ValueError(msg)
+    except Exception as exc:  # reported to the test, which decides
+        sys.setprofile(None)
+        print(f"ERROR {type(exc).__name__}: {exc}".splitlines()[0], flush=True)
+        return 1
+    sys.setprofile(None)
+    print(f"DONE {calls}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

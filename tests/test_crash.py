@@ -1,0 +1,299 @@
+"""Crash consistency: kill -9 an operation (or its uv child) at a random moment, then recover.
+
+Each trial runs one create, add or delete in a worker process
+(``tests/crash_worker.py``) in slow motion, so its file-system steps are spread
+over a few hundred milliseconds, and kills it, or the uv process it runs, at a
+moment drawn by a seeded RNG over the operation's measured duration. Then a
+new manager on the same root runs ``recover()`` and everything is checked:
+every env is READY, importable and verifies, or is absent; no temp files,
+half-built generations or trash remain; no audit record is left RUNNING.
+
+``UV_ENVS_CRASH_TRIALS`` (default 36) and ``UV_ENVS_CRASH_SEED`` scale and vary it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import attrs
+import pytest
+from packaging.requirements import Requirement
+
+from uv_envs import EnvKey, EnvManager, EnvStatus, IndexSettings, PythonFinder, Settings
+from uv_envs._uv import find_uv_binary
+
+from .test_stress import check_root
+
+WORKER = Path(__file__).with_name("crash_worker.py")
+TRIALS = int(os.environ.get("UV_ENVS_CRASH_TRIALS", "36"))
+SEED = int(os.environ.get("UV_ENVS_CRASH_SEED", "4"))
+SLOWMO = 0.001  # seconds per call made by uv_envs code in the worker
+UV_DELAY = 0.1  # the uv wrapper sleeps this long before exec'ing uv
+KEY = EnvKey("wf", "crash", "v1")
+
+# (target, operation) in the proportions of the default 36 trials.
+PLAN = (
+    [("process", "create")] * 9
+    + [("process", "add")] * 9
+    + [("process", "delete")] * 6
+    + [("uv", "create")] * 6
+    + [("uv", "add")] * 6
+)
+PACKAGES = {"create": ("alpha", "gamma"), "add": ("beta",), "delete": ()}
+# What the env declares before the operation, and after it if it completed.
+BEFORE = {"create": None, "add": {"alpha"}, "delete": {"alpha", "gamma"}}
+AFTER = {"create": {"alpha", "gamma"}, "add": {"alpha", "beta"}, "delete": None}
+
+FIGURES: collections.Counter[str] = collections.Counter()
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (from /proc)."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return found
+    for task in tasks:
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def slow_uv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A uv wrapper that sleeps first, so uv's process lives long enough to be hit."""
+    path = tmp_path_factory.mktemp("slow-uv") / "uv"
+    path.write_text(f'#!/bin/sh\nsleep {UV_DELAY}\nexec {find_uv_binary()} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+def start(settings: Settings, uv: Path, operation: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(WORKER),
+            str(settings.root),
+            str(settings.cache_dir),
+            settings.index.find_links[0],
+            str(uv),
+            str(SLOWMO),
+            operation,
+            *attrs.astuple(KEY),
+            *PACKAGES[operation],
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_start(process: subprocess.Popen[str]) -> float:
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.strip() == "START", f"worker did not start: {line!r} {process.communicate()}"
+    return time.monotonic()
+
+
+def prepare(settings: Settings, python_finder: PythonFinder, operation: str) -> None:
+    manager = EnvManager(settings, python_finder=python_finder)
+    if BEFORE[operation] is not None:
+        manager.create(KEY, packages=sorted(BEFORE[operation]))
+    manager.audit.close()
+
+
+@pytest.fixture(scope="module")
+def durations(
+    tmp_path_factory: pytest.TempPathFactory,
+    wheelhouse: Path,
+    uv_cache: Path,
+    python_finder: PythonFinder,
+    slow_uv: Path,
+) -> dict[str, float]:
+    """How long each operation runs in slow motion here: the window kills are drawn from."""
+    measured: dict[str, float] = {}
+    for operation in ("create", "add", "delete"):
+        settings = trial_settings(
+            tmp_path_factory.mktemp(f"calibrate-{operation}"), wheelhouse, uv_cache
+        )
+        prepare(settings, python_finder, operation)
+        process = start(settings, slow_uv, operation)
+        started = wait_for_start(process)
+        stdout, stderr = process.communicate(timeout=300)
+        measured[operation] = time.monotonic() - started
+        assert process.returncode == 0, stderr
+        assert stdout.startswith("DONE"), stdout
+    return measured
+
+
+def trial_settings(directory: Path, wheelhouse: Path, uv_cache: Path) -> Settings:
+    # A fresh root per trial: the store is empty, so uv sync really runs.
+    return Settings(
+        root=directory / "root",
+        cache_dir=uv_cache,
+        index=IndexSettings(find_links=(str(wheelhouse),), no_index=True),
+        lock_timeout=60,
+        uv_timeout=300,
+    )
+
+
+def kill_process(
+    process: subprocess.Popen[str], started: float, moment: float
+) -> tuple[str, list[int]]:
+    """Kill the worker at ``moment``; return what was hit and the uv processes it left running."""
+    time.sleep(max(0.0, started + moment - time.monotonic()))
+    orphans = children(process.pid)
+    os.kill(process.pid, signal.SIGKILL)
+    stdout, _ = process.communicate(timeout=60)
+    if "DONE" in stdout:
+        return "finished before the kill", orphans
+    return ("killed during uv" if orphans else "killed"), orphans
+
+
+def wait_for_exit(pids: list[int]) -> None:
+    # uv runs in its own process group, so it outlives a killed parent.
+    deadline = time.monotonic() + 120
+    for pid in pids:
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def kill_uv(process: subprocess.Popen[str], started: float, moment: float) -> str:
+    time.sleep(max(0.0, started + moment - time.monotonic()))
+    hit = "missed"
+    while process.poll() is None:
+        targets = children(process.pid)
+        if targets:
+            for pid in targets:
+                with_suppressed_kill(pid)
+            hit = "uv killed"
+            break
+        time.sleep(0.002)
+    stdout, _ = process.communicate(timeout=120)
+    if hit == "uv killed":
+        assert "ERROR" in stdout or "DONE" in stdout, stdout
+    return hit
+
+
+def with_suppressed_kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+@attrs.frozen
+class Rig:
+    wheelhouse: Path
+    uv_cache: Path
+    python_finder: PythonFinder
+    slow_uv: Path
+    durations: dict[str, float]
+
+
+@pytest.fixture(scope="module")
+def rig(
+    wheelhouse: Path,
+    uv_cache: Path,
+    python_finder: PythonFinder,
+    slow_uv: Path,
+    durations: dict[str, float],
+) -> Rig:
+    return Rig(wheelhouse, uv_cache, python_finder, slow_uv, durations)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_a_kill_at_a_random_moment_leaves_a_consistent_root(
+    trial: int, tmp_path: Path, rig: Rig
+) -> None:
+    target, operation = PLAN[trial % len(PLAN)]
+    rng = random.Random(f"{SEED}-{trial}")
+    moment = rng.uniform(0, rig.durations[operation])
+    settings = trial_settings(tmp_path, rig.wheelhouse, rig.uv_cache)
+    python_finder = rig.python_finder
+    prepare(settings, python_finder, operation)
+
+    process = start(settings, rig.slow_uv, operation)
+    started = wait_for_start(process)
+    orphans: list[int] = []
+    if target == "process":
+        outcome, orphans = kill_process(process, started, moment)
+    else:
+        outcome = kill_uv(process, started, moment)
+    FIGURES[f"{target} {operation}: {outcome}"] += 1
+
+    # Recover at once, while a uv the dead worker started may still run (as after a real crash).
+    manager = EnvManager(settings, python_finder=python_finder)
+    manager.recover()
+    counts = check_root(manager, [KEY])
+    FIGURES["half-built store venvs left by recover()"] += len(incomplete_store_entries(manager))
+    wait_for_exit(orphans)
+    assert check_root(manager, [KEY]) == counts, "a uv left running changed the root"
+    declared = None
+    if counts.get("READY"):
+        declared = {Requirement(d).name for d in manager.dependencies(KEY).declared}
+    assert declared in (BEFORE[operation], AFTER[operation]), (
+        f"{operation} killed at {moment:.3f}s left {declared}: neither before nor after"
+    )
+    assert manager.operations(status="RUNNING").total == 0
+    assert manager.recover() == [], "a second recover found more to repair"
+    # The key works again at once.
+    manager.ensure(KEY, packages=["alpha"])
+    assert manager.status(KEY).status is EnvStatus.READY
+    manager.audit.close()
+
+
+def incomplete_store_entries(manager: EnvManager) -> list[Path]:
+    store = manager.layout.store_dir
+    return [e for e in store.glob("*") if not (e / ".complete").exists()] if store.exists() else []
+
+
+@pytest.mark.slow
+def test_recover_removes_a_venv_half_built_in_the_store(
+    tmp_path: Path, wheelhouse: Path, uv_cache: Path, python_finder: PythonFinder, slow_uv: Path
+) -> None:
+    """A create killed during ``uv sync`` leaves ``store/<id>`` without ``.complete``: debris."""
+    settings = trial_settings(tmp_path, wheelhouse, uv_cache)
+    process = start(settings, slow_uv, "create")
+    wait_for_start(process)
+    seen: list[int] = []
+    while len(seen) < 2 and process.poll() is None:  # uv lock, then uv sync
+        seen += [pid for pid in children(process.pid) if pid not in seen]
+        time.sleep(0.002)
+    orphans = children(process.pid)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+    wait_for_exit(orphans)
+    manager = EnvManager(settings, python_finder=python_finder)
+    assert (manager.layout.store_dir).exists(), "the kill did not land during uv sync"
+
+    manager.recover()
+
+    assert manager.status(KEY).status is EnvStatus.NOT_FOUND
+    assert incomplete_store_entries(manager) == [], "recover() left a half-built venv in store/"
+    manager.audit.close()
+
+
+def test_crash_figures(request: pytest.FixtureRequest) -> None:
+    """Print what the trials hit (pytest -s; the figures in docs/reliability.md)."""
+    del request
+    trials = sum(n for label, n in FIGURES.items() if ":" in label)
+    print(f"\ncrash trials: {trials}: {dict(sorted(FIGURES.items()))}")
