@@ -183,7 +183,8 @@ def create_server(
         cause = None
     if port == 0:
         executor.shutdown(wait=False)
-        raise OSError(f"could not listen on {address}") from cause
+        hint = "" if credentials is None else " (or the TLS certificate and key are no valid pair)"
+        raise OSError(f"could not listen on {address}{hint}") from cause
     logger.debug(
         "bound %s (port %d) with %d workers, TLS %s, token %s",
         address,

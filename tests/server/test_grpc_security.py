@@ -247,6 +247,14 @@ def test_create_server_refuses_what_is_not_pem(fake_manager: uv_envs.EnvManager)
         create_server(manager=fake_manager, tls=(b"-----BEGIN CERTIFICATE-----\nAAAA\n", secret))
 
 
+def test_a_tls_pair_grpc_cannot_load_is_a_clear_error(fake_manager: uv_envs.EnvManager) -> None:
+    cert = b"-----BEGIN CERTIFICATE-----\nAAAAsecret\n-----END CERTIFICATE-----\n"
+    key = b"-----BEGIN PRIVATE KEY-----\nsecretkey\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(OSError, match="TLS certificate and key") as info:
+        create_server(manager=fake_manager, tls=(cert, key))
+    assert "secret" not in str(info.value)
+
+
 def test_cli_needs_both_tls_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     cert = tmp_path / "cert.pem"
     cert.write_text("-----BEGIN CERTIFICATE-----\n")
