@@ -10,10 +10,17 @@ them. UV_BINARY may be a wrapper that sleeps before running uv, so that uv's
 own process lives long enough to be killed. Prints ``START`` just before the
 operation, then ``DONE`` or ``ERROR <class>``; ``COUNT`` as operation counts
 the profiled calls instead (to calibrate SLOWMO).
+
+With ``CRASH_PAUSE_AT=STEP:N`` in the environment, the worker prints ``PAUSED``
+and sleeps just before the N-th time STEP happens, so a test can kill it at
+exactly that step. STEP is a uv_envs function being entered
+(``_make_read_only``) or ``CALLER>FUNCTION``, a C function called from a uv_envs
+function (``write_atomic>replace``, ``point_current>symlink``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,13 +49,24 @@ def main() -> int:
     key = EnvKey(workflow, node, version)
     delay = float(slowmo)
     calls = 0
+    pause_step, pause_count = (os.environ.get("CRASH_PAUSE_AT") or ":0").split(":")
+    pause_left = int(pause_count)
 
-    def profile(frame: FrameType, event: str, _arg: Any) -> None:
-        nonlocal calls
-        if event in {"call", "c_call"} and frame.f_code.co_filename.startswith(PACKAGE_DIR):
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        nonlocal calls, pause_left
+        filename = frame.f_code.co_filename
+        if event in {"call", "c_call"} and filename.startswith(PACKAGE_DIR):
             calls += 1
             if delay:
                 time.sleep(delay)
+            step = frame.f_code.co_name
+            if event == "c_call":
+                step += ">" + getattr(arg, "__name__", "")
+            if pause_left and step == pause_step:
+                pause_left -= 1
+                if not pause_left:
+                    print("PAUSED", flush=True)
+                    time.sleep(600)
 
     print("START", flush=True)
     sys.setprofile(profile)

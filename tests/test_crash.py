@@ -30,7 +30,7 @@ from packaging.requirements import Requirement
 from uv_envs import EnvKey, EnvManager, EnvStatus, IndexSettings, PythonFinder, Settings
 from uv_envs._uv import find_uv_binary
 
-from .test_stress import check_root
+from .test_stress import check_root, stray_files
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 TRIALS = int(os.environ.get("UV_ENVS_CRASH_TRIALS", "36"))
@@ -87,7 +87,14 @@ def slow_uv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def start(settings: Settings, uv: Path, operation: str) -> subprocess.Popen[str]:
+def start(
+    settings: Settings,
+    uv: Path | str,
+    operation: str,
+    *,
+    pause_at: str = "",
+    slowmo: float = SLOWMO,
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -96,7 +103,7 @@ def start(settings: Settings, uv: Path, operation: str) -> subprocess.Popen[str]
             str(settings.cache_dir),
             settings.index.find_links[0],
             str(uv),
-            str(SLOWMO),
+            str(slowmo),
             operation,
             *attrs.astuple(KEY),
             *PACKAGES[operation],
@@ -104,6 +111,7 @@ def start(settings: Settings, uv: Path, operation: str) -> subprocess.Popen[str]
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "CRASH_PAUSE_AT": pause_at},
     )
 
 
@@ -267,28 +275,36 @@ def incomplete_store_entries(manager: EnvManager) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_recover_removes_a_venv_half_built_in_the_store(
-    tmp_path: Path, wheelhouse: Path, uv_cache: Path, python_finder: PythonFinder, slow_uv: Path
+@pytest.mark.parametrize(
+    ("operation", "step"),
+    [
+        pytest.param("add", "write_atomic>replace:1", id="add-metadata-write"),
+        pytest.param("create", "write_atomic>replace:2", id="create-lockstore-write"),
+        pytest.param("add", "point_current>replace:1", id="add-current-switch"),
+        pytest.param("create", "_make_read_only:1", id="create-store-venv-built"),
+    ],
+)
+def test_recover_leaves_no_debris_of_an_interrupted_step(
+    operation: str, step: str, tmp_path: Path, rig: Rig
 ) -> None:
-    """A create killed during ``uv sync`` leaves ``store/<id>`` without ``.complete``: debris."""
-    settings = trial_settings(tmp_path, wheelhouse, uv_cache)
-    process = start(settings, slow_uv, "create")
+    """Killed in the middle of one atomic step, the operation must leave nothing after recover()."""
+    settings = trial_settings(tmp_path, rig.wheelhouse, rig.uv_cache)
+    prepare(settings, rig.python_finder, operation)
+    process = start(settings, find_uv_binary(), operation, pause_at=step, slowmo=0)
     wait_for_start(process)
-    seen: list[int] = []
-    while len(seen) < 2 and process.poll() is None:  # uv lock, then uv sync
-        seen += [pid for pid in children(process.pid) if pid not in seen]
-        time.sleep(0.002)
-    orphans = children(process.pid)
+    assert process.stdout is not None
+    paused = process.stdout.readline().strip()
     os.kill(process.pid, signal.SIGKILL)
     process.communicate(timeout=60)
-    wait_for_exit(orphans)
-    manager = EnvManager(settings, python_finder=python_finder)
-    assert (manager.layout.store_dir).exists(), "the kill did not land during uv sync"
+    assert paused == "PAUSED", f"the worker never reached {step}: {paused!r}"
+    manager = EnvManager(settings, python_finder=rig.python_finder)
 
     manager.recover()
 
-    assert manager.status(KEY).status is EnvStatus.NOT_FOUND
+    root = settings.root
+    assert [str(p.relative_to(root)) for p in stray_files(root)] == []
     assert incomplete_store_entries(manager) == [], "recover() left a half-built venv in store/"
+    check_root(manager, [KEY])
     manager.audit.close()
 
 
