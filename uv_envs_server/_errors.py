@@ -20,6 +20,9 @@ UvTimeout                         DEADLINE_EXCEEDED
 UvError (outside deps and sync)   FAILED_PRECONDITION
 UvNotFound, StorageError, other   INTERNAL
 ================================  ===================
+
+An INTERNAL answer names only the exception class and the request id; the
+message itself, which may quote server paths or files, goes to the server log.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from typing import TYPE_CHECKING, Never, cast
 import grpc
 
 import uv_envs
+
+from ._interceptors import current_request_id
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -68,17 +73,26 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     for cls, code in _CODES:
         if isinstance(exc, cls):
             return code, shorten(str(exc) or type(exc).__name__)
-    if isinstance(exc, uv_envs.UvEnvsError):
-        # UvNotFound, StorageError: the server's own trouble, said briefly.
-        return grpc.StatusCode.INTERNAL, shorten(f"{type(exc).__name__}: {exc}")
-    return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); see the server log"
+    # UvNotFound, StorageError, a bug: the server's own trouble. Their messages
+    # may quote server files, so the caller gets the class and the request id
+    # that finds the details in the server log.
+    request_id = current_request_id.get()
+    where = f" under request id {request_id}" if request_id else ""
+    return (
+        grpc.StatusCode.INTERNAL,
+        f"internal error ({type(exc).__name__}); see the server log{where}",
+    )
 
 
 def abort(context: grpc.ServicerContext, exc: BaseException) -> Never:
     """End the RPC with the status for ``exc``. Unexpected errors are logged here."""
     code, details = status_for(exc)
-    if not isinstance(exc, uv_envs.UvEnvsError):
-        logger.error("unexpected error", exc_info=exc)
+    if code is grpc.StatusCode.INTERNAL:
+        request_id = current_request_id.get()
+        if isinstance(exc, uv_envs.UvEnvsError):
+            logger.error("%s: %s (request id %s)", type(exc).__name__, exc, request_id)
+        else:
+            logger.error("unexpected error (request id %s)", request_id, exc_info=exc)
     if isinstance(exc, uv_envs.UvEnvsError):
         # Added to what is there already (the request id).
         current = cast("Iterable[tuple[str, str | bytes]]", context.trailing_metadata() or ())

@@ -10,6 +10,7 @@ balancers probe without credentials).
 
 from __future__ import annotations
 
+import contextvars
 import hmac
 import logging
 import re
@@ -43,6 +44,11 @@ UNAUTHENTICATED_MESSAGE: Final = (
 _HEALTH_PREFIX: Final = f"/{HEALTH_SERVICE}/"
 
 access_log = logging.getLogger("uv_envs_server.rpc")
+
+#: The request id of the unary call running in this thread, for error messages and logs.
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "uv_envs_server_request_id", default=None
+)
 
 
 def _metadata(details: grpc.HandlerCallDetails, key: str) -> list[str]:
@@ -143,12 +149,14 @@ class RequestLogInterceptor(grpc.ServerInterceptor):
             def run(request: Any, context: grpc.ServicerContext) -> Any:  # noqa: ANN401
                 started = time.monotonic()
                 add_trailing_metadata(context, ((REQUEST_ID_KEY, request_id),))
+                token = current_request_id.set(request_id)
                 raised = True
                 try:
                     answer = behavior(request, context)
                     raised = False
                     return answer
                 finally:
+                    current_request_id.reset(token)
                     log(context, started, raised=raised)
 
             return run

@@ -409,14 +409,21 @@ def test_unexpected_errors_never_leak(serve: Any, caplog: pytest.LogCaptureFixtu
         error = _failure(stub.GetEnvStatus, pb.GetEnvStatusRequest(**IDENT))
         assert error.code() is grpc.StatusCode.INTERNAL
         assert "/srv/root" not in (error.details() or "")
-        error = _failure(stub.CreateEnv, pb.CreateEnvRequest(**IDENT))
+        error = _failure(
+            stub.CreateEnv, pb.CreateEnvRequest(**IDENT), metadata=((REQUEST_ID_KEY, "leak-1"),)
+        )
         assert error.code() is grpc.StatusCode.INTERNAL
         assert "hunter2" not in (error.details() or "")
-        assert _trailing(error)[REQUEST_ID_KEY]  # type: ignore[arg-type]
+        assert (
+            error.details()
+            == "internal error (ValueError); see the server log under request id leak-1"
+        )
+        assert _trailing(error)[REQUEST_ID_KEY] == "leak-1"  # type: ignore[arg-type]
         error = _failure(stub.DeleteEnv, pb.DeleteEnvRequest(**IDENT))
         assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
         assert "leased" in (error.details() or "")
     assert "hunter2" in caplog.text, "the server's own log keeps the cause"
+    assert "unexpected error (request id leak-1)" in caplog.text
 
 
 def test_client_in_plaintext_against_default_server(fake_client: EnvManagerClient) -> None:

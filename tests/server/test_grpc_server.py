@@ -7,6 +7,7 @@ exact status code matters, and through :class:`EnvManagerClient` elsewhere.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from concurrent import futures
@@ -323,10 +324,15 @@ def test_unexpected_errors_are_internal_without_traceback(
         assert "KeyError" in details
         code, details = _code(stub.DeleteEnv, pb.DeleteEnvRequest(**IDENT))
         assert code is grpc.StatusCode.INTERNAL
-        assert "metadata.json is unreadable" in details
+        # The class and the request id that finds the details in the server log.
+        assert "StorageError" in details
+        assert "metadata.json" not in details
+        request_id = re.search(r"request id ([0-9a-f]{32})", details)
+        assert request_id
         code, details = _code(stub.ListDeps, pb.ListDepsRequest(**IDENT))
         assert code is grpc.StatusCode.ABORTED
     assert "a secret internal detail" in caplog.text, "the server log keeps the real error"
+    assert f"metadata.json is unreadable (request id {request_id.group(1)})" in caplog.text
 
 
 def test_client_raises_the_core_exceptions(fake_client: EnvManagerClient) -> None:
