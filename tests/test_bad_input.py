@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from uv_envs import (
     DirectReferenceNotAllowed,
     EnvKey,
     EnvManager,
+    EnvStatus,
     InvalidIdentifier,
     InvalidInput,
     InvalidPythonVersion,
@@ -410,3 +412,48 @@ def test_every_bad_input_is_refused_on_every_channel(
         f"\nbad input: {len(CASES)} cases; {len(CASES)} via the API, {len(CASES)} via gRPC, "
         f"{len(cli_cases)} via the CLI: {2 * len(CASES) + len(cli_cases)} refusals checked"
     )
+
+
+# --- cleanup limits: a NaN must not read as "everything is idle" ------------------------------
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param({"idle_seconds": math.nan}, id="idle-nan"),
+        pytest.param({"idle_seconds": 3600.0, "max_bytes": math.nan}, id="budget-nan"),
+    ],
+)
+def test_cleanup_refuses_a_nan_limit(fake_manager: EnvManager, limits: dict[str, float]) -> None:
+    key = EnvKey(*GOOD)
+    fake_manager.create(key, packages=["alpha"])
+    with pytest.raises(InvalidInput):
+        fake_manager.cleanup(**limits)  # type: ignore[arg-type]
+    assert fake_manager.status(key).status is EnvStatus.READY
+
+
+def test_the_cli_refuses_cleanup_with_nan_hours(
+    manager: EnvManager, wheelhouse: Path, tmp_path: Path
+) -> None:
+    key = EnvKey(*GOOD)
+    manager.create(key, packages=["gamma"])
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uv_envs",
+            "--root",
+            str(manager.settings.root),
+            "cleanup",
+            "--idle-hours=nan",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert manager.status(key).status is EnvStatus.READY, (
+        "cleanup --idle-hours=nan deleted a fresh env"
+    )
+    assert completed.returncode == 2, completed.stdout + completed.stderr
