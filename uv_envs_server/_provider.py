@@ -34,6 +34,7 @@ class GrpcEnvironmentProvider:
         client: use this client instead of opening one on ``target``.
         timeout: deadline in seconds for each call; ``None`` for none.
         root_certificates: PEM certificates to verify a TLS server with.
+        tls: use TLS with the system's root certificates.
         token: the server's bearer token, if it requires one.
 
     Unlike the local provider, :meth:`get_runtime_env` reads the env's status
@@ -50,13 +51,18 @@ class GrpcEnvironmentProvider:
         client: EnvManagerClient | None = None,
         timeout: float | None = None,
         root_certificates: str | bytes | None = None,
+        tls: bool = False,
         token: str | None = None,
     ) -> None:
         self.client = (
             client
             if client is not None
             else EnvManagerClient(
-                target, timeout=timeout, root_certificates=root_certificates, token=token
+                target,
+                timeout=timeout,
+                root_certificates=root_certificates,
+                tls=tls,
+                token=token,
             )
         )
         self._keys: dict[str, uv_envs.EnvKey] = {}
