@@ -129,6 +129,12 @@ CASES: tuple[Case, ...] = (
         packages=tuple(MANY),
         wire_error=InvalidInput,
     ),
+    Case("package cyrillic look-alike", "create", InvalidRequirement, NEW, ("\u0430lpha",)),
+    Case(
+        "package fullwidth", "add", InvalidRequirement, packages=("\uff41\uff4c\uff50\uff48\uff41",)
+    ),
+    Case("option in extras", "create", InvalidRequirement, NEW, ("alpha[--index-url]",)),
+    Case("variable in version", "create", InvalidRequirement, NEW, ("alpha==${HOME}",)),
     # --- requirements texts with options ---
     Case(
         "text --index-url",
@@ -153,6 +159,23 @@ CASES: tuple[Case, ...] = (
         NEW,
         text=b"\xff\xfealpha\n",
         wire_error=InvalidInput,
+    ),
+    Case("text file URL", "add", DirectReferenceNotAllowed, text=b"alpha @ file:///etc/passwd\n"),
+    Case(
+        "text tab option", "create", RequirementsOptionNotAllowed, NEW, text=b"alpha\t--no-deps\n"
+    ),
+    Case(
+        "text continued option",
+        "add",
+        RequirementsOptionNotAllowed,
+        text=b"alpha \\\n --index-url x\n",
+    ),
+    Case(
+        "text indented -i",
+        "create",
+        RequirementsOptionNotAllowed,
+        NEW,
+        text=b"  -i http://127.0.0.1:9\n",
     ),
     # --- Python versions ---
     Case("python 3.2", "create", PythonNotFound, NEW, ("gamma",), python="3.2"),
