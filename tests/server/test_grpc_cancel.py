@@ -7,6 +7,7 @@ finish before its deadline: what the test sees is the rollback, not a race.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent import futures
@@ -76,6 +77,16 @@ def _settled(manager: EnvManager, key: EnvKey = KEY, timeout: float = 30) -> Env
     raise AssertionError(f"the operation on {key} never finished")
 
 
+def _logged(caplog: pytest.LogCaptureFixture, text: str, timeout: float = 10) -> bool:
+    """Wait for the server's access log line (written once the handler has returned)."""
+    deadline = time.monotonic() + timeout
+    while text not in caplog.text:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def _assert_rolled_back(manager: EnvManager, executor: HoldingExecutor) -> None:
     assert _settled(manager) is EnvStatus.NOT_FOUND
     if executor.syncing.is_set():  # else a slow machine cancelled it earlier, in uv lock
@@ -87,13 +98,17 @@ def _assert_rolled_back(manager: EnvManager, executor: HoldingExecutor) -> None:
 
 
 def test_a_deadline_shorter_than_the_create_rolls_it_back(
-    stub: env_manager_pb2_grpc.EnvManagerServiceStub, held: tuple[EnvManager, HoldingExecutor]
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub,
+    held: tuple[EnvManager, HoldingExecutor],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="uv_envs_server")
     manager, executor = held
     with pytest.raises(grpc.RpcError) as info:
         stub.CreateEnv(pb.CreateEnvRequest(**IDENT, packages=["alpha"]), timeout=3)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     _assert_rolled_back(manager, executor)
+    assert _logged(caplog, "CreateEnv DEADLINE_EXCEEDED")
     answer = stub.GetEnvStatus(pb.GetEnvStatusRequest(**IDENT), timeout=10)
     assert answer.status == "NOT_FOUND"
 
@@ -104,13 +119,17 @@ def test_a_deadline_shorter_than_the_create_rolls_it_back(
 
 
 def test_a_client_that_cancels_mid_create_leaves_no_env(
-    stub: env_manager_pb2_grpc.EnvManagerServiceStub, held: tuple[EnvManager, HoldingExecutor]
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub,
+    held: tuple[EnvManager, HoldingExecutor],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="uv_envs_server")
     manager, executor = held
     call = stub.CreateEnv.future(pb.CreateEnvRequest(**IDENT, packages=["alpha"]), timeout=120)
     assert executor.syncing.wait(60), "the create never reached uv sync"
     assert call.cancel()
     _assert_rolled_back(manager, executor)
+    assert _logged(caplog, "CreateEnv CANCELLED")
     answer = stub.GetEnvStatus(pb.GetEnvStatusRequest(**IDENT), timeout=10)
     assert answer.status == "NOT_FOUND"
 
