@@ -8,15 +8,20 @@ finish before its deadline: what the test sees is the rollback, not a race.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent import futures
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
 
 import uv_envs
+import uv_envs_server
 from uv_envs import EnvKey, EnvManager, EnvStatus, SubprocessUvExecutor
 from uv_envs._uv import UvInvocation, UvResult, find_uv_binary
 from uv_envs_server._generated import env_manager_pb2 as pb
@@ -147,6 +152,35 @@ def test_a_client_that_disconnects_mid_create_leaves_no_env(
     channel.close()  # the whole connection goes away, as when the client process dies
     _assert_rolled_back(manager, executor)
     assert call.done()
+
+
+_CLIENT_SCRIPT = """
+import sys
+from uv_envs_server import EnvManagerClient
+EnvManagerClient(sys.argv[1], timeout=120).create_env("wf", "slow", "v1", packages=["alpha"])
+"""
+
+
+def test_a_client_process_killed_mid_create_leaves_no_env(
+    serve: Any, held: tuple[EnvManager, HoldingExecutor]
+) -> None:
+    manager, executor = held
+    target = serve(manager, max_workers=4)
+    source_root = Path(uv_envs_server.__file__).resolve().parents[1]
+    path = os.pathsep.join(filter(None, [str(source_root), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    client = subprocess.Popen(
+        [sys.executable, "-c", _CLIENT_SCRIPT, target],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert executor.syncing.wait(60), "the create never reached uv sync"
+    finally:
+        client.kill()  # SIGKILL: the socket closes with no goodbye from gRPC
+        client.wait(30)
+    _assert_rolled_back(manager, executor)
 
 
 def test_a_cancelled_add_leaves_the_env_as_it_was(
