@@ -818,7 +818,7 @@ class EnvManager:
         if idle_seconds is not None and (math.isnan(idle_seconds) or idle_seconds < 0):
             # NaN fails every comparison, so it would otherwise read as "all idle".
             raise InvalidInput(f"idle_seconds must be a number >= 0, not {idle_seconds!r}")
-        if max_bytes is not None and max_bytes < 0:
+        if max_bytes is not None and (math.isnan(max_bytes) or max_bytes < 0):
             raise InvalidInput(f"max_bytes must be a whole number >= 0, not {max_bytes!r}")
         idle = math.inf if idle_seconds is None else idle_seconds
         checked_at = time.time()
