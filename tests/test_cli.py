@@ -103,3 +103,10 @@ def test_verify_force_delete_and_disk_budget_through_the_cli(settings: Settings)
     budget = json.loads(cli(settings, "--json", "cleanup", "--max-bytes", "0").stdout)
     assert [key["node_id"] for key in budget["deleted"]] == ["m"]
     assert cli(settings, "cleanup").returncode == 2  # needs a limit
+
+
+def test_serve_refuses_a_remote_address_without_allow_remote(settings: Settings) -> None:
+    result = cli(settings, "serve", "--host", "0.0.0.0", "--port", "0")  # noqa: S104 - refused, never bound
+    assert result.returncode == 2
+    assert "allow-remote" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -127,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subco
     command.add_argument("--port", type=int, default=50051)
     command.add_argument("--workers", type=int, default=16)
     command.add_argument("--grace", type=float, default=30.0)
+    command.add_argument("--allow-remote", action="store_true")
+    command.add_argument("--tls-cert")
+    command.add_argument("--tls-key")
+    command.add_argument("--token-file")
+    command.add_argument("--max-message-bytes", type=int)
+    command.add_argument("--max-packages", type=int)
     return parser
 
 
@@ -199,6 +205,17 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             argv.append("--offline")
         if args.lock_timeout is not None:
             argv += ["--lock-timeout", str(args.lock_timeout)]
+        if args.allow_remote:
+            argv.append("--allow-remote")
+        for flag, value in (
+            ("--tls-cert", args.tls_cert),
+            ("--tls-key", args.tls_key),
+            ("--token-file", args.token_file),
+            ("--max-message-bytes", args.max_message_bytes),
+            ("--max-packages", args.max_packages),
+        ):
+            if value is not None:
+                argv += [flag, str(value)]
         return serve(argv)
     settings = _settings(args)
     progress = sys.stderr if (sys.stderr.isatty() and not args.json) else None
