@@ -9,6 +9,7 @@ ran. ``UV_ENVS_STRESS_OPS`` (default 50), ``UV_ENVS_STRESS_PROCS`` (4) and
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import subprocess
@@ -34,6 +35,24 @@ def stray_files(root: Path) -> list[Path]:
     return found
 
 
+def describe(manager: EnvManager, key: EnvKey) -> str:
+    """What a failure message needs: the record, the links, the venv's packages, the audit trail."""
+    env_dir = manager.layout.env_dir(key)
+    lines = [f"metadata: {manager.metadata.load(key)}"]
+    for name in ("current", ".venv"):
+        with contextlib.suppress(OSError):
+            lines.append(f"{name} -> {os.readlink(env_dir / name)}")
+    for gen in sorted((env_dir / "gens").glob("*")):
+        venv = gen / ".venv"
+        target = os.readlink(venv) if venv.is_symlink() else "private"
+        complete = (Path(target).parent / ".complete").exists() if venv.is_symlink() else None
+        packages = sorted(p.name for p in venv.glob("lib/python*/site-packages/*"))
+        lines.append(f"gens/{gen.name}: .venv -> {target} complete={complete} {packages}")
+    page = manager.operations(workflow_id=key.workflow_id, node_id=key.node_id, limit=50)
+    lines += [f"audit: {r.operation} {r.status} {r.error} {dict(r.metadata)}" for r in page.items]
+    return "\n".join(lines)
+
+
 def check_root(manager: EnvManager, keys: list[EnvKey]) -> dict[str, int]:
     """The consistency checks shared with the crash test; returns counts by status."""
     root = manager.settings.root
@@ -52,8 +71,10 @@ def check_root(manager: EnvManager, keys: list[EnvKey]) -> dict[str, int]:
         assert environment.pending_generation is None
         env_dir = environment.env_path
         assert os.readlink(env_dir / "current") == f"gens/{environment.generation}"
-        venv = Path(os.readlink(env_dir / "gens" / str(environment.generation) / ".venv"))
-        assert (venv.parent / ".complete").is_file(), f"{key} links an incomplete venv {venv}"
+        venv_link = env_dir / "gens" / str(environment.generation) / ".venv"
+        if venv_link.is_symlink():  # a shared venv of the store (sync builds a private one)
+            venv = Path(os.readlink(venv_link))
+            assert (venv.parent / ".complete").is_file(), f"{key} links an incomplete venv {venv}"
         known = {environment.generation, *(r.generation for r in environment.retired)}
         assert {int(p.name) for p in (env_dir / "gens").iterdir()} == known, f"{key}: stray gens"
         locked = manager.dependencies(key).locked
@@ -66,10 +87,10 @@ def check_root(manager: EnvManager, keys: list[EnvKey]) -> dict[str, int]:
             check=False,
         )
         assert completed.returncode == 0, (
-            f"{key} is READY but fails {imports!r}: {completed.stderr}"
+            f"{key} is READY but fails {imports!r}: {completed.stderr}\n{describe(manager, key)}"
         )
         verified = manager.verify(key)
-        assert verified.ok, f"{key}: {verified.problems}"
+        assert verified.ok, f"{key}: {verified.problems}\n{describe(manager, key)}"
     assert stray_files(root) == []
     return dict(counts)
 
