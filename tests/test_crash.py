@@ -30,7 +30,7 @@ from packaging.requirements import Requirement
 from uv_envs import EnvKey, EnvManager, EnvStatus, IndexSettings, PythonFinder, Settings
 from uv_envs._uv import find_uv_binary
 
-from .test_stress import check_root, stray_files
+from .test_stress import check_root, describe, stray_files
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 TRIALS = int(os.environ.get("UV_ENVS_CRASH_TRIALS", "36"))
@@ -251,10 +251,18 @@ def test_a_kill_at_a_random_moment_leaves_a_consistent_root(
     # Recover at once, while a uv the dead worker started may still run (as after a real crash).
     manager = EnvManager(settings, python_finder=python_finder)
     manager.recover()
-    counts = check_root(manager, [KEY])
+    try:
+        counts = check_root(manager, [KEY])
+    except AssertionError as exc:
+        raise AssertionError(f"{outcome} at {moment:.3f} s, orphans {orphans}: {exc}") from None
     FIGURES["half-built store venvs left by recover()"] += len(incomplete_store_entries(manager))
+    first = describe(manager, KEY)
     wait_for_exit(orphans)
-    assert check_root(manager, [KEY]) == counts, "a uv left running changed the root"
+    try:
+        assert check_root(manager, [KEY]) == counts, "a uv left running changed the root"
+    except AssertionError as exc:
+        msg = f"{outcome} at {moment:.3f} s, orphans {orphans}: {exc}\nbefore they exited:\n{first}"
+        raise AssertionError(msg) from None
     declared = None
     if counts.get("READY"):
         declared = {Requirement(d).name for d in manager.dependencies(KEY).declared}
@@ -313,3 +321,43 @@ def test_crash_figures(request: pytest.FixtureRequest) -> None:
     del request
     trials = sum(n for label, n in FIGURES.items() if ":" in label)
     print(f"\ncrash trials: {trials}: {dict(sorted(FIGURES.items()))}")
+
+
+@pytest.mark.slow
+def test_a_uv_left_running_by_a_killed_manager_never_touches_the_live_generation(
+    tmp_path: Path, rig: Rig
+) -> None:
+    """Kill the manager while ``uv add`` runs, recover at once, let that uv finish.
+
+    uv runs in its own process group, so it outlives a manager killed with -9,
+    and recovery deletes the half-built generation it works in. Seen before
+    this test: uv then rewrote the *live* generation's pyproject.toml and uv.lock
+    (through the env's top-level links), leaving a READY env whose lock names a
+    package its venv lacks. The race is narrow, so it is run many times (each
+    attempt aims at a slightly later moment of ``uv add``) and stops at the first hit.
+    """
+    attempts = int(os.environ.get("UV_ENVS_ORPHAN_ATTEMPTS", "60"))
+    for attempt in range(attempts):
+        settings = trial_settings(tmp_path / str(attempt), rig.wheelhouse, rig.uv_cache)
+        prepare(settings, rig.python_finder, "add")
+        live = settings.root / "envs" / "wf" / "crash" / "v1" / "gens" / "1"
+        before = {name: (live / name).read_bytes() for name in ("pyproject.toml", "uv.lock")}
+        process = start(settings, rig.slow_uv, "add", slowmo=0)
+        wait_for_start(process)
+        while not children(process.pid) and process.poll() is None:
+            time.sleep(0.001)
+        time.sleep(UV_DELAY + 0.003 * (attempt % 15))  # into uv add itself
+        orphans = children(process.pid)
+        os.kill(process.pid, signal.SIGKILL)
+        process.communicate(timeout=60)
+        manager = EnvManager(settings, python_finder=rig.python_finder)
+        manager.recover()
+        wait_for_exit(orphans)
+        after = {name: (live / name).read_bytes() for name in ("pyproject.toml", "uv.lock")}
+        report = manager.verify(KEY)
+        manager.audit.close()
+        assert after == before, (
+            f"attempt {attempt}: a uv the killed manager left running rewrote the live "
+            f"generation's {[n for n in before if before[n] != after[n]]}: {report.problems}"
+        )
+        assert report.ok, f"attempt {attempt}: {report.problems}"
