@@ -127,8 +127,8 @@ class VenvStore:
                 entry.mkdir(parents=True)
                 try:
                     build(entry / ".venv")
-                    _make_read_only(entry / ".venv")
-                    (entry / _SIZE).write_text(str(tree_size(entry / ".venv")))
+                    size = _seal(str(entry / ".venv"))
+                    (entry / _SIZE).write_text(str(size))
                     (entry / _COMPLETE).write_text(str(time.time()))
                 except BaseException:
                     _remove_tree(entry)
@@ -230,15 +230,28 @@ def _ref_name(gen_dir: Path) -> str:
     return hashlib.sha256(str(gen_dir).encode()).hexdigest()[:32]
 
 
-def _make_read_only(tree: Path) -> None:
-    read_only = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
-    for directory, _, files in os.walk(tree):
-        for name in files:
-            path = Path(directory) / name
-            if path.is_symlink():
-                continue
-            mode = path.stat().st_mode
-            path.chmod(mode & read_only)
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
+def _seal(tree: str) -> int:
+    """Make the files under ``tree`` read-only and return their total size, in one pass.
+
+    Directories stay writable so Python can add bytecode caches. (Files uv
+    hard-linked from its cache share their mode with the cache's copy.)
+    """
+    total = 0
+    pending = [tree]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    total += info.st_size
+                    if info.st_mode & _WRITE_BITS:
+                        os.chmod(entry.path, info.st_mode & ~_WRITE_BITS & 0o7777)  # noqa: PTH101
+    return total
 
 
 def _remove_tree(tree: Path) -> None:
