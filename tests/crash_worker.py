@@ -14,7 +14,7 @@ the profiled calls instead (to calibrate SLOWMO).
 With ``CRASH_PAUSE_AT=STEP:N`` in the environment, the worker prints ``PAUSED``
 and sleeps just before the N-th time STEP happens, so a test can kill it at
 exactly that step. STEP is a uv_envs function being entered
-(``_make_read_only``) or ``CALLER>FUNCTION``, a C function called from a uv_envs
+(``_seal``) or ``CALLER>FUNCTION``, a C function called from a uv_envs
 function (``write_atomic>replace``, ``point_current>symlink``).
 """
 
