@@ -62,6 +62,7 @@ from ._models import (
     StatusReport,
     VerifyReport,
 )
+from ._orphans import stop_processes_in
 from ._project import read_declared, read_locked, render_pyproject, spec_hash
 from ._python import Interpreter, InterpreterFinder, PythonFinder
 from ._settings import Settings
@@ -1028,6 +1029,7 @@ class EnvManager:
                 repairs.append("removed a folder without metadata")
             return None
         if environment.status is EnvStatus.CREATING:
+            stop_processes_in(env_dir)  # a uv the dead creator started
             record = self.audit.start(key, "recover", {"found": "CREATING"})
             self._discard(key)
             self.audit.finish(
@@ -1042,6 +1044,8 @@ class EnvManager:
             return None
         found = len(repairs)
         if environment.pending_generation is not None:
+            pending = self.layout.generation_dir(env_dir, environment.pending_generation)
+            stop_processes_in(pending)
             self.dirs.remove_generation(env_dir, environment.pending_generation)
             repairs.append(f"removed half-built generation {environment.pending_generation}")
             environment = attrs.evolve(environment, pending_generation=None)

@@ -31,6 +31,7 @@ import attrs
 
 from . import _locking
 from ._metadata import write_atomic
+from ._orphans import stop_processes_in
 from ._python import Interpreter
 
 _COMPLETE = ".complete"
@@ -123,6 +124,8 @@ class VenvStore:
             entry = self._usable_entry(entry_id)
             if not (entry / _COMPLETE).is_file():
                 if entry.exists():
+                    # Left by a builder that died; its uv may still be writing.
+                    stop_processes_in(entry)
                     _remove_tree(entry)
                 entry.mkdir(parents=True)
                 try:

@@ -10,15 +10,13 @@ given as separate argv items, so uv never reads them as flags.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Literal, Protocol
 
@@ -269,7 +267,6 @@ class SubprocessUvExecutor:
                 errors="replace",
                 # Its own process group, so a timeout stops uv and whatever uv started.
                 process_group=0,
-                preexec_fn=_die_with_parent(),  # noqa: PLW1509 - one prctl call, no locks taken
             )
         except OSError as exc:
             if invocation.cwd is not None and not Path(invocation.cwd).is_dir():
@@ -347,35 +344,6 @@ def _wait_cancellable(
         if deadline is not None and time.monotonic() > deadline:
             return False
     return cancel.is_set()
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A pre-exec hook that makes uv die with the process that started it (Linux).
-
-    uv runs in its own process group, so a manager killed with -9 would leave
-    it running; recovery then deletes the generation uv works in, and uv,
-    finding its project folder gone, would look upwards and could write into
-    the env's live files. With ``PR_SET_PDEATHSIG`` the kernel kills uv with
-    its parent.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the hook ran
-            os._exit(1)
-
-    return hook
-
-
-_PR_SET_PDEATHSIG = 1
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:

@@ -110,7 +110,7 @@ def test_a_deadline_shorter_than_the_create_rolls_it_back(
     caplog.set_level(logging.INFO, logger="uv_envs_server")
     manager, executor = held
     with pytest.raises(grpc.RpcError) as info:
-        stub.CreateEnv(pb.CreateEnvRequest(**IDENT, packages=["alpha"]), timeout=3)
+        stub.CreateEnv(pb.CreateEnvRequest(**IDENT, packages=["alpha"]), timeout=10)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     _assert_rolled_back(manager, executor)
     assert _logged(caplog, "CreateEnv DEADLINE_EXCEEDED")
