@@ -44,7 +44,9 @@ class Settings:
             ships, then ``uv`` on ``PATH``.
         index: package index settings given to every uv call.
         cache_dir: uv's cache; ``<root>/cache`` by default, which keeps
-            uv's hard links on one file system.
+            uv's hard links on one file system. Shared venvs are made
+            read-only, and uv hard-links their files from this cache, so a
+            cache shared with other projects gets read-only files too.
         python_search_paths: extra interpreter folders or files to look in
             besides uv's own discovery and ``~/.pyenv/versions``.
         python_downloads: uv's policy for downloading managed Pythons.
