@@ -100,6 +100,20 @@ class EnvDirs:
             except OSError:
                 break
 
+    @staticmethod
+    def remove_temporaries(env_dir: Path) -> list[str]:
+        """Delete half-written metadata and link temp files; the caller holds the env lock.
+
+        They are only ever made under that lock, so any found now were left by
+        a process that died between creating and renaming them.
+        """
+        removed: list[str] = []
+        for pattern in (".metadata.json.*.tmp", ".current.*"):
+            for path in env_dir.glob(pattern):
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+        return removed
+
     def empty_trash(self) -> None:
         trash = self.layout.trash_dir
         if trash.is_dir():

@@ -993,9 +993,11 @@ class EnvManager:
     def recover(self) -> list[EnvKey]:
         """Repair what crashed processes left behind; return the keys that needed it.
 
-        Rolls back creates whose process died, drops half-built generations,
-        re-points ``current`` links, empties the trash and closes audit records
-        of dead processes. Envs busy with a live operation are left alone.
+        Rolls back creates whose process died, drops half-built generations
+        (stopping any uv still working in them), re-points ``current`` links,
+        removes temp files of interrupted writes, half-built store venvs and the
+        trash, and closes audit records of dead processes. Envs busy with a live
+        operation are left alone.
         """
         repaired: list[EnvKey] = []
         for key in sorted({*self.metadata.keys(), *self.layout.keys_on_disk()}):
@@ -1012,6 +1014,8 @@ class EnvManager:
             finally:
                 _locking.release(lock_file)
         self.dirs.empty_trash()
+        self.venv_store.remove_incomplete()
+        self.lock_store.remove_temporaries(self.layout.locks_dir)
         self._close_dead_records()
         return repaired
 
@@ -1043,6 +1047,7 @@ class EnvManager:
             repairs.append("rolled back an interrupted create")
             return None
         found = len(repairs)
+        repairs += [f"removed temp file {name}" for name in self.dirs.remove_temporaries(env_dir)]
         if environment.pending_generation is not None:
             pending = self.layout.generation_dir(env_dir, environment.pending_generation)
             stop_processes_in(pending)

@@ -63,6 +63,25 @@ class LockStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path(digest), data)
 
+    def remove_temporaries(self, locks_dir: Path) -> int:
+        """Delete temp files of lock writes that died; return how many.
+
+        A stored lock is written under its spec's lock, so a temp file whose
+        spec lock is free was left by a dead process.
+        """
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for path in self.directory.glob(".*.lock.*.tmp"):
+                digest = path.name[1:].split(".", 1)[0]
+                spec_lock = locks_dir / f"spec-{digest[:40]}.lock"
+                if _locking.try_acquire(spec_lock):
+                    try:
+                        path.unlink(missing_ok=True)
+                        removed += 1
+                    finally:
+                        _locking.release(spec_lock)
+        return removed
+
     def prune(self) -> int:
         """Remove stored locks past ``max_age``; return how many."""
         removed = 0
@@ -191,6 +210,24 @@ class VenvStore:
                 continue  # being built or linked right now
             try:
                 if not any(self._live_refs(entry)):
+                    _remove_tree(entry)
+                    removed += 1
+            finally:
+                _locking.release(lock)
+        return removed
+
+    def remove_incomplete(self) -> int:
+        """Remove entries whose build died (no ``.complete``, lock free); return how many."""
+        removed = 0
+        for entry in self._entries():
+            if (entry / _COMPLETE).is_file():
+                continue
+            lock = self._lock(entry.name)
+            if not _locking.try_acquire(lock):
+                continue  # being built right now
+            try:
+                if not (entry / _COMPLETE).is_file():
+                    stop_processes_in(entry)
                     _remove_tree(entry)
                     removed += 1
             finally:

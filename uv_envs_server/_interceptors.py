@@ -104,12 +104,16 @@ def rebuild(
     return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary), deserializer, serializer)
 
 
+_DEADLINE_SLACK = 0.05
+
+
 def final_code(context: grpc.ServicerContext, *, raised: bool) -> grpc.StatusCode:
     """The status code a finished call ended with, as far as the server can tell."""
     if not context.is_active():
         # None without a deadline (the stubs say float).
         remaining = cast("float | None", context.time_remaining())
-        expired = remaining is not None and remaining <= 0
+        # grpc may report a few milliseconds left when the deadline fired.
+        expired = remaining is not None and remaining <= _DEADLINE_SLACK
         return grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
     # ServicerContext.code() exists since grpcio 1.38; the type stubs lack it.
     code = cast("grpc.StatusCode | None", getattr(context, "code", lambda: None)())
