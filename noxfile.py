@@ -25,6 +25,28 @@ def offline(session: nox.Session) -> None:
 
 
 @nox.session
+def stress(session: nox.Session) -> None:
+    """A longer soak of the stress, crash and state-machine tests (about ten minutes)."""
+    session.install("-e", ".[server,test]")
+    soak = {
+        "UV_ENVS_STRESS_OPS": "500",
+        "UV_ENVS_CRASH_TRIALS": "360",
+        "UV_ENVS_SM_EXAMPLES": "1000",
+        "UV_ENVS_SM_REAL_EXAMPLES": "50",
+    }
+    env = {name: session.env.get(name, value) for name, value in soak.items()}
+    session.run(
+        "pytest",
+        "tests/test_stress.py",
+        "tests/test_crash.py",
+        "tests/test_state_machine.py",
+        "-s",
+        *session.posargs,
+        env=env,
+    )
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "uv_envs", "uv_envs_server")
