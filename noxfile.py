@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -34,7 +36,7 @@ def stress(session: nox.Session) -> None:
         "UV_ENVS_SM_EXAMPLES": "1000",
         "UV_ENVS_SM_REAL_EXAMPLES": "50",
     }
-    env = {name: session.env.get(name, value) for name, value in soak.items()}
+    env = {name: os.environ.get(name, value) for name, value in soak.items()}
     session.run(
         "pytest",
         "tests/test_stress.py",
