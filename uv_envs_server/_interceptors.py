@@ -107,13 +107,23 @@ def rebuild(
 _DEADLINE_SLACK = 0.05
 
 
-def final_code(context: grpc.ServicerContext, *, raised: bool) -> grpc.StatusCode:
-    """The status code a finished call ended with, as far as the server can tell."""
+def deadline_of(context: grpc.ServicerContext) -> float | None:
+    """The call's deadline on ``time.monotonic()``'s clock, or None without one."""
+    # None without a deadline (the stubs say float).
+    remaining = cast("float | None", context.time_remaining())
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def final_code(
+    context: grpc.ServicerContext, *, raised: bool, deadline: float | None = None
+) -> grpc.StatusCode:
+    """The status code a finished call ended with, as far as the server can tell.
+
+    ``deadline`` is the one read when the call started (see :func:`deadline_of`):
+    once a call is over, grpc does not reliably say how much time it had left.
+    """
     if not context.is_active():
-        # None without a deadline (the stubs say float).
-        remaining = cast("float | None", context.time_remaining())
-        # grpc may report a few milliseconds left when the deadline fired.
-        expired = remaining is not None and remaining <= _DEADLINE_SLACK
+        expired = deadline is not None and time.monotonic() >= deadline - _DEADLINE_SLACK
         return grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
     # ServicerContext.code() exists since grpcio 1.38; the type stubs lack it.
     code = cast("grpc.StatusCode | None", getattr(context, "code", lambda: None)())
@@ -142,8 +152,14 @@ class RequestLogInterceptor(grpc.ServerInterceptor):
         request_id = request_id_of(handler_call_details)
         level = logging.DEBUG if method.startswith(_HEALTH_PREFIX) else logging.INFO
 
-        def log(context: grpc.ServicerContext, started: float, *, raised: bool) -> None:
-            code = final_code(context, raised=raised)
+        def log(
+            context: grpc.ServicerContext,
+            started: float,
+            deadline: float | None,
+            *,
+            raised: bool,
+        ) -> None:
+            code = final_code(context, raised=raised, deadline=deadline)
             duration_ms = (time.monotonic() - started) * 1000
             access_log.log(
                 level, "%s %s %.1fms request_id=%s", method, code.name, duration_ms, request_id
@@ -152,6 +168,7 @@ class RequestLogInterceptor(grpc.ServerInterceptor):
         def wrap(behavior: Behavior) -> Behavior:
             def run(request: Any, context: grpc.ServicerContext) -> Any:  # noqa: ANN401
                 started = time.monotonic()
+                deadline = deadline_of(context)
                 add_trailing_metadata(context, ((REQUEST_ID_KEY, request_id),))
                 token = current_request_id.set(request_id)
                 raised = True
@@ -161,20 +178,21 @@ class RequestLogInterceptor(grpc.ServerInterceptor):
                     return answer
                 finally:
                     current_request_id.reset(token)
-                    log(context, started, raised=raised)
+                    log(context, started, deadline, raised=raised)
 
             return run
 
         def wrap_streaming(behavior: Behavior) -> Behavior:
             def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: ANN401
                 started = time.monotonic()
+                deadline = deadline_of(context)
                 add_trailing_metadata(context, ((REQUEST_ID_KEY, request_id),))
                 raised = True
                 try:
                     yield from behavior(request, context)
                     raised = False
                 finally:
-                    log(context, started, raised=raised)
+                    log(context, started, deadline, raised=raised)
 
             return run
 
