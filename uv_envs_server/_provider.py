@@ -110,17 +110,7 @@ class GrpcEnvironmentProvider:
             detail = f": {environment.error}" if environment.error else ""
             msg = f"environment {key} is {environment.status.value}{detail}"
             raise uv_envs.EnvironmentNotReady(msg)
-        venv = str(environment.venv_path)
-        return {
-            "env_path": str(environment.env_path),
-            "python_path": str(environment.python_path),
-            "pinned_python_path": str(environment.pinned_python_path),
-            "venv_path": venv,
-            "env_vars": {"VIRTUAL_ENV": venv},
-            "py_executable": str(environment.python_path),
-            "python_version": environment.python_version,
-            "generation": environment.generation,
-        }
+        return environment.runtime_env()
 
     def cleanup_environment(self, variant_id: str, timeout: float | None = None) -> None:
         """Delete the variant's env; a missing env is not an error.
