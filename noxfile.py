@@ -57,7 +57,15 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[server]", "mypy", "types-grpcio", "types-protobuf")
+    session.install(
+        "-e",
+        ".[server]",
+        "mypy",
+        "types-grpcio",
+        "types-grpcio-health-checking",
+        "types-grpcio-reflection",
+        "types-protobuf",
+    )
     session.run("mypy")
 
 
@@ -72,9 +80,35 @@ def protos(session: nox.Session) -> None:
 @nox.parametrize(
     "pins",
     [
-        nox.param(("grpcio==1.60.0", "protobuf==5.26.1"), id="lowest"),
-        nox.param(("grpcio==1.76.0", "protobuf==6.31.1"), id="wtb"),
-        nox.param(("--upgrade", "grpcio", "protobuf"), id="newest"),
+        # grpcio-health-checking and grpcio-reflection release with grpcio: pin all three alike.
+        nox.param(
+            (
+                "grpcio==1.60.0",
+                "grpcio-health-checking==1.60.0",
+                "grpcio-reflection==1.60.0",
+                "protobuf==5.26.1",
+            ),
+            id="lowest",
+        ),
+        nox.param(
+            (
+                "grpcio==1.76.0",
+                "grpcio-health-checking==1.76.0",
+                "grpcio-reflection==1.76.0",
+                "protobuf==6.31.1",
+            ),
+            id="wtb",
+        ),
+        nox.param(
+            (
+                "--upgrade",
+                "grpcio",
+                "grpcio-health-checking",
+                "grpcio-reflection",
+                "protobuf",
+            ),
+            id="newest",
+        ),
     ],
 )
 def grpc_versions(session: nox.Session, pins: tuple[str, ...]) -> None:

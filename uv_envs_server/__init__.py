@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from ._client import EnvManagerClient
 from ._errors import RemoteError
+from ._health import HealthServicer
 from ._interceptors import REQUEST_ID_KEY
 from ._provider import GrpcEnvironmentProvider
 from ._security import RemoteAddressNotAllowed
 from ._server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, EnvManagerServer, create_server
 from ._servicer import DEFAULT_MAX_PACKAGES, EnvManagerServicer
-from ._stdservices import HealthServicer, ReflectionServicer
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -26,7 +26,6 @@ __all__ = [
     "EnvManagerServicer",
     "GrpcEnvironmentProvider",
     "HealthServicer",
-    "ReflectionServicer",
     "RemoteAddressNotAllowed",
     "RemoteError",
     "create_server",

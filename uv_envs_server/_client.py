@@ -12,22 +12,20 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Self
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 import uv_envs
 
 from ._errors import RemoteError, from_rpc_error
+from ._health import HEALTH_SERVICE
 from ._interceptors import AUTHORIZATION_KEY
 from ._proto import METHODS, method_path, pb
 from ._server import MAX_MESSAGE_BYTES
-from ._stdservices import HEALTH_SERVICE, message_class
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import TracebackType
 
-_HealthCheckRequest = message_class("grpc.health.v1.HealthCheckRequest")
-_HealthCheckResponse = message_class("grpc.health.v1.HealthCheckResponse")
-_HEALTH_NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 
 #: CreateEnv statuses that mean success (what WTB's client accepts too).
 CREATE_OK = frozenset({"READY", "CREATED", "OK", "SUCCESS"})
@@ -102,8 +100,8 @@ class EnvManagerClient:
         }
         self._health = self._channel.unary_unary(
             f"/{HEALTH_SERVICE}/Check",
-            request_serializer=_HealthCheckRequest.SerializeToString,
-            response_deserializer=_HealthCheckResponse.FromString,
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
         )
 
     def close(self) -> None:
@@ -354,7 +352,7 @@ class EnvManagerClient:
         """Return the ``grpc.health.v1`` status name: SERVING, NOT_SERVING, SERVICE_UNKNOWN."""
         try:
             response: Any = self._health(
-                _HealthCheckRequest(service=service),
+                health_pb2.HealthCheckRequest(service=service),
                 timeout=timeout,
                 metadata=self._metadata,
                 wait_for_ready=self.wait_for_ready,
@@ -363,4 +361,5 @@ class EnvManagerClient:
             if err.code() is grpc.StatusCode.NOT_FOUND:
                 return "SERVICE_UNKNOWN"
             raise RemoteError(f"{err.code().name}: {err.details()}", err.code()) from err
-        return _HEALTH_NAMES.get(response.status, str(response.status))
+        name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        return name

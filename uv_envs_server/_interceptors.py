@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import grpc
 
-from ._stdservices import HEALTH_SERVICE
+from ._health import HEALTH_SERVICE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator

@@ -11,14 +11,16 @@ from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 
 import uv_envs
 
+from ._health import HEALTH_SERVICE, HealthServicer
 from ._interceptors import RequestLogInterceptor, TokenInterceptor
 from ._proto import SERVICE_NAME
+from ._reflection import reflection_handlers
 from ._security import check_address, check_token, server_credentials
 from ._servicer import DEFAULT_MAX_PACKAGES, EnvManagerServicer, method_handlers
-from ._stdservices import HEALTH_SERVICE, HealthServicer, reflection_handlers
 
 if TYPE_CHECKING:
     import threading
@@ -164,12 +166,9 @@ def create_server(
     )
     # A quarter of the workers at most may sit in health Watch streams.
     health = HealthServicer(max_watchers=max(1, max_workers // 4))
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
     server.add_generic_rpc_handlers(
-        [
-            method_handlers(servicer),
-            health.handler(),
-            *reflection_handlers([SERVICE_NAME, HEALTH_SERVICE]),
-        ]
+        [method_handlers(servicer), *reflection_handlers([SERVICE_NAME, HEALTH_SERVICE])]
     )
     try:
         if credentials is None:

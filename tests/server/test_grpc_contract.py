@@ -13,7 +13,6 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
 from uv_envs_server._generated import env_manager_pb2 as pb
-from uv_envs_server._generated import vendored_descriptors
 
 IDENT = {"workflow_id": (1, "string"), "node_id": (2, "string"), "version_id": (3, "string")}
 OPS = {
@@ -198,15 +197,13 @@ def test_wtb_style_stub_module_names_every_rpc() -> None:
 )
 def test_generated_code_matches_protos() -> None:
     """The committed code is stale when this fails: run `nox -s protos` and commit."""
-    from uv_envs_server._regen import SERVICE_PROTO, VENDORED_PROTOS, compile_descriptors
+    from uv_envs_server._regen import SERVICE_PROTO, compile_descriptors
 
     compiled = {
         name: descriptor_pb2.FileDescriptorProto.FromString(data)
         for name, data in compile_descriptors().items()
     }
     committed = {SERVICE_PROTO: pb.DESCRIPTOR.serialized_pb}
-    for constant, name in VENDORED_PROTOS.items():
-        committed[name] = getattr(vendored_descriptors, constant)
     assert set(committed) == set(compiled)
     for name, data in committed.items():
         assert descriptor_pb2.FileDescriptorProto.FromString(data) == compiled[name], (

@@ -1,38 +1,64 @@
-"""Our health and reflection services against the official grpcio clients.
+"""Health checking and reflection against the official grpcio clients.
 
-grpcio-health-checking and grpcio-reflection are not dependencies of uv-envs
-(the services are implemented from vendored protos); when they are installed,
-these tests show that standard tooling understands our answers, and that
-their copies of the protos load next to ours without a descriptor clash.
+The server serves grpcio-health-checking's and grpcio-reflection's servicers
+(dependencies of the server extra); these tests show that the standard
+tooling understands the answers, as grpcurl and load balancers would.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
+from google.protobuf.descriptor_pool import DescriptorPool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+import uv_envs
+from uv_envs_server import create_server
 
 
 def test_official_health_client(channel: grpc.Channel) -> None:
-    health = pytest.importorskip("grpc_health.v1.health_pb2")
-    health_grpc = pytest.importorskip("grpc_health.v1.health_pb2_grpc")
-    stub = health_grpc.HealthStub(channel)
+    stub: Any = health_pb2_grpc.HealthStub(channel)  # the stubs' types omit the methods
     for service in ("", "envmanager.EnvManagerService"):
-        answer = stub.Check(health.HealthCheckRequest(service=service), timeout=10)
-        assert answer.status == health.HealthCheckResponse.SERVING
+        answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
     with pytest.raises(grpc.RpcError) as info:
-        stub.Check(health.HealthCheckRequest(service="nope"), timeout=10)
+        stub.Check(health_pb2.HealthCheckRequest(service="nope"), timeout=10)
     assert info.value.code() is grpc.StatusCode.NOT_FOUND
 
 
-def test_official_reflection_client(channel: grpc.Channel) -> None:
-    database = pytest.importorskip("grpc_reflection.v1alpha.proto_reflection_descriptor_database")
-    from google.protobuf.descriptor_pool import DescriptorPool
+def test_official_health_watch_sees_the_drain(fake_manager: uv_envs.EnvManager) -> None:
+    server, port = create_server(manager=fake_manager, max_workers=4)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub: Any = health_pb2_grpc.HealthStub(channel)  # the stubs' types omit the methods
+            stream = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+            assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
+            stopped = server.stop(30)
+            assert next(stream).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            # The drain ends the stream cleanly instead of holding stop() for the grace period.
+            assert list(stream) == []
+            assert stream.code() is grpc.StatusCode.OK
+            assert stopped.wait(10)
+    finally:
+        server.stop(None)
+        server.executor.shutdown(wait=True)
 
-    reflected = database.ProtoReflectionDescriptorDatabase(channel)
-    assert "envmanager.EnvManagerService" in reflected.get_services()
+
+def test_official_reflection_client(channel: grpc.Channel) -> None:
+    reflected = ProtoReflectionDescriptorDatabase(channel)
+    services = set(reflected.get_services())
+    assert {"envmanager.EnvManagerService", "grpc.health.v1.Health"} <= services
     pool = DescriptorPool(reflected)
     service = pool.FindServiceByName("envmanager.EnvManagerService")
     assert len(service.methods) == 13
     assert service.methods_by_name["CreateEnv"].output_type.name == "CreateEnvResponse"
     record = pool.FindMessageTypeByName("envmanager.OperationRecord")
     assert record.fields_by_name["metadata_json"].number == 14
+    health = pool.FindServiceByName("grpc.health.v1.Health")
+    assert {"Check", "Watch"} <= set(health.methods_by_name)

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2
 
 import uv_envs
 from uv_envs import testing
@@ -30,7 +31,6 @@ from uv_envs_server._errors import ERROR_CLASS_KEY
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
 from uv_envs_server._security import check_address, is_loopback
-from uv_envs_server._stdservices import message_class
 
 IDENT = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
 TOKEN = "s3cret-Token_value.42"
@@ -140,8 +140,8 @@ def test_the_right_token_is_served_and_health_needs_none(
         lower = (("authorization", f"bearer {TOKEN}"),)
         assert stub.GetEnvStatus(pb.GetEnvStatusRequest(**IDENT), metadata=lower).status
         # Reflection is guarded like the service; health checks are not.
-        request_cls = message_class("grpc.reflection.v1.ServerReflectionRequest")
-        response_cls = message_class("grpc.reflection.v1.ServerReflectionResponse")
+        request_cls = reflection_pb2.ServerReflectionRequest
+        response_cls = reflection_pb2.ServerReflectionResponse
         reflect = channel.stream_stream(
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
             request_serializer=request_cls.SerializeToString,

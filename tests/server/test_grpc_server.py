@@ -16,6 +16,9 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 import uv_envs
 from uv_envs import testing
@@ -27,7 +30,6 @@ from uv_envs_server import (
 )
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
-from uv_envs_server._stdservices import message_class
 
 IDENT = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
 
@@ -51,57 +53,90 @@ def test_health_is_serving(fake_client: EnvManagerClient) -> None:
     assert fake_client.health("no.such.Service") == "SERVICE_UNKNOWN"
 
 
+def _watch(channel: grpc.Channel) -> Any:
+    stub: Any = health_pb2_grpc.HealthStub(channel)  # typed without its methods
+    return stub.Watch
+
+
 def test_health_watch_sees_shutdown(fake_manager: uv_envs.EnvManager) -> None:
     server, port = create_server(manager=fake_manager, max_workers=4)
     server.start()
-    request_cls = message_class("grpc.health.v1.HealthCheckRequest")
-    response_cls = message_class("grpc.health.v1.HealthCheckResponse")
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            watch = channel.unary_stream(
-                "/grpc.health.v1.Health/Watch",
-                request_serializer=request_cls.SerializeToString,
-                response_deserializer=response_cls.FromString,
-            )
-            stream = watch(request_cls(service=""), timeout=30)
-            assert next(stream).status == 1  # SERVING
+            watch = _watch(channel)
+            stream = watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+            assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
             # 4 workers allow one Watch stream: the rest stay free for real work.
             with pytest.raises(grpc.RpcError) as info:
-                next(watch(request_cls(service=""), timeout=30))
+                next(watch(health_pb2.HealthCheckRequest(service=""), timeout=30))
             assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             stopped = server.stop(5)
-            assert next(stream).status == 2  # NOT_SERVING
+            assert next(stream).status == health_pb2.HealthCheckResponse.NOT_SERVING
             assert stopped.wait(10)
     finally:
         server.stop(None)
         server.executor.shutdown(wait=True)
 
 
+def test_a_closed_watch_frees_its_place(fake_manager: uv_envs.EnvManager) -> None:
+    server, port = create_server(manager=fake_manager, max_workers=4)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            watch = _watch(channel)
+            for _ in range(3):  # one place: each stream must give it back when cancelled
+                stream = watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+                assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
+                stream.cancel()
+                _wait_until_a_watch_is_accepted(watch)
+    finally:
+        server.stop(None)
+        server.executor.shutdown(wait=True)
+
+
+def _wait_until_a_watch_is_accepted(watch: Any) -> None:
+    # The server learns of the cancel asynchronously: retry until its place is free again.
+    for _ in range(200):
+        probe = watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+        try:
+            next(probe)
+        except grpc.RpcError as err:
+            refused = err
+        else:
+            probe.cancel()
+            return
+        assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        time.sleep(0.05)
+    pytest.fail("a cancelled Watch stream never gave its place back")
+
+
 def test_reflection_lists_and_describes_services(channel: grpc.Channel) -> None:
+    # v1 has v1alpha's messages under another package: the same classes speak both.
     for package in ("grpc.reflection.v1", "grpc.reflection.v1alpha"):
-        request_cls = message_class(f"{package}.ServerReflectionRequest")
-        response_cls = message_class(f"{package}.ServerReflectionResponse")
         call = channel.stream_stream(
             f"/{package}.ServerReflection/ServerReflectionInfo",
-            request_serializer=request_cls.SerializeToString,
-            response_deserializer=response_cls.FromString,
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
         )
+        request = reflection_pb2.ServerReflectionRequest
         requests = [
-            request_cls(list_services=""),
-            request_cls(file_containing_symbol="envmanager.EnvManagerService"),
-            request_cls(file_containing_symbol="envmanager.ListDepsResponse.LockedVersionsEntry"),
-            request_cls(file_by_filename="grpc/health/v1/health.proto"),
-            request_cls(file_containing_symbol="no.such.Symbol"),
+            request(list_services=""),
+            request(file_containing_symbol="envmanager.EnvManagerService"),
+            request(file_containing_symbol="envmanager.ListDepsResponse.LockedVersionsEntry"),
+            request(file_by_filename=health_pb2.DESCRIPTOR.name),
+            request(file_containing_symbol="no.such.Symbol"),
         ]
         answers: list[Any] = list(call(iter(requests), timeout=30))
         names = {s.name for s in answers[0].list_services_response.service}
         assert {
             "envmanager.EnvManagerService",
             "grpc.health.v1.Health",
-            f"{package}.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
         } <= names
         described = answers[1].file_descriptor_response.file_descriptor_proto[0]
-        assert described == pb.DESCRIPTOR.serialized_pb
+        assert descriptor_pb2.FileDescriptorProto.FromString(
+            described
+        ) == descriptor_pb2.FileDescriptorProto.FromString(pb.DESCRIPTOR.serialized_pb)
         assert answers[2].file_descriptor_response.file_descriptor_proto[0] == described
         assert answers[3].file_descriptor_response.file_descriptor_proto
         assert answers[4].error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
