@@ -66,10 +66,17 @@ from ._models import (
     VerifyReport,
     converter,
 )
-from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, environment_dict
+from ._provider import (
+    IEnvironmentProvider,
+    LocalEnvironmentProvider,
+    environment_dict,
+    key_from_config,
+)
 from ._python import Interpreter, InterpreterFinder, PythonFinder
 from ._settings import Settings, default_root
 from ._uv import SubprocessUvExecutor, UvExecutor, UvInvocation, UvResult
+from ._validation import MAX_PACKAGES
+from ._variants import VariantRegistry
 
 try:
     __version__ = _importlib_metadata.version("uv-envs")
@@ -77,6 +84,7 @@ except _importlib_metadata.PackageNotFoundError:  # pragma: no cover - running f
     __version__ = "0.0.0"
 
 __all__ = [
+    "MAX_PACKAGES",
     "AuditLog",
     "CleanupReport",
     "DeleteResult",
@@ -140,10 +148,12 @@ __all__ = [
     "UvNotFound",
     "UvResult",
     "UvTimeout",
+    "VariantRegistry",
     "VerifyReport",
     "__version__",
     "converter",
     "default_root",
     "environment_dict",
+    "key_from_config",
     "logging_publisher",
 ]

@@ -7,13 +7,13 @@ remote one (``uv_envs_server.GrpcEnvironmentProvider``) without code changes.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from ._errors import EnvironmentNotFound, InvalidInput
 from ._manager import EnvManager
 from ._models import Environment, EnvKey
+from ._variants import VariantRegistry
 
 
 @runtime_checkable
@@ -81,8 +81,7 @@ class LocalEnvironmentProvider:
 
     def __init__(self, manager: EnvManager | None = None) -> None:
         self.manager = manager if manager is not None else EnvManager()
-        self._keys: dict[str, EnvKey] = {}
-        self._lock = threading.Lock()
+        self._variants = VariantRegistry()
 
     def create_environment(self, variant_id: str, config: dict[str, Any]) -> dict[str, Any]:
         key = key_from_config(config)
@@ -93,13 +92,11 @@ class LocalEnvironmentProvider:
             requirements_text=config.get("requirements_text"),
             python=config.get("python_version") or None,
         )
-        with self._lock:
-            self._keys[variant_id] = key
+        self._variants.remember(variant_id, key)
         return {**environment_dict(environment), "variant_id": variant_id}
 
     def get_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            key = self._keys.get(variant_id)
+        key = self._variants.get(variant_id)
         if key is None:
             return None
         try:
@@ -118,16 +115,14 @@ class LocalEnvironmentProvider:
             with provider.lease("variant-7") as runtime:
                 ray_job(runtime_env={"py_executable": runtime["py_executable"]})
         """
-        with self._lock:
-            key = self._keys.get(variant_id)
+        key = self._variants.get(variant_id)
         if key is None:
             raise EnvironmentNotFound(f"no environment for variant {variant_id!r}")
         with self.manager.lease(key) as environment:
             yield environment.runtime_env(pinned=True)
 
     def cleanup_environment(self, variant_id: str, timeout: float | None = None) -> None:
-        with self._lock:
-            key = self._keys.pop(variant_id, None)
+        key = self._variants.forget(variant_id)
         if key is None:
             return
         if timeout is None:

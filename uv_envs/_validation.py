@@ -24,6 +24,7 @@ from ._errors import (
 
 MAX_ID_LENGTH = 128
 MAX_REQUIREMENT_LENGTH = 1024
+#: Packages (or requirement lines) one request may name; more is InvalidRequirement.
 MAX_PACKAGES = 1000
 MAX_REQUIREMENTS_TEXT = 256 * 1024
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 import grpc
 
 import uv_envs
-from uv_envs._provider import environment_dict, key_from_config
 
 from ._client import EnvManagerClient
 from ._errors import RemoteError
@@ -65,8 +63,7 @@ class GrpcEnvironmentProvider:
                 token=token,
             )
         )
-        self._keys: dict[str, uv_envs.EnvKey] = {}
-        self._lock = threading.Lock()
+        self._variants = uv_envs.VariantRegistry()
 
     def close(self) -> None:
         """Close the client's channel."""
@@ -80,7 +77,7 @@ class GrpcEnvironmentProvider:
 
     def create_environment(self, variant_id: str, config: dict[str, Any]) -> dict[str, Any]:
         """Create (or return, if it already matches) the env for a variant; safe to retry."""
-        key = key_from_config(config)
+        key = uv_envs.key_from_config(config)
         self.client.create_env(
             key.workflow_id,
             key.node_id,
@@ -93,14 +90,12 @@ class GrpcEnvironmentProvider:
         if environment is None:
             msg = f"environment {key} was deleted right after its create"
             raise uv_envs.EnvironmentNotFound(msg)
-        with self._lock:
-            self._keys[variant_id] = key
-        return {**environment_dict(environment), "variant_id": variant_id}
+        self._variants.remember(variant_id, key)
+        return {**uv_envs.environment_dict(environment), "variant_id": variant_id}
 
     def get_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
         """Return what a runner needs to use the variant's env; None if unknown or gone."""
-        with self._lock:
-            key = self._keys.get(variant_id)
+        key = self._variants.get(variant_id)
         if key is None:
             return None
         environment = self._load(key)
@@ -118,8 +113,7 @@ class GrpcEnvironmentProvider:
         With ``timeout``, a delete that does not finish in time raises
         :class:`uv_envs.EnvironmentBusy` (the server may still complete it).
         """
-        with self._lock:
-            key = self._keys.pop(variant_id, None)
+        key = self._variants.forget(variant_id)
         if key is None:
             return
         try:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import grpc
 
 import uv_envs
-from uv_envs._validation import MAX_PACKAGES
 
 from ._errors import abort
 from ._proto import METHODS, SERVICE_NAME, pb
@@ -48,7 +47,7 @@ RUN_CODE_MESSAGE = (
 )
 
 #: Packages one request may name, by default (the core's own limit).
-DEFAULT_MAX_PACKAGES = MAX_PACKAGES
+DEFAULT_MAX_PACKAGES = uv_envs.MAX_PACKAGES
 
 #: Operations listed per page when a GetOperations request leaves ``limit`` at 0.
 DEFAULT_OPERATIONS_LIMIT = 50
