@@ -8,12 +8,21 @@ exists with another spec, is not READY, or is leased.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import cli_options
+from ._commands import (
+    EXIT_BAD_INPUT,
+    EXIT_BUSY,
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    HANDLERS,
+    print_json,
+)
 from ._errors import (
     EnvironmentAlreadyExists,
     EnvironmentBusy,
@@ -25,345 +34,145 @@ from ._errors import (
     UvError,
 )
 from ._manager import EnvManager
-from ._models import Environment, EnvKey, IndexSettings, converter
-from ._provider import environment_dict
-from ._settings import Settings
 from ._uv import SubprocessUvExecutor, find_uv_binary
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_NOT_FOUND = 3
-EXIT_BUSY = 4
-EXIT_CONFLICT = 5
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that can declare more options the moment it is first used.
+
+    ``serve``'s options are the server's own (:func:`uv_envs_server._cli.add_arguments`);
+    importing the server loads grpc, which every other subcommand is better off without.
+    """
+
+    def __init__(
+        self,
+        *args: Any,  # noqa: ANN401 - ArgumentParser's own
+        late_options: Callable[[argparse.ArgumentParser], None] | None = None,
+        **kwargs: Any,  # noqa: ANN401
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._late_options = late_options
+
+    def parse_known_args(  # type: ignore[override]  # typeshed overloads; one signature suffices
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._late_options is not None:
+            late, self._late_options = self._late_options, None
+            late(self)
+        return super().parse_known_args(args, namespace)
 
 
-def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subcommand
-    parser = argparse.ArgumentParser(
-        prog="uv-envs", description="Provision isolated Python environments with uv."
+def _add_global_options(parser: argparse.ArgumentParser, *, after_command: bool = False) -> None:
+    # Before the subcommand or after it (see uv_envs.cli_options): --json and the settings.
+    keep: dict[str, Any] = {"default": argparse.SUPPRESS} if after_command else {}
+    group = parser.add_argument_group("global options (before or after the subcommand)")
+    group.add_argument("--json", action="store_true", help="print machine-readable JSON", **keep)
+    cli_options.add_settings_options(group, after_command=after_command)
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    try:
+        from uv_envs_server import _cli as server_cli  # noqa: PLC0415 - only serve needs grpc
+    except ImportError:
+        parser.exit(
+            EXIT_FAILED, "uv-envs serve needs the server extra: pip install 'uv-envs[server]'\n"
+        )
+    server_cli.add_arguments(parser, settings_options=False)
+    parser.set_defaults(serve=server_cli.run)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="uv-envs", description="Provision isolated Python environments with uv.")
+    _add_global_options(parser)
+    after = _Parser(add_help=False)
+    _add_global_options(after, after_command=True)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-    parser.add_argument(
-        "--root", type=Path, help="root directory (default: $UV_ENVS_ROOT or the user data dir)"
-    )
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    parser.add_argument("--index-url", help="the package index to resolve from")
-    parser.add_argument(
-        "--extra-index-url", action="append", default=[], help="another index (repeatable)"
-    )
-    parser.add_argument(
-        "--find-links", action="append", default=[], help="a folder or page of wheels (repeatable)"
-    )
-    parser.add_argument("--no-index", action="store_true", help="use only --find-links")
-    parser.add_argument("--offline", action="store_true", help="never touch the network")
-    parser.add_argument("--lock-timeout", type=float, help="seconds to wait for a busy env")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:  # noqa: ANN401
+        return commands.add_parser(
+            name, help=help_text, description=help_text, parents=[after], **kwargs
+        )
 
     def with_key(name: str, help_text: str) -> argparse.ArgumentParser:
-        command = commands.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("workflow_id")
-        command.add_argument("node_id")
-        command.add_argument("version_id", nargs="?", default="")
-        return command
+        parser = command(name, help_text)
+        parser.add_argument("workflow_id")
+        parser.add_argument("node_id")
+        parser.add_argument("version_id", nargs="?", default="")
+        return parser
 
-    for name, help_text in (
-        ("create", "create an environment (fails if it exists with another spec)"),
-        ("ensure", "make an environment match a spec; safe to retry"),
-    ):
-        command = with_key(name, help_text)
-        command.add_argument(
+    def packages(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
+        parser.add_argument(
             "-p",
             "--package",
             dest="packages",
             action="append",
             default=[],
             metavar="SPEC",
-            help="a PEP 508 requirement (repeatable)",
+            help=help_text,
         )
-        command.add_argument("-r", "--requirements", type=Path, help="a requirements.txt file")
-        command.add_argument("--python", help="Python version, e.g. 3.12")
-        command.add_argument(
+
+    def requirements(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("-r", "--requirements", type=Path, help="a requirements.txt file")
+
+    for name, help_text in (
+        ("create", "create an environment (fails if it exists with another spec)"),
+        ("ensure", "make an environment match a spec; safe to retry"),
+    ):
+        provision = with_key(name, help_text)
+        packages(provision, "a PEP 508 requirement (repeatable)")
+        requirements(provision)
+        provision.add_argument("--python", help="Python version, e.g. 3.12")
+        provision.add_argument(
             "--refresh", action="store_true", help="resolve again even if the spec's lock is stored"
         )
     with_key("status", "show an environment's status")
-    for name, help_text in (
-        ("add", "add dependencies"),
-        ("update", "upgrade locked versions"),
-        ("remove", "remove dependencies"),
-    ):
-        command = with_key(name, help_text)
-        command.add_argument(
-            "-p", "--package", dest="packages", action="append", default=[], metavar="SPEC"
-        )
-        if name == "add":
-            command.add_argument("-r", "--requirements", type=Path, help="a requirements.txt file")
+    add = with_key("add", "add dependencies")
+    packages(add)
+    requirements(add)
+    packages(with_key("update", "upgrade locked versions"))
+    packages(with_key("remove", "remove dependencies"))
     with_key("deps", "list declared dependencies and locked versions")
     with_key("sync", "rebuild the venv exactly from uv.lock")
-    command = with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
-    command.add_argument(
+    export = with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
+    export.add_argument(
         "--format", choices=["project", "requirements.txt", "pylock.toml"], default="project"
     )
-    command = with_key("delete", "delete an environment")
-    command.add_argument("--force", action="store_true", help="delete even if leased")
+    delete = with_key("delete", "delete an environment")
+    delete.add_argument("--force", action="store_true", help="delete even if leased")
     with_key("verify", "check the venv against its lock, file by file")
-    command = commands.add_parser("list", help="list environments")
-    command.add_argument("--workflow")
-    command.add_argument("--node")
-    command = commands.add_parser("cleanup", help="delete environments idle longer than N hours")
-    command.add_argument("--idle-hours", type=float, help="delete envs idle this long")
-    command.add_argument("--max-bytes", type=int, help="then delete LRU envs while over this")
-    command = commands.add_parser("ops", help="show the audit trail")
-    command.add_argument("--workflow")
-    command.add_argument("--node")
-    command.add_argument("--status")
-    command.add_argument("--limit", type=int, default=20)
-    command.add_argument("--offset", type=int, default=0)
-    command.add_argument(
+    listing = command("list", "list environments")
+    listing.add_argument("--workflow")
+    listing.add_argument("--node")
+    cleanup = command("cleanup", "delete environments idle longer than N hours")
+    cleanup.add_argument("--idle-hours", type=float, help="delete envs idle this long")
+    cleanup.add_argument("--max-bytes", type=int, help="then delete LRU envs while over this")
+    ops = command("ops", "show the audit trail")
+    ops.add_argument("--workflow")
+    ops.add_argument("--node")
+    ops.add_argument("--status")
+    ops.add_argument("--limit", type=int, default=20)
+    ops.add_argument("--offset", type=int, default=0)
+    ops.add_argument(
         "--delete", action="store_true", help="delete the records of --workflow [--node]"
     )
-    commands.add_parser("recover", help="repair what crashed processes left behind")
-    commands.add_parser("pythons", help="list the Python interpreters uv-envs can use")
-    command = commands.add_parser("serve", help="run the gRPC server (needs uv-envs[server])")
-    command.add_argument("--host", default="127.0.0.1")
-    command.add_argument("--port", type=int, default=50051)
-    command.add_argument("--workers", type=int, default=16)
-    command.add_argument("--grace", type=float, default=30.0)
-    command.add_argument("--allow-remote", action="store_true")
-    command.add_argument("--tls-cert")
-    command.add_argument("--tls-key")
-    command.add_argument("--token-file")
-    command.add_argument("--max-message-bytes", type=int)
-    command.add_argument("--max-packages", type=int)
+    command("recover", "repair what crashed processes left behind")
+    command("pythons", "list the Python interpreters uv-envs can use")
+    command(
+        "serve", "run the gRPC server (needs uv-envs[server])", late_options=_add_server_options
+    )
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {}
-    if args.root is not None:
-        overrides["root"] = args.root
-    if args.lock_timeout is not None:
-        overrides["lock_timeout"] = args.lock_timeout
-    settings = Settings.from_env(**overrides)
-    if args.index_url or args.extra_index_url or args.find_links or args.no_index or args.offline:
-        index = IndexSettings(
-            index_url=args.index_url or settings.index.index_url,
-            extra_index_urls=tuple(args.extra_index_url) or settings.index.extra_index_urls,
-            find_links=tuple(
-                str(Path(p).absolute()) if "://" not in p else p for p in args.find_links
-            )
-            or settings.index.find_links,
-            no_index=args.no_index or settings.index.no_index,
-            offline=args.offline or settings.index.offline,
-        )
-        settings = Settings.from_env(**{**overrides, "index": index})
-    return settings
-
-
-def _key(args: argparse.Namespace) -> EnvKey:
-    return EnvKey(args.workflow_id, args.node_id, args.version_id)
-
-
-def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True, default=str))
-
-
-def _env_json(environment: Environment) -> dict[str, Any]:
-    return {**environment_dict(environment), "metadata": converter.unstructure(environment)}
-
-
-def _read_requirements(path: Path | None) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a dispatch table in prose
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
-        try:
-            from uv_envs_server._cli import main as serve  # noqa: PLC0415
-        except ImportError:
-            print(
-                "uv-envs serve needs the server extra: pip install 'uv-envs[server]'",
-                file=sys.stderr,
-            )
-            return EXIT_FAILED
-        argv = ["--host", args.host, "--port", str(args.port)]
-        argv += ["--workers", str(args.workers), "--grace", str(args.grace)]
-        if args.root is not None:
-            argv += ["--root", str(args.root)]
-        if args.index_url:
-            argv += ["--index-url", args.index_url]
-        for url in args.extra_index_url:
-            argv += ["--extra-index-url", url]
-        for link in args.find_links:
-            argv += ["--find-links", link]
-        if args.no_index:
-            argv.append("--no-index")
-        if args.offline:
-            argv.append("--offline")
-        if args.lock_timeout is not None:
-            argv += ["--lock-timeout", str(args.lock_timeout)]
-        if args.allow_remote:
-            argv.append("--allow-remote")
-        for flag, value in (
-            ("--tls-cert", args.tls_cert),
-            ("--tls-key", args.tls_key),
-            ("--token-file", args.token_file),
-            ("--max-message-bytes", args.max_message_bytes),
-            ("--max-packages", args.max_packages),
-        ):
-            if value is not None:
-                argv += [flag, str(value)]
-        return serve(argv)
-    settings = _settings(args)
+        serve: Callable[[argparse.Namespace], int] = args.serve
+        return serve(args)
+    settings = cli_options.settings_from_options(args)
     progress = sys.stderr if (sys.stderr.isatty() and not args.json) else None
     executor = SubprocessUvExecutor(find_uv_binary(settings.uv_binary), progress=progress)
-    manager = EnvManager(settings, executor=executor)
-    out: Callable[[object], None] = _print_json if args.json else print
-    if args.command in {"create", "ensure"}:
-        operation = manager.create if args.command == "create" else manager.ensure
-        environment = operation(
-            _key(args),
-            packages=args.packages,
-            requirements_text=_read_requirements(args.requirements),
-            python=args.python,
-            refresh=args.refresh,
-        )
-        out(_env_json(environment) if args.json else str(environment.python_path))
-    elif args.command == "status":
-        report = manager.status(_key(args))
-        if args.json:
-            _print_json({**converter.unstructure(report), "status": report.status.value})
-        else:
-            print(f"{report.key}: {report.status.value}")
-            print(f"  env_path: {report.env_path}")
-            print(
-                f"  pyproject.toml: {report.has_pyproject}  uv.lock: {report.has_uv_lock}"
-                f"  .venv: {report.has_venv}"
-            )
-            if report.environment is not None:
-                print(
-                    f"  python: {report.environment.python_version}"
-                    f"  generation: {report.environment.generation}"
-                )
-    elif args.command in {"add", "update", "remove"}:
-        key = _key(args)
-        if args.command == "add":
-            result = manager.add(
-                key, args.packages, requirements_text=_read_requirements(args.requirements)
-            )
-        elif args.command == "update":
-            result = manager.update(key, args.packages)
-        else:
-            result = manager.remove(key, args.packages)
-        out(
-            _env_json(result.environment)
-            if args.json
-            else f"{key}: generation {result.environment.generation}"
-        )
-    elif args.command == "deps":
-        dependencies = manager.dependencies(_key(args))
-        if args.json:
-            _print_json(
-                {"declared": list(dependencies.declared), "locked": dict(dependencies.locked)}
-            )
-        else:
-            for requirement in dependencies.declared:
-                print(requirement)
-            print("locked:")
-            for name, version in sorted(dependencies.locked.items()):
-                print(f"  {name}=={version}")
-    elif args.command == "sync":
-        result = manager.sync(_key(args))
-        out(_env_json(result.environment) if args.json else f"{result.environment.key}: synced")
-    elif args.command == "export":
-        key = _key(args)
-        if args.format == "project":
-            exported = manager.export(key)
-            if args.json:
-                _print_json(
-                    {"pyproject_toml": exported.pyproject_toml, "uv_lock": exported.uv_lock}
-                )
-            else:
-                print(
-                    "# pyproject.toml\n"
-                    + exported.pyproject_toml
-                    + "\n# uv.lock\n"
-                    + exported.uv_lock
-                )
-        else:
-            text = manager.export_as(key, args.format)
-            out({"format": args.format, "text": text} if args.json else text.rstrip("\n"))
-    elif args.command == "delete":
-        deleted = manager.delete(_key(args), force=args.force)
-        out({"key": str(deleted.key), "status": deleted.status} if args.json else deleted.status)
-    elif args.command == "list":
-        environments = manager.list_environments(args.workflow, args.node)
-        if args.json:
-            _print_json([_env_json(e) for e in environments])
-        else:
-            for environment in environments:
-                print(
-                    f"{environment.key}\t{environment.status.value}\t{environment.python_version}\t{environment.env_path}"
-                )
-    elif args.command == "cleanup":
-        idle = None if args.idle_hours is None else args.idle_hours * 3600
-        cleaned = manager.cleanup(idle, max_bytes=args.max_bytes)
-        if args.json:
-            _print_json(converter.unstructure(cleaned))
-        else:
-            for key in cleaned.deleted:
-                print(f"deleted {key}")
-            for key in cleaned.skipped_leased:
-                print(f"leased, skipped {key}")
-            for key in cleaned.skipped_busy:
-                print(f"busy, skipped {key}")
-    elif args.command == "ops":
-        if args.delete:
-            if not args.workflow:
-                raise InvalidInput("ops --delete needs --workflow")
-            removed = manager.delete_operations(args.workflow, args.node)
-            out(
-                converter.unstructure(removed)
-                if args.json
-                else f"deleted {removed.deleted_count} records"
-            )
-            return EXIT_OK
-        page = manager.operations(args.workflow, args.node, args.status, args.limit, args.offset)
-        if args.json:
-            _print_json(converter.unstructure(page))
-        else:
-            for record in page.items:
-                key = EnvKey(record.workflow_id, record.node_id, record.version_id)
-                print(
-                    f"{record.id}\t{record.operation}\t{record.status}\t{key}"
-                    f"\t{record.duration_ms} ms" + (f"\t{record.error}" if record.error else "")
-                )
-            print(f"({len(page.items)} of {page.total})")
-    elif args.command == "verify":
-        verified = manager.verify(_key(args))
-        if args.json:
-            _print_json(converter.unstructure(verified) | {"ok": verified.ok})
-        else:
-            print("ok" if verified.ok else "\n".join(verified.problems))
-        return EXIT_OK if verified.ok else EXIT_FAILED
-    elif args.command == "recover":
-        repaired = manager.recover()
-        out(
-            [str(k) for k in repaired]
-            if args.json
-            else "\n".join(str(k) for k in repaired) or "nothing to recover"
-        )
-    elif args.command == "pythons":
-        interpreters = manager.python_finder.installed()
-        if args.json:
-            _print_json([{"version": i.version, "path": str(i.path)} for i in interpreters])
-        else:
-            for interpreter in interpreters:
-                print(f"{interpreter.version}\t{interpreter.path}")
-    return EXIT_OK
+    return HANDLERS[args.command](args, EnvManager(settings, executor=executor))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -385,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UvEnvsError as exc:
         code, error = EXIT_FAILED, exc
     if args.json:
-        _print_json({"error": type(error).__name__, "message": str(error)})
+        print_json({"error": type(error).__name__, "message": str(error)})
     print(f"uv-envs: error: {error}", file=sys.stderr)
     return code
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uv_envs
+from uv_envs import cli_options
 
 from ._security import TOKEN_ENV, check_address, is_loopback, read_tls, read_token
 from ._server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, create_server
@@ -27,22 +28,19 @@ logger = logging.getLogger("uv_envs_server")
 DEFAULT_GRACE = 30.0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="uv-envs-server",
-        description="Serve uv-envs environments over gRPC (envmanager.EnvManagerService).",
-        epilog="Other settings come from UV_ENVS_* variables (UV_ENVS_FIND_LINKS, "
-        "UV_ENVS_INDEX_URL, UV_ENVS_NO_INDEX, UV_ENVS_OFFLINE ...).",
-    )
+def add_arguments(parser: argparse.ArgumentParser, *, settings_options: bool = True) -> None:
+    """Declare the server's options on ``parser``, for :func:`run`.
+
+    ``uv-envs serve`` calls it with ``settings_options=False``: its parser
+    declares ``--root``, ``--lock-timeout`` and the index options already
+    (:mod:`uv_envs.cli_options`), before and after the subcommand.
+    """
     parser.add_argument(
         "--host",
         default="127.0.0.1",
         help="address to listen on (default: 127.0.0.1); other than loopback needs --allow-remote",
     )
     parser.add_argument("--port", type=int, default=50051, help="port; 0 picks a free one")
-    parser.add_argument(
-        "--root", type=Path, default=None, help="environments root (default: $UV_ENVS_ROOT)"
-    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -58,17 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
-    index = parser.add_argument_group("package index (default: the UV_ENVS_* variables)")
-    index.add_argument("--index-url", help="the package index to resolve from")
-    index.add_argument(
-        "--extra-index-url", action="append", default=[], help="another index (repeatable)"
-    )
-    index.add_argument(
-        "--find-links", action="append", default=[], help="a folder or page of wheels (repeatable)"
-    )
-    index.add_argument("--no-index", action="store_true", help="use only --find-links")
-    index.add_argument("--offline", action="store_true", help="never touch the network")
-    parser.add_argument("--lock-timeout", type=float, help="seconds to wait for a busy env")
+    if settings_options:
+        settings = parser.add_argument_group(
+            "environments and package index (default: the UV_ENVS_* variables)"
+        )
+        cli_options.add_settings_options(settings)
     guard = parser.add_argument_group("access")
     guard.add_argument(
         "--allow-remote",
@@ -95,26 +87,17 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_PACKAGES,
         help=f"packages one request may name (default: {DEFAULT_MAX_PACKAGES})",
     )
-    return parser
 
 
-def _settings(args: argparse.Namespace) -> uv_envs.Settings:
-    overrides: dict[str, object] = {}
-    if args.root is not None:
-        overrides["root"] = args.root
-    if args.lock_timeout is not None:
-        overrides["lock_timeout"] = args.lock_timeout
-    settings = uv_envs.Settings.from_env(None, **overrides)
-    base = settings.index
-    find_links = tuple(str(Path(p).absolute()) if "://" not in p else p for p in args.find_links)
-    index = uv_envs.IndexSettings(
-        index_url=args.index_url or base.index_url,
-        extra_index_urls=tuple(args.extra_index_url) or base.extra_index_urls,
-        find_links=find_links or base.find_links,
-        no_index=args.no_index or base.no_index,
-        offline=args.offline or base.offline,
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uv-envs-server",
+        description="Serve uv-envs environments over gRPC (envmanager.EnvManagerService).",
+        epilog="Other settings come from UV_ENVS_* variables (UV_ENVS_FIND_LINKS, "
+        "UV_ENVS_INDEX_URL, UV_ENVS_NO_INDEX, UV_ENVS_OFFLINE ...).",
     )
-    return settings if index == base else uv_envs.Settings.from_env(None, **overrides, index=index)
+    add_arguments(parser)
+    return parser
 
 
 def _address(host: str, port: int) -> str:
@@ -128,7 +111,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
     ``environ`` (``os.environ`` by default) is where ``$UV_ENVS_SERVER_TOKEN`` is read.
     """
-    args = _parser().parse_args(argv)
+    return run(_parser().parse_args(argv), environ)
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    """Serve with options parsed by a parser that :func:`add_arguments` built; as :func:`main`."""
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -155,7 +142,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
         check_address(address, allow_remote=args.allow_remote)
         tls = read_tls(args.tls_cert, args.tls_key)
         token = read_token(args.token_file, environ)
-        settings = _settings(args)
+        settings = cli_options.settings_from_options(args)
         manager = uv_envs.EnvManager(settings)
         repaired = manager.recover()
         if repaired:

@@ -1,0 +1,242 @@
+"""What each ``uv-envs`` subcommand does: one handler per subcommand, in one table.
+
+A handler gets the parsed options and the manager, prints its answer (JSON
+with ``--json``) and returns the exit code; errors propagate to
+:func:`uv_envs._cli.main`, which maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._errors import InvalidInput
+from ._manager import EnvManager
+from ._models import Environment, EnvKey, converter
+from ._provider import environment_dict
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_NOT_FOUND = 3
+EXIT_BUSY = 4
+EXIT_CONFLICT = 5
+
+Handler = Callable[[argparse.Namespace, EnvManager], int]
+
+
+def _key(args: argparse.Namespace) -> EnvKey:
+    return EnvKey(args.workflow_id, args.node_id, args.version_id)
+
+
+def print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _emit(args: argparse.Namespace, as_json: object, as_text: str) -> None:
+    if args.json:
+        print_json(as_json)
+    else:
+        print(as_text)
+
+
+def _env_json(environment: Environment) -> dict[str, Any]:
+    return {**environment_dict(environment), "metadata": converter.unstructure(environment)}
+
+
+def _read_requirements(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _provision(args: argparse.Namespace, manager: EnvManager) -> int:
+    operation = manager.create if args.command == "create" else manager.ensure
+    environment = operation(
+        _key(args),
+        packages=args.packages,
+        requirements_text=_read_requirements(args.requirements),
+        python=args.python,
+        refresh=args.refresh,
+    )
+    _emit(args, _env_json(environment), str(environment.python_path))
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace, manager: EnvManager) -> int:
+    report = manager.status(_key(args))
+    if args.json:
+        print_json({**converter.unstructure(report), "status": report.status.value})
+        return EXIT_OK
+    print(f"{report.key}: {report.status.value}")
+    print(f"  env_path: {report.env_path}")
+    print(
+        f"  pyproject.toml: {report.has_pyproject}  uv.lock: {report.has_uv_lock}"
+        f"  .venv: {report.has_venv}"
+    )
+    if report.environment is not None:
+        print(
+            f"  python: {report.environment.python_version}"
+            f"  generation: {report.environment.generation}"
+        )
+    return EXIT_OK
+
+
+def _change(args: argparse.Namespace, manager: EnvManager) -> int:
+    key = _key(args)
+    if args.command == "add":
+        result = manager.add(
+            key, args.packages, requirements_text=_read_requirements(args.requirements)
+        )
+    elif args.command == "update":
+        result = manager.update(key, args.packages)
+    else:
+        result = manager.remove(key, args.packages)
+    _emit(args, _env_json(result.environment), f"{key}: generation {result.environment.generation}")
+    return EXIT_OK
+
+
+def _deps(args: argparse.Namespace, manager: EnvManager) -> int:
+    dependencies = manager.dependencies(_key(args))
+    if args.json:
+        print_json({"declared": list(dependencies.declared), "locked": dict(dependencies.locked)})
+        return EXIT_OK
+    for requirement in dependencies.declared:
+        print(requirement)
+    print("locked:")
+    for name, version in sorted(dependencies.locked.items()):
+        print(f"  {name}=={version}")
+    return EXIT_OK
+
+
+def _sync(args: argparse.Namespace, manager: EnvManager) -> int:
+    result = manager.sync(_key(args))
+    _emit(args, _env_json(result.environment), f"{result.environment.key}: synced")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace, manager: EnvManager) -> int:
+    key = _key(args)
+    if args.format == "project":
+        exported = manager.export(key)
+        _emit(
+            args,
+            {"pyproject_toml": exported.pyproject_toml, "uv_lock": exported.uv_lock},
+            "# pyproject.toml\n" + exported.pyproject_toml + "\n# uv.lock\n" + exported.uv_lock,
+        )
+    else:
+        text = manager.export_as(key, args.format)
+        _emit(args, {"format": args.format, "text": text}, text.rstrip("\n"))
+    return EXIT_OK
+
+
+def _delete(args: argparse.Namespace, manager: EnvManager) -> int:
+    deleted = manager.delete(_key(args), force=args.force)
+    _emit(args, {"key": str(deleted.key), "status": deleted.status}, deleted.status)
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace, manager: EnvManager) -> int:
+    environments = manager.list_environments(args.workflow, args.node)
+    if args.json:
+        print_json([_env_json(e) for e in environments])
+        return EXIT_OK
+    for environment in environments:
+        print(
+            f"{environment.key}\t{environment.status.value}\t{environment.python_version}"
+            f"\t{environment.env_path}"
+        )
+    return EXIT_OK
+
+
+def _cleanup(args: argparse.Namespace, manager: EnvManager) -> int:
+    idle = None if args.idle_hours is None else args.idle_hours * 3600
+    cleaned = manager.cleanup(idle, max_bytes=args.max_bytes)
+    if args.json:
+        print_json(converter.unstructure(cleaned))
+        return EXIT_OK
+    for key in cleaned.deleted:
+        print(f"deleted {key}")
+    for key in cleaned.skipped_leased:
+        print(f"leased, skipped {key}")
+    for key in cleaned.skipped_busy:
+        print(f"busy, skipped {key}")
+    return EXIT_OK
+
+
+def _ops(args: argparse.Namespace, manager: EnvManager) -> int:
+    if args.delete:
+        if not args.workflow:
+            raise InvalidInput("ops --delete needs --workflow")
+        removed = manager.delete_operations(args.workflow, args.node)
+        _emit(args, converter.unstructure(removed), f"deleted {removed.deleted_count} records")
+        return EXIT_OK
+    page = manager.operations(args.workflow, args.node, args.status, args.limit, args.offset)
+    if args.json:
+        print_json(converter.unstructure(page))
+        return EXIT_OK
+    for record in page.items:
+        key = EnvKey(record.workflow_id, record.node_id, record.version_id)
+        print(
+            f"{record.id}\t{record.operation}\t{record.status}\t{key}"
+            f"\t{record.duration_ms} ms" + (f"\t{record.error}" if record.error else "")
+        )
+    print(f"({len(page.items)} of {page.total})")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace, manager: EnvManager) -> int:
+    verified = manager.verify(_key(args))
+    _emit(
+        args,
+        converter.unstructure(verified) | {"ok": verified.ok},
+        "ok" if verified.ok else "\n".join(verified.problems),
+    )
+    return EXIT_OK if verified.ok else EXIT_FAILED
+
+
+def _recover(args: argparse.Namespace, manager: EnvManager) -> int:
+    repaired = manager.recover()
+    _emit(
+        args,
+        [str(k) for k in repaired],
+        "\n".join(str(k) for k in repaired) or "nothing to recover",
+    )
+    return EXIT_OK
+
+
+def _pythons(args: argparse.Namespace, manager: EnvManager) -> int:
+    interpreters = manager.python_finder.installed()
+    if args.json:
+        print_json([{"version": i.version, "path": str(i.path)} for i in interpreters])
+        return EXIT_OK
+    for interpreter in interpreters:
+        print(f"{interpreter.version}\t{interpreter.path}")
+    return EXIT_OK
+
+
+#: One handler per subcommand but serve, which runs the server's own CLI.
+HANDLERS: dict[str, Handler] = {
+    "create": _provision,
+    "ensure": _provision,
+    "status": _status,
+    "add": _change,
+    "update": _change,
+    "remove": _change,
+    "deps": _deps,
+    "sync": _sync,
+    "export": _export,
+    "delete": _delete,
+    "list": _list,
+    "cleanup": _cleanup,
+    "ops": _ops,
+    "verify": _verify,
+    "recover": _recover,
+    "pythons": _pythons,
+}
