@@ -31,7 +31,9 @@ def test_lifecycle_through_the_cli(settings: Settings) -> None:
     created = cli(settings, "create", *KEY_ARGS, "-p", "alpha==1.0")
     assert created.returncode == 0, created.stderr
     python_path = created.stdout.strip()
-    assert python_path == str(settings.root / "envs" / "ml_pipeline" / "rag" / "v1" / ".venv" / "bin" / "python")
+    assert python_path == str(
+        settings.root / "envs" / "ml_pipeline" / "rag" / "v1" / ".venv" / "bin" / "python"
+    )
     assert subprocess.run([python_path, "-c", "import alpha"], check=False).returncode == 0
 
     status = json.loads(cli(settings, "--json", "status", *KEY_ARGS).stdout)
@@ -50,7 +52,13 @@ def test_lifecycle_through_the_cli(settings: Settings) -> None:
     listed = json.loads(cli(settings, "--json", "list", "--workflow", "ml_pipeline").stdout)
     assert [entry["node_id"] for entry in listed] == ["rag"]
     ops = json.loads(cli(settings, "--json", "ops", "--workflow", "ml_pipeline").stdout)
-    assert [item["operation"] for item in ops["items"]][::-1] == ["create", "add", "update", "remove", "sync"]
+    assert [item["operation"] for item in ops["items"]][::-1] == [
+        "create",
+        "add",
+        "update",
+        "remove",
+        "sync",
+    ]
 
     assert cli(settings, "delete", *KEY_ARGS).stdout.strip() == "DELETED"
     assert cli(settings, "delete", *KEY_ARGS).stdout.strip() == "NOT_FOUND"
@@ -70,7 +78,9 @@ def test_lifecycle_through_the_cli(settings: Settings) -> None:
         (["create", "wf", "rag", "-p", "does-not-exist"], 1),
     ],
 )
-def test_exit_codes_tell_bad_input_from_failures(settings: Settings, args: list[str], code: int) -> None:
+def test_exit_codes_tell_bad_input_from_failures(
+    settings: Settings, args: list[str], code: int
+) -> None:
     result = cli(settings, *args)
     assert result.returncode == code, result.stderr
     assert "uv-envs: error:" in result.stderr
@@ -109,4 +119,58 @@ def test_serve_refuses_a_remote_address_without_allow_remote(settings: Settings)
     result = cli(settings, "serve", "--host", "0.0.0.0", "--port", "0")  # noqa: S104 - refused, never bound
     assert result.returncode == 2
     assert "allow-remote" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_global_options_after_the_subcommand(settings: Settings) -> None:
+    # As in uv: --json, --root and the index options on either side of the subcommand.
+    index = [
+        "--no-index",
+        *[arg for link in settings.index.find_links for arg in ("--find-links", link)],
+    ]
+    after = [sys.executable, "-m", "uv_envs", "create", "wf", "node", "v1", "-p", "alpha", "--json"]
+    after += ["--root", str(settings.root), *index]
+    created = subprocess.run(after, capture_output=True, text=True, timeout=300, check=False)
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["status"] == "READY"
+    assert (settings.root / "envs" / "wf" / "node" / "v1").is_dir()
+
+    # --json before (the cli helper puts --root and the index options before too) and after.
+    before = json.loads(cli(settings, "--json", "status", "wf", "node", "v1").stdout)
+    assert before["status"] == "READY"
+    both = cli(settings, "--json", "status", "wf", "node", "v1", "--json")
+    assert json.loads(both.stdout) == before
+    assert cli(settings, "status", "wf", "node", "v1").stdout.startswith("wf/node/v1: READY")
+
+
+def test_an_option_after_the_subcommand_wins(settings: Settings, tmp_path: Path) -> None:
+    assert cli(settings, "create", "wf", "node", "-p", "alpha").returncode == 0
+    elsewhere = [sys.executable, "-m", "uv_envs", "--root", str(tmp_path / "elsewhere"), "--json"]
+    listed = subprocess.run(
+        [*elsewhere, "list", "--root", str(settings.root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [entry["node_id"] for entry in json.loads(listed.stdout)] == ["node"]
+    empty = subprocess.run(
+        [*elsewhere, "list"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert json.loads(empty.stdout) == []
+
+
+def test_serve_without_the_server_extra_says_how_to_get_it() -> None:
+    # A None entry in sys.modules makes `import uv_envs_server` fail as if it were not installed.
+    code = (
+        "import sys; sys.modules['uv_envs_server'] = None\n"
+        "from uv_envs._cli import main\n"
+        "sys.exit(main(['serve', '--port', '0']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "pip install 'uv-envs[server]'" in result.stderr
     assert "Traceback" not in result.stderr

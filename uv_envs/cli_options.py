@@ -30,6 +30,7 @@ keeps the values from both, those before the subcommand first.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -101,10 +102,13 @@ def _repeated(options: argparse.Namespace, dest: str) -> tuple[str, ...]:
     return (*before, *after)
 
 
-def settings_from_options(options: argparse.Namespace) -> Settings:
+def settings_from_options(
+    options: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> Settings:
     """The :class:`~uv_envs.Settings` named by parsed options, over the ``UV_ENVS_*`` variables.
 
-    ``options`` is what a parser with :func:`add_settings_options` parsed.
+    ``options`` is what a parser with :func:`add_settings_options` parsed;
+    ``environ`` (``os.environ`` by default) holds the ``UV_ENVS_*`` variables.
     A relative ``--find-links`` folder is made absolute (uv runs in another
     directory); an index option given replaces that part of the
     environment's index settings.
@@ -115,7 +119,7 @@ def settings_from_options(options: argparse.Namespace) -> Settings:
         values["root"] = root
     if (lock_timeout := getattr(options, "lock_timeout", None)) is not None:
         values["lock_timeout"] = lock_timeout
-    settings = Settings.from_env(**values)
+    settings = Settings.from_env(environ, **values)
     base = settings.index
     find_links = tuple(
         link if "://" in link else str(Path(link).absolute())
@@ -130,4 +134,4 @@ def settings_from_options(options: argparse.Namespace) -> Settings:
     )
     if index == base:
         return settings
-    return Settings.from_env(**values, index=index)
+    return Settings.from_env(environ, **values, index=index)

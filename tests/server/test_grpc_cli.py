@@ -35,9 +35,11 @@ SOURCE_ROOT = Path(uv_envs_server.__file__).resolve().parents[1]
 class Server:
     """A running ``uv-envs-server`` process and the target it listens on."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], module: str = "uv_envs_server"
+    ) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uv_envs_server", *args],
+            [sys.executable, "-m", module, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -106,6 +108,30 @@ def test_serves_and_exits_zero_on_sigterm(start: type[Server], tmp_path: Path) -
     assert server.stop(signal.SIGTERM) == 0
     assert "SIGTERM" in server.stderr
     assert "Traceback" not in server.stderr
+
+
+def test_uv_envs_serve_runs_the_server_with_global_options_on_both_sides(
+    tmp_path: Path, server_env: dict[str, str], wheelhouse: Path
+) -> None:
+    # --root before serve, --find-links after it: the wheels are found only through the option.
+    env = {name: value for name, value in server_env.items() if name != "UV_ENVS_FIND_LINKS"}
+    root = tmp_path / "served-root"
+    args = ["--root", str(root), "serve", "--port", "0", "--workers", "4"]
+    server = Server([*args, "--find-links", str(wheelhouse)], env, module="uv_envs")
+    try:
+        if not server.target.startswith("127.0.0.1:"):
+            server.stop(signal.SIGKILL)
+            pytest.fail(f"uv-envs serve did not start: {server.stderr}")
+        with EnvManagerClient(server.target, timeout=120) as client:
+            assert client.health() == "SERVING"
+            python = client.ensure_env("wf", "node", packages=["gamma"])
+            assert python.startswith(str(root))
+        assert server.stop(signal.SIGTERM) == 0
+        assert "SIGTERM" in server.stderr
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.communicate()
 
 
 def test_exits_zero_on_sigint(start: type[Server]) -> None:
