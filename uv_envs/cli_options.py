@@ -42,8 +42,6 @@ __all__ = ["add_settings_options", "settings_from_options"]
 #: Repeatable options: their copies after a subcommand collect under this prefix.
 _AFTER: Final = "after_command_"
 
-_REPEATABLE: Final = ("extra_index_url", "find_links")
-
 
 class _Options(Protocol):
     # An ArgumentParser, or an argument group of one.
@@ -64,6 +62,7 @@ def add_settings_options(parser: _Options, *, after_command: bool = False) -> No
     keep: dict[str, Any] = {"default": argparse.SUPPRESS} if after_command else {}
 
     def repeated(dest: str) -> str:
+        # Their own dest after the subcommand, so neither side's values replace the other's.
         return f"{_AFTER}{dest}" if after_command else dest
 
     parser.add_argument(
@@ -76,22 +75,14 @@ def add_settings_options(parser: _Options, *, after_command: bool = False) -> No
         "--lock-timeout", type=float, help="seconds to wait for a busy environment", **keep
     )
     parser.add_argument("--index-url", help="the package index to resolve from", **keep)
-    parser.add_argument(
-        "--extra-index-url",
-        dest=repeated("extra_index_url"),
-        action="append",
-        metavar="URL",
-        help="another index (repeatable)",
-        **keep,
-    )
-    parser.add_argument(
-        "--find-links",
-        dest=repeated("find_links"),
-        action="append",
-        metavar="DIR_OR_URL",
-        help="a folder or page of wheels (repeatable)",
-        **keep,
-    )
+    for flag, metavar, help_text in (
+        ("--extra-index-url", "URL", "another index (repeatable)"),
+        ("--find-links", "DIR_OR_URL", "a folder or page of wheels (repeatable)"),
+    ):
+        dest = repeated(flag.removeprefix("--").replace("-", "_"))
+        parser.add_argument(
+            flag, dest=dest, action="append", metavar=metavar, help=help_text, **keep
+        )
     parser.add_argument("--no-index", action="store_true", help="use only --find-links", **keep)
     parser.add_argument("--offline", action="store_true", help="never touch the network", **keep)
 

@@ -92,6 +92,21 @@ class GatedExecutor:
 
 
 @pytest.fixture
+def small_server(
+    fake_manager: uv_envs.EnvManager,
+) -> Iterator[tuple[EnvManagerServer, grpc.Channel]]:
+    """A started server with 4 workers (room for one health Watch stream), and a channel to it."""
+    server, port = create_server(manager=fake_manager, max_workers=4)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield server, channel
+    finally:
+        server.stop(None)
+        server.executor.shutdown(wait=True)
+
+
+@pytest.fixture
 def gated_manager(
     tmp_path: Path, fake_uv: Any
 ) -> Callable[..., tuple[uv_envs.EnvManager, GatedExecutor]]:

@@ -17,8 +17,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-import uv_envs
-from uv_envs_server import create_server
+from uv_envs_server import EnvManagerServer
 
 
 def test_official_health_client(channel: grpc.Channel) -> None:
@@ -31,23 +30,19 @@ def test_official_health_client(channel: grpc.Channel) -> None:
     assert info.value.code() is grpc.StatusCode.NOT_FOUND
 
 
-def test_official_health_watch_sees_the_drain(fake_manager: uv_envs.EnvManager) -> None:
-    server, port = create_server(manager=fake_manager, max_workers=4)
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub: Any = health_pb2_grpc.HealthStub(channel)  # the stubs' types omit the methods
-            stream = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
-            assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
-            stopped = server.stop(30)
-            assert next(stream).status == health_pb2.HealthCheckResponse.NOT_SERVING
-            # The drain ends the stream cleanly instead of holding stop() for the grace period.
-            assert list(stream) == []
-            assert stream.code() is grpc.StatusCode.OK
-            assert stopped.wait(10)
-    finally:
-        server.stop(None)
-        server.executor.shutdown(wait=True)
+def test_official_health_watch_sees_the_drain(
+    small_server: tuple[EnvManagerServer, grpc.Channel],
+) -> None:
+    server, channel = small_server
+    stub: Any = health_pb2_grpc.HealthStub(channel)  # typed without its methods
+    stream = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+    assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
+    stopped = server.stop(30)
+    assert next(stream).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    # The drain ends the stream cleanly instead of holding stop() for the grace period.
+    assert list(stream) == []
+    assert stream.code() is grpc.StatusCode.OK
+    assert stopped.wait(10)
 
 
 def test_official_reflection_client(channel: grpc.Channel) -> None:

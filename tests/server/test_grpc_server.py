@@ -24,6 +24,7 @@ import uv_envs
 from uv_envs import testing
 from uv_envs_server import (
     EnvManagerClient,
+    EnvManagerServer,
     GrpcEnvironmentProvider,
     RemoteError,
     create_server,
@@ -58,40 +59,29 @@ def _watch(channel: grpc.Channel) -> Any:
     return stub.Watch
 
 
-def test_health_watch_sees_shutdown(fake_manager: uv_envs.EnvManager) -> None:
-    server, port = create_server(manager=fake_manager, max_workers=4)
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            watch = _watch(channel)
-            stream = watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
-            assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
-            # 4 workers allow one Watch stream: the rest stay free for real work.
-            with pytest.raises(grpc.RpcError) as info:
-                next(watch(health_pb2.HealthCheckRequest(service=""), timeout=30))
-            assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-            stopped = server.stop(5)
-            assert next(stream).status == health_pb2.HealthCheckResponse.NOT_SERVING
-            assert stopped.wait(10)
-    finally:
-        server.stop(None)
-        server.executor.shutdown(wait=True)
+def test_health_watch_sees_shutdown(small_server: tuple[EnvManagerServer, grpc.Channel]) -> None:
+    server, channel = small_server
+    watch = _watch(channel)
+    stream = watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+    assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
+    # 4 workers allow one Watch stream: the rest stay free for real work.
+    with pytest.raises(grpc.RpcError) as info:
+        next(watch(health_pb2.HealthCheckRequest(service=""), timeout=30))
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    stopped = server.stop(5)
+    assert next(stream).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert stopped.wait(10)
 
 
-def test_a_closed_watch_frees_its_place(fake_manager: uv_envs.EnvManager) -> None:
-    server, port = create_server(manager=fake_manager, max_workers=4)
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            watch = _watch(channel)
-            for _ in range(3):  # one place: each stream must give it back when cancelled
-                stream = watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
-                assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
-                stream.cancel()
-                _wait_until_a_watch_is_accepted(watch)
-    finally:
-        server.stop(None)
-        server.executor.shutdown(wait=True)
+def test_a_closed_watch_frees_its_place(
+    small_server: tuple[EnvManagerServer, grpc.Channel],
+) -> None:
+    watch = _watch(small_server[1])
+    for _ in range(3):  # one place: each stream must give it back when cancelled
+        stream = watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+        assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
+        stream.cancel()
+        _wait_until_a_watch_is_accepted(watch)
 
 
 def _wait_until_a_watch_is_accepted(watch: Any) -> None:
