@@ -16,7 +16,7 @@ from typing import Any
 from ._errors import InvalidInput
 from ._manager import EnvManager
 from ._models import Environment, EnvKey, converter
-from ._provider import environment_dict
+from ._variants import environment_dict
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -212,7 +212,7 @@ def _recover(args: argparse.Namespace, manager: EnvManager) -> int:
 
 
 def _pythons(args: argparse.Namespace, manager: EnvManager) -> int:
-    interpreters = manager.python_finder.installed()
+    interpreters = manager.pythons()
     if args.json:
         print_json([{"version": i.version, "path": str(i.path)} for i in interpreters])
         return EXIT_OK

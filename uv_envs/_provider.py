@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ._errors import EnvironmentNotFound, InvalidInput
 from ._manager import EnvManager
-from ._models import Environment, EnvKey
+from ._models import EnvKey
 from ._variants import VariantRegistry
 
 
@@ -54,24 +54,6 @@ def key_from_config(config: Mapping[str, Any]) -> EnvKey:
     )
 
 
-def environment_dict(environment: Environment) -> dict[str, Any]:
-    """The dict shape both providers return from ``create_environment``."""
-    key = environment.key
-    return {
-        "type": "uv",
-        "workflow_id": key.workflow_id,
-        "node_id": key.node_id,
-        "version_id": key.version_id,
-        "env_path": str(environment.env_path),
-        "python_path": str(environment.python_path),
-        "venv_path": str(environment.venv_path),
-        "pinned_python_path": str(environment.pinned_python_path),
-        "python_version": environment.python_version,
-        "status": environment.status.value,
-        "spec_hash": environment.spec_hash,
-    }
-
-
 class LocalEnvironmentProvider:
     """:class:`IEnvironmentProvider` on an in-process :class:`EnvManager`.
 
@@ -92,8 +74,7 @@ class LocalEnvironmentProvider:
             requirements_text=config.get("requirements_text"),
             python=config.get("python_version") or None,
         )
-        self._variants.remember(variant_id, key)
-        return {**environment_dict(environment), "variant_id": variant_id}
+        return self._variants.created(variant_id, environment)
 
     def get_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
         key = self._variants.get(variant_id)
@@ -125,7 +106,4 @@ class LocalEnvironmentProvider:
         key = self._variants.forget(variant_id)
         if key is None:
             return
-        if timeout is None:
-            self.manager.delete(key)
-            return
-        self.manager.delete_within(key, timeout)
+        self.manager.delete(key, timeout=timeout)

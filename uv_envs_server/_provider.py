@@ -14,10 +14,7 @@ from ._errors import RemoteError
 
 
 def _environment(metadata_json: str) -> uv_envs.Environment:
-    structured: uv_envs.Environment = uv_envs.converter.structure(
-        json.loads(metadata_json), uv_envs.Environment
-    )
-    return structured
+    return uv_envs.Environment.from_dict(json.loads(metadata_json))
 
 
 class GrpcEnvironmentProvider:
@@ -90,8 +87,7 @@ class GrpcEnvironmentProvider:
         if environment is None:
             msg = f"environment {key} was deleted right after its create"
             raise uv_envs.EnvironmentNotFound(msg)
-        self._variants.remember(variant_id, key)
-        return {**uv_envs.environment_dict(environment), "variant_id": variant_id}
+        return self._variants.created(variant_id, environment)
 
     def get_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
         """Return what a runner needs to use the variant's env; None if unknown or gone."""
