@@ -70,8 +70,9 @@ class HealthServicer(health.HealthServicer):
         self._watchers = threading.BoundedSemaphore(max_watchers)
         self._streams: set[_Stream] = set()
         self._streams_lock = threading.Lock()
+        self._draining = False
 
-    def Watch(  # type: ignore[override]  # a generator: the cap is taken when the stream starts
+    def Watch(  # type: ignore[override]  # a generator, not the official _Watcher: see below
         self,
         request: health_pb2.HealthCheckRequest,
         context: grpc.ServicerContext,
@@ -87,9 +88,12 @@ class HealthServicer(health.HealthServicer):
         stream = _Stream()
         try:
             with self._streams_lock:
+                draining = self._draining
                 self._streams.add(stream)
             # Sends the current status now and each change later; ends the stream on hang-up.
             super().Watch(request, context, stream.send)
+            if draining:  # started after shutdown() ended the others: NOT_SERVING, then the end
+                stream.send(None)
             yield from stream
         finally:
             with self._streams_lock:
@@ -100,6 +104,7 @@ class HealthServicer(health.HealthServicer):
         """Report every service NOT_SERVING, then end all Watch streams."""
         self.enter_graceful_shutdown()
         with self._streams_lock:
+            self._draining = True
             streams = tuple(self._streams)
         for stream in streams:
             stream.send(None)

@@ -78,23 +78,31 @@ def test_a_closed_watch_frees_its_place(
 ) -> None:
     watch = _watch(small_server[1])
     for _ in range(3):  # one place: each stream must give it back when cancelled
-        stream = watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
-        assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
+        stream = _watch_when_free(watch)
         stream.cancel()
-        _wait_until_a_watch_is_accepted(watch)
 
 
-def _wait_until_a_watch_is_accepted(watch: Any) -> None:
-    # The server learns of the cancel asynchronously: retry until its place is free again.
+def test_a_watch_after_the_drain_hears_not_serving_and_ends(
+    small_server: tuple[EnvManagerServer, grpc.Channel],
+) -> None:
+    server, channel = small_server
+    server.health.shutdown()  # the drain, without stopping the server
+    stream = _watch(channel)(health_pb2.HealthCheckRequest(service=""), timeout=30)
+    assert [answer.status for answer in stream] == [health_pb2.HealthCheckResponse.NOT_SERVING]
+    assert stream.code() is grpc.StatusCode.OK
+
+
+def _watch_when_free(watch: Any) -> Any:
+    # The server learns of a cancel asynchronously: retry until its place is free again.
     for _ in range(200):
-        probe = watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+        stream = watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
         try:
-            next(probe)
+            first = next(stream)
         except grpc.RpcError as err:
             refused = err
         else:
-            probe.cancel()
-            return
+            assert first.status == health_pb2.HealthCheckResponse.SERVING
+            return stream
         assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         time.sleep(0.05)
     pytest.fail("a cancelled Watch stream never gave its place back")
