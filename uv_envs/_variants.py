@@ -1,4 +1,7 @@
-"""Which environment each workflow variant names: the map both providers keep."""
+"""Which environment each workflow variant names, and what create_environment answers for it.
+
+Both providers (the local one and ``uv_envs_server.GrpcEnvironmentProvider``) use this.
+"""
 
 from __future__ import annotations
 
