@@ -50,6 +50,7 @@ def stress(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """Ruff lint and format checks on the package, the tests, the benchmarks and this file."""
     session.install("ruff")
     session.run("ruff", "check", "uv_envs", "uv_envs_server")
     session.run("ruff", "format", "--check", "uv_envs", "uv_envs_server")
@@ -57,6 +58,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
+    """Mypy strict on the package, the tests and the benchmarks."""
     session.install("-e", ".[server]", "mypy", "types-grpcio", "types-protobuf")
     session.run("mypy")
 

@@ -216,13 +216,13 @@ class Bench:
     def cache(self, mode: str) -> Path:
         return self.fresh("uv-cache-cold") if mode == "cold" else self.warm_uv_cache
 
-    def manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:
+    def manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:  # noqa: ANN401 - Settings fields
         executor = CountingExecutor(SubprocessUvExecutor(self.uv))
         return EnvManager(
             Settings(root=root, cache_dir=cache, uv_binary=self.uv, **settings), executor=executor
         )
 
-    def warm_manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:
+    def warm_manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:  # noqa: ANN401 - ditto
         """A manager as a long-running process has it: interpreters found, audit DB open."""
         manager = self.manager(root, cache, **settings)
         manager.python_finder.find(manager.settings.default_python)
@@ -560,7 +560,7 @@ def machine() -> list[tuple[str, str]]:
     ]
 
 
-def report(bench: Bench, set_names: Sequence[str], modes: Sequence[str]) -> str:
+def report(bench: Bench, set_names: Sequence[str], modes: Sequence[str]) -> str:  # noqa: C901 - one table per benchmark, in order
     lines = ["## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in machine()]
     lines += [
@@ -723,7 +723,7 @@ def targets(bench: Bench, set_names: Sequence[str]) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - options, runs and report, read top to bottom
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 repetitions, small set only")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")

@@ -52,7 +52,7 @@ def make_manager(
     publish: RecordingPublisher | None = None,
     *,
     python_finder: FakePythonFinder | None = None,
-    **settings: Any,
+    **settings: object,
 ) -> EnvManager:
     options: dict[str, Any] = {"root": tmp_path / "root", "lock_timeout": 5, **settings}
     return EnvManager(
@@ -488,7 +488,7 @@ def test_runtime_env(fake_manager: EnvManager) -> None:
         (None, ["no-such-package"], ResolutionFailed),
     ],
 )
-def test_a_failed_create_is_rolled_back(  # noqa: PLR0917 - pytest passes fixtures by name
+def test_a_failed_create_is_rolled_back(
     fake_manager: EnvManager,
     fake_uv: FakeUvExecutor,
     events: RecordingPublisher,
@@ -898,7 +898,7 @@ BAD_CREATES: list[Any] = [
 
 @pytest.mark.parametrize(("kwargs", "error"), BAD_CREATES)
 @pytest.mark.parametrize("method", ["create", "ensure"])
-def test_bad_input_to_create_changes_nothing(  # noqa: PLR0917 - pytest passes fixtures by name
+def test_bad_input_to_create_changes_nothing(
     fake_manager: EnvManager,
     fake_uv: FakeUvExecutor,
     events: RecordingPublisher,
