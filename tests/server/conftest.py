@@ -11,7 +11,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import grpc
 import pytest
@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 Serve = Callable[..., str]
 OpenClient = Callable[..., EnvManagerClient]
+
+
+class Ident(TypedDict):
+    """The key fields of an env request, for ``pb.CreateEnvRequest(**IDENT, ...)``."""
+
+    workflow_id: str
+    node_id: str
+    version_id: str
 
 
 @pytest.fixture

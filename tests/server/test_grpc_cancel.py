@@ -30,9 +30,9 @@ from uv_envs_server._generated import env_manager_pb2_grpc
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from .conftest import GatedManager, OpenClient, Serve
+    from .conftest import GatedManager, Ident, OpenClient, Serve
 
-IDENT = {"workflow_id": "wf", "node_id": "slow", "version_id": "v1"}
+IDENT: Ident = {"workflow_id": "wf", "node_id": "slow", "version_id": "v1"}
 KEY = EnvKey("wf", "slow", "v1")
 
 

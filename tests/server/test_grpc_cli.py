@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,8 +81,11 @@ def server_env(wheelhouse: Path, uv_cache: Path) -> dict[str, str]:
     return env
 
 
+StartServer = Callable[..., Server]  # a Server subclass whose arguments are the extra options
+
+
 @pytest.fixture
-def start(tmp_path: Path, server_env: dict[str, str]) -> Iterator[type[Server]]:
+def start(tmp_path: Path, server_env: dict[str, str]) -> Iterator[StartServer]:
     started: list[Server] = []
 
     class Started(Server):
@@ -97,7 +101,7 @@ def start(tmp_path: Path, server_env: dict[str, str]) -> Iterator[type[Server]]:
             server.process.communicate()
 
 
-def test_serves_and_exits_zero_on_sigterm(start: type[Server], tmp_path: Path) -> None:
+def test_serves_and_exits_zero_on_sigterm(start: StartServer, tmp_path: Path) -> None:
     server = start()
     assert server.target.startswith("127.0.0.1:"), server.process.stderr
     with EnvManagerClient(server.target, timeout=120) as client:
@@ -110,7 +114,7 @@ def test_serves_and_exits_zero_on_sigterm(start: type[Server], tmp_path: Path) -
     assert "Traceback" not in server.stderr
 
 
-def test_exits_zero_on_sigint(start: type[Server]) -> None:
+def test_exits_zero_on_sigint(start: StartServer) -> None:
     server = start()
     with EnvManagerClient(server.target, timeout=30) as client:
         assert client.health() == "SERVING"
@@ -205,7 +209,7 @@ def test_sigterm_during_a_create_leaves_it_ready_or_absent(
 
 
 def test_tls_token_and_limits_from_the_command_line(
-    start: type[Server], tmp_path: Path, self_signed: SelfSigned
+    start: StartServer, tmp_path: Path, self_signed: SelfSigned
 ) -> None:
     cert, key = self_signed()
     (tmp_path / "cert.pem").write_bytes(cert)
@@ -282,7 +286,7 @@ def test_a_taken_port_fails_with_a_message(tmp_path: Path, server_env: dict[str,
 
 
 def test_index_options_on_the_command_line(
-    tmp_path: Path, wheelhouse: Path, uv_cache: Path, start: type[Server]
+    tmp_path: Path, wheelhouse: Path, uv_cache: Path, start: StartServer
 ) -> None:
     server = Server(
         [

@@ -35,9 +35,9 @@ from uv_envs_server._stdservices import message_class
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from .conftest import OpenClient, SelfSigned, Serve
+    from .conftest import Ident, OpenClient, SelfSigned, Serve
 
-IDENT = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
+IDENT: Ident = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
 TOKEN = "s3cret-Token_value.42"  # noqa: S105 - a test token for a loopback server
 
 

@@ -30,11 +30,11 @@ from uv_envs_server._generated import env_manager_pb2_grpc
 from uv_envs_server._stdservices import message_class
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
-    from .conftest import GatedManager, OpenClient, Serve
+    from .conftest import GatedManager, Ident, OpenClient, Serve
 
-IDENT = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
+IDENT: Ident = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_health_watch_sees_shutdown(fake_manager: uv_envs.EnvManager) -> None:
                 request_serializer=request_cls.SerializeToString,
                 response_deserializer=response_cls.FromString,
             )
-            stream = watch(request_cls(service=""), timeout=30)
+            stream: Iterator[Any] = watch(request_cls(service=""), timeout=30)
             assert next(stream).status == 1  # SERVING
             # 4 workers allow one Watch stream: the rest stay free for real work.
             with pytest.raises(grpc.RpcError) as info:
@@ -425,7 +425,7 @@ def test_provider_contract(
         with pytest.raises(uv_envs.InvalidIdentifier):
             provider.create_environment("bad", {"workflow_id": "../x", "node_id": "n"})
     finally:
-        if remote:
+        if isinstance(provider, GrpcEnvironmentProvider):  # remote
             provider.close()
 
 
