@@ -25,6 +25,7 @@ What is measured (docs/performance.md explains each figure):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -524,12 +525,12 @@ def bench_bytecode(bench: Bench) -> None:
                 bench.fresh("root"), bench.warm_uv_cache, compile_bytecode=compiled
             )
             took, environment = timed(
-                lambda manager=manager: manager.create(EnvKey("bench", "imp"), packages=MEDIUM)
+                functools.partial(manager.create, EnvKey("bench", "imp"), packages=MEDIUM)
             )
             creates.append(took)
             argv = [environment.python_path, "-c", IMPORTS]
-            firsts.append(timed(lambda argv=argv: run(argv, env=env))[0])
-            seconds_.append(timed(lambda argv=argv: run(argv, env=env))[0])
+            firsts.append(timed(functools.partial(run, argv, env=env))[0])
+            seconds_.append(timed(functools.partial(run, argv, env=env))[0])
             size = tree_bytes(environment.env_path / ".venv" / "lib")
         result["on" if compiled else "off"] = {
             "create": median(creates),

@@ -107,8 +107,10 @@ def fill(audit: SqliteAuditLog) -> list[int]:
 def test_query_filters(audit: SqliteAuditLog) -> None:
     ids = fill(audit)
 
-    def found(**filters: str) -> list[int]:
-        page = audit.query(limit=100, **filters)
+    def found(
+        *, workflow_id: str | None = None, node_id: str | None = None, status: str | None = None
+    ) -> list[int]:
+        page = audit.query(limit=100, workflow_id=workflow_id, node_id=node_id, status=status)
         assert page.total == len(page.items)
         return [r.id for r in page.items]
 

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import attrs
 import pytest
@@ -115,6 +116,17 @@ def start(
     )
 
 
+@runtime_checkable
+class _Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+def close_audit(manager: EnvManager) -> None:
+    """Close the audit database: the AuditLog port has no close(); the SQLite log has."""
+    assert isinstance(manager.audit, _Closeable)
+    manager.audit.close()
+
+
 def wait_for_start(process: subprocess.Popen[str]) -> float:
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -124,9 +136,10 @@ def wait_for_start(process: subprocess.Popen[str]) -> float:
 
 def prepare(settings: Settings, python_finder: PythonFinder, operation: str) -> None:
     manager = EnvManager(settings, python_finder=python_finder)
-    if BEFORE[operation] is not None:
-        manager.create(KEY, packages=sorted(BEFORE[operation]))
-    manager.audit.close()
+    before = BEFORE[operation]
+    if before is not None:
+        manager.create(KEY, packages=sorted(before))
+    close_audit(manager)
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +287,7 @@ def test_a_kill_at_a_random_moment_leaves_a_consistent_root(
     # The key works again at once.
     manager.ensure(KEY, packages=["alpha"])
     assert manager.status(KEY).status is EnvStatus.READY
-    manager.audit.close()
+    close_audit(manager)
 
 
 def incomplete_store_entries(manager: EnvManager) -> list[Path]:
@@ -313,7 +326,7 @@ def test_recover_leaves_no_debris_of_an_interrupted_step(
     assert [str(p.relative_to(root)) for p in stray_files(root)] == []
     assert incomplete_store_entries(manager) == [], "recover() left a half-built venv in store/"
     check_root(manager, [KEY])
-    manager.audit.close()
+    close_audit(manager)
 
 
 def test_crash_figures(request: pytest.FixtureRequest) -> None:
@@ -356,7 +369,7 @@ def test_a_uv_left_running_by_a_killed_manager_never_touches_the_live_generation
         wait_for_exit(orphans)
         after = {name: (live / name).read_bytes() for name in ("pyproject.toml", "uv.lock")}
         report = manager.verify(KEY)
-        manager.audit.close()
+        close_audit(manager)
         changed = [name for name in before if before[name] != after[name]]
         assert changed == [], (
             f"attempt {attempt}: a uv the killed manager left running rewrote the live "
