@@ -12,7 +12,7 @@ import threading
 import time
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -32,7 +32,17 @@ from uv_envs_server import (
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
 
-IDENT = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .conftest import GatedManager, Ident, OpenClient, Serve
+
+    # Generic only in the type stubs.
+    WatchCall = grpc.UnaryStreamMultiCallable[
+        health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+    ]
+
+IDENT: Ident = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
 
 
 @pytest.fixture
@@ -40,7 +50,7 @@ def stub(channel: grpc.Channel) -> env_manager_pb2_grpc.EnvManagerServiceStub:
     return env_manager_pb2_grpc.EnvManagerServiceStub(channel)
 
 
-def _code(call: Any, request: Any) -> tuple[grpc.StatusCode, str]:
+def _code(call: Callable[..., object], request: object) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as info:
         call(request, timeout=30)
     details = info.value.details() or ""
@@ -54,9 +64,10 @@ def test_health_is_serving(fake_client: EnvManagerClient) -> None:
     assert fake_client.health("no.such.Service") == "SERVICE_UNKNOWN"
 
 
-def _watch(channel: grpc.Channel) -> Any:
-    stub: Any = health_pb2_grpc.HealthStub(channel)  # typed without its methods
-    return stub.Watch
+def _watch(channel: grpc.Channel) -> WatchCall:
+    stub: Any = health_pb2_grpc.HealthStub(channel)  # the stubs type it without its methods
+    watch: WatchCall = stub.Watch
+    return watch
 
 
 def test_health_watch_sees_shutdown(small_server: tuple[EnvManagerServer, grpc.Channel]) -> None:
@@ -92,7 +103,7 @@ def test_a_watch_after_the_drain_hears_not_serving_and_ends(
     assert stream.code() is grpc.StatusCode.OK
 
 
-def _watch_when_free(watch: Any) -> Any:
+def _watch_when_free(watch: WatchCall) -> grpc.Call:
     # The server learns of a cancel asynchronously: retry until its place is free again.
     for _ in range(200):
         stream = watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
@@ -140,7 +151,7 @@ def test_reflection_lists_and_describes_services(channel: grpc.Channel) -> None:
         assert answers[4].error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
 
 
-def test_lifecycle_through_wtb_stubs(
+def test_lifecycle_through_wtb_stubs(  # noqa: PLR0915 - one walk through every RPC, as WTB calls them
     stub: env_manager_pb2_grpc.EnvManagerServiceStub, fake_uv: testing.FakeUvExecutor
 ) -> None:
     created = stub.CreateEnv(pb.CreateEnvRequest(**IDENT, packages=["alpha==1.0"]), timeout=30)
@@ -233,7 +244,7 @@ def test_failed_add_answers_failed_and_leaves_the_env(
 class _UvFailingManager:
     """Every uv-backed operation fails the way the core reports a uv failure."""
 
-    def _fail(self, *args: Any, **kwargs: Any) -> None:
+    def _fail(self, *args: object, **kwargs: object) -> None:
         raise uv_envs.UvError(
             "uv sync failed",
             command=("uv", "sync"),
@@ -244,14 +255,14 @@ class _UvFailingManager:
 
     sync = add = update = remove = _fail
 
-    def _timeout(self, *args: Any, **kwargs: Any) -> None:
+    def _timeout(self, *args: object, **kwargs: object) -> None:
         raise uv_envs.UvTimeout("uv ran longer than 1800 seconds", command=("uv", "lock"))
 
     ensure = _timeout
 
 
 @pytest.mark.parametrize("rpc", ["SyncEnv", "AddDeps", "UpdateDeps", "RemoveDeps"])
-def test_uv_failure_in_an_operation_is_a_failed_answer(serve: Any, rpc: str) -> None:
+def test_uv_failure_in_an_operation_is_a_failed_answer(serve: Serve, rpc: str) -> None:
     target = serve(_UvFailingManager())
     request = {
         "SyncEnv": pb.SyncEnvRequest(**IDENT),
@@ -302,7 +313,7 @@ def test_create_that_does_not_resolve_is_failed_precondition(
     ],
 )
 def test_bad_input_is_invalid_argument(
-    stub: env_manager_pb2_grpc.EnvManagerServiceStub, rpc: str, request_: Any
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub, rpc: str, request_: object
 ) -> None:
     code, details = _code(getattr(stub, rpc), request_)
     assert code is grpc.StatusCode.INVALID_ARGUMENT, details
@@ -321,7 +332,7 @@ def test_bad_input_is_invalid_argument(
     ],
 )
 def test_missing_env_is_not_found(
-    stub: env_manager_pb2_grpc.EnvManagerServiceStub, rpc: str, request_: Any
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub, rpc: str, request_: object
 ) -> None:
     code, details = _code(getattr(stub, rpc), request_)
     assert code is grpc.StatusCode.NOT_FOUND
@@ -346,7 +357,7 @@ class _BrokenManager:
 
 
 def test_unexpected_errors_are_internal_without_traceback(
-    serve: Any, caplog: pytest.LogCaptureFixture
+    serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     target = serve(_BrokenManager())
     with grpc.insecure_channel(target) as channel:
@@ -399,7 +410,7 @@ def test_client_round_trip(fake_client: EnvManagerClient) -> None:
 
 
 def test_status_is_answered_while_a_create_runs(
-    serve: Any, gated_manager: Any, open_client: Any
+    serve: Serve, gated_manager: GatedManager, open_client: OpenClient
 ) -> None:
     manager, gate = gated_manager()
     client = open_client(serve(manager, max_workers=4), timeout=30)
@@ -420,7 +431,9 @@ def test_status_is_answered_while_a_create_runs(
     assert client.get_env_status("wf", "slow").status == "READY"
 
 
-def test_a_busy_env_is_aborted(serve: Any, gated_manager: Any, open_client: Any) -> None:
+def test_a_busy_env_is_aborted(
+    serve: Serve, gated_manager: GatedManager, open_client: OpenClient
+) -> None:
     manager, gate = gated_manager(lock_timeout=0.5)
     client = open_client(serve(manager, max_workers=4), timeout=30)
     with futures.ThreadPoolExecutor(1) as pool:
@@ -451,7 +464,7 @@ def test_provider_contract(
         with pytest.raises(uv_envs.InvalidIdentifier):
             provider.create_environment("bad", {"workflow_id": "../x", "node_id": "n"})
     finally:
-        if remote:
+        if isinstance(provider, GrpcEnvironmentProvider):  # remote
             provider.close()
 
 
