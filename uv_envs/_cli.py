@@ -133,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subco
     command.add_argument("--token-file")
     command.add_argument("--max-message-bytes", type=int)
     command.add_argument("--max-packages", type=int)
+    command.add_argument("--min-cleanup-idle-hours", type=float)
     return parser
 
 
@@ -213,6 +214,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             ("--token-file", args.token_file),
             ("--max-message-bytes", args.max_message_bytes),
             ("--max-packages", args.max_packages),
+            ("--min-cleanup-idle-hours", args.min_cleanup_idle_hours),
         ):
             if value is not None:
                 argv += [flag, str(value)]
