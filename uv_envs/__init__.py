@@ -14,6 +14,7 @@ from ._errors import (
     EnvironmentInUse,
     EnvironmentNotFound,
     EnvironmentNotReady,
+    EnvironmentUnreadable,
     InvalidIdentifier,
     InvalidInput,
     InvalidPythonVersion,
@@ -46,7 +47,7 @@ from ._events import (
     logging_publisher,
 )
 from ._manager import EnvManager
-from ._metadata import JsonMetadataRepository, MetadataRepository
+from ._metadata import Damage, JsonMetadataRepository, MetadataRepository, UnreadableRecord
 from ._models import (
     CleanupReport,
     DeletedOperations,
@@ -68,6 +69,7 @@ from ._models import (
 )
 from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, environment_dict
 from ._python import Interpreter, InterpreterFinder, PythonFinder
+from ._repair import RepairReport
 from ._settings import Settings, default_root
 from ._uv import SubprocessUvExecutor, UvExecutor, UvInvocation, UvResult
 
@@ -79,6 +81,7 @@ except _importlib_metadata.PackageNotFoundError:  # pragma: no cover - running f
 __all__ = [
     "AuditLog",
     "CleanupReport",
+    "Damage",
     "DeleteResult",
     "DeletedOperations",
     "Dependencies",
@@ -105,6 +108,7 @@ __all__ = [
     "EnvironmentNotReady",
     "EnvironmentSyncFailed",
     "EnvironmentSynced",
+    "EnvironmentUnreadable",
     "EventBus",
     "EventPublisher",
     "Export",
@@ -125,6 +129,7 @@ __all__ = [
     "OperationResult",
     "PythonFinder",
     "PythonNotFound",
+    "RepairReport",
     "RequirementsOptionNotAllowed",
     "ResolutionFailed",
     "RetiredGeneration",
@@ -133,6 +138,7 @@ __all__ = [
     "StatusReport",
     "StorageError",
     "SubprocessUvExecutor",
+    "UnreadableRecord",
     "UvEnvsError",
     "UvError",
     "UvExecutor",

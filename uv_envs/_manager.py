@@ -30,7 +30,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from . import _events as events
-from . import _locking
+from . import _locking, _repair
+from . import _quarantine as quarantine
 from ._audit import FAILED, RUNNING, SUCCESS, AuditLog, SqliteAuditLog
 from ._envdirs import EnvDirs
 from ._errors import (
@@ -38,6 +39,7 @@ from ._errors import (
     EnvironmentInUse,
     EnvironmentNotFound,
     EnvironmentNotReady,
+    EnvironmentUnreadable,
     InvalidInput,
     InvalidRequirement,
     OperationCancelled,
@@ -45,7 +47,7 @@ from ._errors import (
     UvError,
 )
 from ._layout import Layout
-from ._metadata import JsonMetadataRepository, MetadataRepository
+from ._metadata import JsonMetadataRepository, MetadataRepository, UnreadableRecord
 from ._models import (
     CleanupReport,
     DeletedOperations,
@@ -246,7 +248,7 @@ class EnvManager:
 
     def _provide(self, key: EnvKey, request: _Request, *, replace: bool) -> Environment:
         with self._locked(key):
-            existing = self._reconciled(key)
+            existing = self._effective(self._reconciled(key))
             if (
                 existing is not None
                 and existing.status is EnvStatus.DAMAGED
@@ -432,7 +434,10 @@ class EnvManager:
     def status(self, key: EnvKey) -> StatusReport:
         """The env's status and which of its files exist. Never raises for a missing env."""
         env_dir = self.layout.env_dir(key)
-        environment = self.metadata.load(key)
+        try:
+            environment = self._effective(self.metadata.load(key))
+        except EnvironmentUnreadable as exc:
+            return quarantine.status_report(self.layout, self._unreadable(exc, key))
         if environment is not None and environment.status is EnvStatus.CREATING:
             environment = self._recover_if_abandoned(key, environment)
         if environment is None:
@@ -445,11 +450,12 @@ class EnvManager:
             has_uv_lock=(env_dir / "uv.lock").is_file(),
             has_venv=(env_dir / ".venv" / "pyvenv.cfg").is_file(),
             environment=environment,
+            error=environment.error if environment.status is not EnvStatus.READY else None,
         )
 
     def get(self, key: EnvKey) -> Environment:
         """The env of ``key``; raises :class:`~uv_envs.EnvironmentNotFound` if there is none."""
-        environment = self.metadata.load(key)
+        environment = self._effective(self.metadata.load(key))
         if environment is not None and environment.status is EnvStatus.CREATING:
             environment = self._recover_if_abandoned(key, environment)
         if environment is None:
@@ -470,7 +476,9 @@ class EnvManager:
     ) -> list[Environment]:
         """Every env, optionally narrowed to a workflow and node, sorted by key.
 
-        An env whose creator died is listed as FAILED until it is recovered.
+        An env whose creator died is listed as FAILED until it is recovered;
+        one whose record cannot be read as UNREADABLE (with the reason as
+        ``error``), never left out.
         """
         if workflow_id is not None:
             validate_id(workflow_id, "workflow_id")
@@ -479,7 +487,10 @@ class EnvManager:
         found: list[Environment] = []
         for key in self.metadata.keys(workflow_id, node_id):
             try:
-                environment = self.metadata.load(key)
+                environment = self._effective(self.metadata.load(key))
+            except EnvironmentUnreadable as exc:
+                found.append(quarantine.placeholder(self.layout, self._unreadable(exc, key)))
+                continue
             except StorageError:
                 continue
             if environment is None:
@@ -629,20 +640,24 @@ class EnvManager:
         installed files' bytes.
         """
         with self._locked(key):
-            environment = self._require_usable(self._require(key))
+            environment = self._require_usable(_repair.effective(self.layout, self._require(key)))
+            # A damaged shared venv is rebuilt once beside it, for every env linking it.
+            damaged_entry = self._damaged_entry(environment)
             try:
                 result = self._next_generation(
                     environment,
                     "sync",
                     lambda _gen, _results: None,
                     copy_project=True,
-                    shared=False,
-                    refresh=environment.status is EnvStatus.DAMAGED,
+                    shared=damaged_entry is not None,
+                    refresh=environment.status is EnvStatus.DAMAGED or damaged_entry is not None,
                     spec=environment.spec,
                 )
             except BaseException as exc:
                 self._emit(events.EnvironmentSyncFailed(key, details={"error": str(exc)}))
                 raise
+        if damaged_entry is not None:
+            self._repairer().repair_users_of(damaged_entry, exclude=key)
         self._emit(
             events.EnvironmentSynced(key, details={"generation": result.environment.generation})
         )
@@ -777,7 +792,10 @@ class EnvManager:
     def delete_within(self, key: EnvKey, timeout: float, *, force: bool = False) -> DeleteResult:
         """:meth:`delete`, waiting at most ``timeout`` seconds for the env's lock."""
         with self._locked(key, timeout=timeout):
-            environment = self.metadata.load(key)
+            try:
+                environment = self.metadata.load(key)
+            except EnvironmentUnreadable:
+                environment = None  # quarantined: deleting it is the way out
             env_dir = self.layout.env_dir(key)
             if environment is None and not env_dir.exists():
                 return DeleteResult(key=key, status="NOT_FOUND")
@@ -823,7 +841,12 @@ class EnvManager:
             raise InvalidInput(f"max_bytes must be a whole number >= 0, not {max_bytes!r}")
         idle = math.inf if idle_seconds is None else idle_seconds
         checked_at = time.time()
-        outcomes: dict[str, list[EnvKey]] = {"deleted": [], "busy": [], "leased": []}
+        outcomes: dict[str, list[EnvKey]] = {
+            "deleted": [],
+            "busy": [],
+            "leased": [],
+            "unreadable": [],
+        }
         pruned = 0
         survivors: list[tuple[float, EnvKey]] = []
         for key in list(self.metadata.keys()):
@@ -859,6 +882,7 @@ class EnvManager:
             pruned_locks=self.lock_store.prune(),
             skipped_leased=tuple(outcomes["leased"]),
             bytes_in_use=bytes_in_use,
+            skipped_unreadable=tuple(outcomes["unreadable"]),
         )
         self._emit(
             events.EnvironmentCleanupCompleted(
@@ -881,7 +905,10 @@ class EnvManager:
         if not _locking.try_acquire(lock):
             return "busy", 0, 0.0
         try:
-            environment = self._reconciled(key)
+            try:
+                environment = self._reconciled(key)
+            except EnvironmentUnreadable:
+                return "unreadable", 0, 0.0  # quarantined: left as it is, reported
             if environment is None:
                 return "gone", 0, 0.0
             pinned = set(self.dirs.live_leases(key))
@@ -942,7 +969,10 @@ class EnvManager:
         repairs it.
         """
         with self._locked(key):
-            environment = self._require_usable(self._require(key))
+            try:
+                environment = self._require_usable(self._require(key))
+            except EnvironmentUnreadable as exc:
+                return quarantine.verify_report(self._unreadable(exc, key))
             record = self.audit.start(key, "verify")
             gen_dir = self.dirs.current_dir(environment)
             problems, checked, damaged_packages = check_venv(
@@ -963,6 +993,84 @@ class EnvManager:
                 self.metadata.save(attrs.evolve(environment, status=EnvStatus.READY, error=None))
             self._finish_ok(record, [], {"problems": list(problems), "checked_files": checked})
         return VerifyReport(key=key, problems=tuple(problems), checked_files=checked)
+
+    def verify_all(self) -> _repair.RepairReport:
+        """Check every env on the root, each shared venv once; mark what is damaged.
+
+        Repairs nothing: :meth:`repair` does. Envs whose record cannot be read
+        are reported in ``unreadable``. For a cron job: ``uv-envs verify --all --json``.
+        """
+        return self._repairer().check(sorted(self.metadata.keys()))
+
+    def repair(self, key: EnvKey | None = None) -> _repair.RepairReport:
+        """Check one env (or the whole root) and rebuild what is damaged.
+
+        A damaged shared venv is rebuilt once, beside the damaged one (which
+        is never edited: processes may still run from it), and every env whose
+        current generation links it moves to a new generation linking the
+        rebuilt one, including envs other than ``key``. Envs whose record
+        cannot be read are reported, never touched.
+        """
+        if key is not None and self.status(key).status is EnvStatus.NOT_FOUND:
+            raise EnvironmentNotFound(f"no environment {key}")
+        keys = [key] if key is not None else sorted(self.metadata.keys())
+        return self._repairer().repair(keys)
+
+    def _repairer(self) -> _repair.Repairer:
+        return _repair.Repairer(
+            self.layout,
+            self.venv_store,
+            read=self._read,
+            mark=self._mark_damaged,
+            rebuild=self._rebuild,
+            clean_cache=self._clean_cache,
+        )
+
+    def _clean_cache(self, names: Iterable[str]) -> None:
+        # Installed files are hard links into uv's cache: damaged ones are damaged there too.
+        self.executor.run(cache_clean_command(self.uv_options, names))
+
+    def _read(self, key: EnvKey) -> Environment | UnreadableRecord | None:
+        try:
+            return self.metadata.load(key)
+        except EnvironmentUnreadable as exc:
+            return self._unreadable(exc, key)
+
+    def _mark_damaged(self, key: EnvKey, problems: tuple[str, ...]) -> None:
+        """Record DAMAGED on one env if its lock is free now (reads derive it meanwhile)."""
+        with contextlib.suppress(TimeoutError, EnvironmentUnreadable), self._locked(key, timeout=0):
+            environment = self.metadata.load(key)
+            if environment is not None and environment.status in _USABLE:
+                self.metadata.save(
+                    attrs.evolve(
+                        environment, status=EnvStatus.DAMAGED, error="; ".join(problems[:5])
+                    )
+                )
+
+    def _rebuild(self, key: EnvKey) -> None:
+        """A new generation for one env, linked to a healthy (or freshly rebuilt) store venv."""
+        with self._locked(key):
+            environment = self._require_usable(_repair.effective(self.layout, self._require(key)))
+            self._next_generation(
+                environment,
+                "repair",
+                lambda _gen, _results: None,
+                copy_project=True,
+                refresh=True,
+                spec=environment.spec,
+            )
+
+    def _damaged_entry(self, environment: Environment) -> Path | None:
+        """The env's shared venv if a check (verify, verify_all, repair) marked it damaged."""
+        entry = _repair.linked_entry(self.layout.store_dir, self.dirs.current_dir(environment))
+        return entry if entry is not None and _repair.is_damaged(entry) else None
+
+    def _effective(self, environment: Environment | None) -> Environment | None:
+        """The env as reported: DAMAGED when its shared venv is (see ``_repair.effective``)."""
+        return None if environment is None else _repair.effective(self.layout, environment)
+
+    def _unreadable(self, error: EnvironmentUnreadable, key: EnvKey) -> UnreadableRecord:
+        return quarantine.record_of(error, self.layout, key)
 
     # --- audit ------------------------------------------------------------------------
 
@@ -1011,6 +1119,9 @@ class EnvManager:
                 self._reconciled(key, repairs)
                 if repairs:
                     repaired.append(key)
+            except EnvironmentUnreadable as exc:
+                # Quarantined: reported (log, audit row), left as it is; recovery goes on.
+                quarantine.report(self.audit, self._unreadable(exc, key))
             finally:
                 _locking.release(lock_file)
         self.dirs.empty_trash()
@@ -1175,7 +1286,9 @@ class EnvManager:
         def build(venv: Path) -> None:
             with install_slot(self.layout.locks_dir, self.settings.max_concurrent_installs):
                 self._run(
-                    sync_command(gen_dir, str(interpreter.path), self.uv_options, venv=venv),
+                    sync_command(
+                        gen_dir, str(interpreter.path), self.uv_options, venv=venv, refresh=refresh
+                    ),
                     "uv sync --frozen failed",
                     results,
                 )

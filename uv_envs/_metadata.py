@@ -138,8 +138,10 @@ def _parse(data: bytes) -> Environment | tuple[Damage, str]:  # noqa: PLR0911 - 
     try:
         raw = json.loads(data)
     except ValueError as exc:
-        if isinstance(exc, json.JSONDecodeError) and exc.pos >= len(exc.doc.rstrip()):
-            return Damage.NOT_JSON, f"truncated at byte {len(data)} ({exc.msg})"
+        text = data.strip()
+        if not text or (text.startswith(b"{") and not text.endswith(b"}")):
+            # An object that stops early: a partial write or restore, not an edit.
+            return Damage.NOT_JSON, f"truncated at byte {len(data)}"
         return Damage.NOT_JSON, str(exc)
     if not isinstance(raw, dict):
         return Damage.WRONG_SCHEMA, f"a JSON {type(raw).__name__}, not an object"

@@ -63,6 +63,14 @@ DEFAULT_MIN_CLEANUP_IDLE_HOURS = 1.0
 logger = logging.getLogger("uv_envs_server")
 
 
+#: Core statuses outside the contract's CREATING/READY/FAILED/NOT_FOUND, sent as the
+#: nearest one: neither can be used. ``metadata_json`` carries the real status and why.
+_WIRE_STATUS = {
+    uv_envs.EnvStatus.DAMAGED: "FAILED",
+    uv_envs.EnvStatus.UNREADABLE: "FAILED",
+}
+
+
 def _key(request: _Identified) -> uv_envs.EnvKey:
     # Raises InvalidIdentifier (INVALID_ARGUMENT) for a bad or missing id.
     return uv_envs.EnvKey(request.workflow_id, request.node_id, request.version_id)
@@ -156,14 +164,23 @@ class EnvManagerServicer:
         def call() -> pb.EnvStatusResponse:
             report = self.manager.status(_key(request))
             env = report.environment
+            metadata = uv_envs.converter.unstructure(env) if env else None
+            if report.status is uv_envs.EnvStatus.UNREADABLE:
+                # No record to send: what there is to say about it instead.
+                metadata = {
+                    "key": uv_envs.converter.unstructure(report.key),
+                    "env_path": str(report.env_path),
+                    "status": str(report.status),
+                    "error": report.error,
+                }
             return pb.EnvStatusResponse(
                 **_ident(request),
-                status=str(report.status),
+                status=_WIRE_STATUS.get(report.status, str(report.status)),
                 env_path=str(report.env_path),
                 has_pyproject=report.has_pyproject,
                 has_uv_lock=report.has_uv_lock,
                 has_venv=report.has_venv,
-                metadata_json=_json(uv_envs.converter.unstructure(env)) if env else "",
+                metadata_json=_json(metadata) if metadata is not None else "",
             )
 
         return self._run(context, call)

@@ -50,7 +50,7 @@ def test_an_unset_or_zero_idle_hours_keeps_envs_used_within_the_minimum(
     _age(fake_manager, stale, hours=2)
     target = serve(fake_manager)
     with grpc.insecure_channel(target) as channel:
-        stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)
+        stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)  # type: ignore[no-untyped-call]
         cleaned = stub.Cleanup(pb.CleanupRequest(**request_kwargs), timeout=30)
     # The env used two hours ago goes; the one in use right now stays.
     assert list(cleaned.deleted) == ["wf/stale/"]
