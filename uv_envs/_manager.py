@@ -955,7 +955,9 @@ class EnvManager:
         """
         with contextlib.ExitStack() as stack:
             with self._locked(key):
-                environment = self._require_ready(self._require(key))
+                environment = self._require_ready(
+                    _repair.effective(self.layout, self._require(key))
+                )
                 stack.enter_context(self.dirs.hold_lease(key, environment.generation))
             self.dirs.touch(environment)
             yield environment
