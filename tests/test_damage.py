@@ -173,7 +173,7 @@ def test_an_interrupted_delete_is_still_debris_not_damage(fake_manager: EnvManag
     # A delete renames the record away first, then the folder: dying in between leaves
     # generations without metadata.json, which recover() removes (it is no damage).
     environment = fake_manager.ensure(BAD, packages=["alpha"])
-    fake_manager.metadata.discard(BAD)
+    fake_manager._core.services.metadata.discard(BAD)
     assert fake_manager.status(BAD).status is EnvStatus.NOT_FOUND
     assert fake_manager.recover() == [BAD]
     assert not environment.env_path.exists()

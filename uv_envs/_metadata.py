@@ -15,6 +15,10 @@ for it, so callers can quarantine that one env and carry on with the others.
 To tell "missing" from "being deleted", :meth:`JsonMetadataRepository.discard`
 renames the file to ``.metadata.discarded`` instead of unlinking it: the env
 directory (and the marker with it) is renamed into the trash right after.
+
+This is no port: recovery depends on the file names used here (it removes
+their temp files, and tells lost records from debris), and nothing else could
+keep that promise.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 import attrs
 import cattrs
@@ -74,26 +77,6 @@ class UnreadableRecord:
             "if it is leased; DeleteEnv over gRPC) and create it again",
             self,
         )
-
-
-class MetadataRepository(Protocol):
-    """Loads and stores :class:`~uv_envs.Environment` records."""
-
-    def load(self, key: EnvKey) -> Environment | None:
-        """The stored record, or ``None`` when the key has none."""
-        ...
-
-    def save(self, environment: Environment) -> None:
-        """Store the record atomically, replacing any previous one."""
-        ...
-
-    def discard(self, key: EnvKey) -> None:
-        """Forget the record (the environment directory is removed by the manager)."""
-        ...
-
-    def keys(self, workflow_id: str | None = None, node_id: str | None = None) -> Iterator[EnvKey]:
-        """Every key with a record, optionally narrowed to a workflow and node."""
-        ...
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -216,6 +199,19 @@ class JsonMetadataRepository:
         except FileNotFoundError:
             return
         fsync_directory(env_dir)
+
+    def remove_temporaries(self, key: EnvKey) -> list[str]:
+        """Delete temp files of writes that died; the caller holds the env lock.
+
+        Writes happen only under that lock, so any temp file found now was left
+        by a process that died between creating and renaming it.
+        """
+        path = self.layout.metadata_file(self.layout.env_dir(key))
+        removed: list[str] = []
+        for temporary in path.parent.glob(f".{path.name}.*.tmp"):
+            temporary.unlink(missing_ok=True)
+            removed.append(temporary.name)
+        return removed
 
     def keys(self, workflow_id: str | None = None, node_id: str | None = None) -> Iterator[EnvKey]:
         """Every key with a record, readable or not (a damaged env without one included)."""

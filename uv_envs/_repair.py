@@ -88,10 +88,16 @@ def is_damaged(entry: Path) -> bool:
     return (entry / _DAMAGED).exists()
 
 
+def damaged_entry(layout: Layout, environment: Environment) -> Path | None:
+    """The store entry the env's current generation links, if a check marked it damaged."""
+    entry = linked_entry(layout.store_dir, current_gen_dir(environment))
+    return entry if entry is not None and is_damaged(entry) else None
+
+
 def store_damage(layout: Layout, environment: Environment) -> str | None:
     """Why the env is damaged through its shared venv, or ``None``: a few syscalls, no lock."""
-    entry = linked_entry(layout.store_dir, current_gen_dir(environment))
-    if entry is None or not is_damaged(entry):
+    entry = damaged_entry(layout, environment)
+    if entry is None:
         return None
     return (
         f"its shared venv store/{entry.name} is damaged (found by a check of an env "

@@ -164,11 +164,15 @@ class EnvManagerServicer:
         def call() -> pb.EnvStatusResponse:
             report = self.manager.status(_key(request))
             env = report.environment
-            metadata = uv_envs.converter.unstructure(env) if env else None
+            metadata = env.to_dict() if env else None
             if report.status is uv_envs.EnvStatus.UNREADABLE:
                 # No record to send: what there is to say about it instead.
                 metadata = {
-                    "key": uv_envs.converter.unstructure(report.key),
+                    "key": {
+                        "workflow_id": report.key.workflow_id,
+                        "node_id": report.key.node_id,
+                        "version_id": report.key.version_id,
+                    },
                     "env_path": str(report.env_path),
                     "status": str(report.status),
                     "error": report.error,

@@ -31,7 +31,7 @@ def _age(manager: uv_envs.EnvManager, key: uv_envs.EnvKey, hours: float) -> None
     """Make the env look last used ``hours`` ago (record and hand-out stamp)."""
     then = time.time() - hours * 3600
     environment = manager.get(key)
-    manager.metadata.save(attrs.evolve(environment, updated_at=then))
+    manager._core.services.metadata.save(attrs.evolve(environment, updated_at=then))
     os.utime(environment.env_path / ".last-used", (then, then))
 
 

@@ -42,7 +42,7 @@ def _truncate(env_dir: Path) -> None:
 def test_an_unreadable_env_over_grpc(serve: Any, fake_manager: uv_envs.EnvManager) -> None:
     fake_manager.ensure(BAD_KEY, packages=["alpha"])
     good = fake_manager.ensure(GOOD_KEY, packages=["alpha"])
-    _truncate(fake_manager.layout.env_dir(BAD_KEY))
+    _truncate(fake_manager._core.services.layout.env_dir(BAD_KEY))
     with grpc.insecure_channel(serve(fake_manager)) as channel:
         stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)  # type: ignore[no-untyped-call]
         status = stub.GetEnvStatus(pb.GetEnvStatusRequest(**BAD), timeout=30)
@@ -82,7 +82,7 @@ def test_the_python_client_raises_the_typed_error(
     serve: Any, fake_manager: uv_envs.EnvManager
 ) -> None:
     fake_manager.ensure(BAD_KEY, packages=["alpha"])
-    (fake_manager.layout.env_dir(BAD_KEY) / "metadata.json").write_text("{")
+    (fake_manager._core.services.layout.env_dir(BAD_KEY) / "metadata.json").write_text("{")
     with EnvManagerClient(serve(fake_manager), timeout=30) as client:
         with pytest.raises(uv_envs.EnvironmentUnreadable):
             client.ensure_env("wf", "bad", "v1", packages=["alpha"])
@@ -117,7 +117,7 @@ def test_the_server_starts_on_a_root_with_a_damaged_env_and_serves_the_rest(
 ) -> None:
     manager.ensure(BAD_KEY, packages=["gamma"])
     good = manager.ensure(GOOD_KEY, packages=["gamma"])
-    _truncate(manager.layout.env_dir(BAD_KEY))
+    _truncate(manager._core.services.layout.env_dir(BAD_KEY))
     process, target = _start_server(manager.settings.root, wheelhouse, uv_cache)
     try:
         assert target, "the server did not start: " + (process.communicate(timeout=5)[1] or "")
