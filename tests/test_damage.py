@@ -221,7 +221,7 @@ def counting() -> CountingExecutor:
 
 @pytest.fixture
 def shared(
-    settings: Settings, python_finder: uv_envs.PythonFinder, counting: CountingExecutor
+    settings: Settings, python_finder: uv_envs.InterpreterFinder, counting: CountingExecutor
 ) -> EnvManager:
     return EnvManager(settings, executor=counting, python_finder=python_finder)
 

@@ -5,7 +5,8 @@ it, then a create or an add runs out of space. It must fail with an error,
 leave the envs that exist importable, and leave a root that ``recover()``
 cleans once space returns, after which the same operation succeeds.
 
-Mounting needs root (``.ci/run`` runs as root); elsewhere the tests skip.
+Mounting needs root (``.ci/run`` runs as root, with ``UV_ENVS_REQUIRE_TMPFS=1``
+so that a skip there is a failure); elsewhere the tests skip with the reason.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import attrs
 import pytest
@@ -35,12 +37,19 @@ BULKY_BYTES = 4 << 20
 HEADROOMS = {"none": 0, "256k": 256 << 10, "2m": 2 << 20}
 
 
+def _cannot(reason: str) -> NoReturn:
+    # .ci/run sets UV_ENVS_REQUIRE_TMPFS=1: there these tests must run, not skip.
+    if os.environ.get("UV_ENVS_REQUIRE_TMPFS") == "1":
+        pytest.fail(f"UV_ENVS_REQUIRE_TMPFS=1 but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (.ci/run runs as root)")
+        _cannot("mounting a tmpfs needs root (.ci/run runs as root)")
     if shutil.which("mount") is None:
-        pytest.skip("no mount command")
+        _cannot("no mount command")
     mount_point = tmp_path / "small-disk"
     mount_point.mkdir()
     mounted = subprocess.run(
@@ -50,7 +59,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         check=False,
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        _cannot(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
         yield mount_point
     finally:
@@ -92,7 +101,10 @@ def bulky_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def disk_manager(
-    small_disk: Path, settings: Settings, python_finder: uv_envs.PythonFinder, bulky_wheels: Path
+    small_disk: Path,
+    settings: Settings,
+    python_finder: uv_envs.InterpreterFinder,
+    bulky_wheels: Path,
 ) -> EnvManager:
     # uv's cache stays on the big disk (the session's), so only the root fills up.
     index = IndexSettings(find_links=(*settings.index.find_links, str(bulky_wheels)), no_index=True)

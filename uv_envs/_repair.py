@@ -193,6 +193,7 @@ class Repairer:
             checked.append(key)
             gen_dir = current_gen_dir(found)
             entry = linked_entry(self.layout.store_dir, gen_dir)
+            first_look = entry is None or entry not in by_entry
             result, new_files = self._check_venv(gen_dir, entry, by_entry)
             files += new_files
             prefix = "" if entry is None else f"shared venv store/{entry.name}: "
@@ -200,7 +201,7 @@ class Repairer:
                 damaged_entries.add(entry)
             if result.problems:
                 problems[str(key)] = tuple(prefix + p for p in result.problems)
-                if result.damaged_packages:
+                if result.damaged_packages and first_look:
                     self.clean_cache(result.damaged_packages)
                 if entry is not None:
                     with contextlib.suppress(OSError):
