@@ -33,7 +33,7 @@ NEW = EnvKey("wf", "new", "v1")
 #: ``bulky`` installs a module this big: more than any headroom below.
 BULKY_BYTES = 4 << 20
 #: Free bytes left on the disk: none (the audit row cannot be written), a little
-#: (the venv or the metadata cannot be written), more (uv runs out mid-install).
+#: and more (the record and the new venv are written, then uv runs out mid-install).
 HEADROOMS = {"none": 0, "256k": 256 << 10, "2m": 2 << 20}
 
 
