@@ -48,12 +48,13 @@ def _cannot(reason: str) -> NoReturn:
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     if os.geteuid() != 0:
         _cannot("mounting a tmpfs needs root (.ci/run runs as root)")
-    if shutil.which("mount") is None:
-        _cannot("no mount command")
+    mount, umount = shutil.which("mount"), shutil.which("umount")
+    if mount is None or umount is None:
+        _cannot("no mount or umount command")
     mount_point = tmp_path / "small-disk"
     mount_point.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m", "tmpfs", str(mount_point)],
+        [mount, "-t", "tmpfs", "-o", f"size={TMPFS_MB}m", "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
         check=False,
@@ -63,7 +64,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount_point
     finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+        subprocess.run([umount, "-l", str(mount_point)], check=False)
 
 
 def _fill(directory: Path, headroom: int) -> Path:

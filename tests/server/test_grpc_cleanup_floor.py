@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 import grpc
@@ -23,6 +23,9 @@ from uv_envs_server import EnvManagerClient
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
 from uv_envs_server._servicer import DEFAULT_MIN_CLEANUP_IDLE_HOURS, EnvManagerServicer
+
+if TYPE_CHECKING:
+    from .conftest import Serve
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +44,7 @@ def test_the_default_minimum_is_one_hour() -> None:
 
 @pytest.mark.parametrize("request_kwargs", [{}, {"idle_hours": 0}], ids=["unset", "zero"])
 def test_an_unset_or_zero_idle_hours_keeps_envs_used_within_the_minimum(
-    serve: Any, fake_manager: uv_envs.EnvManager, request_kwargs: dict[str, int]
+    serve: Serve, fake_manager: uv_envs.EnvManager, request_kwargs: dict[str, int]
 ) -> None:
     fresh = uv_envs.EnvKey("wf", "fresh")
     stale = uv_envs.EnvKey("wf", "stale")
@@ -50,7 +53,7 @@ def test_an_unset_or_zero_idle_hours_keeps_envs_used_within_the_minimum(
     _age(fake_manager, stale, hours=2)
     target = serve(fake_manager)
     with grpc.insecure_channel(target) as channel:
-        stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)
         cleaned = stub.Cleanup(pb.CleanupRequest(**request_kwargs), timeout=30)
     # The env used two hours ago goes; the one in use right now stays.
     assert list(cleaned.deleted) == ["wf/stale/"]
@@ -59,7 +62,7 @@ def test_an_unset_or_zero_idle_hours_keeps_envs_used_within_the_minimum(
 
 
 def test_an_explicit_idle_hours_above_the_minimum_is_honoured(
-    serve: Any, fake_manager: uv_envs.EnvManager
+    serve: Serve, fake_manager: uv_envs.EnvManager
 ) -> None:
     key = uv_envs.EnvKey("wf", "n")
     fake_manager.ensure(key, packages=["alpha"])
@@ -73,7 +76,7 @@ def test_an_explicit_idle_hours_above_the_minimum_is_honoured(
 
 
 def test_a_minimum_of_zero_is_the_opt_in_for_everything(
-    serve: Any, fake_manager: uv_envs.EnvManager
+    serve: Serve, fake_manager: uv_envs.EnvManager
 ) -> None:
     key = uv_envs.EnvKey("wf", "n")
     fake_manager.ensure(key, packages=["alpha"])

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -23,6 +23,9 @@ import uv_envs
 from uv_envs_server import EnvManagerClient
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
+
+if TYPE_CHECKING:
+    from .conftest import Serve
 
 ERROR_CLASS = "uv-envs-error-class"
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +42,12 @@ def _truncate(env_dir: Path) -> None:
     path.write_bytes(data[: len(data) // 3])
 
 
-def test_an_unreadable_env_over_grpc(serve: Any, fake_manager: uv_envs.EnvManager) -> None:
+def test_an_unreadable_env_over_grpc(serve: Serve, fake_manager: uv_envs.EnvManager) -> None:
     fake_manager.ensure(BAD_KEY, packages=["alpha"])
     good = fake_manager.ensure(GOOD_KEY, packages=["alpha"])
     _truncate(fake_manager._core.services.layout.env_dir(BAD_KEY))
     with grpc.insecure_channel(serve(fake_manager)) as channel:
-        stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)
         status = stub.GetEnvStatus(pb.GetEnvStatusRequest(**BAD), timeout=30)
         assert status.status == "FAILED"
         detail = json.loads(status.metadata_json)
@@ -79,7 +82,7 @@ def test_an_unreadable_env_over_grpc(serve: Any, fake_manager: uv_envs.EnvManage
 
 
 def test_the_python_client_raises_the_typed_error(
-    serve: Any, fake_manager: uv_envs.EnvManager
+    serve: Serve, fake_manager: uv_envs.EnvManager
 ) -> None:
     fake_manager.ensure(BAD_KEY, packages=["alpha"])
     (fake_manager._core.services.layout.env_dir(BAD_KEY) / "metadata.json").write_text("{")
