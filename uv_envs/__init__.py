@@ -16,6 +16,7 @@ from ._errors import (
     EnvironmentInUse,
     EnvironmentNotFound,
     EnvironmentNotReady,
+    EnvironmentUnreadable,
     InvalidIdentifier,
     InvalidInput,
     InvalidPythonVersion,
@@ -48,6 +49,7 @@ from ._events import (
     logging_publisher,
 )
 from ._manager import EnvManager
+from ._metadata import Damage, UnreadableRecord
 from ._models import (
     CleanupReport,
     DeletedOperations,
@@ -70,6 +72,7 @@ from ._models import (
 )
 from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, key_from_config
 from ._python import Interpreter, InterpreterFinder
+from ._repair import RepairReport
 from ._settings import Settings
 from ._uv import SubprocessUvExecutor, UvExecutor, UvInvocation, UvResult
 from ._validation import MAX_PACKAGES
@@ -119,6 +122,7 @@ __all__ = [
     "MAX_PACKAGES",
     "AuditLog",
     "CleanupReport",
+    "Damage",
     "DeleteResult",
     "DeleteStatus",
     "DeletedOperations",
@@ -146,6 +150,7 @@ __all__ = [
     "EnvironmentNotReady",
     "EnvironmentSyncFailed",
     "EnvironmentSynced",
+    "EnvironmentUnreadable",
     "EventBus",
     "EventPublisher",
     "Export",
@@ -164,6 +169,7 @@ __all__ = [
     "OperationResult",
     "OperationStatus",
     "PythonNotFound",
+    "RepairReport",
     "RequirementsOptionNotAllowed",
     "ResolutionFailed",
     "RetiredGeneration",
@@ -171,6 +177,7 @@ __all__ = [
     "StatusReport",
     "StorageError",
     "SubprocessUvExecutor",
+    "UnreadableRecord",
     "UvEnvsError",
     "UvError",
     "UvExecutor",

@@ -81,74 +81,105 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(serve=server_cli.run)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="uv-envs", description="Provision isolated Python environments with uv.")
-    _add_global_options(parser)
-    after = _Parser(add_help=False)
-    _add_global_options(after, after_command=True)
-    commands = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
-    )
+class _Commands:
+    """Declares subcommands, each with the global options after it too."""
 
-    def command(name: str, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:  # noqa: ANN401
-        return commands.add_parser(
-            name, help=help_text, description=help_text, parents=[after], **kwargs
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        after = _Parser(add_help=False)
+        _add_global_options(after, after_command=True)
+        self._after = after
+        self._commands = parser.add_subparsers(
+            dest="command", required=True, metavar="COMMAND", parser_class=_Parser
         )
 
-    def with_key(name: str, help_text: str) -> argparse.ArgumentParser:
-        parser = command(name, help_text)
-        parser.add_argument("workflow_id")
-        parser.add_argument("node_id")
+    def add(self, name: str, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:  # noqa: ANN401
+        """A subcommand; ``kwargs`` go to ``add_parser``."""
+        kwargs.setdefault("description", help_text)
+        return self._commands.add_parser(name, help=help_text, parents=[self._after], **kwargs)
+
+    def with_key(
+        self,
+        name: str,
+        help_text: str,
+        *,
+        optional: bool = False,
+        **kwargs: Any,  # noqa: ANN401
+    ) -> argparse.ArgumentParser:
+        """A subcommand on one env; ``optional``: the key may be left out (the whole root)."""
+        parser = self.add(name, help_text, **kwargs)
+        parser.add_argument("workflow_id", nargs="?" if optional else None)
+        parser.add_argument("node_id", nargs="?" if optional else None)
         parser.add_argument("version_id", nargs="?", default="")
         return parser
 
-    def packages(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
-        parser.add_argument(
-            "-p",
-            "--package",
-            dest="packages",
-            action="append",
-            default=[],
-            metavar="SPEC",
-            help=help_text,
-        )
 
-    def requirements(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("-r", "--requirements", type=Path, help="a requirements.txt file")
+def _packages(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
+    parser.add_argument(
+        "-p",
+        "--package",
+        dest="packages",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=help_text,
+    )
 
+
+def _requirements(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-r", "--requirements", type=Path, help="a requirements.txt file")
+
+
+def _add_env_commands(commands: _Commands) -> None:
     for name, help_text in (
         ("create", "create an environment (fails if it exists with another spec)"),
         ("ensure", "make an environment match a spec; safe to retry"),
     ):
-        provision = with_key(name, help_text)
-        packages(provision, "a PEP 508 requirement (repeatable)")
-        requirements(provision)
+        provision = commands.with_key(name, help_text)
+        _packages(provision, "a PEP 508 requirement (repeatable)")
+        _requirements(provision)
         provision.add_argument("--python", help="Python version, e.g. 3.12")
         provision.add_argument(
             "--refresh", action="store_true", help="resolve again even if the spec's lock is stored"
         )
-    with_key("status", "show an environment's status")
-    add = with_key("add", "add dependencies")
-    packages(add)
-    requirements(add)
-    packages(with_key("update", "upgrade locked versions"))
-    packages(with_key("remove", "remove dependencies"))
-    with_key("deps", "list declared dependencies and locked versions")
-    with_key("sync", "rebuild the venv exactly from uv.lock")
-    export = with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
+    commands.with_key("status", "show an environment's status")
+    add = commands.with_key("add", "add dependencies")
+    _packages(add)
+    _requirements(add)
+    _packages(commands.with_key("update", "upgrade locked versions"))
+    _packages(commands.with_key("remove", "remove dependencies"))
+    commands.with_key("deps", "list declared dependencies and locked versions")
+    commands.with_key("sync", "rebuild the venv exactly from uv.lock")
+    export = commands.with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
     export.add_argument(
         "--format", choices=["project", "requirements.txt", "pylock.toml"], default="project"
     )
-    delete = with_key("delete", "delete an environment")
+    delete = commands.with_key("delete", "delete an environment")
     delete.add_argument("--force", action="store_true", help="delete even if leased")
-    with_key("verify", "check the venv against its lock, file by file")
-    listing = command("list", "list environments")
+    verify = commands.with_key(
+        "verify",
+        "check the venv against its lock, file by file",
+        optional=True,
+        description="check an env's venv (or, with --all, every env's, each shared venv once)",
+    )
+    verify.add_argument("--all", action="store_true", help="check every env on the root")
+    verify.add_argument("--repair", action="store_true", help="then rebuild what is damaged")
+    commands.with_key(
+        "repair",
+        "rebuild damaged venvs: of one env, or of the whole root",
+        optional=True,
+        description="check and rebuild damaged venvs; a damaged shared venv is rebuilt once "
+        "for every env that links it",
+    )
+
+
+def _add_root_commands(commands: _Commands) -> None:
+    listing = commands.add("list", "list environments")
     listing.add_argument("--workflow")
     listing.add_argument("--node")
-    cleanup = command("cleanup", "delete environments idle longer than N hours")
+    cleanup = commands.add("cleanup", "delete environments idle longer than N hours")
     cleanup.add_argument("--idle-hours", type=float, help="delete envs idle this long")
     cleanup.add_argument("--max-bytes", type=int, help="then delete LRU envs while over this")
-    ops = command("ops", "show the audit trail")
+    ops = commands.add("ops", "show the audit trail")
     ops.add_argument("--workflow")
     ops.add_argument("--node")
     ops.add_argument("--status")
@@ -157,11 +188,19 @@ def _parser() -> argparse.ArgumentParser:
     ops.add_argument(
         "--delete", action="store_true", help="delete the records of --workflow [--node]"
     )
-    command("recover", "repair what crashed processes left behind")
-    command("pythons", "list the Python interpreters uv-envs can use")
-    command(
+    commands.add("recover", "repair what crashed processes left behind")
+    commands.add("pythons", "list the Python interpreters uv-envs can use")
+    commands.add(
         "serve", "run the gRPC server (needs uv-envs[server])", late_options=_add_server_options
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="uv-envs", description="Provision isolated Python environments with uv.")
+    _add_global_options(parser)
+    commands = _Commands(parser)
+    _add_env_commands(commands)
+    _add_root_commands(commands)
     return parser
 
 

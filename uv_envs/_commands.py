@@ -75,6 +75,8 @@ def _status(args: argparse.Namespace, manager: EnvManager) -> int:
         print_json({**converter.unstructure(report), "status": report.status.value})
         return EXIT_OK
     print(f"{report.key}: {report.status.value}")
+    if report.error:
+        print(f"  error: {report.error}")
     print(f"  env_path: {report.env_path}")
     print(
         f"  pyproject.toml: {report.has_pyproject}  uv.lock: {report.has_uv_lock}"
@@ -150,7 +152,7 @@ def _list(args: argparse.Namespace, manager: EnvManager) -> int:
     for environment in environments:
         print(
             f"{environment.key}\t{environment.status.value}\t{environment.python_version}"
-            f"\t{environment.env_path}"
+            f"\t{environment.env_path}" + (f"\t{environment.error}" if environment.error else "")
         )
     return EXIT_OK
 
@@ -192,6 +194,10 @@ def _ops(args: argparse.Namespace, manager: EnvManager) -> int:
 
 
 def _verify(args: argparse.Namespace, manager: EnvManager) -> int:
+    if args.all or args.repair:
+        return _check_root(args, manager)
+    if args.workflow_id is None or args.node_id is None:
+        raise InvalidInput("verify needs WORKFLOW NODE [VERSION], or --all")
     verified = manager.verify(_key(args))
     _emit(
         args,
@@ -199,6 +205,46 @@ def _verify(args: argparse.Namespace, manager: EnvManager) -> int:
         "ok" if verified.ok else "\n".join(verified.problems),
     )
     return EXIT_OK if verified.ok else EXIT_FAILED
+
+
+def _check_root(args: argparse.Namespace, manager: EnvManager) -> int:
+    """``verify --all``, ``verify --repair``, ``repair``: exit 0 when nothing is left broken."""
+    key = None
+    if args.workflow_id is not None:
+        if args.node_id is None or (args.command == "verify" and args.all):
+            raise InvalidInput(f"{args.command} takes WORKFLOW NODE [VERSION] or --all, not both")
+        key = _key(args)
+    elif args.command == "verify" and not args.all:
+        raise InvalidInput("verify --repair needs WORKFLOW NODE [VERSION], or --all")
+    repairing = args.command == "repair" or args.repair
+    report = manager.repair(key) if repairing else manager.verify_all()
+    if args.json:
+        print_json(
+            {
+                "ok": report.ok,
+                "checked": [str(k) for k in report.checked],
+                "problems": {k: list(v) for k, v in report.problems.items()},
+                "unreadable": dict(report.unreadable),
+                "damaged_entries": list(report.damaged_entries),
+                "repaired": [str(k) for k in report.repaired],
+                "failed": dict(report.failed),
+                "checked_files": report.checked_files,
+            }
+        )
+    else:
+        for name, problems in sorted(report.problems.items()):
+            print(f"{name}: DAMAGED: " + "; ".join(problems[:5]))
+        for name, reason in sorted(report.unreadable.items()):
+            print(f"{name}: UNREADABLE: {reason} (delete it to free the key)")
+        for repaired in report.repaired:
+            print(f"{repaired}: repaired")
+        for name, error in sorted(report.failed.items()):
+            print(f"{name}: repair failed: {error}")
+        print(
+            f"{len(report.checked)} envs checked, {report.checked_files} files hashed: "
+            + ("ok" if report.ok else "problems found")
+        )
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _recover(args: argparse.Namespace, manager: EnvManager) -> int:
@@ -237,6 +283,7 @@ HANDLERS: dict[str, Handler] = {
     "cleanup": _cleanup,
     "ops": _ops,
     "verify": _verify,
+    "repair": _check_root,
     "recover": _recover,
     "pythons": _pythons,
 }

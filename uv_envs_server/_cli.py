@@ -16,7 +16,7 @@ from uv_envs import cli_options
 
 from ._security import TOKEN_ENV, check_address, is_loopback, read_tls, read_token
 from ._server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, create_server
-from ._servicer import DEFAULT_MAX_PACKAGES
+from ._servicer import DEFAULT_MAX_PACKAGES, DEFAULT_MIN_CLEANUP_IDLE_HOURS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -87,6 +87,14 @@ def add_arguments(parser: argparse.ArgumentParser, *, settings_options: bool = T
         default=DEFAULT_MAX_PACKAGES,
         help=f"packages one request may name (default: {DEFAULT_MAX_PACKAGES})",
     )
+    guard.add_argument(
+        "--min-cleanup-idle-hours",
+        type=float,
+        default=DEFAULT_MIN_CLEANUP_IDLE_HOURS,
+        help="Cleanup never deletes envs idle less than this, whatever idle_hours says "
+        f"(default: {DEFAULT_MIN_CLEANUP_IDLE_HOURS:g}); 0 lets idle_hours=0 delete every "
+        "env not in use",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -156,6 +164,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
             token=token,
             max_message_bytes=args.max_message_bytes,
             max_packages=args.max_packages,
+            min_cleanup_idle_hours=args.min_cleanup_idle_hours,
         )
     except (OSError, ValueError, uv_envs.UvEnvsError) as exc:
         logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
