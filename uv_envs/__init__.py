@@ -7,7 +7,11 @@ private. Fakes for tests live in :mod:`uv_envs.testing`.
 import importlib.metadata as _importlib_metadata
 
 from ._audit import AuditLog, SqliteAuditLog
+from ._audit_open import open_audit_log
+from ._audit_postgres import PostgresAuditLog
 from ._errors import (
+    AuditSchemaTooNew,
+    AuditUnavailable,
     DirectReferenceNotAllowed,
     EnvironmentAlreadyExists,
     EnvironmentBusy,
@@ -78,6 +82,8 @@ except _importlib_metadata.PackageNotFoundError:  # pragma: no cover - running f
 
 __all__ = [
     "AuditLog",
+    "AuditSchemaTooNew",
+    "AuditUnavailable",
     "CleanupReport",
     "DeleteResult",
     "DeletedOperations",
@@ -123,6 +129,7 @@ __all__ = [
     "OperationPage",
     "OperationRecord",
     "OperationResult",
+    "PostgresAuditLog",
     "PythonFinder",
     "PythonNotFound",
     "RequirementsOptionNotAllowed",
@@ -146,4 +153,5 @@ __all__ = [
     "default_root",
     "environment_dict",
     "logging_publisher",
+    "open_audit_log",
 ]

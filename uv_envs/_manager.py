@@ -31,7 +31,8 @@ from packaging.utils import canonicalize_name
 
 from . import _events as events
 from . import _locking
-from ._audit import FAILED, RUNNING, SUCCESS, AuditLog, SqliteAuditLog
+from ._audit import FAILED, RUNNING, SUCCESS, AuditLog
+from ._audit_open import open_audit_log
 from ._envdirs import EnvDirs
 from ._errors import (
     EnvironmentAlreadyExists,
@@ -119,7 +120,7 @@ class EnvManager:
         settings: where and how; ``Settings.from_env()`` by default.
         executor: runs uv; a :class:`~uv_envs.SubprocessUvExecutor` by default.
         metadata: stores ``metadata.json`` records.
-        audit: the audit log; SQLite under the root by default.
+        audit: the audit log; by default :func:`~uv_envs.open_audit_log`'s choice.
         publish: called with each :class:`~uv_envs.DomainEvent`.
         python_finder: resolves Python version requests.
 
@@ -147,7 +148,9 @@ class EnvManager:
         self.metadata: MetadataRepository = (
             metadata if metadata is not None else JsonMetadataRepository(self.layout)
         )
-        self.audit: AuditLog = audit if audit is not None else SqliteAuditLog(self.layout.audit_db)
+        self.audit: AuditLog = (
+            audit if audit is not None else open_audit_log(self.settings, self.layout)
+        )
         self.publish = publish
         self.uv_options = UvOptions(
             cache_dir=self.settings.effective_cache_dir,
@@ -973,14 +976,23 @@ class EnvManager:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        *,
+        host: str | None = None,
+        root: str | None = None,
     ) -> OperationPage:
-        """The audit trail, newest first, filtered and paged."""
+        """The audit trail, newest first, filtered and paged.
+
+        ``host`` and ``root`` select the records of one host or root when
+        several share an audit database (``Settings.audit_url``).
+        """
         return self.audit.query(
             workflow_id=workflow_id or None,
             node_id=node_id or None,
             status=status or None,
             limit=limit,
             offset=offset,
+            host=host or None,
+            root=root or None,
         )
 
     def delete_operations(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
@@ -1095,7 +1107,12 @@ class EnvManager:
                 return
             for record in page.items:
                 pid = record.metadata.get("pid")
-                if isinstance(pid, int) and not _pid_alive(pid):
+                # In a shared audit database a pid means something only on its own host.
+                elsewhere = record.host and (record.host, record.root) != (
+                    self.settings.audit_host,
+                    str(self.settings.root),
+                )
+                if isinstance(pid, int) and not elsewhere and not _pid_alive(pid):
                     self.audit.finish(record.id, FAILED, error="interrupted: the process died")
                 else:
                     offset += 1
