@@ -25,6 +25,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -143,6 +144,7 @@ class PostgresAuditLog:
         self._lock = threading.Lock()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pool_pid = 0
+        self._closer: weakref.finalize[Any, Any] | None = None
         self._schema_ready = False
         self._pending: dict[int, tuple[Any, ...]] = {}
 
@@ -178,15 +180,23 @@ class PostgresAuditLog:
                     timeout=self.timeout,
                 )
                 pool.open(wait=False)
+                if self._closer is not None:
+                    self._closer.detach()  # the parent's pool, after a fork: not ours to close
+                # Callers such as EnvManager may never call close(): the pool still
+                # closes (its threads stop) when the log is collected or Python exits.
+                self._closer = weakref.finalize(self, pool.close)
                 self._pool, self._pool_pid = pool, os.getpid()
             return self._pool
 
     def close(self) -> None:
         """Close the pool; a later call opens a new one."""
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None and self._pool_pid == os.getpid():
-            pool.close()
+            closer, self._closer, self._pool = self._closer, None, None
+        if closer is not None:
+            if self._pool_pid == os.getpid():
+                closer()
+            else:
+                closer.detach()
 
     def _run(self, what: str, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run ``work`` on a pooled connection, retrying lost connections until the timeout."""
@@ -216,9 +226,10 @@ class PostgresAuditLog:
     def _unavailable(self, what: str, exc: Exception) -> str:
         """The message of an :class:`AuditUnavailable`: what failed, and why the database said."""
         import psycopg  # noqa: PLC0415
+        from psycopg_pool import PoolTimeout  # noqa: PLC0415
 
         reason = str(exc)
-        if not isinstance(exc, psycopg.OperationalError):
+        if isinstance(exc, PoolTimeout):
             # The pool only says it gave up: connect once more to learn why.
             try:
                 with psycopg.connect(self._conninfo, **self._connect_kwargs()):
