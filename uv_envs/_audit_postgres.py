@@ -175,7 +175,8 @@ class PostgresAuditLog:
                     min_size=1,
                     max_size=self.max_connections,
                     open=False,
-                    check=ConnectionPool.check_connection,
+                    # No check on checkout (a round trip per call): a dead connection
+                    # fails the statement, the pool drops it, and _run retries.
                     name="uv-envs-audit",
                     timeout=self.timeout,
                 )
