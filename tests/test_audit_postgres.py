@@ -55,9 +55,10 @@ SECRET = "s3cret-Pa55-word"
 
 def rows(url: str) -> list[tuple[object, ...]]:
     with psycopg.connect(url, autocommit=True) as connection:
-        return connection.execute(
+        found: list[tuple[object, ...]] = connection.execute(
             f"SELECT id, status, host, root FROM {pg.TABLE} ORDER BY id"
         ).fetchall()
+    return found
 
 
 def versions(url: str) -> list[int]:

@@ -77,6 +77,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # A fleet's pages are filtered by host or root; newest first is id order.
         f"CREATE INDEX {TABLE}_by_host ON {TABLE} (host, id)",
         f"CREATE INDEX {TABLE}_by_root ON {TABLE} (root, id)",
+        # "what failed on host X" and recovery's "RUNNING on my host".
+        f"CREATE INDEX {TABLE}_by_host_status ON {TABLE} (host, status, id)",
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
