@@ -35,8 +35,9 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 
 from tests.postgres import with_schema  # noqa: E402
-from uv_envs import AuditLog, EnvKey, PostgresAuditLog, SqliteAuditLog, _audit  # noqa: E402
-from uv_envs._audit_postgres import TABLE  # noqa: E402
+from uv_envs import AuditLog, EnvKey, _audit  # noqa: E402
+from uv_envs._audit import SqliteAuditLog  # noqa: E402
+from uv_envs._audit_postgres import TABLE, PostgresAuditLog  # noqa: E402
 
 HOSTS = 50
 WORKFLOWS = 2000

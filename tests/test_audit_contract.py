@@ -1,5 +1,7 @@
 """One contract for every audit store: SQLite in the root, and a real PostgreSQL.
 
+The in-memory fake of ``uv_envs.testing`` runs it too (but for the processes).
+
 Each test runs once per store. The PostgreSQL runs skip (with the reason)
 when ``UV_ENVS_TEST_POSTGRES_URL`` is unset; ``.ci/run`` sets it and fails if
 they skipped there.
@@ -17,8 +19,10 @@ from pathlib import Path
 import attrs
 import pytest
 
-from uv_envs import AuditLog, EnvKey, OperationRecord, PostgresAuditLog, SqliteAuditLog, _audit
-from uv_envs._audit import MAX_OUTPUT
+from uv_envs import AuditLog, EnvKey, OperationRecord, _audit
+from uv_envs._audit import MAX_OUTPUT, SqliteAuditLog
+from uv_envs._audit_postgres import PostgresAuditLog
+from uv_envs.testing import InMemoryAuditLog
 
 from .postgres import admin_execute, base_url, with_schema
 
@@ -33,9 +37,15 @@ class StoreSpec:
     location: str
 
     def open(self, host: str = "host-a", root: str = "/roots/a") -> AuditLog:
+        if self.kind == "memory":
+            return InMemoryAuditLog(_MEMORY.setdefault(self.location, []), host=host, root=root)
         if self.kind == "sqlite":
             return SqliteAuditLog(Path(self.location), host=host, root=root)
         return PostgresAuditLog(self.location, host=host, root=root, timeout=30)
+
+
+# The records of each in-memory "store", shared by the logs opened on it.
+_MEMORY: dict[str, list[OperationRecord]] = {}
 
 
 @attrs.define
@@ -49,8 +59,13 @@ class Store:
         return log
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "memory":  # uv_envs.testing's fake keeps the same contract
+        opened = Store(StoreSpec("memory", str(tmp_path)))
+        yield opened
+        _MEMORY.pop(str(tmp_path), None)
+        return
     if request.param == "sqlite":
         opened = Store(StoreSpec("sqlite", str(tmp_path / "nested" / "audit.sqlite3")))
         yield opened
@@ -307,6 +322,8 @@ def check_every_record_once(audit: AuditLog, workers: int, count: int) -> None:
 
 
 def test_concurrent_writers_in_four_processes(store: Store) -> None:
+    if store.spec.kind == "memory":
+        pytest.skip("the in-memory fake serves one process")
     audit = store.open()
     audit.start(KEY, "create")  # the parent has the store open throughout
     context = multiprocessing.get_context("spawn")

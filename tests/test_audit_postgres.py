@@ -26,8 +26,6 @@ from uv_envs import (
     EnvKey,
     EnvManager,
     EnvStatus,
-    PostgresAuditLog,
-    PythonFinder,
     Settings,
     StorageError,
     SubprocessUvExecutor,
@@ -38,7 +36,9 @@ from uv_envs import (
     open_audit_log,
 )
 from uv_envs import _audit_postgres as pg
+from uv_envs._audit_postgres import PostgresAuditLog
 from uv_envs._cli import main as cli_main
+from uv_envs._python import PythonFinder
 from uv_envs._uv import find_uv_binary
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor
 from uv_envs_server._cli import main as server_main
@@ -292,7 +292,7 @@ def real_manager(
     return EnvManager(changed, python_finder=python_finder)
 
 
-def test_two_roots_share_one_database_and_ops_filter_by_host(  # noqa: PLR0917 - fixtures
+def test_two_roots_share_one_database_and_ops_filter_by_host(
     settings: Settings,
     python_finder: PythonFinder,
     pg_url: str,  # noqa: F811
@@ -317,8 +317,8 @@ def test_two_roots_share_one_database_and_ops_filter_by_host(  # noqa: PLR0917 -
         assert a.operations().total == 3  # unfiltered: the whole fleet
         assert a.operations(workflow_id="wf", host="host-b", status="SUCCESS").total == 2
     finally:
-        a.audit.close()
-        b.audit.close()
+        a.close()
+        b.close()
 
     monkeypatch.setenv("UV_ENVS_AUDIT_URL", pg_url)
     assert cli_main(["--root", str(root_a), "--json", "ops", "--from-host", "host-b"]) == 0
@@ -370,8 +370,8 @@ def test_recover_closes_only_its_own_host_s_dead_records(pg_url: str, tmp_path: 
         assert record.status == _audit.FAILED
         assert record.error == "interrupted: the process died"
     finally:
-        elsewhere.audit.close()
-        there.audit.close()
+        elsewhere.close()
+        there.close()
 
 
 # --- moving a root from SQLite to PostgreSQL --------------------------------------------------
@@ -412,7 +412,7 @@ def test_audit_copy_moves_a_root_into_postgres_and_can_be_rerun(
     )
     manager.create(EnvKey("wf", "new"), packages=["alpha"])
     manager.delete(EnvKey("wf", "new"))
-    manager.audit.close()
+    manager.close()
 
     assert cli_main(["--root", str(root), "--json", "audit", "copy", "--to", pg_url]) == 0
     assert json.loads(capsys.readouterr().out) == {"read": 3, "copied": 3}
@@ -487,7 +487,7 @@ def test_a_short_outage_mid_operation_completes_with_its_row(
         manager.add(KEY, ["beta"])
         assert [r.status for r in manager.operations().items] == [_audit.SUCCESS] * 2
     finally:
-        manager.audit.close()
+        manager.close()
 
 
 def test_a_long_outage_after_the_change_is_an_error_and_the_row_follows(
@@ -509,7 +509,7 @@ def test_a_long_outage_after_the_change_is_an_error_and_the_row_follows(
         manager.ensure(KEY, packages=["alpha"])  # and the next one works, no restart
         assert manager.operations().total == 2
     finally:
-        manager.audit.close()
+        manager.close()
 
 
 def test_an_operation_while_the_database_is_down_changes_nothing(
@@ -527,11 +527,11 @@ def test_an_operation_while_the_database_is_down_changes_nothing(
         assert "starting the record" in str(caught.value)
         # As before: nothing was built.
         assert manager.status(KEY).status is EnvStatus.NOT_FOUND
-        assert not manager.layout.env_dir(KEY).exists()
+        assert not manager.status(KEY).env_path.exists()
         server("start")
         manager.create(KEY, packages=["alpha"])
         assert [(r.operation, r.status) for r in manager.operations().items] == [
             ("create", _audit.SUCCESS)
         ]
     finally:
-        manager.audit.close()
+        manager.close()

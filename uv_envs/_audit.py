@@ -24,11 +24,11 @@ from typing import Any, Protocol
 import attrs
 
 from ._errors import StorageError
-from ._models import DeletedOperations, EnvKey, OperationPage, OperationRecord
+from ._models import DeletedOperations, EnvKey, OperationPage, OperationRecord, OperationStatus
 
-RUNNING = "RUNNING"
-SUCCESS = "SUCCESS"
-FAILED = "FAILED"
+RUNNING = OperationStatus.RUNNING
+SUCCESS = OperationStatus.SUCCESS
+FAILED = OperationStatus.FAILED
 
 MAX_OUTPUT = 64 * 1024
 
@@ -83,7 +83,7 @@ class AuditLog(Protocol):
     def finish(
         self,
         record_id: int,
-        status: str,
+        status: OperationStatus,
         *,
         stdout: str = "",
         stderr: str = "",
@@ -113,7 +113,7 @@ class AuditLog(Protocol):
         ...
 
     def close(self) -> None:
-        """Release connections; the log may not be used afterwards from this thread."""
+        """Release what the log holds open (connections); it reopens on next use."""
         ...
 
 
@@ -201,7 +201,7 @@ class SqliteAuditLog:
     def finish(
         self,
         record_id: int,
-        status: str,
+        status: OperationStatus,
         *,
         stdout: str = "",
         stderr: str = "",

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import _audit
 from ._audit_url import redact, scrub
 from ._errors import AuditSchemaTooNew, AuditUnavailable, InvalidInput, StorageError
-from ._models import DeletedOperations, EnvKey, OperationPage
+from ._models import DeletedOperations, EnvKey, OperationPage, OperationStatus
 
 if TYPE_CHECKING:
     import psycopg
@@ -273,7 +273,7 @@ class PostgresAuditLog:
             key.node_id,
             key.version_id,
             operation,
-            _audit.RUNNING,
+            str(_audit.RUNNING),
             time.time(),
             _json(metadata or {}),
             os.getpid(),
@@ -303,7 +303,7 @@ class PostgresAuditLog:
     def finish(
         self,
         record_id: int,
-        status: str,
+        status: OperationStatus,
         *,
         stdout: str = "",
         stderr: str = "",
@@ -312,7 +312,7 @@ class PostgresAuditLog:
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         outcome = (
-            status,
+            str(status),
             time.time(),
             _text(_audit.clip(stdout)),
             _text(_audit.clip(stderr)),
