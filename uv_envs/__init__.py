@@ -9,7 +9,10 @@ import importlib.metadata as _importlib_metadata
 import warnings as _warnings
 
 from ._audit import AuditLog
+from ._audit_open import open_audit_log
 from ._errors import (
+    AuditSchemaTooNew,
+    AuditUnavailable,
     DirectReferenceNotAllowed,
     EnvironmentAlreadyExists,
     EnvironmentBusy,
@@ -118,6 +121,8 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AuditLog",
+    "AuditSchemaTooNew",
+    "AuditUnavailable",
     "CleanupReport",
     "Damage",
     "DeleteResult",
@@ -185,4 +190,5 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "logging_publisher",
+    "open_audit_log",
 ]

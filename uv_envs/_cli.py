@@ -14,6 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
+from ._audit import SqliteAuditLog
+from ._audit_cli import add_audit_arguments, audit_argv, audit_overrides
+from ._audit_copy import copy_audit
+from ._audit_open import open_audit_log
+from ._audit_postgres import PostgresAuditLog
 from ._errors import (
     EnvironmentAlreadyExists,
     EnvironmentBusy,
@@ -24,6 +31,7 @@ from ._errors import (
     UvEnvsError,
     UvError,
 )
+from ._layout import Layout
 from ._manager import EnvManager
 from ._models import Environment, EnvKey, IndexSettings, converter
 from ._provider import environment_dict
@@ -56,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subco
     parser.add_argument("--no-index", action="store_true", help="use only --find-links")
     parser.add_argument("--offline", action="store_true", help="never touch the network")
     parser.add_argument("--lock-timeout", type=float, help="seconds to wait for a busy env")
+    add_audit_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_key(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -138,6 +147,18 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subco
     command.add_argument(
         "--delete", action="store_true", help="delete the records of --workflow [--node]"
     )
+    command.add_argument("--from-host", help="only records written on this host")
+    command.add_argument("--from-root", help="only records written by this root (a path)")
+    command = commands.add_parser("audit", help="manage the audit store")
+    audit_commands = command.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    command = audit_commands.add_parser(
+        "copy",
+        help="copy this root's SQLite audit trail into a PostgreSQL database (rerunnable)",
+        description="Copy <root>/audit.sqlite3 into the database at --to; records written "
+        "before host and root were recorded get this host and root. Rerunning copies only "
+        "new records. Give the password by PGPASSWORD, ~/.pgpass or --audit-password-file.",
+    )
+    command.add_argument("--to", required=True, metavar="URL", help="postgresql:// URL")
     commands.add_parser("recover", help="repair what crashed processes left behind")
     commands.add_parser("pythons", help="list the Python interpreters uv-envs can use")
     command = commands.add_parser("serve", help="run the gRPC server (needs uv-envs[server])")
@@ -161,6 +182,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["root"] = args.root
     if args.lock_timeout is not None:
         overrides["lock_timeout"] = args.lock_timeout
+    overrides.update(audit_overrides(args))
     settings = Settings.from_env(**overrides)
     if args.index_url or args.extra_index_url or args.find_links or args.no_index or args.offline:
         index = IndexSettings(
@@ -236,8 +258,10 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
         ):
             if value is not None:
                 argv += [flag, str(value)]
-        return serve(argv)
+        return serve(argv + audit_argv(args))
     settings = _settings(args)
+    if args.command == "audit":
+        return _audit_command(args, settings)
     progress = sys.stderr if (sys.stderr.isatty() and not args.json) else None
     executor = SubprocessUvExecutor(find_uv_binary(settings.uv_binary), progress=progress)
     manager = EnvManager(settings, executor=executor)
@@ -354,7 +378,15 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
                 else f"deleted {removed.deleted_count} records"
             )
             return EXIT_OK
-        page = manager.operations(args.workflow, args.node, args.status, args.limit, args.offset)
+        page = manager.operations(
+            args.workflow,
+            args.node,
+            args.status,
+            args.limit,
+            args.offset,
+            host=args.from_host,
+            root=str(Path(args.from_root).absolute()) if args.from_root else None,
+        )
         if args.json:
             _print_json(converter.unstructure(page))
         else:
@@ -362,7 +394,8 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
                 key = EnvKey(record.workflow_id, record.node_id, record.version_id)
                 print(
                     f"{record.id}\t{record.operation}\t{record.status}\t{key}"
-                    f"\t{record.duration_ms} ms" + (f"\t{record.error}" if record.error else "")
+                    f"\t{record.duration_ms} ms\t{record.host or '-'}"
+                    + (f"\t{record.error}" if record.error else "")
                 )
             print(f"({len(page.items)} of {page.total})")
     elif args.command == "repair" or (args.command == "verify" and (args.all or args.repair)):
@@ -431,6 +464,23 @@ def _check_root(manager: EnvManager, args: argparse.Namespace) -> int:
             + ("ok" if report.ok else "problems found")
         )
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _audit_command(args: argparse.Namespace, settings: Settings) -> int:
+    target = open_audit_log(attrs.evolve(settings, audit_url=args.to), settings.root)
+    if not isinstance(target, PostgresAuditLog):
+        raise InvalidInput("audit copy --to needs a postgresql:// URL")
+    source = SqliteAuditLog(Layout(settings.root).audit_db)
+    try:
+        report = copy_audit(source, target, host=settings.audit_host, root=str(settings.root))
+    finally:
+        source.close()
+        target.close()
+    if args.json:
+        _print_json({"read": report.read, "copied": report.copied})
+    else:
+        print(f"copied {report.copied} of {report.read} records to {target.url}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -289,6 +289,9 @@ class OperationRecord:
     exit_code: int | None = None
     error: str | None = None
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The host and root that ran the operation; empty in records written before 0.2.
+    host: str = ""
+    root: str = ""
 
 
 @attrs.frozen

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uv_envs
+from uv_envs._audit_cli import add_audit_arguments, audit_overrides
 
 from ._security import TOKEN_ENV, check_address, is_loopback, read_tls, read_token
 from ._server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, create_server
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--no-index", action="store_true", help="use only --find-links")
     index.add_argument("--offline", action="store_true", help="never touch the network")
     parser.add_argument("--lock-timeout", type=float, help="seconds to wait for a busy env")
+    add_audit_arguments(parser)
     guard = parser.add_argument_group("access")
     guard.add_argument(
         "--allow-remote",
@@ -112,6 +114,7 @@ def _settings(args: argparse.Namespace) -> uv_envs.Settings:
         overrides["root"] = args.root
     if args.lock_timeout is not None:
         overrides["lock_timeout"] = args.lock_timeout
+    overrides.update(audit_overrides(args))
     settings = uv_envs.Settings.from_env(None, **overrides)
     base = settings.index
     find_links = tuple(str(Path(p).absolute()) if "://" not in p else p for p in args.find_links)
