@@ -196,3 +196,24 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
             openssl, "127.0.0.1", tmp_path_factory.mktemp("tls")
         )
     return lambda: _self_signed_with_cryptography("127.0.0.1")
+
+
+HttpServe = Callable[..., Any]
+
+
+@pytest.fixture
+def http_serve() -> Iterator[HttpServe]:
+    """Start the HTTP API on 127.0.0.1:<free port> for a manager; returns the started server."""
+    http_server = pytest.importorskip("uv_envs_server._http_server", reason="needs the [http] extra")
+    started: list[Any] = []
+
+    def start(manager: uv_envs.EnvManager, **kwargs: Any) -> Any:
+        server = http_server.create_http_server("127.0.0.1", 0, manager=manager, **kwargs)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop(5)
+        server.executor.shutdown(wait=True)
