@@ -88,8 +88,18 @@ def test_requirements_file_over_the_wire(client: EnvManagerClient) -> None:
     assert set(client.list_deps("wf", "req").locked_versions) == {"alpha", "beta"}
 
 
-def test_grpc_provider_contract_with_real_uv(serve: Any, manager: uv_envs.EnvManager) -> None:
-    provider = GrpcEnvironmentProvider(serve(manager), timeout=300)
+@pytest.mark.parametrize("kind", ["grpc", "http"])
+def test_remote_provider_contract_with_real_uv(
+    kind: str, serve: Any, http_serve: Any, manager: uv_envs.EnvManager
+) -> None:
+    provider: Any
+    if kind == "http":
+        pytest.importorskip("fastapi", reason="the HTTP provider needs the [http] extra")
+        from uv_envs_server import HttpEnvironmentProvider
+
+        provider = HttpEnvironmentProvider(http_serve(manager).url, timeout=300)
+    else:
+        provider = GrpcEnvironmentProvider(serve(manager), timeout=300)
     try:
         testing.check_provider_contract(
             provider, {"workflow_id": "wf", "node_id": "contract", "packages": ["gamma"]}
