@@ -37,6 +37,7 @@ MAX_DETAILS = 3000
 
 logger = logging.getLogger("uv_envs_server")
 
+
 def shorten(text: str, limit: int = MAX_DETAILS) -> str:
     """Keep the head and the tail of a long message; uv puts the cause last."""
     if len(text) <= limit:

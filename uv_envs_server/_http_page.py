@@ -73,7 +73,8 @@ def _stderr(record: uv_envs.OperationRecord) -> str:
     text = record.stderr.strip()
     if len(text) > STDERR_TAIL:
         text = "[...]\n" + text[-STDERR_TAIL:]
-    parts = [f"<strong>{html.escape(record.error or 'failed')}</strong>"]
+    first = (record.error or "failed").strip().splitlines()[0] if record.error else "failed"
+    parts = [f"<strong>{html.escape(first)}</strong>"]
     if text:
         parts.append(f"<pre class='stderr'>{html.escape(text)}</pre>")
     return "".join(parts)

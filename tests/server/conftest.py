@@ -204,7 +204,9 @@ HttpServe = Callable[..., Any]
 @pytest.fixture
 def http_serve() -> Iterator[HttpServe]:
     """Start the HTTP API on 127.0.0.1:<free port> for a manager; returns the started server."""
-    http_server = pytest.importorskip("uv_envs_server._http_server", reason="needs the [http] extra")
+    http_server = pytest.importorskip(
+        "uv_envs_server._http_server", reason="needs the [http] extra"
+    )
     started: list[Any] = []
 
     def start(manager: uv_envs.EnvManager, **kwargs: Any) -> Any:

@@ -41,7 +41,8 @@ def test_the_whole_lifecycle_on_real_uv(api: HttpEnvClient, manager: uv_envs.Env
     assert api.health() == {"status": "SERVING"}
 
     created = http.post(
-        "/v1/envs", json={"workflow_id": "wf", "node_id": "n", "version_id": "v1", "packages": ["alpha<2"]}
+        "/v1/envs",
+        json={"workflow_id": "wf", "node_id": "n", "version_id": "v1", "packages": ["alpha<2"]},
     )
     assert created.status_code == 201, created.text
     env = created.json()
@@ -55,11 +56,15 @@ def test_the_whole_lifecycle_on_real_uv(api: HttpEnvClient, manager: uv_envs.Env
     assert _imported(env["python_path"], "alpha") == "1.0"
 
     again = http.post(
-        "/v1/envs", json={"workflow_id": "wf", "node_id": "n", "version_id": "v1", "packages": ["alpha<2"]}
+        "/v1/envs",
+        json={"workflow_id": "wf", "node_id": "n", "version_id": "v1", "packages": ["alpha<2"]},
     )
     assert again.status_code == 200
     assert again.json()["env_path"] == env["env_path"]
-    other = http.post("/v1/envs", json={"workflow_id": "wf", "node_id": "n", "version_id": "v1", "packages": ["gamma"]})
+    other = http.post(
+        "/v1/envs",
+        json={"workflow_id": "wf", "node_id": "n", "version_id": "v1", "packages": ["gamma"]},
+    )
     assert other.status_code == 409
     assert other.headers["content-type"] == "application/problem+json"
     assert other.json()["error_class"] == "EnvironmentAlreadyExists"
@@ -97,7 +102,11 @@ def test_the_whole_lifecycle_on_real_uv(api: HttpEnvClient, manager: uv_envs.Env
     page = api.operations("wf", "n", limit=3)
     assert page["total"] >= 6
     assert len(page["items"]) == 3
-    assert {item["operation"] for item in api.operations("wf")["items"]} >= {"create", "add", "sync"}
+    assert {item["operation"] for item in api.operations("wf")["items"]} >= {
+        "create",
+        "add",
+        "sync",
+    }
 
     assert api.delete_env("wf", "n", "v1") == "DELETED"
     assert api.delete_env("wf", "n", "v1") == "NOT_FOUND"
@@ -121,7 +130,9 @@ def test_ensure_env_returns_a_working_python_and_the_empty_version_is_at(
 
 
 def test_uv_failures_carry_uvs_stderr(api: HttpEnvClient, manager: uv_envs.EnvManager) -> None:
-    answer = api.http.post("/v1/envs", json={"workflow_id": "wf", "node_id": "n", "packages": ["nosuch"]})
+    answer = api.http.post(
+        "/v1/envs", json={"workflow_id": "wf", "node_id": "n", "packages": ["nosuch"]}
+    )
     assert answer.status_code == 422
     problem = answer.json()
     assert problem["error_class"] == "ResolutionFailed"
@@ -141,9 +152,27 @@ def test_uv_failures_carry_uvs_stderr(api: HttpEnvClient, manager: uv_envs.EnvMa
     ("method", "path", "body", "status", "error_class"),
     [
         ("POST", "/v1/envs", {"workflow_id": "../x", "node_id": "n"}, 422, "InvalidIdentifier"),
-        ("POST", "/v1/envs", {"workflow_id": "w", "node_id": "n", "pakages": []}, 422, "InvalidInput"),
-        ("POST", "/v1/envs", {"workflow_id": "w", "node_id": "n", "packages": ["-e ."]}, 422, "InvalidRequirement"),
-        ("POST", "/v1/envs", {"workflow_id": "w", "node_id": "n", "python_version": "abc"}, 422, "InvalidPythonVersion"),
+        (
+            "POST",
+            "/v1/envs",
+            {"workflow_id": "w", "node_id": "n", "pakages": []},
+            422,
+            "InvalidInput",
+        ),
+        (
+            "POST",
+            "/v1/envs",
+            {"workflow_id": "w", "node_id": "n", "packages": ["-e ."]},
+            422,
+            "InvalidRequirement",
+        ),
+        (
+            "POST",
+            "/v1/envs",
+            {"workflow_id": "w", "node_id": "n", "python_version": "abc"},
+            422,
+            "InvalidPythonVersion",
+        ),
         ("GET", "/v1/envs/w/n/%2E%2E", None, 422, "InvalidIdentifier"),
         ("GET", "/v1/envs/w/n/v", None, 404, "EnvironmentNotFound"),
         ("POST", "/v1/envs/w/n/v/sync", None, 404, "EnvironmentNotFound"),
@@ -153,7 +182,7 @@ def test_uv_failures_carry_uvs_stderr(api: HttpEnvClient, manager: uv_envs.EnvMa
         ("PATCH", "/v1/health", None, 405, None),
     ],
 )
-def test_bad_requests_are_problems_and_change_nothing(
+def test_bad_requests_are_problems_and_change_nothing(  # noqa: PLR0917 - parametrized
     api: HttpEnvClient,
     manager: uv_envs.EnvManager,
     method: str,
@@ -177,7 +206,9 @@ def test_limits_on_body_size_and_package_count(
 ) -> None:
     server = http_serve(manager, max_body_bytes=1000, max_packages=2)
     with httpx.Client(base_url=server.url) as http:
-        big = http.post("/v1/envs", json={"workflow_id": "w", "node_id": "n", "packages": ["a" * 2000]})
+        big = http.post(
+            "/v1/envs", json={"workflow_id": "w", "node_id": "n", "packages": ["a" * 2000]}
+        )
         assert big.status_code == 413
         assert big.json()["status"] == 413
 
@@ -186,9 +217,14 @@ def test_limits_on_body_size_and_package_count(
             yield b"a" * 2000
             yield b'"]}'
 
-        streamed = http.post("/v1/envs", content=chunks(), headers={"content-type": "application/json"})
+        streamed = http.post(
+            "/v1/envs", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert streamed.status_code == 413
-        many = http.post("/v1/envs", json={"workflow_id": "w", "node_id": "n", "packages": ["alpha", "beta", "gamma"]})
+        many = http.post(
+            "/v1/envs",
+            json={"workflow_id": "w", "node_id": "n", "packages": ["alpha", "beta", "gamma"]},
+        )
         assert many.status_code == 422
         assert "at most 2" in many.json()["detail"]
     assert manager.list_environments() == []

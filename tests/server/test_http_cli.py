@@ -88,8 +88,11 @@ def test_http_and_grpc_serve_one_root_with_one_token(
 
 def test_a_remote_http_host_is_refused_like_grpc(tmp_path: Path) -> None:
     result = subprocess.run(
-        [*_console_script(), "--host", "0.0.0.0", "--port", "0", "--http-port", "0"]  # noqa: S104
-        + ["--root", str(tmp_path / "root")],
+        [
+            *_console_script(),
+            *("--host", "0.0.0.0", "--port", "0", "--http-port", "0"),
+            *("--root", str(tmp_path / "root")),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

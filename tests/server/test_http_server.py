@@ -15,6 +15,9 @@ pytest.importorskip("fastapi", reason="the HTTP API needs the [http] extra")
 
 import httpx
 
+# The gRPC cancel tests' executor: real uv whose `uv sync` waits for the cancel event.
+from test_grpc_cancel import HoldingExecutor, _settled  # type: ignore[import-not-found]
+
 import uv_envs
 from uv_envs import EnvKey, EnvManager, EnvStatus
 from uv_envs_server import (
@@ -24,9 +27,6 @@ from uv_envs_server import (
     RemoteAddressNotAllowed,
     create_http_server,
 )
-
-# The gRPC cancel tests' executor: real uv whose `uv sync` waits for the cancel event.
-from test_grpc_cancel import HoldingExecutor, _settled  # type: ignore[import-not-found]
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,7 +63,7 @@ def test_without_the_token_every_call_but_health_is_refused(
 
 def test_bad_setups_are_refused_before_binding(fake_manager: EnvManager) -> None:
     with pytest.raises(RemoteAddressNotAllowed):
-        create_http_server("0.0.0.0", 0, manager=fake_manager)  # noqa: S104 - the point
+        create_http_server("0.0.0.0", 0, manager=fake_manager)
     with pytest.raises(ValueError, match="printable ASCII"):
         create_http_server(manager=fake_manager, token="has space")
     with pytest.raises(ValueError, match="max_body_bytes"):
@@ -165,10 +165,11 @@ def test_the_provider_refuses_to_delete_a_leased_env(
     server = http_serve(manager, max_workers=4)
     provider = HttpEnvironmentProvider(server.url, timeout=30)
     try:
-        provider.create_environment("v", {"workflow_id": "wf", "node_id": "n", "packages": ["alpha"]})
-        with manager.lease(EnvKey("wf", "n")):
-            with pytest.raises(uv_envs.EnvironmentInUse):
-                provider.cleanup_environment("v")
+        provider.create_environment(
+            "v", {"workflow_id": "wf", "node_id": "n", "packages": ["alpha"]}
+        )
+        with manager.lease(EnvKey("wf", "n")), pytest.raises(uv_envs.EnvironmentInUse):
+            provider.cleanup_environment("v")
         assert provider.get_runtime_env("v") is None  # the mapping is gone with the cleanup
     finally:
         provider.close()
