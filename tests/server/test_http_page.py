@@ -8,7 +8,7 @@ Playwright's own browser download is not used: it is pointed at
 
 from __future__ import annotations
 
-import shutil
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +37,11 @@ TOKEN = "page-token"
 
 @pytest.fixture
 def browser_page(tmp_path: Path) -> Any:
-    if not CHROMIUM.is_file() and shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed: apt-get install -y chromium (.ci/run does)")
+    if not CHROMIUM.is_file():
+        reason = "Chromium is not installed at /usr/bin/chromium: apt-get install -y chromium"
+        if os.environ.get("UV_ENVS_REQUIRE_BROWSER"):
+            pytest.fail(reason + " (.ci/run sets UV_ENVS_REQUIRE_BROWSER: it must not skip)")
+        pytest.skip(reason)
     with sync_api.sync_playwright() as playwright:
         # A persistent context is how Playwright takes a fresh --user-data-dir of our own.
         context = playwright.chromium.launch_persistent_context(
