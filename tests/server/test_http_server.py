@@ -173,3 +173,36 @@ def test_the_provider_refuses_to_delete_a_leased_env(
         assert provider.get_runtime_env("v") is None  # the mapping is gone with the cleanup
     finally:
         provider.close()
+
+
+class BrokenExecutor:
+    """A uv executor with a bug: the server's own trouble, whose message names a server path."""
+
+    def run(self, invocation: Any) -> Any:
+        raise RuntimeError("boom in /srv/secret/path")
+
+
+def test_a_server_bug_is_a_500_problem_without_details(
+    http_serve: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from uv_envs.testing import FakePythonFinder
+
+    manager = EnvManager(
+        uv_envs.Settings(root=tmp_path / "broken"),
+        executor=BrokenExecutor(),
+        python_finder=FakePythonFinder(),
+    )
+    server = http_serve(manager)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        answer = http.post("/v1/envs", json=BODY, headers={"x-request-id": "bug-1"})
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert (
+        problem["detail"]
+        == "internal error (RuntimeError); see the server log under request id bug-1"
+    )
+    assert "secret" not in answer.text
+    assert "Traceback" not in answer.text
+    assert "boom in /srv/secret/path" in caplog.text  # the details are in the server log
+    assert manager.list_environments() == []
