@@ -197,7 +197,7 @@ class Bench:
         probe = self.manager(self.fresh("probe-root"), self.warm_uv_cache)
         self.python_request = probe.settings.default_python
         started = time.perf_counter()
-        self.interpreter = probe.python_finder.find(self.python_request)
+        self.interpreter = probe._core.services.python_finder.find(self.python_request)
         self.discovery_s = time.perf_counter() - started
         self.python = str(self.interpreter.path)
         # (what, set, cache) -> samples in seconds
@@ -225,7 +225,7 @@ class Bench:
     def warm_manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:
         """A manager as a long-running process has it: interpreters found, audit DB open."""
         manager = self.manager(root, cache, **settings)
-        manager.python_finder.find(manager.settings.default_python)
+        manager._core.services.python_finder.find(manager.settings.default_python)
         manager.operations(limit=1)
         return manager
 
@@ -295,7 +295,7 @@ def bench_pip(bench: Bench, set_name: str, mode: str) -> None:
 
 
 def counts(manager: EnvManager) -> tuple[int, int]:
-    executor = manager.executor
+    executor = manager._core.services.uv.executor
     assert isinstance(executor, CountingExecutor)
     return executor.count("lock", check=False), executor.count("sync")
 
@@ -341,7 +341,7 @@ def stored_once(bench: Bench, set_name: str, mode: str, base_root: Path) -> None
 def bench_built(bench: Bench, set_name: str, base: EnvManager) -> None:
     """3' and 4b on the base root, whose venv for this resolution is built."""
     packages = SETS[set_name]
-    executor = base.executor
+    executor = base._core.services.uv.executor
     assert isinstance(executor, CountingExecutor)
     sizes = []
     seen = []

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from uv_envs import EnvManager, IndexSettings, PythonFinder, Settings
+from uv_envs import EnvManager, IndexSettings, Settings
+from uv_envs._python import PythonFinder
 from uv_envs._uv import UvOptions, find_uv_binary
 from uv_envs import SubprocessUvExecutor
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor, RecordingPublisher

@@ -45,7 +45,7 @@ def main() -> int:
         uv_timeout=300,
     )
     manager = EnvManager(settings, executor=SubprocessUvExecutor(uv_binary))
-    manager.python_finder.find(settings.default_python)  # warm up outside the window
+    manager._core.services.python_finder.find(settings.default_python)  # warm up outside the window
     key = EnvKey(workflow, node, version)
     delay = float(slowmo)
     calls = 0

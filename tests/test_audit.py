@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from uv_envs import EnvKey, OperationRecord, SqliteAuditLog, StorageError
+from uv_envs import EnvKey, OperationRecord, StorageError
+from uv_envs._audit import SqliteAuditLog
 from uv_envs._audit import MAX_OUTPUT
 
 KEY = EnvKey("wf", "node", "v1")

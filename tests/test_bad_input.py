@@ -342,7 +342,7 @@ def tree(directory: Path, *, skip: frozenset[Path] = frozenset()) -> dict[str, s
 
 def env_fingerprint(manager: EnvManager) -> dict[str, str]:
     """The existing env: its whole folder, and the RECORD of every installed distribution."""
-    env_dir = manager.layout.env_dir(EnvKey(*GOOD))
+    env_dir = manager._core.services.layout.env_dir(EnvKey(*GOOD))
     fingerprint = tree(env_dir)
     venv = (env_dir / ".venv").resolve()
     for record in sorted(venv.glob("lib/python*/site-packages/*.dist-info/RECORD")):
@@ -430,7 +430,7 @@ def test_every_bad_input_is_refused_on_every_channel(
     assert root_snapshot(manager) == root_before, "a refused request changed the root"
     assert env_fingerprint(manager) == env_before, "the existing env changed"
     assert manager.operations(limit=1).total == records_before, "a refused request was recorded"
-    assert not manager.layout.env_dir(EnvKey(*NEW)).exists()
+    assert not manager._core.services.layout.env_dir(EnvKey(*NEW)).exists()
     print(  # the figures in docs/reliability.md (pytest -s)
         f"\nbad input: {len(CASES)} cases; {len(CASES)} via the API, {len(CASES)} via gRPC, "
         f"{len(cli_cases)} via the CLI: {2 * len(CASES) + len(cli_cases)} refusals checked"

@@ -56,7 +56,7 @@ def test_a_cancelled_create_is_rolled_back(settings: Settings, python_finder) ->
 
     assert isinstance(error, OperationCancelled)
     assert manager.status(KEY).status is EnvStatus.NOT_FOUND
-    assert not manager.layout.env_dir(KEY).exists()
+    assert not manager._core.services.layout.env_dir(KEY).exists()
     record = manager.operations("wf").items[0]
     assert (record.operation, record.status) == ("create", "FAILED")
 

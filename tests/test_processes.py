@@ -106,7 +106,7 @@ def test_kill_during_create_leaves_nothing(settings: Settings, python_finder, tr
 
     manager = EnvManager(settings, python_finder=python_finder)
     assert manager.status(key).status is EnvStatus.NOT_FOUND
-    assert not manager.layout.env_dir(key).exists()
+    assert not manager._core.services.layout.env_dir(key).exists()
     manager.recover()
     records = manager.operations("wf").items
     create = next(r for r in records if r.operation == "create")
@@ -127,7 +127,7 @@ def test_kill_during_add_keeps_the_previous_generation(settings: Settings, pytho
     # Readers see the old generation, untouched, while the debris is still there.
     assert manager.status(key).status is EnvStatus.READY
     assert manager.dependencies(key).locked == {"alpha": "2.0"}
-    assert (manager.layout.env_dir(key) / "gens" / "2").exists()
+    assert (manager._core.services.layout.env_dir(key) / "gens" / "2").exists()
 
     assert manager.recover() == [key]
     after = manager.get(key)

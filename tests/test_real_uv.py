@@ -179,8 +179,8 @@ def test_a_failed_create_is_rolled_back(manager: EnvManager) -> None:
         manager.create(KEY, packages=["does-not-exist"])
 
     assert manager.status(KEY).status is EnvStatus.NOT_FOUND
-    assert not manager.layout.env_dir(KEY).exists()
-    assert list(manager.layout.trash_dir.iterdir()) == []
+    assert not manager._core.services.layout.env_dir(KEY).exists()
+    assert list(manager._core.services.layout.trash_dir.iterdir()) == []
     record = manager.operations(KEY.workflow_id).items[0]
     assert (record.operation, record.status) == ("create", "FAILED")
 
@@ -197,7 +197,7 @@ def test_unknown_python_lists_what_was_found(manager: EnvManager) -> None:
     with pytest.raises(PythonNotFound) as caught:
         manager.create(KEY, packages=["alpha"], python="3.2")
     assert RUNNING_MINOR in ", ".join(caught.value.found)
-    assert not manager.layout.env_dir(KEY).exists()
+    assert not manager._core.services.layout.env_dir(KEY).exists()
 
 
 def test_a_process_on_the_pinned_interpreter_survives_a_generation_switch(manager: EnvManager) -> None:
@@ -248,7 +248,7 @@ def test_cleanup_prunes_retired_generations(manager: EnvManager) -> None:
     manager.create(KEY, packages=["alpha"])
     manager.sync(KEY)
     manager.sync(KEY)
-    env_dir = manager.layout.env_dir(KEY)
+    env_dir = manager._core.services.layout.env_dir(KEY)
     assert sorted(p.name for p in (env_dir / "gens").iterdir()) == ["1", "2", "3"]
     time.sleep(0.05)
     manager.runtime_env(KEY)

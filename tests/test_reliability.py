@@ -25,7 +25,7 @@ KEY = EnvKey("wf", "node", "v1")
 
 
 def site_packages(manager: EnvManager, key: EnvKey) -> Path:
-    venv = (manager.layout.env_dir(key) / ".venv").resolve()
+    venv = (manager._core.services.layout.env_dir(key) / ".venv").resolve()
     return next(venv.glob("lib/python*/site-packages"))
 
 
@@ -126,7 +126,7 @@ def test_a_damaged_shared_venv_is_not_linked_again(manager: EnvManager) -> None:
     assert not manager.verify(KEY).ok
 
     other = manager.create(EnvKey("wf", "other"), packages=["gamma"])
-    assert (other.env_path / ".venv").resolve() != (manager.layout.env_dir(KEY) / ".venv").resolve()
+    assert (other.env_path / ".venv").resolve() != (manager._core.services.layout.env_dir(KEY) / ".venv").resolve()
     assert manager.verify(other.key).ok
     # ensure with the same spec repairs the damaged env too.
     repaired = manager.ensure(KEY, packages=["gamma"])

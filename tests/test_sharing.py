@@ -111,7 +111,7 @@ def test_no_reuse_when_spec_python_or_index_differ(
     other = manager.create(EnvKey("wf", "b", "v1"), packages=packages, python=python)
 
     assert resolutions(counting) == 2
-    first_venv = (shared_manager.layout.env_dir(EnvKey("wf", "a", "v1")) / ".venv").resolve()
+    first_venv = (shared_manager._core.services.layout.env_dir(EnvKey("wf", "a", "v1")) / ".venv").resolve()
     if difference != "index":  # the same wheels from another folder may share a venv or not
         assert (other.env_path / ".venv").resolve() != first_venv
 
@@ -122,12 +122,12 @@ def test_add_on_one_sharing_env_leaves_the_other_unchanged(
     a, b = EnvKey("wf", "a", "v1"), EnvKey("wf", "b", "v1")
     shared_manager.create(a, packages=["gamma"])
     shared_manager.create(b, packages=["gamma"])
-    b_venv = (shared_manager.layout.env_dir(b) / ".venv").resolve()
+    b_venv = (shared_manager._core.services.layout.env_dir(b) / ".venv").resolve()
 
     shared_manager.add(a, ["alpha"])
 
     assert shared_manager.dependencies(b).locked == {"gamma": "1.0"}
-    assert (shared_manager.layout.env_dir(b) / ".venv").resolve() == b_venv
+    assert (shared_manager._core.services.layout.env_dir(b) / ".venv").resolve() == b_venv
     probe = "import importlib.util as u; print(u.find_spec('alpha') is None)"
     b_python = shared_manager.get(b).python_path
     assert subprocess.run([str(b_python), "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "True"
@@ -136,14 +136,14 @@ def test_add_on_one_sharing_env_leaves_the_other_unchanged(
     installs = counting.count("sync")
     shared_manager.remove(a, ["alpha"])
     assert counting.count("sync") == installs
-    assert (shared_manager.layout.env_dir(a) / ".venv").resolve() == b_venv
+    assert (shared_manager._core.services.layout.env_dir(a) / ".venv").resolve() == b_venv
 
 
 def test_cleanup_removes_a_store_entry_only_when_nothing_points_at_it(shared_manager: EnvManager) -> None:
     a, b = EnvKey("wf", "a", "v1"), EnvKey("wf", "b", "v1")
     shared_manager.create(a, packages=SPEC)
     shared_manager.create(b, packages=SPEC)
-    entry = (shared_manager.layout.env_dir(a) / ".venv").resolve().parent
+    entry = (shared_manager._core.services.layout.env_dir(a) / ".venv").resolve().parent
 
     shared_manager.delete(a)
     assert shared_manager.cleanup(idle_seconds=3600).pruned_store_entries == 0
@@ -278,7 +278,7 @@ def test_a_stale_stored_lock_is_refreshed(settings: Settings, python_finder, tmp
 
 def test_a_corrupt_stored_lock_falls_back_to_resolution(shared_manager: EnvManager, counting: CountingExecutor) -> None:
     first = shared_manager.create(EnvKey("wf", "a"), packages=SPEC)
-    stored = shared_manager.lock_store.path(first.spec_hash)
+    stored = shared_manager._core.services.lock_store.path(first.spec_hash)
     stored.write_text("this is not a lock")
     second = shared_manager.create(EnvKey("wf", "b"), packages=SPEC)
     assert resolutions(counting) == 2

@@ -57,7 +57,7 @@ class HoldingExecutor:
 
 @pytest.fixture
 def held(
-    settings: uv_envs.Settings, python_finder: uv_envs.PythonFinder
+    settings: uv_envs.Settings, python_finder: uv_envs.InterpreterFinder
 ) -> tuple[EnvManager, HoldingExecutor]:
     executor = HoldingExecutor()
     return EnvManager(settings, executor=executor, python_finder=python_finder), executor
@@ -96,7 +96,7 @@ def _assert_rolled_back(manager: EnvManager, executor: HoldingExecutor) -> None:
     assert _settled(manager) is EnvStatus.NOT_FOUND
     if executor.syncing.is_set():  # else a slow machine cancelled it earlier, in uv lock
         assert executor.saw_cancel.is_set(), "uv was held until the end: the cancel never came"
-    assert not manager.layout.env_dir(KEY).exists()
+    assert not manager._core.services.layout.env_dir(KEY).exists()
     record = manager.operations("wf", "slow").items[0]
     assert record.status == "FAILED"
     assert "cancel" in (record.error or "").lower()

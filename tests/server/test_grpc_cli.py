@@ -198,7 +198,7 @@ def test_sigterm_during_a_create_leaves_it_ready_or_absent(  # noqa: PLR0917
         python = manager.get(key).python_path
         subprocess.run([str(python), "-c", "import beta"], check=True, timeout=60)
     else:
-        assert not manager.layout.env_dir(key).exists()
+        assert not manager._core.services.layout.env_dir(key).exists()
         assert "cancel" in (manager.operations("wf", "slow").items[0].error or "").lower()
 
 
