@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import attrs
 from pydantic import BaseModel, ConfigDict, Field
 
 import uv_envs
@@ -307,7 +308,13 @@ def cleanup_json(report: uv_envs.CleanupReport) -> CleanupJson:
 def operations_json(page: uv_envs.OperationPage) -> OperationsJson:
     """The JSON of a page of audit records."""
     items = [
-        RecordJson(**{**uv_envs.converter.unstructure(item), "metadata": dict(item.metadata)})
+        RecordJson(
+            **{
+                **attrs.asdict(item, recurse=False),
+                "status": str(item.status),
+                "metadata": dict(item.metadata),
+            }
+        )
         for item in page.items
     ]
     return OperationsJson(total=page.total, limit=page.limit, offset=page.offset, items=items)

@@ -17,6 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from uv_envs._layout import Layout
+from uv_envs._leases import Leases
 from uv_envs._store import tree_size
 
 if TYPE_CHECKING:
@@ -69,6 +71,14 @@ def _bytes_on_disk(environment: uv_envs.Environment) -> tuple[int, int]:
     return own, shared
 
 
+def _last_used(environment: uv_envs.Environment) -> float:
+    try:
+        touched = Layout.last_used_file(environment.env_path).stat().st_mtime
+    except OSError:
+        touched = 0.0
+    return max(environment.updated_at, touched)
+
+
 def _stderr(record: uv_envs.OperationRecord) -> str:
     text = record.stderr.strip()
     if len(text) > STDERR_TAIL:
@@ -100,9 +110,10 @@ def _row(
     records: list[uv_envs.OperationRecord],
 ) -> str:
     status = environment.status.value
-    # The page is the one reader of these facts that the public API does not expose yet.
-    leases = manager.dirs.live_leases(environment.key)
-    last_used = manager.dirs.last_used(environment)
+    # The page is the one reader of these facts that EnvManager does not expose (yet):
+    # read from the root's layout, as cleanup reads them.
+    leases = Leases(Layout(manager.settings.root)).live(environment.key)
+    last_used = _last_used(environment)
     own, shared = _bytes_on_disk(environment)
     classes = " ".join(
         name for name, on in (("damaged", status == "DAMAGED"), ("leased", bool(leases))) if on

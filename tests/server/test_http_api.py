@@ -139,7 +139,7 @@ def test_uv_failures_carry_uvs_stderr(api: HttpEnvClient, manager: uv_envs.EnvMa
     assert "nosuch" in problem["stderr"]
     assert problem["exit_code"] != 0
     assert problem["request_id"] == answer.headers["x-request-id"]
-    assert not manager.layout.env_dir(uv_envs.EnvKey("wf", "n")).exists()
+    assert not manager._core.services.layout.env_dir(uv_envs.EnvKey("wf", "n")).exists()
 
     api.ensure("wf", "n", packages=["alpha>=2"])
     with pytest.raises(uv_envs.ResolutionFailed) as info:

@@ -146,7 +146,7 @@ def test_a_client_that_disconnects_mid_create_rolls_it_back(
     # The socket is closed: the server notices, sets the cancel event, uv stops.
     assert _settled(manager, EnvKey("wf", "slow", "v1")) is EnvStatus.NOT_FOUND
     assert executor.saw_cancel.is_set(), "uv was held until the end: the cancel never came"
-    assert not manager.layout.env_dir(EnvKey("wf", "slow", "v1")).exists()
+    assert not manager._core.services.layout.env_dir(EnvKey("wf", "slow", "v1")).exists()
     record = manager.operations("wf", "slow").items[0]
     assert record.status == "FAILED"
     assert "cancel" in (record.error or "").lower()
