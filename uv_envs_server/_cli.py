@@ -215,7 +215,12 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
     # The one line scripts and tests read to learn the port (with --port 0).
     print(f"uv-envs-server listening on {_address(args.host, port)}", flush=True)  # noqa: T201
     if http is not None:
-        http.start()
+        try:
+            http.start()
+        except OSError as exc:
+            logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
+            server.stop(None).wait()
+            return 2
         print(f"uv-envs-server HTTP listening on {http.url}", flush=True)  # noqa: T201
     logger.info(
         "root %s, %d workers, TLS %s, token %s",

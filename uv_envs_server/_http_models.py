@@ -240,7 +240,10 @@ def key_json(key: uv_envs.EnvKey) -> dict[str, str]:
 def env_json(environment: uv_envs.Environment) -> EnvJson:
     """The JSON of one env."""
     spec = environment.spec
-    ray = getattr(environment, "ray_runtime_env", None)  # added by the Ray integration
+    # Added by the Ray integration, as a method or a property; absent before it.
+    ray = getattr(environment, "ray_runtime_env", None)
+    if callable(ray):
+        ray = ray()
     return EnvJson(
         **key_json(environment.key),
         env_path=str(environment.env_path),
@@ -260,7 +263,7 @@ def env_json(environment: uv_envs.Environment) -> EnvJson:
         updated_at=environment.updated_at,
         error=environment.error,
         runtime_env=environment.runtime_env(),
-        ray_runtime_env=ray() if callable(ray) else None,
+        ray_runtime_env=ray if isinstance(ray, dict) else None,
     )
 
 

@@ -243,3 +243,21 @@ def test_the_openapi_page_and_schema_are_served(api: HttpEnvClient) -> None:
     assert "/v1/envs/{workflow_id}/{node_id}/{version_id}/deps" in schema["paths"]
     assert schema["components"]["schemas"]["Problem"]
     assert "swagger" in api.http.get("/docs").text.lower()
+
+
+def test_a_ray_runtime_env_is_carried_once_the_model_has_one(
+    http_serve: Callable[..., Any],
+    fake_manager: uv_envs.EnvManager,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = http_serve(fake_manager)
+    with HttpEnvClient(server.url, timeout=30) as client:
+        assert client.ensure("wf", "n", packages=["alpha"])["ray_runtime_env"] is None
+        monkeypatch.setattr(
+            uv_envs.Environment,
+            "ray_runtime_env",
+            lambda self: {"py_executable": str(self.python_path)},
+            raising=False,
+        )
+        env = client.get_env("wf", "n")["environment"]
+    assert env["ray_runtime_env"] == {"py_executable": env["python_path"]}
