@@ -16,9 +16,9 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import grpc
@@ -310,8 +310,9 @@ def run_grpc(channel: grpc.Channel, case: Case) -> tuple[grpc.StatusCode | None,
     try:
         call(request, timeout=60)
     except grpc.RpcError as err:
-        metadata = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
-        return err.code(), str(metadata.get(ERROR_CLASS_KEY, ""))  # type: ignore[attr-defined]
+        # The stubs type the pairs as objects with .key/.value; they are tuples at run time.
+        metadata = dict(cast("Iterable[tuple[str, str | bytes]]", err.trailing_metadata() or ()))
+        return err.code(), str(metadata.get(ERROR_CLASS_KEY, ""))
     return None, ""
 
 
@@ -418,9 +419,9 @@ def test_every_bad_input_is_refused_on_every_channel(
             lambda case: run_cli(root, wheelhouse, cwd, case, requirement_files.get(case.name)),
             cli_cases,
         )
-        for case, (code, name) in zip(cli_cases, results, strict=True):
-            if code != 2 or name != case.error.__name__:
-                failures.append(f"CLI {case.name}: exit {code} {name}")
+        for case, (exit_code, name) in zip(cli_cases, results, strict=True):
+            if exit_code != 2 or name != case.error.__name__:
+                failures.append(f"CLI {case.name}: exit {exit_code} {name}")
 
     assert failures == [], "\n".join(failures)
     assert tree(tmp_path, skip=frozenset({root})) == outside_before, (

@@ -125,8 +125,9 @@ def wait_for_start(process: subprocess.Popen[str]) -> float:
 
 def prepare(settings: Settings, python_finder: PythonFinder, operation: str) -> None:
     manager = EnvManager(settings, python_finder=python_finder)
-    if BEFORE[operation] is not None:
-        manager.create(KEY, packages=sorted(BEFORE[operation]))
+    before = BEFORE[operation]
+    if before is not None:
+        manager.create(KEY, packages=sorted(before))
     manager.close()
 
 

@@ -68,7 +68,7 @@ def test_names_of_0_1_still_import_with_a_deprecation_warning(name: str) -> None
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        _ = uv_envs.nope  # type: ignore[attr-defined]
+        _ = uv_envs.nope
 
 
 def test_version_is_a_string() -> None:

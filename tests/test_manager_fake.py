@@ -52,7 +52,7 @@ def make_manager(
     publish: RecordingPublisher | None = None,
     *,
     python_finder: FakePythonFinder | None = None,
-    **settings: Any,
+    **settings: object,
 ) -> EnvManager:
     options: dict[str, Any] = {"root": tmp_path / "root", "lock_timeout": 5, **settings}
     return EnvManager(
@@ -488,7 +488,7 @@ def test_runtime_env(fake_manager: EnvManager) -> None:
         (None, ["no-such-package"], ResolutionFailed),
     ],
 )
-def test_a_failed_create_is_rolled_back(  # noqa: PLR0917 - pytest passes fixtures by name
+def test_a_failed_create_is_rolled_back(
     fake_manager: EnvManager,
     fake_uv: FakeUvExecutor,
     events: RecordingPublisher,
@@ -907,7 +907,7 @@ BAD_CREATES: list[Any] = [
 
 @pytest.mark.parametrize(("kwargs", "error"), BAD_CREATES)
 @pytest.mark.parametrize("method", ["create", "ensure"])
-def test_bad_input_to_create_changes_nothing(  # noqa: PLR0917 - pytest passes fixtures by name
+def test_bad_input_to_create_changes_nothing(
     fake_manager: EnvManager,
     fake_uv: FakeUvExecutor,
     events: RecordingPublisher,
@@ -1160,7 +1160,8 @@ def test_recover_empties_the_trash(fake_manager: EnvManager) -> None:
 def test_recover_closes_audit_records_of_dead_processes(fake_manager: EnvManager) -> None:
     fake_manager.create(KEY, packages=["alpha"])
     code = (
-        "import sys; from pathlib import Path; from uv_envs import EnvKey; from uv_envs._audit import SqliteAuditLog; "
+        "import sys; from pathlib import Path; from uv_envs import EnvKey; "
+        "from uv_envs._audit import SqliteAuditLog; "
         "print(SqliteAuditLog(Path(sys.argv[1])).start(EnvKey('wf', 'dead'), 'add'))"
     )
     completed = subprocess.run(

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from uv_envs import EnvKey, EnvManager, EnvStatus, Settings
-from uv_envs._python import PythonFinder
 from uv_envs._metadata import environment_from_json
+from uv_envs._python import PythonFinder
 
 WORKER = Path(__file__).with_name("stress_worker.py")
 OPERATIONS = int(os.environ.get("UV_ENVS_STRESS_OPS", "50"))
@@ -64,7 +64,9 @@ def check_root(manager: EnvManager, keys: list[EnvKey]) -> dict[str, int]:
         report = manager.status(key)
         counts[report.status.value] += 1
         if report.status is EnvStatus.NOT_FOUND:
-            assert not manager._core.services.layout.env_dir(key).exists(), f"{key}: a folder without an env"
+            assert not manager._core.services.layout.env_dir(key).exists(), (
+                f"{key}: a folder without an env"
+            )
             continue
         assert report.status is EnvStatus.READY, f"{key} is {report.status}"
         environment = report.environment

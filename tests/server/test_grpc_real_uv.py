@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import subprocess
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+import uv_envs_server
 from uv_envs import testing
 from uv_envs_server import EnvManagerClient, GrpcEnvironmentProvider
 
 if TYPE_CHECKING:
     import uv_envs
+    from uv_envs_server import HttpEnvironmentProvider
+
+    from .conftest import HttpServe, OpenClient, Serve
 
 
 def _imported_version(python: str, module: str) -> str:
@@ -25,7 +29,7 @@ def _imported_version(python: str, module: str) -> str:
 
 
 @pytest.fixture
-def client(serve: Any, manager: uv_envs.EnvManager, open_client: Any) -> EnvManagerClient:
+def client(serve: Serve, manager: uv_envs.EnvManager, open_client: OpenClient) -> EnvManagerClient:
     return open_client(serve(manager), timeout=300)
 
 
@@ -90,14 +94,12 @@ def test_requirements_file_over_the_wire(client: EnvManagerClient) -> None:
 
 @pytest.mark.parametrize("kind", ["grpc", "http"])
 def test_remote_provider_contract_with_real_uv(
-    kind: str, serve: Any, http_serve: Any, manager: uv_envs.EnvManager
+    kind: str, serve: Serve, http_serve: HttpServe, manager: uv_envs.EnvManager
 ) -> None:
-    provider: Any
+    provider: GrpcEnvironmentProvider | HttpEnvironmentProvider
     if kind == "http":
         pytest.importorskip("fastapi", reason="the HTTP provider needs the [http] extra")
-        from uv_envs_server import HttpEnvironmentProvider
-
-        provider = HttpEnvironmentProvider(http_serve(manager).url, timeout=300)
+        provider = uv_envs_server.HttpEnvironmentProvider(http_serve(manager).url, timeout=300)
     else:
         provider = GrpcEnvironmentProvider(serve(manager), timeout=300)
     try:

@@ -36,7 +36,9 @@ def api(http_serve: Callable[..., Any], manager: uv_envs.EnvManager) -> Iterator
         yield client
 
 
-def test_the_whole_lifecycle_on_real_uv(api: HttpEnvClient, manager: uv_envs.EnvManager) -> None:
+def test_the_whole_lifecycle_on_real_uv(  # noqa: PLR0915 - one lifecycle, step by step
+    api: HttpEnvClient, manager: uv_envs.EnvManager
+) -> None:
     http = api.http
     assert api.health() == {"status": "SERVING"}
 
@@ -182,12 +184,12 @@ def test_uv_failures_carry_uvs_stderr(api: HttpEnvClient, manager: uv_envs.EnvMa
         ("PATCH", "/v1/health", None, 405, None),
     ],
 )
-def test_bad_requests_are_problems_and_change_nothing(  # noqa: PLR0917 - parametrized
+def test_bad_requests_are_problems_and_change_nothing(
     api: HttpEnvClient,
     manager: uv_envs.EnvManager,
     method: str,
     path: str,
-    body: Any,
+    body: dict[str, object] | None,
     status: int,
     error_class: str | None,
 ) -> None:

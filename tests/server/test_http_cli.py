@@ -18,7 +18,7 @@ import uv_envs_server
 from uv_envs_server import EnvManagerClient, HttpEnvClient
 
 SOURCE_ROOT = Path(uv_envs_server.__file__).resolve().parents[1]
-TOKEN = "cli-token"
+TOKEN = "cli-token"  # noqa: S105 - a test token for a loopback server
 
 
 def _console_script() -> list[str]:
@@ -90,7 +90,7 @@ def test_a_remote_http_host_is_refused_like_grpc(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             *_console_script(),
-            *("--host", "0.0.0.0", "--port", "0", "--http-port", "0"),
+            *("--host", "0.0.0.0", "--port", "0", "--http-port", "0"),  # noqa: S104 - refused
             *("--root", str(tmp_path / "root")),
         ],
         capture_output=True,

@@ -31,6 +31,10 @@ from uv_envs_server import create_http_server
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from schemathesis import Case, GenerationMode
+
+    from uv_envs._python import PythonFinder
+
 KEEP = uv_envs.EnvKey("keep-wf", "keep-node", "v1")
 MAX_EXAMPLES = int(os.environ.get("UV_ENVS_FUZZ_EXAMPLES", "50"))
 
@@ -58,7 +62,7 @@ class Fuzzed:
 
 @pytest.fixture(scope="module")
 def fuzzed(
-    tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path, python_finder: uv_envs.PythonFinder
+    tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path, python_finder: PythonFinder
 ) -> Iterator[Fuzzed]:
     base = tmp_path_factory.mktemp("fuzz")
     settings_ = uv_envs.Settings(
@@ -89,7 +93,7 @@ CHECKS = [
 
 # schemathesis' pytest plugin does not run on this pytest; its strategies do, with hypothesis.
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda m: m.value)
-def test_every_answer_is_documented_and_harmless(fuzzed: Fuzzed, mode: Any) -> None:
+def test_every_answer_is_documented_and_harmless(fuzzed: Fuzzed, mode: GenerationMode) -> None:
     operations = _operations(fuzzed)
     assert len(operations) >= 16  # every endpoint is in the schema
     for operation in operations:
@@ -102,7 +106,7 @@ def test_every_answer_is_documented_and_harmless(fuzzed: Fuzzed, mode: Any) -> N
             suppress_health_check=list(HealthCheck),
             derandomize=True,  # the same requests every run: a failure reproduces
         )
-        def fuzz(case: Any) -> None:
+        def fuzz(case: Case[Any]) -> None:
             try:
                 case.call_and_validate(base_url=fuzzed.server.url, checks=CHECKS, timeout=120)
             finally:

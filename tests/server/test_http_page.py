@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,7 +21,11 @@ import uv_envs
 from uv_envs import EnvKey
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Iterator
+
+    from playwright.sync_api import Page
+
+    from .conftest import HttpServe
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -32,11 +36,11 @@ ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-TOKEN = "page-token"
+TOKEN = "page-token"  # noqa: S105 - a test token for a loopback server
 
 
 @pytest.fixture
-def browser_page(tmp_path: Path) -> Any:
+def browser_page(tmp_path: Path) -> Iterator[Page]:
     if not CHROMIUM.is_file():
         reason = "Chromium is not installed at /usr/bin/chromium: apt-get install -y chromium"
         if os.environ.get("UV_ENVS_REQUIRE_BROWSER"):
@@ -58,8 +62,8 @@ def browser_page(tmp_path: Path) -> Any:
 
 
 def test_the_page_shows_envs_failures_and_what_stands_out(
-    browser_page: Any,
-    http_serve: Callable[..., Any],
+    browser_page: Page,
+    http_serve: HttpServe,
     manager: uv_envs.EnvManager,
     tmp_path: Path,
 ) -> None:

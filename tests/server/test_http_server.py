@@ -15,9 +15,6 @@ pytest.importorskip("fastapi", reason="the HTTP API needs the [http] extra")
 
 import httpx
 
-# The gRPC cancel tests' executor: real uv whose `uv sync` waits for the cancel event.
-from test_grpc_cancel import HoldingExecutor, _settled  # type: ignore[import-not-found]
-
 import uv_envs
 from uv_envs import EnvKey, EnvManager, EnvStatus
 from uv_envs_server import (
@@ -28,12 +25,18 @@ from uv_envs_server import (
     create_http_server,
 )
 
+# The gRPC cancel tests' executor: real uv whose `uv sync` waits for the cancel event.
+from .test_grpc_cancel import HoldingExecutor, _settled
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from conftest import GatedExecutor, SelfSigned  # type: ignore[import-not-found]
+    from uv_envs._python import PythonFinder
+    from uv_envs._uv import UvInvocation, UvResult
 
-TOKEN = "s3cret-token"
+    from .conftest import GatedExecutor, SelfSigned
+
+TOKEN = "s3cret-token"  # noqa: S105 - a test token for a loopback server
 BODY = {"workflow_id": "wf", "node_id": "slow", "version_id": "v1", "packages": ["alpha"]}
 
 
@@ -63,9 +66,9 @@ def test_without_the_token_every_call_but_health_is_refused(
 
 def test_bad_setups_are_refused_before_binding(fake_manager: EnvManager) -> None:
     with pytest.raises(RemoteAddressNotAllowed):
-        create_http_server("0.0.0.0", 0, manager=fake_manager)
+        create_http_server("0.0.0.0", 0, manager=fake_manager)  # noqa: S104 - refused
     with pytest.raises(ValueError, match="printable ASCII"):
-        create_http_server(manager=fake_manager, token="has space")
+        create_http_server(manager=fake_manager, token="has space")  # noqa: S106 - bad on purpose
     with pytest.raises(ValueError, match="max_body_bytes"):
         create_http_server(manager=fake_manager, max_body_bytes=0)
 
@@ -124,7 +127,7 @@ def test_status_is_answered_while_a_create_runs(
 
 @pytest.fixture
 def held(
-    settings: uv_envs.Settings, python_finder: uv_envs.PythonFinder
+    settings: uv_envs.Settings, python_finder: PythonFinder
 ) -> tuple[EnvManager, HoldingExecutor]:
     executor = HoldingExecutor()
     return EnvManager(settings, executor=executor, python_finder=python_finder), executor
@@ -178,7 +181,7 @@ def test_the_provider_refuses_to_delete_a_leased_env(
 class BrokenExecutor:
     """A uv executor with a bug: the server's own trouble, whose message names a server path."""
 
-    def run(self, invocation: Any) -> Any:
+    def run(self, invocation: UvInvocation) -> UvResult:
         raise RuntimeError("boom in /srv/secret/path")
 
 
