@@ -225,7 +225,7 @@ def _routes(app: FastAPI, core: _Core) -> None:  # noqa: C901, PLR0915 - one rou
         """Delete the env; NOT_FOUND (still 200) when there was none. A leased env is 423."""
         key = _key(workflow_id, node_id, version_id)
         result = await core(request, lambda: manager.delete(key, force=force))
-        return m.DeletedJson(**m.key_json(key), status=result.status)  # type: ignore[arg-type]
+        return m.DeletedJson(**m.key_json(key), status=result.status)
 
     @app.get(f"{ENV}/deps", tags=["deps"])
     async def deps(workflow_id: str, node_id: str, version_id: str, request: Request) -> m.DepsJson:

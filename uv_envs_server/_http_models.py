@@ -119,7 +119,7 @@ class DeletedJson(BaseModel):
     workflow_id: str
     node_id: str
     version_id: str
-    status: Literal["DELETED", "NOT_FOUND"]
+    status: uv_envs.DeleteStatus
 
 
 class DepsJson(BaseModel):
@@ -177,7 +177,7 @@ class RecordJson(BaseModel):
     node_id: str
     version_id: str
     operation: str
-    status: str
+    status: uv_envs.OperationStatus
     started_at: float
     finished_at: float | None
     duration_ms: int | None
@@ -314,7 +314,6 @@ def operations_json(page: uv_envs.OperationPage) -> OperationsJson:
         RecordJson(
             **{
                 **attrs.asdict(item, recurse=False),
-                "status": str(item.status),
                 "metadata": dict(item.metadata),
             }
         )
