@@ -16,6 +16,7 @@ from ._errors import (
     EnvironmentInUse,
     EnvironmentNotFound,
     EnvironmentNotReady,
+    EnvironmentUnreadable,
     InvalidIdentifier,
     InvalidInput,
     InvalidPythonVersion,
@@ -48,6 +49,7 @@ from ._events import (
     logging_publisher,
 )
 from ._manager import EnvManager
+from ._metadata import Damage, UnreadableRecord
 from ._models import (
     CleanupReport,
     DeletedOperations,
@@ -70,6 +72,7 @@ from ._models import (
 )
 from ._provider import IEnvironmentProvider, LocalEnvironmentProvider
 from ._python import Interpreter, InterpreterFinder
+from ._repair import RepairReport
 from ._settings import Settings
 from ._uv import SubprocessUvExecutor, UvExecutor, UvInvocation, UvResult
 
@@ -116,6 +119,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "AuditLog",
     "CleanupReport",
+    "Damage",
     "DeleteResult",
     "DeleteStatus",
     "DeletedOperations",
@@ -143,6 +147,7 @@ __all__ = [
     "EnvironmentNotReady",
     "EnvironmentSyncFailed",
     "EnvironmentSynced",
+    "EnvironmentUnreadable",
     "EventBus",
     "EventPublisher",
     "Export",
@@ -161,6 +166,7 @@ __all__ = [
     "OperationResult",
     "OperationStatus",
     "PythonNotFound",
+    "RepairReport",
     "RequirementsOptionNotAllowed",
     "ResolutionFailed",
     "RetiredGeneration",
@@ -168,6 +174,7 @@ __all__ = [
     "StatusReport",
     "StorageError",
     "SubprocessUvExecutor",
+    "UnreadableRecord",
     "UvEnvsError",
     "UvError",
     "UvExecutor",

@@ -23,6 +23,7 @@ from ._provisioning import Provisioner
 from ._python import InterpreterFinder, PythonFinder
 from ._reads import Reads
 from ._recovery import Recovery
+from ._repairs import Repairs
 from ._runner import UvRunner
 from ._services import Services
 from ._settings import Settings
@@ -43,6 +44,7 @@ class Core:
     collector: Collector
     verifier: Verifier
     recovery: Recovery
+    repairs: Repairs
 
 
 def bootstrap(
@@ -83,13 +85,20 @@ def bootstrap(
     access = EnvAccess(services, recovery)
     installer = Installer(services)
     switch = GenerationSwitch(services, installer)
+    repairs = Repairs(services, access, switch)
     return Core(
         services=services,
         access=access,
         provisioner=Provisioner(services, access, installer, switch),
-        changes=DependencyChanges(services, access, switch),
+        changes=DependencyChanges(
+            services,
+            access,
+            switch,
+            repair_users_of=lambda entry, key: repairs.repair_users_of(entry, exclude=key),
+        ),
         reads=Reads(services, access),
         collector=Collector(services, access),
         verifier=Verifier(services, access),
         recovery=recovery,
+        repairs=repairs,
     )

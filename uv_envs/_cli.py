@@ -104,7 +104,25 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subco
     )
     command = with_key("delete", "delete an environment")
     command.add_argument("--force", action="store_true", help="delete even if leased")
-    with_key("verify", "check the venv against its lock, file by file")
+    command = commands.add_parser(
+        "verify",
+        help="check the venv against its lock, file by file",
+        description="check an env's venv (or, with --all, every env's, each shared venv once)",
+    )
+    command.add_argument("workflow_id", nargs="?")
+    command.add_argument("node_id", nargs="?")
+    command.add_argument("version_id", nargs="?", default="")
+    command.add_argument("--all", action="store_true", help="check every env on the root")
+    command.add_argument("--repair", action="store_true", help="then rebuild what is damaged")
+    command = commands.add_parser(
+        "repair",
+        help="rebuild damaged venvs: of one env, or of the whole root",
+        description="check and rebuild damaged venvs; a damaged shared venv is rebuilt once "
+        "for every env that links it",
+    )
+    command.add_argument("workflow_id", nargs="?")
+    command.add_argument("node_id", nargs="?")
+    command.add_argument("version_id", nargs="?", default="")
     command = commands.add_parser("list", help="list environments")
     command.add_argument("--workflow")
     command.add_argument("--node")
@@ -133,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subco
     command.add_argument("--token-file")
     command.add_argument("--max-message-bytes", type=int)
     command.add_argument("--max-packages", type=int)
+    command.add_argument("--min-cleanup-idle-hours", type=float)
     return parser
 
 
@@ -213,6 +232,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             ("--token-file", args.token_file),
             ("--max-message-bytes", args.max_message_bytes),
             ("--max-packages", args.max_packages),
+            ("--min-cleanup-idle-hours", args.min_cleanup_idle_hours),
         ):
             if value is not None:
                 argv += [flag, str(value)]
@@ -238,6 +258,8 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             _print_json({**converter.unstructure(report), "status": report.status.value})
         else:
             print(f"{report.key}: {report.status.value}")
+            if report.error:
+                print(f"  error: {report.error}")
             print(f"  env_path: {report.env_path}")
             print(
                 f"  pyproject.toml: {report.has_pyproject}  uv.lock: {report.has_uv_lock}"
@@ -307,6 +329,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             for environment in environments:
                 print(
                     f"{environment.key}\t{environment.status.value}\t{environment.python_version}\t{environment.env_path}"
+                    + (f"\t{environment.error}" if environment.error else "")
                 )
     elif args.command == "cleanup":
         idle = None if args.idle_hours is None else args.idle_hours * 3600
@@ -342,7 +365,11 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
                     f"\t{record.duration_ms} ms" + (f"\t{record.error}" if record.error else "")
                 )
             print(f"({len(page.items)} of {page.total})")
+    elif args.command == "repair" or (args.command == "verify" and (args.all or args.repair)):
+        return _check_root(manager, args)
     elif args.command == "verify":
+        if args.workflow_id is None or args.node_id is None:
+            raise InvalidInput("verify needs WORKFLOW NODE [VERSION], or --all")
         verified = manager.verify(_key(args))
         if args.json:
             _print_json(converter.unstructure(verified) | {"ok": verified.ok})
@@ -364,6 +391,46 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             for interpreter in interpreters:
                 print(f"{interpreter.version}\t{interpreter.path}")
     return EXIT_OK
+
+
+def _check_root(manager: EnvManager, args: argparse.Namespace) -> int:
+    """``verify --all``, ``verify --repair``, ``repair``: exit 0 when nothing is left broken."""
+    key = None
+    if args.workflow_id is not None:
+        if args.node_id is None or (args.command == "verify" and args.all):
+            raise InvalidInput(f"{args.command} takes WORKFLOW NODE [VERSION] or --all, not both")
+        key = _key(args)
+    elif args.command == "verify" and not args.all:
+        raise InvalidInput("verify --repair needs WORKFLOW NODE [VERSION], or --all")
+    repairing = args.command == "repair" or args.repair
+    report = manager.repair(key) if repairing else manager.verify_all()
+    if args.json:
+        _print_json(
+            {
+                "ok": report.ok,
+                "checked": [str(k) for k in report.checked],
+                "problems": {k: list(v) for k, v in report.problems.items()},
+                "unreadable": dict(report.unreadable),
+                "damaged_entries": list(report.damaged_entries),
+                "repaired": [str(k) for k in report.repaired],
+                "failed": dict(report.failed),
+                "checked_files": report.checked_files,
+            }
+        )
+    else:
+        for name, problems in sorted(report.problems.items()):
+            print(f"{name}: DAMAGED: " + "; ".join(problems[:5]))
+        for name, reason in sorted(report.unreadable.items()):
+            print(f"{name}: UNREADABLE: {reason} (delete it to free the key)")
+        for repaired in report.repaired:
+            print(f"{repaired}: repaired")
+        for name, error in sorted(report.failed.items()):
+            print(f"{name}: repair failed: {error}")
+        print(
+            f"{len(report.checked)} envs checked, {report.checked_files} files hashed: "
+            + ("ok" if report.ok else "problems found")
+        )
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     ├── EnvironmentNotFound (LookupError)
     ├── EnvironmentAlreadyExists (FileExistsError)
     ├── EnvironmentNotReady (RuntimeError)         CREATING or FAILED
+    │   └── EnvironmentUnreadable (StorageError)   its metadata.json cannot be read: quarantined
     ├── EnvironmentBusy (TimeoutError)             its lock was not free in time
     ├── EnvironmentInUse (RuntimeError)            leased by a running process
     ├── UvError (RuntimeError)                     uv ran and failed; command, exit code, stderr
@@ -137,3 +138,23 @@ class UvNotFound(UvEnvsError, FileNotFoundError):
 
 class StorageError(UvEnvsError, OSError):
     """The metadata or audit store is unreadable or could not be written."""
+
+
+class EnvironmentUnreadable(EnvironmentNotReady, StorageError):
+    """The env's ``metadata.json`` is missing, truncated, not JSON or of another schema.
+
+    Such an env is quarantined: listed and reported with status ``UNREADABLE``,
+    skipped by ``recover`` and ``cleanup``, removed by ``delete``. Operations
+    that need its record raise this error, which names the way out. It is also
+    a :class:`StorageError`, which is what reading it raised before.
+    ``record`` is the :class:`~uv_envs.UnreadableRecord` (key, path, what is
+    wrong).
+    """
+
+    def __init__(self, message: str, record: object = None) -> None:
+        self.record = record
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        # OSError would otherwise format a one-argument error as its repr.
+        return str(self.args[0]) if self.args else ""

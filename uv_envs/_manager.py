@@ -31,6 +31,7 @@ from ._models import (
     VerifyReport,
 )
 from ._python import Interpreter, InterpreterFinder
+from ._repair import RepairReport
 from ._requests import parse_requested, provision_request
 from ._settings import Settings
 from ._uv import ExportFormat, UvExecutor
@@ -144,7 +145,9 @@ class EnvManager:
     ) -> list[Environment]:
         """Every env, optionally narrowed to a workflow and node, sorted by key.
 
-        An env whose creator died is listed as FAILED until it is recovered.
+        An env whose creator died is listed as FAILED until it is recovered;
+        one whose record cannot be read as UNREADABLE, with the reason as its
+        ``error``: never left out.
         """
         return self._core.reads.list_environments(workflow_id, node_id)
 
@@ -194,6 +197,9 @@ class EnvManager:
 
         The venv is built afresh, not linked from the store, so ``sync`` repairs
         a damaged env (uv then also bypasses its cache, which shares the bytes).
+        When the env's shared venv was marked damaged (by ``verify``,
+        ``verify_all`` or ``repair``), it is rebuilt once beside the damaged one
+        instead, and every other env linking it is moved to the rebuilt one.
         """
         return self._core.changes.sync(key)
 
@@ -257,6 +263,25 @@ class EnvManager:
         repairs it.
         """
         return self._core.verifier.verify(key)
+
+    def verify_all(self) -> RepairReport:
+        """Check every env on the root, each shared venv once; mark what is damaged.
+
+        Repairs nothing (:meth:`repair` does). Envs whose record cannot be read
+        are reported in ``unreadable``. For cron: ``uv-envs verify --all --json``.
+        """
+        return self._core.repairs.verify_all()
+
+    def repair(self, key: EnvKey | None = None) -> RepairReport:
+        """Check one env, or the whole root, and rebuild what is damaged.
+
+        A damaged shared venv is rebuilt once, beside the damaged one (never
+        edited: processes may still run from it), and every env whose current
+        generation links it moves to a new generation linking the rebuilt
+        one, envs other than ``key`` included. Envs whose record cannot be
+        read are reported, never touched: delete them.
+        """
+        return self._core.repairs.repair(key)
 
     # Audit and recovery --------------------------------------------------------------
 

@@ -15,7 +15,9 @@ import attrs
 
 from . import _events as events
 from . import _locking
+from . import _quarantine as quarantine
 from ._access import USABLE, Locked
+from ._errors import EnvironmentUnreadable
 from ._models import Environment, EnvKey, EnvStatus, OperationStatus
 from ._orphans import stop_processes_in
 from ._services import Services
@@ -108,6 +110,9 @@ class Recovery:
                 self.reconcile(Locked(key), repairs)
                 if repairs:
                     repaired.append(key)
+            except EnvironmentUnreadable as exc:
+                # Quarantined: reported (log, audit row), left as it is; recovery goes on.
+                quarantine.report(services.audit, quarantine.record_of(exc, services.layout, key))
             finally:
                 _locking.release(lock_file)
         services.dirs.empty_trash()

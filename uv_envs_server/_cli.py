@@ -15,7 +15,7 @@ import uv_envs
 
 from ._security import TOKEN_ENV, check_address, is_loopback, read_tls, read_token
 from ._server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, create_server
-from ._servicer import DEFAULT_MAX_PACKAGES
+from ._servicer import DEFAULT_MAX_PACKAGES, DEFAULT_MIN_CLEANUP_IDLE_HOURS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -103,6 +103,14 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_PACKAGES,
         help=f"packages one request may name (default: {DEFAULT_MAX_PACKAGES})",
+    )
+    guard.add_argument(
+        "--min-cleanup-idle-hours",
+        type=float,
+        default=DEFAULT_MIN_CLEANUP_IDLE_HOURS,
+        help="Cleanup never deletes envs idle less than this, whatever idle_hours says "
+        f"(default: {DEFAULT_MIN_CLEANUP_IDLE_HOURS:g}); 0 lets idle_hours=0 delete every "
+        "env not in use",
     )
     return parser
 
@@ -199,6 +207,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
             token=token,
             max_message_bytes=args.max_message_bytes,
             max_packages=args.max_packages,
+            min_cleanup_idle_hours=args.min_cleanup_idle_hours,
         )
         http = _http_server(args, manager, tls=tls is not None, token=token)
     except (OSError, ValueError, ImportError, uv_envs.UvEnvsError) as exc:
