@@ -14,12 +14,7 @@ import html
 import importlib.resources
 import string
 from collections import defaultdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
-
-from uv_envs._layout import Layout
-from uv_envs._leases import Leases
-from uv_envs._store import tree_size
 
 if TYPE_CHECKING:
     import uv_envs
@@ -59,26 +54,6 @@ def _size(count: int) -> str:
     return f"{amount:.1f} GiB"
 
 
-def _bytes_on_disk(environment: uv_envs.Environment) -> tuple[int, int]:
-    """The env's own files, and the (possibly shared) venv its current generation links."""
-    own = tree_size(environment.env_path)
-    venv = Path(environment.env_path, "gens", str(environment.generation), ".venv")
-    try:
-        target = venv.resolve(strict=True)
-    except OSError:
-        return own, 0
-    shared = 0 if target.is_relative_to(environment.env_path) else tree_size(target)
-    return own, shared
-
-
-def _last_used(environment: uv_envs.Environment) -> float:
-    try:
-        touched = Layout.last_used_file(environment.env_path).stat().st_mtime
-    except OSError:
-        touched = 0.0
-    return max(environment.updated_at, touched)
-
-
 def _stderr(record: uv_envs.OperationRecord) -> str:
     text = record.stderr.strip()
     if len(text) > STDERR_TAIL:
@@ -110,11 +85,9 @@ def _row(
     records: list[uv_envs.OperationRecord],
 ) -> str:
     status = environment.status.value
-    # The page is the one reader of these facts that EnvManager does not expose (yet):
-    # read from the root's layout, as cleanup reads them.
-    leases = Leases(Layout(manager.settings.root)).live(environment.key)
-    last_used = _last_used(environment)
-    own, shared = _bytes_on_disk(environment)
+    usage = manager.usage(environment.key)
+    leases, last_used = usage.leased_generations, usage.last_used
+    own, shared = usage.own_bytes, usage.venv_bytes
     classes = " ".join(
         name for name, on in (("damaged", status == "DAMAGED"), ("leased", bool(leases))) if on
     )
