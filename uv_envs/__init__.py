@@ -9,7 +9,10 @@ import importlib.metadata as _importlib_metadata
 import warnings as _warnings
 
 from ._audit import AuditLog
+from ._audit_open import open_audit_log
 from ._errors import (
+    AuditSchemaTooNew,
+    AuditUnavailable,
     DirectReferenceNotAllowed,
     EnvironmentAlreadyExists,
     EnvironmentBusy,
@@ -60,6 +63,7 @@ from ._models import (
     EnvKey,
     EnvSpec,
     EnvStatus,
+    EnvUsage,
     Export,
     IndexSettings,
     OperationPage,
@@ -121,6 +125,8 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "MAX_PACKAGES",
     "AuditLog",
+    "AuditSchemaTooNew",
+    "AuditUnavailable",
     "CleanupReport",
     "Damage",
     "DeleteResult",
@@ -137,6 +143,7 @@ __all__ = [
     "EnvManager",
     "EnvSpec",
     "EnvStatus",
+    "EnvUsage",
     "Environment",
     "EnvironmentAlreadyExists",
     "EnvironmentBusy",
@@ -190,4 +197,5 @@ __all__ = [
     "__version__",
     "key_from_config",
     "logging_publisher",
+    "open_audit_log",
 ]

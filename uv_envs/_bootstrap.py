@@ -10,7 +10,8 @@ import attrs
 
 from . import _events as events
 from ._access import EnvAccess
-from ._audit import AuditLog, SqliteAuditLog
+from ._audit import AuditLog
+from ._audit_open import open_audit_log
 from ._cleanup import Collector
 from ._dependencies import DependencyChanges
 from ._envdirs import EnvDirs
@@ -72,7 +73,7 @@ def bootstrap(
         uv=UvRunner(executor),
         uv_options=uv_options,
         metadata=JsonMetadataRepository(layout),
-        audit=audit if audit is not None else SqliteAuditLog(layout.audit_db),
+        audit=audit if audit is not None else open_audit_log(settings, layout),
         publish=publish,
         python_finder=python_finder
         or PythonFinder(executor, uv_options, settings.python_search_paths),

@@ -21,6 +21,7 @@ from ._commands import (
     EXIT_FAILED,
     EXIT_NOT_FOUND,
     HANDLERS,
+    audit_copy,
     print_json,
 )
 from ._errors import (
@@ -84,13 +85,23 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
 class _Commands:
     """Declares subcommands, each with the global options after it too."""
 
-    def __init__(self, parser: argparse.ArgumentParser) -> None:
-        after = _Parser(add_help=False)
-        _add_global_options(after, after_command=True)
+    def __init__(
+        self,
+        parser: argparse.ArgumentParser,
+        after: _Parser | None = None,
+        **kwargs: Any,  # noqa: ANN401 - add_subparsers' own
+    ) -> None:
+        if after is None:
+            after = _Parser(add_help=False)
+            _add_global_options(after, after_command=True)
         self._after = after
-        self._commands = parser.add_subparsers(
-            dest="command", required=True, metavar="COMMAND", parser_class=_Parser
-        )
+        kwargs.setdefault("dest", "command")
+        kwargs.setdefault("metavar", "COMMAND")
+        self._commands = parser.add_subparsers(required=True, parser_class=_Parser, **kwargs)
+
+    def nested(self, parser: argparse.ArgumentParser, dest: str) -> _Commands:
+        """The subcommands of a subcommand (``audit copy``), with the same global options."""
+        return _Commands(parser, self._after, dest=dest, metavar="ACTION")
 
     def add(self, name: str, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:  # noqa: ANN401
         """A subcommand; ``kwargs`` go to ``add_parser``."""
@@ -188,6 +199,17 @@ def _add_root_commands(commands: _Commands) -> None:
     ops.add_argument(
         "--delete", action="store_true", help="delete the records of --workflow [--node]"
     )
+    ops.add_argument("--from-host", help="only records written on this host")
+    ops.add_argument("--from-root", help="only records written by this root (a path)")
+    audit = commands.nested(commands.add("audit", "manage the audit store"), "audit_command")
+    copy = audit.add(
+        "copy",
+        "copy this root's SQLite audit trail into a PostgreSQL database (rerunnable)",
+        description="Copy <root>/audit.sqlite3 into the database at --to; records written "
+        "before host and root were recorded get this host and root. Rerunning copies only "
+        "new records. Give the password by PGPASSWORD, ~/.pgpass or --audit-password-file.",
+    )
+    copy.add_argument("--to", required=True, metavar="URL", help="postgresql:// URL")
     commands.add("recover", "repair what crashed processes left behind")
     commands.add("pythons", "list the Python interpreters uv-envs can use")
     commands.add(
@@ -209,6 +231,8 @@ def _run(args: argparse.Namespace) -> int:
         serve: Callable[[argparse.Namespace], int] = args.serve
         return serve(args)
     settings = cli_options.settings_from_options(args)
+    if args.command == "audit":  # needs no manager: it must not open the audit store itself
+        return audit_copy(args, settings)
     progress = sys.stderr if (sys.stderr.isatty() and not args.json) else None
     executor = SubprocessUvExecutor(find_uv_binary(settings.uv_binary), progress=progress)
     return HANDLERS[args.command](args, EnvManager(settings, executor=executor))

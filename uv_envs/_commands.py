@@ -13,9 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
+
+from ._audit import SqliteAuditLog
+from ._audit_copy import copy_audit
+from ._audit_open import open_audit_log
+from ._audit_postgres import PostgresAuditLog
 from ._errors import InvalidInput
+from ._layout import Layout
 from ._manager import EnvManager
 from ._models import Environment, EnvKey, converter
+from ._settings import Settings
 from ._variants import environment_dict
 
 EXIT_OK = 0
@@ -179,7 +187,15 @@ def _ops(args: argparse.Namespace, manager: EnvManager) -> int:
         removed = manager.delete_operations(args.workflow, args.node)
         _emit(args, converter.unstructure(removed), f"deleted {removed.deleted_count} records")
         return EXIT_OK
-    page = manager.operations(args.workflow, args.node, args.status, args.limit, args.offset)
+    page = manager.operations(
+        args.workflow,
+        args.node,
+        args.status,
+        args.limit,
+        args.offset,
+        host=args.from_host,
+        root=str(Path(args.from_root).absolute()) if args.from_root else None,
+    )
     if args.json:
         print_json(converter.unstructure(page))
         return EXIT_OK
@@ -187,7 +203,8 @@ def _ops(args: argparse.Namespace, manager: EnvManager) -> int:
         key = EnvKey(record.workflow_id, record.node_id, record.version_id)
         print(
             f"{record.id}\t{record.operation}\t{record.status}\t{key}"
-            f"\t{record.duration_ms} ms" + (f"\t{record.error}" if record.error else "")
+            f"\t{record.duration_ms} ms\t{record.host or '-'}"
+            + (f"\t{record.error}" if record.error else "")
         )
     print(f"({len(page.items)} of {page.total})")
     return EXIT_OK
@@ -264,6 +281,25 @@ def _pythons(args: argparse.Namespace, manager: EnvManager) -> int:
         return EXIT_OK
     for interpreter in interpreters:
         print(f"{interpreter.version}\t{interpreter.path}")
+    return EXIT_OK
+
+
+def audit_copy(args: argparse.Namespace, settings: Settings) -> int:
+    """``audit copy --to URL``: the root's SQLite trail into PostgreSQL; no manager needed."""
+    target = open_audit_log(attrs.evolve(settings, audit_url=args.to), settings.root)
+    if not isinstance(target, PostgresAuditLog):
+        raise InvalidInput("audit copy --to needs a postgresql:// URL")
+    source = SqliteAuditLog(Layout(settings.root).audit_db)
+    try:
+        report = copy_audit(source, target, host=settings.audit_host, root=str(settings.root))
+    finally:
+        source.close()
+        target.close()
+    _emit(
+        args,
+        {"read": report.read, "copied": report.copied},
+        f"copied {report.copied} of {report.read} records to {target.url}",
+    )
     return EXIT_OK
 
 

@@ -24,8 +24,10 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     ├── UvNotFound (FileNotFoundError)             no uv binary
     ├── OperationCancelled                         the caller cancelled; rolled back
     └── StorageError (OSError)                     unreadable metadata or audit store
+        ├── AuditUnavailable                       the audit database cannot be reached
+        └── AuditSchemaTooNew                      the audit database has a newer schema
 
-Lower-level errors (``subprocess``, ``OSError``, ``sqlite3``, ``packaging``)
+Lower-level errors (``subprocess``, ``OSError``, ``sqlite3``, ``psycopg``, ``packaging``)
 are translated where they happen, with ``raise ... from exc``.
 """
 
@@ -158,3 +160,24 @@ class EnvironmentUnreadable(EnvironmentNotReady, StorageError):
     def __str__(self) -> str:
         # OSError would otherwise format a one-argument error as its repr.
         return str(self.args[0]) if self.args else ""
+
+
+class AuditUnavailable(StorageError):
+    """The audit database could not be reached in time; the message names the problem.
+
+    Raised before an operation changes anything when its record cannot be
+    started, and after it when the record cannot be completed (the message
+    then says the environment was changed). Never carries a password.
+    """
+
+
+class AuditSchemaTooNew(StorageError):
+    """The audit database was set up by a newer uv-envs; this one refuses to write to it."""
+
+    def __init__(self, found: int, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"the audit database has schema version {found}, but this uv-envs supports "
+            f"up to {supported}; upgrade uv-envs on this host"
+        )

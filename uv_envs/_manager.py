@@ -24,6 +24,7 @@ from ._models import (
     Dependencies,
     Environment,
     EnvKey,
+    EnvUsage,
     Export,
     OperationPage,
     OperationResult,
@@ -43,7 +44,7 @@ class EnvManager:
     Args:
         settings: where and how; ``Settings.from_env()`` by default.
         executor: runs uv; a :class:`~uv_envs.SubprocessUvExecutor` by default.
-        audit: the audit log; SQLite under the root by default.
+        audit: the audit log; by default :func:`~uv_envs.open_audit_log`'s choice.
         publish: called with each :class:`~uv_envs.DomainEvent`.
         python_finder: resolves Python version requests.
 
@@ -139,6 +140,10 @@ class EnvManager:
     def runtime_env(self, key: EnvKey) -> dict[str, Any]:
         """What a runner needs to use the env; counts as a use for idle cleanup."""
         return self._core.reads.runtime_env(key)
+
+    def usage(self, key: EnvKey) -> EnvUsage:
+        """Bytes on disk, last use and live leases of the env, as cleanup sees them."""
+        return self._core.reads.usage(key)
 
     def list_environments(
         self, workflow_id: str | None = None, node_id: str | None = None
@@ -292,14 +297,23 @@ class EnvManager:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        *,
+        host: str | None = None,
+        root: str | None = None,
     ) -> OperationPage:
-        """The audit trail, newest first, filtered and paged."""
+        """The audit trail, newest first, filtered and paged.
+
+        ``host`` and ``root`` select the records of one host or root when
+        several share an audit database (``Settings.audit_url``).
+        """
         return self._core.services.audit.query(
             workflow_id=workflow_id or None,
             node_id=node_id or None,
             status=status or None,
             limit=limit,
             offset=offset,
+            host=host or None,
+            root=root or None,
         )
 
     def delete_operations(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:

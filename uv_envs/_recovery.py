@@ -129,7 +129,12 @@ class Recovery:
                 return
             for record in page.items:
                 pid = record.metadata.get("pid")
-                if isinstance(pid, int) and not _pid_alive(pid):
+                # In a shared audit database a pid means something only on its own host.
+                elsewhere = record.host and (record.host, record.root) != (
+                    self.services.settings.audit_host,
+                    str(self.services.settings.root),
+                )
+                if isinstance(pid, int) and not elsewhere and not _pid_alive(pid):
                     audit.finish(
                         record.id, OperationStatus.FAILED, error="interrupted: the process died"
                     )

@@ -1,11 +1,13 @@
 """The command-line options every uv-envs entry point shares, and the settings they make.
 
 ``uv-envs``, ``uv-envs-server`` and ``uv-envs serve`` take the same settings
-options: ``--root``, ``--lock-timeout`` and the package index options
+options: ``--root``, ``--lock-timeout``, the package index options
 (``--index-url``, ``--extra-index-url``, ``--find-links``, ``--no-index``,
-``--offline``). :func:`add_settings_options` declares them on a parser;
-:func:`settings_from_options` turns what was parsed into :class:`~uv_envs.Settings`,
-where options left out fall back to the ``UV_ENVS_*`` variables.
+``--offline``) and the audit store's (``--audit-url``,
+``--audit-password-file``). :func:`add_settings_options` declares them on a
+parser; :func:`settings_from_options` turns what was parsed into
+:class:`~uv_envs.Settings`, where options left out fall back to the
+``UV_ENVS_*`` variables.
 
 Options that may stand before or after a subcommand, as uv's global options
 do, are declared twice: on the main parser as usual, and on each
@@ -49,7 +51,7 @@ class _Options(Protocol):
 
 
 def add_settings_options(parser: _Options, *, after_command: bool = False) -> None:
-    """Declare ``--root``, ``--lock-timeout`` and the package index options on ``parser``.
+    """Declare ``--root``, ``--lock-timeout``, the index and the audit options on ``parser``.
 
     Args:
         parser: a parser, or an argument group of one.
@@ -85,6 +87,22 @@ def add_settings_options(parser: _Options, *, after_command: bool = False) -> No
         )
     parser.add_argument("--no-index", action="store_true", help="use only --find-links", **keep)
     parser.add_argument("--offline", action="store_true", help="never touch the network", **keep)
+    # Neither help text shows a value: no password ever goes on a command line.
+    parser.add_argument(
+        "--audit-url",
+        metavar="URL",
+        help="keep the audit trail in this PostgreSQL database (postgresql://user@host/db; "
+        "default: $UV_ENVS_AUDIT_URL, else SQLite in the root); put no password in it: "
+        "use PGPASSWORD, ~/.pgpass or --audit-password-file",
+        **keep,
+    )
+    parser.add_argument(
+        "--audit-password-file",
+        type=Path,
+        metavar="PATH",
+        help="a file whose first line is the audit database's password",
+        **keep,
+    )
 
 
 def _repeated(options: argparse.Namespace, dest: str) -> tuple[str, ...]:
@@ -110,6 +128,10 @@ def settings_from_options(
         values["root"] = root
     if (lock_timeout := getattr(options, "lock_timeout", None)) is not None:
         values["lock_timeout"] = lock_timeout
+    if audit_url := getattr(options, "audit_url", None):
+        values["audit_url"] = audit_url
+    if (password_file := getattr(options, "audit_password_file", None)) is not None:
+        values["audit_password_file"] = password_file
     settings = Settings.from_env(environ, **values)
     base = settings.index
     find_links = tuple(
