@@ -89,3 +89,16 @@ def test_nothing_given_is_the_environment_alone(tmp_path: Path) -> None:
     assert settings_from_options(_parser().parse_args(["run"]), environ) == Settings.from_env(
         environ
     )
+
+
+def test_the_audit_options_on_either_side(tmp_path: Path) -> None:
+    password = tmp_path / "pw"
+    url = "postgresql://uv_envs@db.invalid/uv_envs"
+    for argv in (
+        ["--audit-url", url, "--audit-password-file", str(password), "run"],
+        ["run", "--audit-url", url, "--audit-password-file", str(password)],
+    ):
+        settings = settings_from_options(_parser().parse_args(argv), {})
+        assert settings.audit_url == url
+        assert settings.audit_password_file == password
+    assert settings_from_options(_parser().parse_args(["run"]), {}).audit_url is None
