@@ -58,6 +58,10 @@ class Settings:
         allow_direct_references: accept ``name @ url``, paths and VCS URLs.
         allow_requirements_options: accept pip options in requirements texts.
         compile_bytecode: have uv compile ``.pyc`` files at install time.
+        background_bytecode: compile each shared venv's modules once, in the
+            background, after the create that built it has returned (see
+            docs/architecture.md). Pointless, so skipped, with
+            ``compile_bytecode``.
         lock_max_age: seconds a stored resolution of a spec is reused before
             the spec is resolved again (so unpinned specs pick up releases).
         max_concurrent_installs: uv installs running at once on this root,
@@ -79,6 +83,7 @@ class Settings:
     allow_direct_references: bool = False
     allow_requirements_options: bool = False
     compile_bytecode: bool = False
+    background_bytecode: bool = True
     lock_max_age: float = 86400.0
     max_concurrent_installs: int = attrs.field(factory=lambda: os.cpu_count() or 1)
 
@@ -95,7 +100,8 @@ class Settings:
         ``UV_ENVS_INDEX_URL``, ``UV_ENVS_EXTRA_INDEX_URLS`` and
         ``UV_ENVS_FIND_LINKS`` (space separated), ``UV_ENVS_OFFLINE`` and
         ``UV_ENVS_NO_INDEX`` (``1``/``true``), ``UV_ENVS_PYTHON_PATHS``
-        (``os.pathsep`` separated) and ``UV_ENVS_LOCK_TIMEOUT``.
+        (``os.pathsep`` separated), ``UV_ENVS_LOCK_TIMEOUT`` and
+        ``UV_ENVS_BACKGROUND_BYTECODE`` (``0``/``false`` turns it off).
         """
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {"root": default_root(environ)}
@@ -107,6 +113,8 @@ class Settings:
             values["python_search_paths"] = tuple(Path(p) for p in value.split(os.pathsep) if p)
         if value := environ.get("UV_ENVS_LOCK_TIMEOUT"):
             values["lock_timeout"] = float(value)
+        if value := environ.get("UV_ENVS_BACKGROUND_BYTECODE"):
+            values["background_bytecode"] = _truthy(value)
         index = IndexSettings(
             index_url=environ.get("UV_ENVS_INDEX_URL") or None,
             extra_index_urls=tuple(environ.get("UV_ENVS_EXTRA_INDEX_URLS", "").split()),

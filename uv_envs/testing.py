@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,8 +29,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from ._bytecode import CompileJob
 from ._errors import PythonNotFound
 from ._events import DomainEvent
+from ._lockrecord import uv_identity
 from ._project import PROJECT_NAME, locked_versions
 from ._provider import IEnvironmentProvider
 from ._python import Interpreter
@@ -40,6 +43,7 @@ __all__ = [
     "CountingExecutor",
     "FakePythonFinder",
     "FakeUvExecutor",
+    "RecordingCompiler",
     "RecordingPublisher",
     "check_provider_contract",
 ]
@@ -81,6 +85,28 @@ class RecordingPublisher:
 
 
 @attrs.define
+class RecordingCompiler:
+    """A bytecode compiler that only keeps the jobs it is given, until :meth:`run_all`.
+
+    Lets a test see that a create returns before its venv is compiled, then
+    compile it: ``run_all`` runs each job's real worker, in the venv's
+    interpreter, and returns the outcomes it printed.
+    """
+
+    jobs: list[CompileJob] = attrs.field(factory=list)
+
+    def submit(self, job: CompileJob) -> None:
+        self.jobs.append(job)
+
+    def run_all(self) -> list[str]:
+        jobs, self.jobs = self.jobs, []
+        return [
+            subprocess.run(job.argv(), capture_output=True, text=True, check=True).stdout.strip()
+            for job in jobs
+        ]
+
+
+@attrs.define
 class CountingExecutor:
     """Wraps any executor (a real one too) and counts the uv subcommands it ran.
 
@@ -95,6 +121,10 @@ class CountingExecutor:
         with self._lock:
             self.calls.append(invocation)
         return self.inner.run(invocation)
+
+    def identity(self) -> str | None:
+        """The wrapped executor's uv identity (see ``_lockrecord.IdentifiesUv``)."""
+        return uv_identity(self.inner)
 
     def count(self, subcommand: str, *, check: bool | None = None) -> int:
         """Calls of ``subcommand``; with ``check``, only those with (or without) ``--check``."""
@@ -112,17 +142,22 @@ class FakeUvExecutor:
     """A stand-in for uv that resolves against ``catalog`` (name -> versions).
 
     ``calls`` lists every invocation; ``count("lock")`` counts one subcommand.
-    ``fail_next(subcommand, stderr)`` makes the next such call fail.
+    ``fail_next(subcommand, stderr)`` makes the next such call fail. ``version``
+    is the uv identity it reports; change it to play a uv upgrade.
     """
 
     catalog: Mapping[str, Sequence[str]] = attrs.field(factory=dict)
     calls: list[UvInvocation] = attrs.field(factory=list)
+    version: str | None = "fake-uv 0.0.0"
     _failures: dict[str, tuple[str, int]] = attrs.field(factory=dict)
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     def count(self, subcommand: str) -> int:
         with self._lock:
             return sum(1 for call in self.calls if call.args[:1] == (subcommand,))
+
+    def identity(self) -> str | None:
+        return self.version
 
     def fail_next(
         self, subcommand: str, stderr: str = "error: injected failure", exit_code: int = 2
