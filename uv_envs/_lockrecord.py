@@ -37,6 +37,7 @@ import cattrs
 from ._metadata import write_atomic
 from ._models import EnvKey, IndexSettings, converter
 from ._project import render_pyproject
+from ._validation import canonical_requirement
 
 # The project text is rendered for this key: uv ignores the key, so the digest
 # covers exactly what uv reads.
@@ -80,8 +81,14 @@ def index_digest(index: IndexSettings) -> str:
 
 
 def project_digest(packages: tuple[str, ...], python_request: str) -> str:
-    """A digest of the ``pyproject.toml`` uv sees for a spec (the key left out)."""
-    return _digest(render_pyproject(_ANY_KEY, packages, python_request))
+    """A digest of the ``pyproject.toml`` uv checks a lock against, for a spec.
+
+    The key is left out (uv ignores it) and the requirements are normalized as
+    the spec hash normalizes them: specs that differ only in order or name
+    spelling share a stored lock, and uv's check accepts it for each of them.
+    """
+    normalized = tuple(sorted({canonical_requirement(p) for p in packages}))
+    return _digest(render_pyproject(_ANY_KEY, normalized, python_request))
 
 
 @attrs.frozen

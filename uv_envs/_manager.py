@@ -32,6 +32,7 @@ from packaging.utils import canonicalize_name
 from . import _events as events
 from . import _locking
 from ._audit import FAILED, RUNNING, SUCCESS, AuditLog, SqliteAuditLog
+from ._bytecode import BackgroundCompiler, BytecodeCompiler, BytecodePolicy, BytecodeState
 from ._envdirs import EnvDirs
 from ._errors import (
     EnvironmentAlreadyExists,
@@ -45,6 +46,7 @@ from ._errors import (
     UvError,
 )
 from ._layout import Layout
+from ._lockrecord import LockRecords
 from ._metadata import JsonMetadataRepository, MetadataRepository
 from ._models import (
     CleanupReport,
@@ -65,8 +67,9 @@ from ._models import (
 from ._orphans import stop_processes_in
 from ._project import read_declared, read_locked, render_pyproject, spec_hash
 from ._python import Interpreter, InterpreterFinder, PythonFinder
+from ._resolutions import Resolution, StoredResolutions
 from ._settings import Settings
-from ._store import LockStore, VenvStore, install_slot, tree_size, venv_id
+from ._store import LockStore, VenvStore, install_slot, lock_packages_digest, store_id, tree_size
 from ._uv import (
     ExportFormat,
     SubprocessUvExecutor,
@@ -136,6 +139,7 @@ class EnvManager:
         audit: AuditLog | None = None,
         publish: events.EventPublisher | None = None,
         python_finder: InterpreterFinder | None = None,
+        compiler: BytecodeCompiler | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self.layout = Layout(self.settings.root)
@@ -166,6 +170,19 @@ class EnvManager:
             self.layout.store_dir, self.layout.locks_dir, self.settings.lock_timeout
         )
         self.dirs = EnvDirs(self.layout, self.venv_store)
+        self.resolutions = StoredResolutions(
+            self.lock_store,
+            LockRecords(self.layout.lockstore_dir),
+            self.settings.index,
+            self.executor,
+        )
+        self.compiler: BytecodeCompiler = compiler if compiler is not None else BackgroundCompiler()
+        self.bytecode = BytecodePolicy(
+            self.compiler if self.settings.background_bytecode else None,
+            install_time=self.settings.compile_bytecode,
+            locks_dir=self.layout.locks_dir,
+            slots=self.settings.max_concurrent_installs,
+        )
         self._root_ready = False
         self._root_lock = threading.Lock()
 
@@ -256,7 +273,9 @@ class EnvManager:
             if existing is not None and existing.status in _USABLE:
                 if existing.spec_hash == request.digest:
                     record = self.audit.start(key, "ensure" if replace else "create")
-                    self._finish_ok(record, [], {"reused": True})
+                    state, job = self.bytecode.plan(self.dirs.current_dir(existing))
+                    self._finish_ok(record, [], {"reused": True, **_counts([], state)})
+                    self.bytecode.start(job)
                     self.dirs.touch(existing)
                     return existing
                 if not replace:
@@ -299,8 +318,10 @@ class EnvManager:
             self.metadata.save(environment)
             gen_dir = self.layout.generation_dir(env_dir, 1)
             gen_dir.mkdir(parents=True)
-            resolved = self._write_spec_project(gen_dir, key, request, results)
-            installed = self._sync(gen_dir, request.interpreter, results)
+            resolution = self._write_spec_project(gen_dir, key, request, results)
+            installed = self._sync(
+                gen_dir, request.interpreter, results, packages=resolution.packages
+            )
             self.dirs.point_current(env_dir, 1)
             self.dirs.link_top_level(env_dir)
             environment = attrs.evolve(
@@ -317,16 +338,19 @@ class EnvManager:
             self._finish_failed(record, exc, results)
             self._emit(events.EnvironmentCreationFailed(key, details={"error": str(exc)}))
             raise
+        state, job = self.bytecode.plan(self.layout.generation_dir(env_dir, 1))
         self._finish_ok(
             record,
             results,
             {
                 "generation": 1,
                 "spec_hash": request.digest,
-                "resolved": resolved,
+                "resolved": resolution.resolved,
                 "installed": installed,
+                **_counts(results, state),
             },
         )
+        self.bytecode.start(job)
         self._emit(
             events.EnvironmentCreated(key, details={"python_version": environment.python_version})
         )
@@ -335,8 +359,8 @@ class EnvManager:
 
     def _write_spec_project(
         self, gen_dir: Path, key: EnvKey, request: _Request, results: list[UvResult]
-    ) -> bool:
-        """Write the project for a spec and lock it; return whether uv resolved."""
+    ) -> Resolution:
+        """Write the project for a spec and lock it; return how."""
         (gen_dir / "pyproject.toml").write_text(
             render_pyproject(key, request.spec.packages, request.spec.python)
         )
@@ -354,31 +378,33 @@ class EnvManager:
                 )
             finally:
                 requirements_file.unlink(missing_ok=True)
-            return True
+            return Resolution(resolved=True)
         return self._resolve_spec(gen_dir, python, request, results)
 
     def _resolve_spec(
         self, gen_dir: Path, python: str, request: _Request, results: list[UvResult]
-    ) -> bool:
-        """``uv lock``, or a stored resolution of the same spec that still checks out.
+    ) -> Resolution:
+        """``uv lock``, or a stored resolution of the same spec (see ``_resolutions``).
 
         Holding the spec's lock makes concurrent creates of one spec resolve once.
         """
         spec_lock = self.layout.locks_dir / f"spec-{request.digest[:40]}.lock"
         with _locking.hold(spec_lock, timeout=self.settings.lock_timeout, what="spec"):
-            stored = None if request.refresh else self.lock_store.get(request.digest)
-            if stored is not None:
-                (gen_dir / "uv.lock").write_bytes(stored)
-                offline = attrs.evolve(
-                    self.uv_options, index=attrs.evolve(self.uv_options.index, offline=True)
-                )
-                check = self.executor.run(lock_command(gen_dir, python, offline, check=True))
-                if check.ok:
-                    return False
-                (gen_dir / "uv.lock").unlink(missing_ok=True)
+            if not request.refresh:
+
+                def check() -> UvResult:
+                    offline = attrs.evolve(
+                        self.uv_options, index=attrs.evolve(self.uv_options.index, offline=True)
+                    )
+                    result = self.executor.run(lock_command(gen_dir, python, offline, check=True))
+                    results.append(result)
+                    return result
+
+                reused = self.resolutions.reuse(request.digest, request.spec, gen_dir, check)
+                if reused is not None:
+                    return reused
             self._run(lock_command(gen_dir, python, self.uv_options), "uv lock failed", results)
-            self.lock_store.put(request.digest, (gen_dir / "uv.lock").read_bytes())
-            return True
+            return self.resolutions.remember(request.digest, request.spec, gen_dir)
 
     def _respec(self, environment: Environment, request: _Request) -> Environment:
         key = environment.key
@@ -386,8 +412,10 @@ class EnvManager:
         self._emit(events.EnvironmentCreationStarted(key, details=details))
         notes: dict[str, Any] = {}
 
-        def build(gen_dir: Path, results: list[UvResult]) -> None:
-            notes["resolved"] = self._write_spec_project(gen_dir, key, request, results)
+        def build(gen_dir: Path, results: list[UvResult]) -> str | None:
+            resolution = self._write_spec_project(gen_dir, key, request, results)
+            notes["resolved"] = resolution.resolved
+            return resolution.packages
 
         try:
             result = self._next_generation(
@@ -686,7 +714,7 @@ class EnvManager:
         self,
         environment: Environment,
         operation: str,
-        build: Callable[[Path, list[UvResult]], None],
+        build: Callable[[Path, list[UvResult]], str | None],
         *,
         copy_project: bool,
         spec: EnvSpec | None = None,
@@ -711,12 +739,17 @@ class EnvManager:
                 current = self.layout.generation_dir(env_dir, environment.generation)
                 for name in _PROJECT_FILES:
                     shutil.copy2(current / name, gen_dir / name)
-            build(gen_dir, results)
+            packages = build(gen_dir, results)
             python_interpreter = interpreter or Interpreter(
                 Path(environment.python_executable), environment.python_version
             )
             installed = self._sync(
-                gen_dir, python_interpreter, results, shared=shared, refresh=refresh
+                gen_dir,
+                python_interpreter,
+                results,
+                shared=shared,
+                refresh=refresh,
+                packages=packages,
             )
             if spec is None:
                 spec = EnvSpec(packages=read_declared(gen_dir), python=environment.spec.python)
@@ -745,6 +778,7 @@ class EnvManager:
         # The commit point: from here the new generation is the env, even after a crash.
         self.metadata.save(committed)
         self.dirs.point_current(env_dir, number)
+        state, job = self.bytecode.plan(gen_dir)
         self._finish_ok(
             record,
             results,
@@ -753,8 +787,10 @@ class EnvManager:
                 "spec_hash": committed.spec_hash,
                 "installed": installed,
                 **(notes or {}),
+                **_counts(results, state),
             },
         )
+        self.bytecode.start(job)
         return OperationResult(
             environment=committed,
             operation=operation,
@@ -1152,6 +1188,7 @@ class EnvManager:
         *,
         shared: bool = True,
         refresh: bool = False,
+        packages: str | None = None,
     ) -> bool:
         """Link the generation to the store's venv for its lock, building it if new; True if built.
 
@@ -1166,11 +1203,9 @@ class EnvManager:
                     results,
                 )
             return True
-        entry_id = venv_id(
-            (gen_dir / "uv.lock").read_text(),
-            interpreter,
-            compile_bytecode=self.settings.compile_bytecode,
-        )
+        if packages is None:
+            packages = lock_packages_digest((gen_dir / "uv.lock").read_text())
+        entry_id = store_id(packages, interpreter, compile_bytecode=self.settings.compile_bytecode)
 
         def build(venv: Path) -> None:
             with install_slot(self.layout.locks_dir, self.settings.max_concurrent_installs):
@@ -1226,6 +1261,11 @@ class EnvManager:
                 exit_code=exit_code,
                 error=f"{type(exc).__name__}: {exc}",
             )
+
+
+def _counts(results: list[UvResult], state: BytecodeState) -> dict[str, Any]:
+    """What the audit row says about the cost: uv subprocesses run, and the venv's bytecode."""
+    return {"uv_runs": len(results), "compiled": state.compiled, "bytecode": state.value}
 
 
 def _name_of(requirement: str) -> str:
