@@ -14,6 +14,7 @@ import pytest
 
 from uv_envs import EnvKey, EnvManager, PythonFinder, Settings, SubprocessUvExecutor
 from uv_envs import _compile_worker as worker
+from uv_envs._bytecode import BackgroundCompiler
 from uv_envs._lockrecord import (
     LockRecord,
     LockRecords,
@@ -23,6 +24,7 @@ from uv_envs._lockrecord import (
     project_digest,
 )
 from uv_envs._models import IndexSettings
+from uv_envs._store import COMPILED
 from uv_envs._uv import find_uv_binary
 from uv_envs.testing import (
     CountingExecutor,
@@ -257,7 +259,11 @@ def test_real_uv_stored_lock_without_venv_costs_one_sync(
 def test_a_create_returns_before_its_entry_is_compiled_and_the_compile_covers_it(
     settings: Settings, python_finder: PythonFinder
 ) -> None:
-    manager = EnvManager(settings, python_finder=python_finder, compiler=RecordingCompiler())
+    manager = EnvManager(
+        attrs.evolve(settings, background_bytecode=True),
+        python_finder=python_finder,
+        compiler=RecordingCompiler(),
+    )
     environment = manager.create(EnvKey("wf", "a"), packages=SPEC)
     compiler = compiler_of(manager)
     entry = (environment.env_path / ".venv").resolve().parent
@@ -337,3 +343,22 @@ def test_the_switch_is_read_from_the_environment(tmp_path: Path) -> None:
     assert off.background_bytecode is False
     on = Settings.from_env({**base, "UV_ENVS_BACKGROUND_BYTECODE": "true"})
     assert on.background_bytecode is True
+
+
+def test_the_default_compiler_compiles_each_new_entry_once(
+    settings: Settings, python_finder: PythonFinder
+) -> None:
+    manager = EnvManager(
+        attrs.evolve(settings, background_bytecode=True), python_finder=python_finder
+    )
+    compiler = manager.compiler
+    assert isinstance(compiler, BackgroundCompiler)
+    environment = manager.create(EnvKey("wf", "a"), packages=SPEC)
+    compiler.wait()
+    entry = (environment.env_path / ".venv").resolve().parent
+    assert compiler.outcomes[entry / ".venv"] == worker.COMPILED
+    assert (entry / COMPILED).is_file()
+
+    manager.create(EnvKey("wf", "b"), packages=SPEC)
+    details = last_record(manager, EnvKey("wf", "b"))
+    assert (details["bytecode"], details["compiled"], details["uv_runs"]) == ("compiled", True, 0)

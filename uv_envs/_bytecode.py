@@ -138,6 +138,11 @@ class BackgroundCompiler:
         thread.start()
 
     def _run(self, job: CompileJob) -> None:
+        if not any(job.venv.glob("lib/python*/site-packages")):
+            # Nothing a worker could compile (a fake's venv): spare the interpreter start.
+            with self._lock:
+                self.outcomes[job.venv] = "nothing to compile"
+            return
         try:
             completed = subprocess.run(
                 job.argv(),
