@@ -388,6 +388,10 @@ class EnvManager:
 
         Holding the spec's lock makes concurrent creates of one spec resolve once.
         """
+        if not request.refresh:
+            trusted = self.resolutions.trusted(request.digest, request.spec, gen_dir)
+            if trusted is not None:
+                return trusted  # no uv, so no single flight needed
         spec_lock = self.layout.locks_dir / f"spec-{request.digest[:40]}.lock"
         with _locking.hold(spec_lock, timeout=self.settings.lock_timeout, what="spec"):
             if not request.refresh:

@@ -61,6 +61,22 @@ class StoredResolutions:
             project=project_digest(spec.packages, spec.python),
         )
 
+    def trusted(self, digest: str, spec: EnvSpec, gen_dir: Path) -> Resolution | None:
+        """Put the stored lock into ``gen_dir`` if its record vouches for it; else None.
+
+        Safe without the spec's lock: the lock and its record are each
+        replaced atomically, and the record names the lock's digest, so a
+        lock and a record from different writes never match.
+        """
+        stored = self.locks.get(digest)
+        if stored is None:
+            return None
+        record = self.records.trusted(digest, stored, self.provenance(spec))
+        if record is None:
+            return None
+        (gen_dir / "uv.lock").write_bytes(stored)
+        return Resolution(resolved=False, packages=record.packages)
+
     def reuse(
         self, digest: str, spec: EnvSpec, gen_dir: Path, check: Callable[[], UvResult]
     ) -> Resolution | None:
