@@ -24,7 +24,7 @@ import shutil
 import stat
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -117,26 +117,46 @@ def lock_packages_digest(lock_text: str) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
-def store_id(packages_digest: str, interpreter: Interpreter, *, compile_bytecode: bool) -> str:
+def store_id(
+    packages_digest: str,
+    interpreter: Interpreter,
+    *,
+    compile_bytecode: bool,
+    ray_link: Mapping[str, str] | None = None,
+) -> str:
     """The store id of the venv a set of locked packages gives on an interpreter.
 
     Every input is explicit and nothing is read from disk, so the warm path
     derives the id from what it recorded: this is the one place that decides
     which venvs are the same, and anything else that shapes a venv joins the
-    payload here.
+    payload here. ``ray_link`` is what linking the cluster's Ray adds to a
+    venv (None: no link), so a venv linked to one Ray is never handed to another.
     """
-    payload = {
+    payload: dict[str, object] = {
         "packages": packages_digest,
         "python": [str(interpreter.path), interpreter.version],
         "compile_bytecode": compile_bytecode,
     }
+    if ray_link is not None:
+        payload["ray_link"] = dict(ray_link)
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()[:32]
 
 
-def venv_id(lock_text: str, interpreter: Interpreter, *, compile_bytecode: bool) -> str:
+def venv_id(
+    lock_text: str,
+    interpreter: Interpreter,
+    *,
+    compile_bytecode: bool,
+    ray_link: Mapping[str, str] | None = None,
+) -> str:
     """The store id of the venv a lock gives on an interpreter (parses the lock)."""
-    return store_id(lock_packages_digest(lock_text), interpreter, compile_bytecode=compile_bytecode)
+    return store_id(
+        lock_packages_digest(lock_text),
+        interpreter,
+        compile_bytecode=compile_bytecode,
+        ray_link=ray_link,
+    )
 
 
 @attrs.define
