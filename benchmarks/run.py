@@ -200,7 +200,7 @@ class Bench:
         probe = self.manager(self.fresh("probe-root"), self.warm_uv_cache)
         self.python_request = probe.settings.default_python
         started = time.perf_counter()
-        self.interpreter = probe.python_finder.find(self.python_request)
+        self.interpreter = probe._core.services.python_finder.find(self.python_request)
         self.discovery_s = time.perf_counter() - started
         self.python = str(self.interpreter.path)
         # (what, set, cache) -> samples in seconds
@@ -219,7 +219,7 @@ class Bench:
     def cache(self, mode: str) -> Path:
         return self.fresh("uv-cache-cold") if mode == "cold" else self.warm_uv_cache
 
-    def manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:
+    def manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:  # noqa: ANN401 - Settings fields
         """A manager on ``root``; background compiles only where a part asks for them.
 
         Off by default so that a compile left running by one part never
@@ -231,10 +231,10 @@ class Bench:
             Settings(root=root, cache_dir=cache, uv_binary=self.uv, **options), executor=executor
         )
 
-    def warm_manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:
+    def warm_manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:  # noqa: ANN401 - ditto
         """A manager as a long-running process has it: interpreters found, audit DB open."""
         manager = self.manager(root, cache, **settings)
-        manager.python_finder.find(manager.settings.default_python)
+        manager._core.services.python_finder.find(manager.settings.default_python)
         manager.operations(limit=1)
         return manager
 
@@ -309,7 +309,7 @@ def bench_pip(bench: Bench, set_name: str, mode: str) -> None:
 
 def counts(manager: EnvManager) -> tuple[int, int, int]:
     """(resolutions, installs, uv subprocesses of any kind) the manager ran so far."""
-    executor = manager.executor
+    executor = manager._core.services.uv.executor
     assert isinstance(executor, CountingExecutor)
     return executor.count("lock", check=False), executor.count("sync"), len(executor.calls)
 
@@ -363,7 +363,7 @@ def stored_once(bench: Bench, set_name: str, mode: str, base_root: Path) -> None
 def bench_built(bench: Bench, set_name: str, base: EnvManager) -> None:
     """3' and 4b on the base root, whose venv for this resolution is built."""
     packages = SETS[set_name]
-    executor = base.executor
+    executor = base._core.services.uv.executor
     assert isinstance(executor, CountingExecutor)
     sizes = []
     seen = []
@@ -570,7 +570,7 @@ def bench_bytecode(bench: Bench) -> None:
                 other = bench.warm_manager(bench.fresh("root"), bench.warm_uv_cache)
                 started = time.perf_counter()
                 during.append(timed(functools.partial(other.create, key, packages=MEDIUM))[0])
-                compiler = manager.compiler
+                compiler = manager._core.services.bytecode.compiler
                 assert isinstance(compiler, BackgroundCompiler)
                 compiler.wait()
                 compile_wall.append(time.perf_counter() - started)
@@ -608,7 +608,7 @@ def machine() -> list[tuple[str, str]]:
     ]
 
 
-def report(bench: Bench, set_names: Sequence[str], modes: Sequence[str]) -> str:
+def report(bench: Bench, set_names: Sequence[str], modes: Sequence[str]) -> str:  # noqa: C901 - one table per benchmark, in order
     lines = ["## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in machine()]
     lines += [
@@ -737,7 +737,7 @@ def report(bench: Bench, set_names: Sequence[str], modes: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def targets(bench: Bench, set_names: Sequence[str]) -> list[str]:
+def targets(bench: Bench, set_names: Sequence[str]) -> list[str]:  # noqa: C901 - a row per target
     set_name = "medium" if "medium" in set_names else set_names[0]
 
     def value(what: str) -> float:
@@ -822,7 +822,7 @@ def targets(bench: Bench, set_names: Sequence[str]) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - options, runs and report, read top to bottom
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 repetitions, small set only")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from uv_envs import EnvManager, IndexSettings, PythonFinder, Settings
+from uv_envs import EnvManager, IndexSettings, Settings, SubprocessUvExecutor
+from uv_envs._python import PythonFinder
 from uv_envs._uv import UvOptions, find_uv_binary
-from uv_envs import SubprocessUvExecutor
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor, RecordingPublisher
 
 from .wheelhouse import build_wheelhouse
@@ -21,11 +21,11 @@ RUNNING_MINOR = f"{sys.version_info.major}.{sys.version_info.minor}"
 def _no_leaks() -> Iterator[None]:
     """Fail a test that leaks environment variables or a changed working directory."""
     environ = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    cwd = os.getcwd()
+    cwd = Path.cwd()
     yield
     after = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     assert after == environ, "the test changed os.environ"
-    assert os.getcwd() == cwd, "the test changed the working directory"
+    assert Path.cwd() == cwd, "the test changed the working directory"
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +76,9 @@ def events() -> RecordingPublisher:
 
 
 @pytest.fixture
-def manager(settings: Settings, python_finder: PythonFinder, events: RecordingPublisher) -> EnvManager:
+def manager(
+    settings: Settings, python_finder: PythonFinder, events: RecordingPublisher
+) -> EnvManager:
     return EnvManager(settings, python_finder=python_finder, publish=events)
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from uv_envs import EnvKey, EnvManager, PythonFinder, Settings, _locking
+from uv_envs import EnvKey, EnvManager, Settings, _locking
 from uv_envs import _compile_worker as worker
 from uv_envs._bytecode import BackgroundCompiler, CompileJob, entry_job
+from uv_envs._layout import Layout
+from uv_envs._python import PythonFinder
 
 SPEC = ["beta", "gamma", "delta"]  # four packages: alpha<2, beta, gamma, delta
 MODULES = ("alpha", "beta", "gamma", "delta")
@@ -56,7 +58,7 @@ def build_entry(
 
 
 def job_for(manager: EnvManager, entry: Path, **changes: object) -> CompileJob:
-    job = entry_job(entry, manager.layout.locks_dir, manager.settings.max_concurrent_installs)
+    job = entry_job(Layout(manager.settings.root), entry, manager.settings.max_concurrent_installs)
     return attrs.evolve(job, **changes)  # type: ignore[arg-type]
 
 
@@ -188,7 +190,7 @@ def test_the_worker_compiles_nothing_while_every_install_slot_is_taken(
 ) -> None:
     manager, entry = build_entry(quiet_settings, python_finder)
     job = job_for(manager, entry)  # one slot: max_concurrent_installs=1
-    slot = manager.layout.locks_dir / "install-slot-0.lock"
+    slot = Layout(manager.settings.root).install_slot(0)
     with _locking.hold(slot, timeout=5, what="slot"):
         process = subprocess.Popen(job.argv(), stdout=subprocess.PIPE, text=True)
         # The worker holds its compile lock from the start; once it does, it is

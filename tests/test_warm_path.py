@@ -12,9 +12,10 @@ from typing import Any
 import attrs
 import pytest
 
-from uv_envs import EnvKey, EnvManager, PythonFinder, Settings, SubprocessUvExecutor
+from uv_envs import EnvKey, EnvManager, Settings, SubprocessUvExecutor
 from uv_envs import _compile_worker as worker
 from uv_envs._bytecode import BackgroundCompiler
+from uv_envs._layout import Layout
 from uv_envs._lockrecord import (
     LockRecord,
     LockRecords,
@@ -24,6 +25,7 @@ from uv_envs._lockrecord import (
     project_digest,
 )
 from uv_envs._models import IndexSettings
+from uv_envs._python import PythonFinder
 from uv_envs._store import COMPILED
 from uv_envs._uv import find_uv_binary
 from uv_envs.testing import (
@@ -37,9 +39,20 @@ SPEC = ["beta", "gamma"]
 FAKE_SPEC = ["alpha", "beta"]
 
 
-def fake_manager(root: Path, executor: FakeUvExecutor, **settings: Any) -> EnvManager:
+def fake_manager(
+    root: Path,
+    executor: FakeUvExecutor,
+    *,
+    compile_bytecode: bool = False,
+    background_bytecode: bool = True,
+) -> EnvManager:
     return EnvManager(
-        Settings(root=root, lock_timeout=5, **settings),
+        Settings(
+            root=root,
+            lock_timeout=5,
+            compile_bytecode=compile_bytecode,
+            background_bytecode=background_bytecode,
+        ),
         executor=executor,
         python_finder=FakePythonFinder(),
         compiler=RecordingCompiler(),
@@ -51,12 +64,13 @@ def last_record(manager: EnvManager, key: EnvKey) -> dict[str, Any]:
 
 
 def compiler_of(manager: EnvManager) -> RecordingCompiler:
-    assert isinstance(manager.compiler, RecordingCompiler)
-    return manager.compiler
+    compiler = manager._core.services.bytecode.compiler
+    assert isinstance(compiler, RecordingCompiler)
+    return compiler
 
 
 def record_path(manager: EnvManager, key: EnvKey) -> Path:
-    return LockRecords(manager.layout.lockstore_dir).path(manager.get(key).spec_hash)
+    return LockRecords(Layout(manager.settings.root)).path(manager.get(key).spec_hash)
 
 
 def edit_record(manager: EnvManager, key: EnvKey, **changes: str) -> None:
@@ -87,7 +101,7 @@ def test_the_warm_path_does_not_parse_the_lock(tmp_path: Path) -> None:
     executor = FakeUvExecutor({"alpha": ["1.0"], "beta": ["1.0"]})
     manager = fake_manager(tmp_path / "root", executor)
     first = manager.create(EnvKey("wf", "a"), packages=FAKE_SPEC)
-    stored = manager.lock_store.path(first.spec_hash)
+    stored = Layout(manager.settings.root).stored_lock(first.spec_hash)
     unparsable = stored.read_bytes() + b"\nthis line = = is not TOML\n"
     stored.write_bytes(unparsable)
     edit_record(manager, first.key, lock_sha256=hashlib.sha256(unparsable).hexdigest())
@@ -210,8 +224,9 @@ def test_a_record_vouches_only_for_its_own_circumstances() -> None:
 
 
 def test_an_unreadable_record_is_no_record(tmp_path: Path) -> None:
-    records = LockRecords(tmp_path)
+    records = LockRecords(Layout(tmp_path))
     assert records.get("x") is None
+    records.path("x").parent.mkdir(parents=True)
     records.path("x").write_text("{not json")
     assert records.get("x") is None
     records.path("x").write_text(json.dumps({"lock_sha256": 1}))
@@ -225,7 +240,7 @@ def test_a_stored_lock_on_a_root_without_its_venv_costs_one_sync(tmp_path: Path)
     executor = FakeUvExecutor({"alpha": ["1.0"], "beta": ["1.0"]})
     first = fake_manager(tmp_path / "a", executor)
     first.create(EnvKey("wf", "a"), packages=FAKE_SPEC)
-    shutil.copytree(first.layout.lockstore_dir, tmp_path / "b" / "lockstore")
+    shutil.copytree(Layout(first.settings.root).lockstore_dir, tmp_path / "b" / "lockstore")
     second = fake_manager(tmp_path / "b", executor)
     calls = len(executor.calls)
 
@@ -242,7 +257,7 @@ def test_real_uv_stored_lock_without_venv_costs_one_sync(
     first = EnvManager(settings, executor=counting, python_finder=python_finder)
     first.create(EnvKey("wf", "a"), packages=SPEC)
     other = attrs.evolve(settings, root=tmp_path / "other-root")
-    shutil.copytree(first.layout.lockstore_dir, other.root / "lockstore")
+    shutil.copytree(Layout(first.settings.root).lockstore_dir, other.root / "lockstore")
     second = EnvManager(other, executor=counting, python_finder=python_finder)
     calls = len(counting.calls)
 
@@ -308,14 +323,19 @@ def test_an_entry_not_compiled_yet_is_handed_on_by_the_next_create(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
-    ("settings_changes", "state"),
-    [({"compile_bytecode": True}, "install-time"), ({"background_bytecode": False}, "off")],
+    ("compile_bytecode", "background_bytecode", "state"),
+    [(True, True, "install-time"), (False, False, "off")],
 )
 def test_no_background_compile_when_uv_compiled_or_when_turned_off(
-    tmp_path: Path, settings_changes: dict[str, bool], state: str
+    tmp_path: Path, compile_bytecode: bool, background_bytecode: bool, state: str
 ) -> None:
     executor = FakeUvExecutor({"alpha": ["1.0"], "beta": ["1.0"]})
-    manager = fake_manager(tmp_path / "root", executor, **settings_changes)
+    manager = fake_manager(
+        tmp_path / "root",
+        executor,
+        compile_bytecode=compile_bytecode,
+        background_bytecode=background_bytecode,
+    )
     manager.create(EnvKey("wf", "a"), packages=FAKE_SPEC)
     manager.create(EnvKey("wf", "b"), packages=FAKE_SPEC)
     assert compiler_of(manager).jobs == []
@@ -351,7 +371,7 @@ def test_the_default_compiler_compiles_each_new_entry_once(
     manager = EnvManager(
         attrs.evolve(settings, background_bytecode=True), python_finder=python_finder
     )
-    compiler = manager.compiler
+    compiler = manager._core.services.bytecode.compiler
     assert isinstance(compiler, BackgroundCompiler)
     environment = manager.create(EnvKey("wf", "a"), packages=SPEC)
     compiler.wait()

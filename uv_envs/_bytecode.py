@@ -30,6 +30,7 @@ from typing import Protocol
 
 import attrs
 
+from ._layout import Layout
 from ._store import COMPILED
 
 _WORKER = Path(__file__).with_name("_compile_worker.py")
@@ -91,13 +92,13 @@ class CompileJob:
         return self.marker.is_file()
 
 
-def entry_job(entry: Path, locks_dir: Path, slots: int) -> CompileJob:
+def entry_job(layout: Layout, entry: Path, slots: int) -> CompileJob:
     """The job that compiles the venv of the store entry ``entry`` (``store/<id>``)."""
     return CompileJob(
         venv=entry / ".venv",
         marker=entry / COMPILED,
-        lock=locks_dir / f"compile-{entry.name}.lock",
-        locks_dir=locks_dir,
+        lock=layout.compile_lock(entry.name),
+        locks_dir=layout.locks_dir,
         slots=slots,
         complete=entry / ".complete",
         size_file=entry / ".size",
@@ -178,16 +179,18 @@ class BytecodePolicy:
     """Decides, per create, what bytecode the handed-out venv has and whether to compile it.
 
     Args:
-        compiler: where jobs go; None turns background compilation off.
+        compiler: where jobs go.
+        background: ``Settings.background_bytecode``; False sends no jobs.
         install_time: ``Settings.compile_bytecode`` (uv compiled every entry).
-        locks_dir: the root's lock folder (compile locks, install slots).
+        layout: the root's paths (compile locks, install slots).
         slots: ``Settings.max_concurrent_installs``.
 
     """
 
-    compiler: BytecodeCompiler | None
+    compiler: BytecodeCompiler
+    background: bool
     install_time: bool
-    locks_dir: Path
+    layout: Layout
     slots: int
 
     def plan(self, gen_dir: Path) -> tuple[BytecodeState, CompileJob | None]:
@@ -198,13 +201,18 @@ class BytecodePolicy:
             target = Path(os.readlink(gen_dir / ".venv"))
         except OSError:
             return BytecodeState.OFF, None  # a private venv: see the module docstring
-        job = entry_job(target.parent, self.locks_dir, self.slots)
+        job = entry_job(self.layout, target.parent, self.slots)
         if job.done:
             return BytecodeState.COMPILED, None
-        if self.compiler is None:
+        if not self.background:
             return BytecodeState.OFF, None
         return BytecodeState.SCHEDULED, job
 
     def start(self, job: CompileJob | None) -> None:
-        if job is not None and self.compiler is not None:
+        if job is not None:
             self.compiler.submit(job)
+
+
+def cost_notes(uv_runs: int, state: BytecodeState) -> dict[str, object]:
+    """What an audit row says about a hand-out's cost: uv subprocesses run, and bytecode."""
+    return {"uv_runs": uv_runs, "compiled": state.compiled, "bytecode": state.value}

@@ -34,6 +34,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 import cattrs
 
+from ._layout import Layout
 from ._metadata import write_atomic
 from ._models import EnvKey, IndexSettings, converter
 from ._project import render_pyproject
@@ -125,10 +126,10 @@ class LockRecord:
 class LockRecords:
     """The records beside the stored locks, one JSON file per spec hash."""
 
-    directory: Path
+    layout: Layout
 
     def path(self, digest: str) -> Path:
-        return self.directory / f"{digest}.lock.json"
+        return self.layout.lock_record(digest)
 
     def get(self, digest: str) -> LockRecord | None:
         """The record of a spec's stored lock; None if missing or unreadable."""
@@ -158,6 +159,6 @@ class LockRecords:
             index=provenance.index,
             project=provenance.project,
         )
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.layout.lockstore_dir.mkdir(parents=True, exist_ok=True)
         payload = json.dumps(converter.unstructure(record), sort_keys=True).encode()
         write_atomic(self.path(digest), payload)

@@ -140,7 +140,7 @@ class EnvManagerServicer:
                 has_pyproject=report.has_pyproject,
                 has_uv_lock=report.has_uv_lock,
                 has_venv=report.has_venv,
-                metadata_json=_json(uv_envs.converter.unstructure(env)) if env else "",
+                metadata_json=_json(env.to_dict()) if env else "",
             )
 
         return self._run(context, call)

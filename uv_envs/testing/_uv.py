@@ -1,52 +1,26 @@
-"""Fakes for fast tests of code that uses uv-envs, without uv or a package index.
-
-``FakeUvExecutor`` plays uv on the file system: it resolves against an
-in-memory catalog, writes ``uv.lock`` files in uv's layout, and builds a
-venv-shaped folder (no interpreter is copied; ``bin/python`` links to the
-running one). ``RecordingPublisher`` keeps the events it was given.
-
-Example::
-
-    executor = FakeUvExecutor({"alpha": ["1.0", "2.0"]})
-    manager = EnvManager(Settings(root=tmp_path), executor=executor,
-                         python_finder=FakePythonFinder())
-"""
+"""Fakes of uv and of interpreter discovery, and a counting wrapper for the real uv."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ._bytecode import CompileJob
-from ._errors import PythonNotFound
-from ._events import DomainEvent
-from ._lockrecord import uv_identity
-from ._project import PROJECT_NAME, locked_versions
-from ._provider import IEnvironmentProvider
-from ._python import Interpreter
-from ._uv import UvExecutor, UvInvocation, UvResult
-from ._validation import normalize_python_request
-
-__all__ = [
-    "CountingExecutor",
-    "FakePythonFinder",
-    "FakeUvExecutor",
-    "RecordingCompiler",
-    "RecordingPublisher",
-    "check_provider_contract",
-]
+from uv_envs._errors import PythonNotFound
+from uv_envs._lockrecord import uv_identity
+from uv_envs._project import PROJECT_NAME, locked_versions
+from uv_envs._python import Interpreter
+from uv_envs._uv import UvExecutor, UvInvocation, UvResult
+from uv_envs._validation import normalize_python_request
 
 _RUNNING_VERSION = ".".join(str(p) for p in sys.version_info[:3])
 
@@ -71,42 +45,6 @@ class FakePythonFinder:
 
 
 @attrs.define
-class RecordingPublisher:
-    """An event publisher that keeps every event, in order."""
-
-    events: list[DomainEvent] = attrs.field(factory=list)
-
-    def __call__(self, event: DomainEvent) -> None:
-        self.events.append(event)
-
-    @property
-    def names(self) -> list[str]:
-        return [event.name for event in self.events]
-
-
-@attrs.define
-class RecordingCompiler:
-    """A bytecode compiler that only keeps the jobs it is given, until :meth:`run_all`.
-
-    Lets a test see that a create returns before its venv is compiled, then
-    compile it: ``run_all`` runs each job's real worker, in the venv's
-    interpreter, and returns the outcomes it printed.
-    """
-
-    jobs: list[CompileJob] = attrs.field(factory=list)
-
-    def submit(self, job: CompileJob) -> None:
-        self.jobs.append(job)
-
-    def run_all(self) -> list[str]:
-        jobs, self.jobs = self.jobs, []
-        return [
-            subprocess.run(job.argv(), capture_output=True, text=True, check=True).stdout.strip()
-            for job in jobs
-        ]
-
-
-@attrs.define
 class CountingExecutor:
     """Wraps any executor (a real one too) and counts the uv subcommands it ran.
 
@@ -123,7 +61,7 @@ class CountingExecutor:
         return self.inner.run(invocation)
 
     def identity(self) -> str | None:
-        """The wrapped executor's uv identity (see ``_lockrecord.IdentifiesUv``)."""
+        """The wrapped executor's uv identity (see ``uv_envs._lockrecord.IdentifiesUv``)."""
         return uv_identity(self.inner)
 
     def count(self, subcommand: str, *, check: bool | None = None) -> int:
@@ -352,42 +290,3 @@ def _build_venv(project: Path, venv: str) -> None:
         info = site / f"{name}-{version}.dist-info"
         info.mkdir(exist_ok=True)
         (info / "RECORD").write_text(f"{name}/__init__.py,,\n")
-
-
-def check_provider_contract(
-    provider: IEnvironmentProvider, config: Mapping[str, Any], variant_id: str = "variant-1"
-) -> None:
-    """Exercise an ``IEnvironmentProvider`` the way WTB does; raise AssertionError on a deviation.
-
-    ``config`` must name an env that does not exist yet and whose packages
-    resolve. Run it against every provider implementation.
-    """
-    created = provider.create_environment(variant_id, dict(config))
-    for field in (
-        "type",
-        "workflow_id",
-        "node_id",
-        "version_id",
-        "env_path",
-        "python_path",
-        "venv_path",
-        "python_version",
-        "status",
-    ):
-        assert field in created, f"create_environment result lacks {field!r}"
-    assert created["status"] == "READY", created
-    assert created["python_path"] == str(Path(created["env_path"]) / ".venv" / "bin" / "python")
-    assert created["workflow_id"] == config["workflow_id"]
-    again = provider.create_environment(variant_id, dict(config))
-    assert again["env_path"] == created["env_path"], "create_environment is not idempotent"
-    runtime = provider.get_runtime_env(variant_id)
-    assert runtime is not None, "get_runtime_env returned None for a created variant"
-    for field in ("env_path", "python_path", "venv_path", "env_vars", "py_executable"):
-        assert field in runtime, f"get_runtime_env result lacks {field!r}"
-    assert runtime["env_vars"]["VIRTUAL_ENV"] == runtime["venv_path"]
-    assert runtime["py_executable"] == created["python_path"]
-    assert provider.get_runtime_env("no-such-variant") is None
-    provider.cleanup_environment(variant_id)
-    assert provider.get_runtime_env(variant_id) is None
-    provider.cleanup_environment(variant_id)  # a second cleanup is a no-op
-    assert not Path(created["env_path"]).exists(), "cleanup_environment left the env on disk"

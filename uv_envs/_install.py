@@ -1,0 +1,60 @@
+"""Installs a generation's lock: a link to the shared store entry, or a private venv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from ._operation import Operation
+from ._python import Interpreter
+from ._services import Services
+from ._store import install_slot, lock_packages_digest, store_id
+from ._uv import sync_command
+
+
+@attrs.frozen
+class Installer:
+    """Puts ``gen_dir/.venv`` in place for the lock in ``gen_dir``."""
+
+    services: Services
+
+    def install(
+        self,
+        gen_dir: Path,
+        interpreter: Interpreter,
+        operation: Operation,
+        *,
+        shared: bool = True,
+        refresh: bool = False,
+        packages: str | None = None,
+    ) -> bool:
+        """Link the store's venv for the lock, building it if new; True if anything was built.
+
+        Unshared, the venv is built privately in the generation: ``sync`` uses
+        that to rebuild from the lock without trusting any existing bytes.
+        ``packages`` is the lock's packages digest when the caller knows it
+        (a stored lock's record): then the lock is not parsed.
+        """
+        services = self.services
+        settings = services.settings
+        python = str(interpreter.path)
+        if not shared:
+            with install_slot(services.layout, settings.max_concurrent_installs):
+                operation.run(
+                    sync_command(gen_dir, python, services.uv_options, refresh=refresh),
+                    "uv sync --frozen",
+                )
+            return True
+        if packages is None:
+            packages = lock_packages_digest((gen_dir / "uv.lock").read_text())
+        entry_id = store_id(packages, interpreter, compile_bytecode=settings.compile_bytecode)
+
+        def build(venv: Path) -> None:
+            with install_slot(services.layout, settings.max_concurrent_installs):
+                operation.run(
+                    sync_command(gen_dir, python, services.uv_options, venv=venv),
+                    "uv sync --frozen",
+                )
+
+        return services.venv_store.link(gen_dir, entry_id, build)
