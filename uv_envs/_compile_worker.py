@@ -25,9 +25,11 @@ up to date (a compile that died half way) is left alone; a file that does not
 compile is skipped, as ``compileall`` does. The new files are made read-only
 like the rest of a sealed store entry, and ``size_file`` grows by their size.
 
-It prints one word, the outcome, and exits 0 whatever happened: nobody waits
-for it, and a compile that did not finish is simply done again by the next
-create that links the entry.
+It writes no temporary files of its own (the marker and ``.size`` are
+written in place, see :func:`_write`), so a worker killed half way leaves
+nothing for recovery to clean. It prints one word, the outcome, and exits 0
+whatever happened: nobody waits for it, and a compile that did not finish is
+simply done again by the next create that links the entry.
 """
 
 # String paths and os.walk throughout: thousands of files, no pathlib objects needed.
@@ -141,20 +143,22 @@ def _compile(path: str) -> int:
     return info.st_size
 
 
-def _write_atomic(path: str, text: str) -> None:
-    temp = f"{path}.{os.getpid()}.tmp"
-    with open(temp, "w") as handle:
+def _write(path: str, text: str) -> None:
+    """Write a small file in place, with no temporary file left behind if we are killed.
+
+    Both files written this way are safe half written: the marker means
+    "done" by existing (it is written after the last ``.pyc``), and an
+    unreadable ``.size`` makes ``VenvStore.sizes`` measure the entry instead.
+    """
+    with open(path, "w") as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
 
 
 def _add_to_size(size_file: str, added: int) -> None:
     with contextlib.suppress(OSError, ValueError):
         with open(size_file) as handle:
             total = int(handle.read().strip())
-        _write_atomic(size_file, str(total + added))
+        _write(size_file, str(total + added))
 
 
 def _compile_in_batches(
@@ -218,7 +222,7 @@ def compile_venv(
         if size_file is not None:
             _add_to_size(str(size_file), written)
         tag = sys.implementation.cache_tag
-        _write_atomic(marker, json.dumps({"files": len(files), "bytes": written, "cache_tag": tag}))
+        _write(marker, json.dumps({"files": len(files), "bytes": written, "cache_tag": tag}))
         return COMPILED
     finally:
         _unlock(lock)
