@@ -835,13 +835,21 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - options, 
         default="create,concurrency,metadata,bytecode",
         help="comma-separated parts to run (create, concurrency, metadata, bytecode)",
     )
+    parser.add_argument(
+        "--sets", default=None, help="comma-separated package sets (small, medium; default both)"
+    )
+    parser.add_argument(
+        "--caches", default="warm,cold", help="comma-separated uv cache modes (warm, cold)"
+    )
     args = parser.parse_args(argv)
     # Measure what a default user gets: Python writes bytecode caches.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     reps = args.reps or (2 if args.quick else 5)
     cold_reps = args.cold_reps or min(reps, 3)
     set_names = ["small"] if args.quick else ["small", "medium"]
-    modes = ["warm", "cold"]
+    if args.sets:
+        set_names = [name for name in SETS if name in args.sets.split(",")]
+    modes = [mode for mode in ("warm", "cold") if mode in args.caches.split(",")]
     parts = set(args.only.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="uv-envs-bench-"))
     try:
