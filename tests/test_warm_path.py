@@ -27,7 +27,7 @@ from uv_envs._lockrecord import (
 from uv_envs._models import IndexSettings
 from uv_envs._python import PythonFinder
 from uv_envs._store import COMPILED
-from uv_envs._uv import find_uv_binary
+from uv_envs._uv import UvInvocation, UvResult, find_uv_binary
 from uv_envs.testing import (
     CountingExecutor,
     FakePythonFinder,
@@ -382,3 +382,18 @@ def test_the_default_compiler_compiles_each_new_entry_once(
     manager.create(EnvKey("wf", "b"), packages=SPEC)
     details = last_record(manager, EnvKey("wf", "b"))
     assert (details["bytecode"], details["compiled"], details["uv_runs"]) == ("compiled", True, 0)
+
+
+def test_a_create_that_runs_uv_records_creating_before_uv_starts(tmp_path: Path) -> None:
+    """The CREATING record (status, crash recovery) precedes uv; only the warm path skips it."""
+    seen: list[str] = []
+
+    class Watching(FakeUvExecutor):
+        def run(self, invocation: UvInvocation) -> UvResult:
+            metadata = tmp_path / "root" / "envs" / "wf" / "a" / "@" / "metadata.json"
+            seen.append(json.loads(metadata.read_text())["status"])
+            return super().run(invocation)
+
+    manager = fake_manager(tmp_path / "root", Watching({"alpha": ["1.0"], "beta": ["1.0"]}))
+    manager.create(EnvKey("wf", "a"), packages=FAKE_SPEC)
+    assert seen == ["CREATING", "CREATING"]  # uv lock, uv sync

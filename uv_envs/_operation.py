@@ -39,12 +39,21 @@ class Operation:
     started: float = attrs.field(factory=time.monotonic)
     results: list[UvResult] = attrs.field(factory=list)
     notes: dict[str, Any] = attrs.field(factory=dict)
+    # Called once, before the first uv run: work that only a slow operation needs.
+    before_uv: Callable[[], None] | None = None
 
     def run(self, invocation: UvInvocation, what: str) -> UvResult:
         """Run uv as part of the operation; raise :class:`~uv_envs.UvError` if it failed."""
+        return self.services.uv.check_result(self.try_run(invocation, what), what)
+
+    def try_run(self, invocation: UvInvocation, what: str) -> UvResult:
+        """Run uv as part of the operation and return its result, failed or not."""
+        if self.before_uv is not None:
+            prelude, self.before_uv = self.before_uv, None
+            prelude()
         result = self.services.uv.run(invocation, what)
         self.results.append(result)
-        return self.services.uv.check_result(result, what)
+        return result
 
     def note(self, **values: object) -> None:
         """Add to the metadata the audit row is finished with."""

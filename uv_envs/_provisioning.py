@@ -119,7 +119,11 @@ class Provisioner:
             # A folder without metadata: left by a create that died before its first write.
             services.discard(environment.key)
         services.dirs.make(env_dir)
-        services.metadata.save(environment)
+        # The CREATING record lets status() show a create that runs uv, and recovery
+        # roll it back. A create that runs no uv (the warm path) needs neither: it
+        # makes one metadata write, READY; dying before it leaves a folder without
+        # metadata, which recovery removes.
+        operation.before_uv = lambda: services.metadata.save(environment)
         gen_dir = services.layout.generation_dir(env_dir, 1)
         gen_dir.mkdir(parents=True)
         packages = self.write_spec_project(gen_dir, environment.key, request, operation)
@@ -226,11 +230,9 @@ class Provisioner:
                 def check() -> UvResult:
                     options = services.uv_options
                     offline = attrs.evolve(options, index=attrs.evolve(options.index, offline=True))
-                    result = services.uv.run(
+                    return operation.try_run(
                         lock_command(gen_dir, python, offline, check=True), "uv lock --check"
                     )
-                    operation.results.append(result)  # counted, and its output kept
-                    return result
 
                 reused = resolutions.reuse(request.digest, request.spec, gen_dir, check)
                 if reused is not None:
