@@ -19,7 +19,9 @@ What is measured (docs/performance.md explains each figure):
 5. 16 concurrent ensures of one key (threads), 8 keys with one spec (processes);
 6. status of one env, list of 10,000 synthetic envs;
 7. cleanup scan over those 10,000 envs;
-8. first import of the medium set with and without bytecode compilation.
+8. bytecode, medium set: none, compiled in the background after the create,
+   or at install time; first import with ``PYTHONDONTWRITEBYTECODE=1``, and a
+   create while a background compile runs.
 """
 
 from __future__ import annotations
