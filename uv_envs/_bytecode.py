@@ -202,7 +202,11 @@ class BytecodePolicy:
         except OSError:
             return BytecodeState.OFF, None  # a private venv: see the module docstring
         job = entry_job(self.layout, target.parent, self.slots)
-        if job.done:
+        try:
+            done = job.done
+        except OSError:  # called after the commit point: never fail the operation here
+            return BytecodeState.OFF, None
+        if done:
             return BytecodeState.COMPILED, None
         if not self.background:
             return BytecodeState.OFF, None
