@@ -143,6 +143,7 @@ class BackgroundCompiler:
             # Nothing a worker could compile (a fake's venv): spare the interpreter start.
             with self._lock:
                 self.outcomes[job.venv] = "nothing to compile"
+                self._running.pop(job.venv, None)
             return
         try:
             completed = subprocess.run(
@@ -160,6 +161,7 @@ class BackgroundCompiler:
             outcome = f"failed: {exc}"
         with self._lock:
             self.outcomes[job.venv] = outcome
+            self._running.pop(job.venv, None)  # a long-running server keeps no finished threads
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for every job submitted so far to finish."""
