@@ -9,6 +9,7 @@ import importlib.metadata as _importlib_metadata
 import warnings as _warnings
 
 from ._audit import AuditLog
+from ._bytecode import BytecodeCompiler, CompileJob
 from ._errors import (
     DirectReferenceNotAllowed,
     EnvironmentAlreadyExists,
@@ -115,7 +116,9 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AuditLog",
+    "BytecodeCompiler",
     "CleanupReport",
+    "CompileJob",
     "DeleteResult",
     "DeleteStatus",
     "DeletedOperations",
