@@ -9,14 +9,18 @@ import importlib.metadata as _importlib_metadata
 import warnings as _warnings
 
 from ._audit import AuditLog
+from ._audit_open import open_audit_log
 from ._bytecode import BytecodeCompiler, CompileJob
 from ._errors import (
+    AuditSchemaTooNew,
+    AuditUnavailable,
     DirectReferenceNotAllowed,
     EnvironmentAlreadyExists,
     EnvironmentBusy,
     EnvironmentInUse,
     EnvironmentNotFound,
     EnvironmentNotReady,
+    EnvironmentUnreadable,
     InvalidIdentifier,
     InvalidInput,
     InvalidPythonVersion,
@@ -49,6 +53,7 @@ from ._events import (
     logging_publisher,
 )
 from ._manager import EnvManager
+from ._metadata import Damage, UnreadableRecord
 from ._models import (
     CleanupReport,
     DeletedOperations,
@@ -71,6 +76,7 @@ from ._models import (
 )
 from ._provider import IEnvironmentProvider, LocalEnvironmentProvider
 from ._python import Interpreter, InterpreterFinder
+from ._repair import RepairReport
 from ._settings import Settings
 from ._uv import SubprocessUvExecutor, UvExecutor, UvInvocation, UvResult
 
@@ -116,9 +122,12 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AuditLog",
+    "AuditSchemaTooNew",
+    "AuditUnavailable",
     "BytecodeCompiler",
     "CleanupReport",
     "CompileJob",
+    "Damage",
     "DeleteResult",
     "DeleteStatus",
     "DeletedOperations",
@@ -146,6 +155,7 @@ __all__ = [
     "EnvironmentNotReady",
     "EnvironmentSyncFailed",
     "EnvironmentSynced",
+    "EnvironmentUnreadable",
     "EventBus",
     "EventPublisher",
     "Export",
@@ -164,6 +174,7 @@ __all__ = [
     "OperationResult",
     "OperationStatus",
     "PythonNotFound",
+    "RepairReport",
     "RequirementsOptionNotAllowed",
     "ResolutionFailed",
     "RetiredGeneration",
@@ -171,6 +182,7 @@ __all__ = [
     "StatusReport",
     "StorageError",
     "SubprocessUvExecutor",
+    "UnreadableRecord",
     "UvEnvsError",
     "UvError",
     "UvExecutor",
@@ -181,4 +193,5 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "logging_publisher",
+    "open_audit_log",
 ]

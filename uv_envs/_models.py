@@ -20,12 +20,16 @@ class EnvStatus(enum.StrEnum):
 
     ``DAMAGED`` is set by ``verify`` when the venv no longer matches its lock;
     ``sync`` (or any operation that builds a new generation) repairs it.
+    ``UNREADABLE`` is only ever reported, never stored: the env's
+    ``metadata.json`` is missing, truncated, not JSON or of another schema, so
+    the env is quarantined until it is deleted.
     """
 
     CREATING = "CREATING"
     READY = "READY"
     FAILED = "FAILED"
     DAMAGED = "DAMAGED"
+    UNREADABLE = "UNREADABLE"
     NOT_FOUND = "NOT_FOUND"
 
 
@@ -185,7 +189,11 @@ class Environment:
 
 @attrs.frozen
 class StatusReport:
-    """What ``status`` answers: the state of the files and, if it exists, the environment."""
+    """What ``status`` answers: the state of the files and, if it exists, the environment.
+
+    ``error`` says why an env is not READY when it is known: what is wrong with
+    an ``UNREADABLE`` env's metadata, or what made it ``DAMAGED``.
+    """
 
     key: EnvKey
     status: EnvStatus
@@ -194,6 +202,7 @@ class StatusReport:
     has_uv_lock: bool = False
     has_venv: bool = False
     environment: Environment | None = None
+    error: str | None = None
 
 
 @attrs.frozen
@@ -246,6 +255,7 @@ class CleanupReport:
     pruned_locks: int = 0
     skipped_leased: tuple[EnvKey, ...] = ()
     bytes_in_use: int | None = None
+    skipped_unreadable: tuple[EnvKey, ...] = ()
 
 
 @attrs.frozen
@@ -279,6 +289,9 @@ class OperationRecord:
     exit_code: int | None = None
     error: str | None = None
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The host and root that ran the operation; empty in records written before 0.2.
+    host: str = ""
+    root: str = ""
 
 
 @attrs.frozen

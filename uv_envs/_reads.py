@@ -12,10 +12,12 @@ from typing import Any
 import attrs
 
 from . import _locking
+from . import _quarantine as quarantine
 from ._access import READY, USABLE, EnvAccess, require_status
-from ._errors import EnvironmentNotFound, InvalidRequirement, StorageError
+from ._errors import EnvironmentNotFound, EnvironmentUnreadable, InvalidRequirement, StorageError
 from ._models import Dependencies, Environment, EnvKey, EnvStatus, Export, StatusReport
 from ._project import read_declared, read_locked
+from ._repair import effective
 from ._services import Services
 from ._uv import ExportFormat, export_command
 from ._validation import validate_id
@@ -32,7 +34,12 @@ class Reads:
 
     def status(self, key: EnvKey) -> StatusReport:
         env_dir = self.services.layout.env_dir(key)
-        environment = self.access.read(key)
+        try:
+            environment = self._reported(self.access.read(key))
+        except EnvironmentUnreadable as exc:
+            return quarantine.status_report(
+                self.services.layout, quarantine.record_of(exc, self.services.layout, key)
+            )
         if environment is None:
             return StatusReport(key=key, status=EnvStatus.NOT_FOUND, env_path=env_dir)
         return StatusReport(
@@ -43,10 +50,11 @@ class Reads:
             has_uv_lock=(env_dir / "uv.lock").is_file(),
             has_venv=(env_dir / ".venv" / "pyvenv.cfg").is_file(),
             environment=environment,
+            error=None if environment.status is EnvStatus.READY else environment.error,
         )
 
     def get(self, key: EnvKey) -> Environment:
-        environment = self.access.read(key)
+        environment = self._reported(self.access.read(key))
         if environment is None:
             raise EnvironmentNotFound(f"no environment {key}")
         return environment
@@ -65,7 +73,15 @@ class Reads:
         found: list[Environment] = []
         for key in services.metadata.keys(workflow_id, node_id):
             try:
-                environment = services.metadata.load(key)
+                environment = self._reported(services.metadata.load(key))
+            except EnvironmentUnreadable as exc:
+                # Listed, never left out: quarantined, with the reason as its error.
+                found.append(
+                    quarantine.placeholder(
+                        services.layout, quarantine.record_of(exc, services.layout, key)
+                    )
+                )
+                continue
             except StorageError:
                 continue
             if environment is None:
@@ -78,6 +94,10 @@ class Reads:
                 )
             found.append(environment)
         return sorted(found, key=lambda e: e.key)
+
+    def _reported(self, environment: Environment | None) -> Environment | None:
+        """DAMAGED when the shared venv it links is (see ``_repair.effective``)."""
+        return None if environment is None else effective(self.services.layout, environment)
 
     def dependencies(self, key: EnvKey) -> Dependencies:
         gen_dir = self.services.dirs.current_dir(require_status(self.get(key), USABLE))

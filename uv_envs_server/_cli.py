@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uv_envs
+from uv_envs._audit_cli import add_audit_arguments, audit_overrides
 
 from ._security import TOKEN_ENV, check_address, is_loopback, read_tls, read_token
 from ._server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, create_server
-from ._servicer import DEFAULT_MAX_PACKAGES
+from ._servicer import DEFAULT_MAX_PACKAGES, DEFAULT_MIN_CLEANUP_IDLE_HOURS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--no-index", action="store_true", help="use only --find-links")
     index.add_argument("--offline", action="store_true", help="never touch the network")
     parser.add_argument("--lock-timeout", type=float, help="seconds to wait for a busy env")
+    add_audit_arguments(parser)
     guard = parser.add_argument_group("access")
     guard.add_argument(
         "--allow-remote",
@@ -95,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_PACKAGES,
         help=f"packages one request may name (default: {DEFAULT_MAX_PACKAGES})",
     )
+    guard.add_argument(
+        "--min-cleanup-idle-hours",
+        type=float,
+        default=DEFAULT_MIN_CLEANUP_IDLE_HOURS,
+        help="Cleanup never deletes envs idle less than this, whatever idle_hours says "
+        f"(default: {DEFAULT_MIN_CLEANUP_IDLE_HOURS:g}); 0 lets idle_hours=0 delete every "
+        "env not in use",
+    )
     return parser
 
 
@@ -104,6 +114,7 @@ def _settings(args: argparse.Namespace) -> uv_envs.Settings:
         overrides["root"] = args.root
     if args.lock_timeout is not None:
         overrides["lock_timeout"] = args.lock_timeout
+    overrides.update(audit_overrides(args))
     settings = uv_envs.Settings.from_env(None, **overrides)
     base = settings.index
     find_links = tuple(str(Path(p).absolute()) if "://" not in p else p for p in args.find_links)
@@ -169,6 +180,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
             token=token,
             max_message_bytes=args.max_message_bytes,
             max_packages=args.max_packages,
+            min_cleanup_idle_hours=args.min_cleanup_idle_hours,
         )
     except (OSError, ValueError, uv_envs.UvEnvsError) as exc:
         logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
