@@ -385,7 +385,7 @@ def test_the_default_compiler_compiles_each_new_entry_once(
 
 
 def test_a_create_that_runs_uv_records_creating_before_uv_starts(tmp_path: Path) -> None:
-    """The CREATING record (status, crash recovery) precedes uv; only the warm path skips it."""
+    """The CREATING record (status, crash recovery) is on disk before uv starts."""
     seen: list[str] = []
 
     class Watching(FakeUvExecutor):

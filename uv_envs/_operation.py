@@ -39,8 +39,6 @@ class Operation:
     started: float = attrs.field(factory=time.monotonic)
     results: list[UvResult] = attrs.field(factory=list)
     notes: dict[str, Any] = attrs.field(factory=dict)
-    # Called once, before the first uv run: work that only a slow operation needs.
-    before_uv: Callable[[], None] | None = None
 
     def run(self, invocation: UvInvocation, what: str) -> UvResult:
         """Run uv as part of the operation; raise :class:`~uv_envs.UvError` if it failed."""
@@ -48,9 +46,6 @@ class Operation:
 
     def try_run(self, invocation: UvInvocation, what: str) -> UvResult:
         """Run uv as part of the operation and return its result, failed or not."""
-        if self.before_uv is not None:
-            prelude, self.before_uv = self.before_uv, None
-            prelude()
         result = self.services.uv.run(invocation, what)
         self.results.append(result)
         return result

@@ -122,11 +122,7 @@ class Provisioner:
             # A folder without metadata: left by a create that died before its first write.
             services.discard(environment.key)
         services.dirs.make(env_dir)
-        # The CREATING record lets status() show a create that runs uv, and recovery
-        # roll it back. A create that runs no uv (the warm path) needs neither: it
-        # makes one metadata write, READY; dying before it leaves a folder without
-        # metadata, which recovery removes.
-        operation.before_uv = lambda: services.metadata.save(environment)
+        services.metadata.save(environment)
         gen_dir = services.layout.generation_dir(env_dir, 1)
         gen_dir.mkdir(parents=True)
         packages = self.write_spec_project(gen_dir, environment.key, request, operation)
