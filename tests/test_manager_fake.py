@@ -1321,3 +1321,30 @@ class ManagerMachine(RuleBasedStateMachine):
 
 ManagerMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=15, deadline=None)
 test_manager_state_machine = ManagerMachine.TestCase
+
+
+def test_usage_counts_the_env_its_shared_venv_and_its_leases(fake_manager: EnvManager) -> None:
+    environment = fake_manager.create(KEY, packages=["alpha"])
+    usage = fake_manager.usage(KEY)
+    assert usage.key == KEY
+    assert usage.own_bytes > 0
+    assert usage.venv_bytes > 0  # the venv lives in the store, outside the env's folder
+    assert usage.last_used >= environment.updated_at
+    assert usage.leased_generations == ()
+    with fake_manager.lease(KEY) as leased:
+        assert fake_manager.usage(KEY).leased_generations == (leased.generation,)
+    assert fake_manager.usage(KEY).leased_generations == ()
+
+
+def test_usage_of_an_unreadable_env_reports_its_folder(fake_manager: EnvManager) -> None:
+    fake_manager.create(KEY, packages=["alpha"])
+    env_dir = fake_manager._core.services.layout.env_dir(KEY)
+    (env_dir / "metadata.json").write_text("{not json")
+    usage = fake_manager.usage(KEY)
+    assert usage.own_bytes > 0
+    assert usage.venv_bytes == 0
+
+
+def test_usage_of_a_missing_env_is_not_found(fake_manager: EnvManager) -> None:
+    with pytest.raises(EnvironmentNotFound):
+        fake_manager.usage(KEY)

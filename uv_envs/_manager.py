@@ -25,6 +25,7 @@ from ._models import (
     Dependencies,
     Environment,
     EnvKey,
+    EnvUsage,
     Export,
     OperationPage,
     OperationResult,
@@ -144,6 +145,10 @@ class EnvManager:
     def runtime_env(self, key: EnvKey) -> dict[str, Any]:
         """What a runner needs to use the env; counts as a use for idle cleanup."""
         return self._core.reads.runtime_env(key)
+
+    def usage(self, key: EnvKey) -> EnvUsage:
+        """Bytes on disk, last use and live leases of the env, as cleanup sees them."""
+        return self._core.reads.usage(key)
 
     def list_environments(
         self, workflow_id: str | None = None, node_id: str | None = None

@@ -188,6 +188,23 @@ class Environment:
 
 
 @attrs.frozen
+class EnvUsage:
+    """What an env costs and who uses it, as cleanup sees it.
+
+    ``own_bytes``: the env's folder; ``venv_bytes``: the venv its current
+    generation links from the shared store (0 for a private venv, which
+    ``own_bytes`` counts); ``last_used``: the later of its last operation and
+    its last hand-out; ``leased_generations``: generations held by live leases.
+    """
+
+    key: EnvKey
+    own_bytes: int
+    venv_bytes: int
+    last_used: float
+    leased_generations: tuple[int, ...] = ()
+
+
+@attrs.frozen
 class StatusReport:
     """What ``status`` answers: the state of the files and, if it exists, the environment.
 

@@ -7,6 +7,7 @@ rolled back on sight, is :meth:`EnvAccess.read`'s.)
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import attrs
@@ -15,10 +16,11 @@ from . import _locking
 from . import _quarantine as quarantine
 from ._access import READY, USABLE, EnvAccess, require_status
 from ._errors import EnvironmentNotFound, EnvironmentUnreadable, InvalidRequirement, StorageError
-from ._models import Dependencies, Environment, EnvKey, EnvStatus, Export, StatusReport
+from ._models import Dependencies, Environment, EnvKey, EnvStatus, EnvUsage, Export, StatusReport
 from ._project import read_declared, read_locked
 from ._repair import effective
 from ._services import Services
+from ._store import tree_size
 from ._uv import ExportFormat, export_command
 from ._validation import validate_id
 
@@ -63,6 +65,34 @@ class Reads:
         environment = require_status(self.get(key), READY)
         self.services.dirs.touch(environment)
         return environment.runtime_env()
+
+    def usage(self, key: EnvKey) -> EnvUsage:
+        """What the env costs; an UNREADABLE env reports its folder (no record to follow)."""
+        services = self.services
+        env_dir = services.layout.env_dir(key)
+        try:
+            environment: Environment | None = self.get(key)
+        except EnvironmentUnreadable:
+            environment = None
+        venv_bytes, last_used = 0, 0.0
+        if environment is not None:
+            last_used = services.dirs.last_used(environment)
+            try:
+                target = environment.pinned_python_path.parent.parent.resolve(strict=True)
+            except OSError:
+                target = env_dir  # no venv to count
+            if not target.is_relative_to(env_dir):
+                venv_bytes = tree_size(target)  # a shared store entry
+        else:
+            with contextlib.suppress(OSError):
+                last_used = services.layout.last_used_file(env_dir).stat().st_mtime
+        return EnvUsage(
+            key=key,
+            own_bytes=tree_size(env_dir),
+            venv_bytes=venv_bytes,
+            last_used=last_used,
+            leased_generations=tuple(sorted(services.leases.live(key))),
+        )
 
     def list_environments(self, workflow_id: str | None, node_id: str | None) -> list[Environment]:
         if workflow_id is not None:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from types import FrameType
 
+    from ._http_server import HttpServer
+
 logger = logging.getLogger("uv_envs_server")
 
 #: Seconds running RPCs get to finish after SIGTERM before they are cancelled.
@@ -41,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         help="address to listen on (default: 127.0.0.1); other than loopback needs --allow-remote",
     )
     parser.add_argument("--port", type=int, default=50051, help="port; 0 picks a free one")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        help="also serve the HTTP/JSON API and status page on this port of --host "
+        "(off unless given; 0 picks a free one; needs the [http] extra)",
+    )
     parser.add_argument(
         "--root", type=Path, default=None, help="environments root (default: $UV_ENVS_ROOT)"
     )
@@ -134,6 +143,27 @@ def _address(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def _http_server(
+    args: argparse.Namespace, manager: uv_envs.EnvManager, *, tls: bool, token: str | None
+) -> HttpServer | None:
+    """The HTTP server beside gRPC (``--http-port``), with the same guards; None without it."""
+    if args.http_port is None:
+        return None
+    from ._http_server import create_http_server  # noqa: PLC0415 - needs the [http] extra
+
+    return create_http_server(
+        args.host,
+        args.http_port,
+        manager=manager,
+        max_workers=args.workers,
+        allow_remote=args.allow_remote,
+        tls=(args.tls_cert, args.tls_key) if tls else None,
+        token=token,
+        max_body_bytes=args.max_message_bytes,
+        max_packages=args.max_packages,
+    )
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run the server until SIGTERM or SIGINT; returns 0 after a clean shutdown, 2 on bad setup.
 
@@ -182,7 +212,8 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
             max_packages=args.max_packages,
             min_cleanup_idle_hours=args.min_cleanup_idle_hours,
         )
-    except (OSError, ValueError, uv_envs.UvEnvsError) as exc:
+        http = _http_server(args, manager, tls=tls is not None, token=token)
+    except (OSError, ValueError, ImportError, uv_envs.UvEnvsError) as exc:
         logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
         return 2
     if not is_loopback(address) and (tls is None or token is None):
@@ -195,6 +226,14 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
     server.start()
     # The one line scripts and tests read to learn the port (with --port 0).
     print(f"uv-envs-server listening on {_address(args.host, port)}", flush=True)  # noqa: T201
+    if http is not None:
+        try:
+            http.start()
+        except OSError as exc:
+            logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
+            server.stop(None).wait()
+            return 2
+        print(f"uv-envs-server HTTP listening on {http.url}", flush=True)  # noqa: T201
     logger.info(
         "root %s, %d workers, TLS %s, token %s",
         settings.root,
@@ -205,7 +244,10 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
 
     while not stop.wait(timeout=0.5):
         pass
-    server.stop(args.grace).wait()
+    stopped = server.stop(args.grace)
+    if http is not None:
+        http.stop(args.grace)
+    stopped.wait()
     # Handlers cancelled at the end of the grace period may still be running uv.
     drained = threading.Thread(target=server.executor.shutdown, daemon=True)
     drained.start()

@@ -90,6 +90,17 @@ def _requirements_text(content: bytes, name: str) -> str | None:
         raise uv_envs.InvalidInput(msg) from exc
 
 
+def limit_packages(packages: Sequence[str], max_packages: int) -> tuple[str, ...]:
+    """``packages`` as a tuple; InvalidInput when there are more than ``max_packages``.
+
+    The request limit both front doors (gRPC and HTTP) apply before the core sees a list.
+    """
+    if len(packages) > max_packages:
+        msg = f"{len(packages)} packages given; at most {max_packages} per request"
+        raise uv_envs.InvalidInput(msg)
+    return tuple(packages)
+
+
 def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -144,10 +155,7 @@ class EnvManagerServicer:
             abort(context, exc)
 
     def _packages(self, packages: Sequence[str]) -> tuple[str, ...]:
-        if len(packages) > self.max_packages:
-            msg = f"{len(packages)} packages given; at most {self.max_packages} per request"
-            raise uv_envs.InvalidInput(msg)
-        return tuple(packages)
+        return limit_packages(packages, self.max_packages)
 
     # -- environments -----------------------------------------------------
 
