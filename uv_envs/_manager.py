@@ -17,6 +17,7 @@ from . import _runner
 from ._access import READY
 from ._audit import AuditLog
 from ._bootstrap import bootstrap
+from ._bytecode import BytecodeCompiler
 from ._models import (
     CleanupReport,
     DeletedOperations,
@@ -47,6 +48,8 @@ class EnvManager:
         audit: the audit log; by default :func:`~uv_envs.open_audit_log`'s choice.
         publish: called with each :class:`~uv_envs.DomainEvent`.
         python_finder: resolves Python version requests.
+        compiler: compiles shared venvs in the background; a
+            :class:`~uv_envs._bytecode.BackgroundCompiler` by default.
 
     All methods are safe to call from several threads and processes at once.
 
@@ -60,6 +63,7 @@ class EnvManager:
         audit: AuditLog | None = None,
         publish: events.EventPublisher | None = None,
         python_finder: InterpreterFinder | None = None,
+        compiler: BytecodeCompiler | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self._core = bootstrap(
@@ -68,6 +72,7 @@ class EnvManager:
             audit=audit,
             publish=publish,
             python_finder=python_finder,
+            compiler=compiler,
         )
 
     # Creating ------------------------------------------------------------------------
