@@ -37,7 +37,8 @@ import psycopg  # noqa: E402
 from tests.postgres import with_schema  # noqa: E402
 from uv_envs import AuditLog, EnvKey, _audit  # noqa: E402
 from uv_envs._audit import SqliteAuditLog  # noqa: E402
-from uv_envs._audit_postgres import TABLE, PostgresAuditLog  # noqa: E402
+from uv_envs._audit_postgres import PostgresAuditLog  # noqa: E402
+from uv_envs._audit_postgres_schema import TABLE  # noqa: E402
 
 HOSTS = 50
 WORKFLOWS = 2000

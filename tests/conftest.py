@@ -64,6 +64,9 @@ def settings(tmp_path: Path, wheelhouse: Path, uv_cache: Path) -> Settings:
         index=IndexSettings(find_links=(str(wheelhouse),), no_index=True),
         lock_timeout=60,
         uv_timeout=300,
+        # A detached compiler finishing mid-test would change store entries (.pyc
+        # files, .size) under the test; test_bytecode/test_warm_path turn it on.
+        background_bytecode=False,
     )
 
 

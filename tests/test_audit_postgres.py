@@ -35,7 +35,7 @@ from uv_envs import (
     _audit,
     open_audit_log,
 )
-from uv_envs import _audit_postgres as pg
+from uv_envs import _audit_postgres_schema as pg
 from uv_envs._audit_postgres import PostgresAuditLog
 from uv_envs._cli import main as cli_main
 from uv_envs._python import PythonFinder

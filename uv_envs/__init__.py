@@ -10,6 +10,7 @@ import warnings as _warnings
 
 from ._audit import AuditLog
 from ._audit_open import open_audit_log
+from ._bytecode import BytecodeCompiler, CompileJob
 from ._errors import (
     AuditSchemaTooNew,
     AuditUnavailable,
@@ -127,7 +128,9 @@ __all__ = [
     "AuditLog",
     "AuditSchemaTooNew",
     "AuditUnavailable",
+    "BytecodeCompiler",
     "CleanupReport",
+    "CompileJob",
     "Damage",
     "DeleteResult",
     "DeleteStatus",

@@ -12,6 +12,7 @@ from . import _events as events
 from ._access import EnvAccess
 from ._audit import AuditLog
 from ._audit_open import open_audit_log
+from ._bytecode import BackgroundCompiler, BytecodeCompiler, BytecodePolicy
 from ._cleanup import Collector
 from ._dependencies import DependencyChanges
 from ._envdirs import EnvDirs
@@ -19,12 +20,14 @@ from ._generations import GenerationSwitch
 from ._install import Installer
 from ._layout import Layout
 from ._leases import Leases
+from ._lockrecord import LockRecords
 from ._metadata import JsonMetadataRepository
 from ._provisioning import Provisioner
 from ._python import InterpreterFinder, PythonFinder
 from ._reads import Reads
 from ._recovery import Recovery
 from ._repairs import Repairs
+from ._resolutions import StoredResolutions
 from ._runner import UvRunner
 from ._services import Services
 from ._settings import Settings
@@ -55,6 +58,7 @@ def bootstrap(
     audit: AuditLog | None = None,
     publish: events.EventPublisher | None = None,
     python_finder: InterpreterFinder | None = None,
+    compiler: BytecodeCompiler | None = None,
 ) -> Core:
     """Wire the core of ``settings.root``; each ``None`` takes the real adapter."""
     layout = Layout(settings.root)
@@ -67,6 +71,8 @@ def bootstrap(
         timeout=settings.uv_timeout,
     )
     venv_store = VenvStore(layout, settings.lock_timeout)
+    lock_store = LockStore(layout, settings.lock_max_age)
+    compiler = compiler if compiler is not None else BackgroundCompiler()
     services = Services(
         settings=settings,
         layout=layout,
@@ -77,10 +83,18 @@ def bootstrap(
         publish=publish,
         python_finder=python_finder
         or PythonFinder(executor, uv_options, settings.python_search_paths),
-        lock_store=LockStore(layout, settings.lock_max_age),
+        lock_store=lock_store,
         venv_store=venv_store,
         dirs=EnvDirs(layout, venv_store),
         leases=Leases(layout),
+        resolutions=StoredResolutions(lock_store, LockRecords(layout), settings.index, executor),
+        bytecode=BytecodePolicy(
+            compiler,
+            background=settings.background_bytecode,
+            install_time=settings.compile_bytecode,
+            layout=layout,
+            slots=settings.max_concurrent_installs,
+        ),
     )
     recovery = Recovery(services)
     access = EnvAccess(services, recovery)

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from ._access import Locked
+from ._bytecode import cost_notes
 from ._install import Installer
 from ._models import Environment, EnvSpec, EnvStatus, OperationResult, RetiredGeneration
 from ._operation import FailureEvent, Operation, audited
@@ -29,8 +30,9 @@ from ._services import Services
 
 _PROJECT_FILES = ("pyproject.toml", "uv.lock")
 
-#: Fills the new generation's folder with its project (the lock included).
-BuildStep = Callable[[Path, Operation], None]
+#: Fills the new generation's folder with its project (the lock included); returns
+#: the lock's packages digest when it knows it (so the installer need not parse the lock).
+BuildStep = Callable[[Path, Operation], str | None]
 
 
 @attrs.frozen
@@ -92,6 +94,9 @@ class GenerationSwitch:
             services.metadata.save(committed)
             services.dirs.point_current(env_dir, number)
             operation.note(generation=number, spec_hash=committed.spec_hash)
+            state, job = services.bytecode.plan(services.layout.generation_dir(env_dir, number))
+            operation.note(**cost_notes(len(operation.results), state))
+        services.bytecode.start(job)  # after the audit row: the operation is done
         return operation.result(committed)
 
     def _build(
@@ -110,12 +115,17 @@ class GenerationSwitch:
             )
             for name in _PROJECT_FILES:
                 shutil.copy2(current / name, gen_dir / name)
-        build(gen_dir, operation)
+        packages = build(gen_dir, operation)
         interpreter = plan.interpreter or Interpreter(
             Path(environment.python_executable), environment.python_version
         )
         installed = self.installer.install(
-            gen_dir, interpreter, operation, shared=plan.shared, refresh=plan.refresh
+            gen_dir,
+            interpreter,
+            operation,
+            shared=plan.shared,
+            refresh=plan.refresh,
+            packages=packages,
         )
         operation.note(installed=installed)
         spec = plan.spec or EnvSpec(packages=read_declared(gen_dir), python=environment.spec.python)

@@ -9,7 +9,7 @@ import attrs
 from ._operation import Operation
 from ._python import Interpreter
 from ._services import Services
-from ._store import install_slot, venv_id
+from ._store import install_slot, lock_packages_digest, store_id
 from ._uv import sync_command
 
 
@@ -27,11 +27,14 @@ class Installer:
         *,
         shared: bool = True,
         refresh: bool = False,
+        packages: str | None = None,
     ) -> bool:
         """Link the store's venv for the lock, building it if new; True if anything was built.
 
         Unshared, the venv is built privately in the generation: ``sync`` uses
         that to rebuild from the lock without trusting any existing bytes.
+        ``packages`` is the lock's packages digest when the caller knows it
+        (a stored lock's record): then the lock is not parsed.
         """
         services = self.services
         settings = services.settings
@@ -43,11 +46,9 @@ class Installer:
                     "uv sync --frozen",
                 )
             return True
-        entry_id = venv_id(
-            (gen_dir / "uv.lock").read_text(),
-            interpreter,
-            compile_bytecode=settings.compile_bytecode,
-        )
+        if packages is None:
+            packages = lock_packages_digest((gen_dir / "uv.lock").read_text())
+        entry_id = store_id(packages, interpreter, compile_bytecode=settings.compile_bytecode)
 
         def build(venv: Path) -> None:
             with install_slot(services.layout, settings.max_concurrent_installs):

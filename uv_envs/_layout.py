@@ -15,9 +15,11 @@
         .last-used                                    touched on each hand-out
       store/<id>/{.venv/, refs/, .complete, .size}    venvs by (lock, interpreter)
       lockstore/<spec hash>.lock                      resolved locks by spec
+      lockstore/<spec hash>.lock.json                 what a stored lock was vouched for under
       leases/<key hash>/<gen>-<uuid>.lease            one locked file per lease
       locks/<key hash>.lock                           one lock file per env
       locks/spec-<hash>.lock, store-<id>.lock         single-flight per spec and entry
+      locks/compile-<id>.lock                         the background compiler of an entry
       locks/install-slot-<n>.lock                     the install cap
       trash/                                          deletes land here first
       cache/                                          uv's cache (the default)
@@ -100,6 +102,14 @@ class Layout:
     def stored_lock(self, digest: str) -> Path:
         """The ``uv.lock`` a spec resolved to."""
         return self.lockstore_dir / f"{digest}.lock"
+
+    def lock_record(self, digest: str) -> Path:
+        """What the stored lock of a spec was vouched for under (see ``_lockrecord``)."""
+        return self.lockstore_dir / f"{digest}.lock.json"
+
+    def compile_lock(self, entry_name: str) -> Path:
+        """Held while the background compiler writes bytecode into a store entry."""
+        return self.locks_dir / f"compile-{entry_name}.lock"
 
     def store_entry(self, entry_name: str) -> Path:
         return self.store_dir / entry_name

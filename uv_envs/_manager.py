@@ -17,6 +17,7 @@ from . import _runner
 from ._access import READY
 from ._audit import AuditLog
 from ._bootstrap import bootstrap
+from ._bytecode import BytecodeCompiler
 from ._models import (
     CleanupReport,
     DeletedOperations,
@@ -47,6 +48,8 @@ class EnvManager:
         audit: the audit log; by default :func:`~uv_envs.open_audit_log`'s choice.
         publish: called with each :class:`~uv_envs.DomainEvent`.
         python_finder: resolves Python version requests.
+        compiler: compiles shared venvs in the background; a
+            :class:`~uv_envs._bytecode.BackgroundCompiler` by default.
 
     All methods are safe to call from several threads and processes at once.
 
@@ -60,6 +63,7 @@ class EnvManager:
         audit: AuditLog | None = None,
         publish: events.EventPublisher | None = None,
         python_finder: InterpreterFinder | None = None,
+        compiler: BytecodeCompiler | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self._core = bootstrap(
@@ -68,6 +72,7 @@ class EnvManager:
             audit=audit,
             publish=publish,
             python_finder=python_finder,
+            compiler=compiler,
         )
 
     # Creating ------------------------------------------------------------------------
@@ -306,15 +311,10 @@ class EnvManager:
         ``host`` and ``root`` select the records of one host or root when
         several share an audit database (``Settings.audit_url``).
         """
-        return self._core.services.audit.query(
-            workflow_id=workflow_id or None,
-            node_id=node_id or None,
-            status=status or None,
-            limit=limit,
-            offset=offset,
-            host=host or None,
-            root=root or None,
-        )
+        wanted = {"workflow_id": workflow_id, "node_id": node_id, "status": status}
+        wanted |= {"host": host, "root": root}
+        filters = {name: value or None for name, value in wanted.items()}
+        return self._core.services.audit.query(**filters, limit=limit, offset=offset)
 
     def delete_operations(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
         """Remove the audit records of a workflow, or of one node of it."""
@@ -324,11 +324,9 @@ class EnvManager:
     def recover(self) -> list[EnvKey]:
         """Repair what crashed processes left behind; return the keys that needed it.
 
-        Rolls back creates whose process died, drops half-built generations
-        (stopping any uv still working in them), re-points ``current`` links,
-        removes temp files of interrupted writes, half-built store venvs and the
-        trash, and closes audit records of dead processes. Envs busy with a live
-        operation are left alone.
+        Rolls back dead creates, drops half-built generations, re-points links,
+        removes temp files, half-built store venvs and the trash, and closes audit
+        records of dead processes. Envs busy with a live operation are left alone.
         """
         return self._core.recovery.recover_root()
 

@@ -42,9 +42,13 @@ class Operation:
 
     def run(self, invocation: UvInvocation, what: str) -> UvResult:
         """Run uv as part of the operation; raise :class:`~uv_envs.UvError` if it failed."""
+        return self.services.uv.check_result(self.try_run(invocation, what), what)
+
+    def try_run(self, invocation: UvInvocation, what: str) -> UvResult:
+        """Run uv as part of the operation and return its result, failed or not."""
         result = self.services.uv.run(invocation, what)
         self.results.append(result)
-        return self.services.uv.check_result(result, what)
+        return result
 
     def note(self, **values: object) -> None:
         """Add to the metadata the audit row is finished with."""

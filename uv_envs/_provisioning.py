@@ -1,9 +1,10 @@
 """Create and ensure: a new env from a spec, or an existing one moved to a new spec.
 
 Resolution is shared between keys: a spec resolved within
-``Settings.lock_max_age`` reuses the stored lock (checked offline by uv), and
-the spec's lock (``locks/spec-<hash>.lock``) makes concurrent creates of one
-spec resolve once.
+``Settings.lock_max_age`` reuses the stored lock (without uv when its record
+vouches for it, else checked offline by uv; see ``_resolutions``), and the
+spec's lock (``locks/spec-<hash>.lock``) makes concurrent creates of one spec
+resolve once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import attrs
 from . import _events as events
 from . import _locking
 from ._access import USABLE, EnvAccess, Locked
+from ._bytecode import CompileJob, cost_notes
 from ._errors import EnvironmentAlreadyExists
 from ._generations import GenerationPlan, GenerationSwitch
 from ._install import Installer
@@ -25,8 +27,9 @@ from ._operation import Operation, audited
 from ._project import render_pyproject
 from ._repair import effective
 from ._requests import ProvisionRequest
+from ._resolutions import Resolution
 from ._services import Services
-from ._uv import add_command, lock_command
+from ._uv import UvResult, add_command, lock_command
 
 
 @attrs.frozen
@@ -56,6 +59,8 @@ class Provisioner:
             if same_spec:
                 with audited(self.services, key, "ensure" if replace else "create") as op:
                     op.note(reused=True)
+                    job = self.note_cost(self.services.dirs.current_dir(existing), op)
+                self.services.bytecode.start(job)
                 self.services.dirs.touch(existing)
                 return existing
             if not replace:
@@ -101,6 +106,8 @@ class Provisioner:
                     services.discard(key)
                 raise
             operation.note(generation=1, spec_hash=request.digest)
+            job = self.note_cost(services.layout.generation_dir(env_dir, 1), operation)
+        services.bytecode.start(job)  # after the audit row: the create is done
         services.emit(
             events.EnvironmentCreated(key, details={"python_version": environment.python_version})
         )
@@ -118,8 +125,10 @@ class Provisioner:
         services.metadata.save(environment)
         gen_dir = services.layout.generation_dir(env_dir, 1)
         gen_dir.mkdir(parents=True)
-        self.write_spec_project(gen_dir, environment.key, request, operation)
-        installed = self.installer.install(gen_dir, request.interpreter, operation)
+        packages = self.write_spec_project(gen_dir, environment.key, request, operation)
+        installed = self.installer.install(
+            gen_dir, request.interpreter, operation, packages=packages
+        )
         operation.note(installed=installed)
         services.dirs.point_current(env_dir, 1)
         services.dirs.link_top_level(env_dir)
@@ -157,16 +166,27 @@ class Provisioner:
         self.services.dirs.touch(result.environment)
         return result.environment
 
+    def note_cost(self, gen_dir: Path, operation: Operation) -> CompileJob | None:
+        """Note the uv runs and the bytecode of ``gen_dir``'s venv; the compile to start after."""
+        state, job = self.services.bytecode.plan(gen_dir)
+        operation.note(**cost_notes(len(operation.results), state))
+        return job
+
     def write_spec_project(
         self, gen_dir: Path, key: EnvKey, request: ProvisionRequest, operation: Operation
-    ) -> None:
-        """Write the project for a spec and lock it; notes whether uv resolved."""
+    ) -> str | None:
+        """Write the project for a spec and lock it; notes whether uv resolved.
+
+        Returns the lock's packages digest when it is known without parsing
+        the lock again (None after ``uv add -r``).
+        """
         spec = request.spec
         (gen_dir / "pyproject.toml").write_text(render_pyproject(key, spec.packages, spec.python))
         python = str(request.interpreter.path)
         if spec.requirements_text is None:
-            operation.note(resolved=self._lock_spec(gen_dir, python, request, operation))
-            return
+            resolution = self._lock_spec(gen_dir, python, request, operation)
+            operation.note(resolved=resolution.resolved)
+            return resolution.packages
         requirements_file = gen_dir / "requirements.in"
         requirements_file.write_text(spec.requirements_text)
         try:
@@ -182,32 +202,39 @@ class Provisioner:
         finally:
             requirements_file.unlink(missing_ok=True)
         operation.note(resolved=True)
+        return None
 
     def _lock_spec(
         self, gen_dir: Path, python: str, request: ProvisionRequest, operation: Operation
-    ) -> bool:
-        """``uv lock``, or a stored resolution of the same spec that still checks out.
+    ) -> Resolution:
+        """``uv lock``, or a stored resolution of the same spec (see ``_resolutions``).
 
-        Returns whether uv resolved. Holding the spec's lock makes concurrent
-        creates of one spec resolve once.
+        A stored lock its record vouches for is taken without the spec's lock
+        (no uv runs, so there is nothing to single-flight); otherwise holding
+        the spec's lock makes concurrent creates of one spec resolve once.
         """
         services = self.services
+        resolutions = services.resolutions
+        if not request.refresh:
+            trusted = resolutions.trusted(request.digest, request.spec, gen_dir)
+            if trusted is not None:
+                return trusted
         with _locking.hold(
             services.layout.spec_lock(request.digest),
             timeout=services.settings.lock_timeout,
             what="spec",
         ):
-            stored = None if request.refresh else services.lock_store.get(request.digest)
-            if stored is not None:
-                (gen_dir / "uv.lock").write_bytes(stored)
-                options = services.uv_options
-                offline = attrs.evolve(options, index=attrs.evolve(options.index, offline=True))
-                check = services.uv.run(
-                    lock_command(gen_dir, python, offline, check=True), "uv lock --check"
-                )
-                if check.ok:
-                    return False
-                (gen_dir / "uv.lock").unlink(missing_ok=True)
+            if not request.refresh:
+
+                def check() -> UvResult:
+                    options = services.uv_options
+                    offline = attrs.evolve(options, index=attrs.evolve(options.index, offline=True))
+                    return operation.try_run(
+                        lock_command(gen_dir, python, offline, check=True), "uv lock --check"
+                    )
+
+                reused = resolutions.reuse(request.digest, request.spec, gen_dir, check)
+                if reused is not None:
+                    return reused
             operation.run(lock_command(gen_dir, python, services.uv_options), "uv lock")
-            services.lock_store.put(request.digest, (gen_dir / "uv.lock").read_bytes())
-            return True
+            return resolutions.remember(request.digest, request.spec, gen_dir)

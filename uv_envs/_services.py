@@ -6,12 +6,14 @@ import attrs
 
 from . import _events as events
 from ._audit import AuditLog
+from ._bytecode import BytecodePolicy
 from ._envdirs import EnvDirs
 from ._layout import Layout
 from ._leases import Leases
 from ._metadata import JsonMetadataRepository
 from ._models import EnvKey
 from ._python import InterpreterFinder
+from ._resolutions import StoredResolutions
 from ._runner import UvRunner
 from ._settings import Settings
 from ._store import LockStore, VenvStore
@@ -34,6 +36,8 @@ class Services:
     venv_store: VenvStore
     dirs: EnvDirs
     leases: Leases
+    resolutions: StoredResolutions
+    bytecode: BytecodePolicy
 
     def emit(self, event: events.DomainEvent) -> None:
         """Publish a domain event; a publisher that raises is logged and ignored."""

@@ -60,6 +60,10 @@ class Settings:
         allow_direct_references: accept ``name @ url``, paths and VCS URLs.
         allow_requirements_options: accept pip options in requirements texts.
         compile_bytecode: have uv compile ``.pyc`` files at install time.
+        background_bytecode: compile each shared venv's modules once, in the
+            background, after the create that built it has returned (see
+            docs/architecture.md). Pointless, so skipped, with
+            ``compile_bytecode``.
         lock_max_age: seconds a stored resolution of a spec is reused before
             the spec is resolved again (so unpinned specs pick up releases).
         max_concurrent_installs: uv installs running at once on this root,
@@ -91,6 +95,7 @@ class Settings:
     allow_direct_references: bool = False
     allow_requirements_options: bool = False
     compile_bytecode: bool = False
+    background_bytecode: bool = True
     lock_max_age: float = 86400.0
     max_concurrent_installs: int = attrs.field(factory=lambda: os.cpu_count() or 1)
     audit_url: str | None = attrs.field(default=None, repr=lambda url: repr(redact(url)))
@@ -112,8 +117,9 @@ class Settings:
         ``UV_ENVS_FIND_LINKS`` (space separated), ``UV_ENVS_OFFLINE`` and
         ``UV_ENVS_NO_INDEX`` (``1``/``true``), ``UV_ENVS_PYTHON_PATHS``
         (``os.pathsep`` separated), ``UV_ENVS_LOCK_TIMEOUT``, ``UV_ENVS_AUDIT_URL``,
-        ``UV_ENVS_AUDIT_PASSWORD_FILE``, ``UV_ENVS_AUDIT_HOST`` and
-        ``UV_ENVS_AUDIT_TIMEOUT``.
+        ``UV_ENVS_AUDIT_PASSWORD_FILE``, ``UV_ENVS_AUDIT_HOST``,
+        ``UV_ENVS_AUDIT_TIMEOUT`` and ``UV_ENVS_BACKGROUND_BYTECODE``
+        (``0``/``false`` turns it off).
         """
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {"root": default_root(environ)}
@@ -125,6 +131,7 @@ class Settings:
             values["python_search_paths"] = tuple(Path(p) for p in value.split(os.pathsep) if p)
         if value := environ.get("UV_ENVS_LOCK_TIMEOUT"):
             values["lock_timeout"] = float(value)
+        values.update(_switches(environ))
         if value := environ.get("UV_ENVS_AUDIT_URL"):
             values["audit_url"] = value
         if value := environ.get("UV_ENVS_AUDIT_PASSWORD_FILE"):
@@ -144,6 +151,12 @@ class Settings:
             values["index"] = index
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _switches(environ: Mapping[str, str]) -> dict[str, bool]:
+    """The on/off settings among the variables that are set."""
+    names = {"UV_ENVS_BACKGROUND_BYTECODE": "background_bytecode"}
+    return {field: _truthy(environ[name]) for name, field in names.items() if environ.get(name)}
 
 
 def _truthy(value: str | None) -> bool:

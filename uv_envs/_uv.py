@@ -23,6 +23,7 @@ from typing import IO, Literal, Protocol
 import attrs
 
 from ._errors import OperationCancelled, ResolutionFailed, UvError, UvNotFound, UvTimeout
+from ._lockrecord import binary_identity
 from ._models import IndexSettings
 
 ExportFormat = Literal["requirements.txt", "pylock.toml"]
@@ -256,6 +257,10 @@ class SubprocessUvExecutor:
 
     binary: str = attrs.field(factory=find_uv_binary)
     progress: IO[str] | None = None
+
+    def identity(self) -> str | None:
+        """Which uv this runs, from its binary's file (no subprocess); see ``_lockrecord``."""
+        return binary_identity(self.binary)
 
     def run(self, invocation: UvInvocation) -> UvResult:
         command = (self.binary, *invocation.args)

@@ -4,7 +4,7 @@
 in-memory catalog, writes ``uv.lock`` files in uv's layout, and builds a
 venv-shaped folder (no interpreter is copied; ``bin/python`` links to the
 running one). ``RecordingPublisher`` keeps the events it was given, ``InMemoryAuditLog``
-the audit records.
+the audit records, ``RecordingCompiler`` the bytecode jobs.
 
 Example::
 
@@ -14,7 +14,7 @@ Example::
 """
 
 from ._contract import check_provider_contract
-from ._recorders import InMemoryAuditLog, RecordingPublisher
+from ._recorders import InMemoryAuditLog, RecordingCompiler, RecordingPublisher
 from ._uv import CountingExecutor, FakePythonFinder, FakeUvExecutor
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "FakePythonFinder",
     "FakeUvExecutor",
     "InMemoryAuditLog",
+    "RecordingCompiler",
     "RecordingPublisher",
     "check_provider_contract",
 ]

@@ -1,9 +1,10 @@
-"""Fakes that record what the core told them: events and audit records."""
+"""Fakes that record what the core told them: events, audit records, bytecode jobs."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from typing import Any
 import attrs
 
 from uv_envs._audit import MAX_OUTPUT
+from uv_envs._bytecode import CompileJob
 from uv_envs._events import DomainEvent
 from uv_envs._models import (
     DeletedOperations,
@@ -34,6 +36,28 @@ class RecordingPublisher:
     @property
     def names(self) -> list[str]:
         return [event.name for event in self.events]
+
+
+@attrs.define
+class RecordingCompiler:
+    """A bytecode compiler that only keeps the jobs it is given, until :meth:`run_all`.
+
+    Lets a test see that a create returns before its venv is compiled, then
+    compile it: ``run_all`` runs each job's real worker, in the venv's
+    interpreter, and returns the outcomes it printed.
+    """
+
+    jobs: list[CompileJob] = attrs.field(factory=list)
+
+    def submit(self, job: CompileJob) -> None:
+        self.jobs.append(job)
+
+    def run_all(self) -> list[str]:
+        jobs, self.jobs = self.jobs, []
+        return [
+            subprocess.run(job.argv(), capture_output=True, text=True, check=True).stdout.strip()
+            for job in jobs
+        ]
 
 
 @attrs.define

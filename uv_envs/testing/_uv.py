@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from uv_envs._errors import PythonNotFound
+from uv_envs._lockrecord import uv_identity
 from uv_envs._project import PROJECT_NAME, locked_versions
 from uv_envs._python import Interpreter
 from uv_envs._uv import UvExecutor, UvInvocation, UvResult
@@ -59,6 +60,10 @@ class CountingExecutor:
             self.calls.append(invocation)
         return self.inner.run(invocation)
 
+    def identity(self) -> str | None:
+        """The wrapped executor's uv identity (see ``uv_envs._lockrecord.IdentifiesUv``)."""
+        return uv_identity(self.inner)
+
     def count(self, subcommand: str, *, check: bool | None = None) -> int:
         """Calls of ``subcommand``; with ``check``, only those with (or without) ``--check``."""
         with self._lock:
@@ -75,17 +80,22 @@ class FakeUvExecutor:
     """A stand-in for uv that resolves against ``catalog`` (name -> versions).
 
     ``calls`` lists every invocation; ``count("lock")`` counts one subcommand.
-    ``fail_next(subcommand, stderr)`` makes the next such call fail.
+    ``fail_next(subcommand, stderr)`` makes the next such call fail. ``version``
+    is the uv identity it reports; change it to play a uv upgrade.
     """
 
     catalog: Mapping[str, Sequence[str]] = attrs.field(factory=dict)
     calls: list[UvInvocation] = attrs.field(factory=list)
+    version: str | None = "fake-uv 0.0.0"
     _failures: dict[str, tuple[str, int]] = attrs.field(factory=dict)
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     def count(self, subcommand: str) -> int:
         with self._lock:
             return sum(1 for call in self.calls if call.args[:1] == (subcommand,))
+
+    def identity(self) -> str | None:
+        return self.version
 
     def fail_next(
         self, subcommand: str, stderr: str = "error: injected failure", exit_code: int = 2
