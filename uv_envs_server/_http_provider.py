@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import httpx
 
 import uv_envs
-from uv_envs._provider import key_from_config
 
 from ._http_client import HttpEnvClient
 
@@ -51,8 +49,7 @@ class HttpEnvironmentProvider:
         self.client = (
             client if client is not None else HttpEnvClient(base_url, token=token, timeout=timeout)
         )
-        self._keys: dict[str, uv_envs.EnvKey] = {}
-        self._lock = threading.Lock()
+        self._variants = uv_envs.VariantRegistry()
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -60,7 +57,7 @@ class HttpEnvironmentProvider:
 
     def create_environment(self, variant_id: str, config: dict[str, Any]) -> dict[str, Any]:
         """Create (or return, if it already matches) the env for a variant; safe to retry."""
-        key = key_from_config(config)
+        key = uv_envs.key_from_config(config)
         env = self.client.ensure(
             key.workflow_id,
             key.node_id,
@@ -69,14 +66,12 @@ class HttpEnvironmentProvider:
             python_version=config.get("python_version") or None,
             requirements_text=config.get("requirements_text"),
         )
-        with self._lock:
-            self._keys[variant_id] = key
+        self._variants.remember(variant_id, key)
         return {**_environment_dict(env), "variant_id": variant_id}
 
     def get_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
         """Return what a runner needs to use the variant's env; None if unknown or gone."""
-        with self._lock:
-            key = self._keys.get(variant_id)
+        key = self._variants.get(variant_id)
         if key is None:
             return None
         try:
@@ -97,8 +92,7 @@ class HttpEnvironmentProvider:
         With ``timeout``, a delete that does not answer in time raises
         :class:`uv_envs.EnvironmentBusy` (the server may still complete it).
         """
-        with self._lock:
-            key = self._keys.pop(variant_id, None)
+        key = self._variants.forget(variant_id)
         if key is None:
             return
         try:
