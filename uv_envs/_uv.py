@@ -1,10 +1,8 @@
 """Talking to uv: command lines built by pure functions, run in one place.
 
-The builders return a :class:`UvInvocation` (argv after the binary, working
-directory, extra environment, timeout) and never run anything, so they are
-tested without subprocesses. :class:`SubprocessUvExecutor` is the only code
-that starts uv. User strings only ever follow ``--`` or are values of options
-given as separate argv items, so uv never reads them as flags.
+The builders return a :class:`UvInvocation` and run nothing, so they are tested
+without subprocesses; :class:`SubprocessUvExecutor` is the only code that starts
+uv. User strings only follow ``--`` or are separate option values, never flags.
 """
 
 from __future__ import annotations
@@ -390,12 +388,8 @@ def raise_for_result(result: UvResult, message: str) -> UvResult:
     """Return a successful result; raise the fitting :class:`UvError` for a failed one."""
     if result.ok:
         return result
-    error_type = (
-        ResolutionFailed
-        if any(marker in result.stderr for marker in _RESOLUTION_MARKERS)
-        else UvError
-    )
-    raise error_type(
+    unresolvable = any(marker in result.stderr for marker in _RESOLUTION_MARKERS)
+    raise (ResolutionFailed if unresolvable else UvError)(
         message,
         command=result.command,
         exit_code=result.exit_code,

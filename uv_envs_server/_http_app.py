@@ -28,7 +28,8 @@ from . import _http_models as m
 from ._http_middleware import GuardMiddleware
 from ._http_page import render_status_page
 from ._http_problems import document_problems, problem, problem_for, validation_problem
-from ._servicer import DEFAULT_OPERATIONS_LIMIT, limit_packages
+from ._servicer import DEFAULT_OPERATIONS_LIMIT
+from ._wire import limit_packages
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -8,16 +8,16 @@ core's; errors are translated in :mod:`uv_envs_server._errors`.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 import uv_envs
 
+from . import _wire as wire
 from ._errors import abort
 from ._proto import METHODS, SERVICE_NAME, pb
 
@@ -25,16 +25,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
 _R = TypeVar("_R")
-
-
-class _Identified(Protocol):
-    # Every request that names one env: workflow_id = 1, node_id = 2, version_id = 3.
-    @property
-    def workflow_id(self) -> str: ...
-    @property
-    def node_id(self) -> str: ...
-    @property
-    def version_id(self) -> str: ...
 
 
 RUN_CODE_MESSAGE = (
@@ -55,53 +45,6 @@ DEFAULT_OPERATIONS_LIMIT = 50
 DEFAULT_MIN_CLEANUP_IDLE_HOURS = 1.0
 
 logger = logging.getLogger("uv_envs_server")
-
-
-#: Core statuses outside the contract's CREATING/READY/FAILED/NOT_FOUND, sent as the
-#: nearest one: neither can be used. ``metadata_json`` carries the real status and why.
-_WIRE_STATUS = {
-    uv_envs.EnvStatus.DAMAGED: "FAILED",
-    uv_envs.EnvStatus.UNREADABLE: "FAILED",
-}
-
-
-def _key(request: _Identified) -> uv_envs.EnvKey:
-    # Raises InvalidIdentifier (INVALID_ARGUMENT) for a bad or missing id.
-    return uv_envs.EnvKey(request.workflow_id, request.node_id, request.version_id)
-
-
-def _ident(request: _Identified) -> dict[str, str]:
-    return {
-        "workflow_id": request.workflow_id,
-        "node_id": request.node_id,
-        "version_id": request.version_id,
-    }
-
-
-def _requirements_text(content: bytes, name: str) -> str | None:
-    if not content:
-        return None
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        label = name or "requirements_file_content"
-        msg = f"{label} is not UTF-8 text: {exc.reason} at byte {exc.start}"
-        raise uv_envs.InvalidInput(msg) from exc
-
-
-def limit_packages(packages: Sequence[str], max_packages: int) -> tuple[str, ...]:
-    """``packages`` as a tuple; InvalidInput when there are more than ``max_packages``.
-
-    The request limit both front doors (gRPC and HTTP) apply before the core sees a list.
-    """
-    if len(packages) > max_packages:
-        msg = f"{len(packages)} packages given; at most {max_packages} per request"
-        raise uv_envs.InvalidInput(msg)
-    return tuple(packages)
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 class EnvManagerServicer:
@@ -154,7 +97,7 @@ class EnvManagerServicer:
             abort(context, exc)
 
     def _packages(self, packages: Sequence[str]) -> tuple[str, ...]:
-        return limit_packages(packages, self.max_packages)
+        return wire.limit_packages(packages, self.max_packages)
 
     # -- environments -----------------------------------------------------
 
@@ -164,7 +107,7 @@ class EnvManagerServicer:
         """Report an env's state; NOT_FOUND is a status here, not an error."""
 
         def call() -> pb.EnvStatusResponse:
-            report = self.manager.status(_key(request))
+            report = self.manager.status(wire.key(request))
             env = report.environment
             metadata = env.to_dict() if env else None
             if report.status is uv_envs.EnvStatus.UNREADABLE:
@@ -180,13 +123,13 @@ class EnvManagerServicer:
                     "error": report.error,
                 }
             return pb.EnvStatusResponse(
-                **_ident(request),
-                status=_WIRE_STATUS.get(report.status, str(report.status)),
+                **wire.ident(request),
+                status=wire.WIRE_STATUS.get(report.status, str(report.status)),
                 env_path=str(report.env_path),
                 has_pyproject=report.has_pyproject,
                 has_uv_lock=report.has_uv_lock,
                 has_venv=report.has_venv,
-                metadata_json=_json(metadata) if metadata is not None else "",
+                metadata_json=wire.to_json(metadata) if metadata is not None else "",
             )
 
         return self._run(context, call)
@@ -197,17 +140,17 @@ class EnvManagerServicer:
         """Ensure the env exists with this spec: safe to retry, fast when it already does."""
 
         def call() -> pb.CreateEnvResponse:
-            key = _key(request)
+            key = wire.key(request)
             env = self.manager.ensure(
                 key,
                 packages=self._packages(request.packages),
-                requirements_text=_requirements_text(
+                requirements_text=wire.requirements_text(
                     request.requirements_file_content, request.requirements_file_name
                 ),
                 python=request.python_version or None,
             )
             return pb.CreateEnvResponse(
-                **_ident(request),
+                **wire.ident(request),
                 env_path=str(env.env_path),
                 python_version=env.python_version,
                 status=str(env.status),
@@ -220,41 +163,41 @@ class EnvManagerServicer:
         self, request: pb.DeleteEnvRequest, context: grpc.ServicerContext
     ) -> pb.DeleteEnvResponse:
         """Delete an env; an env already gone answers NOT_FOUND as a success."""
-        result = self._run(context, lambda: self.manager.delete(_key(request)))
-        return pb.DeleteEnvResponse(**_ident(request), status=result.status)
+        result = self._run(context, lambda: self.manager.delete(wire.key(request)))
+        return pb.DeleteEnvResponse(**wire.ident(request), status=result.status)
 
     def ExportEnv(
         self, request: pb.ExportEnvRequest, context: grpc.ServicerContext
     ) -> pb.ExportEnvResponse:
         """Return the env's pyproject.toml and uv.lock."""
-        export = self._run(context, lambda: self.manager.export(_key(request)))
+        export = self._run(context, lambda: self.manager.export(wire.key(request)))
         return pb.ExportEnvResponse(
-            **_ident(request), pyproject_toml=export.pyproject_toml, uv_lock=export.uv_lock
+            **wire.ident(request), pyproject_toml=export.pyproject_toml, uv_lock=export.uv_lock
         )
 
     # -- dependencies -----------------------------------------------------
 
     def _operation(
         self,
-        request: _Identified,
+        request: wire.Identified,
         context: grpc.ServicerContext,
         run: Callable[[uv_envs.EnvKey], uv_envs.OperationResult],
     ) -> dict[str, Any]:
         # A uv failure is an answer, not an error: status FAILED with uv's output.
         def call() -> dict[str, Any]:
-            key = _key(request)
+            key = wire.key(request)
             try:
                 result = run(key)
             except uv_envs.UvError as exc:
                 return {
-                    **_ident(request),
+                    **wire.ident(request),
                     "status": uv_envs.OperationStatus.FAILED.value,
                     "stdout": exc.stdout,
                     "stderr": exc.stderr or str(exc),
                     "exit_code": -1 if exc.exit_code is None else exc.exit_code,
                 }
             return {
-                **_ident(request),
+                **wire.ident(request),
                 "status": uv_envs.OperationStatus.SUCCESS.value,
                 "stdout": result.stdout,
                 "stderr": result.stderr,
@@ -269,7 +212,7 @@ class EnvManagerServicer:
         """Add packages (and/or a requirements text) to the env."""
 
         def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
-            text = _requirements_text(
+            text = wire.requirements_text(
                 request.requirements_file_content, request.requirements_file_name
             )
             return self.manager.add(key, self._packages(request.packages), requirements_text=text)
@@ -282,7 +225,7 @@ class EnvManagerServicer:
         """Upgrade the named packages, or all of them when none is named."""
 
         def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
-            _no_requirements_file(request, "UpdateDeps")
+            wire.no_requirements_file(request, "UpdateDeps")
             return self.manager.update(key, self._packages(request.packages))
 
         return pb.DepsOperationResponse(**self._operation(request, context, run))
@@ -293,7 +236,7 @@ class EnvManagerServicer:
         """Remove the named packages."""
 
         def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
-            _no_requirements_file(request, "RemoveDeps")
+            wire.no_requirements_file(request, "RemoveDeps")
             return self.manager.remove(key, self._packages(request.packages))
 
         return pb.DepsOperationResponse(**self._operation(request, context, run))
@@ -308,9 +251,11 @@ class EnvManagerServicer:
         self, request: pb.ListDepsRequest, context: grpc.ServicerContext
     ) -> pb.ListDepsResponse:
         """List the declared dependencies and the versions uv.lock pins."""
-        deps = self._run(context, lambda: self.manager.dependencies(_key(request)))
+        deps = self._run(context, lambda: self.manager.dependencies(wire.key(request)))
         return pb.ListDepsResponse(
-            **_ident(request), dependencies=list(deps.declared), locked_versions=dict(deps.locked)
+            **wire.ident(request),
+            dependencies=list(deps.declared),
+            locked_versions=dict(deps.locked),
         )
 
     def RunCode(
@@ -372,7 +317,7 @@ class EnvManagerServicer:
             total=page.total,
             limit=page.limit,
             offset=page.offset,
-            items=[_record(item) for item in page.items],
+            items=[wire.record(item) for item in page.items],
         )
 
     def DeleteOperations(
@@ -392,32 +337,6 @@ class EnvManagerServicer:
             node_id=deleted.node_id or "",
             deleted_node_ids=list(deleted.deleted_node_ids),
         )
-
-
-def _no_requirements_file(request: pb.DepsRequest, rpc: str) -> None:
-    if request.requirements_file_content:
-        msg = f"{rpc} takes package names only, not a requirements file"
-        raise uv_envs.InvalidInput(msg)
-
-
-def _record(item: uv_envs.OperationRecord) -> pb.OperationRecord:
-    # Proto3 has no null: unset times and durations are 0, an unset exit code is -1.
-    return pb.OperationRecord(
-        id=item.id,
-        workflow_id=item.workflow_id,
-        node_id=item.node_id,
-        version_id=item.version_id,
-        operation=item.operation,
-        status=item.status,
-        started_at_unix=int(item.started_at),
-        finished_at_unix=int(item.finished_at or 0),
-        duration_ms=item.duration_ms or 0,
-        stdout=item.stdout,
-        stderr=item.stderr,
-        exit_code=-1 if item.exit_code is None else item.exit_code,
-        error=item.error or "",
-        metadata_json=_json(dict(item.metadata)),
-    )
 
 
 def method_handlers(servicer: EnvManagerServicer) -> grpc.GenericRpcHandler:
