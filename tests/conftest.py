@@ -28,6 +28,18 @@ def _no_leaks() -> Iterator[None]:
     assert os.getcwd() == cwd, "the test changed the working directory"
 
 
+@pytest.fixture(autouse=True)
+def _ray_detection(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside tests marked ``ray``, run as on a machine without Ray.
+
+    With Ray importable, ``Settings.ray = "auto"`` links every env to it and
+    runs ``import ray`` in each new venv (half a second, and it needs a real
+    interpreter, which the fake uv does not make).
+    """
+    if request.node.get_closest_marker("ray") is None:
+        monkeypatch.setattr("uv_envs._raylink.in_process", lambda: None)
+
+
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))

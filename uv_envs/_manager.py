@@ -65,6 +65,7 @@ from ._models import (
 from ._orphans import stop_processes_in
 from ._project import read_declared, read_locked, render_pyproject, spec_hash
 from ._python import Interpreter, InterpreterFinder, PythonFinder
+from ._raylink import RayLinker
 from ._settings import Settings
 from ._store import LockStore, VenvStore, install_slot, tree_size, venv_id
 from ._uv import (
@@ -166,6 +167,7 @@ class EnvManager:
             self.layout.store_dir, self.layout.locks_dir, self.settings.lock_timeout
         )
         self.dirs = EnvDirs(self.layout, self.venv_store)
+        self.ray_link = RayLinker(self.settings.ray)
         self._root_ready = False
         self._root_lock = threading.Lock()
 
@@ -309,6 +311,7 @@ class EnvManager:
                 generation=1,
                 pending_generation=None,
                 updated_at=time.time(),
+                ray=self.ray_link.describe(request.interpreter),
             )
             self.metadata.save(environment)
         except BaseException as exc:
@@ -726,6 +729,7 @@ class EnvManager:
                 spec_hash=spec_hash(spec, self.settings.index),
                 python_version=python_interpreter.version,
                 python_executable=str(python_interpreter.path),
+                ray=self.ray_link.describe(python_interpreter),
                 generation=number,
                 pending_generation=None,
                 status=EnvStatus.READY,
@@ -1158,6 +1162,8 @@ class EnvManager:
         Unshared, the venv is built privately in the generation: ``sync`` uses
         that to rebuild from the lock without trusting any existing bytes.
         """
+        lock_text = (gen_dir / "uv.lock").read_text()
+        self.ray_link.check_lock(lock_text, interpreter)
         if not shared:
             with install_slot(self.layout.locks_dir, self.settings.max_concurrent_installs):
                 self._run(
@@ -1165,11 +1171,13 @@ class EnvManager:
                     "uv sync --frozen failed",
                     results,
                 )
+            self.ray_link.link(gen_dir / ".venv", interpreter)
             return True
         entry_id = venv_id(
-            (gen_dir / "uv.lock").read_text(),
+            lock_text,
             interpreter,
             compile_bytecode=self.settings.compile_bytecode,
+            ray_link=self.ray_link.store_identity(interpreter),
         )
 
         def build(venv: Path) -> None:
@@ -1179,6 +1187,7 @@ class EnvManager:
                     "uv sync --frozen failed",
                     results,
                 )
+            self.ray_link.link(venv, interpreter)  # before the store seals the entry
 
         return self.venv_store.link(gen_dir, entry_id, build)
 

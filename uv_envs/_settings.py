@@ -62,6 +62,10 @@ class Settings:
             the spec is resolved again (so unpinned specs pick up releases).
         max_concurrent_installs: uv installs running at once on this root,
             across processes; more requests queue. The CPU count by default.
+        ray: which Ray every env is linked to, so it works as a Ray worker's
+            ``py_executable`` (docs/ray.md): ``"auto"`` (the Ray importable
+            in this process, if any), ``"off"``, or the path of the cluster's
+            Python interpreter.
 
     .. versionadded:: 0.1.0
 
@@ -81,6 +85,7 @@ class Settings:
     compile_bytecode: bool = False
     lock_max_age: float = 86400.0
     max_concurrent_installs: int = attrs.field(factory=lambda: os.cpu_count() or 1)
+    ray: str = "auto"
 
     @property
     def effective_cache_dir(self) -> Path:
@@ -95,7 +100,7 @@ class Settings:
         ``UV_ENVS_INDEX_URL``, ``UV_ENVS_EXTRA_INDEX_URLS`` and
         ``UV_ENVS_FIND_LINKS`` (space separated), ``UV_ENVS_OFFLINE`` and
         ``UV_ENVS_NO_INDEX`` (``1``/``true``), ``UV_ENVS_PYTHON_PATHS``
-        (``os.pathsep`` separated) and ``UV_ENVS_LOCK_TIMEOUT``.
+        (``os.pathsep`` separated), ``UV_ENVS_LOCK_TIMEOUT`` and ``UV_ENVS_RAY``.
         """
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {"root": default_root(environ)}
@@ -107,6 +112,8 @@ class Settings:
             values["python_search_paths"] = tuple(Path(p) for p in value.split(os.pathsep) if p)
         if value := environ.get("UV_ENVS_LOCK_TIMEOUT"):
             values["lock_timeout"] = float(value)
+        if value := environ.get("UV_ENVS_RAY"):
+            values["ray"] = value
         index = IndexSettings(
             index_url=environ.get("UV_ENVS_INDEX_URL") or None,
             extra_index_urls=tuple(environ.get("UV_ENVS_EXTRA_INDEX_URLS", "").split()),

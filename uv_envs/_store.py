@@ -24,7 +24,7 @@ import shutil
 import stat
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -94,12 +94,19 @@ class LockStore:
         return removed
 
 
-def venv_id(lock_text: str, interpreter: Interpreter, *, compile_bytecode: bool) -> str:
+def venv_id(
+    lock_text: str,
+    interpreter: Interpreter,
+    *,
+    compile_bytecode: bool,
+    ray_link: Mapping[str, str] | None = None,
+) -> str:
     """The store id of the venv a lock gives on an interpreter.
 
     The root project's own entry is left out: it differs between specs that
     resolve to the same packages, and it installs nothing (the project is not
-    a package).
+    a package). ``ray_link`` (what ``_raylink`` adds to the venv) is covered
+    too, so a venv linked to one cluster's Ray is never handed to another.
     """
     document = tomllib.loads(lock_text)
     packages = [
@@ -112,6 +119,8 @@ def venv_id(lock_text: str, interpreter: Interpreter, *, compile_bytecode: bool)
         "python": [str(interpreter.path), interpreter.version],
         "compile_bytecode": compile_bytecode,
     }
+    if ray_link is not None:  # absent, ids stay what they were before Ray linking existed
+        payload["ray_link"] = dict(ray_link)
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(encoded).hexdigest()[:32]
 
