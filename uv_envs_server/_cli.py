@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--no-index", action="store_true", help="use only --find-links")
     index.add_argument("--offline", action="store_true", help="never touch the network")
     parser.add_argument("--lock-timeout", type=float, help="seconds to wait for a busy env")
+    parser.add_argument(
+        "--ray",
+        help="the Ray every env is linked to, so it works as py_executable: 'auto' (the Ray "
+        "this server can import; the default), 'off', or the cluster's Python interpreter "
+        "(default: $UV_ENVS_RAY)",
+    )
     guard = parser.add_argument_group("access")
     guard.add_argument(
         "--allow-remote",
@@ -104,6 +110,8 @@ def _settings(args: argparse.Namespace) -> uv_envs.Settings:
         overrides["root"] = args.root
     if args.lock_timeout is not None:
         overrides["lock_timeout"] = args.lock_timeout
+    if args.ray is not None:
+        overrides["ray"] = args.ray
     settings = uv_envs.Settings.from_env(None, **overrides)
     base = settings.index
     find_links = tuple(str(Path(p).absolute()) if "://" not in p else p for p in args.find_links)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 from .._errors import EnvironmentNotFound
 from .._manager import EnvManager
-from .._provider import LocalEnvironmentProvider, environment_dict
+from .._provider import LocalEnvironmentProvider, key_from_config
 from ._cluster import ClusterEnv, provision, release
 from ._spec import LockedSpec
 
@@ -39,32 +40,52 @@ class RayEnvironmentProvider:
         self._lock = threading.Lock()
 
     def create_environment(self, variant_id: str, config: dict[str, Any]) -> dict[str, Any]:
-        """Create the variant's env and install its lock on every alive node; safe to retry."""
+        """Create the variant's env and install its lock on every alive node; safe to retry.
+
+        The paths returned are the nodes' env (``${UV_ENVS_ROOT}/...`` when
+        each node has its own root); ``driver_env_path`` is where it was resolved.
+        """
         created = self.local.create_environment(variant_id, config)
-        key = self.local._keys[variant_id]  # noqa: SLF001 - the provider we own
-        environment = self.local.manager.get(key)
-        environment.ray_runtime_env()  # refuses an env on another Python minor, before Ray
+        key = key_from_config(config)
+        self.local.manager.get(key).ray_runtime_env()  # refuses another Python minor first
         spec = LockedSpec.from_key(self.local.manager, key)
         cluster_env = provision(spec, root=self.root, timeout=self.timeout)
         with self._lock:
             self._clusters[variant_id] = cluster_env
-        return {**created, "nodes": [n.node_id for n in cluster_env.nodes]}
+        return {
+            **created,
+            **_paths(cluster_env),
+            "driver_env_path": created["env_path"],
+            "nodes": [n.node_id for n in cluster_env.nodes],
+        }
 
     def get_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
-        """The WTB dict, with ``py_executable``/``env_vars`` valid on every provisioned node."""
+        """The WTB dict; ``py_executable`` and ``env_vars`` work on every provisioned node."""
         with self._lock:
             cluster_env = self._clusters.get(variant_id)
         local = self.local.get_runtime_env(variant_id)
         if cluster_env is None or local is None:
             return None
-        ray_env = dict(cluster_env.runtime_env)
-        return {**local, **ray_env, "ray_runtime_env": ray_env}
+        ray_env = self._ray_env(cluster_env)
+        paths = _paths(cluster_env)
+        return {
+            **local,
+            **paths,
+            "pinned_python_path": paths["python_path"],
+            **ray_env,
+            "ray_runtime_env": ray_env,
+        }
 
     def get_ray_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
         """The Ray ``runtime_env`` (``py_executable``, ``env_vars``) for any provisioned node."""
         with self._lock:
             cluster_env = self._clusters.get(variant_id)
-        return None if cluster_env is None else dict(cluster_env.runtime_env)
+        return None if cluster_env is None else self._ray_env(cluster_env)
+
+    @staticmethod
+    def _ray_env(cluster_env: ClusterEnv) -> dict[str, Any]:
+        runtime = cluster_env.runtime_env
+        return {"py_executable": runtime["py_executable"], "env_vars": dict(runtime["env_vars"])}
 
     def cleanup_environment(self, variant_id: str, timeout: float | None = None) -> None:
         """Release the env on the nodes (leased ones stay) and delete the driver's env."""
@@ -76,3 +97,13 @@ class RayEnvironmentProvider:
             self.local.cleanup_environment(variant_id, timeout)
         except EnvironmentNotFound:
             return
+
+
+def _paths(cluster_env: ClusterEnv) -> dict[str, str]:
+    """The node env's paths as the runtime env names them (quotes of ``${VAR}`` removed)."""
+    venv = str(cluster_env.runtime_env["env_vars"]["VIRTUAL_ENV"])
+    return {
+        "env_path": str(Path(venv).parent),
+        "venv_path": venv,
+        "python_path": f"{venv}/bin/python",
+    }
