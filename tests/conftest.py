@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from uv_envs import EnvManager, IndexSettings, PythonFinder, Settings
+from uv_envs import EnvManager, IndexSettings, PythonFinder, Settings, SubprocessUvExecutor
 from uv_envs._uv import UvOptions, find_uv_binary
-from uv_envs import SubprocessUvExecutor
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor, RecordingPublisher
 
 from .wheelhouse import build_wheelhouse
@@ -85,7 +84,9 @@ def events() -> RecordingPublisher:
 
 
 @pytest.fixture
-def manager(settings: Settings, python_finder: PythonFinder, events: RecordingPublisher) -> EnvManager:
+def manager(
+    settings: Settings, python_finder: PythonFinder, events: RecordingPublisher
+) -> EnvManager:
     return EnvManager(settings, python_finder=python_finder, publish=events)
 
 

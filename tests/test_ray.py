@@ -34,13 +34,13 @@ if importlib.util.find_spec("ray") is None:
         raise RuntimeError("UV_ENVS_REQUIRE_RAY is set but ray is not installed")
     pytest.skip("ray is not installed (pip install -e '.[ray]')", allow_module_level=True)
 
-import ray  # noqa: E402
-import ray.cloudpickle  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
+import ray
+import ray.cloudpickle
+from ray.cluster_utils import Cluster
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-import uv_envs_server  # noqa: E402
-from uv_envs import (  # noqa: E402
+import uv_envs_server
+from uv_envs import (
     EnvKey,
     EnvManager,
     LocalEnvironmentProvider,
@@ -49,7 +49,7 @@ from uv_envs import (  # noqa: E402
     RayNotAvailable,
     Settings,
 )
-from uv_envs.ray import (  # noqa: E402
+from uv_envs.ray import (
     LockedSpec,
     RayEnvironmentProvider,
     alive_nodes,
@@ -58,10 +58,10 @@ from uv_envs.ray import (  # noqa: E402
     plugin_runtime_env,
     provision,
 )
-from uv_envs.testing import check_provider_contract  # noqa: E402
-from uv_envs_server import GrpcEnvironmentProvider  # noqa: E402
+from uv_envs.testing import check_provider_contract
+from uv_envs_server import GrpcEnvironmentProvider
 
-from .wheelhouse import build_wheel, ray_wheels  # noqa: E402
+from .wheelhouse import build_wheel, ray_wheels
 
 pytestmark = pytest.mark.ray
 
@@ -69,7 +69,7 @@ TIMEOUT = 180  # seconds for any ray.get: a loaded 2-core machine starts workers
 SOURCE_ROOT = Path(uv_envs_server.__file__).resolve().parents[1]
 
 # The tasks below are defined in this module, which workers in an env cannot import.
-ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # type: ignore[no-untyped-call]
 
 
 @attrs.define
@@ -114,7 +114,8 @@ def ray_cluster(
         },
     )
     state = RayCluster(cluster, base, node_env)
-    state.roots[cluster.head_node.node_id] = base / "n0"
+    head: Any = cluster.head_node  # typed as None by Ray until the head starts
+    state.roots[head.node_id] = base / "n0"
     try:
         state.add_node()
         state.add_node()
@@ -122,7 +123,7 @@ def ray_cluster(
         yield state
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -313,7 +314,9 @@ def test_a_lock_that_fails_on_the_node_is_a_runtime_env_setup_error(
     spec = LockedSpec.resolve(["omega"], manager=driver)
     shutil.rmtree(doomed)
     with pytest.raises(ray.exceptions.RuntimeEnvSetupError) as caught:
-        ray.get(report.options(runtime_env=plugin_runtime_env(spec)).remote("omega"), timeout=TIMEOUT)
+        ray.get(
+            report.options(runtime_env=plugin_runtime_env(spec)).remote("omega"), timeout=TIMEOUT
+        )
     message = str(caught.value)
     assert "omega" in message
     assert "uv lock failed" in message  # uv's own message is carried along
@@ -323,10 +326,14 @@ def test_an_env_that_cannot_import_ray_is_refused_before_a_worker_starts(
     ray_cluster: RayCluster, ray_manager: EnvManager
 ) -> None:
     # Resolved where Ray is not linked (the lock itself is fine), then handed to Ray.
-    plain = EnvManager(attrs.evolve(ray_manager.settings, ray="off"), python_finder=ray_manager.python_finder)
+    plain = EnvManager(
+        attrs.evolve(ray_manager.settings, ray="off"), python_finder=ray_manager.python_finder
+    )
     spec = LockedSpec.resolve(["msgpack"], manager=plain)
     with pytest.raises(ray.exceptions.RuntimeEnvSetupError) as caught:
-        ray.get(report.options(runtime_env=plugin_runtime_env(spec)).remote("msgpack"), timeout=TIMEOUT)
+        ray.get(
+            report.options(runtime_env=plugin_runtime_env(spec)).remote("msgpack"), timeout=TIMEOUT
+        )
     assert "import ray fails" in str(caught.value)
     assert "this msgpack is broken" in str(caught.value)
     with pytest.raises(RayImportFailed):

@@ -174,7 +174,9 @@ def test_a_named_python_without_ray_is_refused(
 ) -> None:
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
-    named = EnvManager(attrs.evolve(ray_settings, ray=str(bare / "bin" / "python")), python_finder=python_finder)
+    named = EnvManager(
+        attrs.evolve(ray_settings, ray=str(bare / "bin" / "python")), python_finder=python_finder
+    )
     with pytest.raises(RayNotAvailable, match="cannot import ray"):
         named.create(KEY, packages=["alpha"])
     assert named.status(KEY).status is EnvStatus.NOT_FOUND

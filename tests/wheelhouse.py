@@ -30,8 +30,7 @@ def build_wheel(
         f"{dist_info}/METADATA": (
             "Metadata-Version: 2.1\n"
             f"Name: {name}\n"
-            f"Version: {version}\n"
-            + "".join(f"Requires-Dist: {r}\n" for r in requires)
+            f"Version: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
         ).encode(),
         f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: uv-envs-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
@@ -66,7 +65,9 @@ def build_wheelhouse(directory: Path) -> Path:
 def ray_wheels(directory: Path) -> Path:
     """Wheels that collide with a Ray install: a harmless shadow, a Ray breaker, a fake Ray."""
     directory.mkdir(parents=True, exist_ok=True)
-    build_wheel(directory, "hypothesis", "0.0.1")  # the test venv has a real one; Ray never imports it
+    build_wheel(
+        directory, "hypothesis", "0.0.1"
+    )  # the test venv has a real one; Ray never imports it
     build_wheel(directory, "msgpack", "0.0.1", body="raise ImportError('this msgpack is broken')\n")
     build_wheel(directory, "ray", "0.0.1")
     return directory

@@ -229,7 +229,9 @@ def check_import(python: Path, install: RayInstall, *, timeout: float = IMPORT_T
             env=env,
         )
     except subprocess.TimeoutExpired as exc:
-        raise RayImportFailed(f"import ray did not finish within {timeout:g} s in {python}") from exc
+        raise RayImportFailed(
+            f"import ray did not finish within {timeout:g} s in {python}"
+        ) from exc
     except OSError as exc:
         raise RayImportFailed(f"cannot run {python}: {exc}") from exc
     if completed.returncode != 0:

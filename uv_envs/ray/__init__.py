@@ -1,4 +1,4 @@
-"""uv-envs on a Ray cluster: one lock, installed exactly on every node (``pip install uv-envs[ray]``).
+"""uv-envs on a Ray cluster: one lock, installed as it is on every node (extra ``[ray]``).
 
 Three routes (docs/ray.md):
 

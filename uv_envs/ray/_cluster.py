@@ -11,7 +11,7 @@ Nodes that join later do not have the env; use the plugin for those
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ import attrs
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from .._errors import InvalidInput, RayNotAvailable
+from uv_envs._errors import InvalidInput, RayNotAvailable
+
 from ._node import NodeEnv, ensure_here, release_here
 from ._plugin import PLUGIN_CLASS, plugin_config
 from ._spec import FIELD, LockedSpec
@@ -44,7 +45,8 @@ class ClusterEnv:
 
 def alive_nodes() -> list[str]:
     """The ids of the cluster's alive nodes (``ray.init`` must have run)."""
-    return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return sorted(str(n["NodeID"]) for n in nodes if n.get("Alive"))
 
 
 def _pinned(node_id: str) -> NodeAffinitySchedulingStrategy:
@@ -61,7 +63,7 @@ def _release_task(spec: LockedSpec, root: str | None) -> int:
 
 
 def _on_each_node(
-    func: Any, args: tuple[Any, ...], nodes: Iterable[str] | None, timeout: float
+    func: Callable[..., Any], args: tuple[Any, ...], nodes: Iterable[str] | None, timeout: float
 ) -> list[Any]:
     node_ids = list(nodes) if nodes is not None else alive_nodes()
     if not node_ids:
@@ -96,7 +98,10 @@ def _runtime_env(node_envs: tuple[NodeEnv, ...]) -> dict[str, Any]:
     paths = {n.python_path for n in node_envs}
     if len(paths) == 1:
         python = paths.pop()
-        return {"py_executable": python, "env_vars": {"VIRTUAL_ENV": str(Path(python).parent.parent)}}
+        return {
+            "py_executable": python,
+            "env_vars": {"VIRTUAL_ENV": str(Path(python).parent.parent)},
+        }
     if all(n.root_from_env for n in node_envs):
         # Each node has its own root: let each worker's shell expand $UV_ENVS_ROOT.
         first = node_envs[0]
@@ -136,7 +141,7 @@ def check_plugin(*, nodes: Iterable[str] | None = None, timeout: float = 60.0) -
     A node without it would silently ignore the ``uv_envs`` field and run the
     task on its default Python. Nodes already found good are not asked again.
     """
-    node_ids = [n for n in (list(nodes) if nodes is not None else alive_nodes())]
+    node_ids = list(list(nodes) if nodes is not None else alive_nodes())
     unchecked = [n for n in node_ids if n not in _checked_nodes]
     if not unchecked:
         return
@@ -159,4 +164,3 @@ def plugin_runtime_env(spec: LockedSpec, *, check: bool = True) -> dict[str, Any
     if check:
         check_plugin()
     return {FIELD: spec.field()}
-

@@ -17,13 +17,14 @@ from typing import Any
 
 import attrs
 
-from .._errors import RayNotAvailable, RayPythonMismatch, UvError
-from .._manager import EnvManager
-from .._models import Environment, EnvKey, EnvSpec
-from .._project import spec_hash
-from .._raylink import RayInstall
-from .._settings import Settings
-from .._validation import normalize_python_request, parse_requirements
+from uv_envs._errors import RayNotAvailable, RayPythonMismatch, UvError
+from uv_envs._manager import EnvManager
+from uv_envs._models import Environment, EnvKey, EnvSpec
+from uv_envs._project import spec_hash
+from uv_envs._raylink import RayInstall
+from uv_envs._settings import Settings
+from uv_envs._validation import normalize_python_request, parse_requirements
+
 from ._spec import LockedSpec
 
 

@@ -20,14 +20,20 @@ import asyncio
 import functools
 import json
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ray._private.runtime_env.plugin import RuntimeEnvPlugin
 
-from .._manager import EnvManager
-from .._models import EnvKey
+from uv_envs._manager import EnvManager
+from uv_envs._models import EnvKey
+
 from ._node import cluster_ray, ensure_here, environment_here, node_manager, release_key
 from ._spec import FIELD, NODE_WORKFLOW, LockedSpec
+
+if TYPE_CHECKING:
+    from ray._private.runtime_env.context import RuntimeEnvContext
+    from ray.runtime_env import RuntimeEnv
 
 #: The value of ``RAY_RUNTIME_ENV_PLUGINS`` that loads the plugin.
 PLUGIN_CLASS = "uv_envs.ray.UvEnvsPlugin"
@@ -38,12 +44,12 @@ def plugin_config() -> str:
     return json.dumps([{"class": PLUGIN_CLASS}])
 
 
-def _spec_of(runtime_env: Any) -> LockedSpec | None:
-    value = runtime_env.get(FIELD) if hasattr(runtime_env, "get") else None
+def _spec_of(runtime_env: Mapping[str, Any]) -> LockedSpec | None:
+    value = runtime_env.get(FIELD)
     return None if value is None else LockedSpec.from_field(value)
 
 
-class UvEnvsPlugin(RuntimeEnvPlugin):  # type: ignore[misc]  # Ray ships no type hints for it
+class UvEnvsPlugin(RuntimeEnvPlugin):
     """Builds ``runtime_env["uv_envs"]`` on the node and runs the worker in it."""
 
     name = FIELD
@@ -62,7 +68,7 @@ class UvEnvsPlugin(RuntimeEnvPlugin):  # type: ignore[misc]  # Ray ships no type
             msg = "runtime_env cannot set both 'uv_envs' and 'py_executable'"
             raise ValueError(msg)
 
-    def get_uris(self, runtime_env: Any) -> list[str]:
+    def get_uris(self, runtime_env: RuntimeEnv) -> list[str]:
         """The spec's URI; ``[]`` for a runtime env without the field (Ray asks for every one)."""
         spec = _spec_of(runtime_env)
         if spec is None:
@@ -72,8 +78,8 @@ class UvEnvsPlugin(RuntimeEnvPlugin):  # type: ignore[misc]  # Ray ships no type
     async def create(
         self,
         uri: str | None,
-        runtime_env: Any,
-        context: Any,
+        runtime_env: RuntimeEnv,
+        context: RuntimeEnvContext,
         logger: logging.Logger,
     ) -> float:
         """Build the env on this node, off the agent's event loop; the bytes it uses."""
@@ -89,8 +95,8 @@ class UvEnvsPlugin(RuntimeEnvPlugin):  # type: ignore[misc]  # Ray ships no type
     def modify_context(
         self,
         uris: list[str],
-        runtime_env: Any,
-        context: Any,
+        runtime_env: RuntimeEnv,
+        context: RuntimeEnvContext,
         logger: logging.Logger,
     ) -> None:
         """Point the worker at the env's interpreter (raises for another Python minor)."""

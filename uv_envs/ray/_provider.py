@@ -6,9 +6,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .._errors import EnvironmentNotFound
-from .._manager import EnvManager
-from .._provider import LocalEnvironmentProvider, key_from_config
+from uv_envs._errors import EnvironmentNotFound
+from uv_envs._manager import EnvManager
+from uv_envs._provider import LocalEnvironmentProvider, key_from_config
+
 from ._cluster import ClusterEnv, provision, release
 from ._spec import LockedSpec
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import attrs
 
-from .._errors import InvalidInput
-from .._manager import EnvManager
-from .._models import EnvKey, EnvSpec
-from .._project import locked_versions, spec_hash
-from .._validation import normalize_python_request
+from uv_envs._errors import InvalidInput
+from uv_envs._manager import EnvManager
+from uv_envs._models import EnvKey, EnvSpec
+from uv_envs._project import locked_versions, spec_hash
+from uv_envs._validation import normalize_python_request
 
 #: The runtime-env field (and plugin name): ``runtime_env={"uv_envs": spec.field()}``.
 FIELD = "uv_envs"
@@ -40,7 +40,12 @@ class LockedSpec:
     uv_lock: str
 
     def __attrs_post_init__(self) -> None:
-        for name, text in (("pyproject_toml", self.pyproject_toml), ("uv_lock", self.uv_lock)):
+        # Values come from user dicts (the runtime-env field), so check their type too.
+        given: tuple[tuple[str, object], ...] = (
+            ("pyproject_toml", self.pyproject_toml),
+            ("uv_lock", self.uv_lock),
+        )
+        for name, text in given:
             if not isinstance(text, str) or not text.strip():
                 raise InvalidInput(f"{name} must be a non-empty string")
             try:
