@@ -372,3 +372,43 @@ def test_the_ray_provider_serves_wtb_on_every_node(
     assert Path(seen["executable"]).is_relative_to(shared_root)
     assert seen["versions"] == {"gamma": "1.0"}
     provider.cleanup_environment("v2")
+
+
+def readme_ray_example() -> str:
+    text = (SOURCE_ROOT / "README.md").read_text()
+    blocks = text.split("```python\n")
+    matching = [b.split("```", 1)[0] for b in blocks[1:] if "get_ray_runtime_env" in b]
+    assert len(matching) == 1, "the README has one Ray example"
+    return matching[0]
+
+
+def test_the_readme_ray_example_runs_as_written(
+    ray_cluster: RayCluster, wheelhouse: Path, uv_cache: Path, tmp_path: Path
+) -> None:
+    six = tmp_path / "six-wheel"
+    six.mkdir()
+    build_wheel(six, "six", "1.17.0")
+    script = tmp_path / "example.py"
+    script.write_text(readme_ray_example())
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
+    env.update(
+        RAY_ADDRESS=ray_cluster.cluster.address,
+        UV_ENVS_ROOT=str(tmp_path / "root"),
+        UV_ENVS_FIND_LINKS=f"{wheelhouse} {six}",
+        UV_ENVS_NO_INDEX="1",
+        UV_ENVS_CACHE_DIR=str(uv_cache),
+    )
+    completed = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    printed = Path(completed.stdout.strip().splitlines()[-1])
+    assert printed.is_relative_to(tmp_path / "root")  # six came from the env
+    assert printed.name == "__init__.py"

@@ -1,0 +1,215 @@
+"""uv-envs on Ray against Ray's own ``{"uv": [...]}`` and ``{"pip": [...]}``, side by side.
+
+    python benchmarks/bench_ray.py [--reps N] [--sets small,medium] [--no-pip] [--out FILE]
+
+Starts a local ``ray.cluster_utils.Cluster`` (head + 2 nodes, one CPU each, on
+127.0.0.1, the uv_envs plugin loaded, a root per node) and measures, warm
+caches (each route ran the set once, untimed, before the clock starts):
+
+* first task on a new spec (a set no route has seen: ``requests!=0.0.<i>``
+  appended): uv-envs resolves once on the driver (``LockedSpec.resolve``) and
+  the plugin installs that lock on the node; Ray's fields build their own env;
+* the same spec again in another package order;
+* the time to get one env onto all three nodes (``uv_envs.ray.provision``),
+  and whether every node has the same versions.
+
+Needs ``pip install -e '.[ray]'`` and the public index. Everything (roots, uv
+and pip caches, Ray's temp dir) goes under one temporary directory, removed at
+the end. Prints markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import ray  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
+
+from uv_envs import EnvManager, Settings  # noqa: E402
+from uv_envs.ray import LockedSpec, plugin_config, plugin_runtime_env, provision  # noqa: E402
+
+SETS = {
+    "small": ["requests"],
+    "medium": [
+        "pandas",
+        "numpy",
+        "requests",
+        "pydantic",
+        "fastapi",
+        "sqlalchemy",
+        "jinja2",
+        "click",
+        "rich",
+        "httpx",
+    ],
+}
+TIMEOUT = 900
+
+
+@ray.remote(num_cpus=0)
+def probe() -> dict[str, Any]:
+    import importlib.metadata
+
+    return {
+        "node": ray.get_runtime_context().get_node_id(),
+        "executable": sys.executable,
+        "versions": {
+            d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions()
+        },
+    }
+
+
+def first_task(runtime_env: dict[str, Any], node: str) -> float:
+    started = time.perf_counter()
+    strategy = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
+    ray.get(
+        probe.options(runtime_env=runtime_env, scheduling_strategy=strategy).remote(),
+        timeout=TIMEOUT,
+    )
+    return time.perf_counter() - started
+
+
+def uv_envs_task(manager: EnvManager, packages: list[str], node: str) -> float:
+    started = time.perf_counter()
+    spec = LockedSpec.resolve(packages, manager=manager)
+    first_task(plugin_runtime_env(spec, check=False), node)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--sets", default="small,medium")
+    parser.add_argument("--no-pip", action="store_true", help="skip Ray's pip field (slow)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
+    bin_dir = str(Path(sys.executable).parent)
+    node_env = {
+        "RAY_RUNTIME_ENV_PLUGINS": plugin_config(),
+        "UV_ENVS_CACHE_DIR": str(base / "uv-envs-cache"),
+        "UV_CACHE_DIR": str(base / "uv-cache"),  # Ray's uv field
+        "PIP_CACHE_DIR": str(base / "pip-cache"),  # Ray's pip field
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    }
+    lines: list[str] = []
+    cluster = None
+    try:
+        roots = [base / f"n{i}" for i in range(3)]
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 1,
+                "include_dashboard": False,
+                "node_ip_address": "127.0.0.1",
+                "temp_dir": str(base / "t"),
+                "env_vars": {**node_env, "UV_ENVS_ROOT": str(roots[0])},
+            },
+        )
+        for root in roots[1:]:
+            cluster.add_node(
+                num_cpus=1,
+                node_ip_address="127.0.0.1",
+                env_vars={**node_env, "UV_ENVS_ROOT": str(root)},
+            )
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])  # type: ignore[no-untyped-call]
+        target = nodes[-1]
+        driver = EnvManager(Settings(root=base / "driver", cache_dir=base / "uv-envs-cache"))
+        lines += [
+            (
+                f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
+                f"{platform.python_version()}, Ray {ray.__version__}; {args.reps} repetitions, "
+                "medians in seconds."
+            ),
+            "",
+            "| set | route | first task, new spec | same spec, other order |",
+            "|---|---|---|---|",
+        ]
+        routes = ["uv-envs", "ray uv"] + ([] if args.no_pip else ["ray pip"])
+        for set_name in args.sets.split(","):
+            packages = SETS[set_name]
+            # Warm every cache once (untimed), with a spec no timed run uses.
+            warm = [*packages, "requests!=0.0.999"]
+            uv_envs_task(driver, warm, target)
+            first_task({"uv": warm}, target)
+            if not args.no_pip:
+                first_task({"pip": warm}, target)
+            timings: dict[str, tuple[list[float], list[float]]] = {r: ([], []) for r in routes}
+            for rep in range(args.reps):
+                spec = [*packages, f"requests!=0.0.{rep + 1}"]
+                other = list(reversed(spec))
+                for route in routes:
+                    new, again = timings[route]
+                    if route == "uv-envs":
+                        new.append(uv_envs_task(driver, spec, target))
+                        again.append(uv_envs_task(driver, other, target))
+                    else:
+                        field = route.split()[1]
+                        new.append(first_task({field: spec}, target))
+                        again.append(first_task({field: other}, target))
+            for route in routes:
+                new, again = timings[route]
+                lines.append(
+                    f"| {set_name} | {route} | {statistics.median(new):.2f} | "
+                    f"{statistics.median(again):.2f} |"
+                )
+            print("\n".join(lines[-len(routes) :]), flush=True)
+
+        # One env onto every node: provision a new spec, then read the versions on each node.
+        lines += [
+            "",
+            "| set | provision on 3 nodes (s) | identical versions on every node |",
+            "|---|---|---|",
+        ]
+        for set_name in args.sets.split(","):
+            spec_packages = [*SETS[set_name], "requests!=0.0.500"]
+            started = time.perf_counter()
+            locked = LockedSpec.resolve(spec_packages, manager=driver)
+            cluster_env = provision(locked, timeout=TIMEOUT)
+            elapsed = time.perf_counter() - started
+            seen = [
+                ray.get(
+                    probe.options(
+                        runtime_env=dict(cluster_env.runtime_env),
+                        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n, soft=False),
+                    ).remote(),
+                    timeout=TIMEOUT,
+                )
+                for n in nodes
+            ]
+            same = all(s["versions"] == seen[0]["versions"] for s in seen)
+            lines.append(f"| {set_name} | {elapsed:.2f} | {'yes' if same else 'NO'} |")
+    finally:
+        ray.shutdown()
+        if cluster is not None:
+            cluster.shutdown()  # type: ignore[no-untyped-call]
+        shutil.rmtree(base, ignore_errors=True)
+    text = "\n".join(lines)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
