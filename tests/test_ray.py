@@ -10,6 +10,7 @@ Every node loads the uv_envs runtime-env plugin and has its own root
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import signal
@@ -52,8 +53,10 @@ from uv_envs import (
 from uv_envs.ray import (
     LockedSpec,
     RayEnvironmentProvider,
+    UvEnvsPlugin,
     alive_nodes,
     check_plugin,
+    ensure_here,
     plugin_config,
     plugin_runtime_env,
     provision,
@@ -412,3 +415,31 @@ def test_the_readme_ray_example_runs_as_written(
     printed = Path(completed.stdout.strip().splitlines()[-1])
     assert printed.is_relative_to(tmp_path / "root")  # six came from the env
     assert printed.name == "__init__.py"
+
+
+def test_the_plugin_names_uris_and_releases_only_unleased_envs(
+    ray_manager: EnvManager, wheelhouse: Path, uv_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = LockedSpec.resolve(["alpha"], manager=ray_manager)
+    # As a node's agent sees it: its root and index come from UV_ENVS_* variables.
+    node_root = ray_manager.settings.root.parent / "node"
+    monkeypatch.setenv("UV_ENVS_ROOT", str(node_root))
+    monkeypatch.setenv("UV_ENVS_FIND_LINKS", " ".join(ray_manager.settings.index.find_links))
+    monkeypatch.setenv("UV_ENVS_NO_INDEX", "1")
+    monkeypatch.setenv("UV_ENVS_CACHE_DIR", str(uv_cache))
+    plugin = UvEnvsPlugin()
+    assert plugin.get_uris({}) == []  # Ray asks for every runtime env, most without the field
+    assert plugin.get_uris({"pip": ["x"]}) == []
+    [uri] = plugin.get_uris({"uv_envs": spec.field()})
+    assert uri == spec.uri(ray.__version__)
+    built = ensure_here(spec)
+    assert built.size_bytes > 0
+    assert Path(built.env_path).is_relative_to(node_root)
+    node = EnvManager(Settings.from_env())
+    key = spec.key(ray.__version__)
+    with node.lease(key):
+        assert plugin.delete_uri(uri, logging.getLogger("test")) == 0
+        assert Path(built.env_path).is_dir()  # never pulled from under a lease
+    assert plugin.delete_uri(uri, logging.getLogger("test")) > 0
+    assert not Path(built.env_path).exists()
+    assert not any(node.layout.store_dir.iterdir())  # the store entry went with it

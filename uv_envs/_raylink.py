@@ -52,7 +52,7 @@ _PROBE = (
 )
 _IMPORT_CHECK = "import ray; print(ray.__version__)"
 # Variables that would let the check see more than the env itself has.
-_SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONNOUSERSITE", "VIRTUAL_ENV")
+_SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV")
 
 
 @attrs.frozen
@@ -145,15 +145,18 @@ class RayLinker:
 
     setting: str
     timeout: float = IMPORT_TIMEOUT
-    _resolved: list[RayInstall | None] = attrs.field(factory=list, init=False)
+    _install: RayInstall | None = attrs.field(default=None, init=False)
+    _resolved: bool = attrs.field(default=False, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
 
     def install(self) -> RayInstall | None:
         """The cluster's Ray, or None when linking is off or (``auto``) no Ray is importable."""
         with self._lock:
             if not self._resolved:
-                self._resolved.append(resolve(self.setting))
-            return self._resolved[0]
+                # Resolved on first use, not in EnvManager(): naming an interpreter runs it.
+                self._install = resolve(self.setting)
+                self._resolved = True
+            return self._install
 
     def _for(self, interpreter: Interpreter) -> RayInstall | None:
         """The Ray to link a venv on ``interpreter`` to: None when off or on another minor."""

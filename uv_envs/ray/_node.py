@@ -38,6 +38,7 @@ class NodeEnv:
     locked: dict[str, str]
     root: str
     root_from_env: bool
+    size_bytes: int = 0
 
 
 def node_manager(root: str | None = None) -> EnvManager:
@@ -85,6 +86,7 @@ def ensure_here(spec: LockedSpec, *, root: str | None = None, node_id: str = "")
             "same UV_ENVS_* index settings as the driver"
         )
     return NodeEnv(
+        size_bytes=_store_size(environment.venv_path),
         node_id=node_id,
         env_path=str(environment.env_path),
         python_path=str(environment.python_path),
@@ -92,6 +94,14 @@ def ensure_here(spec: LockedSpec, *, root: str | None = None, node_id: str = "")
         root=str(manager.settings.root),
         root_from_env=root is None and bool(os.environ.get("UV_ENVS_ROOT")),
     )
+
+
+def _store_size(venv: Path) -> int:
+    """The bytes of the store entry a venv link points at (0 if unknown)."""
+    try:
+        return int((venv.resolve().parent / ".size").read_text())
+    except (OSError, ValueError):
+        return 0
 
 
 def environment_here(spec: LockedSpec, *, root: str | None = None) -> Environment:

@@ -90,7 +90,8 @@ class UvEnvsPlugin(RuntimeEnvPlugin):
         logger.info("uv_envs: installing the locked spec on this node")
         node_env = await asyncio.to_thread(ensure_here, spec)
         logger.info("uv_envs: env ready at %s", node_env.env_path)
-        return 0
+        # What Ray's URI cache counts; envs sharing one store venv each report it.
+        return float(node_env.size_bytes)
 
     def modify_context(
         self,
