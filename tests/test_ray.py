@@ -38,6 +38,7 @@ if importlib.util.find_spec("ray") is None:
 import ray
 import ray.cloudpickle
 from ray.cluster_utils import Cluster
+from ray.runtime_env import RuntimeEnv
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 import uv_envs_server
@@ -428,9 +429,9 @@ def test_the_plugin_names_uris_and_releases_only_unleased_envs(
     monkeypatch.setenv("UV_ENVS_NO_INDEX", "1")
     monkeypatch.setenv("UV_ENVS_CACHE_DIR", str(uv_cache))
     plugin = UvEnvsPlugin()
-    assert plugin.get_uris({}) == []  # Ray asks for every runtime env, most without the field
-    assert plugin.get_uris({"pip": ["x"]}) == []
-    [uri] = plugin.get_uris({"uv_envs": spec.field()})
+    assert plugin.get_uris(RuntimeEnv()) == []  # Ray asks for every runtime env
+    assert plugin.get_uris(RuntimeEnv(pip=["x"])) == []
+    [uri] = plugin.get_uris(RuntimeEnv(uv_envs=spec.field()))
     assert uri == spec.uri(ray.__version__)
     built = ensure_here(spec)
     assert built.size_bytes > 0
