@@ -37,6 +37,9 @@ if importlib.util.find_spec("ray") is None:
         raise RuntimeError("UV_ENVS_REQUIRE_RAY is set but ray is not installed")
     pytest.skip("ray is not installed (pip install -e '.[ray]')", allow_module_level=True)
 
+# Imported here, not in a test: importing Ray sets variables in os.environ.
+from uv_envs.ray import LockedSpec, RayEnvironmentProvider, ensure_here
+
 pytestmark = pytest.mark.ray
 
 KEY = EnvKey("wf", "node", "v1")
@@ -195,3 +198,28 @@ def test_without_ray_in_the_process_nothing_is_linked(
     monkeypatch.setattr("uv_envs._raylink.in_process", lambda: None)
     env = EnvManager(ray_settings, python_finder=python_finder).create(KEY, packages=["alpha"])
     assert env.ray is None
+
+
+def test_the_server_flag_names_the_ray(tmp_path: Path) -> None:
+    from uv_envs_server._cli import _parser, _settings
+
+    args = _parser().parse_args(["--root", str(tmp_path), "--ray", "off"])
+    assert _settings(args).ray == "off"
+    assert _settings(_parser().parse_args(["--root", str(tmp_path)])).ray == "auto"
+
+
+def test_a_spec_on_another_python_is_refused_for_the_cluster(
+    ray_manager: EnvManager, other_python: str, tmp_path: Path
+) -> None:
+    spec = LockedSpec.resolve(["alpha"], python=other_python, manager=ray_manager)
+    with pytest.raises(RayPythonMismatch, match="lock it with python="):
+        ensure_here(spec, root=str(tmp_path / "node"))
+    provider = RayEnvironmentProvider(ray_manager)
+    config = {
+        "workflow_id": "wf",
+        "node_id": "n",
+        "packages": ["alpha"],
+        "python_version": other_python,
+    }
+    with pytest.raises(RayPythonMismatch):
+        provider.create_environment("v", config)  # refused before any Ray task
