@@ -97,6 +97,7 @@ def test_an_env_imports_the_clusters_ray_and_its_own_pins_win(ray_manager: EnvMa
         "env_vars": {"VIRTUAL_ENV": str(env.venv_path)},
     }
     assert env.ray_runtime_env(pinned=True)["py_executable"] == str(env.pinned_python_path)
+    assert ray_manager.verify(KEY).ok  # the .pth is no stray file to verify
 
 
 def test_an_env_that_breaks_ray_is_refused_at_create(ray_manager: EnvManager) -> None:
