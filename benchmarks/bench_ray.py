@@ -99,6 +99,7 @@ def main() -> int:
     parser.add_argument("--sets", default="small,medium")
     parser.add_argument("--no-pip", action="store_true", help="skip Ray's pip field (slow)")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--parts", default="latency,provision", help="which tables to make")
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
@@ -146,7 +147,7 @@ def main() -> int:
             "|---|---|---|---|",
         ]
         routes = ["uv-envs", "ray uv"] + ([] if args.no_pip else ["ray pip"])
-        for set_name in args.sets.split(","):
+        for set_name in args.sets.split(",") if "latency" in args.parts else []:
             packages = SETS[set_name]
             # Warm every cache once (untimed), with a spec no timed run uses.
             warm = [*packages, "requests!=0.0.999"]
@@ -181,8 +182,9 @@ def main() -> int:
             "| set | provision on 3 nodes (s) | identical versions on every node |",
             "|---|---|---|",
         ]
-        for set_name in args.sets.split(","):
+        for set_name in args.sets.split(",") if "provision" in args.parts else []:
             spec_packages = [*SETS[set_name], "requests!=0.0.500"]
+            LockedSpec.resolve([*SETS[set_name], "requests!=0.0.998"], manager=driver)  # warm
             started = time.perf_counter()
             locked = LockedSpec.resolve(spec_packages, manager=driver)
             cluster_env = provision(locked, timeout=TIMEOUT)
