@@ -10,6 +10,7 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint", "typecheck"]
 
 PYTHONS = ["3.11", "3.12", "3.13"]
+LINTED = ("uv_envs", "uv_envs_server", "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session(python=PYTHONS)
@@ -50,15 +51,18 @@ def stress(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """Ruff lint and format checks on the package, the tests, the benchmarks and this file."""
     session.install("ruff")
-    session.run("ruff", "check", "uv_envs", "uv_envs_server")
-    session.run("ruff", "format", "--check", "uv_envs", "uv_envs_server")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[server]", "mypy", "types-grpcio", "types-protobuf")
-    session.run("mypy")
+    """Mypy strict on the package, the tests and the benchmarks."""
+    # The test extra too: mypy reads pytest's and hypothesis's types in tests/.
+    session.install("-e", ".[server,test]", "mypy", "types-grpcio", "types-protobuf")
+    session.run("mypy")  # files: pyproject's [tool.mypy] (package, tests, benchmarks)
 
 
 @nox.session(python="3.11")

@@ -25,6 +25,7 @@ What is measured (docs/performance.md explains each figure):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -197,7 +198,7 @@ class Bench:
         probe = self.manager(self.fresh("probe-root"), self.warm_uv_cache)
         self.python_request = probe.settings.default_python
         started = time.perf_counter()
-        self.interpreter = probe.python_finder.find(self.python_request)
+        self.interpreter = probe._core.services.python_finder.find(self.python_request)
         self.discovery_s = time.perf_counter() - started
         self.python = str(self.interpreter.path)
         # (what, set, cache) -> samples in seconds
@@ -216,16 +217,16 @@ class Bench:
     def cache(self, mode: str) -> Path:
         return self.fresh("uv-cache-cold") if mode == "cold" else self.warm_uv_cache
 
-    def manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:
+    def manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:  # noqa: ANN401 - Settings fields
         executor = CountingExecutor(SubprocessUvExecutor(self.uv))
         return EnvManager(
             Settings(root=root, cache_dir=cache, uv_binary=self.uv, **settings), executor=executor
         )
 
-    def warm_manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:
+    def warm_manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:  # noqa: ANN401 - ditto
         """A manager as a long-running process has it: interpreters found, audit DB open."""
         manager = self.manager(root, cache, **settings)
-        manager.python_finder.find(manager.settings.default_python)
+        manager._core.services.python_finder.find(manager.settings.default_python)
         manager.operations(limit=1)
         return manager
 
@@ -295,7 +296,7 @@ def bench_pip(bench: Bench, set_name: str, mode: str) -> None:
 
 
 def counts(manager: EnvManager) -> tuple[int, int]:
-    executor = manager.executor
+    executor = manager._core.services.uv.executor
     assert isinstance(executor, CountingExecutor)
     return executor.count("lock", check=False), executor.count("sync")
 
@@ -341,7 +342,7 @@ def stored_once(bench: Bench, set_name: str, mode: str, base_root: Path) -> None
 def bench_built(bench: Bench, set_name: str, base: EnvManager) -> None:
     """3' and 4b on the base root, whose venv for this resolution is built."""
     packages = SETS[set_name]
-    executor = base.executor
+    executor = base._core.services.uv.executor
     assert isinstance(executor, CountingExecutor)
     sizes = []
     seen = []
@@ -524,12 +525,12 @@ def bench_bytecode(bench: Bench) -> None:
                 bench.fresh("root"), bench.warm_uv_cache, compile_bytecode=compiled
             )
             took, environment = timed(
-                lambda manager=manager: manager.create(EnvKey("bench", "imp"), packages=MEDIUM)
+                functools.partial(manager.create, EnvKey("bench", "imp"), packages=MEDIUM)
             )
             creates.append(took)
             argv = [environment.python_path, "-c", IMPORTS]
-            firsts.append(timed(lambda argv=argv: run(argv, env=env))[0])
-            seconds_.append(timed(lambda argv=argv: run(argv, env=env))[0])
+            firsts.append(timed(functools.partial(run, argv, env=env))[0])
+            seconds_.append(timed(functools.partial(run, argv, env=env))[0])
             size = tree_bytes(environment.env_path / ".venv" / "lib")
         result["on" if compiled else "off"] = {
             "create": median(creates),
@@ -560,7 +561,7 @@ def machine() -> list[tuple[str, str]]:
     ]
 
 
-def report(bench: Bench, set_names: Sequence[str], modes: Sequence[str]) -> str:
+def report(bench: Bench, set_names: Sequence[str], modes: Sequence[str]) -> str:  # noqa: C901 - one table per benchmark, in order
     lines = ["## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in machine()]
     lines += [
@@ -723,7 +724,7 @@ def targets(bench: Bench, set_names: Sequence[str]) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - options, runs and report, read top to bottom
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 repetitions, small set only")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")

@@ -7,11 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from uv_envs import EnvManager, IndexSettings, PythonFinder, Settings, SubprocessUvExecutor
+from uv_envs import EnvManager, IndexSettings, Settings, SubprocessUvExecutor
+from uv_envs._python import PythonFinder
 from uv_envs._uv import UvOptions, find_uv_binary
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor, RecordingPublisher
 
 from .wheelhouse import build_wheelhouse
+
+# Read by Ray when it is imported, by whichever test module imports it first:
+# no usage reports, every node on 127.0.0.1, no token file written to ~/.ray.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 RUNNING_MINOR = f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -20,11 +27,11 @@ RUNNING_MINOR = f"{sys.version_info.major}.{sys.version_info.minor}"
 def _no_leaks() -> Iterator[None]:
     """Fail a test that leaks environment variables or a changed working directory."""
     environ = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    cwd = os.getcwd()
+    cwd = Path.cwd()
     yield
     after = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     assert after == environ, "the test changed os.environ"
-    assert os.getcwd() == cwd, "the test changed the working directory"
+    assert Path.cwd() == cwd, "the test changed the working directory"
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import uv_envs
 from uv_envs import EnvKey, EnvManager, IndexSettings, Settings, SubprocessUvExecutor
@@ -33,7 +32,7 @@ from uv_envs import EnvKey, EnvManager, IndexSettings, Settings, SubprocessUvExe
 PACKAGE_DIR = str(Path(uv_envs.__file__).parent)
 
 
-def main() -> int:
+def main() -> int:  # noqa: C901 - one flat dispatch over the operations a crash test names
     root, cache, find_links, uv_binary, slowmo, operation, workflow, node, version, *packages = (
         sys.argv[1:]
     )
@@ -45,14 +44,14 @@ def main() -> int:
         uv_timeout=300,
     )
     manager = EnvManager(settings, executor=SubprocessUvExecutor(uv_binary))
-    manager.python_finder.find(settings.default_python)  # warm up outside the window
+    manager._core.services.python_finder.find(settings.default_python)  # warm up outside the window
     key = EnvKey(workflow, node, version)
     delay = float(slowmo)
     calls = 0
     pause_step, pause_count = (os.environ.get("CRASH_PAUSE_AT") or ":0").split(":")
     pause_left = int(pause_count)
 
-    def profile(frame: FrameType, event: str, arg: Any) -> None:
+    def profile(frame: FrameType, event: str, arg: object) -> None:
         nonlocal calls, pause_left
         filename = frame.f_code.co_filename
         if event in {"call", "c_call"} and filename.startswith(PACKAGE_DIR):
@@ -79,7 +78,7 @@ def main() -> int:
             manager.delete(key)
         else:
             msg = f"unknown operation {operation}"
-            raise ValueError(msg)
+            raise ValueError(msg)  # noqa: TRY301 - reported like any other failure
     except Exception as exc:  # reported to the test, which decides
         sys.setprofile(None)
         print(f"ERROR {type(exc).__name__}: {exc}".splitlines()[0], flush=True)

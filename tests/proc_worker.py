@@ -1,6 +1,7 @@
 """Runs one manager operation in its own process, for concurrency and crash tests.
 
-Usage: python tests/proc_worker.py ROOT CACHE FIND_LINKS DELAY OPERATION WORKFLOW NODE VERSION [PACKAGE...]
+Usage: python tests/proc_worker.py ROOT CACHE FIND_LINKS DELAY OPERATION WORKFLOW NODE
+    VERSION [PACKAGE...]
 DELAY seconds are slept before each ``uv sync``, to widen the window a test
 aims at (a concurrent operation, or a kill).
 """

@@ -82,9 +82,7 @@ def main() -> None:
             outcome = type(exc).__name__
         line = {"op": operation, "key": str(key), "outcome": outcome, "recorded": recorded}
         print(json.dumps(line), flush=True)
-    close = getattr(manager.audit, "close", None)
-    if close is not None:
-        close()
+    manager.close()
 
 
 if __name__ == "__main__":

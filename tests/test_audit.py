@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from uv_envs import EnvKey, OperationRecord, SqliteAuditLog, StorageError
-from uv_envs._audit import MAX_OUTPUT
+from uv_envs import EnvKey, OperationRecord, OperationStatus, StorageError
+from uv_envs._audit import MAX_OUTPUT, SqliteAuditLog
 
 KEY = EnvKey("wf", "node", "v1")
 
@@ -53,7 +53,7 @@ def test_finish_completes_the_record(audit: SqliteAuditLog) -> None:
     time.sleep(0.02)
     audit.finish(
         record_id,
-        "FAILED",
+        OperationStatus.FAILED,
         stdout="out",
         stderr="x No solution found",
         exit_code=1,
@@ -79,7 +79,7 @@ def test_finish_completes_the_record(audit: SqliteAuditLog) -> None:
 
 def test_finish_of_an_unknown_record_is_ignored(audit: SqliteAuditLog) -> None:
     audit.start(KEY, "create")
-    audit.finish(12345, "SUCCESS")
+    audit.finish(12345, OperationStatus.SUCCESS)
     assert only(audit).status == "RUNNING"
 
 
@@ -99,7 +99,9 @@ def fill(audit: SqliteAuditLog) -> list[int]:
     ids = []
     for number, key in enumerate(keys):
         record_id = audit.start(key, "sync")
-        audit.finish(record_id, "FAILED" if number % 3 == 0 else "SUCCESS")
+        audit.finish(
+            record_id, OperationStatus.FAILED if number % 3 == 0 else OperationStatus.SUCCESS
+        )
         ids.append(record_id)
     return ids
 
@@ -107,8 +109,10 @@ def fill(audit: SqliteAuditLog) -> list[int]:
 def test_query_filters(audit: SqliteAuditLog) -> None:
     ids = fill(audit)
 
-    def found(**filters: str) -> list[int]:
-        page = audit.query(limit=100, **filters)
+    def found(
+        *, workflow_id: str | None = None, node_id: str | None = None, status: str | None = None
+    ) -> list[int]:
+        page = audit.query(limit=100, workflow_id=workflow_id, node_id=node_id, status=status)
         assert page.total == len(page.items)
         return [r.id for r in page.items]
 
@@ -177,7 +181,7 @@ def test_huge_output_is_clipped_to_its_tail(audit: SqliteAuditLog) -> None:
     stderr = "e" * (MAX_OUTPUT * 3) + "THE END"
     assert len(stdout) > MAX_OUTPUT
     record_id = audit.start(KEY, "sync")
-    audit.finish(record_id, "SUCCESS", stdout=stdout, stderr=stderr)
+    audit.finish(record_id, OperationStatus.SUCCESS, stdout=stdout, stderr=stderr)
 
     record = only(audit)
     assert len(record.stdout) == MAX_OUTPUT
@@ -189,7 +193,7 @@ def test_huge_output_is_clipped_to_its_tail(audit: SqliteAuditLog) -> None:
 def test_output_below_the_limit_is_kept_whole(audit: SqliteAuditLog) -> None:
     text = "x" * MAX_OUTPUT
     record_id = audit.start(KEY, "sync")
-    audit.finish(record_id, "SUCCESS", stdout=text, stderr="é" * 10)
+    audit.finish(record_id, OperationStatus.SUCCESS, stdout=text, stderr="é" * 10)
     record = only(audit)
     assert record.stdout == text
     assert record.stderr == "é" * 10
@@ -210,7 +214,7 @@ def test_threads_share_one_log(audit: SqliteAuditLog) -> None:
         try:
             for _ in range(10):
                 record_id = audit.start(EnvKey("wf", f"t{number}"), "sync")
-                audit.finish(record_id, "SUCCESS")
+                audit.finish(record_id, OperationStatus.SUCCESS)
         except BaseException as exc:
             errors.append(exc)
 
@@ -242,7 +246,7 @@ def write_records(path: str, worker: int, count: int) -> None:
     audit = SqliteAuditLog(Path(path))
     for number in range(count):
         record_id = audit.start(EnvKey("wf", f"w{worker}", str(number)), "sync", {"n": number})
-        audit.finish(record_id, "SUCCESS", stdout=f"{worker}:{number}", exit_code=0)
+        audit.finish(record_id, OperationStatus.SUCCESS, stdout=f"{worker}:{number}", exit_code=0)
 
 
 def test_concurrent_writers_in_four_processes(audit: SqliteAuditLog) -> None:

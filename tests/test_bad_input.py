@@ -16,9 +16,9 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import grpc
@@ -310,8 +310,9 @@ def run_grpc(channel: grpc.Channel, case: Case) -> tuple[grpc.StatusCode | None,
     try:
         call(request, timeout=60)
     except grpc.RpcError as err:
-        metadata = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
-        return err.code(), str(metadata.get(ERROR_CLASS_KEY, ""))  # type: ignore[attr-defined]
+        # The stubs type the pairs as objects with .key/.value; they are tuples at run time.
+        metadata = dict(cast("Iterable[tuple[str, str | bytes]]", err.trailing_metadata() or ()))
+        return err.code(), str(metadata.get(ERROR_CLASS_KEY, ""))
     return None, ""
 
 
@@ -342,7 +343,7 @@ def tree(directory: Path, *, skip: frozenset[Path] = frozenset()) -> dict[str, s
 
 def env_fingerprint(manager: EnvManager) -> dict[str, str]:
     """The existing env: its whole folder, and the RECORD of every installed distribution."""
-    env_dir = manager.layout.env_dir(EnvKey(*GOOD))
+    env_dir = manager._core.services.layout.env_dir(EnvKey(*GOOD))
     fingerprint = tree(env_dir)
     venv = (env_dir / ".venv").resolve()
     for record in sorted(venv.glob("lib/python*/site-packages/*.dist-info/RECORD")):
@@ -418,9 +419,9 @@ def test_every_bad_input_is_refused_on_every_channel(
             lambda case: run_cli(root, wheelhouse, cwd, case, requirement_files.get(case.name)),
             cli_cases,
         )
-        for case, (code, name) in zip(cli_cases, results, strict=True):
-            if code != 2 or name != case.error.__name__:
-                failures.append(f"CLI {case.name}: exit {code} {name}")
+        for case, (exit_code, name) in zip(cli_cases, results, strict=True):
+            if exit_code != 2 or name != case.error.__name__:
+                failures.append(f"CLI {case.name}: exit {exit_code} {name}")
 
     assert failures == [], "\n".join(failures)
     assert tree(tmp_path, skip=frozenset({root})) == outside_before, (
@@ -430,7 +431,7 @@ def test_every_bad_input_is_refused_on_every_channel(
     assert root_snapshot(manager) == root_before, "a refused request changed the root"
     assert env_fingerprint(manager) == env_before, "the existing env changed"
     assert manager.operations(limit=1).total == records_before, "a refused request was recorded"
-    assert not manager.layout.env_dir(EnvKey(*NEW)).exists()
+    assert not manager._core.services.layout.env_dir(EnvKey(*NEW)).exists()
     print(  # the figures in docs/reliability.md (pytest -s)
         f"\nbad input: {len(CASES)} cases; {len(CASES)} via the API, {len(CASES)} via gRPC, "
         f"{len(cli_cases)} via the CLI: {2 * len(CASES) + len(cli_cases)} refusals checked"

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from uv_envs import EnvKey, EnvManager, EnvStatus, OperationCancelled, Settings, SubprocessUvExecutor
+from uv_envs import (
+    EnvKey,
+    EnvManager,
+    EnvStatus,
+    OperationCancelled,
+    Settings,
+    SubprocessUvExecutor,
+)
+from uv_envs._python import PythonFinder
 from uv_envs._uv import UvInvocation, UvResult, find_uv_binary
 
 KEY = EnvKey("wf", "cancel", "v1")
@@ -28,7 +37,9 @@ class _PausingExecutor:
         return self.inner.run(invocation)
 
 
-def run_cancelled(manager: EnvManager, executor: _PausingExecutor, operation) -> BaseException:  # type: ignore[no-untyped-def]
+def run_cancelled(
+    manager: EnvManager, executor: _PausingExecutor, operation: Callable[[], object]
+) -> BaseException:
     cancel = threading.Event()
     caught: list[BaseException] = []
 
@@ -48,7 +59,7 @@ def run_cancelled(manager: EnvManager, executor: _PausingExecutor, operation) ->
     return caught[0]
 
 
-def test_a_cancelled_create_is_rolled_back(settings: Settings, python_finder) -> None:  # type: ignore[no-untyped-def]
+def test_a_cancelled_create_is_rolled_back(settings: Settings, python_finder: PythonFinder) -> None:
     executor = _PausingExecutor()
     manager = EnvManager(settings, executor=executor, python_finder=python_finder)
 
@@ -56,12 +67,12 @@ def test_a_cancelled_create_is_rolled_back(settings: Settings, python_finder) ->
 
     assert isinstance(error, OperationCancelled)
     assert manager.status(KEY).status is EnvStatus.NOT_FOUND
-    assert not manager.layout.env_dir(KEY).exists()
+    assert not manager._core.services.layout.env_dir(KEY).exists()
     record = manager.operations("wf").items[0]
     assert (record.operation, record.status) == ("create", "FAILED")
 
 
-def test_a_cancelled_add_changes_nothing(settings: Settings, python_finder) -> None:  # type: ignore[no-untyped-def]
+def test_a_cancelled_add_changes_nothing(settings: Settings, python_finder: PythonFinder) -> None:
     executor = _PausingExecutor()
     manager = EnvManager(settings, executor=executor, python_finder=python_finder)
     manager.create(KEY, packages=["alpha"])

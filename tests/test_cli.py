@@ -31,7 +31,9 @@ def test_lifecycle_through_the_cli(settings: Settings) -> None:
     created = cli(settings, "create", *KEY_ARGS, "-p", "alpha==1.0")
     assert created.returncode == 0, created.stderr
     python_path = created.stdout.strip()
-    assert python_path == str(settings.root / "envs" / "ml_pipeline" / "rag" / "v1" / ".venv" / "bin" / "python")
+    assert python_path == str(
+        settings.root / "envs" / "ml_pipeline" / "rag" / "v1" / ".venv" / "bin" / "python"
+    )
     assert subprocess.run([python_path, "-c", "import alpha"], check=False).returncode == 0
 
     status = json.loads(cli(settings, "--json", "status", *KEY_ARGS).stdout)
@@ -50,7 +52,13 @@ def test_lifecycle_through_the_cli(settings: Settings) -> None:
     listed = json.loads(cli(settings, "--json", "list", "--workflow", "ml_pipeline").stdout)
     assert [entry["node_id"] for entry in listed] == ["rag"]
     ops = json.loads(cli(settings, "--json", "ops", "--workflow", "ml_pipeline").stdout)
-    assert [item["operation"] for item in ops["items"]][::-1] == ["create", "add", "update", "remove", "sync"]
+    assert [item["operation"] for item in ops["items"]][::-1] == [
+        "create",
+        "add",
+        "update",
+        "remove",
+        "sync",
+    ]
 
     assert cli(settings, "delete", *KEY_ARGS).stdout.strip() == "DELETED"
     assert cli(settings, "delete", *KEY_ARGS).stdout.strip() == "NOT_FOUND"
@@ -70,7 +78,9 @@ def test_lifecycle_through_the_cli(settings: Settings) -> None:
         (["create", "wf", "rag", "-p", "does-not-exist"], 1),
     ],
 )
-def test_exit_codes_tell_bad_input_from_failures(settings: Settings, args: list[str], code: int) -> None:
+def test_exit_codes_tell_bad_input_from_failures(
+    settings: Settings, args: list[str], code: int
+) -> None:
     result = cli(settings, *args)
     assert result.returncode == code, result.stderr
     assert "uv-envs: error:" in result.stderr

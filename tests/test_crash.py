@@ -27,7 +27,8 @@ import attrs
 import pytest
 from packaging.requirements import Requirement
 
-from uv_envs import EnvKey, EnvManager, EnvStatus, IndexSettings, PythonFinder, Settings
+from uv_envs import EnvKey, EnvManager, EnvStatus, IndexSettings, Settings
+from uv_envs._python import PythonFinder
 from uv_envs._uv import find_uv_binary
 
 from .test_stress import check_root, describe, stray_files
@@ -124,9 +125,10 @@ def wait_for_start(process: subprocess.Popen[str]) -> float:
 
 def prepare(settings: Settings, python_finder: PythonFinder, operation: str) -> None:
     manager = EnvManager(settings, python_finder=python_finder)
-    if BEFORE[operation] is not None:
-        manager.create(KEY, packages=sorted(BEFORE[operation]))
-    manager.audit.close()
+    before = BEFORE[operation]
+    if before is not None:
+        manager.create(KEY, packages=sorted(before))
+    manager.close()
 
 
 @pytest.fixture(scope="module")
@@ -274,11 +276,11 @@ def test_a_kill_at_a_random_moment_leaves_a_consistent_root(
     # The key works again at once.
     manager.ensure(KEY, packages=["alpha"])
     assert manager.status(KEY).status is EnvStatus.READY
-    manager.audit.close()
+    manager.close()
 
 
 def incomplete_store_entries(manager: EnvManager) -> list[Path]:
-    store = manager.layout.store_dir
+    store = manager._core.services.layout.store_dir
     return [e for e in store.glob("*") if not (e / ".complete").exists()] if store.exists() else []
 
 
@@ -313,7 +315,7 @@ def test_recover_leaves_no_debris_of_an_interrupted_step(
     assert [str(p.relative_to(root)) for p in stray_files(root)] == []
     assert incomplete_store_entries(manager) == [], "recover() left a half-built venv in store/"
     check_root(manager, [KEY])
-    manager.audit.close()
+    manager.close()
 
 
 def test_crash_figures(request: pytest.FixtureRequest) -> None:
@@ -356,7 +358,7 @@ def test_a_uv_left_running_by_a_killed_manager_never_touches_the_live_generation
         wait_for_exit(orphans)
         after = {name: (live / name).read_bytes() for name in ("pyproject.toml", "uv.lock")}
         report = manager.verify(KEY)
-        manager.audit.close()
+        manager.close()
         changed = [name for name in before if before[name] != after[name]]
         assert changed == [], (
             f"attempt {attempt}: a uv the killed manager left running rewrote the live "

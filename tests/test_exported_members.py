@@ -23,12 +23,12 @@ def test_all_of_uv_envs_is_its_public_names() -> None:
 
 
 def test_all_of_uv_envs_testing_is_its_public_names() -> None:
-    # uv_envs.testing imports the stdlib and uv_envs' private helpers to build its fakes.
+    # uv_envs.testing re-exports the fakes its private modules define.
     defined = {
         name
         for name, value in vars(uv_envs.testing).items()
         if not name.startswith("_")
-        and getattr(value, "__module__", None) == uv_envs.testing.__name__
+        and str(getattr(value, "__module__", "")).startswith(uv_envs.testing.__name__ + ".")
     }
     assert set(uv_envs.testing.__all__) == defined
 
@@ -46,6 +46,29 @@ def test_public_classes_claim_the_package_as_their_home_or_a_private_module() ->
         if inspect.isclass(value):
             assert value.__module__.startswith("uv_envs."), (name, value.__module__)
             assert value.__module__.split(".")[1].startswith("_"), (name, value.__module__)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "converter",
+        "default_root",
+        "environment_dict",
+        "JsonMetadataRepository",
+        "MetadataRepository",
+        "PythonFinder",
+        "SqliteAuditLog",
+    ],
+)
+def test_names_of_0_1_still_import_with_a_deprecation_warning(name: str) -> None:
+    with pytest.warns(DeprecationWarning, match=f"uv_envs.{name} is deprecated"):
+        assert getattr(uv_envs, name) is not None
+    assert name not in uv_envs.__all__
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = uv_envs.nope
 
 
 def test_version_is_a_string() -> None:

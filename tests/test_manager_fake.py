@@ -52,7 +52,7 @@ def make_manager(
     publish: RecordingPublisher | None = None,
     *,
     python_finder: FakePythonFinder | None = None,
-    **settings: Any,
+    **settings: object,
 ) -> EnvManager:
     options: dict[str, Any] = {"root": tmp_path / "root", "lock_timeout": 5, **settings}
     return EnvManager(
@@ -119,7 +119,7 @@ def held_in_another_thread(path: Path) -> Iterator[None]:
 def test_create_builds_generation_1(fake_manager: EnvManager, fake_uv: FakeUvExecutor) -> None:
     environment = fake_manager.create(KEY, packages=["alpha==1.0", "beta"])
 
-    env_dir = fake_manager.layout.env_dir(KEY)
+    env_dir = fake_manager._core.services.layout.env_dir(KEY)
     assert environment.env_path == env_dir
     assert (environment.status, environment.generation, environment.pending_generation) == (
         EnvStatus.READY,
@@ -488,7 +488,7 @@ def test_runtime_env(fake_manager: EnvManager) -> None:
         (None, ["no-such-package"], ResolutionFailed),
     ],
 )
-def test_a_failed_create_is_rolled_back(  # noqa: PLR0917 - pytest passes fixtures by name
+def test_a_failed_create_is_rolled_back(
     fake_manager: EnvManager,
     fake_uv: FakeUvExecutor,
     events: RecordingPublisher,
@@ -503,9 +503,9 @@ def test_a_failed_create_is_rolled_back(  # noqa: PLR0917 - pytest passes fixtur
         fake_manager.create(KEY, packages=packages)
 
     root = fake_manager.settings.root
-    assert not fake_manager.layout.env_dir(KEY).exists()
+    assert not fake_manager._core.services.layout.env_dir(KEY).exists()
     assert env_dirs_under(root) == []
-    assert list(fake_manager.layout.trash_dir.iterdir()) == []
+    assert list(fake_manager._core.services.layout.trash_dir.iterdir()) == []
     assert fake_manager.status(KEY).status is EnvStatus.NOT_FOUND
     assert fake_manager.list_environments() == []
     assert events.names == ["EnvironmentCreationStarted", "EnvironmentCreationFailed"]
@@ -689,7 +689,7 @@ def test_delete_twice(fake_manager: EnvManager, events: RecordingPublisher) -> N
     assert (first.key, first.status) == (KEY, "DELETED")
     assert (second.key, second.status) == (KEY, "NOT_FOUND")
     assert not environment.env_path.exists()
-    assert list(fake_manager.layout.trash_dir.iterdir()) == []
+    assert list(fake_manager._core.services.layout.trash_dir.iterdir()) == []
     assert events.names == ["EnvironmentDeleted"]
     assert fake_manager.status(KEY).status is EnvStatus.NOT_FOUND
     with pytest.raises(EnvironmentNotFound):
@@ -740,7 +740,7 @@ def test_cleanup_prunes_old_generations_of_a_used_env(fake_manager: EnvManager) 
     fake_manager.create(KEY, packages=["alpha"])
     fake_manager.sync(KEY)
     fake_manager.sync(KEY)
-    env_dir = fake_manager.layout.env_dir(KEY)
+    env_dir = fake_manager._core.services.layout.env_dir(KEY)
     assert generations(env_dir) == ["1", "2", "3"]
     time.sleep(0.5)
     fake_manager.runtime_env(KEY)
@@ -763,7 +763,7 @@ def test_cleanup_skips_busy_envs(fake_manager: EnvManager) -> None:
     fake_manager.create(free, packages=["alpha"])
     time.sleep(0.05)
 
-    with held_in_another_thread(fake_manager.layout.lock_file(busy)):
+    with held_in_another_thread(fake_manager._core.services.layout.lock_file(busy)):
         started = time.monotonic()
         report = fake_manager.cleanup(idle_seconds=0)
         assert time.monotonic() - started < 4, "cleanup waited for a busy env"
@@ -829,7 +829,7 @@ def test_a_lock_timeout_is_environment_busy_naming_the_env(
     before = snapshot(environment.env_path)
     calls = len(fake_uv.calls)
 
-    with held_in_another_thread(manager.layout.lock_file(KEY)):
+    with held_in_another_thread(manager._core.services.layout.lock_file(KEY)):
         started = time.monotonic()
         with pytest.raises(EnvironmentBusy) as caught:
             operation(manager)
@@ -845,19 +845,28 @@ def test_a_lock_timeout_is_environment_busy_naming_the_env(
 def test_delete_within_its_own_timeout(tmp_path: Path, fake_uv: FakeUvExecutor) -> None:
     manager = make_manager(tmp_path, fake_uv, lock_timeout=30)
     manager.create(KEY, packages=["alpha"])
-    with held_in_another_thread(manager.layout.lock_file(KEY)):
+    with held_in_another_thread(manager._core.services.layout.lock_file(KEY)):
         started = time.monotonic()
         with pytest.raises(EnvironmentBusy):
-            manager.delete_within(KEY, 0.1)
+            manager.delete(KEY, timeout=0.1)
         assert time.monotonic() - started < 4
-    assert manager.delete_within(KEY, 0.1).status == "DELETED"
+    assert manager.delete(KEY, timeout=0.1).status == "DELETED"
+
+
+def test_delete_within_still_works_but_is_deprecated(
+    tmp_path: Path, fake_uv: FakeUvExecutor
+) -> None:
+    manager = make_manager(tmp_path, fake_uv)
+    manager.create(KEY, packages=["alpha"])
+    with pytest.warns(DeprecationWarning, match="delete\\(key, timeout=...\\)"):
+        assert manager.delete_within(KEY, 5).status == "DELETED"
 
 
 def test_other_envs_are_not_blocked_by_a_busy_one(tmp_path: Path, fake_uv: FakeUvExecutor) -> None:
     manager = make_manager(tmp_path, fake_uv, lock_timeout=0.2)
     manager.create(KEY, packages=["alpha"])
     other = EnvKey("ml_pipeline", "rag", "v2")
-    with held_in_another_thread(manager.layout.lock_file(KEY)):
+    with held_in_another_thread(manager._core.services.layout.lock_file(KEY)):
         assert manager.create(other, packages=["alpha"]).status is EnvStatus.READY
         assert manager.status(KEY).status is EnvStatus.READY  # reading needs no lock
 
@@ -898,7 +907,7 @@ BAD_CREATES: list[Any] = [
 
 @pytest.mark.parametrize(("kwargs", "error"), BAD_CREATES)
 @pytest.mark.parametrize("method", ["create", "ensure"])
-def test_bad_input_to_create_changes_nothing(  # noqa: PLR0917 - pytest passes fixtures by name
+def test_bad_input_to_create_changes_nothing(
     fake_manager: EnvManager,
     fake_uv: FakeUvExecutor,
     events: RecordingPublisher,
@@ -989,7 +998,7 @@ def test_status_rolls_back_a_create_whose_process_died(
     fake_manager: EnvManager, events: RecordingPublisher
 ) -> None:
     environment = fake_manager.create(KEY, packages=["alpha"])
-    fake_manager.metadata.save(attrs.evolve(environment, status=EnvStatus.CREATING))
+    fake_manager._core.services.metadata.save(attrs.evolve(environment, status=EnvStatus.CREATING))
     del events.events[:]
 
     # Until someone looks under the lock, a list shows the dead create as FAILED.
@@ -1009,9 +1018,9 @@ def test_a_create_whose_process_still_holds_the_lock_is_left_alone(
     fake_manager: EnvManager,
 ) -> None:
     environment = fake_manager.create(KEY, packages=["alpha"])
-    fake_manager.metadata.save(attrs.evolve(environment, status=EnvStatus.CREATING))
+    fake_manager._core.services.metadata.save(attrs.evolve(environment, status=EnvStatus.CREATING))
 
-    with held_in_another_thread(fake_manager.layout.lock_file(KEY)):
+    with held_in_another_thread(fake_manager._core.services.layout.lock_file(KEY)):
         assert fake_manager.status(KEY).status is EnvStatus.CREATING
         assert fake_manager.recover() == []
         assert [e.status for e in fake_manager.list_environments()] == [EnvStatus.CREATING]
@@ -1023,7 +1032,7 @@ def test_a_create_whose_process_still_holds_the_lock_is_left_alone(
 def test_recover_rolls_back_a_dead_create(fake_manager: EnvManager) -> None:
     environment = fake_manager.create(KEY, packages=["alpha"])
     other = fake_manager.create(EnvKey("wf", "n"), packages=["alpha"])
-    fake_manager.metadata.save(attrs.evolve(environment, status=EnvStatus.CREATING))
+    fake_manager._core.services.metadata.save(attrs.evolve(environment, status=EnvStatus.CREATING))
 
     assert fake_manager.recover() == [KEY]
 
@@ -1039,7 +1048,7 @@ def test_recover_removes_a_create_that_died_before_its_first_metadata_write(
     kept = fake_manager.create(EnvKey("wf", "kept"), packages=["alpha"])
     # _build_new makes the env dir, then writes metadata.json: a crash in between
     # leaves a directory that no record names.
-    env_dir = fake_manager.layout.env_dir(KEY)
+    env_dir = fake_manager._core.services.layout.env_dir(KEY)
     (env_dir / "gens" / "1").mkdir(parents=True)
     (env_dir / "gens" / "1" / "pyproject.toml").write_text("[project]\n")
     assert fake_manager.status(KEY).status is EnvStatus.NOT_FOUND
@@ -1053,10 +1062,10 @@ def test_recover_removes_a_create_that_died_before_its_first_metadata_write(
 def half_built_generation(manager: EnvManager) -> tuple[Any, Path]:
     """A READY env at generation 1 whose add died after writing part of generation 2."""
     environment = manager.create(KEY, packages=["alpha"])
-    gen_dir = manager.layout.generation_dir(environment.env_path, 2)
+    gen_dir = manager._core.services.layout.generation_dir(environment.env_path, 2)
     (gen_dir / ".venv" / "lib").mkdir(parents=True)
     (gen_dir / "pyproject.toml").write_text("[project]\n")
-    manager.metadata.save(attrs.evolve(environment, pending_generation=2))
+    manager._core.services.metadata.save(attrs.evolve(environment, pending_generation=2))
     return environment, gen_dir
 
 
@@ -1087,7 +1096,7 @@ def test_the_next_operation_removes_a_half_built_generation(fake_manager: EnvMan
 
 def test_recover_removes_generations_no_record_knows(fake_manager: EnvManager) -> None:
     environment = fake_manager.create(KEY, packages=["alpha"])
-    stray = fake_manager.layout.generation_dir(environment.env_path, 7)
+    stray = fake_manager._core.services.layout.generation_dir(environment.env_path, 7)
     stray.mkdir(parents=True)
     (stray / "uv.lock").write_text("")
 
@@ -1121,7 +1130,7 @@ def test_recover_repoints_current_after_a_crash_past_the_commit_point(
 def test_the_next_operation_repoints_current(fake_manager: EnvManager) -> None:
     fake_manager.create(KEY, packages=["alpha"])
     fake_manager.add(KEY, ["gamma"])
-    env_dir = fake_manager.layout.env_dir(KEY)
+    env_dir = fake_manager._core.services.layout.env_dir(KEY)
     os.symlink("gens/1", env_dir / "current.tmp")
     os.replace(env_dir / "current.tmp", env_dir / "current")
 
@@ -1134,12 +1143,12 @@ def test_the_next_operation_repoints_current(fake_manager: EnvManager) -> None:
 
 def test_recover_empties_the_trash(fake_manager: EnvManager) -> None:
     fake_manager.create(KEY, packages=["alpha"])
-    trash = fake_manager.layout.trash_dir
+    trash = fake_manager._core.services.layout.trash_dir
     (trash / "abc" / "gens" / "1").mkdir(parents=True)
     (trash / "abc" / "gens" / "1" / "uv.lock").write_text("x")
     (trash / "loose-file").write_text("x")
     # _discard renames a symlinked env dir into the trash as it is.
-    os.symlink(fake_manager.layout.env_dir(KEY), trash / "a-symlinked-env-dir")
+    os.symlink(fake_manager._core.services.layout.env_dir(KEY), trash / "a-symlinked-env-dir")
 
     fake_manager.recover()
 
@@ -1151,18 +1160,19 @@ def test_recover_empties_the_trash(fake_manager: EnvManager) -> None:
 def test_recover_closes_audit_records_of_dead_processes(fake_manager: EnvManager) -> None:
     fake_manager.create(KEY, packages=["alpha"])
     code = (
-        "import sys; from pathlib import Path; from uv_envs import EnvKey, SqliteAuditLog; "
+        "import sys; from pathlib import Path; from uv_envs import EnvKey; "
+        "from uv_envs._audit import SqliteAuditLog; "
         "print(SqliteAuditLog(Path(sys.argv[1])).start(EnvKey('wf', 'dead'), 'add'))"
     )
     completed = subprocess.run(
-        [sys.executable, "-c", code, str(fake_manager.layout.audit_db)],
+        [sys.executable, "-c", code, str(fake_manager._core.services.layout.audit_db)],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
     dead_id = int(completed.stdout)
-    live_id = fake_manager.audit.start(EnvKey("wf", "live"), "add")
+    live_id = fake_manager._core.services.audit.start(EnvKey("wf", "live"), "add")
 
     fake_manager.recover()
 
@@ -1199,11 +1209,11 @@ class ManagerMachine(RuleBasedStateMachine):
         self.directory.cleanup()
 
     def unchanged_after_failure(self, key: EnvKey, action: Callable[[], Any], failing: str) -> None:
-        before = snapshot(self.manager.layout.env_dir(key))
+        before = snapshot(self.manager._core.services.layout.env_dir(key))
         self.uv.fail_next(failing)
         with pytest.raises(UvError):
             action()
-        assert snapshot(self.manager.layout.env_dir(key)) == before
+        assert snapshot(self.manager._core.services.layout.env_dir(key)) == before
 
     @rule(key=st.sampled_from(STATE_KEYS), names=st.sets(st.sampled_from(STATE_PACKAGES)))
     def ensure(self, key: EnvKey, names: set[str]) -> None:
@@ -1284,7 +1294,7 @@ class ManagerMachine(RuleBasedStateMachine):
     @invariant()
     def the_disk_matches_the_model(self) -> None:
         for key in STATE_KEYS:
-            env_dir = self.manager.layout.env_dir(key)
+            env_dir = self.manager._core.services.layout.env_dir(key)
             if key not in self.model:
                 assert self.manager.status(key).status is EnvStatus.NOT_FOUND
                 assert not env_dir.exists()
@@ -1303,7 +1313,7 @@ class ManagerMachine(RuleBasedStateMachine):
             assert declared == self.model[key]
         listed = [e.key for e in self.manager.list_environments()]
         assert sorted(listed) == sorted(self.model)
-        assert list(self.manager.layout.trash_dir.glob("*")) == []
+        assert list(self.manager._core.services.layout.trash_dir.glob("*")) == []
         assert self.manager.operations(status="RUNNING").total == 0
 
 

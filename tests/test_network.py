@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from uv_envs import EnvKey, EnvManager, IndexSettings, ResolutionFailed, Settings
+from uv_envs._python import PythonFinder
 
 pytestmark = pytest.mark.network
 
 
 @pytest.fixture
-def public_manager(tmp_path: Path, uv_cache: Path, python_finder) -> EnvManager:  # type: ignore[no-untyped-def]
+def public_manager(tmp_path: Path, uv_cache: Path, python_finder: PythonFinder) -> EnvManager:
     return EnvManager(
         Settings(root=tmp_path / "root", cache_dir=uv_cache, index=IndexSettings()),
         python_finder=python_finder,

@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 
 from uv_envs import EnvKey, EnvManager, EnvStatus, OperationRecord, Settings
+from uv_envs._python import PythonFinder
 
 WORKER = Path(__file__).with_name("proc_worker.py")
 
 
-def start(settings: Settings, delay: float, operation: str, key: EnvKey, *packages: str) -> subprocess.Popen[str]:
+def start(
+    settings: Settings, delay: float, operation: str, key: EnvKey, *packages: str
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -59,7 +62,7 @@ def test_two_processes_on_one_env_serialize_and_lose_nothing(manager: EnvManager
 
     adds = [r for r in manager.operations("wf").items if r.operation == "add"]
     assert len(adds) == 2
-    (a_start, a_end), (b_start, b_end) = sorted(interval(r) for r in adds)
+    (_a_start, a_end), (b_start, _b_end) = sorted(interval(r) for r in adds)
     assert a_end <= b_start, "two operations on one env overlapped"
     # Neither add was lost: the second built on the first.
     assert set(manager.dependencies(key).locked) == {"alpha", "beta", "gamma"}
@@ -76,7 +79,7 @@ def test_processes_on_different_envs_overlap(manager: EnvManager) -> None:
         finish(process)
 
     adds = sorted(interval(r) for r in manager.operations("wf").items if r.operation == "add")
-    (a_start, a_end), (b_start, b_end) = adds
+    (_a_start, a_end), (b_start, _b_end) = adds
     assert b_start < a_end, "operations on different envs did not run in parallel"
 
 
@@ -88,7 +91,9 @@ def wait_for(process: subprocess.Popen[str], marker: str) -> None:
         if marker in line:
             return
         if not line and process.poll() is not None:
-            raise AssertionError(f"worker exited before {marker}: {process.stderr.read() if process.stderr else ''}")
+            raise AssertionError(
+                f"worker exited before {marker}: {process.stderr.read() if process.stderr else ''}"
+            )
     raise AssertionError(f"no {marker} within the deadline")
 
 
@@ -98,7 +103,9 @@ def kill(process: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.parametrize("trial", range(3))
-def test_kill_during_create_leaves_nothing(settings: Settings, python_finder, trial: int) -> None:  # type: ignore[no-untyped-def]
+def test_kill_during_create_leaves_nothing(
+    settings: Settings, python_finder: PythonFinder, trial: int
+) -> None:
     key = EnvKey("wf", "crash", f"t{trial}")
     process = start(settings, 30, "create", key, "alpha")
     wait_for(process, "SYNCING")
@@ -106,7 +113,7 @@ def test_kill_during_create_leaves_nothing(settings: Settings, python_finder, tr
 
     manager = EnvManager(settings, python_finder=python_finder)
     assert manager.status(key).status is EnvStatus.NOT_FOUND
-    assert not manager.layout.env_dir(key).exists()
+    assert not manager._core.services.layout.env_dir(key).exists()
     manager.recover()
     records = manager.operations("wf").items
     create = next(r for r in records if r.operation == "create")
@@ -116,7 +123,9 @@ def test_kill_during_create_leaves_nothing(settings: Settings, python_finder, tr
     assert manager.create(key, packages=["alpha"]).status is EnvStatus.READY
 
 
-def test_kill_during_add_keeps_the_previous_generation(settings: Settings, python_finder) -> None:  # type: ignore[no-untyped-def]
+def test_kill_during_add_keeps_the_previous_generation(
+    settings: Settings, python_finder: PythonFinder
+) -> None:
     manager = EnvManager(settings, python_finder=python_finder)
     key = EnvKey("wf", "crash", "add")
     before = manager.create(key, packages=["alpha"])
@@ -127,7 +136,7 @@ def test_kill_during_add_keeps_the_previous_generation(settings: Settings, pytho
     # Readers see the old generation, untouched, while the debris is still there.
     assert manager.status(key).status is EnvStatus.READY
     assert manager.dependencies(key).locked == {"alpha": "2.0"}
-    assert (manager.layout.env_dir(key) / "gens" / "2").exists()
+    assert (manager._core.services.layout.env_dir(key) / "gens" / "2").exists()
 
     assert manager.recover() == [key]
     after = manager.get(key)

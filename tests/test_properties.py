@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from uv_envs import EnvKey, EnvSpec, IndexSettings, InvalidIdentifier, _models, converter
+from uv_envs import EnvKey, EnvSpec, IndexSettings, InvalidIdentifier, _models
 from uv_envs._layout import Layout
+from uv_envs._models import converter
 from uv_envs._project import read_declared, render_pyproject, spec_hash
 from uv_envs._validation import parse_requirements
 
@@ -280,10 +281,10 @@ def test_every_model_survives_a_json_round_trip(model: type, data: st.DataObject
 
 @settings(max_examples=100)
 @given(s.environments())
-def test_structuring_an_environment_revalidates_its_key(environment: Any) -> None:
+def test_structuring_an_environment_revalidates_its_key(environment: _models.Environment) -> None:
     document = converter.unstructure(environment)
     document["key"]["node_id"] = "../escape"
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the group is searched below
         converter.structure(document, _models.Environment)
     # cattrs wraps the error in an exception group; the InvalidIdentifier must be in it.
     chain = [caught.value, *getattr(caught.value, "exceptions", ())]

@@ -20,7 +20,13 @@ def test_local_provider_satisfies_the_contract(manager: EnvManager) -> None:
 def test_local_provider_passes_the_python_version(manager: EnvManager, other_python: str) -> None:
     provider = LocalEnvironmentProvider(manager)
     created = provider.create_environment(
-        "v", {"workflow_id": "wf", "node_id": "n", "packages": ["alpha"], "python_version": other_python}
+        "v",
+        {
+            "workflow_id": "wf",
+            "node_id": "n",
+            "packages": ["alpha"],
+            "python_version": other_python,
+        },
     )
     assert created["python_version"].startswith(other_python + ".")
 

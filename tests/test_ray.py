@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pytest
@@ -46,11 +46,12 @@ from uv_envs import (
     EnvKey,
     EnvManager,
     LocalEnvironmentProvider,
-    PythonFinder,
     RayImportFailed,
     RayNotAvailable,
     Settings,
 )
+from uv_envs._layout import Layout
+from uv_envs._python import PythonFinder
 from uv_envs.ray import (
     LockedSpec,
     RayEnvironmentProvider,
@@ -66,6 +67,9 @@ from uv_envs.testing import check_provider_contract
 from uv_envs_server import GrpcEnvironmentProvider
 
 from .wheelhouse import build_wheel, ray_wheels
+
+if TYPE_CHECKING:
+    from ray._private.node import Node
 
 pytestmark = pytest.mark.ray
 
@@ -83,12 +87,12 @@ class RayCluster:
     node_env: dict[str, str]
     roots: dict[str, Path] = attrs.field(factory=dict)
 
-    def add_node(self, *, plugin: bool = True) -> Any:
+    def add_node(self, *, plugin: bool = True) -> Node:
         index = len(self.roots)
         env = {**self.node_env, "UV_ENVS_ROOT": str(self.base / f"n{index}")}
         if not plugin:
             env.pop("RAY_RUNTIME_ENV_PLUGINS")
-        node = self.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", env_vars=env)
+        node: Node = self.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", env_vars=env)
         self.cluster.wait_for_nodes()
         self.roots[node.node_id] = self.base / f"n{index}"
         return node
@@ -123,6 +127,8 @@ def ray_cluster(
     try:
         state.add_node()
         state.add_node()
+        # Off loopback, the driver would wait minutes for a GCS it cannot reach.
+        assert cluster.address.startswith("127.0.0.1:"), cluster.address
         ray.init(address=cluster.address, log_to_driver=False)
         yield state
     finally:
@@ -327,12 +333,10 @@ def test_a_lock_that_fails_on_the_node_is_a_runtime_env_setup_error(
 
 
 def test_an_env_that_cannot_import_ray_is_refused_before_a_worker_starts(
-    ray_cluster: RayCluster, ray_manager: EnvManager
+    ray_cluster: RayCluster, ray_manager: EnvManager, python_finder: PythonFinder
 ) -> None:
     # Resolved where Ray is not linked (the lock itself is fine), then handed to Ray.
-    plain = EnvManager(
-        attrs.evolve(ray_manager.settings, ray="off"), python_finder=ray_manager.python_finder
-    )
+    plain = EnvManager(attrs.evolve(ray_manager.settings, ray="off"), python_finder=python_finder)
     spec = LockedSpec.resolve(["msgpack"], manager=plain)
     with pytest.raises(ray.exceptions.RuntimeEnvSetupError) as caught:
         ray.get(
@@ -443,4 +447,4 @@ def test_the_plugin_names_uris_and_releases_only_unleased_envs(
         assert Path(built.env_path).is_dir()  # never pulled from under a lease
     assert plugin.delete_uri(uri, logging.getLogger("test")) > 0
     assert not Path(built.env_path).exists()
-    assert not any(node.layout.store_dir.iterdir())  # the store entry went with it
+    assert not any(Layout(node.settings.root).store_dir.iterdir())  # the store entry went with it

@@ -19,7 +19,6 @@ from uv_envs import (
     EnvKey,
     EnvManager,
     EnvStatus,
-    PythonFinder,
     RayImportFailed,
     RayNotAvailable,
     RayPythonMismatch,
@@ -27,7 +26,8 @@ from uv_envs import (
     Settings,
     _raylink,
 )
-from uv_envs._python import Interpreter
+from uv_envs._layout import Layout
+from uv_envs._python import Interpreter, PythonFinder
 from uv_envs._store import venv_id
 
 from .wheelhouse import ray_wheels
@@ -105,15 +105,15 @@ def test_an_env_that_breaks_ray_is_refused_at_create(ray_manager: EnvManager) ->
         ray_manager.create(KEY, packages=["msgpack"])
     assert "this msgpack is broken" in caught.value.stderr
     assert ray_manager.status(KEY).status is EnvStatus.NOT_FOUND  # rolled back
-    assert not any((ray_manager.layout.store_dir).glob("*/.complete"))
+    assert not any(Layout(ray_manager.settings.root).store_dir.glob("*/.complete"))
 
 
 def test_an_env_pinning_another_ray_is_refused_before_installing(ray_manager: EnvManager) -> None:
     with pytest.raises(RayVersionConflict, match=r"locks ray 0\.0\.1"):
         ray_manager.create(KEY, packages=["ray==0.0.1"])
     assert ray_manager.status(KEY).status is EnvStatus.NOT_FOUND
-    assert not ray_manager.layout.store_dir.exists() or not any(
-        ray_manager.layout.store_dir.iterdir()
+    assert not Layout(ray_manager.settings.root).store_dir.exists() or not any(
+        Layout(ray_manager.settings.root).store_dir.iterdir()
     )
 
 
@@ -158,7 +158,8 @@ def test_the_store_id_covers_the_ray_link() -> None:
 def test_sync_builds_a_linked_private_venv(ray_manager: EnvManager) -> None:
     ray_manager.create(KEY, packages=["alpha"])
     result = ray_manager.sync(KEY)
-    venv = ray_manager.layout.generation_dir(result.environment.env_path, 2) / ".venv"
+    layout = Layout(ray_manager.settings.root)
+    venv = layout.generation_dir(result.environment.env_path, 2) / ".venv"
     assert not venv.is_symlink()
     assert run_in(venv / "bin" / "python", "import ray; print('ok')") == "ok"
 

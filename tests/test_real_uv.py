@@ -21,7 +21,10 @@ from uv_envs import (
     InvalidRequirement,
     PythonNotFound,
     ResolutionFailed,
+    Settings,
 )
+from uv_envs._python import PythonFinder
+from uv_envs.testing import RecordingPublisher
 
 from .conftest import RUNNING_MINOR
 from .wheelhouse import build_wheel
@@ -40,7 +43,9 @@ def tree_fingerprint(env_dir: Path) -> dict[str, str]:
     """Hashes of the lock, pyproject, metadata and every RECORD of the live venv."""
     files = [env_dir / "pyproject.toml", env_dir / "uv.lock", env_dir / "metadata.json"]
     files += sorted((env_dir / ".venv").glob("lib/python*/site-packages/*.dist-info/RECORD"))
-    result = {str(f.relative_to(env_dir)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    result = {
+        str(f.relative_to(env_dir)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files
+    }
     result["current"] = os.readlink(env_dir / "current")
     result["gens"] = ",".join(sorted(p.name for p in (env_dir / "gens").iterdir()))
     return result
@@ -56,7 +61,9 @@ def test_create_builds_a_working_env_with_the_documented_layout(manager: EnvMana
     assert environment.python_path == env_dir / ".venv" / "bin" / "python"
     assert environment.status is EnvStatus.READY
     assert environment.python_version.startswith(RUNNING_MINOR)
-    assert run_python(environment.python_path, "import alpha, beta; print(alpha.__version__)") == "2.0"
+    assert (
+        run_python(environment.python_path, "import alpha, beta; print(alpha.__version__)") == "2.0"
+    )
     pyproject = (env_dir / "pyproject.toml").read_text()
     assert "package = false" in pyproject
     report = manager.status(KEY)
@@ -95,7 +102,10 @@ def test_envs_on_two_python_minor_versions(manager: EnvManager, other_python: st
         tuple(int(p) for p in RUNNING_MINOR.split("."))
     )
     assert there.python_version.startswith(other_python + ".")
-    assert run_python(there.python_path, "import sys, alpha; print('%d.%d' % sys.version_info[:2])") == other_python
+    assert (
+        run_python(there.python_path, "import sys, alpha; print('%d.%d' % sys.version_info[:2])")
+        == other_python
+    )
 
 
 def test_add_update_remove_sync_export(manager: EnvManager) -> None:
@@ -109,11 +119,20 @@ def test_add_update_remove_sync_export(manager: EnvManager) -> None:
 
     updated = manager.update(KEY, ["alpha>=2"])
     assert manager.dependencies(KEY).locked["alpha"] == "2.0"
-    assert run_python(updated.environment.python_path, "import alpha; print(alpha.__version__)") == "2.0"
+    assert (
+        run_python(updated.environment.python_path, "import alpha; print(alpha.__version__)")
+        == "2.0"
+    )
 
     removed = manager.remove(KEY, ["gamma"])
     assert "gamma" not in manager.dependencies(KEY).locked
-    assert run_python(removed.environment.python_path, "import importlib.util as u; print(u.find_spec('gamma'))") == "None"
+    assert (
+        run_python(
+            removed.environment.python_path,
+            "import importlib.util as u; print(u.find_spec('gamma'))",
+        )
+        == "None"
+    )
 
     synced = manager.sync(KEY)
     assert synced.environment.generation == removed.environment.generation + 1
@@ -125,7 +144,9 @@ def test_add_update_remove_sync_export(manager: EnvManager) -> None:
     assert 'name = "alpha"' in manager.export_as(KEY, "pylock.toml")
 
 
-def test_update_picks_up_new_releases(settings, python_finder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_update_picks_up_new_releases(
+    settings: Settings, python_finder: PythonFinder, tmp_path: Path
+) -> None:
     index_dir = tmp_path / "index"
     index_dir.mkdir()
     build_wheel(index_dir, "alpha", "1.0")
@@ -143,7 +164,9 @@ def test_update_picks_up_new_releases(settings, python_finder, tmp_path: Path) -
     build_wheel(index_dir, "alpha", "1.6")
     manager.update(KEY)  # everything
     assert manager.dependencies(KEY).locked == {"alpha": "1.6", "gamma": "1.5"}
-    assert run_python(manager.get(KEY).python_path, "import alpha; print(alpha.__version__)") == "1.6"
+    assert (
+        run_python(manager.get(KEY).python_path, "import alpha; print(alpha.__version__)") == "1.6"
+    )
 
 
 def test_a_failed_add_leaves_the_env_byte_identical(manager: EnvManager) -> None:
@@ -179,13 +202,15 @@ def test_a_failed_create_is_rolled_back(manager: EnvManager) -> None:
         manager.create(KEY, packages=["does-not-exist"])
 
     assert manager.status(KEY).status is EnvStatus.NOT_FOUND
-    assert not manager.layout.env_dir(KEY).exists()
-    assert list(manager.layout.trash_dir.iterdir()) == []
+    assert not manager._core.services.layout.env_dir(KEY).exists()
+    assert list(manager._core.services.layout.trash_dir.iterdir()) == []
     record = manager.operations(KEY.workflow_id).items[0]
     assert (record.operation, record.status) == ("create", "FAILED")
 
 
-def test_remove_of_an_undeclared_package_is_bad_input_and_changes_nothing(manager: EnvManager) -> None:
+def test_remove_of_an_undeclared_package_is_bad_input_and_changes_nothing(
+    manager: EnvManager,
+) -> None:
     environment = manager.create(KEY, packages=["alpha"])
     before = tree_fingerprint(environment.env_path)
     with pytest.raises(InvalidRequirement):
@@ -197,10 +222,12 @@ def test_unknown_python_lists_what_was_found(manager: EnvManager) -> None:
     with pytest.raises(PythonNotFound) as caught:
         manager.create(KEY, packages=["alpha"], python="3.2")
     assert RUNNING_MINOR in ", ".join(caught.value.found)
-    assert not manager.layout.env_dir(KEY).exists()
+    assert not manager._core.services.layout.env_dir(KEY).exists()
 
 
-def test_a_process_on_the_pinned_interpreter_survives_a_generation_switch(manager: EnvManager) -> None:
+def test_a_process_on_the_pinned_interpreter_survives_a_generation_switch(
+    manager: EnvManager,
+) -> None:
     environment = manager.create(KEY, packages=["alpha==1.0"])
     code = (
         "import sys, alpha; print(alpha.__version__, flush=True); sys.stdin.readline(); "
@@ -212,7 +239,8 @@ def test_a_process_on_the_pinned_interpreter_survives_a_generation_switch(manage
         stdout=subprocess.PIPE,
         text=True,
     ) as process:
-        assert process.stdout is not None and process.stdin is not None
+        assert process.stdout is not None
+        assert process.stdin is not None
         assert process.stdout.readline().strip() == "1.0"
         manager.update(KEY, ["alpha==2.0"])
         process.stdin.write("\n")
@@ -248,7 +276,7 @@ def test_cleanup_prunes_retired_generations(manager: EnvManager) -> None:
     manager.create(KEY, packages=["alpha"])
     manager.sync(KEY)
     manager.sync(KEY)
-    env_dir = manager.layout.env_dir(KEY)
+    env_dir = manager._core.services.layout.env_dir(KEY)
     assert sorted(p.name for p in (env_dir / "gens").iterdir()) == ["1", "2", "3"]
     time.sleep(0.05)
     manager.runtime_env(KEY)
@@ -263,7 +291,9 @@ def test_requirements_text(manager: EnvManager) -> None:
     text = b"# a comment\nalpha==1.0  # pinned\n\ngamma\n"
     environment = manager.create(KEY, requirements_text=text)
     assert manager.dependencies(KEY).locked == {"alpha": "1.0", "gamma": "1.0"}
-    assert manager.ensure(KEY, packages=["gamma", "alpha==1.0"]).generation == environment.generation
+    assert (
+        manager.ensure(KEY, packages=["gamma", "alpha==1.0"]).generation == environment.generation
+    )
 
 
 def test_runtime_env_is_ready_for_ray(manager: EnvManager) -> None:
@@ -274,7 +304,7 @@ def test_runtime_env_is_ready_for_ray(manager: EnvManager) -> None:
     assert runtime["pinned_python_path"] == str(environment.pinned_python_path)
 
 
-def test_events_of_a_lifecycle(manager: EnvManager, events) -> None:  # type: ignore[no-untyped-def]
+def test_events_of_a_lifecycle(manager: EnvManager, events: RecordingPublisher) -> None:
     manager.create(KEY, packages=["alpha"])
     manager.add(KEY, ["gamma"])
     with pytest.raises(ResolutionFailed):
@@ -291,7 +321,9 @@ def test_events_of_a_lifecycle(manager: EnvManager, events) -> None:  # type: ig
     ]
 
 
-def test_a_raising_publisher_never_breaks_an_operation(settings, python_finder) -> None:  # type: ignore[no-untyped-def]
+def test_a_raising_publisher_never_breaks_an_operation(
+    settings: Settings, python_finder: PythonFinder
+) -> None:
     def explode(event: object) -> None:
         raise RuntimeError("subscriber bug")
 

@@ -25,7 +25,7 @@ KEY = EnvKey("wf", "node", "v1")
 
 
 def site_packages(manager: EnvManager, key: EnvKey) -> Path:
-    venv = (manager.layout.env_dir(key) / ".venv").resolve()
+    venv = (manager._core.services.layout.env_dir(key) / ".venv").resolve()
     return next(venv.glob("lib/python*/site-packages"))
 
 
@@ -62,7 +62,9 @@ def test_a_lease_keeps_its_generation_through_switches_and_pruning(manager: EnvM
         gens = sorted(p.name for p in (leased.env_path / "gens").iterdir())
         assert gens == ["1", "3"]
         code = "import alpha; print(alpha.__version__)"
-        out = subprocess.run([str(leased.pinned_python_path), "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [str(leased.pinned_python_path), "-c", code], capture_output=True, text=True, check=True
+        )
         assert out.stdout.strip() == "1.0"
     time.sleep(0.02)
     manager.runtime_env(KEY)
@@ -73,7 +75,12 @@ def test_a_lease_keeps_its_generation_through_switches_and_pruning(manager: EnvM
 def test_a_lease_ends_with_its_process(manager: EnvManager) -> None:
     manager.create(KEY, packages=["alpha"])
     holder = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("lease_holder.py")), str(manager.settings.root), *attrs.astuple(KEY)],
+        [
+            sys.executable,
+            str(Path(__file__).with_name("lease_holder.py")),
+            str(manager.settings.root),
+            *attrs.astuple(KEY),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -90,7 +97,9 @@ def test_a_lease_ends_with_its_process(manager: EnvManager) -> None:
 
 def test_provider_lease_pins_py_executable(manager: EnvManager) -> None:
     provider = LocalEnvironmentProvider(manager)
-    provider.create_environment("v", {"workflow_id": "wf", "node_id": "node", "version_id": "v1", "packages": ["alpha"]})
+    provider.create_environment(
+        "v", {"workflow_id": "wf", "node_id": "node", "version_id": "v1", "packages": ["alpha"]}
+    )
     with provider.lease("v") as runtime:
         assert runtime["py_executable"] == runtime["pinned_python_path"]
         assert "/gens/" in runtime["py_executable"]
@@ -113,7 +122,9 @@ def test_verify_finds_tampering_and_sync_repairs_it(manager: EnvManager) -> None
     manager.sync(KEY)
     assert manager.status(KEY).status is EnvStatus.READY
     assert manager.verify(KEY).ok
-    completed = subprocess.run([str(manager.get(KEY).python_path), "-c", "import alpha"], check=False)
+    completed = subprocess.run(
+        [str(manager.get(KEY).python_path), "-c", "import alpha"], check=False
+    )
     assert completed.returncode == 0
     # verify dropped the damaged package from uv's cache: a new env gets sound bytes.
     fresh = manager.create(EnvKey("wf", "fresh"), packages=["alpha", "gamma"])
@@ -126,7 +137,9 @@ def test_a_damaged_shared_venv_is_not_linked_again(manager: EnvManager) -> None:
     assert not manager.verify(KEY).ok
 
     other = manager.create(EnvKey("wf", "other"), packages=["gamma"])
-    assert (other.env_path / ".venv").resolve() != (manager.layout.env_dir(KEY) / ".venv").resolve()
+    assert (other.env_path / ".venv").resolve() != (
+        manager._core.services.layout.env_dir(KEY) / ".venv"
+    ).resolve()
     assert manager.verify(other.key).ok
     # ensure with the same spec repairs the damaged env too.
     repaired = manager.ensure(KEY, packages=["gamma"])
@@ -152,11 +165,13 @@ def test_the_disk_budget_deletes_least_recently_used_first(manager: EnvManager) 
         time.sleep(0.02)
     manager.runtime_env(keys[0])  # now the most recently used
     everything = manager.cleanup(max_bytes=10**12).bytes_in_use
-    assert everything is not None and everything > 0
+    assert everything is not None
+    assert everything > 0
 
     report = manager.cleanup(max_bytes=everything - 1)
     assert report.deleted == (keys[1],)
-    assert report.bytes_in_use is not None and report.bytes_in_use < everything
+    assert report.bytes_in_use is not None
+    assert report.bytes_in_use < everything
     assert manager.cleanup(max_bytes=0).deleted == (keys[2], keys[0])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import attrs
 import pytest
 
 from uv_envs import EnvKey, EnvManager, IndexSettings, Settings, SubprocessUvExecutor
+from uv_envs._python import PythonFinder
 from uv_envs._uv import UvInvocation, UvResult, find_uv_binary
 from uv_envs.testing import CountingExecutor
 
@@ -27,7 +29,9 @@ def counting() -> CountingExecutor:
 
 
 @pytest.fixture
-def shared_manager(settings: Settings, python_finder, counting: CountingExecutor) -> EnvManager:  # type: ignore[no-untyped-def]
+def shared_manager(
+    settings: Settings, python_finder: PythonFinder, counting: CountingExecutor
+) -> EnvManager:
     return EnvManager(settings, executor=counting, python_finder=python_finder)
 
 
@@ -85,7 +89,7 @@ def test_shared_venvs_are_read_only(shared_manager: EnvManager) -> None:
 def test_no_reuse_when_spec_python_or_index_differ(
     shared_manager: EnvManager,
     counting: CountingExecutor,
-    python_finder,  # type: ignore[no-untyped-def]
+    python_finder: PythonFinder,
     other_python: str,
     wheelhouse: Path,
     tmp_path: Path,
@@ -111,7 +115,9 @@ def test_no_reuse_when_spec_python_or_index_differ(
     other = manager.create(EnvKey("wf", "b", "v1"), packages=packages, python=python)
 
     assert resolutions(counting) == 2
-    first_venv = (shared_manager.layout.env_dir(EnvKey("wf", "a", "v1")) / ".venv").resolve()
+    first_venv = (
+        shared_manager._core.services.layout.env_dir(EnvKey("wf", "a", "v1")) / ".venv"
+    ).resolve()
     if difference != "index":  # the same wheels from another folder may share a venv or not
         assert (other.env_path / ".venv").resolve() != first_venv
 
@@ -122,28 +128,35 @@ def test_add_on_one_sharing_env_leaves_the_other_unchanged(
     a, b = EnvKey("wf", "a", "v1"), EnvKey("wf", "b", "v1")
     shared_manager.create(a, packages=["gamma"])
     shared_manager.create(b, packages=["gamma"])
-    b_venv = (shared_manager.layout.env_dir(b) / ".venv").resolve()
+    b_venv = (shared_manager._core.services.layout.env_dir(b) / ".venv").resolve()
 
     shared_manager.add(a, ["alpha"])
 
     assert shared_manager.dependencies(b).locked == {"gamma": "1.0"}
-    assert (shared_manager.layout.env_dir(b) / ".venv").resolve() == b_venv
+    assert (shared_manager._core.services.layout.env_dir(b) / ".venv").resolve() == b_venv
     probe = "import importlib.util as u; print(u.find_spec('alpha') is None)"
     b_python = shared_manager.get(b).python_path
-    assert subprocess.run([str(b_python), "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "True"
+    assert (
+        subprocess.run(
+            [str(b_python), "-c", probe], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "True"
+    )
 
     # Removing alpha again lands on the venv the two keys shared: nothing is installed.
     installs = counting.count("sync")
     shared_manager.remove(a, ["alpha"])
     assert counting.count("sync") == installs
-    assert (shared_manager.layout.env_dir(a) / ".venv").resolve() == b_venv
+    assert (shared_manager._core.services.layout.env_dir(a) / ".venv").resolve() == b_venv
 
 
-def test_cleanup_removes_a_store_entry_only_when_nothing_points_at_it(shared_manager: EnvManager) -> None:
+def test_cleanup_removes_a_store_entry_only_when_nothing_points_at_it(
+    shared_manager: EnvManager,
+) -> None:
     a, b = EnvKey("wf", "a", "v1"), EnvKey("wf", "b", "v1")
     shared_manager.create(a, packages=SPEC)
     shared_manager.create(b, packages=SPEC)
-    entry = (shared_manager.layout.env_dir(a) / ".venv").resolve().parent
+    entry = (shared_manager._core.services.layout.env_dir(a) / ".venv").resolve().parent
 
     shared_manager.delete(a)
     assert shared_manager.cleanup(idle_seconds=3600).pruned_store_entries == 0
@@ -154,7 +167,9 @@ def test_cleanup_removes_a_store_entry_only_when_nothing_points_at_it(shared_man
     assert not entry.exists()
 
 
-def test_concurrent_ensures_of_one_key_build_once(shared_manager: EnvManager, counting: CountingExecutor) -> None:
+def test_concurrent_ensures_of_one_key_build_once(
+    shared_manager: EnvManager, counting: CountingExecutor
+) -> None:
     key = EnvKey("wf", "hot", "v1")
     results: list[Path] = []
     errors: list[BaseException] = []
@@ -172,16 +187,30 @@ def test_concurrent_ensures_of_one_key_build_once(shared_manager: EnvManager, co
         thread.join()
 
     assert errors == []
-    assert len(set(results)) == 1 and len(results) == 16
+    assert len(set(results)) == 1
+    assert len(results) == 16
     assert (resolutions(counting), counting.count("sync")) == (1, 1)
 
 
-def test_concurrent_creates_of_one_spec_in_processes_resolve_and_install_once(settings: Settings) -> None:
+def test_concurrent_creates_of_one_spec_in_processes_resolve_and_install_once(
+    settings: Settings,
+) -> None:
     worker = Path(__file__).with_name("proc_worker.py")
     processes = [
         subprocess.Popen(
-            [sys.executable, str(worker), str(settings.root), str(settings.cache_dir),
-             settings.index.find_links[0], "0", "create", "wf", f"node{i}", "v1", *SPEC],
+            [
+                sys.executable,
+                str(worker),
+                str(settings.root),
+                str(settings.cache_dir),
+                settings.index.find_links[0],
+                "0",
+                "create",
+                "wf",
+                f"node{i}",
+                "v1",
+                *SPEC,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -220,10 +249,14 @@ class _SlowSyncs:
         return result
 
 
-def test_the_install_cap_queues_instead_of_failing(settings: Settings, python_finder) -> None:  # type: ignore[no-untyped-def]
+def test_the_install_cap_queues_instead_of_failing(
+    settings: Settings, python_finder: PythonFinder
+) -> None:
     executor = _SlowSyncs()
     manager = EnvManager(
-        attrs.evolve(settings, max_concurrent_installs=1), executor=executor, python_finder=python_finder
+        attrs.evolve(settings, max_concurrent_installs=1),
+        executor=executor,
+        python_finder=python_finder,
     )
     specs = [["alpha"], ["gamma"], ["beta"], ["delta"]]
     errors: list[BaseException] = []
@@ -243,11 +276,13 @@ def test_the_install_cap_queues_instead_of_failing(settings: Settings, python_fi
     assert errors == []
     windows = sorted(executor.windows)
     assert len(windows) == 4
-    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(windows):
         assert end <= start, "two installs ran at once despite max_concurrent_installs=1"
 
 
-def test_a_stale_stored_lock_is_refreshed(settings: Settings, python_finder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_stale_stored_lock_is_refreshed(
+    settings: Settings, python_finder: PythonFinder, tmp_path: Path
+) -> None:
     index_dir = tmp_path / "index"
     index_dir.mkdir()
     build_wheel(index_dir, "alpha", "1.0")
@@ -269,17 +304,25 @@ def test_a_stale_stored_lock_is_refreshed(settings: Settings, python_finder, tmp
 
     # So does a stored lock older than lock_max_age.
     build_wheel(index_dir, "alpha", "1.2")
-    stale = EnvManager(attrs.evolve(local, lock_max_age=0), executor=counting, python_finder=python_finder)
+    stale = EnvManager(
+        attrs.evolve(local, lock_max_age=0), executor=counting, python_finder=python_finder
+    )
     time.sleep(0.01)
     stale.create(EnvKey("wf", "d"), packages=["alpha"])
     assert stale.dependencies(EnvKey("wf", "d")).locked == {"alpha": "1.2"}
     assert resolutions(counting) == 3
 
 
-def test_a_corrupt_stored_lock_falls_back_to_resolution(shared_manager: EnvManager, counting: CountingExecutor) -> None:
+def test_a_corrupt_stored_lock_falls_back_to_resolution(
+    shared_manager: EnvManager, counting: CountingExecutor
+) -> None:
     first = shared_manager.create(EnvKey("wf", "a"), packages=SPEC)
-    stored = shared_manager.lock_store.path(first.spec_hash)
+    stored = shared_manager._core.services.lock_store.path(first.spec_hash)
     stored.write_text("this is not a lock")
     second = shared_manager.create(EnvKey("wf", "b"), packages=SPEC)
     assert resolutions(counting) == 2
-    assert shared_manager.dependencies(second.key).locked == {"alpha": "2.0", "beta": "1.0", "gamma": "1.0"}
+    assert shared_manager.dependencies(second.key).locked == {
+        "alpha": "2.0",
+        "beta": "1.0",
+        "gamma": "1.0",
+    }

@@ -47,10 +47,10 @@ from uv_envs import (
     IndexSettings,
     InvalidInput,
     InvalidRequirement,
-    PythonFinder,
     Settings,
     UvError,
 )
+from uv_envs._python import PythonFinder
 from uv_envs._validation import canonical_requirement
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor
 
@@ -192,7 +192,7 @@ def tree_snapshot(root: Path) -> dict[str, str]:
 
 
 def env_snapshot(manager: EnvManager, key: EnvKey) -> dict[str, str]:
-    env_dir = manager.layout.env_dir(key)
+    env_dir = manager._core.services.layout.env_dir(key)
     return {k: v for k, v in tree_snapshot(env_dir).items() if not k.startswith("gens/")} | {
         "gens": ",".join(sorted(p.name for p in (env_dir / "gens").iterdir()))
     }
@@ -223,9 +223,7 @@ class ManagerModelMachine(RuleBasedStateMachine):
         for _, _, stack in self.leases:
             stack.close()
         self.leases.clear()
-        close = getattr(self.manager.audit, "close", None)
-        if close is not None:
-            close()
+        self.manager.close()
         self.directory.cleanup()
 
     # --- helpers ---------------------------------------------------------------------
@@ -280,7 +278,7 @@ class ManagerModelMachine(RuleBasedStateMachine):
         if not resolves(requirements, real=self.real):
             with pytest.raises(UvError):
                 self.manager.create(key, packages=requirements)
-            assert not self.manager.layout.env_dir(key).exists()
+            assert not self.manager._core.services.layout.env_dir(key).exists()
             return
         environment = self.manager.create(key, packages=requirements)
         assert environment.status is EnvStatus.READY
@@ -299,7 +297,7 @@ class ManagerModelMachine(RuleBasedStateMachine):
             if existing is None:
                 with pytest.raises(UvError):
                     self.manager.ensure(key, packages=requirements)
-                assert not self.manager.layout.env_dir(key).exists()
+                assert not self.manager._core.services.layout.env_dir(key).exists()
             else:
                 self.expect_unchanged(
                     key, lambda: self.manager.ensure(key, packages=requirements), UvError
@@ -317,7 +315,7 @@ class ManagerModelMachine(RuleBasedStateMachine):
         if existing is None:
             with pytest.raises(EnvironmentNotFound):
                 self.manager.add(key, requirements)
-            assert not self.manager.layout.env_dir(key).exists()
+            assert not self.manager._core.services.layout.env_dir(key).exists()
             return
         declared = merged(existing.declared, requirements)
         if not resolves(declared, real=self.real):
@@ -486,7 +484,7 @@ class ManagerModelMachine(RuleBasedStateMachine):
     @invariant()
     def the_manager_agrees_with_the_model(self) -> None:
         for key in KEYS:
-            env_dir = self.manager.layout.env_dir(key)
+            env_dir = self.manager._core.services.layout.env_dir(key)
             expected = self.model.get(key)
             if expected is None:
                 assert self.manager.status(key).status is EnvStatus.NOT_FOUND
@@ -509,7 +507,7 @@ class ManagerModelMachine(RuleBasedStateMachine):
         for key, environment, _ in self.leases:
             assert key in self.model, "a leased env disappeared"
             assert environment.pinned_python_path.exists(), "a leased generation was removed"
-        assert not any(self.manager.layout.trash_dir.glob("*"))
+        assert not any(self.manager._core.services.layout.trash_dir.glob("*"))
         assert self.manager.operations(status="RUNNING").total == 0
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from uv_envs import EnvKey, EnvManager, EnvStatus, PythonFinder, Settings
+from uv_envs import EnvKey, EnvManager, EnvStatus, Settings
 from uv_envs._metadata import environment_from_json
+from uv_envs._python import PythonFinder
 
 WORKER = Path(__file__).with_name("stress_worker.py")
 OPERATIONS = int(os.environ.get("UV_ENVS_STRESS_OPS", "50"))
@@ -37,8 +38,8 @@ def stray_files(root: Path) -> list[Path]:
 
 def describe(manager: EnvManager, key: EnvKey) -> str:
     """What a failure message needs: the record, the links, the venv's packages, the audit trail."""
-    env_dir = manager.layout.env_dir(key)
-    lines = [f"metadata: {manager.metadata.load(key)}"]
+    env_dir = manager._core.services.layout.env_dir(key)
+    lines = [f"metadata: {manager._core.services.metadata.load(key)}"]
     for name in ("current", ".venv"):
         with contextlib.suppress(OSError):
             lines.append(f"{name} -> {os.readlink(env_dir / name)}")
@@ -63,7 +64,9 @@ def check_root(manager: EnvManager, keys: list[EnvKey]) -> dict[str, int]:
         report = manager.status(key)
         counts[report.status.value] += 1
         if report.status is EnvStatus.NOT_FOUND:
-            assert not manager.layout.env_dir(key).exists(), f"{key}: a folder without an env"
+            assert not manager._core.services.layout.env_dir(key).exists(), (
+                f"{key}: a folder without an env"
+            )
             continue
         assert report.status is EnvStatus.READY, f"{key} is {report.status}"
         environment = report.environment

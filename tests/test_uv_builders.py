@@ -97,7 +97,7 @@ def test_sync_and_export_are_frozen() -> None:
     assert sync.args[:2] == ("sync", "--frozen")
     assert "--compile-bytecode" not in sync.args
     for fmt in ("requirements.txt", "pylock.toml"):
-        export = export_command(PROJECT, OPTIONS, fmt)  # type: ignore[arg-type]
+        export = export_command(PROJECT, OPTIONS, fmt)
         assert export.args[0] == "export"
         assert "--frozen" in export.args
         assert option_value(export.args, "--format") == fmt

@@ -4,9 +4,11 @@ The public API is what this module re-exports; everything in ``uv_envs._*`` is
 private. Fakes for tests live in :mod:`uv_envs.testing`.
 """
 
+import importlib as _importlib
 import importlib.metadata as _importlib_metadata
+import warnings as _warnings
 
-from ._audit import AuditLog, SqliteAuditLog
+from ._audit import AuditLog
 from ._errors import (
     DirectReferenceNotAllowed,
     EnvironmentAlreadyExists,
@@ -51,11 +53,11 @@ from ._events import (
     logging_publisher,
 )
 from ._manager import EnvManager
-from ._metadata import JsonMetadataRepository, MetadataRepository
 from ._models import (
     CleanupReport,
     DeletedOperations,
     DeleteResult,
+    DeleteStatus,
     Dependencies,
     Environment,
     EnvKey,
@@ -66,15 +68,15 @@ from ._models import (
     OperationPage,
     OperationRecord,
     OperationResult,
+    OperationStatus,
     RayLink,
     RetiredGeneration,
     StatusReport,
     VerifyReport,
-    converter,
 )
-from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, environment_dict
-from ._python import Interpreter, InterpreterFinder, PythonFinder
-from ._settings import Settings, default_root
+from ._provider import IEnvironmentProvider, LocalEnvironmentProvider
+from ._python import Interpreter, InterpreterFinder
+from ._settings import Settings
 from ._uv import SubprocessUvExecutor, UvExecutor, UvInvocation, UvResult
 
 try:
@@ -82,10 +84,46 @@ try:
 except _importlib_metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
+# Names of 0.1.0 that were implementation details: importable for one more
+# release, with a DeprecationWarning naming what to use instead.
+_DEPRECATED = {
+    "converter": (
+        "uv_envs._models",
+        "converter",
+        "Environment.to_dict() and Environment.from_dict()",
+    ),
+    "default_root": ("uv_envs._settings", "default_root", "Settings().root"),
+    "environment_dict": (
+        "uv_envs._provider",
+        "environment_dict",
+        "LocalEnvironmentProvider.create_environment",
+    ),
+    "JsonMetadataRepository": ("uv_envs._metadata", "JsonMetadataRepository", "EnvManager"),
+    "MetadataRepository": ("uv_envs._metadata", "JsonMetadataRepository", "EnvManager"),
+    "PythonFinder": ("uv_envs._python", "PythonFinder", "EnvManager.pythons()"),
+    "SqliteAuditLog": ("uv_envs._audit", "SqliteAuditLog", "EnvManager.operations()"),
+}
+
+
+def __getattr__(name: str) -> object:
+    try:
+        module, attribute, instead = _DEPRECATED[name]
+    except KeyError:
+        msg = f"module 'uv_envs' has no attribute {name!r}"
+        raise AttributeError(msg) from None
+    _warnings.warn(
+        f"uv_envs.{name} is deprecated and will be removed in 0.3; use {instead}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(_importlib.import_module(module), attribute)
+
+
 __all__ = [
     "AuditLog",
     "CleanupReport",
     "DeleteResult",
+    "DeleteStatus",
     "DeletedOperations",
     "Dependencies",
     "DependenciesAdded",
@@ -122,14 +160,12 @@ __all__ = [
     "InvalidInput",
     "InvalidPythonVersion",
     "InvalidRequirement",
-    "JsonMetadataRepository",
     "LocalEnvironmentProvider",
-    "MetadataRepository",
     "OperationCancelled",
     "OperationPage",
     "OperationRecord",
     "OperationResult",
-    "PythonFinder",
+    "OperationStatus",
     "PythonNotFound",
     "RayImportFailed",
     "RayIncompatible",
@@ -141,7 +177,6 @@ __all__ = [
     "ResolutionFailed",
     "RetiredGeneration",
     "Settings",
-    "SqliteAuditLog",
     "StatusReport",
     "StorageError",
     "SubprocessUvExecutor",
@@ -154,8 +189,5 @@ __all__ = [
     "UvTimeout",
     "VerifyReport",
     "__version__",
-    "converter",
-    "default_root",
-    "environment_dict",
     "logging_publisher",
 ]

@@ -20,11 +20,11 @@ from typing import Any, Protocol
 import attrs
 
 from ._errors import StorageError
-from ._models import DeletedOperations, EnvKey, OperationPage, OperationRecord
+from ._models import DeletedOperations, EnvKey, OperationPage, OperationRecord, OperationStatus
 
-RUNNING = "RUNNING"
-SUCCESS = "SUCCESS"
-FAILED = "FAILED"
+RUNNING = OperationStatus.RUNNING
+SUCCESS = OperationStatus.SUCCESS
+FAILED = OperationStatus.FAILED
 
 MAX_OUTPUT = 64 * 1024
 
@@ -61,7 +61,7 @@ class AuditLog(Protocol):
     def finish(
         self,
         record_id: int,
-        status: str,
+        status: OperationStatus,
         *,
         stdout: str = "",
         stderr: str = "",
@@ -86,6 +86,10 @@ class AuditLog(Protocol):
 
     def delete(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
         """Remove the records of a workflow, or of one of its nodes."""
+        ...
+
+    def close(self) -> None:
+        """Release what the log holds open (connections); it reopens on next use."""
         ...
 
 
@@ -150,7 +154,7 @@ class SqliteAuditLog:
     def finish(
         self,
         record_id: int,
-        status: str,
+        status: OperationStatus,
         *,
         stdout: str = "",
         stderr: str = "",

@@ -357,7 +357,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             else "\n".join(str(k) for k in repaired) or "nothing to recover"
         )
     elif args.command == "pythons":
-        interpreters = manager.python_finder.installed()
+        interpreters = manager.pythons()
         if args.json:
             _print_json([{"version": i.version, "path": str(i.path)} for i in interpreters])
         else:

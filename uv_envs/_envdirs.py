@@ -1,7 +1,8 @@
-"""File-system steps on one environment directory: links, generations, leases, removal.
+"""File-system steps on one environment directory: links, generations, removal.
 
-Every function here is called with the env's lock held (leases excepted:
-holding one is lock-free once taken). Nothing here knows about uv.
+Every function here is called with the env's lock held (``touch`` and
+``last_used`` excepted: they are single file operations). Nothing here knows
+about uv or the metadata record.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 
-from . import _locking
 from ._layout import Layout
 from ._metadata import fsync_directory
 from ._models import Environment, EnvKey
@@ -87,7 +86,7 @@ class EnvDirs:
             return
         for number in self.generation_numbers(env_dir):
             self.venv_store.release(self.layout.generation_dir(env_dir, number))
-        shutil.rmtree(self.lease_dir(key), ignore_errors=True)
+        shutil.rmtree(self.layout.lease_dir(key), ignore_errors=True)
         self.layout.trash_dir.mkdir(parents=True, exist_ok=True)
         target = self.layout.trash_dir / uuid.uuid4().hex
         env_dir.rename(target)
@@ -102,16 +101,15 @@ class EnvDirs:
 
     @staticmethod
     def remove_temporaries(env_dir: Path) -> list[str]:
-        """Delete half-written metadata and link temp files; the caller holds the env lock.
+        """Delete temp links of switches that died; the caller holds the env lock.
 
-        They are only ever made under that lock, so any found now were left by
-        a process that died between creating and renaming them.
+        :meth:`point_current` makes them only under that lock, so any found now
+        were left by a process that died between creating and renaming one.
         """
         removed: list[str] = []
-        for pattern in (".metadata.json.*.tmp", ".current.*"):
-            for path in env_dir.glob(pattern):
-                path.unlink(missing_ok=True)
-                removed.append(path.name)
+        for path in env_dir.glob(".current.*"):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
         return removed
 
     def empty_trash(self) -> None:
@@ -134,39 +132,3 @@ class EnvDirs:
         except OSError:
             touched = 0.0
         return max(environment.updated_at, touched)
-
-    # --- leases ---------------------------------------------------------------------------
-
-    def lease_dir(self, key: EnvKey) -> Path:
-        return self.layout.root / "leases" / self.layout.lock_file(key).stem
-
-    @contextlib.contextmanager
-    def hold_lease(self, key: EnvKey, generation: int) -> Iterator[None]:
-        """Hold a lease file locked until the block ends (or the process does).
-
-        The caller takes it while holding the env lock, so no delete or cleanup
-        can look at the leases in between.
-        """
-        directory = self.lease_dir(key)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{generation}-{uuid.uuid4().hex}.lease"
-        _locking.try_acquire(path)  # a fresh name is always free
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
-            _locking.release(path)
-            _locking.forget(path)
-
-    def live_leases(self, key: EnvKey) -> list[int]:
-        """Generations pinned by live leases; removes leases of dead processes."""
-        pinned: list[int] = []
-        with contextlib.suppress(FileNotFoundError):
-            for path in self.lease_dir(key).glob("*.lease"):
-                if _locking.is_free(path):
-                    path.unlink(missing_ok=True)
-                    _locking.forget(path)
-                    continue
-                with contextlib.suppress(ValueError):
-                    pinned.append(int(path.name.split("-", 1)[0]))
-        return pinned

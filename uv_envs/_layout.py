@@ -4,20 +4,24 @@
 
     <root>/
       envs/<workflow_id>/<node_id>/<version_id or @>/   one environment
-        metadata.json                                 the commit point
+        metadata.json                                 the record and commit point
         pyproject.toml -> current/pyproject.toml
         uv.lock        -> current/uv.lock
         .venv          -> current/.venv
         current        -> gens/<N>                    switched with one rename
         gens/<N>/{pyproject.toml, uv.lock}            immutable generations
         gens/<N>/.venv -> <root>/store/<id>/.venv     a shared, read-only venv
+                                                      (sync: a private .venv)
         .last-used                                    touched on each hand-out
-      locks/<sha256 of the key>.lock                  one lock file per env
-      store/<id>/{.venv/, refs/, .complete}           venvs by (lock, interpreter)
+      store/<id>/{.venv/, refs/, .complete, .size}    venvs by (lock, interpreter)
       lockstore/<spec hash>.lock                      resolved locks by spec
+      leases/<key hash>/<gen>-<uuid>.lease            one locked file per lease
+      locks/<key hash>.lock                           one lock file per env
+      locks/spec-<hash>.lock, store-<id>.lock         single-flight per spec and entry
+      locks/install-slot-<n>.lock                     the install cap
       trash/                                          deletes land here first
-      cache/                                          uv's cache
-      audit.sqlite3                                   the audit trail
+      cache/                                          uv's cache (the default)
+      audit.sqlite3                                   the audit trail (the default)
 
 Ids are restricted to ``[A-Za-z0-9._-]`` and are never ``.`` or ``..``, so
 each id is exactly one path component, and nesting by component keeps the map
@@ -71,8 +75,37 @@ class Layout:
         return self.root / "lockstore"
 
     @property
+    def leases_dir(self) -> Path:
+        return self.root / "leases"
+
+    @property
     def audit_db(self) -> Path:
         return self.root / "audit.sqlite3"
+
+    @property
+    def default_cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    def spec_lock(self, digest: str) -> Path:
+        """Held while a spec is resolved, so concurrent creates of one spec resolve once."""
+        return self.locks_dir / f"spec-{digest[:40]}.lock"
+
+    def store_lock(self, entry_name: str) -> Path:
+        """Held while a store entry is built, linked or pruned."""
+        return self.locks_dir / f"store-{entry_name}.lock"
+
+    def install_slot(self, number: int) -> Path:
+        return self.locks_dir / f"install-slot-{number}.lock"
+
+    def stored_lock(self, digest: str) -> Path:
+        """The ``uv.lock`` a spec resolved to."""
+        return self.lockstore_dir / f"{digest}.lock"
+
+    def store_entry(self, entry_name: str) -> Path:
+        return self.store_dir / entry_name
+
+    def lease_dir(self, key: EnvKey) -> Path:
+        return self.leases_dir / self.lock_file(key).stem
 
     def env_dir(self, key: EnvKey) -> Path:
         """The directory of one environment."""

@@ -5,6 +5,9 @@ Writes are atomic and durable: a temp file in the same directory, ``fsync``,
 sees the old or the new document, never a torn one, and after a crash the last
 completed write survives. ``metadata.json`` is the commit point of every
 operation (see docs/architecture.md).
+
+This is no port: recovery depends on the file names used here (it removes
+their temp files), and nothing else could keep that promise.
 """
 
 from __future__ import annotations
@@ -14,33 +17,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 import attrs
 
 from ._errors import StorageError
 from ._layout import Layout
 from ._models import SCHEMA_VERSION, Environment, EnvKey, converter
-
-
-class MetadataRepository(Protocol):
-    """Loads and stores :class:`~uv_envs.Environment` records."""
-
-    def load(self, key: EnvKey) -> Environment | None:
-        """The stored record, or ``None`` when the key has none."""
-        ...
-
-    def save(self, environment: Environment) -> None:
-        """Store the record atomically, replacing any previous one."""
-        ...
-
-    def discard(self, key: EnvKey) -> None:
-        """Forget the record (the environment directory is removed by the manager)."""
-        ...
-
-    def keys(self, workflow_id: str | None = None, node_id: str | None = None) -> Iterator[EnvKey]:
-        """Every key with a record, optionally narrowed to a workflow and node."""
-        ...
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -112,6 +94,19 @@ class JsonMetadataRepository:
     def discard(self, key: EnvKey) -> None:
         path = self.layout.metadata_file(self.layout.env_dir(key))
         path.unlink(missing_ok=True)
+
+    def remove_temporaries(self, key: EnvKey) -> list[str]:
+        """Delete temp files of writes that died; the caller holds the env lock.
+
+        Writes happen only under that lock, so any temp file found now was left
+        by a process that died between creating and renaming it.
+        """
+        path = self.layout.metadata_file(self.layout.env_dir(key))
+        removed: list[str] = []
+        for temporary in path.parent.glob(f".{path.name}.*.tmp"):
+            temporary.unlink(missing_ok=True)
+            removed.append(temporary.name)
+        return removed
 
     def keys(self, workflow_id: str | None = None, node_id: str | None = None) -> Iterator[EnvKey]:
         envs = self.layout.envs_dir

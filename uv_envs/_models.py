@@ -42,6 +42,21 @@ def _check_version(_: object, __: attrs.Attribute[str], value: str) -> None:
     validate_id(value, "version_id", allow_empty=True)
 
 
+class OperationStatus(enum.StrEnum):
+    """How an audited operation stands: running, or how it ended."""
+
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+
+
+class DeleteStatus(enum.StrEnum):
+    """What ``delete`` did."""
+
+    DELETED = "DELETED"
+    NOT_FOUND = "NOT_FOUND"
+
+
 @attrs.frozen(order=True)
 class EnvKey:
     """Names one environment: a workflow, one of its nodes and a version.
@@ -151,6 +166,20 @@ class Environment:
         """The declared dependencies."""
         return self.spec.packages
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON values, as ``metadata.json`` stores it."""
+        data: dict[str, Any] = converter.unstructure(self)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Environment:
+        """The record from :meth:`to_dict`'s values; raises ``ValueError`` if they do not fit."""
+        try:
+            return converter.structure(data, cls)
+        except Exception as exc:
+            msg = f"not an environment record: {exc}"
+            raise ValueError(msg) from exc
+
     def runtime_env(self, *, pinned: bool = False) -> dict[str, Any]:
         """What a runner needs (Ray's ``py_executable`` among it), as plain values.
 
@@ -231,10 +260,10 @@ class Export:
 
 @attrs.frozen
 class DeleteResult:
-    """``status`` is ``"DELETED"``, or ``"NOT_FOUND"`` when there was nothing to delete."""
+    """``status`` is ``DELETED``, or ``NOT_FOUND`` when there was nothing to delete."""
 
     key: EnvKey
-    status: str
+    status: DeleteStatus
 
 
 @attrs.frozen
@@ -273,7 +302,7 @@ class OperationRecord:
     node_id: str
     version_id: str
     operation: str
-    status: str
+    status: OperationStatus = attrs.field(converter=OperationStatus)
     started_at: float
     finished_at: float | None = None
     duration_ms: int | None = None

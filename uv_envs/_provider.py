@@ -143,7 +143,4 @@ class LocalEnvironmentProvider:
             key = self._keys.pop(variant_id, None)
         if key is None:
             return
-        if timeout is None:
-            self.manager.delete(key)
-            return
-        self.manager.delete_within(key, timeout)
+        self.manager.delete(key, timeout=timeout)

@@ -30,6 +30,7 @@ from pathlib import Path
 import attrs
 
 from . import _locking
+from ._layout import Layout
 from ._metadata import write_atomic
 from ._orphans import stop_processes_in
 from ._python import Interpreter
@@ -43,11 +44,15 @@ _SIZE = ".size"
 class LockStore:
     """Resolved ``uv.lock`` files by spec hash, each usable for ``max_age`` seconds."""
 
-    directory: Path
+    layout: Layout
     max_age: float
 
+    @property
+    def directory(self) -> Path:
+        return self.layout.lockstore_dir
+
     def path(self, digest: str) -> Path:
-        return self.directory / f"{digest}.lock"
+        return self.layout.stored_lock(digest)
 
     def get(self, digest: str) -> bytes | None:
         """The stored lock, unless missing or older than ``max_age``."""
@@ -63,7 +68,7 @@ class LockStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path(digest), data)
 
-    def remove_temporaries(self, locks_dir: Path) -> int:
+    def remove_temporaries(self) -> int:
         """Delete temp files of lock writes that died; return how many.
 
         A stored lock is written under its spec's lock, so a temp file whose
@@ -73,7 +78,7 @@ class LockStore:
         with contextlib.suppress(FileNotFoundError):
             for path in self.directory.glob(".*.lock.*.tmp"):
                 digest = path.name[1:].split(".", 1)[0]
-                spec_lock = locks_dir / f"spec-{digest[:40]}.lock"
+                spec_lock = self.layout.spec_lock(digest)
                 if _locking.try_acquire(spec_lock):
                     try:
                         path.unlink(missing_ok=True)
@@ -129,15 +134,18 @@ def venv_id(
 class VenvStore:
     """Built venvs shared by every generation whose lock and interpreter agree."""
 
-    directory: Path
-    locks_dir: Path
+    layout: Layout
     lock_timeout: float
 
+    @property
+    def directory(self) -> Path:
+        return self.layout.store_dir
+
     def entry(self, entry_id: str) -> Path:
-        return self.directory / entry_id
+        return self.layout.store_entry(entry_id)
 
     def _lock(self, entry_id: str) -> Path:
-        return self.locks_dir / f"store-{entry_id}.lock"
+        return self.layout.store_lock(entry_id)
 
     def link(self, gen_dir: Path, entry_id: str, build: Callable[[Path], None]) -> bool:
         """Make ``gen_dir/.venv`` the entry's venv, building it first if needed.
@@ -308,12 +316,12 @@ def _remove_tree(tree: Path) -> None:
 
 
 @contextlib.contextmanager
-def install_slot(locks_dir: Path, slots: int) -> Iterator[None]:
+def install_slot(layout: Layout, slots: int) -> Iterator[None]:
     """Hold one of ``slots`` install slots of the root; wait (never fail) while all are taken."""
     held: Path | None = None
     while held is None:
         for number in range(max(1, slots)):
-            path = locks_dir / f"install-slot-{number}.lock"
+            path = layout.install_slot(number)
             if _locking.try_acquire(path):
                 held = path
                 break

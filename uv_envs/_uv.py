@@ -170,11 +170,17 @@ def add_command(
     requirements: Iterable[str] = (),
     *,
     requirements_file: Path | None = None,
+    upgrade_packages: Iterable[str] = (),
 ) -> UvInvocation:
-    """``uv add --no-sync``: declare requirements and re-lock, leaving venvs alone."""
+    """``uv add --no-sync``: declare requirements and re-lock, leaving venvs alone.
+
+    ``upgrade_packages`` also lets the lock move those packages to newer versions.
+    """
     args = ["add", "--no-sync", *_common_args(options, python), *_index_args(options.index)]
     if requirements_file is not None:
         args += ["--requirements", str(requirements_file)]
+    for name in upgrade_packages:
+        args += ["--upgrade-package", name]
     args += ["--", *requirements]
     return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
 

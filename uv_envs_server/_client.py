@@ -133,6 +133,13 @@ class EnvManagerClient:
         except grpc.RpcError as err:
             raise from_rpc_error(err) from err
 
+    def _keyed(self, rpc: str, ident: tuple[str, str, str], timeout: float | None) -> Any:  # noqa: ANN401 - each caller names the response type
+        """Call an RPC whose request names one env and nothing else."""
+        request_type = getattr(pb, f"{rpc}Request")
+        workflow_id, node_id, version_id = ident
+        request = request_type(workflow_id=workflow_id, node_id=node_id, version_id=version_id)
+        return self._call(rpc, request, timeout)
+
     # -- environments -----------------------------------------------------
 
     def create_env(
@@ -194,30 +201,27 @@ class EnvManagerClient:
         self, workflow_id: str, node_id: str, version_id: str = "", *, timeout: float | None = None
     ) -> pb.EnvStatusResponse:
         """GetEnvStatus: ``status`` is CREATING, READY, FAILED or NOT_FOUND."""
-        request = pb.GetEnvStatusRequest(
-            workflow_id=workflow_id, node_id=node_id, version_id=version_id
+        response: pb.EnvStatusResponse = self._keyed(
+            "GetEnvStatus", (workflow_id, node_id, version_id), timeout
         )
-        response: pb.EnvStatusResponse = self._call("GetEnvStatus", request, timeout)
         return response
 
     def delete_env(
         self, workflow_id: str, node_id: str, version_id: str = "", *, timeout: float | None = None
     ) -> str:
         """DeleteEnv: returns ``"DELETED"``, or ``"NOT_FOUND"`` if it was already gone."""
-        request = pb.DeleteEnvRequest(
-            workflow_id=workflow_id, node_id=node_id, version_id=version_id
+        response: pb.DeleteEnvResponse = self._keyed(
+            "DeleteEnv", (workflow_id, node_id, version_id), timeout
         )
-        response: pb.DeleteEnvResponse = self._call("DeleteEnv", request, timeout)
         return response.status
 
     def export_env(
         self, workflow_id: str, node_id: str, version_id: str = "", *, timeout: float | None = None
     ) -> pb.ExportEnvResponse:
         """ExportEnv: the env's ``pyproject_toml`` and ``uv_lock`` texts."""
-        request = pb.ExportEnvRequest(
-            workflow_id=workflow_id, node_id=node_id, version_id=version_id
+        response: pb.ExportEnvResponse = self._keyed(
+            "ExportEnv", (workflow_id, node_id, version_id), timeout
         )
-        response: pb.ExportEnvResponse = self._call("ExportEnv", request, timeout)
         return response
 
     # -- dependencies -----------------------------------------------------
@@ -282,18 +286,18 @@ class EnvManagerClient:
         self, workflow_id: str, node_id: str, version_id: str = "", *, timeout: float | None = None
     ) -> pb.SyncEnvResponse:
         """SyncEnv: make the venv match uv.lock again."""
-        request = pb.SyncEnvRequest(workflow_id=workflow_id, node_id=node_id, version_id=version_id)
-        response: pb.SyncEnvResponse = self._call("SyncEnv", request, timeout)
+        response: pb.SyncEnvResponse = self._keyed(
+            "SyncEnv", (workflow_id, node_id, version_id), timeout
+        )
         return response
 
     def list_deps(
         self, workflow_id: str, node_id: str, version_id: str = "", *, timeout: float | None = None
     ) -> pb.ListDepsResponse:
         """ListDeps: declared ``dependencies`` and ``locked_versions`` (name -> version)."""
-        request = pb.ListDepsRequest(
-            workflow_id=workflow_id, node_id=node_id, version_id=version_id
+        response: pb.ListDepsResponse = self._keyed(
+            "ListDeps", (workflow_id, node_id, version_id), timeout
         )
-        response: pb.ListDepsResponse = self._call("ListDeps", request, timeout)
         return response
 
     # -- maintenance and audit --------------------------------------------

@@ -16,10 +16,7 @@ from ._errors import RemoteError
 
 
 def _environment(metadata_json: str) -> uv_envs.Environment:
-    structured: uv_envs.Environment = uv_envs.converter.structure(
-        json.loads(metadata_json), uv_envs.Environment
-    )
-    return structured
+    return uv_envs.Environment.from_dict(json.loads(metadata_json))
 
 
 class GrpcEnvironmentProvider:

@@ -36,11 +36,6 @@ class _Identified(Protocol):
     def version_id(self) -> str: ...
 
 
-#: Status of a deps or sync operation that succeeded.
-SUCCESS = "SUCCESS"
-#: Status of a deps or sync operation in which uv failed; the env is unchanged.
-FAILED = "FAILED"
-
 RUN_CODE_MESSAGE = (
     "RunCode is not served by uv-envs: executing node code is Ray's job. "
     "Run it with the environment's interpreter, <env_path>/.venv/bin/python, "
@@ -140,7 +135,7 @@ class EnvManagerServicer:
                 has_pyproject=report.has_pyproject,
                 has_uv_lock=report.has_uv_lock,
                 has_venv=report.has_venv,
-                metadata_json=_json(uv_envs.converter.unstructure(env)) if env else "",
+                metadata_json=_json(env.to_dict()) if env else "",
             )
 
         return self._run(context, call)
@@ -202,14 +197,14 @@ class EnvManagerServicer:
             except uv_envs.UvError as exc:
                 return {
                     **_ident(request),
-                    "status": FAILED,
+                    "status": uv_envs.OperationStatus.FAILED.value,
                     "stdout": exc.stdout,
                     "stderr": exc.stderr or str(exc),
                     "exit_code": -1 if exc.exit_code is None else exc.exit_code,
                 }
             return {
                 **_ident(request),
-                "status": SUCCESS,
+                "status": uv_envs.OperationStatus.SUCCESS.value,
                 "stdout": result.stdout,
                 "stderr": result.stderr,
                 "exit_code": result.exit_code,

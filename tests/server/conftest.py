@@ -11,19 +11,28 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import grpc
 import pytest
 
 import uv_envs
-from uv_envs.testing import FakePythonFinder
+from uv_envs.testing import FakePythonFinder, FakeUvExecutor
 from uv_envs_server import EnvManagerClient, EnvManagerServer, create_server
 
 if TYPE_CHECKING:
     from uv_envs._uv import UvInvocation, UvResult
 
 Serve = Callable[..., str]
+OpenClient = Callable[..., EnvManagerClient]
+
+
+class Ident(TypedDict):
+    """The key fields of an env request, for ``pb.CreateEnvRequest(**IDENT, ...)``."""
+
+    workflow_id: str
+    node_id: str
+    version_id: str
 
 
 @pytest.fixture
@@ -31,7 +40,7 @@ def serve() -> Iterator[Serve]:
     """Start a server on 127.0.0.1:<free port> for a manager; returns its target."""
     started: list[EnvManagerServer] = []
 
-    def start(manager: uv_envs.EnvManager, **kwargs: Any) -> str:
+    def start(manager: uv_envs.EnvManager, **kwargs: Any) -> str:  # noqa: ANN401 - create_server's options
         server, port = create_server("127.0.0.1:0", manager=manager, **kwargs)
         server.start()
         started.append(server)
@@ -44,11 +53,11 @@ def serve() -> Iterator[Serve]:
 
 
 @pytest.fixture
-def open_client() -> Iterator[Callable[..., EnvManagerClient]]:
+def open_client() -> Iterator[OpenClient]:
     """Open clients that are closed after the test."""
     clients: list[EnvManagerClient] = []
 
-    def make(target: str, **kwargs: Any) -> EnvManagerClient:
+    def make(target: str, **kwargs: Any) -> EnvManagerClient:  # noqa: ANN401 - the client's options
         client = EnvManagerClient(target, **kwargs)
         clients.append(client)
         return client
@@ -65,7 +74,7 @@ def fake_target(serve: Serve, fake_manager: uv_envs.EnvManager) -> str:
 
 
 @pytest.fixture
-def fake_client(fake_target: str, open_client: Callable[..., EnvManagerClient]) -> EnvManagerClient:
+def fake_client(fake_target: str, open_client: OpenClient) -> EnvManagerClient:
     return open_client(fake_target, timeout=30)
 
 
@@ -78,7 +87,7 @@ def channel(fake_target: str) -> Iterator[grpc.Channel]:
 class GatedExecutor:
     """Wraps a uv executor; every uv call waits until ``release`` is set."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: uv_envs.UvExecutor) -> None:
         self.inner = inner
         self.entered = threading.Event()
         self.release = threading.Event()
@@ -91,10 +100,11 @@ class GatedExecutor:
         return result
 
 
+GatedManager = Callable[..., tuple[uv_envs.EnvManager, GatedExecutor]]
+
+
 @pytest.fixture
-def gated_manager(
-    tmp_path: Path, fake_uv: Any
-) -> Callable[..., tuple[uv_envs.EnvManager, GatedExecutor]]:
+def gated_manager(tmp_path: Path, fake_uv: FakeUvExecutor) -> GatedManager:
     """Make a manager on the fake uv whose uv calls wait for ``gate.release``."""
 
     def make(lock_timeout: float = 5.0) -> tuple[uv_envs.EnvManager, GatedExecutor]:

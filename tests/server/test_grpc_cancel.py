@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent import futures
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -28,9 +28,11 @@ from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
-IDENT = {"workflow_id": "wf", "node_id": "slow", "version_id": "v1"}
+    from .conftest import GatedManager, Ident, OpenClient, Serve
+
+IDENT: Ident = {"workflow_id": "wf", "node_id": "slow", "version_id": "v1"}
 KEY = EnvKey("wf", "slow", "v1")
 
 
@@ -57,7 +59,7 @@ class HoldingExecutor:
 
 @pytest.fixture
 def held(
-    settings: uv_envs.Settings, python_finder: uv_envs.PythonFinder
+    settings: uv_envs.Settings, python_finder: uv_envs.InterpreterFinder
 ) -> tuple[EnvManager, HoldingExecutor]:
     executor = HoldingExecutor()
     return EnvManager(settings, executor=executor, python_finder=python_finder), executor
@@ -65,7 +67,7 @@ def held(
 
 @pytest.fixture
 def stub(
-    serve: Any, held: tuple[EnvManager, HoldingExecutor]
+    serve: Serve, held: tuple[EnvManager, HoldingExecutor]
 ) -> Iterator[env_manager_pb2_grpc.EnvManagerServiceStub]:
     with grpc.insecure_channel(serve(held[0], max_workers=4)) as channel:
         yield env_manager_pb2_grpc.EnvManagerServiceStub(channel)
@@ -96,7 +98,7 @@ def _assert_rolled_back(manager: EnvManager, executor: HoldingExecutor) -> None:
     assert _settled(manager) is EnvStatus.NOT_FOUND
     if executor.syncing.is_set():  # else a slow machine cancelled it earlier, in uv lock
         assert executor.saw_cancel.is_set(), "uv was held until the end: the cancel never came"
-    assert not manager.layout.env_dir(KEY).exists()
+    assert not manager._core.services.layout.env_dir(KEY).exists()
     record = manager.operations("wf", "slow").items[0]
     assert record.status == "FAILED"
     assert "cancel" in (record.error or "").lower()
@@ -140,7 +142,7 @@ def test_a_client_that_cancels_mid_create_leaves_no_env(
 
 
 def test_a_client_that_disconnects_mid_create_leaves_no_env(
-    serve: Any, held: tuple[EnvManager, HoldingExecutor]
+    serve: Serve, held: tuple[EnvManager, HoldingExecutor]
 ) -> None:
     manager, executor = held
     target = serve(manager, max_workers=4)
@@ -162,7 +164,7 @@ EnvManagerClient(sys.argv[1], timeout=120).create_env("wf", "slow", "v1", packag
 
 
 def test_a_client_process_killed_mid_create_leaves_no_env(
-    serve: Any, held: tuple[EnvManager, HoldingExecutor]
+    serve: Serve, held: tuple[EnvManager, HoldingExecutor]
 ) -> None:
     manager, executor = held
     target = serve(manager, max_workers=4)
@@ -202,7 +204,7 @@ def test_a_cancelled_add_leaves_the_env_as_it_was(
 
 
 def test_200_status_calls_are_answered_while_a_create_runs(
-    serve: Any, gated_manager: Callable[..., Any], open_client: Callable[..., Any]
+    serve: Serve, gated_manager: GatedManager, open_client: OpenClient
 ) -> None:
     manager, gate = gated_manager()
     client = open_client(serve(manager), timeout=30)  # the default 16 workers

@@ -12,9 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -28,6 +29,8 @@ from uv_envs_server._cli import main
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from .conftest import SelfSigned
 
 SOURCE_ROOT = Path(uv_envs_server.__file__).resolve().parents[1]
 
@@ -78,8 +81,11 @@ def server_env(wheelhouse: Path, uv_cache: Path) -> dict[str, str]:
     return env
 
 
+StartServer = Callable[..., Server]  # a Server subclass whose arguments are the extra options
+
+
 @pytest.fixture
-def start(tmp_path: Path, server_env: dict[str, str]) -> Iterator[type[Server]]:
+def start(tmp_path: Path, server_env: dict[str, str]) -> Iterator[StartServer]:
     started: list[Server] = []
 
     class Started(Server):
@@ -95,7 +101,7 @@ def start(tmp_path: Path, server_env: dict[str, str]) -> Iterator[type[Server]]:
             server.process.communicate()
 
 
-def test_serves_and_exits_zero_on_sigterm(start: type[Server], tmp_path: Path) -> None:
+def test_serves_and_exits_zero_on_sigterm(start: StartServer, tmp_path: Path) -> None:
     server = start()
     assert server.target.startswith("127.0.0.1:"), server.process.stderr
     with EnvManagerClient(server.target, timeout=120) as client:
@@ -108,7 +114,7 @@ def test_serves_and_exits_zero_on_sigterm(start: type[Server], tmp_path: Path) -
     assert "Traceback" not in server.stderr
 
 
-def test_exits_zero_on_sigint(start: type[Server]) -> None:
+def test_exits_zero_on_sigint(start: StartServer) -> None:
     server = start()
     with EnvManagerClient(server.target, timeout=30) as client:
         assert client.health() == "SERVING"
@@ -149,7 +155,7 @@ def _refused_after_sigterm(target: str, deadline: float) -> grpc.StatusCode:
     [(2, 60, EnvStatus.READY), (60, 1, EnvStatus.NOT_FOUND)],
     ids=["finishes-within-grace", "rolled-back-after-grace"],
 )
-def test_sigterm_during_a_create_leaves_it_ready_or_absent(  # noqa: PLR0917
+def test_sigterm_during_a_create_leaves_it_ready_or_absent(
     tmp_path: Path,
     server_env: dict[str, str],
     manager: uv_envs.EnvManager,
@@ -198,12 +204,12 @@ def test_sigterm_during_a_create_leaves_it_ready_or_absent(  # noqa: PLR0917
         python = manager.get(key).python_path
         subprocess.run([str(python), "-c", "import beta"], check=True, timeout=60)
     else:
-        assert not manager.layout.env_dir(key).exists()
+        assert not manager._core.services.layout.env_dir(key).exists()
         assert "cancel" in (manager.operations("wf", "slow").items[0].error or "").lower()
 
 
 def test_tls_token_and_limits_from_the_command_line(
-    start: type[Server], tmp_path: Path, self_signed: Any
+    start: StartServer, tmp_path: Path, self_signed: SelfSigned
 ) -> None:
     cert, key = self_signed()
     (tmp_path / "cert.pem").write_bytes(cert)
@@ -223,7 +229,10 @@ def test_tls_token_and_limits_from_the_command_line(
     )
     assert server.target.startswith("127.0.0.1:"), server.process.stderr
     with EnvManagerClient(
-        server.target, timeout=120, root_certificates=cert, token="cli-token-1234"
+        server.target,
+        timeout=120,
+        root_certificates=cert,
+        token="cli-token-1234",  # noqa: S106 - a test token for a loopback server
     ) as client:
         assert client.health() == "SERVING"
         python = client.ensure_env("wf", "tls", packages=["gamma"])
@@ -245,7 +254,7 @@ def test_tls_token_and_limits_from_the_command_line(
 
 def test_a_remote_host_needs_allow_remote(tmp_path: Path, server_env: dict[str, str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "uv_envs_server", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "uv_envs_server", "--host", "0.0.0.0", "--port", "0"],  # noqa: S104 - refused
         env={**server_env, "UV_ENVS_ROOT": str(tmp_path / "root")},
         capture_output=True,
         text=True,
@@ -277,7 +286,7 @@ def test_a_taken_port_fails_with_a_message(tmp_path: Path, server_env: dict[str,
 
 
 def test_index_options_on_the_command_line(
-    tmp_path: Path, wheelhouse: Path, uv_cache: Path, start: type[Server]
+    tmp_path: Path, wheelhouse: Path, uv_cache: Path, start: StartServer
 ) -> None:
     server = Server(
         [

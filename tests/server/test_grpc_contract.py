@@ -142,6 +142,7 @@ _SCALARS = {
 def _type_name(field: FieldDescriptor) -> str:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
         message = field.message_type
+        assert message is not None  # a message field names its type
         if message.GetOptions().map_entry:
             key, value = message.fields_by_name["key"], message.fields_by_name["value"]
             return f"map<{_type_name(key)}, {_type_name(value)}>"
@@ -151,7 +152,8 @@ def _type_name(field: FieldDescriptor) -> str:
     # protobuf 7 replaced ``label`` with ``is_repeated``; older versions have only ``label``.
     repeated = getattr(field, "is_repeated", None)
     if repeated is None:
-        repeated = field.label == FieldDescriptor.LABEL_REPEATED
+        # Gone from protobuf 7's stubs too; present where this branch runs.
+        repeated = field.label == FieldDescriptor.LABEL_REPEATED  # type: ignore[attr-defined,unused-ignore]
     return f"repeated {inner}" if repeated else inner
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,6 +12,8 @@ from uv_envs_server import EnvManagerClient, GrpcEnvironmentProvider
 
 if TYPE_CHECKING:
     import uv_envs
+
+    from .conftest import OpenClient, Serve
 
 
 def _imported_version(python: str, module: str) -> str:
@@ -25,7 +27,7 @@ def _imported_version(python: str, module: str) -> str:
 
 
 @pytest.fixture
-def client(serve: Any, manager: uv_envs.EnvManager, open_client: Any) -> EnvManagerClient:
+def client(serve: Serve, manager: uv_envs.EnvManager, open_client: OpenClient) -> EnvManagerClient:
     return open_client(serve(manager), timeout=300)
 
 
@@ -88,7 +90,7 @@ def test_requirements_file_over_the_wire(client: EnvManagerClient) -> None:
     assert set(client.list_deps("wf", "req").locked_versions) == {"alpha", "beta"}
 
 
-def test_grpc_provider_contract_with_real_uv(serve: Any, manager: uv_envs.EnvManager) -> None:
+def test_grpc_provider_contract_with_real_uv(serve: Serve, manager: uv_envs.EnvManager) -> None:
     provider = GrpcEnvironmentProvider(serve(manager), timeout=300)
     try:
         testing.check_provider_contract(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -32,11 +32,16 @@ from uv_envs_server._generated import env_manager_pb2_grpc
 from uv_envs_server._security import check_address, is_loopback
 from uv_envs_server._stdservices import message_class
 
-IDENT = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
-TOKEN = "s3cret-Token_value.42"
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from .conftest import Ident, OpenClient, SelfSigned, Serve
+
+IDENT: Ident = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
+TOKEN = "s3cret-Token_value.42"  # noqa: S105 - a test token for a loopback server
 
 
-def _failure(call: Any, request: Any, **kwargs: Any) -> grpc.RpcError:
+def _failure(call: Callable[..., object], request: object, **kwargs: object) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as info:
         call(request, timeout=30, **kwargs)
     details = info.value.details() or ""
@@ -84,7 +89,8 @@ def test_other_addresses_need_allow_remote(address: str, fake_manager: uv_envs.E
 def test_cli_refuses_a_remote_host_with_exit_2(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    code = main(["--host", "0.0.0.0", "--port", "0", "--root", str(tmp_path / "r")], environ={})
+    argv = ["--host", "0.0.0.0", "--port", "0", "--root", str(tmp_path / "r")]  # noqa: S104 - refused
+    code = main(argv, environ={})
     assert code == 2
     assert "--allow-remote" in caplog.text
     assert "not a loopback address" in caplog.text
@@ -95,7 +101,7 @@ def test_cli_refuses_a_remote_host_with_exit_2(
 
 
 @pytest.fixture
-def token_target(serve: Any, fake_manager: uv_envs.EnvManager) -> str:
+def token_target(serve: Serve, fake_manager: uv_envs.EnvManager) -> str:
     return serve(fake_manager, token=TOKEN)
 
 
@@ -133,7 +139,7 @@ def test_a_missing_or_wrong_token_is_unauthenticated(
 
 
 def test_the_right_token_is_served_and_health_needs_none(
-    token_target: str, open_client: Any
+    token_target: str, open_client: OpenClient
 ) -> None:
     with grpc.insecure_channel(token_target) as channel:
         stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)
@@ -205,7 +211,7 @@ def test_cli_reads_the_token_file_and_the_variable(
 
 
 def test_tls_with_a_self_signed_certificate(
-    serve: Any, fake_manager: uv_envs.EnvManager, open_client: Any, self_signed: Any
+    serve: Serve, fake_manager: uv_envs.EnvManager, open_client: OpenClient, self_signed: SelfSigned
 ) -> None:
     cert, key = self_signed()
     target = serve(fake_manager, tls=(cert, key), token=TOKEN)
@@ -276,7 +282,7 @@ def test_a_request_over_the_default_size_is_resource_exhausted(
     assert stub.GetEnvStatus(pb.GetEnvStatusRequest(**IDENT), timeout=30).status == "NOT_FOUND"
 
 
-def test_the_size_limit_is_configurable(serve: Any, fake_manager: uv_envs.EnvManager) -> None:
+def test_the_size_limit_is_configurable(serve: Serve, fake_manager: uv_envs.EnvManager) -> None:
     target = serve(fake_manager, max_message_bytes=4096)
     with grpc.insecure_channel(target) as channel:
         stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)
@@ -290,7 +296,7 @@ def test_the_size_limit_is_configurable(serve: Any, fake_manager: uv_envs.EnvMan
 
 
 def test_too_many_packages_is_invalid_argument(
-    serve: Any, fake_manager: uv_envs.EnvManager, stub_channel: grpc.Channel
+    serve: Serve, fake_manager: uv_envs.EnvManager, stub_channel: grpc.Channel
 ) -> None:
     # The default: 1000 packages per request.
     default = env_manager_pb2_grpc.EnvManagerServiceStub(stub_channel)
@@ -329,7 +335,7 @@ def test_bad_limits_are_refused(fake_manager: uv_envs.EnvManager) -> None:
 
 
 @pytest.fixture
-def stub_channel(fake_target: str) -> Any:
+def stub_channel(fake_target: str) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(fake_target) as channel:
         yield channel
 
@@ -395,14 +401,14 @@ class _LeakyManager:
     def status(self, key: uv_envs.EnvKey) -> None:
         raise OSError(2, "No such file", "/srv/root/wf/node/metadata.json")
 
-    def ensure(self, key: uv_envs.EnvKey, **kwargs: Any) -> None:
+    def ensure(self, key: uv_envs.EnvKey, **kwargs: object) -> None:
         raise ValueError("password=hunter2 in /etc/uv-envs.conf line 3")
 
     def delete(self, key: uv_envs.EnvKey) -> None:
         raise uv_envs.EnvironmentInUse(f"{key} is leased by process 4242")
 
 
-def test_unexpected_errors_never_leak(serve: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_unexpected_errors_never_leak(serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
     target = serve(_LeakyManager())
     with grpc.insecure_channel(target) as channel:
         stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)

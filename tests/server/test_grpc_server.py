@@ -12,7 +12,7 @@ import threading
 import time
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -29,7 +29,12 @@ from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
 from uv_envs_server._stdservices import message_class
 
-IDENT = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from .conftest import GatedManager, Ident, OpenClient, Serve
+
+IDENT: Ident = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
 
 
 @pytest.fixture
@@ -37,7 +42,7 @@ def stub(channel: grpc.Channel) -> env_manager_pb2_grpc.EnvManagerServiceStub:
     return env_manager_pb2_grpc.EnvManagerServiceStub(channel)
 
 
-def _code(call: Any, request: Any) -> tuple[grpc.StatusCode, str]:
+def _code(call: Callable[..., object], request: object) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as info:
         call(request, timeout=30)
     details = info.value.details() or ""
@@ -63,7 +68,7 @@ def test_health_watch_sees_shutdown(fake_manager: uv_envs.EnvManager) -> None:
                 request_serializer=request_cls.SerializeToString,
                 response_deserializer=response_cls.FromString,
             )
-            stream = watch(request_cls(service=""), timeout=30)
+            stream: Iterator[Any] = watch(request_cls(service=""), timeout=30)
             assert next(stream).status == 1  # SERVING
             # 4 workers allow one Watch stream: the rest stay free for real work.
             with pytest.raises(grpc.RpcError) as info:
@@ -107,7 +112,7 @@ def test_reflection_lists_and_describes_services(channel: grpc.Channel) -> None:
         assert answers[4].error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
 
 
-def test_lifecycle_through_wtb_stubs(
+def test_lifecycle_through_wtb_stubs(  # noqa: PLR0915 - one walk through every RPC, as WTB calls them
     stub: env_manager_pb2_grpc.EnvManagerServiceStub, fake_uv: testing.FakeUvExecutor
 ) -> None:
     created = stub.CreateEnv(pb.CreateEnvRequest(**IDENT, packages=["alpha==1.0"]), timeout=30)
@@ -200,7 +205,7 @@ def test_failed_add_answers_failed_and_leaves_the_env(
 class _UvFailingManager:
     """Every uv-backed operation fails the way the core reports a uv failure."""
 
-    def _fail(self, *args: Any, **kwargs: Any) -> None:
+    def _fail(self, *args: object, **kwargs: object) -> None:
         raise uv_envs.UvError(
             "uv sync failed",
             command=("uv", "sync"),
@@ -211,14 +216,14 @@ class _UvFailingManager:
 
     sync = add = update = remove = _fail
 
-    def _timeout(self, *args: Any, **kwargs: Any) -> None:
+    def _timeout(self, *args: object, **kwargs: object) -> None:
         raise uv_envs.UvTimeout("uv ran longer than 1800 seconds", command=("uv", "lock"))
 
     ensure = _timeout
 
 
 @pytest.mark.parametrize("rpc", ["SyncEnv", "AddDeps", "UpdateDeps", "RemoveDeps"])
-def test_uv_failure_in_an_operation_is_a_failed_answer(serve: Any, rpc: str) -> None:
+def test_uv_failure_in_an_operation_is_a_failed_answer(serve: Serve, rpc: str) -> None:
     target = serve(_UvFailingManager())
     request = {
         "SyncEnv": pb.SyncEnvRequest(**IDENT),
@@ -269,7 +274,7 @@ def test_create_that_does_not_resolve_is_failed_precondition(
     ],
 )
 def test_bad_input_is_invalid_argument(
-    stub: env_manager_pb2_grpc.EnvManagerServiceStub, rpc: str, request_: Any
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub, rpc: str, request_: object
 ) -> None:
     code, details = _code(getattr(stub, rpc), request_)
     assert code is grpc.StatusCode.INVALID_ARGUMENT, details
@@ -288,7 +293,7 @@ def test_bad_input_is_invalid_argument(
     ],
 )
 def test_missing_env_is_not_found(
-    stub: env_manager_pb2_grpc.EnvManagerServiceStub, rpc: str, request_: Any
+    stub: env_manager_pb2_grpc.EnvManagerServiceStub, rpc: str, request_: object
 ) -> None:
     code, details = _code(getattr(stub, rpc), request_)
     assert code is grpc.StatusCode.NOT_FOUND
@@ -313,7 +318,7 @@ class _BrokenManager:
 
 
 def test_unexpected_errors_are_internal_without_traceback(
-    serve: Any, caplog: pytest.LogCaptureFixture
+    serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     target = serve(_BrokenManager())
     with grpc.insecure_channel(target) as channel:
@@ -366,7 +371,7 @@ def test_client_round_trip(fake_client: EnvManagerClient) -> None:
 
 
 def test_status_is_answered_while_a_create_runs(
-    serve: Any, gated_manager: Any, open_client: Any
+    serve: Serve, gated_manager: GatedManager, open_client: OpenClient
 ) -> None:
     manager, gate = gated_manager()
     client = open_client(serve(manager, max_workers=4), timeout=30)
@@ -387,7 +392,9 @@ def test_status_is_answered_while_a_create_runs(
     assert client.get_env_status("wf", "slow").status == "READY"
 
 
-def test_a_busy_env_is_aborted(serve: Any, gated_manager: Any, open_client: Any) -> None:
+def test_a_busy_env_is_aborted(
+    serve: Serve, gated_manager: GatedManager, open_client: OpenClient
+) -> None:
     manager, gate = gated_manager(lock_timeout=0.5)
     client = open_client(serve(manager, max_workers=4), timeout=30)
     with futures.ThreadPoolExecutor(1) as pool:
@@ -418,7 +425,7 @@ def test_provider_contract(
         with pytest.raises(uv_envs.InvalidIdentifier):
             provider.create_environment("bad", {"workflow_id": "../x", "node_id": "n"})
     finally:
-        if remote:
+        if isinstance(provider, GrpcEnvironmentProvider):  # remote
             provider.close()
 
 

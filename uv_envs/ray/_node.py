@@ -22,6 +22,7 @@ from uv_envs._manager import EnvManager
 from uv_envs._models import Environment, EnvKey, EnvSpec
 from uv_envs._project import spec_hash
 from uv_envs._raylink import RayInstall
+from uv_envs._services import Services
 from uv_envs._settings import Settings
 from uv_envs._validation import normalize_python_request, parse_requirements
 
@@ -41,6 +42,15 @@ class NodeEnv:
     size_bytes: int = 0
 
 
+def _services(manager: EnvManager) -> Services:
+    """The manager's core services: the lock store, the venv store and the Ray link.
+
+    uv_envs.ray is part of uv-envs and seeds the stored resolution, which the
+    public facade does not offer.
+    """
+    return manager._core.services  # noqa: SLF001
+
+
 def node_manager(root: str | None = None) -> EnvManager:
     """The node's manager: ``root``, else the node's ``UV_ENVS_ROOT`` and other variables."""
     overrides: dict[str, object] = {} if root is None else {"root": Path(root)}
@@ -49,7 +59,7 @@ def node_manager(root: str | None = None) -> EnvManager:
 
 def cluster_ray(manager: EnvManager) -> RayInstall:
     """The node's Ray, which every env built here must work with."""
-    install = manager.ray_link.install()
+    install = _services(manager).ray_link.install()
     if install is None:
         raise RayNotAvailable(
             "uv_envs.ray needs Ray linking: this node's uv-envs sees no Ray "
@@ -76,7 +86,7 @@ def ensure_here(spec: LockedSpec, *, root: str | None = None, node_id: str = "")
     # Seed the node's stored resolution with the lock: the ensure below then copies
     # it and only checks it (uv lock --check --offline), never resolving anew.
     digest = spec_hash(EnvSpec(packages=packages, python=python), manager.settings.index)
-    manager.lock_store.put(digest, spec.uv_lock.encode())
+    _services(manager).lock_store.put(digest, spec.uv_lock.encode())
     environment = manager.ensure(key, packages=packages, python=python)
     locked = dict(manager.dependencies(key).locked)
     if locked != spec.locked:
@@ -123,13 +133,14 @@ def release_here(spec: LockedSpec, *, root: str | None = None) -> int:
 
 def release_key(manager: EnvManager, key: EnvKey) -> int:
     """:func:`release_here` for a key on a manager."""
-    before = sum(manager.venv_store.sizes().values())
+    store = _services(manager).venv_store
+    before = sum(store.sizes().values())
     try:
         manager.delete_within(key, 0.0)
     except (RuntimeError, TimeoutError):  # EnvironmentInUse, EnvironmentBusy
         return 0
     manager.cleanup(math.inf)
-    return max(0, before - sum(manager.venv_store.sizes().values()))
+    return max(0, before - sum(store.sizes().values()))
 
 
 def as_dict(node_env: NodeEnv) -> dict[str, Any]:

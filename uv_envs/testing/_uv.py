@@ -1,16 +1,4 @@
-"""Fakes for fast tests of code that uses uv-envs, without uv or a package index.
-
-``FakeUvExecutor`` plays uv on the file system: it resolves against an
-in-memory catalog, writes ``uv.lock`` files in uv's layout, and builds a
-venv-shaped folder (no interpreter is copied; ``bin/python`` links to the
-running one). ``RecordingPublisher`` keeps the events it was given.
-
-Example::
-
-    executor = FakeUvExecutor({"alpha": ["1.0", "2.0"]})
-    manager = EnvManager(Settings(root=tmp_path), executor=executor,
-                         python_finder=FakePythonFinder())
-"""
+"""Fakes of uv and of interpreter discovery, and a counting wrapper for the real uv."""
 
 from __future__ import annotations
 
@@ -21,28 +9,17 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ._errors import PythonNotFound
-from ._events import DomainEvent
-from ._project import PROJECT_NAME, locked_versions
-from ._provider import IEnvironmentProvider
-from ._python import Interpreter
-from ._uv import UvExecutor, UvInvocation, UvResult
-from ._validation import normalize_python_request
-
-__all__ = [
-    "CountingExecutor",
-    "FakePythonFinder",
-    "FakeUvExecutor",
-    "RecordingPublisher",
-    "check_provider_contract",
-]
+from uv_envs._errors import PythonNotFound
+from uv_envs._project import PROJECT_NAME, locked_versions
+from uv_envs._python import Interpreter
+from uv_envs._uv import UvExecutor, UvInvocation, UvResult
+from uv_envs._validation import normalize_python_request
 
 _RUNNING_VERSION = ".".join(str(p) for p in sys.version_info[:3])
 
@@ -64,20 +41,6 @@ class FakePythonFinder:
 
     def installed(self) -> list[Interpreter]:
         return list(self.interpreters)
-
-
-@attrs.define
-class RecordingPublisher:
-    """An event publisher that keeps every event, in order."""
-
-    events: list[DomainEvent] = attrs.field(factory=list)
-
-    def __call__(self, event: DomainEvent) -> None:
-        self.events.append(event)
-
-    @property
-    def names(self) -> list[str]:
-        return [event.name for event in self.events]
 
 
 @attrs.define
@@ -317,42 +280,3 @@ def _build_venv(project: Path, venv: str) -> None:
         info = site / f"{name}-{version}.dist-info"
         info.mkdir(exist_ok=True)
         (info / "RECORD").write_text(f"{name}/__init__.py,,\n")
-
-
-def check_provider_contract(
-    provider: IEnvironmentProvider, config: Mapping[str, Any], variant_id: str = "variant-1"
-) -> None:
-    """Exercise an ``IEnvironmentProvider`` the way WTB does; raise AssertionError on a deviation.
-
-    ``config`` must name an env that does not exist yet and whose packages
-    resolve. Run it against every provider implementation.
-    """
-    created = provider.create_environment(variant_id, dict(config))
-    for field in (
-        "type",
-        "workflow_id",
-        "node_id",
-        "version_id",
-        "env_path",
-        "python_path",
-        "venv_path",
-        "python_version",
-        "status",
-    ):
-        assert field in created, f"create_environment result lacks {field!r}"
-    assert created["status"] == "READY", created
-    assert created["python_path"] == str(Path(created["env_path"]) / ".venv" / "bin" / "python")
-    assert created["workflow_id"] == config["workflow_id"]
-    again = provider.create_environment(variant_id, dict(config))
-    assert again["env_path"] == created["env_path"], "create_environment is not idempotent"
-    runtime = provider.get_runtime_env(variant_id)
-    assert runtime is not None, "get_runtime_env returned None for a created variant"
-    for field in ("env_path", "python_path", "venv_path", "env_vars", "py_executable"):
-        assert field in runtime, f"get_runtime_env result lacks {field!r}"
-    assert runtime["env_vars"]["VIRTUAL_ENV"] == runtime["venv_path"]
-    assert runtime["py_executable"] == created["python_path"]
-    assert provider.get_runtime_env("no-such-variant") is None
-    provider.cleanup_environment(variant_id)
-    assert provider.get_runtime_env(variant_id) is None
-    provider.cleanup_environment(variant_id)  # a second cleanup is a no-op
-    assert not Path(created["env_path"]).exists(), "cleanup_environment left the env on disk"

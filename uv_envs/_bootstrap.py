@@ -1,0 +1,97 @@
+"""The one place where the real adapters are wired, with the overrides tests and callers give.
+
+``EnvManager`` calls :func:`bootstrap`; the CLI, the servers and the providers
+all build an ``EnvManager``, so they are wired here too.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from . import _events as events
+from ._access import EnvAccess
+from ._audit import AuditLog, SqliteAuditLog
+from ._cleanup import Collector
+from ._dependencies import DependencyChanges
+from ._envdirs import EnvDirs
+from ._generations import GenerationSwitch
+from ._install import Installer
+from ._layout import Layout
+from ._leases import Leases
+from ._metadata import JsonMetadataRepository
+from ._provisioning import Provisioner
+from ._python import InterpreterFinder, PythonFinder
+from ._raylink import RayLinker
+from ._reads import Reads
+from ._recovery import Recovery
+from ._runner import UvRunner
+from ._services import Services
+from ._settings import Settings
+from ._store import LockStore, VenvStore
+from ._uv import SubprocessUvExecutor, UvExecutor, UvOptions, find_uv_binary
+from ._verification import Verifier
+
+
+@attrs.frozen
+class Core:
+    """The services of one root, ready to be called by the facade."""
+
+    services: Services
+    access: EnvAccess
+    provisioner: Provisioner
+    changes: DependencyChanges
+    reads: Reads
+    collector: Collector
+    verifier: Verifier
+    recovery: Recovery
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    executor: UvExecutor | None = None,
+    audit: AuditLog | None = None,
+    publish: events.EventPublisher | None = None,
+    python_finder: InterpreterFinder | None = None,
+) -> Core:
+    """Wire the core of ``settings.root``; each ``None`` takes the real adapter."""
+    layout = Layout(settings.root)
+    executor = executor or SubprocessUvExecutor(find_uv_binary(settings.uv_binary))
+    uv_options = UvOptions(
+        cache_dir=settings.effective_cache_dir,
+        index=settings.index,
+        python_downloads=settings.python_downloads,
+        compile_bytecode=settings.compile_bytecode,
+        timeout=settings.uv_timeout,
+    )
+    venv_store = VenvStore(layout, settings.lock_timeout)
+    services = Services(
+        settings=settings,
+        layout=layout,
+        uv=UvRunner(executor),
+        uv_options=uv_options,
+        metadata=JsonMetadataRepository(layout),
+        audit=audit if audit is not None else SqliteAuditLog(layout.audit_db),
+        publish=publish,
+        python_finder=python_finder
+        or PythonFinder(executor, uv_options, settings.python_search_paths),
+        lock_store=LockStore(layout, settings.lock_max_age),
+        venv_store=venv_store,
+        dirs=EnvDirs(layout, venv_store),
+        leases=Leases(layout),
+        ray_link=RayLinker(settings.ray),
+    )
+    recovery = Recovery(services)
+    access = EnvAccess(services, recovery)
+    installer = Installer(services)
+    switch = GenerationSwitch(services, installer)
+    return Core(
+        services=services,
+        access=access,
+        provisioner=Provisioner(services, access, installer, switch),
+        changes=DependencyChanges(services, access, switch),
+        reads=Reads(services, access),
+        collector=Collector(services, access),
+        verifier=Verifier(services, access),
+        recovery=recovery,
+    )

@@ -1,0 +1,64 @@
+"""Installs a generation's lock: a link to the shared store entry, or a private venv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from ._operation import Operation
+from ._python import Interpreter
+from ._services import Services
+from ._store import install_slot, venv_id
+from ._uv import sync_command
+
+
+@attrs.frozen
+class Installer:
+    """Puts ``gen_dir/.venv`` in place for the lock in ``gen_dir``."""
+
+    services: Services
+
+    def install(
+        self,
+        gen_dir: Path,
+        interpreter: Interpreter,
+        operation: Operation,
+        *,
+        shared: bool = True,
+        refresh: bool = False,
+    ) -> bool:
+        """Link the store's venv for the lock, building it if new; True if anything was built.
+
+        Unshared, the venv is built privately in the generation: ``sync`` uses
+        that to rebuild from the lock without trusting any existing bytes.
+        """
+        services = self.services
+        settings = services.settings
+        python = str(interpreter.path)
+        lock_text = (gen_dir / "uv.lock").read_text()
+        services.ray_link.check_lock(lock_text, interpreter)
+        if not shared:
+            with install_slot(services.layout, settings.max_concurrent_installs):
+                operation.run(
+                    sync_command(gen_dir, python, services.uv_options, refresh=refresh),
+                    "uv sync --frozen",
+                )
+            services.ray_link.link(gen_dir / ".venv", interpreter)
+            return True
+        entry_id = venv_id(
+            lock_text,
+            interpreter,
+            compile_bytecode=settings.compile_bytecode,
+            ray_link=services.ray_link.store_identity(interpreter),
+        )
+
+        def build(venv: Path) -> None:
+            with install_slot(services.layout, settings.max_concurrent_installs):
+                operation.run(
+                    sync_command(gen_dir, python, services.uv_options, venv=venv),
+                    "uv sync --frozen",
+                )
+            services.ray_link.link(venv, interpreter)  # before the store seals the entry
+
+        return services.venv_store.link(gen_dir, entry_id, build)

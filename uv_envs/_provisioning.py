@@ -1,0 +1,211 @@
+"""Create and ensure: a new env from a spec, or an existing one moved to a new spec.
+
+Resolution is shared between keys: a spec resolved within
+``Settings.lock_max_age`` reuses the stored lock (checked offline by uv), and
+the spec's lock (``locks/spec-<hash>.lock``) makes concurrent creates of one
+spec resolve once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import attrs
+
+from . import _events as events
+from . import _locking
+from ._access import USABLE, EnvAccess, Locked
+from ._errors import EnvironmentAlreadyExists
+from ._generations import GenerationPlan, GenerationSwitch
+from ._install import Installer
+from ._models import Environment, EnvKey, EnvStatus
+from ._operation import Operation, audited
+from ._project import render_pyproject
+from ._requests import ProvisionRequest
+from ._services import Services
+from ._uv import add_command, lock_command
+
+
+@attrs.frozen
+class Provisioner:
+    """Builds envs from specs."""
+
+    services: Services
+    access: EnvAccess
+    installer: Installer
+    switch: GenerationSwitch
+
+    def provide(self, key: EnvKey, request: ProvisionRequest, *, replace: bool) -> Environment:
+        """The env of ``key`` for the request (see ``EnvManager.create`` and ``ensure``)."""
+        with self.access.locked(key) as token:
+            existing = self.access.current(token)
+            if existing is None:
+                return self._build_new(token, request)
+            same_spec = existing.spec_hash == request.digest
+            if existing.status is EnvStatus.DAMAGED and (same_spec or replace):
+                return self._respec(token, existing, request)  # rebuilding repairs it
+            if existing.status not in USABLE:
+                # FAILED: a create whose rollback did not complete. Start over.
+                self.services.discard(key)
+                return self._build_new(token, request)
+            if same_spec:
+                with audited(self.services, key, "ensure" if replace else "create") as op:
+                    op.note(reused=True)
+                self.services.dirs.touch(existing)
+                return existing
+            if not replace:
+                raise EnvironmentAlreadyExists(
+                    f"environment {key} exists with another spec "
+                    f"({existing.spec_hash[:12]} != {request.digest[:12]}); "
+                    "use ensure() to move it to the new spec, or delete it first"
+                )
+            return self._respec(token, existing, request)
+
+    def _build_new(self, token: Locked, request: ProvisionRequest) -> Environment:
+        services, key = self.services, token.key
+        env_dir = services.layout.env_dir(key)
+        now = time.time()
+        environment = Environment(
+            key=key,
+            env_path=env_dir,
+            status=EnvStatus.CREATING,
+            spec=request.spec,
+            spec_hash=request.digest,
+            python_version=request.interpreter.version,
+            python_executable=str(request.interpreter.path),
+            generation=0,
+            pending_generation=1,
+            created_at=now,
+            updated_at=now,
+        )
+        details = {"packages": list(request.spec.packages), "python": request.spec.python}
+        services.emit(events.EnvironmentCreationStarted(key, details=details))
+        with audited(
+            services,
+            key,
+            "create",
+            details,
+            failure_event=lambda exc: events.EnvironmentCreationFailed(
+                key, details={"error": str(exc)}
+            ),
+        ) as operation:
+            try:
+                environment = self._build_first_generation(environment, request, operation)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    services.discard(key)
+                raise
+            operation.note(generation=1, spec_hash=request.digest)
+        services.emit(
+            events.EnvironmentCreated(key, details={"python_version": environment.python_version})
+        )
+        services.dirs.touch(environment)
+        return environment
+
+    def _build_first_generation(
+        self, environment: Environment, request: ProvisionRequest, operation: Operation
+    ) -> Environment:
+        services, env_dir = self.services, environment.env_path
+        if env_dir.exists() or env_dir.is_symlink():
+            # A folder without metadata: left by a create that died before its first write.
+            services.discard(environment.key)
+        services.dirs.make(env_dir)
+        services.metadata.save(environment)
+        gen_dir = services.layout.generation_dir(env_dir, 1)
+        gen_dir.mkdir(parents=True)
+        self.write_spec_project(gen_dir, environment.key, request, operation)
+        installed = self.installer.install(gen_dir, request.interpreter, operation)
+        operation.note(installed=installed)
+        services.dirs.point_current(env_dir, 1)
+        services.dirs.link_top_level(env_dir)
+        ready = attrs.evolve(
+            environment,
+            status=EnvStatus.READY,
+            generation=1,
+            pending_generation=None,
+            updated_at=time.time(),
+            ray=services.ray_link.describe(request.interpreter),
+        )
+        services.metadata.save(ready)
+        return ready
+
+    def _respec(
+        self, token: Locked, environment: Environment, request: ProvisionRequest
+    ) -> Environment:
+        key = token.key
+        details = {"packages": list(request.spec.packages), "python": request.spec.python}
+        self.services.emit(events.EnvironmentCreationStarted(key, details=details))
+        plan = GenerationPlan(
+            "ensure", copy_project=False, spec=request.spec, interpreter=request.interpreter
+        )
+        result = self.switch.next(
+            token,
+            environment,
+            plan,
+            lambda gen_dir, operation: self.write_spec_project(gen_dir, key, request, operation),
+            failure_event=lambda exc: events.EnvironmentCreationFailed(
+                key, details={"error": str(exc)}
+            ),
+        )
+        self.services.emit(
+            events.EnvironmentCreated(key, details={"generation": result.environment.generation})
+        )
+        self.services.dirs.touch(result.environment)
+        return result.environment
+
+    def write_spec_project(
+        self, gen_dir: Path, key: EnvKey, request: ProvisionRequest, operation: Operation
+    ) -> None:
+        """Write the project for a spec and lock it; notes whether uv resolved."""
+        spec = request.spec
+        (gen_dir / "pyproject.toml").write_text(render_pyproject(key, spec.packages, spec.python))
+        python = str(request.interpreter.path)
+        if spec.requirements_text is None:
+            operation.note(resolved=self._lock_spec(gen_dir, python, request, operation))
+            return
+        requirements_file = gen_dir / "requirements.in"
+        requirements_file.write_text(spec.requirements_text)
+        try:
+            operation.run(
+                add_command(
+                    gen_dir,
+                    python,
+                    self.services.uv_options,
+                    requirements_file=requirements_file,
+                ),
+                "uv add -r",
+            )
+        finally:
+            requirements_file.unlink(missing_ok=True)
+        operation.note(resolved=True)
+
+    def _lock_spec(
+        self, gen_dir: Path, python: str, request: ProvisionRequest, operation: Operation
+    ) -> bool:
+        """``uv lock``, or a stored resolution of the same spec that still checks out.
+
+        Returns whether uv resolved. Holding the spec's lock makes concurrent
+        creates of one spec resolve once.
+        """
+        services = self.services
+        with _locking.hold(
+            services.layout.spec_lock(request.digest),
+            timeout=services.settings.lock_timeout,
+            what="spec",
+        ):
+            stored = None if request.refresh else services.lock_store.get(request.digest)
+            if stored is not None:
+                (gen_dir / "uv.lock").write_bytes(stored)
+                options = services.uv_options
+                offline = attrs.evolve(options, index=attrs.evolve(options.index, offline=True))
+                check = services.uv.run(
+                    lock_command(gen_dir, python, offline, check=True), "uv lock --check"
+                )
+                if check.ok:
+                    return False
+                (gen_dir / "uv.lock").unlink(missing_ok=True)
+            operation.run(lock_command(gen_dir, python, services.uv_options), "uv lock")
+            services.lock_store.put(request.digest, (gen_dir / "uv.lock").read_bytes())
+            return True

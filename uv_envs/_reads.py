@@ -1,0 +1,99 @@
+"""Reads: status, records, dependencies and exports. None of them waits for a lock.
+
+Metadata is replaced atomically and ``current`` is resolved once per read, so
+a read sees one whole generation. (The one exception, an abandoned create
+rolled back on sight, is :meth:`EnvAccess.read`'s.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from . import _locking
+from ._access import READY, USABLE, EnvAccess, require_status
+from ._errors import EnvironmentNotFound, InvalidRequirement, StorageError
+from ._models import Dependencies, Environment, EnvKey, EnvStatus, Export, StatusReport
+from ._project import read_declared, read_locked
+from ._services import Services
+from ._uv import ExportFormat, export_command
+from ._validation import validate_id
+
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("requirements.txt", "pylock.toml")
+
+
+@attrs.frozen
+class Reads:
+    """The read side of one root."""
+
+    services: Services
+    access: EnvAccess
+
+    def status(self, key: EnvKey) -> StatusReport:
+        env_dir = self.services.layout.env_dir(key)
+        environment = self.access.read(key)
+        if environment is None:
+            return StatusReport(key=key, status=EnvStatus.NOT_FOUND, env_path=env_dir)
+        return StatusReport(
+            key=key,
+            status=environment.status,
+            env_path=env_dir,
+            has_pyproject=(env_dir / "pyproject.toml").is_file(),
+            has_uv_lock=(env_dir / "uv.lock").is_file(),
+            has_venv=(env_dir / ".venv" / "pyvenv.cfg").is_file(),
+            environment=environment,
+        )
+
+    def get(self, key: EnvKey) -> Environment:
+        environment = self.access.read(key)
+        if environment is None:
+            raise EnvironmentNotFound(f"no environment {key}")
+        return environment
+
+    def runtime_env(self, key: EnvKey) -> dict[str, Any]:
+        environment = require_status(self.get(key), READY)
+        self.services.dirs.touch(environment)
+        return environment.runtime_env()
+
+    def list_environments(self, workflow_id: str | None, node_id: str | None) -> list[Environment]:
+        if workflow_id is not None:
+            validate_id(workflow_id, "workflow_id")
+        if node_id is not None:
+            validate_id(node_id, "node_id")
+        services = self.services
+        found: list[Environment] = []
+        for key in services.metadata.keys(workflow_id, node_id):
+            try:
+                environment = services.metadata.load(key)
+            except StorageError:
+                continue
+            if environment is None:
+                continue
+            if environment.status is EnvStatus.CREATING and _locking.is_free(
+                services.layout.lock_file(key)
+            ):
+                environment = attrs.evolve(
+                    environment, status=EnvStatus.FAILED, error="creation was interrupted"
+                )
+            found.append(environment)
+        return sorted(found, key=lambda e: e.key)
+
+    def dependencies(self, key: EnvKey) -> Dependencies:
+        gen_dir = self.services.dirs.current_dir(require_status(self.get(key), USABLE))
+        return Dependencies(key=key, declared=read_declared(gen_dir), locked=read_locked(gen_dir))
+
+    def export(self, key: EnvKey) -> Export:
+        gen_dir = self.services.dirs.current_dir(require_status(self.get(key), USABLE))
+        return Export(
+            key=key,
+            pyproject_toml=(gen_dir / "pyproject.toml").read_text(),
+            uv_lock=(gen_dir / "uv.lock").read_text(),
+        )
+
+    def export_as(self, key: EnvKey, fmt: ExportFormat) -> str:
+        if fmt not in EXPORT_FORMATS:
+            raise InvalidRequirement(f"unknown export format {fmt!r}; use one of {EXPORT_FORMATS}")
+        gen_dir = self.services.dirs.current_dir(require_status(self.get(key), USABLE))
+        invocation = export_command(gen_dir, self.services.uv_options, fmt)
+        return self.services.uv.check(invocation, f"uv export --format {fmt}").stdout

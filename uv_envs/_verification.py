@@ -1,0 +1,53 @@
+"""Verify: an env's venv against its lock; a damaged one is marked, and its store entry too."""
+
+from __future__ import annotations
+
+import contextlib
+
+import attrs
+
+from ._access import EnvAccess
+from ._models import EnvKey, EnvStatus, VerifyReport
+from ._operation import audited
+from ._project import read_locked
+from ._services import Services
+from ._uv import cache_clean_command
+from ._verify import check_venv
+
+
+@attrs.frozen
+class Verifier:
+    """Checks envs and records what it found."""
+
+    services: Services
+    access: EnvAccess
+
+    def verify(self, key: EnvKey) -> VerifyReport:
+        services = self.services
+        with self.access.locked(key) as token:
+            environment = self.access.require(token)
+            with audited(services, key, "verify") as operation:
+                gen_dir = services.dirs.current_dir(environment)
+                problems, checked, damaged_packages = check_venv(
+                    gen_dir / ".venv", environment.pinned_python_path, read_locked(gen_dir)
+                )
+                if damaged_packages:
+                    # Installed files are hard links into uv's cache: drop the damaged
+                    # packages from it, so no later install links the same bytes.
+                    services.uv.run(
+                        cache_clean_command(services.uv_options, damaged_packages),
+                        "uv cache clean",
+                    )
+                if problems:
+                    damaged = attrs.evolve(
+                        environment, status=EnvStatus.DAMAGED, error="; ".join(problems[:5])
+                    )
+                    services.metadata.save(damaged)
+                    with contextlib.suppress(OSError):
+                        services.venv_store.mark_damaged(gen_dir / ".venv")
+                elif environment.status is EnvStatus.DAMAGED:
+                    services.metadata.save(
+                        attrs.evolve(environment, status=EnvStatus.READY, error=None)
+                    )
+                operation.note(problems=list(problems), checked_files=checked)
+        return VerifyReport(key=key, problems=tuple(problems), checked_files=checked)

@@ -1,0 +1,27 @@
+"""Fakes for fast tests of code that uses uv-envs, without uv or a package index.
+
+``FakeUvExecutor`` plays uv on the file system: it resolves against an
+in-memory catalog, writes ``uv.lock`` files in uv's layout, and builds a
+venv-shaped folder (no interpreter is copied; ``bin/python`` links to the
+running one). ``RecordingPublisher`` keeps the events it was given, ``InMemoryAuditLog``
+the audit records.
+
+Example::
+
+    executor = FakeUvExecutor({"alpha": ["1.0", "2.0"]})
+    manager = EnvManager(Settings(root=tmp_path), executor=executor,
+                         python_finder=FakePythonFinder())
+"""
+
+from ._contract import check_provider_contract
+from ._recorders import InMemoryAuditLog, RecordingPublisher
+from ._uv import CountingExecutor, FakePythonFinder, FakeUvExecutor
+
+__all__ = [
+    "CountingExecutor",
+    "FakePythonFinder",
+    "FakeUvExecutor",
+    "InMemoryAuditLog",
+    "RecordingPublisher",
+    "check_provider_contract",
+]

@@ -1,0 +1,119 @@
+"""Fakes that record what the core told them: events and audit records."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from uv_envs._audit import MAX_OUTPUT
+from uv_envs._events import DomainEvent
+from uv_envs._models import (
+    DeletedOperations,
+    EnvKey,
+    OperationPage,
+    OperationRecord,
+    OperationStatus,
+)
+
+
+@attrs.define
+class RecordingPublisher:
+    """An event publisher that keeps every event, in order."""
+
+    events: list[DomainEvent] = attrs.field(factory=list)
+
+    def __call__(self, event: DomainEvent) -> None:
+        self.events.append(event)
+
+    @property
+    def names(self) -> list[str]:
+        return [event.name for event in self.events]
+
+
+@attrs.define
+class InMemoryAuditLog:
+    """The :class:`~uv_envs.AuditLog` port in a list, for one process."""
+
+    records: list[OperationRecord] = attrs.field(factory=list)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+
+    def start(self, key: EnvKey, operation: str, metadata: Mapping[str, Any] | None = None) -> int:
+        with self._lock:
+            record = OperationRecord(
+                id=len(self.records) + 1,
+                workflow_id=key.workflow_id,
+                node_id=key.node_id,
+                version_id=key.version_id,
+                operation=operation,
+                status=OperationStatus.RUNNING,
+                started_at=time.time(),
+                metadata={**(metadata or {}), "pid": os.getpid()},
+            )
+            self.records.append(record)
+            return record.id
+
+    def finish(
+        self,
+        record_id: int,
+        status: OperationStatus,
+        *,
+        stdout: str = "",
+        stderr: str = "",
+        exit_code: int | None = None,
+        error: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        with self._lock:
+            index = next((i for i, r in enumerate(self.records) if r.id == record_id), None)
+            if index is None:
+                return
+            record, now = self.records[index], time.time()
+            self.records[index] = attrs.evolve(
+                record,
+                status=status,
+                finished_at=now,
+                duration_ms=int((now - record.started_at) * 1000),
+                stdout=stdout[-MAX_OUTPUT:],
+                stderr=stderr[-MAX_OUTPUT:],
+                exit_code=exit_code,
+                error=error,
+                metadata={**record.metadata, **(metadata or {})},
+            )
+
+    def query(
+        self,
+        *,
+        workflow_id: str | None = None,
+        node_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> OperationPage:
+        limit, offset = max(0, min(limit, 1000)), max(0, offset)
+        wanted = {"workflow_id": workflow_id, "node_id": node_id, "status": status}
+        with self._lock:
+            found = [
+                r
+                for r in reversed(self.records)
+                if all(not v or getattr(r, k) == v for k, v in wanted.items())
+            ]
+        return OperationPage(len(found), limit, offset, tuple(found[offset : offset + limit]))
+
+    def delete(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
+        with self._lock:
+            gone = [
+                r
+                for r in self.records
+                if r.workflow_id == workflow_id and (not node_id or r.node_id == node_id)
+            ]
+            self.records[:] = [r for r in self.records if r not in gone]
+        nodes = tuple(sorted({r.node_id for r in gone}))
+        return DeletedOperations(workflow_id, node_id or "", len(gone), nodes)
+
+    def close(self) -> None:
+        """Nothing to release."""
