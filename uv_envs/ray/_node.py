@@ -10,6 +10,7 @@ READY.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -70,7 +71,11 @@ def cluster_ray(manager: EnvManager) -> RayInstall:
 
 def ensure_here(spec: LockedSpec, *, root: str | None = None, node_id: str = "") -> NodeEnv:
     """Build the spec's env on this node (or find it), installing exactly its lock."""
-    manager = node_manager(root)
+    with contextlib.closing(node_manager(root)) as manager:
+        return _ensure(manager, spec, node_id=node_id, root_from_env=root is None)
+
+
+def _ensure(manager: EnvManager, spec: LockedSpec, *, node_id: str, root_from_env: bool) -> NodeEnv:
     install = cluster_ray(manager)
     python = normalize_python_request(spec.python)
     minor = ".".join(python.split(".")[:2])
@@ -102,7 +107,7 @@ def ensure_here(spec: LockedSpec, *, root: str | None = None, node_id: str = "")
         python_path=str(environment.python_path),
         locked=locked,
         root=str(manager.settings.root),
-        root_from_env=root is None and bool(os.environ.get("UV_ENVS_ROOT")),
+        root_from_env=root_from_env and bool(os.environ.get("UV_ENVS_ROOT")),
     )
 
 
@@ -116,8 +121,8 @@ def _store_size(venv: Path) -> int:
 
 def environment_here(spec: LockedSpec, *, root: str | None = None) -> Environment:
     """The spec's env on this node as it is (raises if it was never built here)."""
-    manager = node_manager(root)
-    return manager.get(spec.key(cluster_ray(manager).version))
+    with contextlib.closing(node_manager(root)) as manager:
+        return manager.get(spec.key(cluster_ray(manager).version))
 
 
 def release_here(spec: LockedSpec, *, root: str | None = None) -> int:
@@ -126,9 +131,8 @@ def release_here(spec: LockedSpec, *, root: str | None = None) -> int:
     Uses uv-envs' own delete and cleanup, so an env leased by a running
     process stays.
     """
-    manager = node_manager(root)
-    key = spec.key(cluster_ray(manager).version)
-    return release_key(manager, key)
+    with contextlib.closing(node_manager(root)) as manager:
+        return release_key(manager, spec.key(cluster_ray(manager).version))
 
 
 def release_key(manager: EnvManager, key: EnvKey) -> int:
@@ -136,7 +140,7 @@ def release_key(manager: EnvManager, key: EnvKey) -> int:
     store = _services(manager).venv_store
     before = sum(store.sizes().values())
     try:
-        manager.delete_within(key, 0.0)
+        manager.delete(key, timeout=0.0)
     except (RuntimeError, TimeoutError):  # EnvironmentInUse, EnvironmentBusy
         return 0
     manager.cleanup(math.inf)
