@@ -117,3 +117,28 @@ def fake_manager(tmp_path: Path, fake_uv: FakeUvExecutor, events: RecordingPubli
         python_finder=FakePythonFinder(),
         publish=events,
     )
+
+
+# --- PostgreSQL must not skip where it is required ------------------------------------------
+
+_skipped_postgres: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "postgres" in report.keywords:
+        _skipped_postgres.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # .ci/run sets UV_ENVS_TEST_POSTGRES_REQUIRED=1: there a skipped PostgreSQL test is a failure,
+    # not a quiet pass (a wrong URL or a stopped server would otherwise go unnoticed).
+    del exitstatus
+    if _skipped_postgres and os.environ.get("UV_ENVS_TEST_POSTGRES_REQUIRED") == "1":
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _skipped_postgres and os.environ.get("UV_ENVS_TEST_POSTGRES_REQUIRED") == "1":
+        terminalreporter.section("PostgreSQL tests skipped but required", red=True)
+        for nodeid in _skipped_postgres:
+            terminalreporter.line(f"SKIPPED (required): {nodeid}")

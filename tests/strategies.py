@@ -19,6 +19,7 @@ from uv_envs import (
     EnvKey,
     EnvSpec,
     EnvStatus,
+    EnvUsage,
     Export,
     IndexSettings,
     OperationPage,
@@ -395,6 +396,17 @@ def operation_pages() -> st.SearchStrategy[OperationPage]:
         limit=st.integers(0, 1000),
         offset=st.integers(0, 10**6),
         items=st.lists(operation_records(), max_size=3).map(tuple),
+    )
+
+
+def env_usages() -> st.SearchStrategy[EnvUsage]:
+    return st.builds(
+        EnvUsage,
+        key=env_keys(),
+        own_bytes=st.integers(0, 2**40),
+        venv_bytes=st.integers(0, 2**40),
+        last_used=st.floats(0, 2e9, allow_nan=False),
+        leased_generations=st.lists(st.integers(1, 10**6), max_size=3).map(tuple),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sqlite3
@@ -274,3 +275,76 @@ def test_concurrent_writers_in_four_processes(audit: SqliteAuditLog) -> None:
     assert audit.query().total == 101
     for worker in range(4):
         assert audit.query(node_id=f"w{worker}").total == 25
+
+
+OLD_SCHEMA = """
+CREATE TABLE operations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, workflow_id TEXT NOT NULL, node_id TEXT NOT NULL,
+    version_id TEXT NOT NULL, operation TEXT NOT NULL, status TEXT NOT NULL,
+    started_at REAL NOT NULL, finished_at REAL, duration_ms INTEGER,
+    stdout TEXT NOT NULL DEFAULT '', stderr TEXT NOT NULL DEFAULT '', exit_code INTEGER,
+    error TEXT, metadata TEXT NOT NULL DEFAULT '{}', pid INTEGER NOT NULL
+);
+"""
+
+
+def test_a_file_from_before_host_and_root_gains_them(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.executescript(OLD_SCHEMA)
+        old.execute(
+            "INSERT INTO operations (workflow_id, node_id, version_id, operation, status,"
+            " started_at, pid) VALUES ('wf', 'n', '', 'create', 'SUCCESS', 1.0, 3)"
+        )
+        old.commit()
+    audit = SqliteAuditLog(path, host="here", root="/root")
+    new_id = audit.start(KEY, "sync")
+    page = audit.query()
+    assert [(r.id, r.host, r.root) for r in page.items] == [(new_id, "here", "/root"), (1, "", "")]
+    assert audit.query(host="here").total == 1
+    audit.close()
+    with contextlib.closing(sqlite3.connect(path)) as migrated:
+        assert migrated.execute("PRAGMA user_version").fetchone()[0] == 1
+    # Opening it again (as every new thread does) finds nothing left to migrate.
+    again = SqliteAuditLog(path)
+    assert again.query().total == 2
+    again.close()
+
+
+def test_the_default_store_is_sqlite_in_the_root_stamped_with_host_and_root(
+    tmp_path: Path,
+) -> None:
+    from uv_envs import EnvManager, Settings
+    from uv_envs.testing import FakePythonFinder, FakeUvExecutor
+
+    settings = Settings.from_env(
+        {"UV_ENVS_ROOT": str(tmp_path / "root"), "UV_ENVS_AUDIT_HOST": "node-7"}, lock_timeout=5
+    )
+    assert (settings.audit_url, settings.audit_host) == (None, "node-7")
+    manager = EnvManager(
+        settings, executor=FakeUvExecutor({"alpha": ["1.0"]}), python_finder=FakePythonFinder()
+    )
+    manager.create(KEY, packages=["alpha"])
+    audit = manager._core.services.audit
+    assert isinstance(audit, SqliteAuditLog)
+    assert audit.path == settings.root / "audit.sqlite3"
+    [record] = manager.operations(host="node-7", root=str(settings.root)).items
+    assert (record.operation, record.host, record.root) == ("create", "node-7", str(settings.root))
+    assert manager.operations(host="elsewhere").total == 0
+    manager.close()
+
+
+def test_audit_settings_come_from_the_environment(tmp_path: Path) -> None:
+    from uv_envs import Settings
+
+    settings = Settings.from_env(
+        {
+            "UV_ENVS_ROOT": str(tmp_path),
+            "UV_ENVS_AUDIT_URL": "postgresql://u@127.0.0.1/db",
+            "UV_ENVS_AUDIT_PASSWORD_FILE": str(tmp_path / "pw"),
+            "UV_ENVS_AUDIT_TIMEOUT": "2.5",
+        }
+    )
+    assert settings.audit_url == "postgresql://u@127.0.0.1/db"
+    assert settings.audit_password_file == tmp_path / "pw"
+    assert settings.audit_timeout == 2.5

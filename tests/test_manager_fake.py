@@ -1047,10 +1047,12 @@ def test_recover_removes_a_create_that_died_before_its_first_metadata_write(
 ) -> None:
     kept = fake_manager.create(EnvKey("wf", "kept"), packages=["alpha"])
     # _build_new makes the env dir, then writes metadata.json: a crash in between
-    # leaves a directory that no record names.
+    # leaves a directory that no record names, at most with the temp file of the
+    # write. (Generations come after the first write: a folder with generations
+    # and no record lost it, and is quarantined instead; see tests/test_damage.py.)
     env_dir = fake_manager._core.services.layout.env_dir(KEY)
-    (env_dir / "gens" / "1").mkdir(parents=True)
-    (env_dir / "gens" / "1" / "pyproject.toml").write_text("[project]\n")
+    env_dir.mkdir(parents=True)
+    (env_dir / ".metadata.json.abc.tmp").write_text('{"schema_version"')
     assert fake_manager.status(KEY).status is EnvStatus.NOT_FOUND
 
     fake_manager.recover()
@@ -1319,3 +1321,30 @@ class ManagerMachine(RuleBasedStateMachine):
 
 ManagerMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=15, deadline=None)
 test_manager_state_machine = ManagerMachine.TestCase
+
+
+def test_usage_counts_the_env_its_shared_venv_and_its_leases(fake_manager: EnvManager) -> None:
+    environment = fake_manager.create(KEY, packages=["alpha"])
+    usage = fake_manager.usage(KEY)
+    assert usage.key == KEY
+    assert usage.own_bytes > 0
+    assert usage.venv_bytes > 0  # the venv lives in the store, outside the env's folder
+    assert usage.last_used >= environment.updated_at
+    assert usage.leased_generations == ()
+    with fake_manager.lease(KEY) as leased:
+        assert fake_manager.usage(KEY).leased_generations == (leased.generation,)
+    assert fake_manager.usage(KEY).leased_generations == ()
+
+
+def test_usage_of_an_unreadable_env_reports_its_folder(fake_manager: EnvManager) -> None:
+    fake_manager.create(KEY, packages=["alpha"])
+    env_dir = fake_manager._core.services.layout.env_dir(KEY)
+    (env_dir / "metadata.json").write_text("{not json")
+    usage = fake_manager.usage(KEY)
+    assert usage.own_bytes > 0
+    assert usage.venv_bytes == 0
+
+
+def test_usage_of_a_missing_env_is_not_found(fake_manager: EnvManager) -> None:
+    with pytest.raises(EnvironmentNotFound):
+        fake_manager.usage(KEY)

@@ -259,6 +259,7 @@ ROUND_TRIPS: dict[type, st.SearchStrategy[Any]] = {
     _models.OperationPage: s.operation_pages(),
     _models.DeletedOperations: s.deleted_operations(),
     _models.VerifyReport: s.verify_reports(),
+    _models.EnvUsage: s.env_usages(),
 }
 
 

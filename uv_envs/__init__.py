@@ -9,13 +9,17 @@ import importlib.metadata as _importlib_metadata
 import warnings as _warnings
 
 from ._audit import AuditLog
+from ._audit_open import open_audit_log
 from ._errors import (
+    AuditSchemaTooNew,
+    AuditUnavailable,
     DirectReferenceNotAllowed,
     EnvironmentAlreadyExists,
     EnvironmentBusy,
     EnvironmentInUse,
     EnvironmentNotFound,
     EnvironmentNotReady,
+    EnvironmentUnreadable,
     InvalidIdentifier,
     InvalidInput,
     InvalidPythonVersion,
@@ -53,6 +57,7 @@ from ._events import (
     logging_publisher,
 )
 from ._manager import EnvManager
+from ._metadata import Damage, UnreadableRecord
 from ._models import (
     CleanupReport,
     DeletedOperations,
@@ -63,6 +68,7 @@ from ._models import (
     EnvKey,
     EnvSpec,
     EnvStatus,
+    EnvUsage,
     Export,
     IndexSettings,
     OperationPage,
@@ -76,6 +82,7 @@ from ._models import (
 )
 from ._provider import IEnvironmentProvider, LocalEnvironmentProvider
 from ._python import Interpreter, InterpreterFinder
+from ._repair import RepairReport
 from ._settings import Settings
 from ._uv import SubprocessUvExecutor, UvExecutor, UvInvocation, UvResult
 
@@ -121,7 +128,10 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AuditLog",
+    "AuditSchemaTooNew",
+    "AuditUnavailable",
     "CleanupReport",
+    "Damage",
     "DeleteResult",
     "DeleteStatus",
     "DeletedOperations",
@@ -136,6 +146,7 @@ __all__ = [
     "EnvManager",
     "EnvSpec",
     "EnvStatus",
+    "EnvUsage",
     "Environment",
     "EnvironmentAlreadyExists",
     "EnvironmentBusy",
@@ -149,6 +160,7 @@ __all__ = [
     "EnvironmentNotReady",
     "EnvironmentSyncFailed",
     "EnvironmentSynced",
+    "EnvironmentUnreadable",
     "EventBus",
     "EventPublisher",
     "Export",
@@ -173,6 +185,7 @@ __all__ = [
     "RayNotAvailable",
     "RayPythonMismatch",
     "RayVersionConflict",
+    "RepairReport",
     "RequirementsOptionNotAllowed",
     "ResolutionFailed",
     "RetiredGeneration",
@@ -180,6 +193,7 @@ __all__ = [
     "StatusReport",
     "StorageError",
     "SubprocessUvExecutor",
+    "UnreadableRecord",
     "UvEnvsError",
     "UvError",
     "UvExecutor",
@@ -190,4 +204,5 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "logging_publisher",
+    "open_audit_log",
 ]

@@ -19,6 +19,7 @@ import attrs
 from . import _locking
 from ._errors import EnvironmentNotFound, EnvironmentNotReady
 from ._models import Environment, EnvKey, EnvStatus
+from ._repair import effective
 from ._services import Services
 
 if TYPE_CHECKING:
@@ -99,7 +100,8 @@ class EnvAccess:
         environment = self.recovery.reconcile(token)
         if environment is None:
             raise EnvironmentNotFound(f"no environment {token.key}")
-        return require_status(environment, allowed)
+        # DAMAGED when its shared venv is: what it would be if it had been verified too.
+        return require_status(effective(self.services.layout, environment), allowed)
 
     def read(self, key: EnvKey) -> Environment | None:
         """The record as stored, without waiting for the lock.

@@ -4,6 +4,10 @@ Each operation writes a RUNNING row when it starts and completes it with its
 outcome, so an operation interrupted by a crash stays visible (recovery marks
 it FAILED). The database runs in WAL mode, so readers never block the writer;
 each thread of each process has its own connection.
+
+Every record carries the host and root it came from, so one shared store (see
+``_audit_postgres``) can hold many; :func:`~uv_envs.open_audit_log` picks the
+store from the settings.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,11 +48,29 @@ CREATE TABLE IF NOT EXISTS operations (
     exit_code INTEGER,
     error TEXT,
     metadata TEXT NOT NULL DEFAULT '{}',
-    pid INTEGER NOT NULL
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL DEFAULT '',
+    root TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS operations_by_key ON operations (workflow_id, node_id, id);
 CREATE INDEX IF NOT EXISTS operations_by_status ON operations (status, id);
 """
+
+#: ``PRAGMA user_version`` of the current SQLite layout. Version 0 files (before
+#: host and root were recorded) gain the two columns, empty in their old rows.
+SQLITE_SCHEMA_VERSION = 1
+_SQLITE_MIGRATIONS = {
+    1: (
+        "ALTER TABLE operations ADD COLUMN host TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE operations ADD COLUMN root TEXT NOT NULL DEFAULT ''",
+    ),
+}
+
+#: The columns every store returns, in the order :func:`record_from_row` reads them.
+COLUMNS = (
+    "id, workflow_id, node_id, version_id, operation, status, started_at, finished_at,"
+    " duration_ms, stdout, stderr, exit_code, error, metadata, pid, host, root"
+)
 
 
 class AuditLog(Protocol):
@@ -80,12 +102,14 @@ class AuditLog(Protocol):
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        host: str | None = None,
+        root: str | None = None,
     ) -> OperationPage:
-        """Records newest first, filtered and paged."""
+        """Records newest first, filtered and paged (at most 1000 a page)."""
         ...
 
     def delete(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
-        """Remove the records of a workflow, or of one of its nodes."""
+        """Remove the records of a workflow, or of one of its nodes (of every host)."""
         ...
 
     def close(self) -> None:
@@ -93,15 +117,35 @@ class AuditLog(Protocol):
         ...
 
 
-def _clip(text: str) -> str:
+def clip(text: str) -> str:
+    """The last :data:`MAX_OUTPUT` characters of a command's output."""
     return text if len(text) <= MAX_OUTPUT else text[-MAX_OUTPUT:]
+
+
+def page_bounds(limit: int, offset: int) -> tuple[int, int]:
+    """``limit`` in ``0..1000`` and ``offset >= 0``, as every store pages."""
+    return max(0, min(limit, 1000)), max(0, offset)
+
+
+def filters(**values: str | None) -> list[tuple[str, str]]:
+    """The ``(column, value)`` pairs of the filters given (empty means no filter)."""
+    return [(column, value) for column, value in values.items() if value]
 
 
 @attrs.define
 class SqliteAuditLog:
-    """The audit log in one SQLite file (``<root>/audit.sqlite3``)."""
+    """The audit log in one SQLite file (``<root>/audit.sqlite3``).
+
+    Args:
+        path: the database file; created with its folder when missing.
+        host: stamped on each record (see ``Settings.audit_host``).
+        root: stamped on each record: the uv-envs root the log belongs to.
+
+    """
 
     path: Path
+    host: str = ""
+    root: str = ""
     _local: threading.local = attrs.field(factory=threading.local, init=False)
 
     def _connection(self) -> sqlite3.Connection:
@@ -114,6 +158,7 @@ class SqliteAuditLog:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)
+            _migrate(connection)
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open the audit log {self.path}: {exc}") from exc
         self._local.connection = connection
@@ -136,7 +181,7 @@ class SqliteAuditLog:
     def start(self, key: EnvKey, operation: str, metadata: Mapping[str, Any] | None = None) -> int:
         cursor = self._execute(
             "INSERT INTO operations (workflow_id, node_id, version_id, operation, status,"
-            " started_at, metadata, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " started_at, metadata, pid, host, root) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key.workflow_id,
                 key.node_id,
@@ -146,6 +191,8 @@ class SqliteAuditLog:
                 time.time(),
                 json.dumps(dict(metadata or {}), default=str),
                 os.getpid(),
+                self.host,
+                self.root,
             ),
         )
         assert cursor.lastrowid is not None  # noqa: S101 - sqlite sets it after INSERT
@@ -178,8 +225,8 @@ class SqliteAuditLog:
                 status,
                 now,
                 int((now - found[0]) * 1000),
-                _clip(stdout),
-                _clip(stderr),
+                clip(stdout),
+                clip(stderr),
                 exit_code,
                 error,
                 json.dumps(merged, default=str),
@@ -195,29 +242,23 @@ class SqliteAuditLog:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        host: str | None = None,
+        root: str | None = None,
     ) -> OperationPage:
-        limit = max(0, min(limit, 1000))
-        offset = max(0, offset)
-        clauses: list[str] = []
-        parameters: list[Any] = []
-        for column, value in (
-            ("workflow_id", workflow_id),
-            ("node_id", node_id),
-            ("status", status),
-        ):
-            if value:
-                clauses.append(f"{column} = ?")
-                parameters.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        total = self._execute(f"SELECT COUNT(*) FROM operations{where}", tuple(parameters))  # noqa: S608 - columns are fixed above
+        limit, offset = page_bounds(limit, offset)
+        given = filters(
+            workflow_id=workflow_id, node_id=node_id, status=status, host=host, root=root
+        )
+        where = " AND ".join(f"{column} = ?" for column, _ in given)
+        where = f" WHERE {where}" if where else ""
+        parameters = tuple(value for _, value in given)
+        total = self._execute(f"SELECT COUNT(*) FROM operations{where}", parameters)  # noqa: S608 - columns are fixed names
         count = int(total.fetchone()[0])
         rows = self._execute(
-            "SELECT id, workflow_id, node_id, version_id, operation, status, started_at,"  # noqa: S608
-            " finished_at, duration_ms, stdout, stderr, exit_code, error, metadata, pid"
-            f" FROM operations{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            f"SELECT {COLUMNS} FROM operations{where} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
             (*parameters, limit, offset),
         ).fetchall()
-        items = tuple(_record(row) for row in rows)
+        items = tuple(record_from_row(row) for row in rows)
         return OperationPage(total=count, limit=limit, offset=offset, items=items)
 
     def delete(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
@@ -252,8 +293,31 @@ class SqliteAuditLog:
         )
 
 
-def _record(row: tuple[Any, ...]) -> OperationRecord:
-    metadata = json.loads(row[13] or "{}")
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Bring a file written by an older uv-envs to :data:`SQLITE_SCHEMA_VERSION`."""
+    if connection.execute("PRAGMA user_version").fetchone()[0] >= SQLITE_SCHEMA_VERSION:
+        return
+    connection.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        present = {row[1] for row in connection.execute("PRAGMA table_info(operations)")}
+        for number in range(version + 1, SQLITE_SCHEMA_VERSION + 1):
+            for statement in _SQLITE_MIGRATIONS[number]:
+                # A file created at this version already has the columns (see _SCHEMA).
+                column = statement.split("ADD COLUMN ")[1].split()[0]
+                if column not in present:
+                    connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SQLITE_SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def record_from_row(row: Sequence[Any]) -> OperationRecord:
+    """An :class:`OperationRecord` from a row of :data:`COLUMNS`."""
+    raw = row[13]
+    metadata = dict(raw) if isinstance(raw, Mapping) else json.loads(raw or "{}")
     metadata.setdefault("pid", row[14])
     return OperationRecord(
         id=row[0],
@@ -270,4 +334,6 @@ def _record(row: tuple[Any, ...]) -> OperationRecord:
         exit_code=row[11],
         error=row[12],
         metadata=metadata,
+        host=row[15] or "",
+        root=row[16] or "",
     )

@@ -10,7 +10,8 @@ import attrs
 
 from . import _events as events
 from ._access import EnvAccess
-from ._audit import AuditLog, SqliteAuditLog
+from ._audit import AuditLog
+from ._audit_open import open_audit_log
 from ._cleanup import Collector
 from ._dependencies import DependencyChanges
 from ._envdirs import EnvDirs
@@ -24,6 +25,7 @@ from ._python import InterpreterFinder, PythonFinder
 from ._raylink import RayLinker
 from ._reads import Reads
 from ._recovery import Recovery
+from ._repairs import Repairs
 from ._runner import UvRunner
 from ._services import Services
 from ._settings import Settings
@@ -44,6 +46,7 @@ class Core:
     collector: Collector
     verifier: Verifier
     recovery: Recovery
+    repairs: Repairs
 
 
 def bootstrap(
@@ -71,7 +74,7 @@ def bootstrap(
         uv=UvRunner(executor),
         uv_options=uv_options,
         metadata=JsonMetadataRepository(layout),
-        audit=audit if audit is not None else SqliteAuditLog(layout.audit_db),
+        audit=audit if audit is not None else open_audit_log(settings, layout),
         publish=publish,
         python_finder=python_finder
         or PythonFinder(executor, uv_options, settings.python_search_paths),
@@ -85,13 +88,20 @@ def bootstrap(
     access = EnvAccess(services, recovery)
     installer = Installer(services)
     switch = GenerationSwitch(services, installer)
+    repairs = Repairs(services, access, switch)
     return Core(
         services=services,
         access=access,
         provisioner=Provisioner(services, access, installer, switch),
-        changes=DependencyChanges(services, access, switch),
+        changes=DependencyChanges(
+            services,
+            access,
+            switch,
+            repair_users_of=lambda entry, key: repairs.repair_users_of(entry, exclude=key),
+        ),
         reads=Reads(services, access),
         collector=Collector(services, access),
         verifier=Verifier(services, access),
         recovery=recovery,
+        repairs=repairs,
     )

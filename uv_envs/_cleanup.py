@@ -17,7 +17,7 @@ import attrs
 
 from . import _events as events
 from ._access import EnvAccess, Locked
-from ._errors import EnvironmentInUse, InvalidInput
+from ._errors import EnvironmentInUse, EnvironmentUnreadable, InvalidInput
 from ._models import CleanupReport, DeleteResult, DeleteStatus, Environment, EnvKey
 from ._operation import audited
 from ._services import Services
@@ -32,6 +32,7 @@ class CleanupOutcome(enum.Enum):
     LEASED = "leased"
     KEPT = "kept"
     GONE = "gone"
+    UNREADABLE = "unreadable"
 
 
 @attrs.frozen
@@ -46,6 +47,7 @@ class _Tally:
     deleted: list[EnvKey] = attrs.field(factory=list)
     busy: list[EnvKey] = attrs.field(factory=list)
     leased: list[EnvKey] = attrs.field(factory=list)
+    unreadable: list[EnvKey] = attrs.field(factory=list)
     pruned_generations: int = 0
     pruned_store_entries: int = 0
 
@@ -55,6 +57,7 @@ class _Tally:
             CleanupOutcome.DELETED: self.deleted,
             CleanupOutcome.BUSY: self.busy,
             CleanupOutcome.LEASED: self.leased,
+            CleanupOutcome.UNREADABLE: self.unreadable,
         }.get(visit.outcome)
         if listed is not None:
             listed.append(key)
@@ -70,7 +73,10 @@ class Collector:
     def delete(self, key: EnvKey, *, force: bool, timeout: float | None) -> DeleteResult:
         services = self.services
         with self.access.locked(key, timeout=timeout):
-            environment = services.metadata.load(key)
+            try:
+                environment = services.metadata.load(key)
+            except EnvironmentUnreadable:
+                environment = None  # quarantined: deleting it is the way out
             if environment is None and not services.layout.env_dir(key).exists():
                 return DeleteResult(key=key, status=DeleteStatus.NOT_FOUND)
             leases = services.leases.live(key)
@@ -115,6 +121,7 @@ class Collector:
             pruned_locks=services.lock_store.prune(),
             skipped_leased=tuple(tally.leased),
             bytes_in_use=bytes_in_use,
+            skipped_unreadable=tuple(tally.unreadable),
         )
         services.emit(
             events.EnvironmentCleanupCompleted(
@@ -164,7 +171,10 @@ class Collector:
         self, token: Locked, checked_at: float, idle_seconds: float | None, reason: str
     ) -> _Visit:
         services, key = self.services, token.key
-        environment = self.access.current(token)
+        try:
+            environment = self.access.current(token)
+        except EnvironmentUnreadable:
+            return _Visit(CleanupOutcome.UNREADABLE)  # quarantined: left as it is, reported
         if environment is None:
             return _Visit(CleanupOutcome.GONE)
         pinned = set(services.leases.live(key))

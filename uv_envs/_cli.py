@@ -14,6 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
+from ._audit import SqliteAuditLog
+from ._audit_cli import add_audit_arguments, audit_argv, audit_overrides
+from ._audit_copy import copy_audit
+from ._audit_open import open_audit_log
+from ._audit_postgres import PostgresAuditLog
 from ._errors import (
     EnvironmentAlreadyExists,
     EnvironmentBusy,
@@ -24,6 +31,7 @@ from ._errors import (
     UvEnvsError,
     UvError,
 )
+from ._layout import Layout
 from ._manager import EnvManager
 from ._models import Environment, EnvKey, IndexSettings, converter
 from ._provider import environment_dict
@@ -56,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subco
     parser.add_argument("--no-index", action="store_true", help="use only --find-links")
     parser.add_argument("--offline", action="store_true", help="never touch the network")
     parser.add_argument("--lock-timeout", type=float, help="seconds to wait for a busy env")
+    add_audit_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_key(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -104,7 +113,25 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subco
     )
     command = with_key("delete", "delete an environment")
     command.add_argument("--force", action="store_true", help="delete even if leased")
-    with_key("verify", "check the venv against its lock, file by file")
+    command = commands.add_parser(
+        "verify",
+        help="check the venv against its lock, file by file",
+        description="check an env's venv (or, with --all, every env's, each shared venv once)",
+    )
+    command.add_argument("workflow_id", nargs="?")
+    command.add_argument("node_id", nargs="?")
+    command.add_argument("version_id", nargs="?", default="")
+    command.add_argument("--all", action="store_true", help="check every env on the root")
+    command.add_argument("--repair", action="store_true", help="then rebuild what is damaged")
+    command = commands.add_parser(
+        "repair",
+        help="rebuild damaged venvs: of one env, or of the whole root",
+        description="check and rebuild damaged venvs; a damaged shared venv is rebuilt once "
+        "for every env that links it",
+    )
+    command.add_argument("workflow_id", nargs="?")
+    command.add_argument("node_id", nargs="?")
+    command.add_argument("version_id", nargs="?", default="")
     command = commands.add_parser("list", help="list environments")
     command.add_argument("--workflow")
     command.add_argument("--node")
@@ -120,6 +147,18 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subco
     command.add_argument(
         "--delete", action="store_true", help="delete the records of --workflow [--node]"
     )
+    command.add_argument("--from-host", help="only records written on this host")
+    command.add_argument("--from-root", help="only records written by this root (a path)")
+    command = commands.add_parser("audit", help="manage the audit store")
+    audit_commands = command.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    command = audit_commands.add_parser(
+        "copy",
+        help="copy this root's SQLite audit trail into a PostgreSQL database (rerunnable)",
+        description="Copy <root>/audit.sqlite3 into the database at --to; records written "
+        "before host and root were recorded get this host and root. Rerunning copies only "
+        "new records. Give the password by PGPASSWORD, ~/.pgpass or --audit-password-file.",
+    )
+    command.add_argument("--to", required=True, metavar="URL", help="postgresql:// URL")
     commands.add_parser("recover", help="repair what crashed processes left behind")
     commands.add_parser("pythons", help="list the Python interpreters uv-envs can use")
     command = commands.add_parser("serve", help="run the gRPC server (needs uv-envs[server])")
@@ -133,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subco
     command.add_argument("--token-file")
     command.add_argument("--max-message-bytes", type=int)
     command.add_argument("--max-packages", type=int)
+    command.add_argument("--min-cleanup-idle-hours", type=float)
     return parser
 
 
@@ -142,6 +182,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["root"] = args.root
     if args.lock_timeout is not None:
         overrides["lock_timeout"] = args.lock_timeout
+    overrides.update(audit_overrides(args))
     settings = Settings.from_env(**overrides)
     if args.index_url or args.extra_index_url or args.find_links or args.no_index or args.offline:
         index = IndexSettings(
@@ -213,11 +254,14 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             ("--token-file", args.token_file),
             ("--max-message-bytes", args.max_message_bytes),
             ("--max-packages", args.max_packages),
+            ("--min-cleanup-idle-hours", args.min_cleanup_idle_hours),
         ):
             if value is not None:
                 argv += [flag, str(value)]
-        return serve(argv)
+        return serve(argv + audit_argv(args))
     settings = _settings(args)
+    if args.command == "audit":
+        return _audit_command(args, settings)
     progress = sys.stderr if (sys.stderr.isatty() and not args.json) else None
     executor = SubprocessUvExecutor(find_uv_binary(settings.uv_binary), progress=progress)
     manager = EnvManager(settings, executor=executor)
@@ -238,6 +282,8 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             _print_json({**converter.unstructure(report), "status": report.status.value})
         else:
             print(f"{report.key}: {report.status.value}")
+            if report.error:
+                print(f"  error: {report.error}")
             print(f"  env_path: {report.env_path}")
             print(
                 f"  pyproject.toml: {report.has_pyproject}  uv.lock: {report.has_uv_lock}"
@@ -307,6 +353,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
             for environment in environments:
                 print(
                     f"{environment.key}\t{environment.status.value}\t{environment.python_version}\t{environment.env_path}"
+                    + (f"\t{environment.error}" if environment.error else "")
                 )
     elif args.command == "cleanup":
         idle = None if args.idle_hours is None else args.idle_hours * 3600
@@ -331,7 +378,15 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
                 else f"deleted {removed.deleted_count} records"
             )
             return EXIT_OK
-        page = manager.operations(args.workflow, args.node, args.status, args.limit, args.offset)
+        page = manager.operations(
+            args.workflow,
+            args.node,
+            args.status,
+            args.limit,
+            args.offset,
+            host=args.from_host,
+            root=str(Path(args.from_root).absolute()) if args.from_root else None,
+        )
         if args.json:
             _print_json(converter.unstructure(page))
         else:
@@ -339,10 +394,15 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
                 key = EnvKey(record.workflow_id, record.node_id, record.version_id)
                 print(
                     f"{record.id}\t{record.operation}\t{record.status}\t{key}"
-                    f"\t{record.duration_ms} ms" + (f"\t{record.error}" if record.error else "")
+                    f"\t{record.duration_ms} ms\t{record.host or '-'}"
+                    + (f"\t{record.error}" if record.error else "")
                 )
             print(f"({len(page.items)} of {page.total})")
+    elif args.command == "repair" or (args.command == "verify" and (args.all or args.repair)):
+        return _check_root(manager, args)
     elif args.command == "verify":
+        if args.workflow_id is None or args.node_id is None:
+            raise InvalidInput("verify needs WORKFLOW NODE [VERSION], or --all")
         verified = manager.verify(_key(args))
         if args.json:
             _print_json(converter.unstructure(verified) | {"ok": verified.ok})
@@ -363,6 +423,63 @@ def _run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 - a d
         else:
             for interpreter in interpreters:
                 print(f"{interpreter.version}\t{interpreter.path}")
+    return EXIT_OK
+
+
+def _check_root(manager: EnvManager, args: argparse.Namespace) -> int:
+    """``verify --all``, ``verify --repair``, ``repair``: exit 0 when nothing is left broken."""
+    key = None
+    if args.workflow_id is not None:
+        if args.node_id is None or (args.command == "verify" and args.all):
+            raise InvalidInput(f"{args.command} takes WORKFLOW NODE [VERSION] or --all, not both")
+        key = _key(args)
+    elif args.command == "verify" and not args.all:
+        raise InvalidInput("verify --repair needs WORKFLOW NODE [VERSION], or --all")
+    repairing = args.command == "repair" or args.repair
+    report = manager.repair(key) if repairing else manager.verify_all()
+    if args.json:
+        _print_json(
+            {
+                "ok": report.ok,
+                "checked": [str(k) for k in report.checked],
+                "problems": {k: list(v) for k, v in report.problems.items()},
+                "unreadable": dict(report.unreadable),
+                "damaged_entries": list(report.damaged_entries),
+                "repaired": [str(k) for k in report.repaired],
+                "failed": dict(report.failed),
+                "checked_files": report.checked_files,
+            }
+        )
+    else:
+        for name, problems in sorted(report.problems.items()):
+            print(f"{name}: DAMAGED: " + "; ".join(problems[:5]))
+        for name, reason in sorted(report.unreadable.items()):
+            print(f"{name}: UNREADABLE: {reason} (delete it to free the key)")
+        for repaired in report.repaired:
+            print(f"{repaired}: repaired")
+        for name, error in sorted(report.failed.items()):
+            print(f"{name}: repair failed: {error}")
+        print(
+            f"{len(report.checked)} envs checked, {report.checked_files} files hashed: "
+            + ("ok" if report.ok else "problems found")
+        )
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _audit_command(args: argparse.Namespace, settings: Settings) -> int:
+    target = open_audit_log(attrs.evolve(settings, audit_url=args.to), settings.root)
+    if not isinstance(target, PostgresAuditLog):
+        raise InvalidInput("audit copy --to needs a postgresql:// URL")
+    source = SqliteAuditLog(Layout(settings.root).audit_db)
+    try:
+        report = copy_audit(source, target, host=settings.audit_host, root=str(settings.root))
+    finally:
+        source.close()
+        target.close()
+    if args.json:
+        _print_json({"read": report.read, "copied": report.copied})
+    else:
+        print(f"copied {report.copied} of {report.read} records to {target.url}")
     return EXIT_OK
 
 

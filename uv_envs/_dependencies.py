@@ -16,6 +16,7 @@ from ._generations import GenerationPlan, GenerationSwitch
 from ._models import Environment, EnvKey, EnvStatus, OperationResult
 from ._operation import Operation
 from ._project import read_declared
+from ._repair import damaged_entry
 from ._requests import Requirements, parse_requested
 from ._services import Services
 from ._uv import add_command, lock_command, remove_command
@@ -32,6 +33,8 @@ class DependencyChanges:
     services: Services
     access: EnvAccess
     switch: GenerationSwitch
+    #: Moves the other envs off a damaged shared venv after ``sync`` left it (the repairs').
+    repair_users_of: Callable[[Path, EnvKey], object] | None = None
 
     def add(
         self, key: EnvKey, packages: Iterable[str], requirements_text: str | bytes | None
@@ -128,10 +131,12 @@ class DependencyChanges:
         """Rebuild the venv exactly from the lock, privately, as a new generation."""
         with self.access.locked(key) as token:
             environment = self.access.require(token)
+            # A shared venv a check marked damaged is rebuilt once, beside it, for all its users.
+            entry = damaged_entry(self.services.layout, environment)
             plan = GenerationPlan(
                 "sync",
                 spec=environment.spec,
-                shared=False,
+                shared=entry is not None,
                 refresh=environment.status is EnvStatus.DAMAGED,
             )
             result = self.switch.next(
@@ -143,6 +148,8 @@ class DependencyChanges:
                     key, details={"error": str(exc)}
                 ),
             )
+        if entry is not None and self.repair_users_of is not None:
+            self.repair_users_of(entry, key)
         self.services.emit(
             events.EnvironmentSynced(key, details={"generation": result.environment.generation})
         )

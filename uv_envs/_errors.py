@@ -15,6 +15,7 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     ├── EnvironmentNotFound (LookupError)
     ├── EnvironmentAlreadyExists (FileExistsError)
     ├── EnvironmentNotReady (RuntimeError)         CREATING or FAILED
+    │   └── EnvironmentUnreadable (StorageError)   its metadata.json cannot be read: quarantined
     ├── EnvironmentBusy (TimeoutError)             its lock was not free in time
     ├── EnvironmentInUse (RuntimeError)            leased by a running process
     ├── UvError (RuntimeError)                     uv ran and failed; command, exit code, stderr
@@ -28,8 +29,10 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     │   └── RayPythonMismatch                      it runs another Python minor than the cluster
     ├── RayNotAvailable (LookupError)              no Ray where the settings say the cluster's is
     └── StorageError (OSError)                     unreadable metadata or audit store
+        ├── AuditUnavailable                       the audit database cannot be reached
+        └── AuditSchemaTooNew                      the audit database has a newer schema
 
-Lower-level errors (``subprocess``, ``OSError``, ``sqlite3``, ``packaging``)
+Lower-level errors (``subprocess``, ``OSError``, ``sqlite3``, ``psycopg``, ``packaging``)
 are translated where they happen, with ``raise ... from exc``.
 """
 
@@ -177,3 +180,44 @@ class RayNotAvailable(UvEnvsError, LookupError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class EnvironmentUnreadable(EnvironmentNotReady, StorageError):
+    """The env's ``metadata.json`` is missing, truncated, not JSON or of another schema.
+
+    Such an env is quarantined: listed and reported with status ``UNREADABLE``,
+    skipped by ``recover`` and ``cleanup``, removed by ``delete``. Operations
+    that need its record raise this error, which names the way out. It is also
+    a :class:`StorageError`, which is what reading it raised before.
+    ``record`` is the :class:`~uv_envs.UnreadableRecord` (key, path, what is
+    wrong).
+    """
+
+    def __init__(self, message: str, record: object = None) -> None:
+        self.record = record
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        # OSError would otherwise format a one-argument error as its repr.
+        return str(self.args[0]) if self.args else ""
+
+
+class AuditUnavailable(StorageError):
+    """The audit database could not be reached in time; the message names the problem.
+
+    Raised before an operation changes anything when its record cannot be
+    started, and after it when the record cannot be completed (the message
+    then says the environment was changed). Never carries a password.
+    """
+
+
+class AuditSchemaTooNew(StorageError):
+    """The audit database was set up by a newer uv-envs; this one refuses to write to it."""
+
+    def __init__(self, found: int, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"the audit database has schema version {found}, but this uv-envs supports "
+            f"up to {supported}; upgrade uv-envs on this host"
+        )

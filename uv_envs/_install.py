@@ -56,7 +56,7 @@ class Installer:
         def build(venv: Path) -> None:
             with install_slot(services.layout, settings.max_concurrent_installs):
                 operation.run(
-                    sync_command(gen_dir, python, services.uv_options, venv=venv),
+                    sync_command(gen_dir, python, services.uv_options, venv=venv, refresh=refresh),
                     "uv sync --frozen",
                 )
             services.ray_link.link(venv, interpreter)  # before the store seals the entry

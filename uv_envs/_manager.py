@@ -24,6 +24,7 @@ from ._models import (
     Dependencies,
     Environment,
     EnvKey,
+    EnvUsage,
     Export,
     OperationPage,
     OperationResult,
@@ -31,6 +32,7 @@ from ._models import (
     VerifyReport,
 )
 from ._python import Interpreter, InterpreterFinder
+from ._repair import RepairReport
 from ._requests import parse_requested, provision_request
 from ._settings import Settings
 from ._uv import ExportFormat, UvExecutor
@@ -42,7 +44,7 @@ class EnvManager:
     Args:
         settings: where and how; ``Settings.from_env()`` by default.
         executor: runs uv; a :class:`~uv_envs.SubprocessUvExecutor` by default.
-        audit: the audit log; SQLite under the root by default.
+        audit: the audit log; by default :func:`~uv_envs.open_audit_log`'s choice.
         publish: called with each :class:`~uv_envs.DomainEvent`.
         python_finder: resolves Python version requests.
 
@@ -139,12 +141,18 @@ class EnvManager:
         """What a runner needs to use the env; counts as a use for idle cleanup."""
         return self._core.reads.runtime_env(key)
 
+    def usage(self, key: EnvKey) -> EnvUsage:
+        """Bytes on disk, last use and live leases of the env, as cleanup sees them."""
+        return self._core.reads.usage(key)
+
     def list_environments(
         self, workflow_id: str | None = None, node_id: str | None = None
     ) -> list[Environment]:
         """Every env, optionally narrowed to a workflow and node, sorted by key.
 
-        An env whose creator died is listed as FAILED until it is recovered.
+        An env whose creator died is listed as FAILED until it is recovered;
+        one whose record cannot be read as UNREADABLE, with the reason as its
+        ``error``: never left out.
         """
         return self._core.reads.list_environments(workflow_id, node_id)
 
@@ -194,6 +202,9 @@ class EnvManager:
 
         The venv is built afresh, not linked from the store, so ``sync`` repairs
         a damaged env (uv then also bypasses its cache, which shares the bytes).
+        When the env's shared venv was marked damaged (by ``verify``,
+        ``verify_all`` or ``repair``), it is rebuilt once beside the damaged one
+        instead, and every other env linking it is moved to the rebuilt one.
         """
         return self._core.changes.sync(key)
 
@@ -258,6 +269,25 @@ class EnvManager:
         """
         return self._core.verifier.verify(key)
 
+    def verify_all(self) -> RepairReport:
+        """Check every env on the root, each shared venv once; mark what is damaged.
+
+        Repairs nothing (:meth:`repair` does). Envs whose record cannot be read
+        are reported in ``unreadable``. For cron: ``uv-envs verify --all --json``.
+        """
+        return self._core.repairs.verify_all()
+
+    def repair(self, key: EnvKey | None = None) -> RepairReport:
+        """Check one env, or the whole root, and rebuild what is damaged.
+
+        A damaged shared venv is rebuilt once, beside the damaged one (never
+        edited: processes may still run from it), and every env whose current
+        generation links it moves to a new generation linking the rebuilt
+        one, envs other than ``key`` included. Envs whose record cannot be
+        read are reported, never touched: delete them.
+        """
+        return self._core.repairs.repair(key)
+
     # Audit and recovery --------------------------------------------------------------
 
     def operations(
@@ -267,14 +297,23 @@ class EnvManager:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        *,
+        host: str | None = None,
+        root: str | None = None,
     ) -> OperationPage:
-        """The audit trail, newest first, filtered and paged."""
+        """The audit trail, newest first, filtered and paged.
+
+        ``host`` and ``root`` select the records of one host or root when
+        several share an audit database (``Settings.audit_url``).
+        """
         return self._core.services.audit.query(
             workflow_id=workflow_id or None,
             node_id=node_id or None,
             status=status or None,
             limit=limit,
             offset=offset,
+            host=host or None,
+            root=root or None,
         )
 
     def delete_operations(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:

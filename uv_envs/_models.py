@@ -21,12 +21,16 @@ class EnvStatus(enum.StrEnum):
 
     ``DAMAGED`` is set by ``verify`` when the venv no longer matches its lock;
     ``sync`` (or any operation that builds a new generation) repairs it.
+    ``UNREADABLE`` is only ever reported, never stored: the env's
+    ``metadata.json`` is missing, truncated, not JSON or of another schema, so
+    the env is quarantined until it is deleted.
     """
 
     CREATING = "CREATING"
     READY = "READY"
     FAILED = "FAILED"
     DAMAGED = "DAMAGED"
+    UNREADABLE = "UNREADABLE"
     NOT_FOUND = "NOT_FOUND"
 
 
@@ -216,8 +220,29 @@ class Environment:
 
 
 @attrs.frozen
+class EnvUsage:
+    """What an env costs and who uses it, as cleanup sees it.
+
+    ``own_bytes``: the env's folder; ``venv_bytes``: the venv its current
+    generation links from the shared store (0 for a private venv, which
+    ``own_bytes`` counts); ``last_used``: the later of its last operation and
+    its last hand-out; ``leased_generations``: generations held by live leases.
+    """
+
+    key: EnvKey
+    own_bytes: int
+    venv_bytes: int
+    last_used: float
+    leased_generations: tuple[int, ...] = ()
+
+
+@attrs.frozen
 class StatusReport:
-    """What ``status`` answers: the state of the files and, if it exists, the environment."""
+    """What ``status`` answers: the state of the files and, if it exists, the environment.
+
+    ``error`` says why an env is not READY when it is known: what is wrong with
+    an ``UNREADABLE`` env's metadata, or what made it ``DAMAGED``.
+    """
 
     key: EnvKey
     status: EnvStatus
@@ -226,6 +251,7 @@ class StatusReport:
     has_uv_lock: bool = False
     has_venv: bool = False
     environment: Environment | None = None
+    error: str | None = None
 
 
 @attrs.frozen
@@ -278,6 +304,7 @@ class CleanupReport:
     pruned_locks: int = 0
     skipped_leased: tuple[EnvKey, ...] = ()
     bytes_in_use: int | None = None
+    skipped_unreadable: tuple[EnvKey, ...] = ()
 
 
 @attrs.frozen
@@ -311,6 +338,9 @@ class OperationRecord:
     exit_code: int | None = None
     error: str | None = None
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The host and root that ran the operation; empty in records written before 0.2.
+    host: str = ""
+    root: str = ""
 
 
 @attrs.frozen

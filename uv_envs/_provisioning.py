@@ -23,6 +23,7 @@ from ._install import Installer
 from ._models import Environment, EnvKey, EnvStatus
 from ._operation import Operation, audited
 from ._project import render_pyproject
+from ._repair import effective
 from ._requests import ProvisionRequest
 from ._services import Services
 from ._uv import add_command, lock_command
@@ -43,6 +44,8 @@ class Provisioner:
             existing = self.access.current(token)
             if existing is None:
                 return self._build_new(token, request)
+            # DAMAGED when its shared venv is, so the rebuild below repairs that too.
+            existing = effective(self.services.layout, existing)
             same_spec = existing.spec_hash == request.digest
             if existing.status is EnvStatus.DAMAGED and (same_spec or replace):
                 return self._respec(token, existing, request)  # rebuilding repairs it

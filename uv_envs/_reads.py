@@ -7,16 +7,20 @@ rolled back on sight, is :meth:`EnvAccess.read`'s.)
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import attrs
 
 from . import _locking
+from . import _quarantine as quarantine
 from ._access import READY, USABLE, EnvAccess, require_status
-from ._errors import EnvironmentNotFound, InvalidRequirement, StorageError
-from ._models import Dependencies, Environment, EnvKey, EnvStatus, Export, StatusReport
+from ._errors import EnvironmentNotFound, EnvironmentUnreadable, InvalidRequirement, StorageError
+from ._models import Dependencies, Environment, EnvKey, EnvStatus, EnvUsage, Export, StatusReport
 from ._project import read_declared, read_locked
+from ._repair import effective
 from ._services import Services
+from ._store import tree_size
 from ._uv import ExportFormat, export_command
 from ._validation import validate_id
 
@@ -32,7 +36,12 @@ class Reads:
 
     def status(self, key: EnvKey) -> StatusReport:
         env_dir = self.services.layout.env_dir(key)
-        environment = self.access.read(key)
+        try:
+            environment = self._reported(self.access.read(key))
+        except EnvironmentUnreadable as exc:
+            return quarantine.status_report(
+                self.services.layout, quarantine.record_of(exc, self.services.layout, key)
+            )
         if environment is None:
             return StatusReport(key=key, status=EnvStatus.NOT_FOUND, env_path=env_dir)
         return StatusReport(
@@ -43,10 +52,11 @@ class Reads:
             has_uv_lock=(env_dir / "uv.lock").is_file(),
             has_venv=(env_dir / ".venv" / "pyvenv.cfg").is_file(),
             environment=environment,
+            error=None if environment.status is EnvStatus.READY else environment.error,
         )
 
     def get(self, key: EnvKey) -> Environment:
-        environment = self.access.read(key)
+        environment = self._reported(self.access.read(key))
         if environment is None:
             raise EnvironmentNotFound(f"no environment {key}")
         return environment
@@ -55,6 +65,34 @@ class Reads:
         environment = require_status(self.get(key), READY)
         self.services.dirs.touch(environment)
         return environment.runtime_env()
+
+    def usage(self, key: EnvKey) -> EnvUsage:
+        """What the env costs; an UNREADABLE env reports its folder (no record to follow)."""
+        services = self.services
+        env_dir = services.layout.env_dir(key)
+        try:
+            environment: Environment | None = self.get(key)
+        except EnvironmentUnreadable:
+            environment = None
+        venv_bytes, last_used = 0, 0.0
+        if environment is not None:
+            last_used = services.dirs.last_used(environment)
+            try:
+                target = environment.pinned_python_path.parent.parent.resolve(strict=True)
+            except OSError:
+                target = env_dir  # no venv to count
+            if not target.is_relative_to(env_dir):
+                venv_bytes = tree_size(target)  # a shared store entry
+        else:
+            with contextlib.suppress(OSError):
+                last_used = services.layout.last_used_file(env_dir).stat().st_mtime
+        return EnvUsage(
+            key=key,
+            own_bytes=tree_size(env_dir),
+            venv_bytes=venv_bytes,
+            last_used=last_used,
+            leased_generations=tuple(sorted(services.leases.live(key))),
+        )
 
     def list_environments(self, workflow_id: str | None, node_id: str | None) -> list[Environment]:
         if workflow_id is not None:
@@ -65,7 +103,15 @@ class Reads:
         found: list[Environment] = []
         for key in services.metadata.keys(workflow_id, node_id):
             try:
-                environment = services.metadata.load(key)
+                environment = self._reported(services.metadata.load(key))
+            except EnvironmentUnreadable as exc:
+                # Listed, never left out: quarantined, with the reason as its error.
+                found.append(
+                    quarantine.placeholder(
+                        services.layout, quarantine.record_of(exc, services.layout, key)
+                    )
+                )
+                continue
             except StorageError:
                 continue
             if environment is None:
@@ -78,6 +124,10 @@ class Reads:
                 )
             found.append(environment)
         return sorted(found, key=lambda e: e.key)
+
+    def _reported(self, environment: Environment | None) -> Environment | None:
+        """DAMAGED when the shared venv it links is (see ``_repair.effective``)."""
+        return None if environment is None else effective(self.services.layout, environment)
 
     def dependencies(self, key: EnvKey) -> Dependencies:
         gen_dir = self.services.dirs.current_dir(require_status(self.get(key), USABLE))

@@ -15,7 +15,9 @@ import attrs
 
 from . import _events as events
 from . import _locking
+from . import _quarantine as quarantine
 from ._access import USABLE, Locked
+from ._errors import EnvironmentUnreadable
 from ._models import Environment, EnvKey, EnvStatus, OperationStatus
 from ._orphans import stop_processes_in
 from ._services import Services
@@ -108,6 +110,9 @@ class Recovery:
                 self.reconcile(Locked(key), repairs)
                 if repairs:
                     repaired.append(key)
+            except EnvironmentUnreadable as exc:
+                # Quarantined: reported (log, audit row), left as it is; recovery goes on.
+                quarantine.report(services.audit, quarantine.record_of(exc, services.layout, key))
             finally:
                 _locking.release(lock_file)
         services.dirs.empty_trash()
@@ -124,7 +129,12 @@ class Recovery:
                 return
             for record in page.items:
                 pid = record.metadata.get("pid")
-                if isinstance(pid, int) and not _pid_alive(pid):
+                # In a shared audit database a pid means something only on its own host.
+                elsewhere = record.host and (record.host, record.root) != (
+                    self.services.settings.audit_host,
+                    str(self.services.settings.root),
+                )
+                if isinstance(pid, int) and not elsewhere and not _pid_alive(pid):
                     audit.finish(
                         record.id, OperationStatus.FAILED, error="interrupted: the process died"
                     )

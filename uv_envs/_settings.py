@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Literal
 import attrs
 import platformdirs
 
+from ._audit_url import redact
 from ._models import IndexSettings
 
 PythonDownloads = Literal["never", "manual", "automatic"]
@@ -66,6 +68,16 @@ class Settings:
             ``py_executable`` (docs/ray.md): ``"auto"`` (the Ray importable
             in this process, if any), ``"off"``, or the path of the cluster's
             Python interpreter.
+        audit_url: a ``postgresql://`` URL: keep the audit trail in that
+            database, shared by many hosts and roots. Unset, it is SQLite in
+            the root. Give the password by ``PGPASSWORD``, a ``.pgpass`` or
+            ``audit_password_file`` rather than in the URL; it is never shown.
+        audit_password_file: a file whose first line is the database password.
+        audit_host: the host name stamped on each audit record; the machine's
+            host name by default.
+        audit_timeout: seconds an audit write waits for an unreachable
+            database (reconnecting meanwhile) before
+            :class:`~uv_envs.AuditUnavailable`.
 
     .. versionadded:: 0.1.0
 
@@ -86,6 +98,10 @@ class Settings:
     lock_max_age: float = 86400.0
     max_concurrent_installs: int = attrs.field(factory=lambda: os.cpu_count() or 1)
     ray: str = "auto"
+    audit_url: str | None = attrs.field(default=None, repr=lambda url: repr(redact(url)))
+    audit_password_file: Path | None = None
+    audit_host: str = attrs.field(factory=socket.gethostname)
+    audit_timeout: float = 30.0
 
     @property
     def effective_cache_dir(self) -> Path:
@@ -100,7 +116,9 @@ class Settings:
         ``UV_ENVS_INDEX_URL``, ``UV_ENVS_EXTRA_INDEX_URLS`` and
         ``UV_ENVS_FIND_LINKS`` (space separated), ``UV_ENVS_OFFLINE`` and
         ``UV_ENVS_NO_INDEX`` (``1``/``true``), ``UV_ENVS_PYTHON_PATHS``
-        (``os.pathsep`` separated), ``UV_ENVS_LOCK_TIMEOUT`` and ``UV_ENVS_RAY``.
+        (``os.pathsep`` separated), ``UV_ENVS_LOCK_TIMEOUT``, ``UV_ENVS_RAY``,
+        ``UV_ENVS_AUDIT_URL``, ``UV_ENVS_AUDIT_PASSWORD_FILE``, ``UV_ENVS_AUDIT_HOST``
+        and ``UV_ENVS_AUDIT_TIMEOUT``.
         """
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {"root": default_root(environ)}
@@ -112,8 +130,16 @@ class Settings:
             values["python_search_paths"] = tuple(Path(p) for p in value.split(os.pathsep) if p)
         if value := environ.get("UV_ENVS_LOCK_TIMEOUT"):
             values["lock_timeout"] = float(value)
-        if value := environ.get("UV_ENVS_RAY"):
-            values["ray"] = value
+        # One line, not another branch: auto, off or the cluster's interpreter.
+        values.update({"ray": environ["UV_ENVS_RAY"]} if environ.get("UV_ENVS_RAY") else {})
+        if value := environ.get("UV_ENVS_AUDIT_URL"):
+            values["audit_url"] = value
+        if value := environ.get("UV_ENVS_AUDIT_PASSWORD_FILE"):
+            values["audit_password_file"] = Path(value)
+        if value := environ.get("UV_ENVS_AUDIT_HOST"):
+            values["audit_host"] = value
+        if value := environ.get("UV_ENVS_AUDIT_TIMEOUT"):
+            values["audit_timeout"] = float(value)
         index = IndexSettings(
             index_url=environ.get("UV_ENVS_INDEX_URL") or None,
             extra_index_urls=tuple(environ.get("UV_ENVS_EXTRA_INDEX_URLS", "").split()),

@@ -6,7 +6,9 @@ import contextlib
 
 import attrs
 
+from . import _quarantine as quarantine
 from ._access import EnvAccess
+from ._errors import EnvironmentUnreadable
 from ._models import EnvKey, EnvStatus, VerifyReport
 from ._operation import audited
 from ._project import read_locked
@@ -25,7 +27,10 @@ class Verifier:
     def verify(self, key: EnvKey) -> VerifyReport:
         services = self.services
         with self.access.locked(key) as token:
-            environment = self.access.require(token)
+            try:
+                environment = self.access.require(token)
+            except EnvironmentUnreadable as exc:
+                return quarantine.verify_report(quarantine.record_of(exc, services.layout, key))
             with audited(services, key, "verify") as operation:
                 gen_dir = services.dirs.current_dir(environment)
                 problems, checked, damaged_packages = check_venv(

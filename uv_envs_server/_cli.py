@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uv_envs
+from uv_envs._audit_cli import add_audit_arguments, audit_overrides
 
 from ._security import TOKEN_ENV, check_address, is_loopback, read_tls, read_token
 from ._server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, create_server
-from ._servicer import DEFAULT_MAX_PACKAGES
+from ._servicer import DEFAULT_MAX_PACKAGES, DEFAULT_MIN_CLEANUP_IDLE_HOURS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from types import FrameType
+
+    from ._http_server import HttpServer
 
 logger = logging.getLogger("uv_envs_server")
 
@@ -40,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         help="address to listen on (default: 127.0.0.1); other than loopback needs --allow-remote",
     )
     parser.add_argument("--port", type=int, default=50051, help="port; 0 picks a free one")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        help="also serve the HTTP/JSON API and status page on this port of --host "
+        "(off unless given; 0 picks a free one; needs the [http] extra)",
+    )
     parser.add_argument(
         "--root", type=Path, default=None, help="environments root (default: $UV_ENVS_ROOT)"
     )
@@ -75,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         "this server can import; the default), 'off', or the cluster's Python interpreter "
         "(default: $UV_ENVS_RAY)",
     )
+    add_audit_arguments(parser)
     guard = parser.add_argument_group("access")
     guard.add_argument(
         "--allow-remote",
@@ -101,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_PACKAGES,
         help=f"packages one request may name (default: {DEFAULT_MAX_PACKAGES})",
     )
+    guard.add_argument(
+        "--min-cleanup-idle-hours",
+        type=float,
+        default=DEFAULT_MIN_CLEANUP_IDLE_HOURS,
+        help="Cleanup never deletes envs idle less than this, whatever idle_hours says "
+        f"(default: {DEFAULT_MIN_CLEANUP_IDLE_HOURS:g}); 0 lets idle_hours=0 delete every "
+        "env not in use",
+    )
     return parser
 
 
@@ -112,6 +131,7 @@ def _settings(args: argparse.Namespace) -> uv_envs.Settings:
         overrides["lock_timeout"] = args.lock_timeout
     if args.ray is not None:
         overrides["ray"] = args.ray
+    overrides.update(audit_overrides(args))
     settings = uv_envs.Settings.from_env(None, **overrides)
     base = settings.index
     find_links = tuple(str(Path(p).absolute()) if "://" not in p else p for p in args.find_links)
@@ -129,6 +149,27 @@ def _address(host: str, port: int) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # an IPv6 literal
     return f"{host}:{port}"
+
+
+def _http_server(
+    args: argparse.Namespace, manager: uv_envs.EnvManager, *, tls: bool, token: str | None
+) -> HttpServer | None:
+    """The HTTP server beside gRPC (``--http-port``), with the same guards; None without it."""
+    if args.http_port is None:
+        return None
+    from ._http_server import create_http_server  # noqa: PLC0415 - needs the [http] extra
+
+    return create_http_server(
+        args.host,
+        args.http_port,
+        manager=manager,
+        max_workers=args.workers,
+        allow_remote=args.allow_remote,
+        tls=(args.tls_cert, args.tls_key) if tls else None,
+        token=token,
+        max_body_bytes=args.max_message_bytes,
+        max_packages=args.max_packages,
+    )
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -177,8 +218,10 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
             token=token,
             max_message_bytes=args.max_message_bytes,
             max_packages=args.max_packages,
+            min_cleanup_idle_hours=args.min_cleanup_idle_hours,
         )
-    except (OSError, ValueError, uv_envs.UvEnvsError) as exc:
+        http = _http_server(args, manager, tls=tls is not None, token=token)
+    except (OSError, ValueError, ImportError, uv_envs.UvEnvsError) as exc:
         logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
         return 2
     if not is_loopback(address) and (tls is None or token is None):
@@ -191,6 +234,14 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
     server.start()
     # The one line scripts and tests read to learn the port (with --port 0).
     print(f"uv-envs-server listening on {_address(args.host, port)}", flush=True)  # noqa: T201
+    if http is not None:
+        try:
+            http.start()
+        except OSError as exc:
+            logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
+            server.stop(None).wait()
+            return 2
+        print(f"uv-envs-server HTTP listening on {http.url}", flush=True)  # noqa: T201
     logger.info(
         "root %s, %d workers, TLS %s, token %s",
         settings.root,
@@ -201,7 +252,10 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
 
     while not stop.wait(timeout=0.5):
         pass
-    server.stop(args.grace).wait()
+    stopped = server.stop(args.grace)
+    if http is not None:
+        http.stop(args.grace)
+    stopped.wait()
     # Handlers cancelled at the end of the grace period may still be running uv.
     drained = threading.Thread(target=server.executor.shutdown, daemon=True)
     drained.start()

@@ -6,20 +6,10 @@ metadata key :data:`ERROR_CLASS_KEY`, so the Python client can raise the same
 class the in-process provider would (``except EnvironmentNotFound`` works
 against both). Other clients just see the code and the message.
 
-================================  ===================
-core exception                    gRPC status code
-================================  ===================
-InvalidInput (and subclasses)     INVALID_ARGUMENT
-EnvironmentNotFound               NOT_FOUND
-EnvironmentAlreadyExists          ALREADY_EXISTS
-EnvironmentNotReady               FAILED_PRECONDITION
-EnvironmentBusy                   ABORTED
-EnvironmentInUse                  FAILED_PRECONDITION
-OperationCancelled                CANCELLED
-UvTimeout                         DEADLINE_EXCEEDED
-UvError (outside deps and sync)   FAILED_PRECONDITION
-UvNotFound, StorageError, other   INTERNAL
-================================  ===================
+The mapping from exception class to status code is the table in
+:mod:`uv_envs_server._outcomes`, shared with the HTTP API. A uv failure in
+AddDeps, UpdateDeps, RemoveDeps and SyncEnv is an answer (status FAILED), not
+an error.
 
 An INTERNAL answer names only the exception class and the request id; the
 message itself, which may quote server paths or files, goes to the server log.
@@ -35,6 +25,7 @@ import grpc
 import uv_envs
 
 from ._interceptors import current_request_id
+from ._outcomes import Outcome, internal_message, outcome_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -45,18 +36,6 @@ ERROR_CLASS_KEY = "uv-envs-error-class"
 MAX_DETAILS = 3000
 
 logger = logging.getLogger("uv_envs_server")
-
-_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
-    (uv_envs.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
-    (uv_envs.EnvironmentNotFound, grpc.StatusCode.NOT_FOUND),
-    (uv_envs.EnvironmentAlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (uv_envs.EnvironmentNotReady, grpc.StatusCode.FAILED_PRECONDITION),
-    (uv_envs.EnvironmentBusy, grpc.StatusCode.ABORTED),
-    (uv_envs.EnvironmentInUse, grpc.StatusCode.FAILED_PRECONDITION),
-    (uv_envs.OperationCancelled, grpc.StatusCode.CANCELLED),
-    (uv_envs.UvTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (uv_envs.UvError, grpc.StatusCode.FAILED_PRECONDITION),
-)
 
 
 def shorten(text: str, limit: int = MAX_DETAILS) -> str:
@@ -70,18 +49,13 @@ def shorten(text: str, limit: int = MAX_DETAILS) -> str:
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """Return the status code and message the server answers for ``exc``."""
-    for cls, code in _CODES:
-        if isinstance(exc, cls):
-            return code, shorten(str(exc) or type(exc).__name__)
+    outcome = outcome_of(exc)
+    if outcome is not Outcome.INTERNAL:
+        return grpc.StatusCode[outcome.grpc_code], shorten(str(exc) or type(exc).__name__)
     # UvNotFound, StorageError, a bug: the server's own trouble. Their messages
     # may quote server files, so the caller gets the class and the request id
     # that finds the details in the server log.
-    request_id = current_request_id.get()
-    where = f" under request id {request_id}" if request_id else ""
-    return (
-        grpc.StatusCode.INTERNAL,
-        f"internal error ({type(exc).__name__}); see the server log{where}",
-    )
+    return grpc.StatusCode.INTERNAL, internal_message(exc, current_request_id.get())
 
 
 def abort(context: grpc.ServicerContext, exc: BaseException) -> Never:

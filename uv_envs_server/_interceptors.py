@@ -56,12 +56,20 @@ def _metadata(details: grpc.HandlerCallDetails, key: str) -> list[str]:
     return [v.decode("latin-1") if isinstance(v, bytes) else v for k, v in pairs if k == key]
 
 
-def request_id_of(details: grpc.HandlerCallDetails) -> str:
-    """The caller's ``x-request-id`` when it is well formed, else a new random one."""
-    for value in _metadata(details, REQUEST_ID_KEY):
+def choose_request_id(offered: Iterable[str]) -> str:
+    """The first well-formed request id a caller offered, else a new random one.
+
+    Shared by the gRPC metadata and the HTTP ``X-Request-Id`` header.
+    """
+    for value in offered:
         if _REQUEST_ID.fullmatch(value):
             return value
     return uuid.uuid4().hex
+
+
+def request_id_of(details: grpc.HandlerCallDetails) -> str:
+    """The caller's ``x-request-id`` when it is well formed, else a new random one."""
+    return choose_request_id(_metadata(details, REQUEST_ID_KEY))
 
 
 def add_trailing_metadata(
@@ -204,6 +212,20 @@ def _bearer(value: str) -> str | None:
     return credential.strip() if scheme.lower() == "bearer" else None
 
 
+def bearer_matches(authorizations: Iterable[str], token: bytes) -> bool:
+    """Whether one of the ``authorization`` values is ``Bearer <token>``.
+
+    Every value is compared in constant time (:func:`hmac.compare_digest`);
+    shared by the gRPC interceptor and the HTTP middleware.
+    """
+    ok = False
+    for value in authorizations:
+        credential = _bearer(value)
+        if credential is not None:
+            ok |= hmac.compare_digest(credential.encode("utf-8", "replace"), token)
+    return ok
+
+
 class TokenInterceptor(grpc.ServerInterceptor):
     """Refuses calls without ``authorization: Bearer <token>`` with UNAUTHENTICATED.
 
@@ -223,12 +245,7 @@ class TokenInterceptor(grpc.ServerInterceptor):
 
     def authorized(self, details: grpc.HandlerCallDetails) -> bool:
         """Whether the call carries the right token."""
-        ok = False
-        for value in _metadata(details, AUTHORIZATION_KEY):
-            credential = _bearer(value)
-            if credential is not None:
-                ok |= hmac.compare_digest(credential.encode("utf-8"), self._token)
-        return ok
+        return bearer_matches(_metadata(details, AUTHORIZATION_KEY), self._token)
 
     def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails

@@ -17,7 +17,12 @@ import uv_envs
 from ._interceptors import RequestLogInterceptor, TokenInterceptor
 from ._proto import SERVICE_NAME
 from ._security import check_address, check_token, server_credentials
-from ._servicer import DEFAULT_MAX_PACKAGES, EnvManagerServicer, method_handlers
+from ._servicer import (
+    DEFAULT_MAX_PACKAGES,
+    DEFAULT_MIN_CLEANUP_IDLE_HOURS,
+    EnvManagerServicer,
+    method_handlers,
+)
 from ._stdservices import HEALTH_SERVICE, HealthServicer, reflection_handlers
 
 if TYPE_CHECKING:
@@ -110,6 +115,7 @@ def create_server(
     token: str | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     max_packages: int = DEFAULT_MAX_PACKAGES,
+    min_cleanup_idle_hours: float = DEFAULT_MIN_CLEANUP_IDLE_HOURS,
 ) -> tuple[EnvManagerServer, int]:
     """Build a server for ``envmanager.EnvManagerService``, bound but not started.
 
@@ -130,6 +136,9 @@ def create_server(
         max_message_bytes: the largest request accepted; larger ones are
             answered RESOURCE_EXHAUSTED.
         max_packages: packages one request may name; more is INVALID_ARGUMENT.
+        min_cleanup_idle_hours: Cleanup never deletes envs idle less than
+            this (an unset ``idle_hours`` reads as 0); 0 lets ``idle_hours = 0``
+            delete every env not in use.
 
     Returns:
         The server (call ``start()``) and the port it is bound to.
@@ -155,6 +164,7 @@ def create_server(
     servicer = EnvManagerServicer(
         manager if manager is not None else uv_envs.EnvManager(settings),
         max_packages=max_packages,
+        min_cleanup_idle_hours=min_cleanup_idle_hours,
     )
     executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="uv-envs-rpc")
     server = grpc.server(

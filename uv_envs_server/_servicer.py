@@ -9,6 +9,8 @@ core's; errors are translated in :mod:`uv_envs_server._errors`.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import threading
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -48,6 +50,21 @@ DEFAULT_MAX_PACKAGES = MAX_PACKAGES
 #: Operations listed per page when a GetOperations request leaves ``limit`` at 0.
 DEFAULT_OPERATIONS_LIMIT = 50
 
+#: The least idle time a Cleanup call deletes at, by default. ``idle_hours`` is
+#: 0 when a client leaves it unset (proto3), which would otherwise delete every
+#: env not leased right now: the running batch's included.
+DEFAULT_MIN_CLEANUP_IDLE_HOURS = 1.0
+
+logger = logging.getLogger("uv_envs_server")
+
+
+#: Core statuses outside the contract's CREATING/READY/FAILED/NOT_FOUND, sent as the
+#: nearest one: neither can be used. ``metadata_json`` carries the real status and why.
+_WIRE_STATUS = {
+    uv_envs.EnvStatus.DAMAGED: "FAILED",
+    uv_envs.EnvStatus.UNREADABLE: "FAILED",
+}
+
 
 def _key(request: _Identified) -> uv_envs.EnvKey:
     # Raises InvalidIdentifier (INVALID_ARGUMENT) for a bad or missing id.
@@ -73,6 +90,17 @@ def _requirements_text(content: bytes, name: str) -> str | None:
         raise uv_envs.InvalidInput(msg) from exc
 
 
+def limit_packages(packages: Sequence[str], max_packages: int) -> tuple[str, ...]:
+    """``packages`` as a tuple; InvalidInput when there are more than ``max_packages``.
+
+    The request limit both front doors (gRPC and HTTP) apply before the core sees a list.
+    """
+    if len(packages) > max_packages:
+        msg = f"{len(packages)} packages given; at most {max_packages} per request"
+        raise uv_envs.InvalidInput(msg)
+    return tuple(packages)
+
+
 def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -88,18 +116,32 @@ class EnvManagerServicer:
     Args:
         manager: the core manager every RPC is delegated to.
         max_packages: packages one request may name; more is INVALID_ARGUMENT.
+        min_cleanup_idle_hours: a Cleanup asking for less idle time (0, or
+            unset) deletes only envs idle this long; 0 lets ``idle_hours = 0``
+            delete every env not in use, as an explicit opt-in.
 
     .. versionadded:: 0.1.0
 
     """
 
     def __init__(
-        self, manager: uv_envs.EnvManager, *, max_packages: int = DEFAULT_MAX_PACKAGES
+        self,
+        manager: uv_envs.EnvManager,
+        *,
+        max_packages: int = DEFAULT_MAX_PACKAGES,
+        min_cleanup_idle_hours: float = DEFAULT_MIN_CLEANUP_IDLE_HOURS,
     ) -> None:
         if max_packages < 1:
             raise ValueError(f"max_packages must be at least 1, not {max_packages}")
+        if not (min_cleanup_idle_hours >= 0 and math.isfinite(min_cleanup_idle_hours)):
+            # NaN fails every comparison, so it would otherwise read as "no minimum".
+            msg = (
+                f"min_cleanup_idle_hours must be a finite number >= 0, not {min_cleanup_idle_hours}"
+            )
+            raise ValueError(msg)
         self.manager = manager
         self.max_packages = max_packages
+        self.min_cleanup_idle_hours = min_cleanup_idle_hours
 
     def _run(self, context: grpc.ServicerContext, call: Callable[[], _R]) -> _R:
         cancel = threading.Event()
@@ -113,10 +155,7 @@ class EnvManagerServicer:
             abort(context, exc)
 
     def _packages(self, packages: Sequence[str]) -> tuple[str, ...]:
-        if len(packages) > self.max_packages:
-            msg = f"{len(packages)} packages given; at most {self.max_packages} per request"
-            raise uv_envs.InvalidInput(msg)
-        return tuple(packages)
+        return limit_packages(packages, self.max_packages)
 
     # -- environments -----------------------------------------------------
 
@@ -128,14 +167,27 @@ class EnvManagerServicer:
         def call() -> pb.EnvStatusResponse:
             report = self.manager.status(_key(request))
             env = report.environment
+            metadata = env.to_dict() if env else None
+            if report.status is uv_envs.EnvStatus.UNREADABLE:
+                # No record to send: what there is to say about it instead.
+                metadata = {
+                    "key": {
+                        "workflow_id": report.key.workflow_id,
+                        "node_id": report.key.node_id,
+                        "version_id": report.key.version_id,
+                    },
+                    "env_path": str(report.env_path),
+                    "status": str(report.status),
+                    "error": report.error,
+                }
             return pb.EnvStatusResponse(
                 **_ident(request),
-                status=str(report.status),
+                status=_WIRE_STATUS.get(report.status, str(report.status)),
                 env_path=str(report.env_path),
                 has_pyproject=report.has_pyproject,
                 has_uv_lock=report.has_uv_lock,
                 has_venv=report.has_venv,
-                metadata_json=_json(env.to_dict()) if env else "",
+                metadata_json=_json(metadata) if metadata is not None else "",
             )
 
         return self._run(context, call)
@@ -274,12 +326,25 @@ class EnvManagerServicer:
     def Cleanup(
         self, request: pb.CleanupRequest, context: grpc.ServicerContext
     ) -> pb.CleanupResponse:
-        """Delete envs idle for ``idle_hours`` or more (0: every env not in use)."""
+        """Delete envs idle for ``idle_hours`` or more, never less than the server's minimum.
+
+        ``idle_hours`` 0 (also what an unset field reads as) means the minimum
+        (``--min-cleanup-idle-hours``, 1 hour by default), so one careless call
+        cannot delete the envs a running batch uses.
+        """
 
         def call() -> uv_envs.CleanupReport:
             if request.idle_hours < 0:
                 raise uv_envs.InvalidInput(f"idle_hours must be >= 0, not {request.idle_hours}")
-            return self.manager.cleanup(idle_seconds=request.idle_hours * 3600.0)
+            hours = max(float(request.idle_hours), self.min_cleanup_idle_hours)
+            if hours != request.idle_hours:
+                logger.warning(
+                    "Cleanup asked for idle_hours=%d; deleting only envs idle %g hours or more "
+                    "(--min-cleanup-idle-hours)",
+                    request.idle_hours,
+                    hours,
+                )
+            return self.manager.cleanup(idle_seconds=hours * 3600.0)
 
         report = self._run(context, call)
         return pb.CleanupResponse(

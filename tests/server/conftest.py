@@ -22,6 +22,7 @@ from uv_envs_server import EnvManagerClient, EnvManagerServer, create_server
 
 if TYPE_CHECKING:
     from uv_envs._uv import UvInvocation, UvResult
+    from uv_envs_server import HttpServer
 
 Serve = Callable[..., str]
 OpenClient = Callable[..., EnvManagerClient]
@@ -206,3 +207,28 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
             openssl, "127.0.0.1", tmp_path_factory.mktemp("tls")
         )
     return lambda: _self_signed_with_cryptography("127.0.0.1")
+
+
+HttpServe = Callable[..., "HttpServer"]
+
+
+@pytest.fixture
+def http_serve() -> Iterator[HttpServe]:
+    """Start the HTTP API on 127.0.0.1:<free port> for a manager; returns the started server."""
+    http_server = pytest.importorskip(
+        "uv_envs_server._http_server", reason="needs the [http] extra"
+    )
+    started: list[HttpServer] = []
+
+    def start(manager: uv_envs.EnvManager, **kwargs: Any) -> HttpServer:  # noqa: ANN401 - create_http_server's options
+        server: HttpServer = http_server.create_http_server(
+            "127.0.0.1", 0, manager=manager, **kwargs
+        )
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop(5)
+        server.executor.shutdown(wait=True)

@@ -145,6 +145,8 @@ def _refused_after_sigterm(target: str, deadline: float) -> grpc.StatusCode:
             try:
                 late.get_env_status("wf", "other")
             except RemoteError as exc:
+                if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                    continue  # a slow answer on a loaded machine, not a refusal: ask again
                 return exc.code
             time.sleep(0.05)
     raise AssertionError("still accepting calls after SIGTERM")

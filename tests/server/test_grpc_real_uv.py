@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import uv_envs_server
 from uv_envs import testing
 from uv_envs_server import EnvManagerClient, GrpcEnvironmentProvider
 
 if TYPE_CHECKING:
     import uv_envs
+    from uv_envs_server import HttpEnvironmentProvider
 
-    from .conftest import OpenClient, Serve
+    from .conftest import HttpServe, OpenClient, Serve
 
 
 def _imported_version(python: str, module: str) -> str:
@@ -90,8 +92,16 @@ def test_requirements_file_over_the_wire(client: EnvManagerClient) -> None:
     assert set(client.list_deps("wf", "req").locked_versions) == {"alpha", "beta"}
 
 
-def test_grpc_provider_contract_with_real_uv(serve: Serve, manager: uv_envs.EnvManager) -> None:
-    provider = GrpcEnvironmentProvider(serve(manager), timeout=300)
+@pytest.mark.parametrize("kind", ["grpc", "http"])
+def test_remote_provider_contract_with_real_uv(
+    kind: str, serve: Serve, http_serve: HttpServe, manager: uv_envs.EnvManager
+) -> None:
+    provider: GrpcEnvironmentProvider | HttpEnvironmentProvider
+    if kind == "http":
+        pytest.importorskip("fastapi", reason="the HTTP provider needs the [http] extra")
+        provider = uv_envs_server.HttpEnvironmentProvider(http_serve(manager).url, timeout=300)
+    else:
+        provider = GrpcEnvironmentProvider(serve(manager), timeout=300)
     try:
         testing.check_provider_contract(
             provider, {"workflow_id": "wf", "node_id": "contract", "packages": ["gamma"]}

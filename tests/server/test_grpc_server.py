@@ -18,6 +18,7 @@ import grpc
 import pytest
 
 import uv_envs
+import uv_envs_server
 from uv_envs import testing
 from uv_envs_server import (
     EnvManagerClient,
@@ -32,7 +33,9 @@ from uv_envs_server._stdservices import message_class
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from .conftest import GatedManager, Ident, OpenClient, Serve
+    from uv_envs_server import HttpEnvironmentProvider
+
+    from .conftest import GatedManager, HttpServe, Ident, OpenClient, Serve
 
 IDENT: Ident = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
 
@@ -365,8 +368,9 @@ def test_client_round_trip(fake_client: EnvManagerClient) -> None:
     assert fake_client.sync_env("wf", "node").status == "SUCCESS"
     assert "alpha" in fake_client.export_env("wf", "node").uv_lock
     assert fake_client.get_operations("wf", "node", status="SUCCESS").total >= 1
-    assert fake_client.cleanup(idle_hours=0).deleted == ["wf/node/"]
-    assert fake_client.delete_env("wf", "node") == "NOT_FOUND"
+    # 0 (or unset) means the server's minimum idle time: the env just used stays.
+    assert fake_client.cleanup(idle_hours=0).deleted == []
+    assert fake_client.delete_env("wf", "node") == "DELETED"
     assert fake_client.delete_operations("wf", "node").deleted_count >= 1
 
 
@@ -408,15 +412,23 @@ def test_a_busy_env_is_aborted(
         creating.result(timeout=60)
 
 
-@pytest.mark.parametrize("remote", [False, True], ids=["local", "grpc"])
+def _provider(
+    kind: str, manager: uv_envs.EnvManager, target: str, http_serve: HttpServe
+) -> GrpcEnvironmentProvider | HttpEnvironmentProvider | uv_envs.LocalEnvironmentProvider:
+    """The provider of one kind over one manager: in process, over gRPC, over HTTP."""
+    if kind == "grpc":
+        return GrpcEnvironmentProvider(target, timeout=30)
+    if kind == "http":
+        pytest.importorskip("fastapi", reason="the HTTP provider needs the [http] extra")
+        return uv_envs_server.HttpEnvironmentProvider(http_serve(manager).url, timeout=30)
+    return uv_envs.LocalEnvironmentProvider(manager)
+
+
+@pytest.mark.parametrize("kind", ["local", "grpc", "http"])
 def test_provider_contract(
-    remote: bool, fake_manager: uv_envs.EnvManager, fake_target: str
+    kind: str, fake_manager: uv_envs.EnvManager, fake_target: str, http_serve: HttpServe
 ) -> None:
-    provider: Any
-    if remote:
-        provider = GrpcEnvironmentProvider(fake_target, timeout=30)
-    else:
-        provider = uv_envs.LocalEnvironmentProvider(fake_manager)
+    provider = _provider(kind, fake_manager, fake_target, http_serve)
     try:
         assert isinstance(provider, uv_envs.IEnvironmentProvider)
         testing.check_provider_contract(
@@ -425,15 +437,17 @@ def test_provider_contract(
         with pytest.raises(uv_envs.InvalidIdentifier):
             provider.create_environment("bad", {"workflow_id": "../x", "node_id": "n"})
     finally:
-        if isinstance(provider, GrpcEnvironmentProvider):  # remote
+        if not isinstance(provider, uv_envs.LocalEnvironmentProvider):  # remote
             provider.close()
 
 
-def test_both_providers_return_the_same_dicts(
-    fake_manager: uv_envs.EnvManager, fake_target: str
+@pytest.mark.parametrize("kind", ["grpc", "http"])
+def test_every_provider_returns_the_same_dicts(
+    kind: str, fake_manager: uv_envs.EnvManager, fake_target: str, http_serve: HttpServe
 ) -> None:
     local = uv_envs.LocalEnvironmentProvider(fake_manager)
-    remote = GrpcEnvironmentProvider(fake_target, timeout=30)
+    remote = _provider(kind, fake_manager, fake_target, http_serve)
+    assert not isinstance(remote, uv_envs.LocalEnvironmentProvider)
     try:
         config = {"workflow_id": "wf", "node_id": "same", "packages": ["alpha"]}
         assert remote.create_environment("v", dict(config)) == local.create_environment(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -37,22 +38,30 @@ class RecordingPublisher:
 
 @attrs.define
 class InMemoryAuditLog:
-    """The :class:`~uv_envs.AuditLog` port in a list, for one process."""
+    """The :class:`~uv_envs.AuditLog` port in a list, for one process.
+
+    ``host`` and ``root`` are stamped on each record, as the real stores do;
+    logs given the same ``records`` list share it, like roots sharing a database.
+    """
 
     records: list[OperationRecord] = attrs.field(factory=list)
+    host: str = ""
+    root: str = ""
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
 
     def start(self, key: EnvKey, operation: str, metadata: Mapping[str, Any] | None = None) -> int:
         with self._lock:
             record = OperationRecord(
-                id=len(self.records) + 1,
+                id=max((r.id for r in self.records), default=0) + 1,
                 workflow_id=key.workflow_id,
                 node_id=key.node_id,
                 version_id=key.version_id,
                 operation=operation,
                 status=OperationStatus.RUNNING,
                 started_at=time.time(),
-                metadata={**(metadata or {}), "pid": os.getpid()},
+                metadata={**_as_json(metadata), "pid": os.getpid()},
+                host=self.host,
+                root=self.root,
             )
             self.records.append(record)
             return record.id
@@ -82,7 +91,7 @@ class InMemoryAuditLog:
                 stderr=stderr[-MAX_OUTPUT:],
                 exit_code=exit_code,
                 error=error,
-                metadata={**record.metadata, **(metadata or {})},
+                metadata={**record.metadata, **_as_json(metadata)},
             )
 
     def query(
@@ -93,9 +102,17 @@ class InMemoryAuditLog:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        host: str | None = None,
+        root: str | None = None,
     ) -> OperationPage:
         limit, offset = max(0, min(limit, 1000)), max(0, offset)
-        wanted = {"workflow_id": workflow_id, "node_id": node_id, "status": status}
+        wanted = {
+            "workflow_id": workflow_id,
+            "node_id": node_id,
+            "status": status,
+            "host": host,
+            "root": root,
+        }
         with self._lock:
             found = [
                 r
@@ -117,3 +134,8 @@ class InMemoryAuditLog:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _as_json(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    # What the real stores read back: values JSON cannot hold come back as text.
+    return dict(json.loads(json.dumps(dict(metadata or {}), default=str)))

@@ -1,0 +1,322 @@
+"""The JSON bodies of the HTTP API, as pydantic models (FastAPI makes the OpenAPI schema of them).
+
+Requests forbid unknown fields, so a misspelt ``pakages`` is a 422, not a
+silently empty env. Responses are built from the core's attrs models by the
+``*_json`` functions; the models only describe them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+from pydantic import BaseModel, ConfigDict, Field
+
+import uv_envs
+
+#: How the empty version id is spelt in a path: ``/v1/envs/wf/node/@``.
+EMPTY_VERSION = "@"
+
+ExportFormat = Literal["project", "requirements.txt", "pylock.toml"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnsureBody(_Body):
+    """The spec of an env: ``PUT /v1/envs/{w}/{n}/{v}``."""
+
+    packages: list[str] = Field(default_factory=list, description="PEP 508 requirements")
+    python_version: str | None = Field(default=None, description='for example "3.12"')
+    requirements_text: str | None = Field(
+        default=None, description="a requirements.txt, in addition to packages"
+    )
+
+
+class CreateBody(EnsureBody):
+    """``POST /v1/envs``: the key and the spec."""
+
+    workflow_id: str
+    node_id: str
+    version_id: str = ""
+
+
+class PackagesBody(_Body):
+    """Packages to update or remove (update: none means all)."""
+
+    packages: list[str] = Field(default_factory=list)
+
+
+class AddBody(PackagesBody):
+    """Packages (and/or a requirements text) to add."""
+
+    requirements_text: str | None = None
+
+
+class CleanupBody(_Body):
+    """What cleanup deletes; give at least one of the two."""
+
+    idle_hours: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_bytes: int | None = Field(default=None, ge=0)
+
+
+class Spec(BaseModel):
+    """What an env was asked to contain."""
+
+    packages: list[str]
+    python: str
+    requirements_text: str | None
+
+
+class EnvJson(BaseModel):
+    """One environment: paths, status, spec, generation and the runtime env."""
+
+    workflow_id: str
+    node_id: str
+    version_id: str
+    env_path: str
+    python_path: str
+    venv_path: str
+    pinned_python_path: str
+    status: uv_envs.EnvStatus
+    spec: Spec
+    spec_hash: str
+    python_version: str
+    generation: int
+    created_at: float
+    updated_at: float
+    error: str | None
+    runtime_env: dict[str, Any] = Field(description="what a runner needs; py_executable for Ray")
+    ray_runtime_env: dict[str, Any] | None = Field(
+        default=None, description="a Ray runtime_env, when this server's uv-envs builds one"
+    )
+
+
+class EnvList(BaseModel):
+    """``GET /v1/envs``."""
+
+    environments: list[EnvJson]
+
+
+class StatusJson(BaseModel):
+    """``GET /v1/envs/{w}/{n}/{v}``: the env's status, its files, and the env itself."""
+
+    workflow_id: str
+    node_id: str
+    version_id: str
+    status: uv_envs.EnvStatus
+    env_path: str
+    has_pyproject: bool
+    has_uv_lock: bool
+    has_venv: bool
+    environment: EnvJson | None
+
+
+class DeletedJson(BaseModel):
+    """``DELETE /v1/envs/{w}/{n}/{v}``: DELETED, or NOT_FOUND when there was nothing."""
+
+    workflow_id: str
+    node_id: str
+    version_id: str
+    status: uv_envs.DeleteStatus
+
+
+class DepsJson(BaseModel):
+    """Declared requirements and the versions uv.lock pins."""
+
+    declared: list[str]
+    locked: dict[str, str]
+
+
+class OperationJson(BaseModel):
+    """The result of add, update, remove and sync: the env as it now is, and uv's output."""
+
+    operation: str
+    status: Literal["SUCCESS"]
+    stdout: str
+    stderr: str
+    exit_code: int
+    duration_ms: int
+    environment: EnvJson
+
+
+class VerifyJson(BaseModel):
+    """What verify found; ``problems`` is empty for a healthy env."""
+
+    ok: bool
+    problems: list[str]
+    checked_files: int
+
+
+class ExportJson(BaseModel):
+    """The exported files by name (``pyproject.toml`` and ``uv.lock`` for ``project``)."""
+
+    format: ExportFormat
+    files: dict[str, str]
+
+
+class CleanupJson(BaseModel):
+    """What cleanup deleted and what it left."""
+
+    deleted: list[str]
+    skipped_busy: list[str]
+    skipped_leased: list[str]
+    pruned_generations: int
+    pruned_store_entries: int
+    pruned_locks: int
+    bytes_in_use: int | None
+    checked_at: float
+
+
+class RecordJson(BaseModel):
+    """One audit record."""
+
+    id: int
+    workflow_id: str
+    node_id: str
+    version_id: str
+    operation: str
+    status: uv_envs.OperationStatus
+    started_at: float
+    finished_at: float | None
+    duration_ms: int | None
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    error: str | None
+    metadata: dict[str, Any]
+
+
+class OperationsJson(BaseModel):
+    """A page of the audit trail, newest first."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[RecordJson]
+
+
+class DeletedOperationsJson(BaseModel):
+    """What ``DELETE /v1/operations`` removed."""
+
+    workflow_id: str
+    node_id: str
+    deleted_count: int
+    deleted_node_ids: list[str]
+
+
+class HealthJson(BaseModel):
+    """``GET /v1/health``."""
+
+    status: Literal["SERVING"]
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 ``application/problem+json``.
+
+    ``error_class`` names the uv-envs exception (``EnvironmentNotFound`` ...);
+    uv failures add uv's ``stdout``, ``stderr`` and ``exit_code``.
+    """
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    error_class: str | None = None
+    request_id: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    exit_code: int | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def key_json(key: uv_envs.EnvKey) -> dict[str, str]:
+    """The three ids of a key."""
+    return {"workflow_id": key.workflow_id, "node_id": key.node_id, "version_id": key.version_id}
+
+
+def env_json(environment: uv_envs.Environment) -> EnvJson:
+    """The JSON of one env."""
+    spec = environment.spec
+    # Added by the Ray integration, as a method or a property; absent before it.
+    ray = getattr(environment, "ray_runtime_env", None)
+    if callable(ray):
+        ray = ray()
+    return EnvJson(
+        **key_json(environment.key),
+        env_path=str(environment.env_path),
+        python_path=str(environment.python_path),
+        venv_path=str(environment.venv_path),
+        pinned_python_path=str(environment.pinned_python_path),
+        status=environment.status,
+        spec=Spec(
+            packages=list(spec.packages),
+            python=spec.python,
+            requirements_text=spec.requirements_text,
+        ),
+        spec_hash=environment.spec_hash,
+        python_version=environment.python_version,
+        generation=environment.generation,
+        created_at=environment.created_at,
+        updated_at=environment.updated_at,
+        error=environment.error,
+        runtime_env=environment.runtime_env(),
+        ray_runtime_env=ray if isinstance(ray, dict) else None,
+    )
+
+
+def status_json(report: uv_envs.StatusReport) -> StatusJson:
+    """The JSON of a status report."""
+    env = report.environment
+    return StatusJson(
+        **key_json(report.key),
+        status=report.status,
+        env_path=str(report.env_path),
+        has_pyproject=report.has_pyproject,
+        has_uv_lock=report.has_uv_lock,
+        has_venv=report.has_venv,
+        environment=env_json(env) if env is not None else None,
+    )
+
+
+def operation_json(result: uv_envs.OperationResult) -> OperationJson:
+    """The JSON of an add, update, remove or sync that succeeded."""
+    return OperationJson(
+        operation=result.operation,
+        status="SUCCESS",
+        stdout=result.stdout,
+        stderr=result.stderr,
+        exit_code=result.exit_code,
+        duration_ms=result.duration_ms,
+        environment=env_json(result.environment),
+    )
+
+
+def cleanup_json(report: uv_envs.CleanupReport) -> CleanupJson:
+    """The JSON of a cleanup report."""
+    return CleanupJson(
+        deleted=[str(k) for k in report.deleted],
+        skipped_busy=[str(k) for k in report.skipped_busy],
+        skipped_leased=[str(k) for k in report.skipped_leased],
+        pruned_generations=report.pruned_generations,
+        pruned_store_entries=report.pruned_store_entries,
+        pruned_locks=report.pruned_locks,
+        bytes_in_use=report.bytes_in_use,
+        checked_at=report.checked_at,
+    )
+
+
+def operations_json(page: uv_envs.OperationPage) -> OperationsJson:
+    """The JSON of a page of audit records."""
+    items = [
+        RecordJson(
+            **{
+                **attrs.asdict(item, recurse=False),
+                "metadata": dict(item.metadata),
+            }
+        )
+        for item in page.items
+    ]
+    return OperationsJson(total=page.total, limit=page.limit, offset=page.offset, items=items)

@@ -1,0 +1,143 @@
+"""The status page at ``/``: one server-rendered HTML page, no JavaScript, no build step.
+
+It shows every env (status, Python, packages, size on disk, last use,
+generation, its recent operations with uv's stderr for failures) and the
+recent failed operations of the whole root, which include failed creates
+(rolled back, so without an env). Damaged and leased envs stand out. It reads
+only; every value is escaped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import importlib.resources
+import string
+from collections import defaultdict
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import uv_envs
+
+#: Audit records read per page: enough for the recent history of every env.
+RECENT_OPERATIONS: Final = 500
+#: Operations listed under one env, and failures listed at the bottom.
+PER_ENV: Final = 8
+FAILURES: Final = 20
+#: uv's stderr is cut to its last this many characters (uv puts the cause last).
+STDERR_TAIL: Final = 4000
+_KIB: Final = 1024
+
+
+def _template() -> string.Template:
+    text = (
+        importlib.resources.files("uv_envs_server")
+        .joinpath("_templates/status.html")
+        .read_text(encoding="utf-8")
+    )
+    return string.Template(text)
+
+
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "never"
+    moment = dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _size(count: int) -> str:
+    amount = float(count)
+    for unit in ("B", "KiB", "MiB"):
+        if amount < _KIB:
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= _KIB
+    return f"{amount:.1f} GiB"
+
+
+def _stderr(record: uv_envs.OperationRecord) -> str:
+    text = record.stderr.strip()
+    if len(text) > STDERR_TAIL:
+        text = "[...]\n" + text[-STDERR_TAIL:]
+    first = (record.error or "failed").strip().splitlines()[0] if record.error else "failed"
+    parts = [f"<strong>{html.escape(first)}</strong>"]
+    if text:
+        parts.append(f"<pre class='stderr'>{html.escape(text)}</pre>")
+    return "".join(parts)
+
+
+def _operations(records: list[uv_envs.OperationRecord]) -> str:
+    items = []
+    for record in records[:PER_ENV]:
+        status = html.escape(record.status)
+        line = (
+            f"<li><span class='badge op-{status}'>{html.escape(record.operation)} {status}</span> "
+            f"<span class='muted'>{_when(record.started_at)}</span>"
+        )
+        if record.status == "FAILED":
+            line += _stderr(record)
+        items.append(line + "</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else "<span class='muted'>none</span>"
+
+
+def _row(
+    manager: uv_envs.EnvManager,
+    environment: uv_envs.Environment,
+    records: list[uv_envs.OperationRecord],
+) -> str:
+    status = environment.status.value
+    usage = manager.usage(environment.key)
+    leases, last_used = usage.leased_generations, usage.last_used
+    own, shared = usage.own_bytes, usage.venv_bytes
+    classes = " ".join(
+        name for name, on in (("damaged", status == "DAMAGED"), ("leased", bool(leases))) if on
+    )
+    badges = f"<span class='badge {status}'>{status}</span>"
+    if leases:
+        badges += f" <span class='badge leased-badge'>LEASED ({len(leases)})</span>"
+    if environment.error:
+        badges += f"<div class='muted'>{html.escape(environment.error)}</div>"
+    size = _size(own) + (f" + venv {_size(shared)}" if shared else "")
+    packages = "<br>".join(html.escape(p) for p in environment.spec.packages) or "—"
+    return (
+        f"<tr class='{classes}' data-key='{html.escape(str(environment.key))}'>"
+        f"<td><code>{html.escape(str(environment.key))}</code></td>"
+        f"<td>{badges}</td>"
+        f"<td>{html.escape(environment.python_version)}</td>"
+        f"<td>{packages}</td>"
+        f"<td>{size}</td>"
+        f"<td>{_when(last_used)}</td>"
+        f"<td>{environment.generation}</td>"
+        f"<td>{_operations(records)}</td></tr>"
+    )
+
+
+def render_status_page(manager: uv_envs.EnvManager) -> str:
+    """The page's HTML for the manager's root (runs on a worker thread: it reads the disk)."""
+    environments = manager.list_environments()
+    page = manager.operations(limit=RECENT_OPERATIONS)
+    by_key: defaultdict[tuple[str, str, str], list[uv_envs.OperationRecord]] = defaultdict(list)
+    for record in page.items:
+        by_key[record.workflow_id, record.node_id, record.version_id].append(record)
+    rows = [
+        _row(manager, env, by_key[env.key.workflow_id, env.key.node_id, env.key.version_id])
+        for env in environments
+    ]
+    failed = [r for r in page.items if r.status == "FAILED"][:FAILURES]
+    failures = [
+        f"<tr class='failure'><td>{_when(r.started_at)}</td>"
+        f"<td><code>{html.escape(f'{r.workflow_id}/{r.node_id}/{r.version_id}')}</code></td>"
+        f"<td>{html.escape(r.operation)}</td><td>{_stderr(r)}</td></tr>"
+        for r in failed
+    ]
+    empty = "<tr><td colspan='8' class='muted'>none</td></tr>"
+    return _template().substitute(
+        root=html.escape(str(manager.settings.root)),
+        count=len(environments),
+        generated=_now(),
+        rows="\n".join(rows) or empty,
+        failures="\n".join(failures) or empty,
+    )
+
+
+def _now() -> str:
+    return dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

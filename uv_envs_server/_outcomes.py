@@ -1,0 +1,85 @@
+"""One table from core exception to outcome, read by both front doors.
+
+The gRPC side turns an :class:`Outcome` into a status code
+(:mod:`uv_envs_server._errors`), the HTTP side into a status and an
+``application/problem+json`` body (:mod:`uv_envs_server._http_problems`). A
+new exception class is mapped here once, and both wires agree.
+
+====================================  ====================  ===========
+core exception                        gRPC status code      HTTP status
+====================================  ====================  ===========
+InvalidInput (and subclasses)         INVALID_ARGUMENT      422
+EnvironmentNotFound                   NOT_FOUND             404
+EnvironmentAlreadyExists              ALREADY_EXISTS        409
+EnvironmentNotReady                   FAILED_PRECONDITION   409
+EnvironmentBusy                       ABORTED               423
+EnvironmentInUse                      FAILED_PRECONDITION   423
+OperationCancelled                    CANCELLED             409
+UvTimeout                             DEADLINE_EXCEEDED     504
+ResolutionFailed                      FAILED_PRECONDITION   422
+UvError (other)                       FAILED_PRECONDITION   502
+UvNotFound, StorageError, other       INTERNAL              500
+====================================  ====================  ===========
+
+``ResolutionFailed`` is 422 over HTTP: the requested packages do not
+resolve, which is the caller's input, not a broken upstream.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import uv_envs
+
+
+class Outcome(enum.Enum):
+    """How a failed call ends, on either wire: ``(grpc code name, http status)``."""
+
+    BAD_INPUT = ("INVALID_ARGUMENT", 422)
+    NOT_FOUND = ("NOT_FOUND", 404)
+    EXISTS = ("ALREADY_EXISTS", 409)
+    NOT_READY = ("FAILED_PRECONDITION", 409)
+    BUSY = ("ABORTED", 423)
+    LEASED = ("FAILED_PRECONDITION", 423)
+    CANCELLED = ("CANCELLED", 409)
+    UV_TIMEOUT = ("DEADLINE_EXCEEDED", 504)
+    UNRESOLVABLE = ("FAILED_PRECONDITION", 422)
+    UV_FAILED = ("FAILED_PRECONDITION", 502)
+    INTERNAL = ("INTERNAL", 500)
+
+    def __init__(self, grpc_code: str, http_status: int) -> None:
+        self.grpc_code = grpc_code
+        self.http_status = http_status
+
+
+#: First match wins, so subclasses come before their bases.
+OUTCOMES: tuple[tuple[type[BaseException], Outcome], ...] = (
+    (uv_envs.InvalidInput, Outcome.BAD_INPUT),
+    (uv_envs.EnvironmentNotFound, Outcome.NOT_FOUND),
+    (uv_envs.EnvironmentAlreadyExists, Outcome.EXISTS),
+    (uv_envs.EnvironmentNotReady, Outcome.NOT_READY),
+    (uv_envs.EnvironmentBusy, Outcome.BUSY),
+    (uv_envs.EnvironmentInUse, Outcome.LEASED),
+    (uv_envs.OperationCancelled, Outcome.CANCELLED),
+    (uv_envs.UvTimeout, Outcome.UV_TIMEOUT),
+    (uv_envs.ResolutionFailed, Outcome.UNRESOLVABLE),
+    (uv_envs.UvError, Outcome.UV_FAILED),
+)
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    """The outcome for ``exc``; :attr:`Outcome.INTERNAL` for anything unmapped."""
+    for cls, outcome in OUTCOMES:
+        if isinstance(exc, cls):
+            return outcome
+    return Outcome.INTERNAL
+
+
+def internal_message(exc: BaseException, request_id: str | None) -> str:
+    """What a caller is told about an INTERNAL failure: the class and the request id only.
+
+    The exception's own message may quote server paths or files; it goes to
+    the server log instead.
+    """
+    where = f" under request id {request_id}" if request_id else ""
+    return f"internal error ({type(exc).__name__}); see the server log{where}"
