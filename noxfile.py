@@ -16,21 +16,21 @@ LINTED = ("uv_envs", "uv_envs_server", "tests", "benchmarks", "noxfile.py")
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The whole suite, network tests included."""
-    session.install("-e", ".[server,http,postgres,test]")
+    session.install("-e", ".[server,http,postgres,ray,test]")
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def offline(session: nox.Session) -> None:
     """The suite without the tests that need the public package index."""
-    session.install("-e", ".[server,http,postgres,test]")
+    session.install("-e", ".[server,http,postgres,ray,test]")
     session.run("pytest", "-m", "not network", *session.posargs)
 
 
 @nox.session
 def stress(session: nox.Session) -> None:
     """A longer soak of the stress, crash and state-machine tests (about ten minutes)."""
-    session.install("-e", ".[server,http,postgres,test]")
+    session.install("-e", ".[server,http,postgres,ray,test]")
     soak = {
         "UV_ENVS_STRESS_OPS": "500",
         "UV_ENVS_CRASH_TRIALS": "360",
@@ -117,7 +117,7 @@ def protos(session: nox.Session) -> None:
 )
 def grpc_versions(session: nox.Session, pins: tuple[str, ...]) -> None:
     """The server tests on the lowest supported grpcio/protobuf pair, WTB's, and the newest."""
-    session.install("-e", ".[server,http,postgres,test]", *pins)
+    session.install("-e", ".[server,http,postgres,ray,test]", *pins)
     session.run("pytest", "tests/server", *session.posargs)
 
 

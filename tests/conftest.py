@@ -14,6 +14,12 @@ from uv_envs.testing import FakePythonFinder, FakeUvExecutor, RecordingPublisher
 
 from .wheelhouse import build_wheelhouse
 
+# Read by Ray when it is imported, by whichever test module imports it first:
+# no usage reports, every node on 127.0.0.1, no token file written to ~/.ray.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
 RUNNING_MINOR = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -26,6 +32,18 @@ def _no_leaks() -> Iterator[None]:
     after = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     assert after == environ, "the test changed os.environ"
     assert Path.cwd() == cwd, "the test changed the working directory"
+
+
+@pytest.fixture(autouse=True)
+def _ray_detection(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside tests marked ``ray``, run as on a machine without Ray.
+
+    With Ray importable, ``Settings.ray = "auto"`` links every env to it and
+    runs ``import ray`` in each new venv (half a second, and it needs a real
+    interpreter, which the fake uv does not make).
+    """
+    if request.node.get_closest_marker("ray") is None:
+        monkeypatch.setattr("uv_envs._raylink.in_process", lambda: None)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from uv_envs import (
     OperationPage,
     OperationRecord,
     OperationResult,
+    RayLink,
     RetiredGeneration,
     StatusReport,
     _models,
@@ -270,6 +271,16 @@ def retired_generations() -> st.SearchStrategy[RetiredGeneration]:
     return st.builds(RetiredGeneration, generation=_GENERATIONS, retired_at=_TIMES)
 
 
+def ray_links() -> st.SearchStrategy[RayLink]:
+    return st.builds(
+        RayLink,
+        ray_version=_TEXT,
+        python=_TEXT,
+        site_dir=_TEXT,
+        error=st.one_of(st.none(), _TEXT),
+    )
+
+
 def environments() -> st.SearchStrategy[Environment]:
     return st.builds(
         Environment,
@@ -286,6 +297,7 @@ def environments() -> st.SearchStrategy[Environment]:
         created_at=_TIMES,
         updated_at=_TIMES,
         error=st.one_of(st.none(), _TEXT),
+        ray=st.one_of(st.none(), ray_links()),
     )
 
 

@@ -247,6 +247,7 @@ ROUND_TRIPS: dict[type, st.SearchStrategy[Any]] = {
     _models.IndexSettings: s.index_settings(),
     _models.EnvSpec: s.env_specs(),
     _models.RetiredGeneration: s.retired_generations(),
+    _models.RayLink: s.ray_links(),
     _models.Environment: s.environments(),
     _models.StatusReport: s.status_reports(),
     _models.OperationResult: s.operation_results(),

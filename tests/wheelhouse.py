@@ -63,3 +63,14 @@ def build_wheelhouse(directory: Path) -> Path:
     for name, version, requires in CATALOGUE:
         build_wheel(directory, name, version, requires)
     return directory
+
+
+def ray_wheels(directory: Path) -> Path:
+    """Wheels that collide with a Ray install: a harmless shadow, a Ray breaker, a fake Ray."""
+    directory.mkdir(parents=True, exist_ok=True)
+    build_wheel(
+        directory, "hypothesis", "0.0.1"
+    )  # the test venv has a real one; Ray never imports it
+    build_wheel(directory, "msgpack", "0.0.1", body="raise ImportError('this msgpack is broken')\n")
+    build_wheel(directory, "ray", "0.0.1")
+    return directory

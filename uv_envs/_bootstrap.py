@@ -24,6 +24,7 @@ from ._lockrecord import LockRecords
 from ._metadata import JsonMetadataRepository
 from ._provisioning import Provisioner
 from ._python import InterpreterFinder, PythonFinder
+from ._raylink import RayLinker
 from ._reads import Reads
 from ._recovery import Recovery
 from ._repairs import Repairs
@@ -95,6 +96,7 @@ def bootstrap(
             layout=layout,
             slots=settings.max_concurrent_installs,
         ),
+        ray_link=RayLinker(settings.ray),
     )
     recovery = Recovery(services)
     access = EnvAccess(services, recovery)

@@ -23,6 +23,11 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     │   └── UvTimeout (TimeoutError)               uv ran longer than allowed
     ├── UvNotFound (FileNotFoundError)             no uv binary
     ├── OperationCancelled                         the caller cancelled; rolled back
+    ├── RayIncompatible (RuntimeError)             the env cannot be a worker of the cluster's Ray
+    │   ├── RayVersionConflict                     it pins a Ray other than the cluster's
+    │   ├── RayImportFailed                        ``import ray`` fails in it (a pin breaks Ray)
+    │   └── RayPythonMismatch                      it runs another Python minor than the cluster
+    ├── RayNotAvailable (LookupError)              no Ray where the settings say the cluster's is
     └── StorageError (OSError)                     unreadable metadata or audit store
         ├── AuditUnavailable                       the audit database cannot be reached
         └── AuditSchemaTooNew                      the audit database has a newer schema
@@ -140,6 +145,41 @@ class UvNotFound(UvEnvsError, FileNotFoundError):
 
 class StorageError(UvEnvsError, OSError):
     """The metadata or audit store is unreadable or could not be written."""
+
+
+class RayIncompatible(UvEnvsError, RuntimeError):
+    """The env cannot run as a worker of the cluster's Ray (see the subclasses)."""
+
+
+class RayVersionConflict(RayIncompatible):
+    """The env's lock pins a Ray version other than the cluster's; found at create time."""
+
+
+class RayImportFailed(RayIncompatible):
+    """``import ray`` fails in the env: one of its pins breaks what Ray imports.
+
+    ``stderr`` holds the interpreter's traceback.
+    """
+
+    def __init__(self, message: str, *, stderr: str = "") -> None:
+        self.stderr = stderr
+        detail = stderr.strip()
+        super().__init__(f"{message}\n{detail}" if detail else message)
+
+
+class RayPythonMismatch(RayIncompatible):
+    """The env runs a Python minor other than the cluster's, so it cannot be a Ray worker.
+
+    The env itself is built and usable as a subprocess; only handing it to Ray
+    is refused (cloudpickled code does not cross Python minors).
+    """
+
+
+class RayNotAvailable(UvEnvsError, LookupError):
+    """No Ray where the settings say the cluster's Ray is (or Ray is needed and absent)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class EnvironmentUnreadable(EnvironmentNotReady, StorageError):

@@ -136,6 +136,7 @@ class GenerationSwitch:
             spec_hash=spec_hash(spec, self.services.settings.index),
             python_version=interpreter.version,
             python_executable=str(interpreter.path),
+            ray=self.services.ray_link.describe(interpreter),
             generation=number,
             pending_generation=None,
             status=EnvStatus.READY,

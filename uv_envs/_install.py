@@ -39,22 +39,34 @@ class Installer:
         services = self.services
         settings = services.settings
         python = str(interpreter.path)
+        ray_link = services.ray_link
         if not shared:
+            ray_link.check_lock((gen_dir / "uv.lock").read_text(), interpreter)
             with install_slot(services.layout, settings.max_concurrent_installs):
                 operation.run(
                     sync_command(gen_dir, python, services.uv_options, refresh=refresh),
                     "uv sync --frozen",
                 )
+            ray_link.link(gen_dir / ".venv", interpreter)
             return True
         if packages is None:
             packages = lock_packages_digest((gen_dir / "uv.lock").read_text())
-        entry_id = store_id(packages, interpreter, compile_bytecode=settings.compile_bytecode)
+        entry_id = store_id(
+            packages,
+            interpreter,
+            compile_bytecode=settings.compile_bytecode,
+            ray_link=ray_link.store_identity(interpreter),
+        )
 
         def build(venv: Path) -> None:
+            # Checked where an entry is built: an entry whose id names this Ray link
+            # passed the check then, so the warm path neither reads nor parses the lock.
+            ray_link.check_lock((gen_dir / "uv.lock").read_text(), interpreter)
             with install_slot(services.layout, settings.max_concurrent_installs):
                 operation.run(
                     sync_command(gen_dir, python, services.uv_options, venv=venv, refresh=refresh),
                     "uv sync --frozen",
                 )
+            ray_link.link(venv, interpreter)  # before the store seals the entry
 
         return services.venv_store.link(gen_dir, entry_id, build)

@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import cattrs
 
+from ._errors import RayPythonMismatch
 from ._validation import validate_id
 
 SCHEMA_VERSION = 1
@@ -110,6 +111,21 @@ class RetiredGeneration:
 
 
 @attrs.frozen
+class RayLink:
+    """How an env reaches the cluster's Ray (see ``uv_envs/_raylink.py``).
+
+    ``error`` is set when the env cannot run under that Ray (another Python
+    minor); :meth:`Environment.ray_runtime_env` then raises instead of handing
+    Ray an interpreter whose workers would die at start.
+    """
+
+    ray_version: str
+    python: str
+    site_dir: str
+    error: str | None = None
+
+
+@attrs.frozen
 class Environment:
     """One environment as stored in its ``metadata.json``.
 
@@ -132,6 +148,7 @@ class Environment:
     updated_at: float = 0.0
     error: str | None = None
     schema_version: int = SCHEMA_VERSION
+    ray: RayLink | None = None
 
     @property
     def venv_path(self) -> Path:
@@ -184,6 +201,21 @@ class Environment:
             "py_executable": str(python),
             "python_version": self.python_version,
             "generation": self.generation,
+        }
+
+    def ray_runtime_env(self, *, pinned: bool = False) -> dict[str, Any]:
+        """A Ray ``runtime_env`` as it is: ``{"py_executable": ..., "env_vars": {...}}``.
+
+        Pass it straight to ``ray.remote(...).options(runtime_env=...)``.
+        Raises :class:`~uv_envs.RayPythonMismatch` for an env that cannot be
+        a worker of the Ray it was linked to (another Python minor).
+        """
+        if self.ray is not None and self.ray.error:
+            raise RayPythonMismatch(f"environment {self.key}: {self.ray.error}")
+        python = self.pinned_python_path if pinned else self.python_path
+        return {
+            "py_executable": str(python),
+            "env_vars": {"VIRTUAL_ENV": str(python.parent.parent)},
         }
 
 

@@ -85,6 +85,20 @@ class LocalEnvironmentProvider:
         except EnvironmentNotFound:
             return None
 
+    def get_ray_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
+        """The variant's env as a Ray ``runtime_env`` (``py_executable``, ``env_vars``); or None.
+
+        Pass it as it is: ``task.options(runtime_env=...)``. Raises
+        :class:`~uv_envs.RayPythonMismatch` for an env on another Python minor
+        than the cluster's.
+        """
+        if self.get_runtime_env(variant_id) is None:  # checks READY, counts as a use
+            return None
+        key = self._variants.get(variant_id)
+        if key is None:  # cleaned up meanwhile
+            return None
+        return self.manager.get(key).ray_runtime_env()
+
     @contextlib.contextmanager
     def lease(self, variant_id: str) -> Iterator[dict[str, Any]]:
         """Hold the variant's env in use for a run; yields its runtime env.

@@ -138,6 +138,7 @@ class Provisioner:
             generation=1,
             pending_generation=None,
             updated_at=time.time(),
+            ray=services.ray_link.describe(request.interpreter),
         )
         services.metadata.save(ready)
         return ready

@@ -13,6 +13,7 @@ from ._leases import Leases
 from ._metadata import JsonMetadataRepository
 from ._models import EnvKey
 from ._python import InterpreterFinder
+from ._raylink import RayLinker
 from ._resolutions import StoredResolutions
 from ._runner import UvRunner
 from ._settings import Settings
@@ -38,6 +39,7 @@ class Services:
     leases: Leases
     resolutions: StoredResolutions
     bytecode: BytecodePolicy
+    ray_link: RayLinker
 
     def emit(self, event: events.DomainEvent) -> None:
         """Publish a domain event; a publisher that raises is logged and ignored."""

@@ -68,6 +68,10 @@ class Settings:
             the spec is resolved again (so unpinned specs pick up releases).
         max_concurrent_installs: uv installs running at once on this root,
             across processes; more requests queue. The CPU count by default.
+        ray: which Ray every env is linked to, so it works as a Ray worker's
+            ``py_executable`` (docs/ray.md): ``"auto"`` (the Ray importable
+            in this process, if any), ``"off"``, or the path of the cluster's
+            Python interpreter.
         audit_url: a ``postgresql://`` URL: keep the audit trail in that
             database, shared by many hosts and roots. Unset, it is SQLite in
             the root. Give the password by ``PGPASSWORD``, a ``.pgpass`` or
@@ -98,6 +102,7 @@ class Settings:
     background_bytecode: bool = True
     lock_max_age: float = 86400.0
     max_concurrent_installs: int = attrs.field(factory=lambda: os.cpu_count() or 1)
+    ray: str = "auto"
     audit_url: str | None = attrs.field(default=None, repr=lambda url: repr(redact(url)))
     audit_password_file: Path | None = None
     audit_host: str = attrs.field(factory=socket.gethostname)
@@ -116,8 +121,8 @@ class Settings:
         ``UV_ENVS_INDEX_URL``, ``UV_ENVS_EXTRA_INDEX_URLS`` and
         ``UV_ENVS_FIND_LINKS`` (space separated), ``UV_ENVS_OFFLINE`` and
         ``UV_ENVS_NO_INDEX`` (``1``/``true``), ``UV_ENVS_PYTHON_PATHS``
-        (``os.pathsep`` separated), ``UV_ENVS_LOCK_TIMEOUT``, ``UV_ENVS_AUDIT_URL``,
-        ``UV_ENVS_AUDIT_PASSWORD_FILE``, ``UV_ENVS_AUDIT_HOST``,
+        (``os.pathsep`` separated), ``UV_ENVS_LOCK_TIMEOUT``, ``UV_ENVS_RAY``,
+        ``UV_ENVS_AUDIT_URL``, ``UV_ENVS_AUDIT_PASSWORD_FILE``, ``UV_ENVS_AUDIT_HOST``,
         ``UV_ENVS_AUDIT_TIMEOUT`` and ``UV_ENVS_BACKGROUND_BYTECODE``
         (``0``/``false`` turns it off).
         """
@@ -132,6 +137,8 @@ class Settings:
         if value := environ.get("UV_ENVS_LOCK_TIMEOUT"):
             values["lock_timeout"] = float(value)
         values.update(_switches(environ))
+        # One line, not another branch: auto, off or the cluster's interpreter.
+        values.update({"ray": environ["UV_ENVS_RAY"]} if environ.get("UV_ENVS_RAY") else {})
         if value := environ.get("UV_ENVS_AUDIT_URL"):
             values["audit_url"] = value
         if value := environ.get("UV_ENVS_AUDIT_PASSWORD_FILE"):

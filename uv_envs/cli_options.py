@@ -51,7 +51,7 @@ class _Options(Protocol):
 
 
 def add_settings_options(parser: _Options, *, after_command: bool = False) -> None:
-    """Declare ``--root``, ``--lock-timeout``, the index and the audit options on ``parser``.
+    """Declare ``--root``, ``--lock-timeout``, the index, ``--ray`` and the audit options.
 
     Args:
         parser: a parser, or an argument group of one.
@@ -87,6 +87,14 @@ def add_settings_options(parser: _Options, *, after_command: bool = False) -> No
         )
     parser.add_argument("--no-index", action="store_true", help="use only --find-links", **keep)
     parser.add_argument("--offline", action="store_true", help="never touch the network", **keep)
+    parser.add_argument(
+        "--ray",
+        metavar="auto|off|PYTHON",
+        help="the Ray every new env is linked to, so it works as py_executable: 'auto' (the "
+        "Ray this process can import; the default), 'off', or the cluster's interpreter "
+        "(default: $UV_ENVS_RAY)",
+        **keep,
+    )
     # Neither help text shows a value: no password ever goes on a command line.
     parser.add_argument(
         "--audit-url",
@@ -128,6 +136,8 @@ def settings_from_options(
         values["root"] = root
     if (lock_timeout := getattr(options, "lock_timeout", None)) is not None:
         values["lock_timeout"] = lock_timeout
+    if ray := getattr(options, "ray", None):
+        values["ray"] = ray
     if audit_url := getattr(options, "audit_url", None):
         values["audit_url"] = audit_url
     if (password_file := getattr(options, "audit_password_file", None)) is not None:

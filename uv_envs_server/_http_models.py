@@ -89,7 +89,9 @@ class EnvJson(BaseModel):
     error: str | None
     runtime_env: dict[str, Any] = Field(description="what a runner needs; py_executable for Ray")
     ray_runtime_env: dict[str, Any] | None = Field(
-        default=None, description="a Ray runtime_env, when this server's uv-envs builds one"
+        default=None,
+        description="a Ray runtime_env (py_executable, env_vars); null for an env on another "
+        "Python minor than the cluster's",
     )
 
 
@@ -240,10 +242,10 @@ def key_json(key: uv_envs.EnvKey) -> dict[str, str]:
 def env_json(environment: uv_envs.Environment) -> EnvJson:
     """The JSON of one env."""
     spec = environment.spec
-    # Added by the Ray integration, as a method or a property; absent before it.
-    ray = getattr(environment, "ray_runtime_env", None)
-    if callable(ray):
-        ray = ray()
+    try:
+        ray: dict[str, Any] | None = environment.ray_runtime_env()
+    except uv_envs.RayIncompatible:
+        ray = None  # another Python minor than the cluster's: not for Ray
     return EnvJson(
         **key_json(environment.key),
         env_path=str(environment.env_path),
@@ -263,7 +265,7 @@ def env_json(environment: uv_envs.Environment) -> EnvJson:
         updated_at=environment.updated_at,
         error=environment.error,
         runtime_env=environment.runtime_env(),
-        ray_runtime_env=ray if isinstance(ray, dict) else None,
+        ray_runtime_env=ray,
     )
 
 

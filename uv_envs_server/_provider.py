@@ -91,6 +91,11 @@ class GrpcEnvironmentProvider:
 
     def get_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
         """Return what a runner needs to use the variant's env; None if unknown or gone."""
+        environment = self._ready(variant_id)
+        return None if environment is None else environment.runtime_env()
+
+    def _ready(self, variant_id: str) -> uv_envs.Environment | None:
+        """The variant's env if it is READY; None if unknown or gone."""
         key = self._variants.get(variant_id)
         if key is None:
             return None
@@ -101,7 +106,17 @@ class GrpcEnvironmentProvider:
             detail = f": {environment.error}" if environment.error else ""
             msg = f"environment {key} is {environment.status.value}{detail}"
             raise uv_envs.EnvironmentNotReady(msg)
-        return environment.runtime_env()
+        return environment
+
+    def get_ray_runtime_env(self, variant_id: str) -> dict[str, Any] | None:
+        """The variant's env as a Ray ``runtime_env`` (``py_executable``, ``env_vars``); or None.
+
+        The server links envs to the Ray it runs with (or ``--ray``), so start
+        it from the cluster's Python environment. Raises
+        :class:`uv_envs.RayPythonMismatch` for an env on another Python minor.
+        """
+        environment = self._ready(variant_id)
+        return None if environment is None else environment.ray_runtime_env()
 
     def cleanup_environment(self, variant_id: str, timeout: float | None = None) -> None:
         """Delete the variant's env; a missing env is not an error.

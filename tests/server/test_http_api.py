@@ -247,19 +247,13 @@ def test_the_openapi_page_and_schema_are_served(api: HttpEnvClient) -> None:
     assert "swagger" in api.http.get("/docs").text.lower()
 
 
-def test_a_ray_runtime_env_is_carried_once_the_model_has_one(
-    http_serve: Callable[..., Any],
-    fake_manager: uv_envs.EnvManager,
-    monkeypatch: pytest.MonkeyPatch,
+def test_the_ray_runtime_env_is_carried(
+    http_serve: Callable[..., Any], fake_manager: uv_envs.EnvManager
 ) -> None:
     server = http_serve(fake_manager)
     with HttpEnvClient(server.url, timeout=30) as client:
-        assert client.ensure("wf", "n", packages=["alpha"])["ray_runtime_env"] is None
-        monkeypatch.setattr(
-            uv_envs.Environment,
-            "ray_runtime_env",
-            lambda self: {"py_executable": str(self.python_path)},
-            raising=False,
-        )
+        created = client.ensure("wf", "n", packages=["alpha"])
         env = client.get_env("wf", "n")["environment"]
-    assert env["ray_runtime_env"] == {"py_executable": env["python_path"]}
+    expected = {"py_executable": env["python_path"], "env_vars": {"VIRTUAL_ENV": env["venv_path"]}}
+    assert created["ray_runtime_env"] == expected
+    assert env["ray_runtime_env"] == expected

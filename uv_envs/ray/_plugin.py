@@ -1,0 +1,118 @@
+"""The Ray runtime-env plugin: ``runtime_env={"uv_envs": spec.field()}`` on any node.
+
+Load it on every node by starting Ray with
+``RAY_RUNTIME_ENV_PLUGINS='[{"class": "uv_envs.ray.UvEnvsPlugin"}]'`` (see
+:func:`plugin_config`); the class must be importable by each node's runtime-env
+agent, i.e. uv-envs installed in the cluster's Python. The agent then builds the
+env the first time a task with the field lands on the node (nodes that join
+later included), under the node's ``$UV_ENVS_ROOT``, and points the worker's
+``py_executable`` at it.
+
+The URI is content-addressed (:meth:`LockedSpec.uri`), so identical specs
+share one env per node whatever the package order. Ray calls ``delete_uri``
+when its cache evicts an unused URI; the env is released through uv-envs'
+own delete and cleanup, which leave a leased env alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ray._private.runtime_env.plugin import RuntimeEnvPlugin
+
+from uv_envs._manager import EnvManager
+from uv_envs._models import EnvKey
+
+from ._node import cluster_ray, ensure_here, environment_here, node_manager, release_key
+from ._spec import FIELD, NODE_WORKFLOW, LockedSpec
+
+if TYPE_CHECKING:
+    from ray._private.runtime_env.context import RuntimeEnvContext
+    from ray.runtime_env import RuntimeEnv
+
+#: The value of ``RAY_RUNTIME_ENV_PLUGINS`` that loads the plugin.
+PLUGIN_CLASS = "uv_envs.ray.UvEnvsPlugin"
+
+
+def plugin_config() -> str:
+    """The value to give ``RAY_RUNTIME_ENV_PLUGINS`` on every node."""
+    return json.dumps([{"class": PLUGIN_CLASS}])
+
+
+def _spec_of(runtime_env: Mapping[str, Any]) -> LockedSpec | None:
+    value = runtime_env.get(FIELD)
+    return None if value is None else LockedSpec.from_field(value)
+
+
+class UvEnvsPlugin(RuntimeEnvPlugin):
+    """Builds ``runtime_env["uv_envs"]`` on the node and runs the worker in it."""
+
+    name = FIELD
+    # After Ray's own py_executable plugin (priority 10), so ours decides the interpreter.
+    priority = 90
+
+    @functools.cached_property
+    def _manager(self) -> EnvManager:
+        return node_manager()
+
+    @staticmethod
+    def validate(runtime_env_dict: dict[str, Any]) -> None:
+        """Refuse a malformed field, and a ``py_executable`` that would fight this plugin."""
+        spec = _spec_of(runtime_env_dict)
+        if spec is not None and runtime_env_dict.get("py_executable"):
+            msg = "runtime_env cannot set both 'uv_envs' and 'py_executable'"
+            raise ValueError(msg)
+
+    def get_uris(self, runtime_env: RuntimeEnv) -> list[str]:
+        """The spec's URI; ``[]`` for a runtime env without the field (Ray asks for every one)."""
+        spec = _spec_of(runtime_env)
+        if spec is None:
+            return []
+        return [spec.uri(cluster_ray(self._manager).version)]
+
+    async def create(
+        self,
+        uri: str | None,
+        runtime_env: RuntimeEnv,
+        context: RuntimeEnvContext,
+        logger: logging.Logger,
+    ) -> float:
+        """Build the env on this node, off the agent's event loop; the bytes it uses."""
+        del uri, context
+        spec = _spec_of(runtime_env)
+        if spec is None:
+            return 0
+        logger.info("uv_envs: installing the locked spec on this node")
+        node_env = await asyncio.to_thread(ensure_here, spec)
+        logger.info("uv_envs: env ready at %s", node_env.env_path)
+        # What Ray's URI cache counts; envs sharing one store venv each report it.
+        return float(node_env.size_bytes)
+
+    def modify_context(
+        self,
+        uris: list[str],
+        runtime_env: RuntimeEnv,
+        context: RuntimeEnvContext,
+        logger: logging.Logger,
+    ) -> None:
+        """Point the worker at the env's interpreter (raises for another Python minor)."""
+        del uris
+        spec = _spec_of(runtime_env)
+        if spec is None:
+            return
+        ray_env = environment_here(spec).ray_runtime_env()
+        context.py_executable = ray_env["py_executable"]
+        context.env_vars.update(ray_env["env_vars"])
+        logger.info("uv_envs: worker runs %s", context.py_executable)
+
+    def delete_uri(self, uri: str, logger: logging.Logger) -> float:
+        """Release the URI's env through uv-envs' cleanup; the bytes freed (0 if leased)."""
+        digest = uri.removeprefix(f"{FIELD}://")
+        freed = release_key(self._manager, EnvKey(NODE_WORKFLOW, digest))
+        logger.info("uv_envs: released %s (%d bytes)", uri, freed)
+        return float(freed)
