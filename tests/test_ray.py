@@ -437,6 +437,9 @@ def test_the_plugin_names_uris_and_releases_only_unleased_envs(
     monkeypatch.setenv("UV_ENVS_FIND_LINKS", " ".join(ray_manager.settings.index.find_links))
     monkeypatch.setenv("UV_ENVS_NO_INDEX", "1")
     monkeypatch.setenv("UV_ENVS_CACHE_DIR", str(uv_cache))
+    # A background compile in progress keeps its entry from being pruned (it would be
+    # pruned by the next cleanup); here the bytes freed must be seen at once.
+    monkeypatch.setenv("UV_ENVS_BACKGROUND_BYTECODE", "0")
     plugin = UvEnvsPlugin()
     assert plugin.get_uris(RuntimeEnv()) == []  # Ray asks for every runtime env
     assert plugin.get_uris(RuntimeEnv(pip=["x"])) == []
