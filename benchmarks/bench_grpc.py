@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -45,37 +46,45 @@ def _percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def bench_status(target: str, calls: int, threads: int) -> dict[str, float]:
-    with EnvManagerClient(target, timeout=30) as client:
-        client.get_env_status("bench", "status")  # connect
-        latencies = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            client.get_env_status("bench", "status")
-            latencies.append((time.perf_counter() - started) * 1000)
+def measure_calls(call: Callable[[], object], calls: int, threads: int) -> dict[str, float]:
+    """Latency of ``calls`` calls one after another, then throughput from ``threads`` at once.
 
-        per_thread = max(1, calls // threads)
-        barrier = threading.Barrier(threads + 1)
-
-        def worker() -> None:
-            barrier.wait()
-            for _ in range(per_thread):
-                client.get_env_status("bench", "status")
-
-        workers = [threading.Thread(target=worker) for _ in range(threads)]
-        for thread in workers:
-            thread.start()
-        barrier.wait()
+    The caller has connected already, so the first call pays no handshake.
+    """
+    latencies = []
+    for _ in range(calls):
         started = time.perf_counter()
-        for thread in workers:
-            thread.join(timeout=300)
-        elapsed = time.perf_counter() - started
+        call()
+        latencies.append((time.perf_counter() - started) * 1000)
+
+    per_thread = max(1, calls // threads)
+    barrier = threading.Barrier(threads + 1)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(per_thread):
+            call()
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in workers:
+        thread.join(timeout=300)
+    elapsed = time.perf_counter() - started
     return {
         "p50_ms": statistics.median(latencies),
         "p99_ms": _percentile(latencies, 0.99),
         "rps_1": calls / (sum(latencies) / 1000),
         "rps_n": per_thread * threads / elapsed,
     }
+
+
+def bench_status(target: str, calls: int, threads: int) -> dict[str, float]:
+    with EnvManagerClient(target, timeout=30) as client:
+        client.get_env_status("bench", "status")  # connect
+        return measure_calls(lambda: client.get_env_status("bench", "status"), calls, threads)
 
 
 def bench_create(manager: uv_envs.EnvManager, target: str, creates: int) -> dict[str, float]:

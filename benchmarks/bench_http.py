@@ -18,14 +18,13 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
 import httpx
-from bench_grpc import ROOT, _cpus, _percentile, bench_status
+from bench_grpc import ROOT, _cpus, bench_status, measure_calls
 
 sys.path.insert(0, str(ROOT))
 
@@ -42,34 +41,7 @@ def bench_http_status(url: str, calls: int, threads: int) -> dict[str, float]:
         base_url=url, timeout=30, limits=httpx.Limits(max_connections=threads)
     ) as http:
         http.get(STATUS_PATH).raise_for_status()  # connect
-        latencies = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            http.get(STATUS_PATH).raise_for_status()
-            latencies.append((time.perf_counter() - started) * 1000)
-
-        per_thread = max(1, calls // threads)
-        barrier = threading.Barrier(threads + 1)
-
-        def worker() -> None:
-            barrier.wait()
-            for _ in range(per_thread):
-                http.get(STATUS_PATH).raise_for_status()
-
-        workers = [threading.Thread(target=worker) for _ in range(threads)]
-        for thread in workers:
-            thread.start()
-        barrier.wait()
-        started = time.perf_counter()
-        for thread in workers:
-            thread.join(timeout=300)
-        elapsed = time.perf_counter() - started
-    return {
-        "p50_ms": statistics.median(latencies),
-        "p99_ms": _percentile(latencies, 0.99),
-        "rps_1": calls / (sum(latencies) / 1000),
-        "rps_n": per_thread * threads / elapsed,
-    }
+        return measure_calls(lambda: http.get(STATUS_PATH).raise_for_status(), calls, threads)
 
 
 def bench_retry(ensure: Callable[[], object], calls: int = 50) -> float:
