@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from uv_envs._audit import MAX_OUTPUT
+from uv_envs._audit import MAX_OUTPUT, filters, page_bounds
 from uv_envs._bytecode import CompileJob
 from uv_envs._events import DomainEvent
 from uv_envs._models import (
@@ -129,20 +129,12 @@ class InMemoryAuditLog:
         host: str | None = None,
         root: str | None = None,
     ) -> OperationPage:
-        limit, offset = max(0, min(limit, 1000)), max(0, offset)
-        wanted = {
-            "workflow_id": workflow_id,
-            "node_id": node_id,
-            "status": status,
-            "host": host,
-            "root": root,
-        }
+        limit, offset = page_bounds(limit, offset)
+        given = filters(
+            workflow_id=workflow_id, node_id=node_id, status=status, host=host, root=root
+        )
         with self._lock:
-            found = [
-                r
-                for r in reversed(self.records)
-                if all(not v or getattr(r, k) == v for k, v in wanted.items())
-            ]
+            found = [r for r in reversed(self.records) if all(getattr(r, k) == v for k, v in given)]
         return OperationPage(len(found), limit, offset, tuple(found[offset : offset + limit]))
 
     def delete(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
