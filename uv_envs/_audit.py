@@ -12,6 +12,7 @@ store from the settings.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -31,6 +32,8 @@ SUCCESS = OperationStatus.SUCCESS
 FAILED = OperationStatus.FAILED
 
 MAX_OUTPUT = 64 * 1024
+# Seconds a connection waits for a locked database, and for setting up the file.
+_OPEN_TIMEOUT = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
@@ -152,18 +155,42 @@ class SqliteAuditLog:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is not None and getattr(self._local, "pid", None) == os.getpid():
             return connection
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.executescript(_SCHEMA)
-            _migrate(connection)
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"cannot open the audit log {self.path}: {exc}") from exc
+        connection = self._open()
         self._local.connection = connection
         self._local.pid = os.getpid()
         return connection
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection on a file set up for WAL, with the current schema.
+
+        Several connections setting up a new file at once can be refused with
+        "database is locked" without SQLite's busy wait (switching the journal
+        mode is one such step), so setting up is retried for as long as a
+        locked database is waited for otherwise.
+        """
+        deadline = time.monotonic() + _OPEN_TIMEOUT
+        for attempt in itertools.count(1):
+            connection = None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(self.path, timeout=_OPEN_TIMEOUT, isolation_level=None)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.executescript(_SCHEMA)
+                _migrate(connection)
+            except sqlite3.OperationalError as exc:
+                if connection is not None:
+                    connection.close()
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise StorageError(f"cannot open the audit log {self.path}: {exc}") from exc
+                time.sleep(min(0.5, 0.01 * attempt))
+            except (sqlite3.Error, OSError) as exc:
+                if connection is not None:
+                    connection.close()
+                raise StorageError(f"cannot open the audit log {self.path}: {exc}") from exc
+            else:
+                return connection
+        raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
