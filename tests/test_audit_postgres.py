@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
@@ -264,14 +265,68 @@ def test_the_cli_reports_an_unreachable_database_without_the_password(
     assert SECRET not in captured.err + captured.out
 
 
+def pool_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("uv-envs-audit")}
+
+
+def wait_until_gone(threads: set[threading.Thread]) -> set[threading.Thread]:
+    for thread in threads:
+        thread.join(timeout=10)
+    return {t for t in threads if t.is_alive()}
+
+
+def test_the_cli_closes_its_audit_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A pool left open is closed by its finalizer later, on whatever thread the
+    # garbage collector picks: the CLI closes it itself.
+    monkeypatch.setenv("UV_ENVS_AUDIT_TIMEOUT", "1")
+    before = pool_threads()
+    url = f"postgresql://someone:{SECRET}@127.0.0.1:{free_port()}/db"
+    assert cli_main(["--root", str(tmp_path / "root"), "--audit-url", url, "ops"]) == 1
+    capsys.readouterr()
+    assert wait_until_gone(pool_threads() - before) == set()
+
+
+def test_a_log_collected_on_one_of_its_pool_threads_closes_the_pool() -> None:
+    from psycopg_pool.pool import ConnectionPool, MaintenanceTask
+
+    before = pool_threads()
+    log = PostgresAuditLog(f"postgresql://u@127.0.0.1:{free_port()}/db", timeout=1)
+    pool = log._get_pool()
+    assert log._closer is not None
+    finalizer: Callable[[], object] = log._closer
+    errors: list[BaseException] = []
+    ran_on: list[str] = []
+
+    class RunFinalizer(MaintenanceTask):
+        """What the garbage collector does when it collects the log on a pool worker."""
+
+        def _run(self, pool: ConnectionPool[Any]) -> None:
+            ran_on.append(threading.current_thread().name)
+            try:
+                finalizer()
+            except BaseException as exc:
+                errors.append(exc)
+
+    pool.run_task(RunFinalizer(pool))
+    assert wait_until_gone(pool_threads() - before) == set()
+    assert ran_on
+    assert ran_on[0].startswith("uv-envs-audit-worker")
+    assert errors == []
+    assert pool.closed
+
+
 def test_the_server_refuses_to_start_without_its_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("UV_ENVS_AUDIT_TIMEOUT", "1")
     url = f"postgresql://someone:{SECRET}@127.0.0.1:{free_port()}/db"
     argv = ["--port", "0", "--root", str(tmp_path / "root"), "--audit-url", url]
+    before = pool_threads()
     assert server_main(argv, environ={}) == 2
     assert "unreachable" in caplog.text
+    assert wait_until_gone(pool_threads() - before) == set()
     assert SECRET not in caplog.text
 
 

@@ -146,7 +146,7 @@ class PostgresAuditLog:
                     self._closer.detach()  # the parent's pool, after a fork: not ours to close
                 # Callers such as EnvManager may never call close(): the pool still
                 # closes (its threads stop) when the log is collected or Python exits.
-                self._closer = weakref.finalize(self, pool.close)
+                self._closer = weakref.finalize(self, _close_pool, pool)
                 self._pool, self._pool_pid = pool, os.getpid()
             return self._pool
 
@@ -380,3 +380,17 @@ def _update(connection: psycopg.Connection[Any], record_id: int, outcome: tuple[
         " exit_code = %s, error = %s, metadata = metadata || %s::jsonb WHERE id = %s",
         (status, now, now, stdout, stderr, exit_code, error, metadata, record_id),
     )
+
+
+def _close_pool(pool: ConnectionPool[Any]) -> None:
+    """Close ``pool``, handing the work to a thread of its own when run on one of the pool's.
+
+    The cyclic garbage collector runs the finalizer of a log nobody closed on
+    whichever thread happens to allocate, which may be one of the pool's own
+    workers (psycopg_pool names them ``<pool name>-...``); ``close`` joins the
+    workers, and a thread cannot join itself.
+    """
+    if threading.current_thread().name.startswith(f"{pool.name}-"):
+        threading.Thread(target=pool.close, name="closing uv-envs-audit", daemon=True).start()
+    else:
+        pool.close()

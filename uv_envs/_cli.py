@@ -235,7 +235,11 @@ def _run(args: argparse.Namespace) -> int:
         return audit_copy(args, settings)
     progress = sys.stderr if (sys.stderr.isatty() and not args.json) else None
     executor = SubprocessUvExecutor(find_uv_binary(settings.uv_binary), progress=progress)
-    return HANDLERS[args.command](args, EnvManager(settings, executor=executor))
+    manager = EnvManager(settings, executor=executor)
+    try:
+        return HANDLERS[args.command](args, manager)
+    finally:
+        manager.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -174,6 +175,17 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
 
 
 def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str, str]) -> int:
+    # Whatever way the server ends, the manager's audit connections are closed.
+    with contextlib.ExitStack() as closing:
+        return _serve_until_stopped(args, stop, environ, closing)
+
+
+def _serve_until_stopped(
+    args: argparse.Namespace,
+    stop: threading.Event,
+    environ: Mapping[str, str],
+    closing: contextlib.ExitStack,
+) -> int:
     address = _address(args.host, args.port)
     try:
         # The cheap checks first: a refused address or a bad token file fails at once.
@@ -182,6 +194,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str
         token = read_token(args.token_file, environ)
         settings = cli_options.settings_from_options(args)
         manager = uv_envs.EnvManager(settings)
+        closing.callback(manager.close)
         repaired = manager.recover()
         if repaired:
             logger.info("repaired after a crash: %s", ", ".join(map(str, repaired)))
