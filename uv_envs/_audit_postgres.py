@@ -272,7 +272,8 @@ class PostgresAuditLog:
                 self._pending[record_id] = outcome
             raise AuditUnavailable(
                 f"{exc}; the operation itself finished {status}, and record {record_id} will "
-                "be completed when the database is back"
+                "be completed when the database is back",
+                finished=str(status),
             ) from None
 
     def _flush_pending(self, connection: psycopg.Connection[Any]) -> None:

@@ -206,9 +206,15 @@ class AuditUnavailable(StorageError):
     """The audit database could not be reached in time; the message names the problem.
 
     Raised before an operation changes anything when its record cannot be
-    started, and after it when the record cannot be completed (the message
-    then says the environment was changed). Never carries a password.
+    started (``finished`` is ``None``), and after it when the record cannot be
+    completed: ``finished`` is then the operation's own outcome (``"SUCCESS"``,
+    ``"FAILED"`` ...) and the message says the environment was changed. Never
+    carries a password.
     """
+
+    def __init__(self, message: str, *, finished: str | None = None) -> None:
+        self.finished = finished
+        super().__init__(message)
 
 
 class AuditSchemaTooNew(StorageError):

@@ -13,6 +13,8 @@ an error.
 
 An INTERNAL answer names only the exception class and the request id; the
 message itself, which may quote server paths or files, goes to the server log.
+So does the message of an UNAVAILABLE answer (the audit database is away); the
+caller is told whether the operation changed the env.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ import grpc
 import uv_envs
 
 from ._interceptors import current_request_id
-from ._outcomes import Outcome, internal_message, outcome_of
+from ._outcomes import Outcome, internal_message, outcome_of, unavailable_message
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 ERROR_CLASS_KEY = "uv-envs-error-class"
+
+#: Trailing metadata of an UNAVAILABLE answer after the operation ran: how it ended.
+FINISHED_KEY = "uv-envs-finished"
 
 #: gRPC sends the message in a header; keep it well under the 8 KiB default.
 MAX_DETAILS = 3000
@@ -50,6 +55,8 @@ def shorten(text: str, limit: int = MAX_DETAILS) -> str:
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """Return the status code and message the server answers for ``exc``."""
     outcome = outcome_of(exc)
+    if isinstance(exc, uv_envs.AuditUnavailable):
+        return grpc.StatusCode.UNAVAILABLE, unavailable_message(exc, current_request_id.get())
     if outcome is not Outcome.INTERNAL:
         return grpc.StatusCode[outcome.grpc_code], shorten(str(exc) or type(exc).__name__)
     # UvNotFound, StorageError, a bug: the server's own trouble. Their messages
@@ -61,6 +68,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 def abort(context: grpc.ServicerContext, exc: BaseException) -> Never:
     """End the RPC with the status for ``exc``. Unexpected errors are logged here."""
     code, details = status_for(exc)
+    if code is grpc.StatusCode.UNAVAILABLE:
+        logger.warning("%s (request id %s)", exc, current_request_id.get())
     if code is grpc.StatusCode.INTERNAL:
         request_id = current_request_id.get()
         if isinstance(exc, uv_envs.UvEnvsError):
@@ -70,7 +79,10 @@ def abort(context: grpc.ServicerContext, exc: BaseException) -> Never:
     if isinstance(exc, uv_envs.UvEnvsError):
         # Added to what is there already (the request id).
         current = cast("Iterable[tuple[str, str | bytes]]", context.trailing_metadata() or ())
-        context.set_trailing_metadata((*current, (ERROR_CLASS_KEY, type(exc).__name__)))
+        added = [(ERROR_CLASS_KEY, type(exc).__name__)]
+        if isinstance(exc, uv_envs.AuditUnavailable) and exc.finished is not None:
+            added.append((FINISHED_KEY, exc.finished))
+        context.set_trailing_metadata((*current, *added))
     context.abort(code, details)
 
 
@@ -99,12 +111,12 @@ def from_rpc_error(err: grpc.RpcError) -> Exception:
     """Return the core exception a failed call stands for; :class:`RemoteError` if none fits."""
     code = err.code()
     message = err.details() or code.name
-    name = ""
     metadata = cast("Iterable[tuple[str, str | bytes]]", err.trailing_metadata() or ())
-    for key, value in metadata:
-        if key == ERROR_CLASS_KEY:
-            name = value.decode() if isinstance(value, bytes) else str(value)
+    trailing = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in metadata}
+    name = trailing.get(ERROR_CLASS_KEY, "")
     cls = getattr(uv_envs, name, None) if name else None
+    if isinstance(cls, type) and issubclass(cls, uv_envs.AuditUnavailable):
+        return cls(message, finished=trailing.get(FINISHED_KEY))
     if isinstance(cls, type) and issubclass(cls, uv_envs.UvEnvsError):
         try:
             return cls(message)

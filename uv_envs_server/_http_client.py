@@ -66,6 +66,9 @@ def _error(response: httpx.Response) -> Exception:
             stdout=str(problem.get("stdout") or ""),
             stderr=str(problem.get("stderr") or ""),
         )
+    if isinstance(cls, type) and issubclass(cls, uv_envs.AuditUnavailable):
+        finished = problem.get("finished")
+        return cls(detail, finished=finished if isinstance(finished, str) else None)
     if isinstance(cls, type) and issubclass(cls, uv_envs.UvEnvsError):
         with contextlib.suppress(TypeError):  # a richer constructor (PythonNotFound)
             return cls(detail)

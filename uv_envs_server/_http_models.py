@@ -218,7 +218,8 @@ class Problem(BaseModel):
     """An error, as RFC 9457 ``application/problem+json``.
 
     ``error_class`` names the uv-envs exception (``EnvironmentNotFound`` ...);
-    uv failures add uv's ``stdout``, ``stderr`` and ``exit_code``.
+    uv failures add uv's ``stdout``, ``stderr`` and ``exit_code``. A 503 (the
+    audit database is away) after the operation ran adds ``finished``: how it ended.
     """
 
     type: str
@@ -232,6 +233,7 @@ class Problem(BaseModel):
     stderr: str | None = None
     exit_code: int | None = None
     errors: list[dict[str, Any]] | None = None
+    finished: str | None = None
 
 
 def key_json(key: uv_envs.EnvKey) -> dict[str, str]:

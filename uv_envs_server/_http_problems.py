@@ -4,7 +4,8 @@ The status comes from the table shared with gRPC (:mod:`uv_envs_server._outcomes
 ``error_class`` names the core exception so :class:`uv_envs_server.HttpEnvClient`
 can raise the class the in-process API would. A server-side failure
 (``StorageError``, a bug) is a 500 that names only the class and the request
-id; its message and traceback go to the server log, never to the caller.
+id; its message and traceback go to the server log, never to the caller. An
+unreachable audit database is a 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import uv_envs
 
 from ._errors import shorten
 from ._http_models import Problem
-from ._outcomes import Outcome, internal_message, outcome_of
+from ._outcomes import Outcome, internal_message, outcome_of, unavailable_message
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -28,8 +29,11 @@ PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 #: uv's output in a problem body is cut to this many characters (head and tail kept).
 MAX_OUTPUT = 64 * 1024
 
+#: What a 503 (the audit database is away) suggests waiting before the retry.
+RETRY_AFTER_SECONDS = 5
+
 #: Statuses any operation may answer with a problem body (documented in the OpenAPI schema).
-PROBLEM_STATUSES: Final = (400, 401, 404, 405, 409, 413, 422, 423, 500, 502, 504)
+PROBLEM_STATUSES: Final = (400, 401, 404, 405, 409, 413, 422, 423, 500, 502, 503, 504)
 
 logger = logging.getLogger("uv_envs_server")
 
@@ -44,6 +48,7 @@ _TITLES: Final[Mapping[int, str]] = {
     423: "Locked",
     500: "Internal error",
     502: "uv failed",
+    503: "Audit database unavailable",
     504: "uv timed out",
 }
 
@@ -86,6 +91,17 @@ def problem_for(
     """The problem answering ``exc``; an unexpected one is logged here with its traceback."""
     outcome = outcome_of(exc)
     name = type(exc).__name__
+    if isinstance(exc, uv_envs.AuditUnavailable):
+        logger.warning("%s (request id %s)", exc, request_id)
+        return problem(
+            503,
+            unavailable_message(exc, request_id),
+            error_class=name,
+            request_id=request_id,
+            instance=instance,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            finished=exc.finished,
+        )
     if outcome is Outcome.INTERNAL:
         if isinstance(exc, uv_envs.UvEnvsError):
             logger.error("%s: %s (request id %s)", name, exc, request_id)

@@ -18,11 +18,16 @@ OperationCancelled                    CANCELLED             409
 UvTimeout                             DEADLINE_EXCEEDED     504
 ResolutionFailed                      FAILED_PRECONDITION   422
 UvError (other)                       FAILED_PRECONDITION   502
+AuditUnavailable                      UNAVAILABLE           503
 UvNotFound, StorageError, other       INTERNAL              500
 ====================================  ====================  ===========
 
 ``ResolutionFailed`` is 422 over HTTP: the requested packages do not
 resolve, which is the caller's input, not a broken upstream.
+
+``AuditUnavailable`` is the one server-side failure worth retrying: the
+audit database is away for a while. The caller learns whether the operation
+changed the env (:func:`unavailable_message`), not where the database is.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class Outcome(enum.Enum):
     UV_TIMEOUT = ("DEADLINE_EXCEEDED", 504)
     UNRESOLVABLE = ("FAILED_PRECONDITION", 422)
     UV_FAILED = ("FAILED_PRECONDITION", 502)
+    UNAVAILABLE = ("UNAVAILABLE", 503)
     INTERNAL = ("INTERNAL", 500)
 
     def __init__(self, grpc_code: str, http_status: int) -> None:
@@ -64,6 +70,7 @@ OUTCOMES: tuple[tuple[type[BaseException], Outcome], ...] = (
     (uv_envs.UvTimeout, Outcome.UV_TIMEOUT),
     (uv_envs.ResolutionFailed, Outcome.UNRESOLVABLE),
     (uv_envs.UvError, Outcome.UV_FAILED),
+    (uv_envs.AuditUnavailable, Outcome.UNAVAILABLE),
 )
 
 
@@ -83,3 +90,19 @@ def internal_message(exc: BaseException, request_id: str | None) -> str:
     """
     where = f" under request id {request_id}" if request_id else ""
     return f"internal error ({type(exc).__name__}); see the server log{where}"
+
+
+def unavailable_message(exc: uv_envs.AuditUnavailable, request_id: str | None) -> str:
+    """What a caller is told when the audit database is away: whether the env changed.
+
+    The full message names the database's host and port; it goes to the server log.
+    """
+    where = f" under request id {request_id}" if request_id else ""
+    if exc.finished is None:
+        done = "nothing was changed; retry when it is back"
+    else:
+        done = (
+            f"the operation finished {exc.finished}; its audit record is completed "
+            "when the database is back"
+        )
+    return f"the audit database is unavailable: {done} (details in the server log{where})"
