@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import os
 import platform
@@ -81,13 +82,16 @@ SETS = {"small": SMALL, "medium": MEDIUM}
 IMPORTS = "import pandas, numpy, pydantic, fastapi, sqlalchemy, jinja2, click, rich, httpx"
 SYNTHETIC_ENVS = 10_000
 
+#: Row 3r runs only where this Python has Ray (the link it measures needs one).
+RAY_IMPORTABLE = importlib.util.find_spec("ray") is not None
+
 # Processes started by the benchmark import uv_envs from this checkout.
 WORKER = """
 import json, sys
 from uv_envs import EnvKey, EnvManager, Settings
 a = json.loads(sys.argv[1])
 m = EnvManager(Settings(root=a["root"], cache_dir=a["cache"], uv_binary=a["uv"],
-                        background_bytecode=False))
+                        background_bytecode=False, ray="off"))
 m.ensure(EnvKey("bench", a["node"]), packages=a["packages"])
 """
 
@@ -222,13 +226,15 @@ class Bench:
         return self.fresh("uv-cache-cold") if mode == "cold" else self.warm_uv_cache
 
     def manager(self, root: Path, cache: Path, **settings: Any) -> EnvManager:  # noqa: ANN401 - Settings fields
-        """A manager on ``root``; background compiles only where a part asks for them.
+        """A manager on ``root``; background compiles and the Ray link only where asked for.
 
-        Off by default so that a compile left running by one part never
+        Compiles are off by default so that one left running by one part never
         competes with the measurements of another; part 8 compares on and off.
+        The Ray link is off so that uv-envs makes what raw uv and pip make (a
+        venv that is no Ray worker); row 3r measures what the link costs.
         """
         executor = CountingExecutor(SubprocessUvExecutor(self.uv))
-        options = {"background_bytecode": False, **settings}
+        options = {"background_bytecode": False, "ray": "off", **settings}
         return EnvManager(
             Settings(root=root, cache_dir=cache, uv_binary=self.uv, **options), executor=executor
         )
@@ -257,6 +263,7 @@ RAW_SYNC = "1'''. raw uv: sync --frozen alone (lock given, venv made)"
 PIP = "2. python -m venv + pip install"
 NEW_API = "3. uv-envs create, new spec, in-process"
 NEW_CLI = "3. uv-envs create, new spec, CLI"
+NEW_RAY = "3r. uv-envs create, new spec, in-process, linked to this Ray (import check)"
 NEW_SHARED = "3'. uv-envs create, new spec, venv of same resolution built"
 STORED = "4a. uv-envs create, stored lock, venv not built"
 BUILT = "4b. uv-envs create, stored lock, venv built"
@@ -287,6 +294,8 @@ def bench_create_rounds(bench: Bench, set_name: str, mode: str, base_root: Path)
         raw_uv_once(bench, set_name, mode)
         new_spec_once(bench, set_name, mode, rep)
         new_spec_cli_once(bench, set_name, mode, rep)
+        if RAY_IMPORTABLE:
+            new_spec_once(bench, set_name, mode, rep, ray="auto")
         stored_once(bench, set_name, mode, base_root)
     for what in (NEW_API, STORED):
         seen = bench.seen.pop((what, set_name, mode))
@@ -316,14 +325,16 @@ def counts(manager: EnvManager) -> tuple[int, int, int]:
     return executor.count("lock", check=False), executor.count("sync"), len(executor.calls)
 
 
-def new_spec_once(bench: Bench, set_name: str, mode: str, rep: int) -> None:
-    """3, in-process: a fresh root (nothing stored) and a spec no root has seen."""
+def new_spec_once(bench: Bench, set_name: str, mode: str, rep: int, *, ray: str = "off") -> None:
+    """3 (3r with ``ray="auto"``), in-process: a fresh root and a spec no root has seen."""
     packages = SETS[set_name]
-    manager = bench.warm_manager(bench.fresh("root"), bench.cache(mode))
+    manager = bench.warm_manager(bench.fresh("root"), bench.cache(mode), ray=ray)
     spec = [*packages[:-1], f"{packages[-1]}!=0.0.{rep}"]
     seconds, _ = timed(lambda: manager.create(EnvKey("bench", "new"), packages=spec))
-    bench.record(NEW_API, set_name, mode, seconds)
-    bench.seen.setdefault((NEW_API, set_name, mode), []).append(counts(manager))
+    what = NEW_API if ray == "off" else NEW_RAY
+    bench.record(what, set_name, mode, seconds)
+    if ray == "off":
+        bench.seen.setdefault((NEW_API, set_name, mode), []).append(counts(manager))
 
 
 def new_spec_cli_once(bench: Bench, set_name: str, mode: str, rep: int) -> None:
@@ -339,6 +350,7 @@ def new_spec_cli_once(bench: Bench, set_name: str, mode: str, rep: int) -> None:
         "UV_ENVS_CACHE_DIR": str(cache),
         "UV_ENVS_UV_BIN": bench.uv,
         "UV_ENVS_BACKGROUND_BYTECODE": "0",
+        "UV_ENVS_RAY": "off",
     }
     bench.record(NEW_CLI, set_name, mode, timed_run(argv, env=env))
 
@@ -634,7 +646,8 @@ def report(bench: Bench, set_names: Sequence[str], modes: Sequence[str]) -> str:
         ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    order = [RAW, RAW_NO_LOCK, RAW_LOCK, RAW_SYNC, PIP, NEW_API, NEW_CLI, NEW_SHARED, STORED, BUILT]
+    order = [RAW, RAW_NO_LOCK, RAW_LOCK, RAW_SYNC, PIP, NEW_API, NEW_RAY, NEW_CLI, NEW_SHARED]
+    order += [STORED, BUILT]
     for set_name in set_names:
         for mode in modes:
             floor = median(bench.samples.get((RAW, set_name, mode), []))
