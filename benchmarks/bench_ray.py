@@ -11,7 +11,10 @@ caches (each route ran the set once, untimed, before the clock starts):
   the plugin installs that lock on the node; Ray's fields build their own env;
 * the same spec again in another package order;
 * the time to get one env onto all three nodes (``uv_envs.ray.provision``),
-  and whether every node has the same versions.
+  and whether every node has the same versions;
+* the floor (``--parts floor``): a first task in a runtime env Ray has not
+  seen whose ``py_executable`` is an env that exists already, so nothing is
+  provisioned and all that is timed is Ray starting a worker for it.
 
 Needs ``pip install -e '.[ray]'`` and the public index. Everything (roots, uv
 and pip caches, Ray's temp dir) goes under one temporary directory, removed at
@@ -42,7 +45,7 @@ import ray  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
-from uv_envs import EnvManager, Settings  # noqa: E402
+from uv_envs import EnvKey, EnvManager, Settings  # noqa: E402
 from uv_envs.ray import LockedSpec, plugin_config, plugin_runtime_env, provision  # noqa: E402
 
 SETS = {
@@ -173,13 +176,25 @@ def provision_row(driver: EnvManager, set_name: str, nodes: list[str]) -> str:
     return f"| {set_name} | {elapsed:.2f} | {'yes' if same else 'NO'} |"
 
 
+def floor_row(driver: EnvManager, nodes: list[str], reps: int) -> str:
+    """Ray's own cost of a first task in a new runtime env whose interpreter exists."""
+    python = str(driver.ensure(EnvKey("bench", "floor"), packages=SETS["small"]).python_path)
+    # A new env var per run makes a runtime env Ray has not seen: a new worker each time.
+    runtime_envs = [
+        {"py_executable": python, "env_vars": {"UV_ENVS_BENCH_RUN": str(run)}}
+        for run in range(reps)
+    ]
+    seconds = [first_task(runtime_env, nodes[-1]) for runtime_env in runtime_envs]
+    return f"| {statistics.median(seconds):.2f} | {min(seconds):.2f} |"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--sets", default="small,medium")
     parser.add_argument("--no-pip", action="store_true", help="skip Ray's pip field (slow)")
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--parts", default="latency,provision", help="which tables to make")
+    parser.add_argument("--parts", default="latency,provision,floor", help="which tables to make")
     args = parser.parse_args()
     sets = args.sets.split(",")
     base = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
@@ -206,6 +221,9 @@ def main() -> int:
             lines += ["", "| set | provision on 3 nodes (s) | identical versions on every node |"]
             lines.append("|---|---|---|")
             lines += [provision_row(driver, set_name, nodes) for set_name in sets]
+        if "floor" in args.parts:
+            lines += ["", "| floor: first task, new runtime env, env exists (median) | min |"]
+            lines += ["|---|---|", floor_row(driver, nodes, args.reps)]
         driver.close()
     finally:
         ray.shutdown()
