@@ -214,7 +214,8 @@ class ManagerModelMachine(RuleBasedStateMachine):
     def make_manager(self, root: Path) -> EnvManager:
         catalog = {**CATALOG}
         return EnvManager(
-            Settings(root=root, lock_timeout=5),
+            # No detached compiler adding .pyc files between the tree comparisons.
+            Settings(root=root, lock_timeout=5, background_bytecode=False),
             executor=FakeUvExecutor(catalog),
             python_finder=FakePythonFinder(),
         )

@@ -139,7 +139,7 @@ class BackgroundCompiler:
         thread.start()
 
     def _run(self, job: CompileJob) -> None:
-        if not any(job.venv.glob("lib/python*/site-packages")):
+        if not _has_sources(job.venv):
             # Nothing a worker could compile (a fake's venv): spare the interpreter start.
             with self._lock:
                 self.outcomes[job.venv] = "nothing to compile"
@@ -169,6 +169,15 @@ class BackgroundCompiler:
             threads = list(self._running.values())
         for thread in threads:
             thread.join(timeout)
+
+
+def _has_sources(venv: Path) -> bool:
+    """Whether site-packages holds anything but distribution metadata and ``.pth`` files."""
+    for site in venv.glob("lib/python*/site-packages"):
+        with os.scandir(site) as entries:
+            if any(not entry.name.endswith((".dist-info", ".pth")) for entry in entries):
+                return True
+    return False
 
 
 def _worker_environment() -> dict[str, str]:

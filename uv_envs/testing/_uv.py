@@ -284,7 +284,9 @@ def _build_venv(project: Path, venv: str) -> None:
     (venv_path / "pyvenv.cfg").write_text(
         f"home = {Path(sys.executable).parent}\nversion_info = {_RUNNING_VERSION}\n"
     )
-    site = venv_path / "lib" / "site-packages"
+    # Where a real venv has it, so that a check (verify, sync) finds a healthy venv.
+    minor = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    site = venv_path / "lib" / minor / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
     for name, version in _read_lock(project).items():
         info = site / f"{name}-{version}.dist-info"
