@@ -308,6 +308,34 @@ def test_sync_of_one_user_repairs_every_user(shared: EnvManager, count: int) -> 
         assert shared.verify(environment.key).ok
 
 
+@pytest.mark.parametrize("count", [2, 3])
+def test_sync_without_a_verify_first_repairs_every_user(
+    shared: EnvManager, counting: CountingExecutor, count: int
+) -> None:
+    envs = _make_shared(shared, count)
+    entry = _break_entry(envs[0])
+    installs = counting.count("sync")
+    shared.sync(envs[0].key)  # nobody looked before: the sync checks the entry it shares
+    assert counting.count("sync") == installs + 1, "the replacement was not built exactly once"
+    after = [shared.get(e.key) for e in envs]
+    venvs = {(e.env_path / ".venv").resolve().parent for e in after}
+    assert len(venvs) == 1
+    assert venvs != {entry}
+    for environment in after:
+        assert environment.status is EnvStatus.READY
+        assert _imports(environment), f"{environment.key} still links the damaged entry"
+        assert shared.verify(environment.key).ok
+
+
+def test_sync_of_a_healthy_shared_env_marks_nobody(shared: EnvManager) -> None:
+    envs = _make_shared(shared, 2)
+    shared.sync(envs[0].key)
+    other = shared.get(envs[1].key)
+    assert other.status is EnvStatus.READY
+    assert (other.env_path / ".venv").resolve() == (envs[1].env_path / ".venv").resolve()
+    assert shared.verify_all().ok
+
+
 def test_repair_of_one_key_repairs_the_other_users_of_its_entry(shared: EnvManager) -> None:
     envs = _make_shared(shared, 3)
     _break_entry(envs[0])

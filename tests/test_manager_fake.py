@@ -146,6 +146,20 @@ def test_create_builds_generation_1(fake_manager: EnvManager, fake_uv: FakeUvExe
     assert report.environment == environment
 
 
+def test_a_fake_env_is_healthy_to_verify_and_to_a_sync_of_a_co_user(
+    fake_manager: EnvManager,
+) -> None:
+    # Checks hash the shared venv before a sync of one of its users: the fake's
+    # venvs must pass them, or every sync would "repair" the other users.
+    other = EnvKey("wf", "other", "v1")
+    for key in (KEY, other):
+        fake_manager.create(key, packages=["alpha==1.0"])
+    assert fake_manager.verify(KEY).ok
+    fake_manager.sync(KEY)
+    assert [r.operation for r in fake_manager.operations(node_id="other").items] == ["create"]
+    assert fake_manager.status(other).status is EnvStatus.READY
+
+
 def test_repeated_create_and_ensure_run_no_uv(
     fake_manager: EnvManager, fake_uv: FakeUvExecutor
 ) -> None:

@@ -111,7 +111,7 @@ def bootstrap(
             services,
             access,
             switch,
-            repair_users_of=lambda entry, key: repairs.repair_users_of(entry, exclude=key),
+            shared_repairs=repairs,
         ),
         reads=Reads(services, access),
         collector=Collector(services, access),

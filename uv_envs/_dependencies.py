@@ -17,6 +17,7 @@ from ._models import Environment, EnvKey, EnvStatus, OperationResult
 from ._operation import Operation
 from ._project import read_declared
 from ._repair import damaged_entry
+from ._repairs import Repairs
 from ._requests import Requirements, parse_requested
 from ._services import Services
 from ._uv import add_command, lock_command, remove_command
@@ -33,8 +34,8 @@ class DependencyChanges:
     services: Services
     access: EnvAccess
     switch: GenerationSwitch
-    #: Moves the other envs off a damaged shared venv after ``sync`` left it (the repairs').
-    repair_users_of: Callable[[Path, EnvKey], object] | None = None
+    #: Finds and repairs damage in a shared venv for every env linking it (the repairs').
+    shared_repairs: Repairs | None = None
 
     def add(
         self, key: EnvKey, packages: Iterable[str], requirements_text: str | bytes | None
@@ -128,16 +129,23 @@ class DependencyChanges:
         )
 
     def sync(self, key: EnvKey) -> OperationResult:
-        """Rebuild the venv exactly from the lock, privately, as a new generation."""
+        """Rebuild the venv exactly from the lock, privately, as a new generation.
+
+        When the env links a shared venv other envs link too, that venv is
+        checked first (outside this env's lock: the check marks the others);
+        a damaged one is rebuilt once, beside it, and every user moves onto it.
+        """
+        repairs = self.shared_repairs
+        if repairs is not None:
+            repairs.check_entry_of(key)
         with self.access.locked(key) as token:
             environment = self.access.require(token)
-            # A shared venv a check marked damaged is rebuilt once, beside it, for all its users.
             entry = damaged_entry(self.services.layout, environment)
             plan = GenerationPlan(
                 "sync",
                 spec=environment.spec,
                 shared=entry is not None,
-                refresh=environment.status is EnvStatus.DAMAGED,
+                refresh=entry is not None or environment.status is EnvStatus.DAMAGED,
             )
             result = self.switch.next(
                 token,
@@ -148,8 +156,8 @@ class DependencyChanges:
                     key, details={"error": str(exc)}
                 ),
             )
-        if entry is not None and self.repair_users_of is not None:
-            self.repair_users_of(entry, key)
+        if entry is not None and repairs is not None:
+            repairs.repair_users_of(entry, exclude=key)
         self.services.emit(
             events.EnvironmentSynced(key, details={"generation": result.environment.generation})
         )

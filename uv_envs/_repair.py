@@ -255,6 +255,20 @@ class Repairer:
                 repaired.append(key)
         return attrs.evolve(report, problems=problems, repaired=tuple(repaired), failed=failed)
 
+    def check_entry_of(self, environment: Environment) -> None:
+        """Check the shared venv ``environment`` links if other envs link it too (before a sync).
+
+        A damaged entry is marked, with the other user checked, so the sync
+        builds its replacement once and :meth:`repair_users_of` moves every
+        user onto it. An entry nobody else links is left to the sync alone.
+        """
+        entry = linked_entry(self.layout.store_dir, current_gen_dir(environment))
+        if entry is None or is_damaged(entry):
+            return
+        others = [key for key in referrers(self.layout, entry) if key != environment.key]
+        if others:
+            self.check(others[:1])
+
     def repair_users_of(self, entry: Path, *, exclude: EnvKey | None = None) -> RepairReport:
         """Rebuild every other env linking ``entry`` if the entry is damaged (after a sync)."""
         users = [key for key in referrers(self.layout, entry) if key != exclude]

@@ -18,7 +18,7 @@ import attrs
 from ._access import USABLE, EnvAccess
 from ._errors import EnvironmentBusy, EnvironmentNotFound, EnvironmentUnreadable
 from ._generations import GenerationPlan, GenerationSwitch
-from ._models import EnvKey, EnvStatus
+from ._models import Environment, EnvKey, EnvStatus
 from ._repair import Repairer, RepairReport
 from ._services import Services
 from ._uv import cache_clean_command
@@ -40,6 +40,12 @@ class Repairs:
             raise EnvironmentNotFound(f"no environment {key}")
         keys = [key] if key is not None else sorted(self.services.metadata.keys())
         return self._repairer().repair(keys)
+
+    def check_entry_of(self, key: EnvKey) -> None:
+        """Before ``key`` is synced: find damage in the shared venv it shares with others."""
+        environment = self.services.metadata.read(key)
+        if isinstance(environment, Environment):
+            self._repairer().check_entry_of(environment)
 
     def repair_users_of(self, entry: Path, *, exclude: EnvKey) -> RepairReport:
         """After ``exclude`` left a damaged entry: move every other env off it too."""
