@@ -42,27 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import ray  # noqa: E402
+from package_sets import SETS  # noqa: E402 - beside this script
 from ray.cluster_utils import Cluster  # noqa: E402
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from uv_envs import EnvKey, EnvManager, Settings  # noqa: E402
 from uv_envs.ray import LockedSpec, plugin_config, plugin_runtime_env, provision  # noqa: E402
 
-SETS = {
-    "small": ["requests"],
-    "medium": [
-        "pandas",
-        "numpy",
-        "requests",
-        "pydantic",
-        "fastapi",
-        "sqlalchemy",
-        "jinja2",
-        "click",
-        "rich",
-        "httpx",
-    ],
-}
 TIMEOUT = 900
 
 

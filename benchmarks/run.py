@@ -48,6 +48,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from package_sets import MEDIUM, SETS  # noqa: E402 - beside this script
+
 import uv_envs  # noqa: E402
 from uv_envs import (  # noqa: E402
     Environment,
@@ -65,20 +67,6 @@ from uv_envs._project import render_pyproject  # noqa: E402
 from uv_envs._uv import child_environment, find_uv_binary  # noqa: E402
 from uv_envs.testing import CountingExecutor  # noqa: E402
 
-SMALL = ("requests",)
-MEDIUM = (
-    "pandas",
-    "numpy",
-    "requests",
-    "pydantic",
-    "fastapi",
-    "sqlalchemy",
-    "jinja2",
-    "click",
-    "rich",
-    "httpx",
-)
-SETS = {"small": SMALL, "medium": MEDIUM}
 IMPORTS = "import pandas, numpy, pydantic, fastapi, sqlalchemy, jinja2, click, rich, httpx"
 SYNTHETIC_ENVS = 10_000
 
