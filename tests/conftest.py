@@ -100,6 +100,18 @@ def manager(
     return EnvManager(settings, python_finder=python_finder, publish=events)
 
 
+#: The SQLite audit table before records carried their host and root.
+AUDIT_SCHEMA_BEFORE_HOSTS = """
+CREATE TABLE operations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, workflow_id TEXT NOT NULL, node_id TEXT NOT NULL,
+    version_id TEXT NOT NULL, operation TEXT NOT NULL, status TEXT NOT NULL,
+    started_at REAL NOT NULL, finished_at REAL, duration_ms INTEGER,
+    stdout TEXT NOT NULL DEFAULT '', stderr TEXT NOT NULL DEFAULT '', exit_code INTEGER,
+    error TEXT, metadata TEXT NOT NULL DEFAULT '{}', pid INTEGER NOT NULL
+);
+"""
+
+
 FAKE_CATALOG = {
     "alpha": ["1.0", "2.0"],
     "beta": ["1.0"],

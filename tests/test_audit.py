@@ -15,6 +15,8 @@ import pytest
 from uv_envs import EnvKey, OperationRecord, OperationStatus, StorageError
 from uv_envs._audit import MAX_OUTPUT, SqliteAuditLog
 
+from .conftest import AUDIT_SCHEMA_BEFORE_HOSTS
+
 KEY = EnvKey("wf", "node", "v1")
 
 
@@ -277,21 +279,10 @@ def test_concurrent_writers_in_four_processes(audit: SqliteAuditLog) -> None:
         assert audit.query(node_id=f"w{worker}").total == 25
 
 
-OLD_SCHEMA = """
-CREATE TABLE operations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, workflow_id TEXT NOT NULL, node_id TEXT NOT NULL,
-    version_id TEXT NOT NULL, operation TEXT NOT NULL, status TEXT NOT NULL,
-    started_at REAL NOT NULL, finished_at REAL, duration_ms INTEGER,
-    stdout TEXT NOT NULL DEFAULT '', stderr TEXT NOT NULL DEFAULT '', exit_code INTEGER,
-    error TEXT, metadata TEXT NOT NULL DEFAULT '{}', pid INTEGER NOT NULL
-);
-"""
-
-
 def test_a_file_from_before_host_and_root_gains_them(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
     with contextlib.closing(sqlite3.connect(path)) as old:
-        old.executescript(OLD_SCHEMA)
+        old.executescript(AUDIT_SCHEMA_BEFORE_HOSTS)
         old.execute(
             "INSERT INTO operations (workflow_id, node_id, version_id, operation, status,"
             " started_at, pid) VALUES ('wf', 'n', '', 'create', 'SUCCESS', 1.0, 3)"

@@ -44,7 +44,7 @@ from uv_envs._uv import find_uv_binary
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor
 from uv_envs_server._cli import main as server_main
 
-from .conftest import FAKE_CATALOG
+from .conftest import AUDIT_SCHEMA_BEFORE_HOSTS, FAKE_CATALOG
 from .postgres import pg_url, require_control, server  # noqa: F401 - pg_url is a fixture
 
 pytestmark = pytest.mark.postgres
@@ -431,16 +431,6 @@ def test_recover_closes_only_its_own_host_s_dead_records(pg_url: str, tmp_path: 
 
 # --- moving a root from SQLite to PostgreSQL --------------------------------------------------
 
-OLD_SQLITE_SCHEMA = """
-CREATE TABLE operations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, workflow_id TEXT NOT NULL, node_id TEXT NOT NULL,
-    version_id TEXT NOT NULL, operation TEXT NOT NULL, status TEXT NOT NULL,
-    started_at REAL NOT NULL, finished_at REAL, duration_ms INTEGER,
-    stdout TEXT NOT NULL DEFAULT '', stderr TEXT NOT NULL DEFAULT '', exit_code INTEGER,
-    error TEXT, metadata TEXT NOT NULL DEFAULT '{}', pid INTEGER NOT NULL
-);
-"""
-
 
 def test_audit_copy_moves_a_root_into_postgres_and_can_be_rerun(
     pg_url: str,  # noqa: F811
@@ -451,7 +441,7 @@ def test_audit_copy_moves_a_root_into_postgres_and_can_be_rerun(
     root = tmp_path / "root"
     root.mkdir()
     with contextlib.closing(sqlite3.connect(root / "audit.sqlite3")) as old:
-        old.executescript(OLD_SQLITE_SCHEMA)  # a file from before host and root were recorded
+        old.executescript(AUDIT_SCHEMA_BEFORE_HOSTS)
         old.execute(
             "INSERT INTO operations (workflow_id, node_id, version_id, operation, status,"
             " started_at, finished_at, duration_ms, stderr, metadata, pid)"
