@@ -13,12 +13,10 @@ import importlib.util
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +39,6 @@ from ray.cluster_utils import Cluster
 from ray.runtime_env import RuntimeEnv
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-import uv_envs_server
 from uv_envs import (
     EnvKey,
     EnvManager,
@@ -66,6 +63,7 @@ from uv_envs.ray import (
 from uv_envs.testing import check_provider_contract
 from uv_envs_server import GrpcEnvironmentProvider
 
+from .server.server_process import SOURCE_ROOT, Server, source_env, wheelhouse_env
 from .wheelhouse import build_wheel, ray_wheels
 
 if TYPE_CHECKING:
@@ -74,7 +72,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.ray
 
 TIMEOUT = 180  # seconds for any ray.get: a loaded 2-core machine starts workers slowly
-SOURCE_ROOT = Path(uv_envs_server.__file__).resolve().parents[1]
 
 # The tasks below are defined in this module, which workers in an env cannot import.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # type: ignore[no-untyped-call]
@@ -208,43 +205,11 @@ def test_the_local_providers_env_runs_a_task_and_an_actor(
             assert seen["versions"] == {"gamma": "1.0"}
 
 
-class Server:
-    """A real ``uv-envs-server`` process, started from this (the cluster's) Python."""
-
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uv_envs_server", "--port", "0", "--root", str(root)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert self.process.stdout is not None
-        reader = futures.ThreadPoolExecutor(1)
-        try:
-            line = reader.submit(self.process.stdout.readline).result(timeout=60)
-        finally:
-            reader.shutdown(wait=False)
-        assert line.startswith("uv-envs-server listening on "), line
-        self.target = line.rsplit(" ", 1)[1].strip()
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.communicate()
-
-
 @pytest.fixture
 def server(tmp_path: Path, wheelhouse: Path, uv_cache: Path) -> Iterator[Server]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
-    env.update(
-        UV_ENVS_FIND_LINKS=str(wheelhouse), UV_ENVS_NO_INDEX="1", UV_ENVS_CACHE_DIR=str(uv_cache)
-    )
-    started = Server(tmp_path / "server-root", env)
+    root = tmp_path / "server-root"
+    started = Server(["--port", "0", "--root", str(root)], wheelhouse_env(wheelhouse, uv_cache))
+    assert started.target, "the server did not start"
     yield started
     started.stop()
 
@@ -403,9 +368,7 @@ def test_the_readme_ray_example_runs_as_written(
     build_wheel(six, "six", "1.17.0")
     script = tmp_path / "example.py"
     script.write_text(readme_ray_example())
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
-    env.update(
+    env = source_env(
         RAY_ADDRESS=ray_cluster.cluster.address,
         UV_ENVS_ROOT=str(tmp_path / "root"),
         UV_ENVS_FIND_LINKS=f"{wheelhouse} {six}",

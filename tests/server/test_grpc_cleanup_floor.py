@@ -24,10 +24,10 @@ from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
 from uv_envs_server._servicer import DEFAULT_MIN_CLEANUP_IDLE_HOURS, EnvManagerServicer
 
+from .server_process import source_env
+
 if TYPE_CHECKING:
     from .conftest import Serve
-
-SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _age(manager: uv_envs.EnvManager, key: uv_envs.EnvKey, hours: float) -> None:
@@ -95,9 +95,7 @@ def test_a_bad_minimum_is_refused(fake_manager: uv_envs.EnvManager, bad: float) 
 
 @pytest.mark.parametrize("bad", ["-1", "nan"])
 def test_the_cli_refuses_a_bad_minimum_with_exit_2(tmp_path: Path, bad: str) -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
-    env["UV_ENVS_ROOT"] = str(tmp_path / "root")
+    env = source_env(UV_ENVS_ROOT=str(tmp_path / "root"))
     result = subprocess.run(
         [sys.executable, "-m", "uv_envs_server", "--port", "0", f"--min-cleanup-idle-hours={bad}"],
         env=env,

@@ -21,66 +21,22 @@ import grpc
 import pytest
 
 import uv_envs
-import uv_envs_server
 from uv_envs import EnvStatus
 from uv_envs._uv import find_uv_binary
 from uv_envs_server import EnvManagerClient, RemoteError
 from uv_envs_server._cli import main
+
+from .server_process import SOURCE_ROOT, Server, wheelhouse_env
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from .conftest import SelfSigned
 
-SOURCE_ROOT = Path(uv_envs_server.__file__).resolve().parents[1]
-
-
-class Server:
-    """A running ``uv-envs-server`` process and the target it listens on."""
-
-    def __init__(
-        self, args: list[str], env: dict[str, str], module: str = "uv_envs_server"
-    ) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.target = ""
-        self.stderr = ""
-        assert self.process.stdout is not None
-        # The first stdout line says where it listens; read it with a deadline.
-        reader = futures.ThreadPoolExecutor(1)
-        try:
-            line = reader.submit(self.process.stdout.readline).result(timeout=60)
-        finally:
-            reader.shutdown(wait=False)
-        if line.startswith("uv-envs-server listening on "):
-            self.target = line.rsplit(" ", 1)[1].strip()
-
-    def stop(self, signum: int | None = signal.SIGTERM, timeout: float = 60) -> int:
-        """Send ``signum`` (None: it was sent already) and wait for the exit code."""
-        if signum is not None and self.process.poll() is None:
-            self.process.send_signal(signum)
-        try:
-            _, self.stderr = self.process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _, self.stderr = self.process.communicate()
-            raise
-        return self.process.returncode
-
 
 @pytest.fixture
 def server_env(wheelhouse: Path, uv_cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
-    env["UV_ENVS_FIND_LINKS"] = str(wheelhouse)
-    env["UV_ENVS_NO_INDEX"] = "1"
-    env["UV_ENVS_CACHE_DIR"] = str(uv_cache)
-    return env
+    return wheelhouse_env(wheelhouse, uv_cache)
 
 
 StartServer = Callable[..., Server]  # a Server subclass whose arguments are the extra options

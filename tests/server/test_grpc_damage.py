@@ -8,11 +8,6 @@ why in ``metadata_json`` (``{"status": "UNREADABLE", "error": ...}``).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,11 +19,12 @@ from uv_envs_server import EnvManagerClient
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
 
+from .server_process import Server, wheelhouse_env
+
 if TYPE_CHECKING:
     from .conftest import Serve
 
 ERROR_CLASS = "uv-envs-error-class"
-SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 BAD_KEY = uv_envs.EnvKey("wf", "bad", "v1")
 GOOD_KEY = uv_envs.EnvKey("wf", "good", "v1")
@@ -93,38 +89,19 @@ def test_the_python_client_raises_the_typed_error(
             client.add_deps("wf", "bad", "v1", packages=["gamma"])
 
 
-def _start_server(
-    root: Path, wheelhouse: Path, uv_cache: Path
-) -> tuple[subprocess.Popen[str], str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
-    env.update(
-        UV_ENVS_FIND_LINKS=str(wheelhouse), UV_ENVS_NO_INDEX="1", UV_ENVS_CACHE_DIR=str(uv_cache)
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uv_envs_server", "--port", "0", "--root", str(root)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert process.stdout is not None
-    with futures.ThreadPoolExecutor(1) as reader:
-        line = reader.submit(process.stdout.readline).result(timeout=60)
-    target = line.rsplit(" ", 1)[1].strip() if line.startswith("uv-envs-server listening") else ""
-    return process, target
-
-
 def test_the_server_starts_on_a_root_with_a_damaged_env_and_serves_the_rest(
     manager: uv_envs.EnvManager, wheelhouse: Path, uv_cache: Path
 ) -> None:
     manager.ensure(BAD_KEY, packages=["gamma"])
     good = manager.ensure(GOOD_KEY, packages=["gamma"])
     _truncate(manager._core.services.layout.env_dir(BAD_KEY))
-    process, target = _start_server(manager.settings.root, wheelhouse, uv_cache)
+    args = ["--port", "0", "--root", str(manager.settings.root)]
+    server = Server(args, wheelhouse_env(wheelhouse, uv_cache))
     try:
-        assert target, "the server did not start: " + (process.communicate(timeout=5)[1] or "")
-        with EnvManagerClient(target, timeout=120) as client:
+        assert server.target, "the server did not start: " + (
+            server.process.communicate(timeout=5)[1] or ""
+        )
+        with EnvManagerClient(server.target, timeout=120) as client:
             assert client.health() == "SERVING"
             assert client.get_env_status("wf", "good", "v1").status == "READY"
             assert client.get_env_status("wf", "bad", "v1").status == "FAILED"
@@ -134,9 +111,9 @@ def test_the_server_starts_on_a_root_with_a_damaged_env_and_serves_the_rest(
                 good.python_path
             )
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
+        returncode = server.stop()
+    stderr = server.stderr
+    assert returncode == 0, stderr
     assert "quarantined" in stderr
     assert "wf/bad/v1" in stderr
     assert "Traceback" not in stderr

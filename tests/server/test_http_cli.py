@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -17,7 +16,8 @@ pytest.importorskip("fastapi", reason="the HTTP API needs the [http] extra")
 import uv_envs_server
 from uv_envs_server import EnvManagerClient, HttpEnvClient
 
-SOURCE_ROOT = Path(uv_envs_server.__file__).resolve().parents[1]
+from .server_process import wheelhouse_env
+
 TOKEN = "cli-token"  # noqa: S105 - a test token for a loopback server
 
 
@@ -42,11 +42,7 @@ def _read_lines(process: subprocess.Popen[str], count: int) -> list[str]:
 def test_http_and_grpc_serve_one_root_with_one_token(
     tmp_path: Path, wheelhouse: Path, uv_cache: Path
 ) -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
-    env.update(
-        UV_ENVS_FIND_LINKS=str(wheelhouse), UV_ENVS_NO_INDEX="1", UV_ENVS_CACHE_DIR=str(uv_cache)
-    )
+    env = wheelhouse_env(wheelhouse, uv_cache)
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     root = tmp_path / "root"
