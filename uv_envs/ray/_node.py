@@ -14,7 +14,6 @@ import contextlib
 import math
 import os
 from pathlib import Path
-from typing import Any
 
 import attrs
 
@@ -72,10 +71,13 @@ def cluster_ray(manager: EnvManager) -> RayInstall:
 def ensure_here(spec: LockedSpec, *, root: str | None = None, node_id: str = "") -> NodeEnv:
     """Build the spec's env on this node (or find it), installing exactly its lock."""
     with contextlib.closing(node_manager(root)) as manager:
-        return _ensure(manager, spec, node_id=node_id, root_from_env=root is None)
+        return ensure_on(manager, spec, node_id=node_id, root_from_env=root is None)
 
 
-def _ensure(manager: EnvManager, spec: LockedSpec, *, node_id: str, root_from_env: bool) -> NodeEnv:
+def ensure_on(
+    manager: EnvManager, spec: LockedSpec, *, node_id: str = "", root_from_env: bool = True
+) -> NodeEnv:
+    """:func:`ensure_here` with a manager the caller keeps (the plugin's, one per agent)."""
     install = cluster_ray(manager)
     python = normalize_python_request(spec.python)
     minor = ".".join(python.split(".")[:2])
@@ -119,10 +121,9 @@ def _store_size(venv: Path) -> int:
         return 0
 
 
-def environment_here(spec: LockedSpec, *, root: str | None = None) -> Environment:
-    """The spec's env on this node as it is (raises if it was never built here)."""
-    with contextlib.closing(node_manager(root)) as manager:
-        return manager.get(spec.key(cluster_ray(manager).version))
+def environment_of(manager: EnvManager, spec: LockedSpec) -> Environment:
+    """The spec's env on ``manager``'s root as it is (raises if it was never built there)."""
+    return manager.get(spec.key(cluster_ray(manager).version))
 
 
 def release_here(spec: LockedSpec, *, root: str | None = None) -> int:
@@ -145,8 +146,3 @@ def release_key(manager: EnvManager, key: EnvKey) -> int:
         return 0
     manager.cleanup(math.inf)
     return max(0, before - sum(store.sizes().values()))
-
-
-def as_dict(node_env: NodeEnv) -> dict[str, Any]:
-    """A plain dict (what crosses the Ray task boundary)."""
-    return attrs.asdict(node_env)

@@ -28,7 +28,7 @@ from ray._private.runtime_env.plugin import RuntimeEnvPlugin
 from uv_envs._manager import EnvManager
 from uv_envs._models import EnvKey
 
-from ._node import cluster_ray, ensure_here, environment_here, node_manager, release_key
+from ._node import cluster_ray, ensure_on, environment_of, node_manager, release_key
 from ._spec import FIELD, NODE_WORKFLOW, LockedSpec
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class UvEnvsPlugin(RuntimeEnvPlugin):
         if spec is None:
             return 0
         logger.info("uv_envs: installing the locked spec on this node")
-        node_env = await asyncio.to_thread(ensure_here, spec)
+        node_env = await asyncio.to_thread(ensure_on, self._manager, spec)
         logger.info("uv_envs: env ready at %s", node_env.env_path)
         # What Ray's URI cache counts; envs sharing one store venv each report it.
         return float(node_env.size_bytes)
@@ -105,7 +105,7 @@ class UvEnvsPlugin(RuntimeEnvPlugin):
         spec = _spec_of(runtime_env)
         if spec is None:
             return
-        ray_env = environment_here(spec).ray_runtime_env()
+        ray_env = environment_of(self._manager, spec).ray_runtime_env()
         context.py_executable = ray_env["py_executable"]
         context.env_vars.update(ray_env["env_vars"])
         logger.info("uv_envs: worker runs %s", context.py_executable)
