@@ -34,8 +34,8 @@ class DependencyChanges:
     services: Services
     access: EnvAccess
     switch: GenerationSwitch
-    #: Finds and repairs damage in a shared venv for every env linking it (the repairs').
-    shared_repairs: Repairs | None = None
+    #: Finds and repairs damage in a shared venv for every env linking it.
+    shared_repairs: Repairs
 
     def add(
         self, key: EnvKey, packages: Iterable[str], requirements_text: str | bytes | None
@@ -135,9 +135,7 @@ class DependencyChanges:
         checked first (outside this env's lock: the check marks the others);
         a damaged one is rebuilt once, beside it, and every user moves onto it.
         """
-        repairs = self.shared_repairs
-        if repairs is not None:
-            repairs.check_entry_of(key)
+        self.shared_repairs.check_entry_of(key)
         with self.access.locked(key) as token:
             environment = self.access.require(token)
             entry = damaged_entry(self.services.layout, environment)
@@ -156,8 +154,8 @@ class DependencyChanges:
                     key, details={"error": str(exc)}
                 ),
             )
-        if entry is not None and repairs is not None:
-            repairs.repair_users_of(entry, exclude=key)
+        if entry is not None:
+            self.shared_repairs.repair_users_of(entry, exclude=key)
         self.services.emit(
             events.EnvironmentSynced(key, details={"generation": result.environment.generation})
         )

@@ -27,6 +27,15 @@ LINKS = {
 }
 
 
+def current_dir(environment: Environment) -> Path:
+    """The current generation's folder (through ``current``, as reads see it)."""
+    env_dir = environment.env_path
+    try:
+        return env_dir / os.readlink(env_dir / "current")
+    except OSError:
+        return Layout.generation_dir(env_dir, environment.generation)
+
+
 @attrs.define
 class EnvDirs:
     """The on-disk side of environments under one :class:`Layout`."""
@@ -59,13 +68,10 @@ class EnvDirs:
         os.replace(temporary, env_dir / "current")
         fsync_directory(env_dir)
 
-    def current_dir(self, environment: Environment) -> Path:
+    @staticmethod
+    def current_dir(environment: Environment) -> Path:
         """The current generation's folder, resolved once so all reads see one generation."""
-        env_dir = environment.env_path
-        try:
-            return env_dir / os.readlink(env_dir / "current")
-        except OSError:
-            return self.layout.generation_dir(env_dir, environment.generation)
+        return current_dir(environment)
 
     @staticmethod
     def generation_numbers(env_dir: Path) -> list[int]:

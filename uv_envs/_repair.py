@@ -26,6 +26,7 @@ from pathlib import Path
 
 import attrs
 
+from ._envdirs import current_dir
 from ._errors import UvEnvsError
 from ._layout import Layout
 from ._metadata import UnreadableRecord
@@ -64,15 +65,6 @@ class RepairReport:
         return not self.unreadable and not self.failed and set(self.problems) <= fixed
 
 
-def current_gen_dir(environment: Environment) -> Path:
-    """The current generation's folder (through ``current``, as reads see it)."""
-    env_dir = environment.env_path
-    try:
-        return env_dir / os.readlink(env_dir / "current")
-    except OSError:
-        return env_dir / "gens" / str(environment.generation)
-
-
 def linked_entry(store_dir: Path, gen_dir: Path) -> Path | None:
     """The store entry ``gen_dir/.venv`` links, or ``None`` for a private venv."""
     try:
@@ -90,7 +82,7 @@ def is_damaged(entry: Path) -> bool:
 
 def damaged_entry(layout: Layout, environment: Environment) -> Path | None:
     """The store entry the env's current generation links, if a check marked it damaged."""
-    entry = linked_entry(layout.store_dir, current_gen_dir(environment))
+    entry = linked_entry(layout.store_dir, current_dir(environment))
     return entry if entry is not None and is_damaged(entry) else None
 
 
@@ -191,7 +183,7 @@ class Repairer:
             if found is None or found.status not in _CHECKED:
                 continue
             checked.append(key)
-            gen_dir = current_gen_dir(found)
+            gen_dir = current_dir(found)
             entry = linked_entry(self.layout.store_dir, gen_dir)
             first_look = entry is None or entry not in by_entry
             result, new_files = self._check_venv(gen_dir, entry, by_entry)
@@ -262,7 +254,7 @@ class Repairer:
         builds its replacement once and :meth:`repair_users_of` moves every
         user onto it. An entry nobody else links is left to the sync alone.
         """
-        entry = linked_entry(self.layout.store_dir, current_gen_dir(environment))
+        entry = linked_entry(self.layout.store_dir, current_dir(environment))
         if entry is None or is_damaged(entry):
             return
         others = [key for key in referrers(self.layout, entry) if key != environment.key]
