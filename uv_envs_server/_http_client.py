@@ -17,7 +17,6 @@ import httpx
 import uv_envs
 
 from ._http_models import EMPTY_VERSION
-from ._interceptors import REQUEST_ID_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -137,16 +136,13 @@ class HttpEnvClient:
         json: object = None,
         params: Mapping[str, Any] | None = None,
         timeout: float | object | None = httpx.USE_CLIENT_DEFAULT,
-        request_id: str | None = None,
     ) -> Any:  # noqa: ANN401 - the API's JSON
-        headers = {REQUEST_ID_KEY: request_id} if request_id else None
         query = {k: v for k, v in (params or {}).items() if v is not None}
         response = self.http.request(
             method,
             path,
             json=json,
             params=query,
-            headers=headers,
             timeout=timeout,  # type: ignore[arg-type]  # httpx's sentinel
         )
         if response.is_error:

@@ -10,6 +10,7 @@ only; every value is escaped.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import importlib.resources
 import string
@@ -29,6 +30,7 @@ STDERR_TAIL: Final = 4000
 _KIB: Final = 1024
 
 
+@functools.cache
 def _template() -> string.Template:
     text = (
         importlib.resources.files("uv_envs_server")

@@ -32,9 +32,6 @@ MAX_OUTPUT = 64 * 1024
 #: What a 503 (the audit database is away) suggests waiting before the retry.
 RETRY_AFTER_SECONDS = 5
 
-#: Statuses any operation may answer with a problem body (documented in the OpenAPI schema).
-PROBLEM_STATUSES: Final = (400, 401, 404, 405, 409, 413, 422, 423, 500, 502, 503, 504)
-
 logger = logging.getLogger("uv_envs_server")
 
 _TITLES: Final[Mapping[int, str]] = {
@@ -51,6 +48,9 @@ _TITLES: Final[Mapping[int, str]] = {
     503: "Audit database unavailable",
     504: "uv timed out",
 }
+
+#: Statuses any operation may answer with a problem body (documented in the OpenAPI schema).
+PROBLEM_STATUSES: Final = tuple(_TITLES)
 
 
 class ProblemResponse(JSONResponse):
