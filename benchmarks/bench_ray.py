@@ -92,6 +92,9 @@ def start_cluster(base: Path) -> Cluster:
         "PIP_CACHE_DIR": str(base / "pip-cache"),  # Ray's pip field
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
     }
+    # cluster_utils writes <RAY_TMPDIR>/ray/ray_current_cluster whatever temp_dir says.
+    (base / "ray").mkdir(exist_ok=True)
+    os.environ["RAY_TMPDIR"] = str(base)
     cluster = Cluster(
         initialize_head=True,
         head_node_args={

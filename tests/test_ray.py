@@ -100,6 +100,11 @@ def ray_cluster(
     wheelhouse: Path, uv_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RayCluster]:
     base = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # short: Ray's sockets live here
+    # Ray's cluster_utils writes <RAY_TMPDIR or TMPDIR or /tmp>/ray/ray_current_cluster whatever
+    # temp_dir says, and fails where that folder does not exist (a fresh machine): point it here.
+    (base / "ray").mkdir()
+    ray_tmpdir = pytest.MonkeyPatch()
+    ray_tmpdir.setenv("RAY_TMPDIR", str(base))
     extra = ray_wheels(tmp_path_factory.mktemp("cluster-wheels"))
     node_env = {
         "RAY_RUNTIME_ENV_PLUGINS": plugin_config(),
@@ -131,6 +136,7 @@ def ray_cluster(
     finally:
         ray.shutdown()
         cluster.shutdown()  # type: ignore[no-untyped-call]
+        ray_tmpdir.undo()
         shutil.rmtree(base, ignore_errors=True)
 
 
