@@ -35,10 +35,11 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 
 from tests.postgres import with_schema  # noqa: E402
-from uv_envs import AuditLog, EnvKey, _audit  # noqa: E402
-from uv_envs._audit import SqliteAuditLog  # noqa: E402
-from uv_envs._audit_postgres import PostgresAuditLog  # noqa: E402
-from uv_envs._audit_postgres_schema import TABLE  # noqa: E402
+from uv_envs import AuditLog, EnvKey  # noqa: E402
+from uv_envs._audit import log as _audit  # noqa: E402
+from uv_envs._audit.postgres import PostgresAuditLog  # noqa: E402
+from uv_envs._audit.postgres_schema import TABLE  # noqa: E402
+from uv_envs._audit.sqlite import SqliteAuditLog  # noqa: E402
 
 HOSTS = 50
 WORKFLOWS = 2000

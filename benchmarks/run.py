@@ -60,11 +60,11 @@ from uv_envs import (  # noqa: E402
     Settings,
     SubprocessUvExecutor,
 )
-from uv_envs._bytecode import BackgroundCompiler  # noqa: E402
-from uv_envs._layout import Layout  # noqa: E402
-from uv_envs._metadata import JsonMetadataRepository  # noqa: E402
-from uv_envs._project import render_pyproject  # noqa: E402
-from uv_envs._uv import child_environment, find_uv_binary  # noqa: E402
+from uv_envs._root.bytecode import BackgroundCompiler  # noqa: E402
+from uv_envs._root.layout import Layout  # noqa: E402
+from uv_envs._root.metadata import JsonMetadataRepository  # noqa: E402
+from uv_envs._root.project import render_pyproject  # noqa: E402
+from uv_envs._uv.executor import child_environment, find_uv_binary  # noqa: E402
 from uv_envs.testing import CountingExecutor  # noqa: E402
 
 IMPORTS = "import pandas, numpy, pydantic, fastapi, sqlalchemy, jinja2, click, rich, httpx"

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from uv_envs import EnvManager, IndexSettings, Settings, SubprocessUvExecutor
-from uv_envs._python import PythonFinder
-from uv_envs._uv import UvOptions, find_uv_binary
+from uv_envs._uv.commands import UvOptions
+from uv_envs._uv.executor import find_uv_binary
+from uv_envs._uv.python import PythonFinder
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor, RecordingPublisher
 
 from .wheelhouse import build_wheelhouse
@@ -43,7 +44,7 @@ def _ray_detection(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     interpreter, which the fake uv does not make).
     """
     if request.node.get_closest_marker("ray") is None:
-        monkeypatch.setattr("uv_envs._raylink.in_process", lambda: None)
+        monkeypatch.setattr("uv_envs._uv.raylink.in_process", lambda: None)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from uv_envs import EnvKey, EnvManager, IndexSettings, Settings, SubprocessUvExecutor
-from uv_envs._uv import UvInvocation, UvResult, find_uv_binary
+from uv_envs._uv.commands import UvInvocation
+from uv_envs._uv.executor import UvResult, find_uv_binary
 
 
 class SlowSync:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from uv_envs import EnvKey, OperationRecord, OperationStatus, StorageError
-from uv_envs._audit import MAX_OUTPUT, SqliteAuditLog
+from uv_envs._audit.log import MAX_OUTPUT
+from uv_envs._audit.sqlite import SqliteAuditLog
 
 from .conftest import AUDIT_SCHEMA_BEFORE_HOSTS
 

@@ -19,9 +19,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from uv_envs import AuditLog, EnvKey, OperationRecord, _audit
-from uv_envs._audit import MAX_OUTPUT, SqliteAuditLog
-from uv_envs._audit_postgres import PostgresAuditLog
+from uv_envs import AuditLog, EnvKey, OperationRecord
+from uv_envs._audit import log as _audit
+from uv_envs._audit.log import MAX_OUTPUT
+from uv_envs._audit.postgres import PostgresAuditLog
+from uv_envs._audit.sqlite import SqliteAuditLog
 from uv_envs.testing import InMemoryAuditLog
 
 from .postgres import admin_execute, base_url, with_schema

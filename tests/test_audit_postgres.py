@@ -33,14 +33,14 @@ from uv_envs import (
     UvExecutor,
     UvInvocation,
     UvResult,
-    _audit,
     open_audit_log,
 )
-from uv_envs import _audit_postgres_schema as pg
-from uv_envs._audit_postgres import PostgresAuditLog
-from uv_envs._cli import main as cli_main
-from uv_envs._python import PythonFinder
-from uv_envs._uv import find_uv_binary
+from uv_envs._audit import log as _audit
+from uv_envs._audit import postgres_schema as pg
+from uv_envs._audit.postgres import PostgresAuditLog
+from uv_envs._cli.main import main as cli_main
+from uv_envs._uv.executor import find_uv_binary
+from uv_envs._uv.python import PythonFinder
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor
 from uv_envs_server._cli import main as server_main
 

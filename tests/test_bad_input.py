@@ -37,8 +37,8 @@ from uv_envs import (
     RequirementsOptionNotAllowed,
 )
 from uv_envs_server import create_server
-from uv_envs_server._errors import ERROR_CLASS_KEY
-from uv_envs_server._proto import METHODS, method_path, pb
+from uv_envs_server._grpc.errors import ERROR_CLASS_KEY
+from uv_envs_server._grpc.proto import METHODS, method_path, pb
 
 GOOD = ("wf", "node", "v1")  # the env that exists before the corpus
 NEW = ("wf", "fresh", "v1")  # a key with no env: creates must not make one

@@ -13,11 +13,12 @@ from pathlib import Path
 import attrs
 import pytest
 
-from uv_envs import EnvKey, EnvManager, Settings, _locking
-from uv_envs import _compile_worker as worker
-from uv_envs._bytecode import BackgroundCompiler, CompileJob, entry_job
-from uv_envs._layout import Layout
-from uv_envs._python import PythonFinder
+from uv_envs import EnvKey, EnvManager, Settings
+from uv_envs._root import compile_worker as worker
+from uv_envs._root import locks as _locking
+from uv_envs._root.bytecode import BackgroundCompiler, CompileJob, entry_job
+from uv_envs._root.layout import Layout
+from uv_envs._uv.python import PythonFinder
 
 SPEC = ["beta", "gamma", "delta"]  # four packages: alpha<2, beta, gamma, delta
 MODULES = ("alpha", "beta", "gamma", "delta")

@@ -17,8 +17,9 @@ from uv_envs import (
     Settings,
     SubprocessUvExecutor,
 )
-from uv_envs._python import PythonFinder
-from uv_envs._uv import UvInvocation, UvResult, find_uv_binary
+from uv_envs._uv.commands import UvInvocation
+from uv_envs._uv.executor import UvResult, find_uv_binary
+from uv_envs._uv.python import PythonFinder
 
 KEY = EnvKey("wf", "cancel", "v1")
 

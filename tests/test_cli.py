@@ -165,7 +165,7 @@ def test_serve_without_the_server_extra_says_how_to_get_it() -> None:
     # A None entry in sys.modules makes `import uv_envs_server` fail as if it were not installed.
     code = (
         "import sys; sys.modules['uv_envs_server'] = None\n"
-        "from uv_envs._cli import main\n"
+        "from uv_envs._cli.main import main\n"
         "sys.exit(main(['serve', '--port', '0']))\n"
     )
     result = subprocess.run(

@@ -28,8 +28,8 @@ import pytest
 from packaging.requirements import Requirement
 
 from uv_envs import EnvKey, EnvManager, EnvStatus, IndexSettings, Settings
-from uv_envs._python import PythonFinder
-from uv_envs._uv import find_uv_binary
+from uv_envs._uv.executor import find_uv_binary
+from uv_envs._uv.python import PythonFinder
 
 from .test_stress import check_root, describe, stray_files
 

@@ -19,8 +19,8 @@ import pytest
 
 import uv_envs
 from uv_envs import EnvKey, EnvManager, EnvStatus, Settings, SubprocessUvExecutor
-from uv_envs._cli import main as cli
-from uv_envs._uv import find_uv_binary
+from uv_envs._cli.main import main as cli
+from uv_envs._uv.executor import find_uv_binary
 from uv_envs.testing import CountingExecutor
 
 BAD = EnvKey("wf", "bad", "v1")

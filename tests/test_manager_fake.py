@@ -37,8 +37,8 @@ from uv_envs import (
     ResolutionFailed,
     Settings,
     UvError,
-    _locking,
 )
+from uv_envs._root import locks as _locking
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor, RecordingPublisher
 
 KEY = EnvKey("ml_pipeline", "rag", "v1")
@@ -1177,7 +1177,7 @@ def test_recover_closes_audit_records_of_dead_processes(fake_manager: EnvManager
     fake_manager.create(KEY, packages=["alpha"])
     code = (
         "import sys; from pathlib import Path; from uv_envs import EnvKey; "
-        "from uv_envs._audit import SqliteAuditLog; "
+        "from uv_envs._audit.sqlite import SqliteAuditLog; "
         "print(SqliteAuditLog(Path(sys.argv[1])).start(EnvKey('wf', 'dead'), 'add'))"
     )
     completed = subprocess.run(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from uv_envs import EnvKey, EnvManager, IndexSettings, ResolutionFailed, Settings
-from uv_envs._python import PythonFinder
+from uv_envs._uv.python import PythonFinder
 
 pytestmark = pytest.mark.network
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from uv_envs import EnvKey, EnvManager, EnvStatus, OperationRecord, Settings
-from uv_envs._python import PythonFinder
+from uv_envs._uv.python import PythonFinder
 
 WORKER = Path(__file__).with_name("proc_worker.py")
 

@@ -47,8 +47,8 @@ from uv_envs import (
     RayNotAvailable,
     Settings,
 )
-from uv_envs._layout import Layout
-from uv_envs._python import PythonFinder
+from uv_envs._root.layout import Layout
+from uv_envs._uv.python import PythonFinder
 from uv_envs.ray import (
     LockedSpec,
     RayEnvironmentProvider,

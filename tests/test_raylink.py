@@ -24,11 +24,11 @@ from uv_envs import (
     RayPythonMismatch,
     RayVersionConflict,
     Settings,
-    _raylink,
 )
-from uv_envs._layout import Layout
-from uv_envs._python import Interpreter, PythonFinder
-from uv_envs._store import venv_id
+from uv_envs._root.layout import Layout
+from uv_envs._root.store import venv_id
+from uv_envs._uv import raylink as _raylink
+from uv_envs._uv.python import Interpreter, PythonFinder
 
 from .wheelhouse import ray_wheels
 
@@ -197,7 +197,7 @@ def test_settings_read_uv_envs_ray(tmp_path: Path) -> None:
 def test_without_ray_in_the_process_nothing_is_linked(
     ray_settings: Settings, python_finder: PythonFinder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("uv_envs._raylink.in_process", lambda: None)
+    monkeypatch.setattr("uv_envs._uv.raylink.in_process", lambda: None)
     env = EnvManager(ray_settings, python_finder=python_finder).create(KEY, packages=["alpha"])
     assert env.ray is None
 
@@ -212,7 +212,7 @@ def test_the_server_flag_names_the_ray(tmp_path: Path) -> None:
 
 
 def test_the_cli_takes_ray_before_or_after_the_subcommand(tmp_path: Path) -> None:
-    from uv_envs._cli import _parser as build_parser
+    from uv_envs._cli.main import _parser as build_parser
     from uv_envs.cli_options import settings_from_options
 
     for argv in (

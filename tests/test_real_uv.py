@@ -23,7 +23,7 @@ from uv_envs import (
     ResolutionFailed,
     Settings,
 )
-from uv_envs._python import PythonFinder
+from uv_envs._uv.python import PythonFinder
 from uv_envs.testing import RecordingPublisher
 
 from .conftest import RUNNING_MINOR

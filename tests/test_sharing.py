@@ -14,8 +14,9 @@ import attrs
 import pytest
 
 from uv_envs import EnvKey, EnvManager, IndexSettings, Settings, SubprocessUvExecutor
-from uv_envs._python import PythonFinder
-from uv_envs._uv import UvInvocation, UvResult, find_uv_binary
+from uv_envs._uv.commands import UvInvocation
+from uv_envs._uv.executor import UvResult, find_uv_binary
+from uv_envs._uv.python import PythonFinder
 from uv_envs.testing import CountingExecutor
 
 from .wheelhouse import build_wheel

@@ -50,7 +50,7 @@ from uv_envs import (
     Settings,
     UvError,
 )
-from uv_envs._python import PythonFinder
+from uv_envs._uv.python import PythonFinder
 from uv_envs._validation import canonical_requirement
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor
 

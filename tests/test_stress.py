@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from uv_envs import EnvKey, EnvManager, EnvStatus, Settings
-from uv_envs._metadata import environment_from_json
-from uv_envs._python import PythonFinder
+from uv_envs._root.metadata import environment_from_json
+from uv_envs._uv.python import PythonFinder
 
 WORKER = Path(__file__).with_name("stress_worker.py")
 OPERATIONS = int(os.environ.get("UV_ENVS_STRESS_OPS", "50"))

@@ -24,18 +24,16 @@ from uv_envs import (
     UvResult,
     UvTimeout,
 )
-from uv_envs._uv import (
+from uv_envs._uv.commands import (
     UvOptions,
     add_command,
-    child_environment,
     export_command,
-    find_uv_binary,
     lock_command,
     python_list_command,
-    raise_for_result,
     remove_command,
     sync_command,
 )
+from uv_envs._uv.executor import child_environment, find_uv_binary, raise_for_result
 from uv_envs._validation import parse_requirements
 
 PROJECT = Path("/srv/root/envs/wf/node/v1/gens/2")

@@ -13,21 +13,21 @@ import attrs
 import pytest
 
 from uv_envs import EnvKey, EnvManager, Settings, SubprocessUvExecutor
-from uv_envs import _compile_worker as worker
-from uv_envs._bytecode import BackgroundCompiler
-from uv_envs._layout import Layout
-from uv_envs._lockrecord import (
+from uv_envs._models import IndexSettings
+from uv_envs._root import compile_worker as worker
+from uv_envs._root.bytecode import BackgroundCompiler
+from uv_envs._root.layout import Layout
+from uv_envs._root.provenance import (
     LockRecord,
     LockRecords,
     Provenance,
-    binary_identity,
     index_digest,
     project_digest,
 )
-from uv_envs._models import IndexSettings
-from uv_envs._python import PythonFinder
-from uv_envs._store import COMPILED
-from uv_envs._uv import UvInvocation, UvResult, find_uv_binary
+from uv_envs._root.store import COMPILED
+from uv_envs._uv.commands import UvInvocation
+from uv_envs._uv.executor import UvResult, binary_identity, find_uv_binary
+from uv_envs._uv.python import PythonFinder
 from uv_envs.testing import (
     CountingExecutor,
     FakePythonFinder,

@@ -8,9 +8,15 @@ import importlib as _importlib
 import importlib.metadata as _importlib_metadata
 import warnings as _warnings
 
-from ._audit import AuditLog
-from ._audit_open import open_audit_log
-from ._bytecode import BytecodeCompiler, CompileJob
+from uv_envs._audit.log import AuditLog
+from uv_envs._audit.open import open_audit_log
+from uv_envs._core.repair import RepairReport
+from uv_envs._root.bytecode import BytecodeCompiler, CompileJob
+from uv_envs._root.metadata import Damage, UnreadableRecord
+from uv_envs._uv.commands import UvInvocation
+from uv_envs._uv.executor import SubprocessUvExecutor, UvExecutor, UvResult
+from uv_envs._uv.python import Interpreter, InterpreterFinder
+
 from ._errors import (
     AuditSchemaTooNew,
     AuditUnavailable,
@@ -58,7 +64,6 @@ from ._events import (
     logging_publisher,
 )
 from ._manager import EnvManager
-from ._metadata import Damage, UnreadableRecord
 from ._models import (
     CleanupReport,
     DeletedOperations,
@@ -82,10 +87,7 @@ from ._models import (
     VerifyReport,
 )
 from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, key_from_config
-from ._python import Interpreter, InterpreterFinder
-from ._repair import RepairReport
 from ._settings import Settings
-from ._uv import SubprocessUvExecutor, UvExecutor, UvInvocation, UvResult
 from ._validation import MAX_PACKAGES
 from ._variants import VariantRegistry
 
@@ -108,10 +110,10 @@ _DEPRECATED = {
         "environment_dict",
         "LocalEnvironmentProvider.create_environment",
     ),
-    "JsonMetadataRepository": ("uv_envs._metadata", "JsonMetadataRepository", "EnvManager"),
-    "MetadataRepository": ("uv_envs._metadata", "JsonMetadataRepository", "EnvManager"),
-    "PythonFinder": ("uv_envs._python", "PythonFinder", "EnvManager.pythons()"),
-    "SqliteAuditLog": ("uv_envs._audit", "SqliteAuditLog", "EnvManager.operations()"),
+    "JsonMetadataRepository": ("uv_envs._root.metadata", "JsonMetadataRepository", "EnvManager"),
+    "MetadataRepository": ("uv_envs._root.metadata", "JsonMetadataRepository", "EnvManager"),
+    "PythonFinder": ("uv_envs._uv.python", "PythonFinder", "EnvManager.pythons()"),
+    "SqliteAuditLog": ("uv_envs._audit.sqlite", "SqliteAuditLog", "EnvManager.operations()"),
 }
 
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from uv_envs._cli import main
+from uv_envs._cli.main import main
 
 sys.exit(main())

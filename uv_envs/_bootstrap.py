@@ -8,33 +8,36 @@ from __future__ import annotations
 
 import attrs
 
+from uv_envs._audit.log import AuditLog
+from uv_envs._audit.open import open_audit_log
+from uv_envs._core.access import EnvAccess
+from uv_envs._core.cleanup import Collector
+from uv_envs._core.delete import Deleter
+from uv_envs._core.dependencies import DependencyChanges
+from uv_envs._core.generations import GenerationSwitch
+from uv_envs._core.install import Installer
+from uv_envs._core.provision import Provisioner
+from uv_envs._core.reads import Reads
+from uv_envs._core.recovery import Recovery
+from uv_envs._core.repairs import Repairs
+from uv_envs._core.services import Services
+from uv_envs._core.verification import Verifier
+from uv_envs._root.bytecode import BackgroundCompiler, BytecodeCompiler, BytecodePolicy
+from uv_envs._root.envdirs import EnvDirs
+from uv_envs._root.layout import Layout
+from uv_envs._root.leases import Leases
+from uv_envs._root.metadata import JsonMetadataRepository
+from uv_envs._root.provenance import LockRecords
+from uv_envs._root.resolutions import StoredResolutions
+from uv_envs._root.store import LockStore, VenvStore
+from uv_envs._uv.commands import UvOptions
+from uv_envs._uv.executor import SubprocessUvExecutor, UvExecutor, find_uv_binary
+from uv_envs._uv.python import InterpreterFinder, PythonFinder
+from uv_envs._uv.raylink import RayLinker
+from uv_envs._uv.runner import UvRunner
+
 from . import _events as events
-from ._access import EnvAccess
-from ._audit import AuditLog
-from ._audit_open import open_audit_log
-from ._bytecode import BackgroundCompiler, BytecodeCompiler, BytecodePolicy
-from ._cleanup import Collector
-from ._dependencies import DependencyChanges
-from ._envdirs import EnvDirs
-from ._generations import GenerationSwitch
-from ._install import Installer
-from ._layout import Layout
-from ._leases import Leases
-from ._lockrecord import LockRecords
-from ._metadata import JsonMetadataRepository
-from ._provisioning import Provisioner
-from ._python import InterpreterFinder, PythonFinder
-from ._raylink import RayLinker
-from ._reads import Reads
-from ._recovery import Recovery
-from ._repairs import Repairs
-from ._resolutions import StoredResolutions
-from ._runner import UvRunner
-from ._services import Services
 from ._settings import Settings
-from ._store import LockStore, VenvStore
-from ._uv import SubprocessUvExecutor, UvExecutor, UvOptions, find_uv_binary
-from ._verification import Verifier
 
 
 @attrs.frozen
@@ -47,6 +50,7 @@ class Core:
     changes: DependencyChanges
     reads: Reads
     collector: Collector
+    deleter: Deleter
     verifier: Verifier
     recovery: Recovery
     repairs: Repairs
@@ -115,6 +119,7 @@ def bootstrap(
         ),
         reads=Reads(services, access),
         collector=Collector(services, access),
+        deleter=Deleter(services, access),
         verifier=Verifier(services, access),
         recovery=recovery,
         repairs=repairs,

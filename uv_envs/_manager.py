@@ -12,12 +12,18 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from uv_envs._audit.log import AuditLog
+from uv_envs._core.access import READY
+from uv_envs._core.repair import RepairReport
+from uv_envs._core.requests import parse_requested, provision_request
+from uv_envs._root.bytecode import BytecodeCompiler
+from uv_envs._uv import runner as _runner
+from uv_envs._uv.commands import ExportFormat
+from uv_envs._uv.executor import UvExecutor
+from uv_envs._uv.python import Interpreter, InterpreterFinder
+
 from . import _events as events
-from . import _runner
-from ._access import READY
-from ._audit import AuditLog
 from ._bootstrap import bootstrap
-from ._bytecode import BytecodeCompiler
 from ._models import (
     CleanupReport,
     DeletedOperations,
@@ -32,11 +38,7 @@ from ._models import (
     StatusReport,
     VerifyReport,
 )
-from ._python import Interpreter, InterpreterFinder
-from ._repair import RepairReport
-from ._requests import parse_requested, provision_request
 from ._settings import Settings
-from ._uv import ExportFormat, UvExecutor
 
 
 class EnvManager:
@@ -49,7 +51,7 @@ class EnvManager:
         publish: called with each :class:`~uv_envs.DomainEvent`.
         python_finder: resolves Python version requests.
         compiler: compiles shared venvs in the background; a
-            :class:`~uv_envs._bytecode.BackgroundCompiler` by default.
+            :class:`~uv_envs._root.bytecode.BackgroundCompiler` by default.
 
     All methods are safe to call from several threads and processes at once.
 
@@ -224,7 +226,7 @@ class EnvManager:
         unless ``force``. ``timeout``: seconds to wait for the env's lock
         (``Settings.lock_timeout`` by default).
         """
-        return self._core.collector.delete(key, force=force, timeout=timeout)
+        return self._core.deleter.delete(key, force=force, timeout=timeout)
 
     def delete_within(self, key: EnvKey, timeout: float, *, force: bool = False) -> DeleteResult:
         """Deprecated: use ``delete(key, timeout=...)``."""

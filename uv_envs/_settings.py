@@ -12,8 +12,8 @@ from typing import Literal
 import attrs
 import platformdirs
 
-from ._audit_url import redact
 from ._models import IndexSettings
+from ._urls import redact
 
 PythonDownloads = Literal["never", "manual", "automatic"]
 

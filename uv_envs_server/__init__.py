@@ -10,28 +10,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._client import EnvManagerClient
-from ._errors import RemoteError
-from ._health import HealthServicer
-from ._interceptors import REQUEST_ID_KEY
-from ._provider import GrpcEnvironmentProvider
+from uv_envs_server._grpc.client import EnvManagerClient
+from uv_envs_server._grpc.errors import RemoteError
+from uv_envs_server._grpc.health import HealthServicer
+from uv_envs_server._grpc.interceptors import REQUEST_ID_KEY
+from uv_envs_server._grpc.provider import GrpcEnvironmentProvider
+from uv_envs_server._grpc.server import EnvManagerServer, create_server
+from uv_envs_server._grpc.servicer import EnvManagerServicer
+
+from ._limits import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PACKAGES, DEFAULT_WORKERS
 from ._security import RemoteAddressNotAllowed
-from ._server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, EnvManagerServer, create_server
-from ._servicer import DEFAULT_MAX_PACKAGES, EnvManagerServicer
 
 if TYPE_CHECKING:
-    from ._http_client import HttpEnvClient, HttpRemoteError
-    from ._http_provider import HttpEnvironmentProvider
-    from ._http_server import HttpServer, create_http_server
+    from uv_envs_server._http.client import HttpEnvClient, HttpRemoteError
+    from uv_envs_server._http.provider import HttpEnvironmentProvider
+    from uv_envs_server._http.server import HttpServer, create_http_server
 
 # The HTTP side needs the [http] extra (FastAPI, uvicorn, httpx): imported on first use,
 # so a gRPC-only install of uv_envs_server keeps working.
 _HTTP_NAMES = {
-    "HttpEnvClient": "._http_client",
-    "HttpRemoteError": "._http_client",
-    "HttpEnvironmentProvider": "._http_provider",
-    "HttpServer": "._http_server",
-    "create_http_server": "._http_server",
+    "HttpEnvClient": "._http.client",
+    "HttpRemoteError": "._http.client",
+    "HttpEnvironmentProvider": "._http.provider",
+    "HttpServer": "._http.server",
+    "create_http_server": "._http.server",
 }
 
 

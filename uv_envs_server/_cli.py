@@ -14,16 +14,21 @@ from typing import TYPE_CHECKING
 
 import uv_envs
 from uv_envs import cli_options
+from uv_envs_server._grpc.server import create_server
 
+from ._limits import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_PACKAGES,
+    DEFAULT_MIN_CLEANUP_IDLE_HOURS,
+    DEFAULT_WORKERS,
+)
 from ._security import TOKEN_ENV, check_address, is_loopback, read_tls, read_token
-from ._server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, create_server
-from ._servicer import DEFAULT_MAX_PACKAGES, DEFAULT_MIN_CLEANUP_IDLE_HOURS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from types import FrameType
 
-    from ._http_server import HttpServer
+    from uv_envs_server._http.server import HttpServer
 
 logger = logging.getLogger("uv_envs_server")
 
@@ -130,7 +135,7 @@ def _http_server(
     """The HTTP server beside gRPC (``--http-port``), with the same guards; None without it."""
     if args.http_port is None:
         return None
-    from ._http_server import create_http_server  # noqa: PLC0415 - needs the [http] extra
+    from uv_envs_server._http.server import create_http_server  # noqa: PLC0415 - needs the [http] extra
 
     return create_http_server(
         args.host,

@@ -1,8 +1,8 @@
 """One table from core exception to outcome, read by both front doors.
 
 The gRPC side turns an :class:`Outcome` into a status code
-(:mod:`uv_envs_server._errors`), the HTTP side into a status and an
-``application/problem+json`` body (:mod:`uv_envs_server._http_problems`). A
+(:mod:`uv_envs_server._grpc.errors`), the HTTP side into a status and an
+``application/problem+json`` body (:mod:`uv_envs_server._http.problems`). A
 new exception class is mapped here once, and both wires agree.
 
 ====================================  ====================  ===========
@@ -106,3 +106,16 @@ def unavailable_message(exc: uv_envs.AuditUnavailable, request_id: str | None) -
             "when the database is back"
         )
     return f"the audit database is unavailable: {done} (details in the server log{where})"
+
+
+#: gRPC sends the message in a header; keep it well under the 8 KiB default.
+MAX_DETAILS = 3000
+
+
+def shorten(text: str, limit: int = MAX_DETAILS) -> str:
+    """Keep the head and the tail of a long message; uv puts the cause last."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    tail = limit - head - 30
+    return f"{text[:head]}\n[... {len(text) - head - tail} characters cut ...]\n{text[-tail:]}"

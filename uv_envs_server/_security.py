@@ -8,7 +8,9 @@ passes ``allow_remote=True`` (``--allow-remote`` on the command line).
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 import grpc
@@ -132,3 +134,22 @@ def read_tls(cert: Path | None, key: Path | None) -> tuple[bytes, bytes] | None:
         except OSError as exc:
             raise ValueError(f"cannot read the TLS {label} {path}: {exc.strerror}") from None
     return pems[0], pems[1]
+
+
+def _bearer(value: str) -> str | None:
+    scheme, _, credential = value.strip().partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" else None
+
+
+def bearer_matches(authorizations: Iterable[str], token: bytes) -> bool:
+    """Whether one of the ``authorization`` values is ``Bearer <token>``.
+
+    Every value is compared in constant time (:func:`hmac.compare_digest`);
+    shared by the gRPC interceptor and the HTTP middleware.
+    """
+    ok = False
+    for value in authorizations:
+        credential = _bearer(value)
+        if credential is not None:
+            ok |= hmac.compare_digest(credential.encode("utf-8", "replace"), token)
+    return ok

@@ -21,7 +21,8 @@ from uv_envs.testing import FakePythonFinder, FakeUvExecutor
 from uv_envs_server import EnvManagerClient, EnvManagerServer, create_server
 
 if TYPE_CHECKING:
-    from uv_envs._uv import UvInvocation, UvResult
+    from uv_envs._uv.commands import UvInvocation
+    from uv_envs._uv.executor import UvResult
     from uv_envs_server import HttpServer
 
 Serve = Callable[..., str]
@@ -231,7 +232,7 @@ HttpServe = Callable[..., "HttpServer"]
 def http_serve() -> Iterator[HttpServe]:
     """Start the HTTP API on 127.0.0.1:<free port> for a manager; returns the started server."""
     http_server = pytest.importorskip(
-        "uv_envs_server._http_server", reason="needs the [http] extra"
+        "uv_envs_server._http.server", reason="needs the [http] extra"
     )
     started: list[HttpServer] = []
 

@@ -69,7 +69,7 @@ def manager_with(tmp_path: Path, fake_uv: FakeUvExecutor, audit: Any) -> uv_envs
 
 @pytest.fixture
 def unreachable(tmp_path: Path, fake_uv: FakeUvExecutor) -> Iterator[uv_envs.EnvManager]:
-    from uv_envs._audit_postgres import PostgresAuditLog
+    from uv_envs._audit.postgres import PostgresAuditLog
 
     pytest.importorskip("psycopg", reason="psycopg is not installed: the postgres extra")
     audit = PostgresAuditLog(f"postgresql://u@127.0.0.1:{free_port()}/audit", timeout=1)

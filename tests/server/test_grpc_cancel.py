@@ -23,7 +23,8 @@ import pytest
 import uv_envs
 import uv_envs_server
 from uv_envs import EnvKey, EnvManager, EnvStatus, SubprocessUvExecutor
-from uv_envs._uv import UvInvocation, UvResult, find_uv_binary
+from uv_envs._uv.commands import UvInvocation
+from uv_envs._uv.executor import UvResult, find_uv_binary
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
 

@@ -22,7 +22,8 @@ import uv_envs
 from uv_envs_server import EnvManagerClient
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
-from uv_envs_server._servicer import DEFAULT_MIN_CLEANUP_IDLE_HOURS, EnvManagerServicer
+from uv_envs_server._grpc.servicer import EnvManagerServicer
+from uv_envs_server._limits import DEFAULT_MIN_CLEANUP_IDLE_HOURS
 
 from .server_process import source_env
 

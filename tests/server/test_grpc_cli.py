@@ -22,7 +22,7 @@ import pytest
 
 import uv_envs
 from uv_envs import EnvStatus
-from uv_envs._uv import find_uv_binary
+from uv_envs._uv.executor import find_uv_binary
 from uv_envs_server import EnvManagerClient, RemoteError
 from uv_envs_server._cli import main
 

@@ -27,9 +27,9 @@ from uv_envs_server import (
     create_server,
 )
 from uv_envs_server._cli import main
-from uv_envs_server._errors import ERROR_CLASS_KEY
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
+from uv_envs_server._grpc.errors import ERROR_CLASS_KEY
 from uv_envs_server._security import check_address, is_loopback
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from schemathesis import Case, GenerationMode
 
-    from uv_envs._python import PythonFinder
+    from uv_envs._uv.python import PythonFinder
 
 KEEP = uv_envs.EnvKey("keep-wf", "keep-node", "v1")
 MAX_EXAMPLES = int(os.environ.get("UV_ENVS_FUZZ_EXAMPLES", "50"))

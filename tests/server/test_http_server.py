@@ -31,8 +31,9 @@ from .test_grpc_cancel import HoldingExecutor, _settled
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from uv_envs._python import PythonFinder
-    from uv_envs._uv import UvInvocation, UvResult
+    from uv_envs._uv.commands import UvInvocation
+    from uv_envs._uv.executor import UvResult
+    from uv_envs._uv.python import PythonFinder
 
     from .conftest import GatedExecutor, SelfSigned
 

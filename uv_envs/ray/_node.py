@@ -17,13 +17,13 @@ from pathlib import Path
 
 import attrs
 
+from uv_envs._core.services import Services
 from uv_envs._errors import RayNotAvailable, RayPythonMismatch, UvError
 from uv_envs._manager import EnvManager
 from uv_envs._models import Environment, EnvKey, EnvSpec
-from uv_envs._project import spec_hash
-from uv_envs._raylink import RayInstall
-from uv_envs._services import Services
+from uv_envs._root.project import spec_hash
 from uv_envs._settings import Settings
+from uv_envs._uv.raylink import RayInstall
 from uv_envs._validation import normalize_python_request, parse_requirements
 
 from ._spec import LockedSpec

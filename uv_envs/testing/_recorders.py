@@ -12,8 +12,7 @@ from typing import Any
 
 import attrs
 
-from uv_envs._audit import MAX_OUTPUT, filters, page_bounds
-from uv_envs._bytecode import CompileJob
+from uv_envs._audit.log import MAX_OUTPUT, filters, page_bounds
 from uv_envs._events import DomainEvent
 from uv_envs._models import (
     DeletedOperations,
@@ -22,6 +21,7 @@ from uv_envs._models import (
     OperationRecord,
     OperationStatus,
 )
+from uv_envs._root.bytecode import CompileJob
 
 
 @attrs.define

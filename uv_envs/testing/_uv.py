@@ -16,10 +16,10 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from uv_envs._errors import PythonNotFound
-from uv_envs._lockrecord import uv_identity
-from uv_envs._project import PROJECT_NAME, locked_versions
-from uv_envs._python import Interpreter
-from uv_envs._uv import UvExecutor, UvInvocation, UvResult
+from uv_envs._root.project import PROJECT_NAME, locked_versions
+from uv_envs._uv.commands import UvInvocation
+from uv_envs._uv.executor import UvExecutor, UvResult, uv_identity
+from uv_envs._uv.python import Interpreter
 from uv_envs._validation import normalize_python_request
 
 _RUNNING_VERSION = ".".join(str(p) for p in sys.version_info[:3])
@@ -61,7 +61,7 @@ class CountingExecutor:
         return self.inner.run(invocation)
 
     def identity(self) -> str | None:
-        """The wrapped executor's uv identity (see ``uv_envs._lockrecord.IdentifiesUv``)."""
+        """The wrapped executor's uv identity (see ``uv_envs._uv.executor.IdentifiesUv``)."""
         return uv_identity(self.inner)
 
     def count(self, subcommand: str, *, check: bool | None = None) -> int:

@@ -1,0 +1,398 @@
+"""The audit log in PostgreSQL: one database for the records of many hosts and roots.
+
+Behaviour when the database is away (see docs/architecture.md, "Audit store"):
+
+* Every call waits up to ``timeout`` seconds for a working connection while the
+  pool reconnects in the background, then raises
+  :class:`~uv_envs.AuditUnavailable` naming the database problem (never the
+  password).
+* ``start`` runs before an operation changes anything, so when it fails the
+  environment is as before. A start whose commit was lost with the connection
+  is retried with the same request id, so it never writes two rows.
+* ``finish`` runs after the operation; when it fails, the outcome is kept in
+  memory and written by the next call that reaches the database, and the
+  error says the environment was changed. Should the process die first,
+  ``recover`` on that host marks the record FAILED ("interrupted").
+
+psycopg is imported when a log is made, so ``uv_envs`` imports without the
+``postgres`` extra.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from uv_envs._errors import AuditUnavailable, InvalidInput, StorageError
+from uv_envs._models import DeletedOperations, EnvKey, OperationPage, OperationStatus
+from uv_envs._urls import redact, scrub
+
+from . import log as _audit
+from .postgres_schema import TABLE, migrate
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+T = TypeVar("T")
+
+
+_SELECT = f"SELECT {_audit.COLUMNS} FROM {TABLE}"  # noqa: S608 - fixed names
+
+
+def _text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; uv's output never should, but a node's might.
+    return value.replace("\x00", "\ufffd")
+
+
+def _json(value: Mapping[str, Any]) -> str:
+    return json.dumps(dict(value), default=str).replace("\\u0000", "\\ufffd")
+
+
+class PostgresAuditLog:
+    """The audit log in a PostgreSQL database, on a psycopg connection pool.
+
+    Args:
+        url: a ``postgresql://`` URL or libpq connection string.
+        host: stamped on each record (``Settings.audit_host``).
+        root: stamped on each record: the uv-envs root writing it.
+        password: the password, if it is not in ``url``, ``PGPASSWORD`` or a
+            ``.pgpass`` file.
+        timeout: seconds a call waits for the database before
+            :class:`~uv_envs.AuditUnavailable`.
+        max_connections: the pool's upper size.
+
+    The schema is created, or migrated from an older uv-envs, on first use.
+
+    .. versionadded:: 0.2.0
+
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        host: str = "",
+        root: str = "",
+        password: str | None = None,
+        timeout: float = 30.0,
+        max_connections: int = 8,
+    ) -> None:
+        try:
+            import psycopg  # noqa: PLC0415 - the postgres extra is optional
+            from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415
+        except ImportError as exc:
+            raise InvalidInput(
+                "an audit URL needs the postgres extra: pip install 'uv-envs[postgres]'"
+            ) from exc
+        self.url = redact(url) or ""
+        self.host = host
+        self.root = root
+        self.timeout = timeout
+        self.max_connections = max_connections
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise InvalidInput(f"not a PostgreSQL URL: {self.url}") from exc
+        in_url = params.pop("password", None)
+        self._password = password or (str(in_url) if in_url else None)
+        self._conninfo = make_conninfo("", **params)
+        self._lock = threading.Lock()
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pool_pid = 0
+        self._closer: weakref.finalize[Any, Any] | None = None
+        self._schema_ready = False
+        self._pending: dict[int, tuple[Any, ...]] = {}
+
+    def __repr__(self) -> str:
+        return f"PostgresAuditLog({self.url!r}, host={self.host!r}, root={self.root!r})"
+
+    # --- connections ----------------------------------------------------------------
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "application_name": "uv-envs",
+            "connect_timeout": max(1, min(10, int(self.timeout))),
+        }
+        if self._password is not None:
+            kwargs["password"] = self._password
+        return kwargs
+
+    def _get_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        from psycopg_pool import ConnectionPool  # noqa: PLC0415
+
+        with self._lock:
+            # A forked child cannot use its parent's pool (its threads are gone).
+            if self._pool is None or self._pool_pid != os.getpid():
+                pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                    self._conninfo,
+                    kwargs=self._connect_kwargs(),
+                    min_size=1,
+                    max_size=self.max_connections,
+                    open=False,
+                    # No check on checkout (a round trip per call): a dead connection
+                    # fails the statement, the pool drops it, and _run retries.
+                    name="uv-envs-audit",
+                    timeout=self.timeout,
+                )
+                pool.open(wait=False)
+                if self._closer is not None:
+                    self._closer.detach()  # the parent's pool, after a fork: not ours to close
+                # Callers such as EnvManager may never call close(): the pool still
+                # closes (its threads stop) when the log is collected or Python exits.
+                self._closer = weakref.finalize(self, _close_pool, pool)
+                self._pool, self._pool_pid = pool, os.getpid()
+            return self._pool
+
+    def close(self) -> None:
+        """Close the pool; a later call opens a new one."""
+        with self._lock:
+            closer, self._closer, self._pool = self._closer, None, None
+        if closer is not None:
+            if self._pool_pid == os.getpid():
+                closer()
+            else:
+                closer.detach()
+
+    def _run(self, what: str, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``work`` on a pooled connection, retrying lost connections until the timeout."""
+        import psycopg  # noqa: PLC0415
+        from psycopg_pool import PoolTimeout  # noqa: PLC0415
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                pool = self._get_pool()
+                left = max(0.05, deadline - time.monotonic())
+                with pool.connection(timeout=left) as connection:
+                    if not self._schema_ready:
+                        self._migrate(connection)
+                    if self._pending:
+                        self._flush_pending(connection)
+                    return work(connection)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                if time.monotonic() >= deadline:
+                    raise AuditUnavailable(self._unavailable(what, exc)) from None
+                time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+            except psycopg.Error as exc:
+                raise StorageError(
+                    f"audit database {self.url}: {what}: {scrub(str(exc), self._password)}"
+                ) from None
+
+    def _unavailable(self, what: str, exc: Exception) -> str:
+        """The message of an :class:`AuditUnavailable`: what failed, and why the database said."""
+        import psycopg  # noqa: PLC0415
+        from psycopg_pool import PoolTimeout  # noqa: PLC0415
+
+        reason = str(exc)
+        if isinstance(exc, PoolTimeout):
+            # The pool only says it gave up: connect once more to learn why.
+            try:
+                with psycopg.connect(self._conninfo, **self._connect_kwargs()):
+                    reason = f"no connection became free within {self.timeout:g} s"
+            except psycopg.Error as direct:
+                reason = str(direct)
+        reason = scrub(reason, self._password).strip().replace("\n", " ")
+        waited = f"waited {self.timeout:g} s"
+        return f"audit database {self.url} unreachable ({what}, {waited}): {reason}"
+
+    def _migrate(self, connection: psycopg.Connection[Any]) -> None:
+        migrate(connection)
+        self._schema_ready = True
+
+    # --- the port -------------------------------------------------------------------
+
+    def start(self, key: EnvKey, operation: str, metadata: Mapping[str, Any] | None = None) -> int:
+        request = uuid.uuid4().hex
+        parameters = (
+            key.workflow_id,
+            key.node_id,
+            key.version_id,
+            operation,
+            str(_audit.RUNNING),
+            time.time(),
+            _json(metadata or {}),
+            os.getpid(),
+            self.host,
+            self.root,
+            request,
+        )
+
+        def insert(connection: psycopg.Connection[Any]) -> int:
+            row = connection.execute(
+                f"INSERT INTO {TABLE} (workflow_id, node_id, version_id, operation, status,"  # noqa: S608
+                " started_at, metadata, pid, host, root, request_uid)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
+                " ON CONFLICT (request_uid) DO NOTHING RETURNING id",
+                parameters,
+            ).fetchone()
+            if row is None:  # a retry of an insert that did commit
+                row = connection.execute(
+                    f"SELECT id FROM {TABLE} WHERE request_uid = %s",  # noqa: S608
+                    (request,),
+                ).fetchone()
+            assert row is not None  # noqa: S101 - inserted above or by the lost attempt
+            return int(row[0])
+
+        return self._run(f"starting the record of {operation} {key}", insert)
+
+    def finish(
+        self,
+        record_id: int,
+        status: OperationStatus,
+        *,
+        stdout: str = "",
+        stderr: str = "",
+        exit_code: int | None = None,
+        error: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        outcome = (
+            str(status),
+            time.time(),
+            _text(_audit.clip(stdout)),
+            _text(_audit.clip(stderr)),
+            exit_code,
+            None if error is None else _text(error),
+            _json(metadata or {}),
+        )
+        try:
+            self._run(
+                f"completing record {record_id}",
+                lambda connection: _update(connection, record_id, outcome),
+            )
+        except AuditUnavailable as exc:
+            with self._lock:
+                self._pending[record_id] = outcome
+            raise AuditUnavailable(
+                f"{exc}; the operation itself finished {status}, and record {record_id} will "
+                "be completed when the database is back",
+                finished=str(status),
+            ) from None
+
+    def _flush_pending(self, connection: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            pending = dict(self._pending)
+        for record_id, outcome in pending.items():
+            _update(connection, record_id, outcome)
+            with self._lock:
+                self._pending.pop(record_id, None)
+
+    def query(
+        self,
+        *,
+        workflow_id: str | None = None,
+        node_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        host: str | None = None,
+        root: str | None = None,
+    ) -> OperationPage:
+        limit, offset = _audit.page_bounds(limit, offset)
+        given = _audit.filters(
+            workflow_id=workflow_id, node_id=node_id, status=status, host=host, root=root
+        )
+        where = " AND ".join(f"{column} = %s" for column, _ in given)
+        where = f" WHERE {where}" if where else ""
+        parameters = tuple(value for _, value in given)
+
+        def read(connection: psycopg.Connection[Any]) -> OperationPage:
+            with connection.transaction():  # the count and the page from one snapshot
+                connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                counted = connection.execute(
+                    f"SELECT count(*) FROM {TABLE}{where}",  # noqa: S608 - fixed names
+                    parameters,
+                ).fetchone()
+                rows = connection.execute(
+                    f"{_SELECT}{where} ORDER BY id DESC LIMIT %s OFFSET %s",
+                    (*parameters, limit, offset),
+                ).fetchall()
+            total = int(counted[0]) if counted else 0
+            items = tuple(_audit.record_from_row(row) for row in rows)
+            return OperationPage(total=total, limit=limit, offset=offset, items=items)
+
+        return self._run("reading records", read)
+
+    def delete(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
+        parameters: tuple[str, ...]
+        if node_id:
+            where, parameters = "workflow_id = %s AND node_id = %s", (workflow_id, node_id)
+        else:
+            where, parameters = "workflow_id = %s", (workflow_id,)
+
+        def remove(connection: psycopg.Connection[Any]) -> DeletedOperations:
+            with connection.transaction():
+                rows = connection.execute(
+                    f"DELETE FROM {TABLE} WHERE {where} RETURNING node_id",  # noqa: S608
+                    parameters,
+                ).fetchall()
+            return DeletedOperations(
+                workflow_id=workflow_id,
+                node_id=node_id or "",
+                deleted_count=len(rows),
+                deleted_node_ids=tuple(sorted({row[0] for row in rows})),
+            )
+
+        return self._run(f"deleting the records of {workflow_id}", remove)
+
+    # --- copying a store in ---------------------------------------------------------
+
+    def insert_copied(self, rows: list[tuple[Any, ...]]) -> int:
+        """Insert records copied from another store; return how many were new.
+
+        Each row is ``(request_uid, workflow_id, node_id, version_id, operation,
+        status, started_at, finished_at, duration_ms, stdout, stderr,
+        exit_code, error, metadata, pid, host, root)``; a row whose
+        ``request_uid`` is already present is skipped, so a copy can be rerun.
+        """
+
+        def insert(connection: psycopg.Connection[Any]) -> int:
+            with connection.transaction(), connection.cursor() as cursor:
+                cursor.executemany(
+                    f"INSERT INTO {TABLE} (request_uid, workflow_id, node_id, version_id,"  # noqa: S608
+                    " operation, status, started_at, finished_at, duration_ms, stdout, stderr,"
+                    " exit_code, error, metadata, pid, host, root) VALUES (%s, %s, %s, %s, %s,"
+                    " %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)"
+                    " ON CONFLICT (request_uid) DO NOTHING",
+                    [_clean_copied(row) for row in rows],
+                )
+                # executemany sums the rows each insert wrote: skipped ones count 0.
+                return max(0, cursor.rowcount)
+
+        return self._run("copying records", insert)
+
+
+def _clean_copied(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(_text(value) if isinstance(value, str) else value for value in row)
+
+
+def _update(connection: psycopg.Connection[Any], record_id: int, outcome: tuple[Any, ...]) -> None:
+    status, now, stdout, stderr, exit_code, error, metadata = outcome
+    connection.execute(
+        f"UPDATE {TABLE} SET status = %s, finished_at = %s,"  # noqa: S608
+        " duration_ms = floor((%s - started_at) * 1000)::integer, stdout = %s, stderr = %s,"
+        " exit_code = %s, error = %s, metadata = metadata || %s::jsonb WHERE id = %s",
+        (status, now, now, stdout, stderr, exit_code, error, metadata, record_id),
+    )
+
+
+def _close_pool(pool: ConnectionPool[Any]) -> None:
+    """Close ``pool``, handing the work to a thread of its own when run on one of the pool's.
+
+    The cyclic garbage collector runs the finalizer of a log nobody closed on
+    whichever thread happens to allocate, which may be one of the pool's own
+    workers (psycopg_pool names them ``<pool name>-...``); ``close`` joins the
+    workers, and a thread cannot join itself.
+    """
+    if threading.current_thread().name.startswith(f"{pool.name}-"):
+        threading.Thread(target=pool.close, name="closing uv-envs-audit", daemon=True).start()
+    else:
+        pool.close()

@@ -1,0 +1,6 @@
+"""The service layer: every operation on an env, one module per use case.
+
+May touch: ``_audit``, ``_root``, ``_uv`` and the vocabulary. Wired by ``_bootstrap``; reached
+only through ``EnvManager``. Code that needs an env's lock takes the ``Locked`` token of
+``access``.
+"""

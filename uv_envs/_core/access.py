@@ -1,0 +1,120 @@
+"""Access to one env under its lock, and the token that proves the lock is held.
+
+Code that may only run under an env's lock takes a :class:`Locked` token;
+:meth:`EnvAccess.locked` is the only place that makes one. Taking the lock does
+not touch the env; :meth:`EnvAccess.require` first repairs what a dead process
+left in it (see :mod:`._recovery`, which writes what it repaired to the audit
+log), then checks its status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Collection, Iterator
+from typing import TYPE_CHECKING
+
+import attrs
+
+from uv_envs._errors import EnvironmentNotFound, EnvironmentNotReady
+from uv_envs._models import Environment, EnvKey, EnvStatus
+from uv_envs._root import locks
+
+from .repair import effective
+from .services import Services
+
+if TYPE_CHECKING:
+    from .recovery import Recovery
+
+#: States an operation may build a new generation from (rebuilding repairs DAMAGED).
+USABLE = frozenset({EnvStatus.READY, EnvStatus.DAMAGED})
+READY = frozenset({EnvStatus.READY})
+
+
+@attrs.frozen
+class Locked:
+    """Proof that this thread holds the lock of ``key``."""
+
+    key: EnvKey
+
+
+def require_status(environment: Environment, allowed: Collection[EnvStatus]) -> Environment:
+    """``environment`` if its status is one of ``allowed``; else :class:`EnvironmentNotReady`."""
+    if environment.status not in allowed:
+        raise EnvironmentNotReady(
+            f"environment {environment.key} is {environment.status.value}"
+            + (f": {environment.error}" if environment.error else "")
+        )
+    return environment
+
+
+@attrs.define
+class EnvAccess:
+    """Locks envs and hands out their repaired records."""
+
+    services: Services
+    recovery: Recovery
+    _root_ready: bool = attrs.field(default=False, init=False)
+    _root_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+
+    def ensure_root(self) -> None:
+        """Create the root's top folders once per manager."""
+        if self._root_ready:
+            return
+        with self._root_lock:
+            layout = self.services.layout
+            for directory in (layout.envs_dir, layout.locks_dir, layout.trash_dir):
+                directory.mkdir(parents=True, exist_ok=True)
+            self._root_ready = True
+
+    @contextlib.contextmanager
+    def locked(self, key: EnvKey, *, timeout: float | None = None) -> Iterator[Locked]:
+        """Hold the env's lock; :class:`~uv_envs.EnvironmentBusy` after ``timeout`` s."""
+        self.ensure_root()
+        settings = self.services.settings
+        with locks.hold(
+            self.services.layout.lock_file(key),
+            timeout=settings.lock_timeout if timeout is None else timeout,
+            what=str(key),
+        ):
+            yield Locked(key)
+
+    @contextlib.contextmanager
+    def locked_if_free(self, key: EnvKey) -> Iterator[Locked | None]:
+        """Hold the env's lock if nobody does right now; yield ``None`` otherwise."""
+        self.ensure_root()
+        lock = self.services.layout.lock_file(key)
+        if not locks.try_acquire(lock):
+            yield None
+            return
+        try:
+            yield Locked(key)
+        finally:
+            locks.release(lock)
+
+    def current(self, token: Locked) -> Environment | None:
+        """The env's record after repairing what a dead process left in it."""
+        return self.recovery.reconcile(token)
+
+    def require(self, token: Locked, allowed: Collection[EnvStatus] = USABLE) -> Environment:
+        """The repaired record; :class:`EnvironmentNotFound` or ``NotReady`` otherwise."""
+        environment = self.recovery.reconcile(token)
+        if environment is None:
+            raise EnvironmentNotFound(f"no environment {token.key}")
+        # DAMAGED when its shared venv is: what it would be if it had been verified too.
+        return require_status(effective(self.services.layout, environment), allowed)
+
+    def read(self, key: EnvKey) -> Environment | None:
+        """The record as stored, without waiting for the lock.
+
+        One case takes the lock: a CREATING record whose lock is free was left
+        by a creator that died, so it is rolled back now (without waiting, and
+        recorded in the audit log) rather than reported as in progress.
+        """
+        environment = self.services.metadata.load(key)
+        if environment is None or environment.status is not EnvStatus.CREATING:
+            return environment
+        if not locks.is_free(self.services.layout.lock_file(key)):
+            return environment
+        with self.locked_if_free(key) as token:
+            return environment if token is None else self.current(token)

@@ -1,0 +1,188 @@
+"""Cleanup: envs and generations nobody used for a while, and a disk budget.
+
+Cleanup works in two passes: envs idle longer than the idle age (and
+generations retired that long ago), then, while over a disk budget, the least
+recently used envs. Busy envs (an operation holds their lock) and leased envs
+are skipped and reported; store entries nothing links and stored locks past
+their age are pruned.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+
+import attrs
+
+from uv_envs import _events as events
+from uv_envs._errors import EnvironmentUnreadable, InvalidInput
+from uv_envs._models import CleanupReport, Environment, EnvKey
+from uv_envs._root.store import tree_size
+
+from .access import EnvAccess, Locked
+from .operation import audited
+from .services import Services
+
+
+class CleanupOutcome(enum.Enum):
+    """What cleanup did with one env."""
+
+    DELETED = "deleted"
+    BUSY = "busy"
+    LEASED = "leased"
+    KEPT = "kept"
+    GONE = "gone"
+    UNREADABLE = "unreadable"
+
+
+@attrs.frozen
+class _Visit:
+    outcome: CleanupOutcome
+    pruned_generations: int = 0
+    last_used: float = 0.0
+
+
+@attrs.define
+class _Tally:
+    deleted: list[EnvKey] = attrs.field(factory=list)
+    busy: list[EnvKey] = attrs.field(factory=list)
+    leased: list[EnvKey] = attrs.field(factory=list)
+    unreadable: list[EnvKey] = attrs.field(factory=list)
+    pruned_generations: int = 0
+    pruned_store_entries: int = 0
+
+    def count(self, key: EnvKey, visit: _Visit) -> None:
+        self.pruned_generations += visit.pruned_generations
+        listed = {
+            CleanupOutcome.DELETED: self.deleted,
+            CleanupOutcome.BUSY: self.busy,
+            CleanupOutcome.LEASED: self.leased,
+            CleanupOutcome.UNREADABLE: self.unreadable,
+        }.get(visit.outcome)
+        if listed is not None:
+            listed.append(key)
+
+
+@attrs.frozen
+class Collector:
+    """Removes envs by age and disk budget (:mod:`.delete` removes one on request)."""
+
+    services: Services
+    access: EnvAccess
+
+    def cleanup(self, idle_seconds: float | None, max_bytes: int | None) -> CleanupReport:
+        if idle_seconds is None and max_bytes is None:
+            raise InvalidInput("cleanup needs idle_seconds, max_bytes or both")
+        if idle_seconds is not None and (math.isnan(idle_seconds) or idle_seconds < 0):
+            # NaN fails every comparison, so it would otherwise read as "all idle".
+            raise InvalidInput(f"idle_seconds must be a number >= 0, not {idle_seconds!r}")
+        if max_bytes is not None and (math.isnan(max_bytes) or max_bytes < 0):
+            raise InvalidInput(f"max_bytes must be a whole number >= 0, not {max_bytes!r}")
+        services = self.services
+        idle = math.inf if idle_seconds is None else idle_seconds
+        checked_at = time.time()
+        tally = _Tally()
+        survivors: list[tuple[float, EnvKey]] = []
+        for key in list(services.metadata.keys()):
+            visit = self._visit(key, checked_at, idle, "idle")
+            tally.count(key, visit)
+            if visit.outcome is CleanupOutcome.KEPT:
+                survivors.append((visit.last_used, key))
+        tally.pruned_store_entries += services.venv_store.prune()
+        bytes_in_use = None
+        if max_bytes is not None:
+            bytes_in_use = self._enforce_budget(sorted(survivors), max_bytes, checked_at, tally)
+        report = CleanupReport(
+            deleted=tuple(tally.deleted),
+            skipped_busy=tuple(tally.busy),
+            pruned_generations=tally.pruned_generations,
+            checked_at=checked_at,
+            pruned_store_entries=tally.pruned_store_entries,
+            pruned_locks=services.lock_store.prune(),
+            skipped_leased=tuple(tally.leased),
+            bytes_in_use=bytes_in_use,
+            skipped_unreadable=tuple(tally.unreadable),
+        )
+        services.emit(
+            events.EnvironmentCleanupCompleted(
+                None,
+                details={
+                    "deleted": [str(k) for k in report.deleted],
+                    "skipped_busy": [str(k) for k in report.skipped_busy],
+                    "skipped_leased": [str(k) for k in report.skipped_leased],
+                },
+            )
+        )
+        return report
+
+    def _enforce_budget(
+        self,
+        by_last_use: list[tuple[float, EnvKey]],
+        max_bytes: int,
+        checked_at: float,
+        tally: _Tally,
+    ) -> int:
+        """Delete least recently used envs while over ``max_bytes``; return the bytes in use."""
+        services = self.services
+        env_bytes = tree_size(services.layout.envs_dir)
+        bytes_in_use = env_bytes + sum(services.venv_store.sizes().values())
+        for _, key in by_last_use:
+            if bytes_in_use <= max_bytes:
+                break
+            own = tree_size(services.layout.env_dir(key))
+            visit = self._visit(key, checked_at, None, "disk budget")
+            if visit.outcome is CleanupOutcome.DELETED:
+                tally.pruned_store_entries += services.venv_store.prune()
+                env_bytes -= own
+                bytes_in_use = env_bytes + sum(services.venv_store.sizes().values())
+            tally.count(key, attrs.evolve(visit, pruned_generations=0))
+        return bytes_in_use
+
+    def _visit(
+        self, key: EnvKey, checked_at: float, idle_seconds: float | None, reason: str
+    ) -> _Visit:
+        """Delete one env if idle (any age when ``idle_seconds`` is None) and unleased."""
+        with self.access.locked_if_free(key) as token:
+            if token is None:
+                return _Visit(CleanupOutcome.BUSY)
+            return self._visit_locked(token, checked_at, idle_seconds, reason)
+
+    def _visit_locked(
+        self, token: Locked, checked_at: float, idle_seconds: float | None, reason: str
+    ) -> _Visit:
+        services, key = self.services, token.key
+        try:
+            environment = self.access.current(token)
+        except EnvironmentUnreadable:
+            return _Visit(CleanupOutcome.UNREADABLE)  # quarantined: left as it is, reported
+        if environment is None:
+            return _Visit(CleanupOutcome.GONE)
+        pinned = set(services.leases.live(key))
+        last_used = services.dirs.last_used(environment)
+        retired_before = math.inf if idle_seconds is None else checked_at - idle_seconds
+        pruned = self._prune_generations(environment, retired_before, pinned)
+        if idle_seconds is not None and checked_at - last_used <= idle_seconds:
+            return _Visit(CleanupOutcome.KEPT, pruned, last_used)
+        if pinned:
+            return _Visit(CleanupOutcome.LEASED, pruned, last_used)
+        with audited(services, key, "cleanup", {"reason": reason}):
+            services.discard(key)
+        services.emit(events.EnvironmentDeleted(key, details={"reason": reason}))
+        return _Visit(CleanupOutcome.DELETED, pruned, last_used)
+
+    def _prune_generations(
+        self, environment: Environment, retired_before: float, pinned: set[int]
+    ) -> int:
+        drop = [
+            r
+            for r in environment.retired
+            if r.retired_at < retired_before and r.generation not in pinned
+        ]
+        if not drop:
+            return 0
+        keep = tuple(r for r in environment.retired if r not in drop)
+        self.services.metadata.save(attrs.evolve(environment, retired=keep))
+        for retired in drop:
+            self.services.dirs.remove_generation(environment.env_path, retired.generation)
+        return len(drop)

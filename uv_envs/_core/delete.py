@@ -1,0 +1,45 @@
+"""Delete: one env leaves the root on request, unless a live lease holds it.
+
+Envs leave the root only through here and :mod:`.cleanup`; both remove an env
+by renaming it into the trash under its lock (``Services.discard``).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from uv_envs import _events as events
+from uv_envs._errors import EnvironmentInUse, EnvironmentUnreadable
+from uv_envs._models import DeleteResult, DeleteStatus, EnvKey
+
+from .access import EnvAccess
+from .operation import audited
+from .services import Services
+
+
+@attrs.frozen
+class Deleter:
+    """Deletes one env on request; ``force`` overrides live leases."""
+
+    services: Services
+    access: EnvAccess
+
+    def delete(self, key: EnvKey, *, force: bool, timeout: float | None) -> DeleteResult:
+        services = self.services
+        with self.access.locked(key, timeout=timeout):
+            try:
+                environment = services.metadata.load(key)
+            except EnvironmentUnreadable:
+                environment = None  # quarantined: deleting it is the way out
+            if environment is None and not services.layout.env_dir(key).exists():
+                return DeleteResult(key=key, status=DeleteStatus.NOT_FOUND)
+            leases = services.leases.live(key)
+            if leases and not force:
+                raise EnvironmentInUse(
+                    f"environment {key} is leased by {len(leases)} running process(es); "
+                    "delete it with force=True, or wait for the leases to end"
+                )
+            with audited(services, key, "delete", {"forced": bool(leases)}):
+                services.discard(key)
+        services.emit(events.EnvironmentDeleted(key))
+        return DeleteResult(key=key, status=DeleteStatus.DELETED)

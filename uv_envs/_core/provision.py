@@ -1,0 +1,243 @@
+"""Create and ensure: a new env from a spec, or an existing one moved to a new spec.
+
+Resolution is shared between keys: a spec resolved within
+``Settings.lock_max_age`` reuses the stored lock (without uv when its record
+vouches for it, else checked offline by uv; see ``_resolutions``), and the
+spec's lock (``locks/spec-<hash>.lock``) makes concurrent creates of one spec
+resolve once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import attrs
+
+from uv_envs import _events as events
+from uv_envs._errors import EnvironmentAlreadyExists
+from uv_envs._models import Environment, EnvKey, EnvStatus
+from uv_envs._root import locks
+from uv_envs._root.bytecode import CompileJob, cost_notes
+from uv_envs._root.project import render_pyproject
+from uv_envs._root.resolutions import Resolution
+from uv_envs._uv.commands import add_command, lock_command
+from uv_envs._uv.executor import UvResult
+
+from .access import USABLE, EnvAccess, Locked
+from .generations import GenerationPlan, GenerationSwitch
+from .install import Installer
+from .operation import Operation, audited
+from .repair import effective
+from .requests import ProvisionRequest
+from .services import Services
+
+
+@attrs.frozen
+class Provisioner:
+    """Builds envs from specs."""
+
+    services: Services
+    access: EnvAccess
+    installer: Installer
+    switch: GenerationSwitch
+
+    def provide(self, key: EnvKey, request: ProvisionRequest, *, replace: bool) -> Environment:
+        """The env of ``key`` for the request (see ``EnvManager.create`` and ``ensure``)."""
+        with self.access.locked(key) as token:
+            existing = self.access.current(token)
+            if existing is None:
+                return self._build_new(token, request)
+            # DAMAGED when its shared venv is, so the rebuild below repairs that too.
+            existing = effective(self.services.layout, existing)
+            same_spec = existing.spec_hash == request.digest
+            if existing.status is EnvStatus.DAMAGED and (same_spec or replace):
+                return self._respec(token, existing, request)  # rebuilding repairs it
+            if existing.status not in USABLE:
+                # FAILED: a create whose rollback did not complete. Start over.
+                self.services.discard(key)
+                return self._build_new(token, request)
+            if same_spec:
+                with audited(self.services, key, "ensure" if replace else "create") as op:
+                    op.note(reused=True)
+                    job = self.note_cost(self.services.dirs.current_dir(existing), op)
+                self.services.bytecode.start(job)
+                self.services.dirs.touch(existing)
+                return existing
+            if not replace:
+                raise EnvironmentAlreadyExists(
+                    f"environment {key} exists with another spec "
+                    f"({existing.spec_hash[:12]} != {request.digest[:12]}); "
+                    "use ensure() to move it to the new spec, or delete it first"
+                )
+            return self._respec(token, existing, request)
+
+    def _build_new(self, token: Locked, request: ProvisionRequest) -> Environment:
+        services, key = self.services, token.key
+        env_dir = services.layout.env_dir(key)
+        now = time.time()
+        environment = Environment(
+            key=key,
+            env_path=env_dir,
+            status=EnvStatus.CREATING,
+            spec=request.spec,
+            spec_hash=request.digest,
+            python_version=request.interpreter.version,
+            python_executable=str(request.interpreter.path),
+            generation=0,
+            pending_generation=1,
+            created_at=now,
+            updated_at=now,
+        )
+        details = {"packages": list(request.spec.packages), "python": request.spec.python}
+        services.emit(events.EnvironmentCreationStarted(key, details=details))
+        with audited(
+            services,
+            key,
+            "create",
+            details,
+            failure_event=lambda exc: events.EnvironmentCreationFailed(
+                key, details={"error": str(exc)}
+            ),
+        ) as operation:
+            try:
+                environment = self._build_first_generation(environment, request, operation)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    services.discard(key)
+                raise
+            operation.note(generation=1, spec_hash=request.digest)
+            job = self.note_cost(services.layout.generation_dir(env_dir, 1), operation)
+        services.bytecode.start(job)  # after the audit row: the create is done
+        services.emit(
+            events.EnvironmentCreated(key, details={"python_version": environment.python_version})
+        )
+        services.dirs.touch(environment)
+        return environment
+
+    def _build_first_generation(
+        self, environment: Environment, request: ProvisionRequest, operation: Operation
+    ) -> Environment:
+        services, env_dir = self.services, environment.env_path
+        if env_dir.exists() or env_dir.is_symlink():
+            # A folder without metadata: left by a create that died before its first write.
+            services.discard(environment.key)
+        services.dirs.make(env_dir)
+        services.metadata.save(environment)
+        gen_dir = services.layout.generation_dir(env_dir, 1)
+        gen_dir.mkdir(parents=True)
+        packages = self.write_spec_project(gen_dir, environment.key, request, operation)
+        installed = self.installer.install(
+            gen_dir, request.interpreter, operation, packages=packages
+        )
+        operation.note(installed=installed)
+        services.dirs.point_current(env_dir, 1)
+        services.dirs.link_top_level(env_dir)
+        ready = attrs.evolve(
+            environment,
+            status=EnvStatus.READY,
+            generation=1,
+            pending_generation=None,
+            updated_at=time.time(),
+            ray=services.ray_link.describe(request.interpreter),
+        )
+        services.metadata.save(ready)
+        return ready
+
+    def _respec(
+        self, token: Locked, environment: Environment, request: ProvisionRequest
+    ) -> Environment:
+        key = token.key
+        details = {"packages": list(request.spec.packages), "python": request.spec.python}
+        self.services.emit(events.EnvironmentCreationStarted(key, details=details))
+        plan = GenerationPlan(
+            "ensure", copy_project=False, spec=request.spec, interpreter=request.interpreter
+        )
+        result = self.switch.next(
+            token,
+            environment,
+            plan,
+            lambda gen_dir, operation: self.write_spec_project(gen_dir, key, request, operation),
+            failure_event=lambda exc: events.EnvironmentCreationFailed(
+                key, details={"error": str(exc)}
+            ),
+        )
+        self.services.emit(
+            events.EnvironmentCreated(key, details={"generation": result.environment.generation})
+        )
+        self.services.dirs.touch(result.environment)
+        return result.environment
+
+    def note_cost(self, gen_dir: Path, operation: Operation) -> CompileJob | None:
+        """Note the uv runs and the bytecode of ``gen_dir``'s venv; the compile to start after."""
+        state, job = self.services.bytecode.plan(gen_dir)
+        operation.note(**cost_notes(len(operation.results), state))
+        return job
+
+    def write_spec_project(
+        self, gen_dir: Path, key: EnvKey, request: ProvisionRequest, operation: Operation
+    ) -> str | None:
+        """Write the project for a spec and lock it; notes whether uv resolved.
+
+        Returns the lock's packages digest when it is known without parsing
+        the lock again (None after ``uv add -r``).
+        """
+        spec = request.spec
+        (gen_dir / "pyproject.toml").write_text(render_pyproject(key, spec.packages, spec.python))
+        python = str(request.interpreter.path)
+        if spec.requirements_text is None:
+            resolution = self._lock_spec(gen_dir, python, request, operation)
+            operation.note(resolved=resolution.resolved)
+            return resolution.packages
+        requirements_file = gen_dir / "requirements.in"
+        requirements_file.write_text(spec.requirements_text)
+        try:
+            operation.run(
+                add_command(
+                    gen_dir,
+                    python,
+                    self.services.uv_options,
+                    requirements_file=requirements_file,
+                ),
+                "uv add -r",
+            )
+        finally:
+            requirements_file.unlink(missing_ok=True)
+        operation.note(resolved=True)
+        return None
+
+    def _lock_spec(
+        self, gen_dir: Path, python: str, request: ProvisionRequest, operation: Operation
+    ) -> Resolution:
+        """``uv lock``, or a stored resolution of the same spec (see ``_resolutions``).
+
+        A stored lock its record vouches for is taken without the spec's lock
+        (no uv runs, so there is nothing to single-flight); otherwise holding
+        the spec's lock makes concurrent creates of one spec resolve once.
+        """
+        services = self.services
+        resolutions = services.resolutions
+        if not request.refresh:
+            trusted = resolutions.trusted(request.digest, request.spec, gen_dir)
+            if trusted is not None:
+                return trusted
+        with locks.hold(
+            services.layout.spec_lock(request.digest),
+            timeout=services.settings.lock_timeout,
+            what="spec",
+        ):
+            if not request.refresh:
+
+                def check() -> UvResult:
+                    options = services.uv_options
+                    offline = attrs.evolve(options, index=attrs.evolve(options.index, offline=True))
+                    return operation.try_run(
+                        lock_command(gen_dir, python, offline, check=True), "uv lock --check"
+                    )
+
+                reused = resolutions.reuse(request.digest, request.spec, gen_dir, check)
+                if reused is not None:
+                    return reused
+            operation.run(lock_command(gen_dir, python, services.uv_options), "uv lock")
+            return resolutions.remember(request.digest, request.spec, gen_dir)

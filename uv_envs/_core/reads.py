@@ -1,0 +1,163 @@
+"""Reads: status, records, dependencies and exports. None of them waits for a lock.
+
+Metadata is replaced atomically and ``current`` is resolved once per read, so
+a read sees one whole generation. (The one exception, an abandoned create
+rolled back on sight, is :meth:`EnvAccess.read`'s.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import attrs
+
+from uv_envs._errors import (
+    EnvironmentNotFound,
+    EnvironmentUnreadable,
+    InvalidRequirement,
+    StorageError,
+)
+from uv_envs._models import (
+    Dependencies,
+    Environment,
+    EnvKey,
+    EnvStatus,
+    EnvUsage,
+    Export,
+    StatusReport,
+)
+from uv_envs._root import locks
+from uv_envs._root.project import read_declared, read_locked
+from uv_envs._root.store import tree_size
+from uv_envs._uv.commands import ExportFormat, export_command
+from uv_envs._validation import validate_id
+
+from . import quarantine
+from .access import READY, USABLE, EnvAccess, require_status
+from .repair import effective
+from .services import Services
+
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("requirements.txt", "pylock.toml")
+
+
+@attrs.frozen
+class Reads:
+    """The read side of one root."""
+
+    services: Services
+    access: EnvAccess
+
+    def status(self, key: EnvKey) -> StatusReport:
+        env_dir = self.services.layout.env_dir(key)
+        try:
+            environment = self._reported(self.access.read(key))
+        except EnvironmentUnreadable as exc:
+            return quarantine.status_report(
+                self.services.layout, quarantine.record_of(exc, self.services.layout, key)
+            )
+        if environment is None:
+            return StatusReport(key=key, status=EnvStatus.NOT_FOUND, env_path=env_dir)
+        return StatusReport(
+            key=key,
+            status=environment.status,
+            env_path=env_dir,
+            has_pyproject=(env_dir / "pyproject.toml").is_file(),
+            has_uv_lock=(env_dir / "uv.lock").is_file(),
+            has_venv=(env_dir / ".venv" / "pyvenv.cfg").is_file(),
+            environment=environment,
+            error=None if environment.status is EnvStatus.READY else environment.error,
+        )
+
+    def get(self, key: EnvKey) -> Environment:
+        environment = self._reported(self.access.read(key))
+        if environment is None:
+            raise EnvironmentNotFound(f"no environment {key}")
+        return environment
+
+    def runtime_env(self, key: EnvKey) -> dict[str, Any]:
+        environment = require_status(self.get(key), READY)
+        self.services.dirs.touch(environment)
+        return environment.runtime_env()
+
+    def usage(self, key: EnvKey) -> EnvUsage:
+        """What the env costs; an UNREADABLE env reports its folder (no record to follow)."""
+        services = self.services
+        env_dir = services.layout.env_dir(key)
+        try:
+            environment: Environment | None = self.get(key)
+        except EnvironmentUnreadable:
+            environment = None
+        venv_bytes, last_used = 0, 0.0
+        if environment is not None:
+            last_used = services.dirs.last_used(environment)
+            try:
+                target = environment.pinned_python_path.parent.parent.resolve(strict=True)
+            except OSError:
+                target = env_dir  # no venv to count
+            if not target.is_relative_to(env_dir):
+                venv_bytes = tree_size(target)  # a shared store entry
+        else:
+            with contextlib.suppress(OSError):
+                last_used = services.layout.last_used_file(env_dir).stat().st_mtime
+        return EnvUsage(
+            key=key,
+            own_bytes=tree_size(env_dir),
+            venv_bytes=venv_bytes,
+            last_used=last_used,
+            leased_generations=tuple(sorted(services.leases.live(key))),
+        )
+
+    def list_environments(self, workflow_id: str | None, node_id: str | None) -> list[Environment]:
+        if workflow_id is not None:
+            validate_id(workflow_id, "workflow_id")
+        if node_id is not None:
+            validate_id(node_id, "node_id")
+        services = self.services
+        found: list[Environment] = []
+        for key in services.metadata.keys(workflow_id, node_id):
+            try:
+                environment = self._reported(services.metadata.load(key))
+            except EnvironmentUnreadable as exc:
+                # Listed, never left out: quarantined, with the reason as its error.
+                found.append(
+                    quarantine.placeholder(
+                        services.layout, quarantine.record_of(exc, services.layout, key)
+                    )
+                )
+                continue
+            except StorageError:
+                continue
+            if environment is None:
+                continue
+            if environment.status is EnvStatus.CREATING and locks.is_free(
+                services.layout.lock_file(key)
+            ):
+                environment = attrs.evolve(
+                    environment, status=EnvStatus.FAILED, error="creation was interrupted"
+                )
+            found.append(environment)
+        return sorted(found, key=lambda e: e.key)
+
+    def _reported(self, environment: Environment | None) -> Environment | None:
+        """DAMAGED when the shared venv it links is (see ``_repair.effective``)."""
+        return None if environment is None else effective(self.services.layout, environment)
+
+    def dependencies(self, key: EnvKey) -> Dependencies:
+        gen_dir = self.services.dirs.current_dir(require_status(self.get(key), USABLE))
+        return Dependencies(key=key, declared=read_declared(gen_dir), locked=read_locked(gen_dir))
+
+    def export(self, key: EnvKey) -> Export:
+        gen_dir = self.services.dirs.current_dir(require_status(self.get(key), USABLE))
+        return Export(
+            key=key,
+            pyproject_toml=(gen_dir / "pyproject.toml").read_text(),
+            uv_lock=(gen_dir / "uv.lock").read_text(),
+        )
+
+    def export_as(self, key: EnvKey, fmt: ExportFormat) -> str:
+        if fmt not in EXPORT_FORMATS:
+            raise InvalidRequirement(f"unknown export format {fmt!r}; use one of {EXPORT_FORMATS}")
+        gen_dir = self.services.dirs.current_dir(require_status(self.get(key), USABLE))
+        invocation = export_command(gen_dir, self.services.uv_options, fmt)
+        return self.services.uv.check(invocation, f"uv export --format {fmt}").stdout

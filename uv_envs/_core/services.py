@@ -1,0 +1,51 @@
+"""The collaborators every service of the core shares, wired once by :mod:`._bootstrap`."""
+
+from __future__ import annotations
+
+import attrs
+
+from uv_envs import _events as events
+from uv_envs._audit.log import AuditLog
+from uv_envs._models import EnvKey
+from uv_envs._root.bytecode import BytecodePolicy
+from uv_envs._root.envdirs import EnvDirs
+from uv_envs._root.layout import Layout
+from uv_envs._root.leases import Leases
+from uv_envs._root.metadata import JsonMetadataRepository
+from uv_envs._root.resolutions import StoredResolutions
+from uv_envs._root.store import LockStore, VenvStore
+from uv_envs._settings import Settings
+from uv_envs._uv.commands import UvOptions
+from uv_envs._uv.python import InterpreterFinder
+from uv_envs._uv.raylink import RayLinker
+from uv_envs._uv.runner import UvRunner
+
+
+@attrs.frozen
+class Services:
+    """Settings, paths and adapters of one root."""
+
+    settings: Settings
+    layout: Layout
+    uv: UvRunner
+    uv_options: UvOptions
+    metadata: JsonMetadataRepository
+    audit: AuditLog
+    publish: events.EventPublisher | None
+    python_finder: InterpreterFinder
+    lock_store: LockStore
+    venv_store: VenvStore
+    dirs: EnvDirs
+    leases: Leases
+    resolutions: StoredResolutions
+    bytecode: BytecodePolicy
+    ray_link: RayLinker
+
+    def emit(self, event: events.DomainEvent) -> None:
+        """Publish a domain event; a publisher that raises is logged and ignored."""
+        events.safe_publish(self.publish, event)
+
+    def discard(self, key: EnvKey) -> None:
+        """Forget an env: its record, then its directory; the caller holds the env lock."""
+        self.metadata.discard(key)
+        self.dirs.remove(key)

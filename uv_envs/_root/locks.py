@@ -1,0 +1,114 @@
+"""One cross-process lock per environment, reentrant within a thread.
+
+Locks are ``filelock.FileLock`` objects on files under ``<root>/locks``; the
+operating system releases them when the holding process dies, which is what
+crash recovery relies on: an env that says CREATING while its lock is free was
+left by a dead process. As in virtualenv's ``util/lock.py``, one lock object
+per path is shared by all threads of a process (filelock keeps the holder
+count per thread), so threads serialize with each other and with other
+processes, and a thread may take the same lock again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+from filelock import FileLock, Timeout
+
+from uv_envs._errors import EnvironmentBusy
+
+# Waiting across processes polls the lock file; this is how often.
+POLL_INTERVAL = 0.01
+
+
+@attrs.frozen
+class _PathLock:
+    """A path's file lock, and an in-process lock that threads queue on without polling."""
+
+    file: FileLock
+    threads: threading.RLock
+
+
+_registry: dict[Path, _PathLock] = {}
+_registry_lock = threading.Lock()
+
+
+def _lock_for(path: Path) -> _PathLock:
+    with _registry_lock:
+        lock = _registry.get(path)
+        if lock is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = _PathLock(FileLock(path, thread_local=True), threading.RLock())
+            _registry[path] = lock
+        return lock
+
+
+def _acquire(lock: _PathLock, timeout: float) -> bool:
+    # Threads of this process wait on the RLock, woken the moment it is free
+    # (filelock alone would poll); only one of them at a time polls the file.
+    deadline = time.monotonic() + timeout
+    if not (
+        lock.threads.acquire(timeout=timeout)
+        if timeout > 0
+        else lock.threads.acquire(blocking=False)
+    ):
+        return False
+    try:
+        lock.file.acquire(
+            timeout=max(0.0, deadline - time.monotonic()), poll_interval=POLL_INTERVAL
+        )
+    except Timeout:
+        lock.threads.release()
+        return False
+    return True
+
+
+def _release(lock: _PathLock) -> None:
+    lock.file.release()
+    lock.threads.release()
+
+
+@contextmanager
+def hold(path: Path, *, timeout: float, what: str) -> Iterator[None]:
+    """Hold the lock at ``path``; after ``timeout`` s raise :class:`EnvironmentBusy`."""
+    lock = _lock_for(path)
+    if not _acquire(lock, timeout):
+        raise EnvironmentBusy(
+            f"environment {what} is busy: its lock was not free within {timeout} s"
+        )
+    try:
+        yield
+    finally:
+        _release(lock)
+
+
+def is_free(path: Path) -> bool:
+    """Whether no thread or process holds the lock (this thread's own hold counts as held)."""
+    lock = _lock_for(path)
+    if lock.file.is_locked:
+        return False
+    if not _acquire(lock, 0):
+        return False
+    _release(lock)
+    return True
+
+
+def try_acquire(path: Path) -> bool:
+    """Take the lock at ``path`` if it is free right now; pair with :func:`release`."""
+    return _acquire(_lock_for(path), 0)
+
+
+def release(path: Path) -> None:
+    """Release a lock taken with :func:`try_acquire`."""
+    _release(_lock_for(path))
+
+
+def forget(path: Path) -> None:
+    """Drop the lock object of a path that will not be locked again (a finished lease)."""
+    with _registry_lock:
+        _registry.pop(path, None)

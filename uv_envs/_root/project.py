@@ -1,0 +1,114 @@
+"""The files of one generation: pyproject.toml written by us, uv.lock read back.
+
+Every environment's project has the same fixed name, so two keys with the same
+spec produce the same lock; the key is recorded in ``[tool.uv-envs]``, which uv
+ignores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from uv_envs._errors import StorageError
+from uv_envs._models import EnvKey, EnvSpec, IndexSettings, converter
+from uv_envs._validation import canonical_requirement
+
+PROJECT_NAME = "uv-envs-node"
+
+
+def spec_hash(spec: EnvSpec, index: IndexSettings) -> str:
+    """A digest of what decides an environment's content.
+
+    Independent of package order and of name spelling (PEP 503); markers,
+    extras and specifiers count, and so do the Python request and the index
+    settings.
+    """
+    document = {
+        "packages": sorted({canonical_requirement(p) for p in spec.packages}),
+        "python": spec.python,
+        "requirements_text": spec.requirements_text,
+        "index": converter.unstructure(index),
+    }
+    encoded = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def requires_python(python_request: str) -> str:
+    """``==3.12.*`` for ``3.12``; ``==3.12.1`` for ``3.12.1``."""
+    return f"=={python_request}" if python_request.count(".") == 2 else f"=={python_request}.*"  # noqa: PLR2004
+
+
+def _toml_string(value: str) -> str:
+    # JSON's escapes for quotes, backslashes and control characters are valid TOML;
+    # other characters stay literal (TOML has no surrogate-pair escapes), except
+    # DEL, which TOML wants escaped and JSON leaves alone.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def render_pyproject(key: EnvKey, packages: tuple[str, ...], python_request: str) -> str:
+    """The pyproject.toml of a non-package project (uv never builds it)."""
+    dependencies = "".join(f"    {_toml_string(p)},\n" for p in packages)
+    return (
+        "[project]\n"
+        f'name = "{PROJECT_NAME}"\n'
+        'version = "0.0.0"\n'
+        f"requires-python = {_toml_string(requires_python(python_request))}\n"
+        f"dependencies = [\n{dependencies}]\n"
+        "\n"
+        "[tool.uv]\n"
+        "package = false\n"
+        "\n"
+        "[tool.uv-envs]\n"
+        f"workflow_id = {_toml_string(key.workflow_id)}\n"
+        f"node_id = {_toml_string(key.node_id)}\n"
+        f"version_id = {_toml_string(key.version_id)}\n"
+    )
+
+
+def read_declared(project_dir: Path) -> tuple[str, ...]:
+    """``project.dependencies`` of the pyproject.toml in ``project_dir``."""
+    document = _read_toml(project_dir / "pyproject.toml")
+    project = document.get("project", {})
+    dependencies = project.get("dependencies", []) if isinstance(project, dict) else []
+    return tuple(str(d) for d in dependencies)
+
+
+def read_locked(project_dir: Path) -> dict[str, str]:
+    """Package name -> version from the uv.lock in ``project_dir`` (the project itself left out)."""
+    document = _read_toml(project_dir / "uv.lock")
+    return locked_versions(document)
+
+
+def locked_versions(document: Mapping[str, object]) -> dict[str, str]:
+    packages = document.get("package", [])
+    result: dict[str, str] = {}
+    if not isinstance(packages, list):
+        return result
+    for package in packages:
+        if not isinstance(package, dict):
+            continue
+        source = package.get("source", {})
+        if isinstance(source, dict) and (
+            source.get("virtual") == "." or source.get("editable") == "."
+        ):
+            continue
+        name, version = package.get("name"), package.get("version")
+        if isinstance(name, str) and isinstance(version, str):
+            result[str(canonicalize_name(name))] = version
+    return result
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise StorageError(f"cannot read {path}: {exc}") from exc

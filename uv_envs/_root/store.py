@@ -1,0 +1,378 @@
+"""Content-addressed stores under the root: resolved locks and built venvs.
+
+``lockstore/<spec hash>.lock`` keeps the ``uv.lock`` a spec resolved to, so a
+second env with the same spec skips resolution. ``store/<id>/.venv`` keeps a
+venv built from a lock for one interpreter; ``<id>`` hashes the lock (without
+the root project entry) and the interpreter, never the env's name, so every
+env whose resolution and Python agree links the same bytes. Entries are
+immutable once complete: files are read-only, directories stay writable so
+Python can still write bytecode caches.
+
+Each generation that links an entry leaves a reference file in
+``store/<id>/refs/``, naming the generation directory. A reference whose
+generation no longer links the entry is stale; an entry with no live
+reference is removed by :meth:`VenvStore.prune`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import stat
+import time
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import attrs
+
+from uv_envs._uv.orphans import stop_processes_in
+from uv_envs._uv.python import Interpreter
+
+from . import locks
+from .layout import Layout
+from .metadata import write_atomic
+
+_COMPLETE = ".complete"
+_DAMAGED = ".damaged"
+_SIZE = ".size"
+# Written by the background compiler (_bytecode) once every module has a .pyc.
+COMPILED = ".compiled"
+
+
+@attrs.define
+class LockStore:
+    """Resolved ``uv.lock`` files by spec hash, each usable for ``max_age`` seconds."""
+
+    layout: Layout
+    max_age: float
+
+    @property
+    def directory(self) -> Path:
+        return self.layout.lockstore_dir
+
+    def path(self, digest: str) -> Path:
+        return self.layout.stored_lock(digest)
+
+    def get(self, digest: str) -> bytes | None:
+        """The stored lock, unless missing or older than ``max_age``."""
+        path = self.path(digest)
+        try:
+            if time.time() - path.stat().st_mtime > self.max_age:
+                return None
+            return path.read_bytes()
+        except OSError:
+            return None
+
+    def put(self, digest: str, data: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path(digest), data)
+
+    def remove_temporaries(self) -> int:
+        """Delete temp files of lock writes that died; return how many.
+
+        A stored lock is written under its spec's lock, so a temp file whose
+        spec lock is free was left by a dead process.
+        """
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for path in self.directory.glob(".*.lock.*.tmp"):
+                digest = path.name[1:].split(".", 1)[0]
+                spec_lock = self.layout.spec_lock(digest)
+                if locks.try_acquire(spec_lock):
+                    try:
+                        path.unlink(missing_ok=True)
+                        removed += 1
+                    finally:
+                        locks.release(spec_lock)
+        return removed
+
+    def prune(self) -> int:
+        """Remove stored locks past ``max_age``; return how many."""
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for path in self.directory.glob("*.lock"):
+                with contextlib.suppress(OSError):
+                    if time.time() - path.stat().st_mtime > self.max_age:
+                        path.unlink()
+                        # Its trust record (provenance) means nothing without it.
+                        self.layout.lock_record(path.stem).unlink(missing_ok=True)
+                        removed += 1
+        return removed
+
+
+def lock_packages_digest(lock_text: str) -> str:
+    """A digest of the packages a lock installs: the one input of the store id read from the lock.
+
+    The root project's own entry is left out: it differs between specs that
+    resolve to the same packages, and it installs nothing (the project is not
+    a package). This parses the lock (35 ms for a 200 KB one), so it runs
+    when a lock is resolved or checked, and its result is recorded beside the
+    stored lock (see ``_root.provenance``) for the warm path.
+    """
+    document = tomllib.loads(lock_text)
+    packages = [
+        package
+        for package in document.get("package", [])
+        if not (isinstance(package.get("source"), dict) and package["source"].get("virtual") == ".")
+    ]
+    encoded = json.dumps(packages, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def store_id(
+    packages_digest: str,
+    interpreter: Interpreter,
+    *,
+    compile_bytecode: bool,
+    ray_link: Mapping[str, str] | None = None,
+) -> str:
+    """The store id of the venv a set of locked packages gives on an interpreter.
+
+    Every input is explicit and nothing is read from disk, so the warm path
+    derives the id from what it recorded: this is the one place that decides
+    which venvs are the same, and anything else that shapes a venv joins the
+    payload here. ``ray_link`` is what linking the cluster's Ray adds to a
+    venv (None: no link), so a venv linked to one Ray is never handed to another.
+    """
+    payload: dict[str, object] = {
+        "packages": packages_digest,
+        "python": [str(interpreter.path), interpreter.version],
+        "compile_bytecode": compile_bytecode,
+    }
+    if ray_link is not None:
+        payload["ray_link"] = dict(ray_link)
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:32]
+
+
+def venv_id(
+    lock_text: str,
+    interpreter: Interpreter,
+    *,
+    compile_bytecode: bool,
+    ray_link: Mapping[str, str] | None = None,
+) -> str:
+    """The store id of the venv a lock gives on an interpreter (parses the lock)."""
+    return store_id(
+        lock_packages_digest(lock_text),
+        interpreter,
+        compile_bytecode=compile_bytecode,
+        ray_link=ray_link,
+    )
+
+
+@attrs.define
+class VenvStore:
+    """Built venvs shared by every generation whose lock and interpreter agree."""
+
+    layout: Layout
+    lock_timeout: float
+
+    @property
+    def directory(self) -> Path:
+        return self.layout.store_dir
+
+    def entry(self, entry_id: str) -> Path:
+        return self.layout.store_entry(entry_id)
+
+    def _lock(self, entry_id: str) -> Path:
+        return self.layout.store_lock(entry_id)
+
+    def compile_lock(self, entry: Path) -> Path:
+        """The lock the background compiler holds while it writes into ``entry``."""
+        return self.layout.compile_lock(entry.name)
+
+    def link(self, gen_dir: Path, entry_id: str, build: Callable[[Path], None]) -> bool:
+        """Make ``gen_dir/.venv`` the entry's venv, building it first if needed.
+
+        ``build`` is called with the venv path to create when the entry is
+        missing or incomplete. Returns whether it was built.
+        """
+        built = False
+        with locks.hold(self._lock(entry_id), timeout=self.lock_timeout, what=f"store {entry_id}"):
+            entry = self._usable_entry(entry_id)
+            if not (entry / _COMPLETE).is_file():
+                if entry.exists():
+                    # Left by a builder that died; its uv may still be writing.
+                    stop_processes_in(entry)
+                    _remove_tree(entry)
+                entry.mkdir(parents=True)
+                try:
+                    build(entry / ".venv")
+                    size = _seal(str(entry / ".venv"))
+                    (entry / _SIZE).write_text(str(size))
+                    (entry / _COMPLETE).write_text(str(time.time()))
+                except BaseException:
+                    _remove_tree(entry)
+                    raise
+                built = True
+            refs = entry / "refs"
+            refs.mkdir(exist_ok=True)
+            (refs / _ref_name(gen_dir)).write_text(str(gen_dir))
+            os.symlink(entry / ".venv", gen_dir / ".venv")
+        return built
+
+    def _usable_entry(self, entry_id: str) -> Path:
+        """The entry to link for an id: the first one not marked damaged.
+
+        A damaged entry cannot be rebuilt in place (other generations may be
+        running from it), so a replacement is built beside it as ``<id>.1``,
+        ``<id>.2`` ...; the damaged one goes once nothing links it.
+        """
+        for attempt in range(1000):
+            entry = self.entry(entry_id if attempt == 0 else f"{entry_id}.{attempt}")
+            if not (entry / _DAMAGED).exists():
+                return entry
+        msg = f"store entry {entry_id} has been replaced too often"
+        raise RuntimeError(msg)
+
+    def mark_damaged(self, venv: Path) -> None:
+        """Keep a venv's entry from being linked again (a new one is built instead)."""
+        entry = venv.resolve().parent
+        if entry.parent == self.directory.resolve():
+            (entry / _DAMAGED).write_text(str(time.time()))
+
+    def sizes(self) -> dict[Path, int]:
+        """Bytes used by each complete entry, as recorded when it was built."""
+        result: dict[Path, int] = {}
+        for entry in self._entries():
+            try:
+                result[entry] = int((entry / _SIZE).read_text())
+            except (OSError, ValueError):
+                result[entry] = tree_size(entry)
+        return result
+
+    def release(self, gen_dir: Path) -> None:
+        """Drop the reference of ``gen_dir`` (before it is deleted)."""
+        try:
+            target = Path(os.readlink(gen_dir / ".venv"))
+        except OSError:
+            return
+        with contextlib.suppress(OSError):
+            (target.parent / "refs" / _ref_name(gen_dir)).unlink()
+
+    def prune(self) -> int:
+        """Remove entries that no generation links any more; return how many."""
+        removed = 0
+        for entry in self._entries():
+            lock = self._lock(entry.name)
+            if not locks.try_acquire(lock):
+                continue  # being built or linked right now
+            try:
+                if any(self._live_refs(entry)):
+                    continue
+                # A compiler writing .pyc files would race the removal; the next prune takes it.
+                compiling = self.compile_lock(entry)
+                if not locks.try_acquire(compiling):
+                    continue
+                try:
+                    _remove_tree(entry)
+                finally:
+                    locks.release(compiling)
+                removed += 1
+            finally:
+                locks.release(lock)
+        return removed
+
+    def remove_incomplete(self) -> int:
+        """Remove entries whose build died (no ``.complete``, lock free); return how many."""
+        removed = 0
+        for entry in self._entries():
+            if (entry / _COMPLETE).is_file():
+                continue
+            lock = self._lock(entry.name)
+            if not locks.try_acquire(lock):
+                continue  # being built right now
+            try:
+                if not (entry / _COMPLETE).is_file():
+                    stop_processes_in(entry)
+                    _remove_tree(entry)
+                    removed += 1
+            finally:
+                locks.release(lock)
+        return removed
+
+    def _entries(self) -> Iterator[Path]:
+        with contextlib.suppress(FileNotFoundError):
+            yield from (p for p in self.directory.iterdir() if p.is_dir())
+
+    @staticmethod
+    def _live_refs(entry: Path) -> Iterator[Path]:
+        refs = entry / "refs"
+        with contextlib.suppress(FileNotFoundError):
+            for ref in list(refs.iterdir()):
+                gen_dir = Path(ref.read_text())
+                try:
+                    live = Path(os.readlink(gen_dir / ".venv")) == entry / ".venv"
+                except OSError:
+                    live = False
+                if live:
+                    yield ref
+                else:
+                    ref.unlink(missing_ok=True)
+
+
+def tree_size(tree: Path) -> int:
+    """Bytes of the regular files under ``tree``, links not followed."""
+    total = 0
+    for directory, _, files in os.walk(tree):
+        for name in files:
+            with contextlib.suppress(OSError):
+                info = (Path(directory) / name).lstat()
+                if stat.S_ISREG(info.st_mode):
+                    total += info.st_size
+    return total
+
+
+def _ref_name(gen_dir: Path) -> str:
+    return hashlib.sha256(str(gen_dir).encode()).hexdigest()[:32]
+
+
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
+def _seal(tree: str) -> int:
+    """Make the files under ``tree`` read-only and return their total size, in one pass.
+
+    Directories stay writable so Python can add bytecode caches. (Files uv
+    hard-linked from its cache share their mode with the cache's copy.)
+    """
+    total = 0
+    pending = [tree]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    total += info.st_size
+                    if info.st_mode & _WRITE_BITS:
+                        os.chmod(entry.path, info.st_mode & ~_WRITE_BITS & 0o7777)  # noqa: PTH101
+    return total
+
+
+def _remove_tree(tree: Path) -> None:
+    shutil.rmtree(tree, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def install_slot(layout: Layout, slots: int) -> Iterator[None]:
+    """Hold one of ``slots`` install slots of the root; wait (never fail) while all are taken."""
+    held: Path | None = None
+    while held is None:
+        for number in range(max(1, slots)):
+            path = layout.install_slot(number)
+            if locks.try_acquire(path):
+                held = path
+                break
+        else:
+            time.sleep(0.02)
+    try:
+        yield
+    finally:
+        locks.release(held)

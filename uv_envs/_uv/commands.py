@@ -1,0 +1,170 @@
+"""uv command lines, built by pure functions that run nothing.
+
+Each builder returns a :class:`UvInvocation`, so they are tested without
+subprocesses; :mod:`.executor` is the only code that starts uv. User strings
+only follow ``--`` or are separate option values, never flags.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from uv_envs._models import IndexSettings
+
+ExportFormat = Literal["requirements.txt", "pylock.toml"]
+
+
+@attrs.frozen
+class UvOptions:
+    """The settings every uv call carries; a slice of :class:`~uv_envs.Settings`."""
+
+    cache_dir: Path
+    index: IndexSettings = IndexSettings()
+    python_downloads: str = "never"
+    compile_bytecode: bool = False
+    timeout: float | None = None
+
+
+@attrs.frozen
+class UvInvocation:
+    """One uv command: argv after the binary, where to run it, what to add to its env."""
+
+    args: tuple[str, ...]
+    cwd: Path | None = None
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    timeout: float | None = None
+    # Set by the caller to stop uv early; the executor then raises OperationCancelled.
+    cancel: threading.Event | None = attrs.field(default=None, eq=False, repr=False)
+
+
+def _index_args(index: IndexSettings) -> list[str]:
+    args: list[str] = []
+    if index.index_url:
+        args += ["--default-index", index.index_url]
+    for url in index.extra_index_urls:
+        args += ["--index", url]
+    for link in index.find_links:
+        args += ["--find-links", link]
+    if index.no_index:
+        args.append("--no-index")
+    if index.offline:
+        args.append("--offline")
+    return args
+
+
+def _common_args(options: UvOptions, python: str | None) -> list[str]:
+    args = [
+        "--no-config",
+        "--no-progress",
+        "--color",
+        "never",
+        "--cache-dir",
+        str(options.cache_dir),
+    ]
+    if python is not None:
+        args += ["--python", python]
+    return args
+
+
+def _env(
+    options: UvOptions, project_dir: Path | None = None, venv: Path | None = None
+) -> dict[str, str]:
+    env = {"UV_PYTHON_DOWNLOADS": options.python_downloads}
+    if project_dir is not None:
+        # Each venv is built where it will live: venvs cannot move.
+        env["UV_PROJECT_ENVIRONMENT"] = str(venv if venv is not None else project_dir / ".venv")
+    return env
+
+
+def lock_command(
+    project_dir: Path,
+    python: str,
+    options: UvOptions,
+    *,
+    upgrade: bool = False,
+    upgrade_packages: Sequence[str] = (),
+    check: bool = False,
+) -> UvInvocation:
+    """``uv lock`` in a project dir: resolve, optionally upgrading, or only ``--check``."""
+    args = ["lock", *_common_args(options, python), *_index_args(options.index)]
+    if check:
+        args.append("--check")
+    if upgrade:
+        args.append("--upgrade")
+    for name in upgrade_packages:
+        args += ["--upgrade-package", name]
+    return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
+
+
+def sync_command(
+    project_dir: Path,
+    python: str,
+    options: UvOptions,
+    *,
+    venv: Path | None = None,
+    refresh: bool = False,
+) -> UvInvocation:
+    """``uv sync --frozen``: build a venv (``<project>/.venv`` or ``venv``) from the lock."""
+    args = ["sync", "--frozen", *_common_args(options, python), *_index_args(options.index)]
+    if options.compile_bytecode:
+        args.append("--compile-bytecode")
+    if refresh:
+        # uv hard-links installed files from its cache: a damaged file may be
+        # damaged there too, so a repair bypasses the cache and unpacks everything again.
+        args += ["--no-cache", "--reinstall"]
+    return UvInvocation(tuple(args), project_dir, _env(options, project_dir, venv), options.timeout)
+
+
+def add_command(
+    project_dir: Path,
+    python: str,
+    options: UvOptions,
+    requirements: Iterable[str] = (),
+    *,
+    requirements_file: Path | None = None,
+    upgrade_packages: Iterable[str] = (),
+) -> UvInvocation:
+    """``uv add --no-sync``: declare requirements and re-lock, leaving venvs alone.
+
+    ``upgrade_packages`` also lets the lock move those packages to newer versions.
+    """
+    args = ["add", "--no-sync", *_common_args(options, python), *_index_args(options.index)]
+    if requirements_file is not None:
+        args += ["--requirements", str(requirements_file)]
+    for name in upgrade_packages:
+        args += ["--upgrade-package", name]
+    args += ["--", *requirements]
+    return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
+
+
+def remove_command(
+    project_dir: Path, python: str, options: UvOptions, names: Iterable[str]
+) -> UvInvocation:
+    """``uv remove --no-sync``: drop declared requirements and re-lock."""
+    args = ["remove", "--no-sync", *_common_args(options, python), *_index_args(options.index)]
+    args += ["--", *names]
+    return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
+
+
+def export_command(project_dir: Path, options: UvOptions, fmt: ExportFormat) -> UvInvocation:
+    """``uv export --frozen`` of the lock into another format, printed on stdout."""
+    args = ["export", "--frozen", "--format", fmt, *_common_args(options, None)]
+    return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
+
+
+def cache_clean_command(options: UvOptions, names: Iterable[str]) -> UvInvocation:
+    """``uv cache clean`` of some packages, e.g. after their cached files were found damaged."""
+    args = ["cache", "clean", *_common_args(options, None), "--", *names]
+    return UvInvocation(tuple(args), None, _env(options), options.timeout)
+
+
+def python_list_command(options: UvOptions) -> UvInvocation:
+    """``uv python list`` of installed interpreters, as JSON."""
+    args = ["python", "list", "--only-installed", "--output-format", "json"]
+    args += _common_args(options, None)
+    return UvInvocation(tuple(args), None, _env(options), options.timeout)

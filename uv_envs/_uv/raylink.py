@@ -1,0 +1,251 @@
+"""Linking envs to the cluster's Ray, so each one works as a Ray worker's ``py_executable``.
+
+A Ray worker's first line is ``import ray``, at the cluster's exact version and
+under the cluster's Python minor. Installing Ray into every env costs about
+250 MB each; instead the env gets one ``.pth`` file naming the directory that
+holds the cluster's ``ray`` package. Python appends ``.pth`` entries to
+``sys.path`` *after* the env's own site-packages, so the env's pins win over
+whatever it borrows from there. A pin that breaks Ray is caught when the venv
+is built, by running ``import ray`` in it, never later as a worker that dies
+at start and is restarted forever.
+
+Which Ray: ``Settings.ray`` is ``"auto"`` (the Ray this process can import,
+found with ``importlib.util.find_spec`` without importing it), ``"off"``, or
+the path of the cluster's interpreter, which is asked once per process.
+
+The link is part of the store id (:func:`RayLinker.store_identity`), so a
+shared venv made for one cluster is never handed to another.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import threading
+import tomllib
+from pathlib import Path
+
+import attrs
+
+from uv_envs._errors import RayImportFailed, RayNotAvailable, RayVersionConflict
+from uv_envs._models import RayLink
+
+from .python import Interpreter
+
+#: The file written into the env's site-packages.
+PTH_NAME = "_uv_envs_ray.pth"
+#: Seconds ``import ray`` may take in a new env (it takes about half a second).
+IMPORT_TIMEOUT = 120.0
+AUTO = "auto"
+OFF = "off"
+
+_PROBE = (
+    "import importlib.util, importlib.metadata, json, sys\n"
+    "spec = importlib.util.find_spec('ray')\n"
+    "print(json.dumps(None if spec is None or not spec.origin else {"
+    "'version': importlib.metadata.version('ray'), 'origin': spec.origin, "
+    "'python': '.'.join(map(str, sys.version_info[:3])), 'executable': sys.executable}))\n"
+)
+_IMPORT_CHECK = "import ray; print(ray.__version__)"
+# Variables that would let the check see more than the env itself has.
+_SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV")
+
+
+@attrs.frozen
+class RayInstall:
+    """The cluster's Ray: its version, the directory holding the package, its interpreter."""
+
+    version: str
+    site_dir: Path
+    python: str
+    executable: Path
+
+    @property
+    def minor(self) -> str:
+        return _minor(self.python)
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+@functools.cache
+def in_process() -> RayInstall | None:
+    """The Ray this process can import, or None; found without importing it."""
+    try:
+        spec = importlib.util.find_spec("ray")
+        version = importlib.metadata.version("ray")
+    except (ImportError, ValueError, importlib.metadata.PackageNotFoundError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    return RayInstall(
+        version=version,
+        site_dir=Path(spec.origin).resolve().parent.parent,
+        python=".".join(str(p) for p in sys.version_info[:3]),
+        executable=Path(sys.executable),
+    )
+
+
+_asked: dict[str, RayInstall] = {}
+_asked_lock = threading.Lock()
+
+
+def of_interpreter(python: str) -> RayInstall:
+    """The Ray the interpreter ``python`` imports; raises :class:`~uv_envs.RayNotAvailable`."""
+    with _asked_lock:
+        if python in _asked:
+            return _asked[python]
+    try:
+        completed = subprocess.run(
+            [python, "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=IMPORT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RayNotAvailable(f"cannot run the cluster's Python {python!r}: {exc}") from exc
+    if completed.returncode != 0:
+        detail = completed.stderr.strip()
+        raise RayNotAvailable(f"the cluster's Python {python!r} failed: {detail}")
+    try:
+        data = json.loads(completed.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError) as exc:
+        raise RayNotAvailable(f"the cluster's Python {python!r} printed no answer") from exc
+    if data is None:
+        raise RayNotAvailable(f"the cluster's Python {python!r} cannot import ray")
+    install = RayInstall(
+        version=str(data["version"]),
+        site_dir=Path(data["origin"]).resolve().parent.parent,
+        python=str(data["python"]),
+        executable=Path(data["executable"]),
+    )
+    with _asked_lock:
+        _asked[python] = install
+    return install
+
+
+def resolve(setting: str) -> RayInstall | None:
+    """The Ray a ``Settings.ray`` value names: ``"auto"``, ``"off"`` or an interpreter."""
+    if setting == OFF:
+        return None
+    if setting == AUTO:
+        return in_process()
+    return of_interpreter(setting)
+
+
+@attrs.define
+class RayLinker:
+    """Applies ``Settings.ray`` to the venvs a manager builds (resolved on first use)."""
+
+    setting: str
+    timeout: float = IMPORT_TIMEOUT
+    _install: RayInstall | None = attrs.field(default=None, init=False)
+    _resolved: bool = attrs.field(default=False, init=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+
+    def install(self) -> RayInstall | None:
+        """The cluster's Ray, or None when linking is off or (``auto``) no Ray is importable."""
+        with self._lock:
+            if not self._resolved:
+                # Resolved on first use, not in EnvManager(): naming an interpreter runs it.
+                self._install = resolve(self.setting)
+                self._resolved = True
+            return self._install
+
+    def _for(self, interpreter: Interpreter) -> RayInstall | None:
+        """The Ray to link a venv on ``interpreter`` to: None when off or on another minor."""
+        install = self.install()
+        if install is None or _minor(interpreter.version) != install.minor:
+            return None
+        return install
+
+    def store_identity(self, interpreter: Interpreter) -> dict[str, str] | None:
+        """What the link adds to a store id; None when the venv gets no link."""
+        install = self._for(interpreter)
+        if install is None:
+            return None
+        return {
+            "ray": install.version,
+            "site_dir": str(install.site_dir),
+            "executable": str(install.executable),
+        }
+
+    def describe(self, interpreter: Interpreter) -> RayLink | None:
+        """What the env's metadata records about its link (None when linking is off)."""
+        install = self.install()
+        if install is None:
+            return None
+        error = None
+        if _minor(interpreter.version) != install.minor:
+            error = (
+                f"it runs Python {interpreter.version}, but the cluster's Ray {install.version} "
+                f"runs on Python {install.python} ({install.executable}); build it with "
+                f"python={install.minor!r} to run it on Ray"
+            )
+        return RayLink(
+            ray_version=install.version,
+            python=install.python,
+            site_dir=str(install.site_dir),
+            error=error,
+        )
+
+    def check_lock(self, lock_text: str, interpreter: Interpreter) -> None:
+        """Refuse a lock that pins a Ray other than the cluster's, before anything installs."""
+        install = self._for(interpreter)
+        if install is None:
+            return
+        for package in tomllib.loads(lock_text).get("package", []):
+            if package.get("name") == "ray" and package.get("version") != install.version:
+                raise RayVersionConflict(
+                    f"the env locks ray {package.get('version')}, but the cluster runs ray "
+                    f"{install.version} ({install.site_dir}); pin ray=={install.version} "
+                    "or leave ray out (the env borrows the cluster's)"
+                )
+
+    def link(self, venv: Path, interpreter: Interpreter) -> None:
+        """Write the ``.pth`` into a freshly built venv, then check ``import ray`` in it."""
+        install = self._for(interpreter)
+        if install is None:
+            return
+        site = venv / "lib" / f"python{install.minor}" / "site-packages"
+        site.mkdir(parents=True, exist_ok=True)
+        (site / PTH_NAME).write_text(f"{install.site_dir}\n")
+        check_import(venv / "bin" / "python", install, timeout=self.timeout)
+
+
+def check_import(python: Path, install: RayInstall, *, timeout: float = IMPORT_TIMEOUT) -> None:
+    """Run ``import ray`` with ``python``; raise a :class:`~uv_envs.RayIncompatible` if it fails."""
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    try:
+        completed = subprocess.run(
+            [str(python), "-c", _IMPORT_CHECK],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RayImportFailed(
+            f"import ray did not finish within {timeout:g} s in {python}"
+        ) from exc
+    except OSError as exc:
+        raise RayImportFailed(f"cannot run {python}: {exc}") from exc
+    if completed.returncode != 0:
+        raise RayImportFailed(
+            f"import ray fails in the env ({python}); a package it pins breaks the "
+            f"cluster's Ray {install.version}",
+            stderr=completed.stderr,
+        )
+    found = completed.stdout.strip().splitlines()[-1:] or [""]
+    if found[0] != install.version:
+        raise RayVersionConflict(
+            f"the env imports ray {found[0]}, but the cluster runs ray {install.version}"
+        )

@@ -1,0 +1,110 @@
+"""``grpc.health.v1.Health``: the official servicer, with a cap on Watch streams and a drain.
+
+grpcio-health-checking keeps the statuses and answers Check; this subclass
+adds what a server with a fixed pool of workers needs. The request-log
+interceptor wraps every handler, so Watch runs in the servicer's blocking
+mode and each open stream holds a worker thread: the streams are capped, and
+:meth:`HealthServicer.shutdown` ends them, so ``server.stop(grace)`` does not
+wait the whole grace period for watchers that never hang up.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import TYPE_CHECKING, Final
+
+import grpc
+from grpc_health.v1 import health, health_pb2
+
+from .proto import SERVICE_NAME
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+HEALTH_SERVICE: Final[str] = health.SERVICE_NAME
+
+
+class _Stream:
+    """The responses of one Watch stream, fed by the official servicer's callback."""
+
+    def __init__(self) -> None:
+        self._responses: queue.SimpleQueue[health_pb2.HealthCheckResponse | None] = (
+            queue.SimpleQueue()
+        )
+
+    def send(self, response: health_pb2.HealthCheckResponse | None) -> None:
+        """Queue one response; None ends the stream."""
+        self._responses.put(response)
+
+    def __iter__(self) -> Iterator[health_pb2.HealthCheckResponse]:
+        while (response := self._responses.get()) is not None:
+            yield response
+
+
+class HealthServicer(health.HealthServicer):
+    """grpcio-health-checking's ``HealthServicer``, capped and drained.
+
+    The overall server (``""``) and ``envmanager.EnvManagerService`` are
+    SERVING from the start. :meth:`shutdown` turns every service NOT_SERVING
+    (``enter_graceful_shutdown``) and then ends every Watch stream, so load
+    balancers drain before the server stops.
+
+    Args:
+        services: the service names reported SERVING.
+        max_watchers: Watch streams served at once. Each holds a worker thread
+            of the server for as long as it is open, so they are capped to
+            leave workers for the real work; one more answers RESOURCE_EXHAUSTED.
+
+    .. versionadded:: 0.1.0
+
+    """
+
+    def __init__(
+        self, services: Iterable[str] = ("", SERVICE_NAME), *, max_watchers: int = 4
+    ) -> None:
+        # Blocking mode on purpose: interceptors drop the non-blocking marker anyway.
+        super().__init__(experimental_non_blocking=False)
+        for service in services:
+            self.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._watchers = threading.BoundedSemaphore(max_watchers)
+        self._streams: set[_Stream] = set()
+        self._streams_lock = threading.Lock()
+        self._draining = False
+
+    def Watch(  # type: ignore[override]  # a generator, not the official _Watcher: see below
+        self,
+        request: health_pb2.HealthCheckRequest,
+        context: grpc.ServicerContext,
+        send_response_callback: Callable[[health_pb2.HealthCheckResponse | None], None]
+        | None = None,
+    ) -> Iterator[health_pb2.HealthCheckResponse]:
+        """Stream the status of one service each time it changes."""
+        del send_response_callback  # only passed in non-blocking mode, which is off
+        if not self._watchers.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, "too many health Watch streams; use Check"
+            )
+        stream = _Stream()
+        try:
+            with self._streams_lock:
+                draining = self._draining
+                self._streams.add(stream)
+            # Sends the current status now and each change later; ends the stream on hang-up.
+            super().Watch(request, context, stream.send)
+            if draining:  # started after shutdown() ended the others: NOT_SERVING, then the end
+                stream.send(None)
+            yield from stream
+        finally:
+            with self._streams_lock:
+                self._streams.discard(stream)
+            self._watchers.release()
+
+    def shutdown(self) -> None:
+        """Report every service NOT_SERVING, then end all Watch streams."""
+        self.enter_graceful_shutdown()
+        with self._streams_lock:
+            self._draining = True
+            streams = tuple(self._streams)
+        for stream in streams:
+            stream.send(None)

@@ -1,0 +1,347 @@
+"""The servicer: proto message -> core call -> proto message, and nothing more.
+
+Every method runs on a worker thread of the server's pool, so a long
+CreateEnv holds one worker while GetEnvStatus calls go on being answered by
+the others. All provisioning logic (validation, locking, rollback) is the
+core's; errors are translated in :mod:`uv_envs_server._grpc.errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+
+import uv_envs
+from uv_envs_server._limits import (
+    DEFAULT_MAX_PACKAGES,
+    DEFAULT_MIN_CLEANUP_IDLE_HOURS,
+    DEFAULT_OPERATIONS_LIMIT,
+    limit_packages,
+)
+
+from . import wire
+from .errors import abort
+from .proto import METHODS, SERVICE_NAME, pb
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+_R = TypeVar("_R")
+
+
+RUN_CODE_MESSAGE = (
+    "RunCode is not served by uv-envs: executing node code is Ray's job. "
+    "Run it with the environment's interpreter, <env_path>/.venv/bin/python, "
+    "which CreateEnv and GetEnvStatus return."
+)
+
+logger = logging.getLogger("uv_envs_server")
+
+
+class EnvManagerServicer:
+    """Serves ``envmanager.EnvManagerService`` from one :class:`uv_envs.EnvManager`.
+
+    Every call runs inside :meth:`uv_envs.EnvManager.cancellable` with an
+    event set when the RPC ends early (its deadline passes, or the client
+    cancels or goes away): a create, add, update, remove or sync in progress
+    then stops uv and rolls back, leaving the env as it was.
+
+    Args:
+        manager: the core manager every RPC is delegated to.
+        max_packages: packages one request may name; more is INVALID_ARGUMENT.
+        min_cleanup_idle_hours: a Cleanup asking for less idle time (0, or
+            unset) deletes only envs idle this long; 0 lets ``idle_hours = 0``
+            delete every env not in use, as an explicit opt-in.
+
+    .. versionadded:: 0.1.0
+
+    """
+
+    def __init__(
+        self,
+        manager: uv_envs.EnvManager,
+        *,
+        max_packages: int = DEFAULT_MAX_PACKAGES,
+        min_cleanup_idle_hours: float = DEFAULT_MIN_CLEANUP_IDLE_HOURS,
+    ) -> None:
+        if max_packages < 1:
+            raise ValueError(f"max_packages must be at least 1, not {max_packages}")
+        if not (min_cleanup_idle_hours >= 0 and math.isfinite(min_cleanup_idle_hours)):
+            # NaN fails every comparison, so it would otherwise read as "no minimum".
+            msg = (
+                f"min_cleanup_idle_hours must be a finite number >= 0, not {min_cleanup_idle_hours}"
+            )
+            raise ValueError(msg)
+        self.manager = manager
+        self.max_packages = max_packages
+        self.min_cleanup_idle_hours = min_cleanup_idle_hours
+
+    def _run(self, context: grpc.ServicerContext, call: Callable[[], _R]) -> _R:
+        cancel = threading.Event()
+        # Callbacks run when the RPC ends: early (deadline, cancel) or after we answered.
+        if not context.add_callback(cancel.set):
+            cancel.set()  # it has ended already
+        try:
+            with uv_envs.EnvManager.cancellable(cancel):
+                return call()
+        except Exception as exc:  # noqa: BLE001 - every error becomes a status, never a traceback
+            abort(context, exc)
+
+    def _packages(self, packages: Sequence[str]) -> tuple[str, ...]:
+        return limit_packages(packages, self.max_packages)
+
+    # -- environments -----------------------------------------------------
+
+    def GetEnvStatus(
+        self, request: pb.GetEnvStatusRequest, context: grpc.ServicerContext
+    ) -> pb.EnvStatusResponse:
+        """Report an env's state; NOT_FOUND is a status here, not an error."""
+
+        def call() -> pb.EnvStatusResponse:
+            report = self.manager.status(wire.key(request))
+            env = report.environment
+            metadata = env.to_dict() if env else None
+            if report.status is uv_envs.EnvStatus.UNREADABLE:
+                # No record to send: what there is to say about it instead.
+                metadata = {
+                    "key": {
+                        "workflow_id": report.key.workflow_id,
+                        "node_id": report.key.node_id,
+                        "version_id": report.key.version_id,
+                    },
+                    "env_path": str(report.env_path),
+                    "status": str(report.status),
+                    "error": report.error,
+                }
+            return pb.EnvStatusResponse(
+                **wire.ident(request),
+                status=wire.WIRE_STATUS.get(report.status, str(report.status)),
+                env_path=str(report.env_path),
+                has_pyproject=report.has_pyproject,
+                has_uv_lock=report.has_uv_lock,
+                has_venv=report.has_venv,
+                metadata_json=wire.to_json(metadata) if metadata is not None else "",
+            )
+
+        return self._run(context, call)
+
+    def CreateEnv(
+        self, request: pb.CreateEnvRequest, context: grpc.ServicerContext
+    ) -> pb.CreateEnvResponse:
+        """Ensure the env exists with this spec: safe to retry, fast when it already does."""
+
+        def call() -> pb.CreateEnvResponse:
+            key = wire.key(request)
+            env = self.manager.ensure(
+                key,
+                packages=self._packages(request.packages),
+                requirements_text=wire.requirements_text(
+                    request.requirements_file_content, request.requirements_file_name
+                ),
+                python=request.python_version or None,
+            )
+            return pb.CreateEnvResponse(
+                **wire.ident(request),
+                env_path=str(env.env_path),
+                python_version=env.python_version,
+                status=str(env.status),
+                pyproject_toml=self.manager.export(key).pyproject_toml,
+            )
+
+        return self._run(context, call)
+
+    def DeleteEnv(
+        self, request: pb.DeleteEnvRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteEnvResponse:
+        """Delete an env; an env already gone answers NOT_FOUND as a success."""
+        result = self._run(context, lambda: self.manager.delete(wire.key(request)))
+        return pb.DeleteEnvResponse(**wire.ident(request), status=result.status)
+
+    def ExportEnv(
+        self, request: pb.ExportEnvRequest, context: grpc.ServicerContext
+    ) -> pb.ExportEnvResponse:
+        """Return the env's pyproject.toml and uv.lock."""
+        export = self._run(context, lambda: self.manager.export(wire.key(request)))
+        return pb.ExportEnvResponse(
+            **wire.ident(request), pyproject_toml=export.pyproject_toml, uv_lock=export.uv_lock
+        )
+
+    # -- dependencies -----------------------------------------------------
+
+    def _operation(
+        self,
+        request: wire.Identified,
+        context: grpc.ServicerContext,
+        run: Callable[[uv_envs.EnvKey], uv_envs.OperationResult],
+    ) -> dict[str, Any]:
+        # A uv failure is an answer, not an error: status FAILED with uv's output.
+        def call() -> dict[str, Any]:
+            key = wire.key(request)
+            try:
+                result = run(key)
+            except uv_envs.UvError as exc:
+                return {
+                    **wire.ident(request),
+                    "status": uv_envs.OperationStatus.FAILED.value,
+                    "stdout": exc.stdout,
+                    "stderr": exc.stderr or str(exc),
+                    "exit_code": -1 if exc.exit_code is None else exc.exit_code,
+                }
+            return {
+                **wire.ident(request),
+                "status": uv_envs.OperationStatus.SUCCESS.value,
+                "stdout": result.stdout,
+                "stderr": result.stderr,
+                "exit_code": result.exit_code,
+            }
+
+        return self._run(context, call)
+
+    def AddDeps(
+        self, request: pb.DepsRequest, context: grpc.ServicerContext
+    ) -> pb.DepsOperationResponse:
+        """Add packages (and/or a requirements text) to the env."""
+
+        def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
+            text = wire.requirements_text(
+                request.requirements_file_content, request.requirements_file_name
+            )
+            return self.manager.add(key, self._packages(request.packages), requirements_text=text)
+
+        return pb.DepsOperationResponse(**self._operation(request, context, run))
+
+    def UpdateDeps(
+        self, request: pb.DepsRequest, context: grpc.ServicerContext
+    ) -> pb.DepsOperationResponse:
+        """Upgrade the named packages, or all of them when none is named."""
+
+        def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
+            wire.no_requirements_file(request, "UpdateDeps")
+            return self.manager.update(key, self._packages(request.packages))
+
+        return pb.DepsOperationResponse(**self._operation(request, context, run))
+
+    def RemoveDeps(
+        self, request: pb.DepsRequest, context: grpc.ServicerContext
+    ) -> pb.DepsOperationResponse:
+        """Remove the named packages."""
+
+        def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
+            wire.no_requirements_file(request, "RemoveDeps")
+            return self.manager.remove(key, self._packages(request.packages))
+
+        return pb.DepsOperationResponse(**self._operation(request, context, run))
+
+    def SyncEnv(
+        self, request: pb.SyncEnvRequest, context: grpc.ServicerContext
+    ) -> pb.SyncEnvResponse:
+        """Make the venv match uv.lock again."""
+        return pb.SyncEnvResponse(**self._operation(request, context, self.manager.sync))
+
+    def ListDeps(
+        self, request: pb.ListDepsRequest, context: grpc.ServicerContext
+    ) -> pb.ListDepsResponse:
+        """List the declared dependencies and the versions uv.lock pins."""
+        deps = self._run(context, lambda: self.manager.dependencies(wire.key(request)))
+        return pb.ListDepsResponse(
+            **wire.ident(request),
+            dependencies=list(deps.declared),
+            locked_versions=dict(deps.locked),
+        )
+
+    def RunCode(
+        self, request: pb.RunCodeRequest, context: grpc.ServicerContext
+    ) -> pb.RunCodeResponse:
+        """Not served: executing node code is Ray's job."""
+        del request
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, RUN_CODE_MESSAGE)
+
+    # -- maintenance and audit --------------------------------------------
+
+    def Cleanup(
+        self, request: pb.CleanupRequest, context: grpc.ServicerContext
+    ) -> pb.CleanupResponse:
+        """Delete envs idle for ``idle_hours`` or more, never less than the server's minimum.
+
+        ``idle_hours`` 0 (also what an unset field reads as) means the minimum
+        (``--min-cleanup-idle-hours``, 1 hour by default), so one careless call
+        cannot delete the envs a running batch uses.
+        """
+
+        def call() -> uv_envs.CleanupReport:
+            if request.idle_hours < 0:
+                raise uv_envs.InvalidInput(f"idle_hours must be >= 0, not {request.idle_hours}")
+            hours = max(float(request.idle_hours), self.min_cleanup_idle_hours)
+            if hours != request.idle_hours:
+                logger.warning(
+                    "Cleanup asked for idle_hours=%d; deleting only envs idle %g hours or more "
+                    "(--min-cleanup-idle-hours)",
+                    request.idle_hours,
+                    hours,
+                )
+            return self.manager.cleanup(idle_seconds=hours * 3600.0)
+
+        report = self._run(context, call)
+        return pb.CleanupResponse(
+            deleted=[str(key) for key in report.deleted], checked_at_unix=int(report.checked_at)
+        )
+
+    def GetOperations(
+        self, request: pb.GetOperationsRequest, context: grpc.ServicerContext
+    ) -> pb.OperationListResponse:
+        """Return a page of the audit trail, newest first; ``limit`` 0 means 50."""
+
+        def call() -> uv_envs.OperationPage:
+            if request.limit < 0 or request.offset < 0:
+                msg = f"limit and offset must be >= 0, not {request.limit} and {request.offset}"
+                raise uv_envs.InvalidInput(msg)
+            return self.manager.operations(
+                workflow_id=request.workflow_id or None,
+                node_id=request.node_id or None,
+                status=request.status or None,
+                limit=request.limit or DEFAULT_OPERATIONS_LIMIT,
+                offset=request.offset,
+            )
+
+        page = self._run(context, call)
+        return pb.OperationListResponse(
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+            items=[wire.record(item) for item in page.items],
+        )
+
+    def DeleteOperations(
+        self, request: pb.DeleteOperationsRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteOperationsResponse:
+        """Delete the audit records of a workflow, or of one of its nodes."""
+
+        def call() -> uv_envs.DeletedOperations:
+            if not request.workflow_id:
+                raise uv_envs.InvalidIdentifier("workflow_id must not be empty")
+            return self.manager.delete_operations(request.workflow_id, request.node_id or None)
+
+        deleted = self._run(context, call)
+        return pb.DeleteOperationsResponse(
+            workflow_id=deleted.workflow_id,
+            deleted_count=deleted.deleted_count,
+            node_id=deleted.node_id or "",
+            deleted_node_ids=list(deleted.deleted_node_ids),
+        )
+
+
+def method_handlers(servicer: EnvManagerServicer) -> grpc.GenericRpcHandler:
+    """Return the generic handler serving ``servicer`` under the contract's method names."""
+    handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]] = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=request_cls.FromString,
+            response_serializer=response_cls.SerializeToString,
+        )
+        for name, (request_cls, response_cls) in METHODS.items()
+    }
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, dict(handlers))

@@ -1,0 +1,82 @@
+"""Proto messages to core values and back: the servicer's vocabulary, with no logic of its own."""
+
+from __future__ import annotations
+
+import json
+from typing import Protocol
+
+import uv_envs
+
+from .proto import pb
+
+
+class Identified(Protocol):
+    # Every request that names one env: workflow_id = 1, node_id = 2, version_id = 3.
+    @property
+    def workflow_id(self) -> str: ...
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def version_id(self) -> str: ...
+
+
+#: Core statuses outside the contract's CREATING/READY/FAILED/NOT_FOUND, sent as the
+#: nearest one: neither can be used. ``metadata_json`` carries the real status and why.
+WIRE_STATUS = {
+    uv_envs.EnvStatus.DAMAGED: "FAILED",
+    uv_envs.EnvStatus.UNREADABLE: "FAILED",
+}
+
+
+def key(request: Identified) -> uv_envs.EnvKey:
+    # Raises InvalidIdentifier (INVALID_ARGUMENT) for a bad or missing id.
+    return uv_envs.EnvKey(request.workflow_id, request.node_id, request.version_id)
+
+
+def ident(request: Identified) -> dict[str, str]:
+    return {
+        "workflow_id": request.workflow_id,
+        "node_id": request.node_id,
+        "version_id": request.version_id,
+    }
+
+
+def requirements_text(content: bytes, name: str) -> str | None:
+    if not content:
+        return None
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        label = name or "requirements_file_content"
+        msg = f"{label} is not UTF-8 text: {exc.reason} at byte {exc.start}"
+        raise uv_envs.InvalidInput(msg) from exc
+
+
+def to_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def no_requirements_file(request: pb.DepsRequest, rpc: str) -> None:
+    if request.requirements_file_content:
+        msg = f"{rpc} takes package names only, not a requirements file"
+        raise uv_envs.InvalidInput(msg)
+
+
+def record(item: uv_envs.OperationRecord) -> pb.OperationRecord:
+    # Proto3 has no null: unset times and durations are 0, an unset exit code is -1.
+    return pb.OperationRecord(
+        id=item.id,
+        workflow_id=item.workflow_id,
+        node_id=item.node_id,
+        version_id=item.version_id,
+        operation=item.operation,
+        status=item.status,
+        started_at_unix=int(item.started_at),
+        finished_at_unix=int(item.finished_at or 0),
+        duration_ms=item.duration_ms or 0,
+        stdout=item.stdout,
+        stderr=item.stderr,
+        exit_code=-1 if item.exit_code is None else item.exit_code,
+        error=item.error or "",
+        metadata_json=to_json(dict(item.metadata)),
+    )

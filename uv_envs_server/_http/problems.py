@@ -1,0 +1,171 @@
+"""Errors over HTTP: every failure is an RFC 9457 ``application/problem+json`` body.
+
+The status comes from the table shared with gRPC (:mod:`uv_envs_server._outcomes`).
+``error_class`` names the core exception so :class:`uv_envs_server.HttpEnvClient`
+can raise the class the in-process API would. A server-side failure
+(``StorageError``, a bug) is a 500 that names only the class and the request
+id; its message and traceback go to the server log, never to the caller. An
+unreachable audit database is a 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+from starlette.responses import JSONResponse
+
+import uv_envs
+from uv_envs_server._outcomes import (
+    Outcome,
+    internal_message,
+    outcome_of,
+    shorten,
+    unavailable_message,
+)
+
+from .models import Problem
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
+
+#: uv's output in a problem body is cut to this many characters (head and tail kept).
+MAX_OUTPUT = 64 * 1024
+
+#: What a 503 (the audit database is away) suggests waiting before the retry.
+RETRY_AFTER_SECONDS = 5
+
+logger = logging.getLogger("uv_envs_server")
+
+_TITLES: Final[Mapping[int, str]] = {
+    400: "Bad request",
+    401: "Unauthenticated",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    422: "Invalid input",
+    423: "Locked",
+    500: "Internal error",
+    502: "uv failed",
+    503: "Audit database unavailable",
+    504: "uv timed out",
+}
+
+#: Statuses any operation may answer with a problem body (documented in the OpenAPI schema).
+PROBLEM_STATUSES: Final = tuple(_TITLES)
+
+
+class ProblemResponse(JSONResponse):
+    """A JSON response with the problem media type."""
+
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    error_class: str | None = None,
+    request_id: str | None = None,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,  # noqa: ANN401 - the problem's extension members
+) -> ProblemResponse:
+    """A problem response; ``type`` is a URN naming the error class (or the status)."""
+    body = Problem(
+        type=f"urn:uv-envs:problem:{error_class or status}",
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        instance=instance,
+        error_class=error_class,
+        request_id=request_id,
+        **extra,
+    )
+    return ProblemResponse(
+        body.model_dump(exclude_none=True), status_code=status, headers=dict(headers or {})
+    )
+
+
+def problem_for(
+    exc: BaseException, *, request_id: str | None, instance: str | None
+) -> ProblemResponse:
+    """The problem answering ``exc``; an unexpected one is logged here with its traceback."""
+    outcome = outcome_of(exc)
+    name = type(exc).__name__
+    if isinstance(exc, uv_envs.AuditUnavailable):
+        logger.warning("%s (request id %s)", exc, request_id)
+        return problem(
+            503,
+            unavailable_message(exc, request_id),
+            error_class=name,
+            request_id=request_id,
+            instance=instance,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            finished=exc.finished,
+        )
+    if outcome is Outcome.INTERNAL:
+        if isinstance(exc, uv_envs.UvEnvsError):
+            logger.error("%s: %s (request id %s)", name, exc, request_id)
+        else:
+            logger.error("unexpected error (request id %s)", request_id, exc_info=exc)
+        return problem(
+            500,
+            internal_message(exc, request_id),
+            error_class=name if isinstance(exc, uv_envs.UvEnvsError) else None,
+            request_id=request_id,
+            instance=instance,
+        )
+    extra: dict[str, Any] = {}
+    if isinstance(exc, uv_envs.UvError):
+        extra = {
+            "stdout": shorten(exc.stdout, MAX_OUTPUT),
+            "stderr": shorten(exc.stderr, MAX_OUTPUT),
+            "exit_code": exc.exit_code,
+        }
+    return problem(
+        outcome.http_status,
+        shorten(str(exc) or name, MAX_OUTPUT),
+        error_class=name,
+        request_id=request_id,
+        instance=instance,
+        **extra,
+    )
+
+
+def validation_problem(
+    errors: Sequence[Any], *, request_id: str | None, instance: str | None
+) -> ProblemResponse:
+    """A 422 for a body or query FastAPI could not parse; lists where and why, not the input."""
+    listed = [
+        {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", ""))}
+        for error in errors
+        if isinstance(error, dict)
+    ]
+    where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in listed[:5])
+    return problem(
+        422,
+        f"the request does not match the schema: {where}" if where else "invalid request",
+        error_class="InvalidInput",
+        request_id=request_id,
+        instance=instance,
+        errors=listed,
+    )
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare the problem responses of every operation in an OpenAPI schema (in place)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            for status in PROBLEM_STATUSES:
+                responses[str(status)] = {"description": _TITLES[status], "content": content}
+    return schema

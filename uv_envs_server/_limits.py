@@ -1,0 +1,35 @@
+"""The limits both front doors (gRPC and HTTP) apply before the core sees a request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import uv_envs
+
+#: Worker threads by default: enough for several slow creates while status calls go on.
+DEFAULT_WORKERS = 16
+
+#: Requests up to this size are accepted by default; larger ones get RESOURCE_EXHAUSTED.
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+#: Packages one request may name, by default (the core's own limit).
+DEFAULT_MAX_PACKAGES = uv_envs.MAX_PACKAGES
+
+#: Operations listed per page when a GetOperations request leaves ``limit`` at 0.
+DEFAULT_OPERATIONS_LIMIT = 50
+
+#: The least idle time a Cleanup call deletes at, by default. ``idle_hours`` is
+#: 0 when a client leaves it unset (proto3), which would otherwise delete every
+#: env not leased right now: the running batch's included.
+DEFAULT_MIN_CLEANUP_IDLE_HOURS = 1.0
+
+
+def limit_packages(packages: Sequence[str], max_packages: int) -> tuple[str, ...]:
+    """``packages`` as a tuple; InvalidInput when there are more than ``max_packages``.
+
+    The request limit both front doors (gRPC and HTTP) apply before the core sees a list.
+    """
+    if len(packages) > max_packages:
+        msg = f"{len(packages)} packages given; at most {max_packages} per request"
+        raise uv_envs.InvalidInput(msg)
+    return tuple(packages)

@@ -1,0 +1,27 @@
+"""Request ids: one per call, the caller's when well formed, shared by gRPC and HTTP."""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import uuid
+from collections.abc import Iterable
+
+#: Request ids a caller may choose; anything else is replaced by a fresh one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+#: The request id of the unary call running in this thread, for error messages and logs.
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "uv_envs_server_request_id", default=None
+)
+
+
+def choose_request_id(offered: Iterable[str]) -> str:
+    """The first well-formed request id a caller offered, else a new random one.
+
+    Shared by the gRPC metadata and the HTTP ``X-Request-Id`` header.
+    """
+    for value in offered:
+        if _REQUEST_ID.fullmatch(value):
+            return value
+    return uuid.uuid4().hex
