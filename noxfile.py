@@ -51,10 +51,12 @@ def stress(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff lint and format checks on the package, the tests, the benchmarks and this file."""
-    session.install("ruff")
+    """Ruff lint and format checks, and the import-linter contracts (the layers)."""
+    session.install("ruff", "import-linter")
     session.run("ruff", "check", *LINTED)
     session.run("ruff", "format", "--check", *LINTED)
+    # Contracts in pyproject's [tool.importlinter]; it reads the source from this folder.
+    session.run("lint-imports")
 
 
 @nox.session
