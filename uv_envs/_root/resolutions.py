@@ -22,7 +22,7 @@ from pathlib import Path
 import attrs
 
 from uv_envs._models import EnvSpec, IndexSettings
-from uv_envs._uv.executor import UvResult, uv_identity
+from uv_envs._uv.executor import UvExecutor, UvResult, uv_identity
 
 from .provenance import LockRecords, Provenance, index_digest, project_digest
 from .store import LockStore, lock_packages_digest
@@ -47,7 +47,7 @@ class StoredResolutions:
     locks: LockStore
     records: LockRecords
     index: IndexSettings
-    executor: object  # asked which uv it runs (``_uv.executor.IdentifiesUv``), never run here
+    executor: UvExecutor  # only asked which uv it runs (``IdentifiesUv``), never run here
 
     def provenance(self, spec: EnvSpec) -> Provenance:
         return Provenance(

@@ -58,14 +58,20 @@ class UvExecutor(Protocol):
 
 @runtime_checkable
 class IdentifiesUv(Protocol):
-    """An executor that can say, without running uv, which uv it runs."""
+    """An executor that can say, without running uv, which uv it runs.
+
+    An optional second face of a :class:`UvExecutor` (``SubprocessUvExecutor``
+    and the fakes have it): the warm path trusts a stored lock only when the uv
+    that vouched for it is the uv that runs now, so an executor without it never
+    skips the check.
+    """
 
     def identity(self) -> str | None:
         """A string that changes whenever the uv binary does; None if unknown."""
         ...
 
 
-def uv_identity(executor: object) -> str | None:
+def uv_identity(executor: UvExecutor) -> str | None:
     """The identity of the uv an executor runs, or None when it cannot tell."""
     return executor.identity() if isinstance(executor, IdentifiesUv) else None
 
