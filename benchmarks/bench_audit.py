@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +36,7 @@ import psycopg  # noqa: E402
 from tests.postgres import with_schema  # noqa: E402
 from uv_envs import AuditLog, EnvKey  # noqa: E402
 from uv_envs._audit import log as _audit  # noqa: E402
+from uv_envs._audit.log import AuditOutcome, AuditQuery  # noqa: E402
 from uv_envs._audit.postgres import PostgresAuditLog  # noqa: E402
 from uv_envs._audit.postgres_schema import TABLE  # noqa: E402
 from uv_envs._audit.sqlite import SqliteAuditLog  # noqa: E402
@@ -55,7 +55,8 @@ def overhead(logs: dict[str, AuditLog], ops: int) -> dict[str, list[float]]:
             for _ in range(100):
                 begin = time.perf_counter()
                 record = log.start(key, "sync", {"packages": ["alpha"]})
-                log.finish(record, _audit.SUCCESS, stdout="Resolved 3 packages", exit_code=0)
+                outcome = AuditOutcome(_audit.SUCCESS, stdout="Resolved 3 packages", exit_code=0)
+                log.finish(record, outcome)
                 times[name].append(time.perf_counter() - begin)
     return times
 
@@ -121,25 +122,25 @@ def fill_sqlite(path: Path, rows: list[tuple[object, ...]]) -> float:
     return time.perf_counter() - begin
 
 
-def page_times(log: AuditLog, query: Callable[[AuditLog], object], reps: int) -> list[float]:
-    query(log)  # warm caches
+def page_times(log: AuditLog, query: AuditQuery, reps: int) -> list[float]:
+    log.query(query)  # warm caches
     times = []
     for _ in range(reps):
         begin = time.perf_counter()
-        query(log)
+        log.query(query)
         times.append(time.perf_counter() - begin)
     return times
 
 
-PAGES: list[tuple[str, Callable[[AuditLog], object]]] = [
-    ("no filter, first page", lambda log: log.query(limit=50)),
-    ("no filter, offset 10000", lambda log: log.query(limit=50, offset=10_000)),
-    ("host (2 % of rows)", lambda log: log.query(host="host-7", limit=50)),
-    ("root (2 %)", lambda log: log.query(root="/srv/uv-envs/7", limit=50)),
-    ("workflow + node (0.01 %)", lambda log: log.query(workflow_id="wf7", node_id="n1")),
-    ("status FAILED (2 %)", lambda log: log.query(status=_audit.FAILED, limit=50)),
-    ("host + FAILED (0.04 %)", lambda log: log.query(host="host-7", status=_audit.FAILED)),
-    ("RUNNING of one host (recover)", lambda log: log.query(status="RUNNING", host="host-7")),
+PAGES: list[tuple[str, AuditQuery]] = [
+    ("no filter, first page", AuditQuery(limit=50)),
+    ("no filter, offset 10000", AuditQuery(limit=50, offset=10_000)),
+    ("host (2 % of rows)", AuditQuery(host="host-7", limit=50)),
+    ("root (2 %)", AuditQuery(root="/srv/uv-envs/7", limit=50)),
+    ("workflow + node (0.01 %)", AuditQuery(workflow_id="wf7", node_id="n1")),
+    ("status FAILED (2 %)", AuditQuery(status=_audit.FAILED, limit=50)),
+    ("host + FAILED (0.04 %)", AuditQuery(host="host-7", status=_audit.FAILED)),
+    ("RUNNING of one host (recover)", AuditQuery(status="RUNNING", host="host-7")),
 ]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from uv_envs import EnvKey, OperationRecord, OperationStatus, StorageError
-from uv_envs._audit.log import MAX_OUTPUT
+from uv_envs._audit.log import MAX_OUTPUT, AuditOutcome, AuditQuery
 from uv_envs._audit.sqlite import SqliteAuditLog
 
 from .conftest import AUDIT_SCHEMA_BEFORE_HOSTS
@@ -27,7 +27,7 @@ def audit(tmp_path: Path) -> SqliteAuditLog:
 
 
 def only(audit: SqliteAuditLog) -> OperationRecord:
-    page = audit.query()
+    page = audit.query(AuditQuery())
     assert page.total == 1
     return page.items[0]
 
@@ -57,12 +57,14 @@ def test_finish_completes_the_record(audit: SqliteAuditLog) -> None:
     time.sleep(0.02)
     audit.finish(
         record_id,
-        OperationStatus.FAILED,
-        stdout="out",
-        stderr="x No solution found",
-        exit_code=1,
-        error="ResolutionFailed: ...",
-        metadata={"generation": 2},
+        AuditOutcome(
+            OperationStatus.FAILED,
+            stdout="out",
+            stderr="x No solution found",
+            exit_code=1,
+            error="ResolutionFailed: ...",
+            metadata={"generation": 2},
+        ),
     )
 
     record = only(audit)
@@ -83,7 +85,7 @@ def test_finish_completes_the_record(audit: SqliteAuditLog) -> None:
 
 def test_finish_of_an_unknown_record_is_ignored(audit: SqliteAuditLog) -> None:
     audit.start(KEY, "create")
-    audit.finish(12345, OperationStatus.SUCCESS)
+    audit.finish(12345, AuditOutcome(OperationStatus.SUCCESS))
     assert only(audit).status == "RUNNING"
 
 
@@ -104,7 +106,8 @@ def fill(audit: SqliteAuditLog) -> list[int]:
     for number, key in enumerate(keys):
         record_id = audit.start(key, "sync")
         audit.finish(
-            record_id, OperationStatus.FAILED if number % 3 == 0 else OperationStatus.SUCCESS
+            record_id,
+            AuditOutcome(OperationStatus.FAILED if number % 3 == 0 else OperationStatus.SUCCESS),
         )
         ids.append(record_id)
     return ids
@@ -116,7 +119,9 @@ def test_query_filters(audit: SqliteAuditLog) -> None:
     def found(
         *, workflow_id: str | None = None, node_id: str | None = None, status: str | None = None
     ) -> list[int]:
-        page = audit.query(limit=100, workflow_id=workflow_id, node_id=node_id, status=status)
+        page = audit.query(
+            AuditQuery(limit=100, workflow_id=workflow_id, node_id=node_id, status=status)
+        )
         assert page.total == len(page.items)
         return [r.id for r in page.items]
 
@@ -132,32 +137,32 @@ def test_query_filters(audit: SqliteAuditLog) -> None:
 
 def test_query_pages_newest_first(audit: SqliteAuditLog) -> None:
     ids = fill(audit)
-    pages = [audit.query(limit=4, offset=offset) for offset in (0, 4, 8, 12)]
+    pages = [audit.query(AuditQuery(limit=4, offset=offset)) for offset in (0, 4, 8, 12)]
 
     assert [p.total for p in pages] == [10, 10, 10, 10]
     assert [(p.limit, p.offset) for p in pages] == [(4, 0), (4, 4), (4, 8), (4, 12)]
     assert [len(p.items) for p in pages] == [4, 4, 2, 0]
     assert [r.id for p in pages for r in p.items] == ids[::-1]
-    filtered = audit.query(workflow_id="wf1", limit=2, offset=1)
+    filtered = audit.query(AuditQuery(workflow_id="wf1", limit=2, offset=1))
     assert filtered.total == 7
     assert [r.id for r in filtered.items] == [ids[5], ids[4]]
 
 
 def test_query_clamps_bad_paging(audit: SqliteAuditLog) -> None:
     fill(audit)
-    negative = audit.query(limit=-5, offset=-3)
+    negative = audit.query(AuditQuery(limit=-5, offset=-3))
     assert (negative.limit, negative.offset, negative.items) == (0, 0, ())
     assert negative.total == 10
-    huge = audit.query(limit=10**9)
+    huge = audit.query(AuditQuery(limit=10**9))
     assert huge.limit <= 1000
     assert len(huge.items) == 10
 
 
 def test_query_values_are_parameters_not_sql(audit: SqliteAuditLog) -> None:
     fill(audit)
-    assert audit.query(workflow_id="wf1' OR '1'='1").total == 0
-    assert audit.query(status="x'; DROP TABLE operations; --").total == 0
-    assert audit.query().total == 10
+    assert audit.query(AuditQuery(workflow_id="wf1' OR '1'='1")).total == 0
+    assert audit.query(AuditQuery(status="x'; DROP TABLE operations; --")).total == 0
+    assert audit.query(AuditQuery()).total == 10
 
 
 def test_delete_by_workflow(audit: SqliteAuditLog) -> None:
@@ -165,8 +170,8 @@ def test_delete_by_workflow(audit: SqliteAuditLog) -> None:
     deleted = audit.delete("wf1")
     assert (deleted.workflow_id, deleted.node_id, deleted.deleted_count) == ("wf1", "", 7)
     assert deleted.deleted_node_ids == ("n1", "n2")
-    assert audit.query(workflow_id="wf1").total == 0
-    assert audit.query().total == 3
+    assert audit.query(AuditQuery(workflow_id="wf1")).total == 0
+    assert audit.query(AuditQuery()).total == 3
     again = audit.delete("wf1")
     assert (again.deleted_count, again.deleted_node_ids) == (0, ())
 
@@ -176,8 +181,8 @@ def test_delete_by_node(audit: SqliteAuditLog) -> None:
     deleted = audit.delete("wf1", "n1")
     assert (deleted.workflow_id, deleted.node_id, deleted.deleted_count) == ("wf1", "n1", 4)
     assert deleted.deleted_node_ids == ("n1",)
-    assert audit.query(workflow_id="wf1").total == 3
-    assert audit.query(node_id="n1").total == 3  # wf2's n1 stays
+    assert audit.query(AuditQuery(workflow_id="wf1")).total == 3
+    assert audit.query(AuditQuery(node_id="n1")).total == 3  # wf2's n1 stays
 
 
 def test_huge_output_is_clipped_to_its_tail(audit: SqliteAuditLog) -> None:
@@ -185,7 +190,7 @@ def test_huge_output_is_clipped_to_its_tail(audit: SqliteAuditLog) -> None:
     stderr = "e" * (MAX_OUTPUT * 3) + "THE END"
     assert len(stdout) > MAX_OUTPUT
     record_id = audit.start(KEY, "sync")
-    audit.finish(record_id, OperationStatus.SUCCESS, stdout=stdout, stderr=stderr)
+    audit.finish(record_id, AuditOutcome(OperationStatus.SUCCESS, stdout=stdout, stderr=stderr))
 
     record = only(audit)
     assert len(record.stdout) == MAX_OUTPUT
@@ -197,7 +202,7 @@ def test_huge_output_is_clipped_to_its_tail(audit: SqliteAuditLog) -> None:
 def test_output_below_the_limit_is_kept_whole(audit: SqliteAuditLog) -> None:
     text = "x" * MAX_OUTPUT
     record_id = audit.start(KEY, "sync")
-    audit.finish(record_id, OperationStatus.SUCCESS, stdout=text, stderr="é" * 10)
+    audit.finish(record_id, AuditOutcome(OperationStatus.SUCCESS, stdout=text, stderr="é" * 10))
     record = only(audit)
     assert record.stdout == text
     assert record.stderr == "é" * 10
@@ -218,7 +223,7 @@ def test_threads_share_one_log(audit: SqliteAuditLog) -> None:
         try:
             for _ in range(10):
                 record_id = audit.start(EnvKey("wf", f"t{number}"), "sync")
-                audit.finish(record_id, OperationStatus.SUCCESS)
+                audit.finish(record_id, AuditOutcome(OperationStatus.SUCCESS))
         except BaseException as exc:
             errors.append(exc)
 
@@ -228,7 +233,7 @@ def test_threads_share_one_log(audit: SqliteAuditLog) -> None:
     for thread in threads:
         thread.join(60)
     assert errors == []
-    assert audit.query(status="SUCCESS").total == 40
+    assert audit.query(AuditQuery(status="SUCCESS")).total == 40
 
 
 def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
@@ -250,7 +255,10 @@ def write_records(path: str, worker: int, count: int) -> None:
     audit = SqliteAuditLog(Path(path))
     for number in range(count):
         record_id = audit.start(EnvKey("wf", f"w{worker}", str(number)), "sync", {"n": number})
-        audit.finish(record_id, OperationStatus.SUCCESS, stdout=f"{worker}:{number}", exit_code=0)
+        audit.finish(
+            record_id,
+            AuditOutcome(OperationStatus.SUCCESS, stdout=f"{worker}:{number}", exit_code=0),
+        )
 
 
 def test_concurrent_writers_in_four_processes(audit: SqliteAuditLog) -> None:
@@ -269,15 +277,15 @@ def test_concurrent_writers_in_four_processes(audit: SqliteAuditLog) -> None:
         process.close()
     assert exit_codes == [0, 0, 0, 0]
 
-    finished = audit.query(status="SUCCESS", limit=1000)
+    finished = audit.query(AuditQuery(status="SUCCESS", limit=1000))
     assert finished.total == 100
     assert {r.stdout for r in finished.items} == {f"{w}:{n}" for w in range(4) for n in range(25)}
     assert len({r.id for r in finished.items}) == 100
     assert {r.metadata["pid"] for r in finished.items} & {os.getpid()} == set()
     assert len({r.metadata["pid"] for r in finished.items}) == 4
-    assert audit.query().total == 101
+    assert audit.query(AuditQuery()).total == 101
     for worker in range(4):
-        assert audit.query(node_id=f"w{worker}").total == 25
+        assert audit.query(AuditQuery(node_id=f"w{worker}")).total == 25
 
 
 def test_a_file_from_before_host_and_root_gains_them(tmp_path: Path) -> None:
@@ -291,15 +299,15 @@ def test_a_file_from_before_host_and_root_gains_them(tmp_path: Path) -> None:
         old.commit()
     audit = SqliteAuditLog(path, host="here", root="/root")
     new_id = audit.start(KEY, "sync")
-    page = audit.query()
+    page = audit.query(AuditQuery())
     assert [(r.id, r.host, r.root) for r in page.items] == [(new_id, "here", "/root"), (1, "", "")]
-    assert audit.query(host="here").total == 1
+    assert audit.query(AuditQuery(host="here")).total == 1
     audit.close()
     with contextlib.closing(sqlite3.connect(path)) as migrated:
         assert migrated.execute("PRAGMA user_version").fetchone()[0] == 1
     # Opening it again (as every new thread does) finds nothing left to migrate.
     again = SqliteAuditLog(path)
-    assert again.query().total == 2
+    assert again.query(AuditQuery()).total == 2
     again.close()
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from uv_envs import AuditLog, EnvKey, OperationRecord
 from uv_envs._audit import log as _audit
-from uv_envs._audit.log import MAX_OUTPUT
+from uv_envs._audit.log import MAX_OUTPUT, AuditOutcome, AuditQuery
 from uv_envs._audit.postgres import PostgresAuditLog
 from uv_envs._audit.sqlite import SqliteAuditLog
 from uv_envs.testing import InMemoryAuditLog
@@ -92,13 +92,13 @@ def audit(store: Store) -> AuditLog:
 
 
 def only(audit: AuditLog) -> OperationRecord:
-    page = audit.query()
+    page = audit.query(AuditQuery())
     assert page.total == 1
     return page.items[0]
 
 
 def ids_of(audit: AuditLog, **filters: str) -> list[int]:
-    page = audit.query(limit=1000, **filters)  # type: ignore[arg-type]
+    page = audit.query(AuditQuery(limit=1000, **filters))  # type: ignore[arg-type]
     assert page.total == len(page.items)
     return [record.id for record in page.items]
 
@@ -131,12 +131,14 @@ def test_finish_completes_the_record_and_merges_metadata(audit: AuditLog) -> Non
     time.sleep(0.01)
     audit.finish(
         record_id,
-        _audit.FAILED,
-        stdout="out",
-        stderr="x No solution found",
-        exit_code=1,
-        error="ResolutionFailed: ...",
-        metadata={"generation": 2},
+        AuditOutcome(
+            _audit.FAILED,
+            stdout="out",
+            stderr="x No solution found",
+            exit_code=1,
+            error="ResolutionFailed: ...",
+            metadata={"generation": 2},
+        ),
     )
 
     record = only(audit)
@@ -157,8 +159,19 @@ def test_finish_completes_the_record_and_merges_metadata(audit: AuditLog) -> Non
 
 def test_finish_of_an_unknown_record_changes_nothing(audit: AuditLog) -> None:
     audit.start(KEY, "create")
-    audit.finish(12345678, _audit.SUCCESS)
+    audit.finish(12345678, AuditOutcome(_audit.SUCCESS))
     assert only(audit).status == _audit.RUNNING
+
+
+def test_finish_records_when_the_outcome_was_made(audit: AuditLog) -> None:
+    # Not when the store wrote it: a PostgreSQL outcome may be written after an outage.
+    record_id = audit.start(KEY, "sync")
+    started = only(audit).started_at
+    audit.finish(record_id, AuditOutcome(_audit.SUCCESS, finished_at=started + 2.5))
+    record = only(audit)
+    assert record.finished_at == pytest.approx(started + 2.5)
+    assert record.duration_ms is not None
+    assert abs(record.duration_ms - 2500) <= 1  # float rounding of the subtraction
 
 
 def test_an_empty_version_id_stays_empty(audit: AuditLog) -> None:
@@ -175,7 +188,9 @@ def test_unicode_everywhere_and_a_megabyte_of_stderr(audit: AuditLog) -> None:
     text = "naïve café ✓ 日本語 🐍 \u200b"
     stderr = ("é" * 1023 + "\n") * 1024  # 1 MiB of characters, 2 MiB of UTF-8
     record_id = audit.start(KEY, "sync", {"note": text, text: [text]})
-    audit.finish(record_id, _audit.FAILED, stdout=text, stderr=stderr + "tail 🐍", error=text)
+    audit.finish(
+        record_id, AuditOutcome(_audit.FAILED, stdout=text, stderr=stderr + "tail 🐍", error=text)
+    )
 
     record = only(audit)
     assert record.stdout == text
@@ -202,7 +217,7 @@ def fill(store: Store) -> list[int]:
     ids = []
     for number, (log, key) in enumerate(plan):
         record_id = log.start(key, "sync")
-        log.finish(record_id, _audit.FAILED if number % 3 == 0 else _audit.SUCCESS)
+        log.finish(record_id, AuditOutcome(_audit.FAILED if number % 3 == 0 else _audit.SUCCESS))
         ids.append(record_id)
     return ids
 
@@ -231,7 +246,7 @@ def test_records_come_newest_first_and_ids_grow(store: Store) -> None:
     ids = fill(store)
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
-    started = [r.started_at for r in store.open().query(limit=100).items]
+    started = [r.started_at for r in store.open().query(AuditQuery(limit=100)).items]
     assert started == sorted(started, reverse=True)
 
 
@@ -240,22 +255,22 @@ def test_paging(store: Store) -> None:
     audit = store.open()
     newest_first = ids[::-1]
 
-    first = audit.query(limit=4)
+    first = audit.query(AuditQuery(limit=4))
     assert (first.total, first.limit, first.offset) == (10, 4, 0)
     assert [r.id for r in first.items] == newest_first[:4]
-    second = audit.query(limit=4, offset=4)
+    second = audit.query(AuditQuery(limit=4, offset=4))
     assert [r.id for r in second.items] == newest_first[4:8]
-    last = audit.query(limit=4, offset=8)
+    last = audit.query(AuditQuery(limit=4, offset=8))
     assert [r.id for r in last.items] == newest_first[8:]
-    beyond = audit.query(limit=4, offset=50)
+    beyond = audit.query(AuditQuery(limit=4, offset=50))
     assert (beyond.total, beyond.items) == (10, ())
-    filtered = audit.query(host="host-a", limit=2, offset=2)
+    filtered = audit.query(AuditQuery(host="host-a", limit=2, offset=2))
     assert filtered.total == 7
     assert [r.id for r in filtered.items] == ids[:7][::-1][2:4]
     # Out-of-range paging is clamped, never an error.
-    clamped = audit.query(limit=10_000, offset=-3)
+    clamped = audit.query(AuditQuery(limit=10_000, offset=-3))
     assert (clamped.limit, clamped.offset, len(clamped.items)) == (1000, 0, 10)
-    assert audit.query(limit=-1).items == ()
+    assert audit.query(AuditQuery(limit=-1)).items == ()
 
 
 # --- delete ------------------------------------------------------------------------------
@@ -284,14 +299,14 @@ def test_delete_removes_every_host_s_records_of_the_workflow(store: Store) -> No
     b.start(KEY, "create")
     b.start(EnvKey("other", "node"), "create")
     assert a.delete("wf").deleted_count == 2
-    assert [r.workflow_id for r in a.query().items] == ["other"]
+    assert [r.workflow_id for r in a.query(AuditQuery()).items] == ["other"]
 
 
 def test_close_then_use_again(audit: AuditLog) -> None:
     audit.start(KEY, "create")
     audit.close()
     audit.start(KEY, "sync")
-    assert audit.query().total == 2
+    assert audit.query(AuditQuery()).total == 2
 
 
 # --- concurrency ---------------------------------------------------------------------------
@@ -303,20 +318,22 @@ def write_records(spec: StoreSpec, worker: int, count: int) -> None:
     try:
         for number in range(count):
             record_id = log.start(EnvKey("wf", f"w{worker}", str(number)), "sync", {"n": number})
-            log.finish(record_id, _audit.SUCCESS, stdout=f"{worker}:{number}", exit_code=0)
+            log.finish(
+                record_id, AuditOutcome(_audit.SUCCESS, stdout=f"{worker}:{number}", exit_code=0)
+            )
     finally:
         log.close()
 
 
 def check_every_record_once(audit: AuditLog, workers: int, count: int) -> None:
-    page = audit.query(status=_audit.SUCCESS, limit=1000)
+    page = audit.query(AuditQuery(status=_audit.SUCCESS, limit=1000))
     assert page.total == workers * count
     written = [r.stdout for r in page.items]
     assert sorted(written) == sorted(f"{w}:{n}" for w in range(workers) for n in range(count))
     assert len({r.id for r in page.items}) == workers * count
-    assert audit.query(status=_audit.RUNNING).total == 1  # the parent's own
+    assert audit.query(AuditQuery(status=_audit.RUNNING)).total == 1  # the parent's own
     for worker in range(workers):
-        mine = audit.query(node_id=f"w{worker}", limit=1000)
+        mine = audit.query(AuditQuery(node_id=f"w{worker}", limit=1000))
         assert mine.total == count
         assert {(r.host, r.root) for r in mine.items} == {
             (f"host-{worker % 2}", f"/roots/{worker}")
@@ -341,7 +358,9 @@ def test_concurrent_writers_in_four_processes(store: Store) -> None:
         process.close()
     assert exit_codes == [0, 0, 0, 0]
     check_every_record_once(audit, 4, 25)
-    pids = {r.metadata["pid"] for r in audit.query(status=_audit.SUCCESS, limit=1000).items}
+    pids = {
+        r.metadata["pid"] for r in audit.query(AuditQuery(status=_audit.SUCCESS, limit=1000)).items
+    }
     assert len(pids) == 4
     assert os.getpid() not in pids
 
@@ -358,7 +377,7 @@ def test_concurrent_writers_in_sixteen_threads_sharing_one_log(store: Store) -> 
             barrier.wait()
             for number in range(10):
                 record_id = shared.start(EnvKey("wf", f"w{worker}", str(number)), "sync")
-                shared.finish(record_id, _audit.SUCCESS, stdout=f"{worker}:{number}")
+                shared.finish(record_id, AuditOutcome(_audit.SUCCESS, stdout=f"{worker}:{number}"))
         except BaseException as exc:
             errors.append(exc)
 
@@ -368,10 +387,10 @@ def test_concurrent_writers_in_sixteen_threads_sharing_one_log(store: Store) -> 
     for thread in threads:
         thread.join(180)
     assert errors == []
-    page = audit.query(status=_audit.SUCCESS, limit=1000)
+    page = audit.query(AuditQuery(status=_audit.SUCCESS, limit=1000))
     assert page.total == 160
     assert sorted(r.stdout for r in page.items) == sorted(
         f"{w}:{n}" for w in range(16) for n in range(10)
     )
     assert len({r.id for r in page.items}) == 160
-    assert audit.query(host="host-shared").total == 160
+    assert audit.query(AuditQuery(host="host-shared")).total == 160

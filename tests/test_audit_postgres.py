@@ -37,6 +37,7 @@ from uv_envs import (
 )
 from uv_envs._audit import log as _audit
 from uv_envs._audit import postgres_schema as pg
+from uv_envs._audit.log import AuditQuery
 from uv_envs._audit.postgres import PostgresAuditLog
 from uv_envs._cli.main import main as cli_main
 from uv_envs._uv.executor import find_uv_binary
@@ -110,7 +111,7 @@ def test_an_older_schema_is_migrated_and_keeps_its_records(pg_url: str) -> None:
     log = PostgresAuditLog(pg_url, host="h", root="/r", timeout=10)
     try:
         new_id = log.start(KEY, "sync")
-        page = log.query()
+        page = log.query(AuditQuery())
     finally:
         log.close()
     assert versions(pg_url) == list(range(1, pg.SCHEMA_VERSION + 1))
@@ -176,7 +177,7 @@ def test_an_unreachable_database_is_a_typed_error_without_the_password(
         with pytest.raises(AuditUnavailable) as caught:
             log.start(KEY, "create")
         with pytest.raises(AuditUnavailable):
-            log.query()
+            log.query(AuditQuery())
     finally:
         log.close()
     message = str(caught.value)
@@ -230,7 +231,7 @@ def test_the_password_can_come_from_a_file_or_pgpassword(
     monkeypatch.setenv("PGPASSWORD", password)
     by_env = open_audit_log(attrs.evolve(settings, audit_password_file=None), settings.root)
     try:
-        assert by_env.query().total == 1
+        assert by_env.query(AuditQuery()).total == 1
     finally:
         by_env.close()
 
@@ -466,7 +467,7 @@ def test_audit_copy_moves_a_root_into_postgres_and_can_be_rerun(
 
     log = PostgresAuditLog(pg_url, timeout=10)
     try:
-        page = log.query()
+        page = log.query(AuditQuery())
     finally:
         log.close()
     assert [(r.node_id, r.operation) for r in page.items] == [

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from uv_envs._audit.log import AuditLog
+from uv_envs._audit.log import AuditLog, AuditQuery
 from uv_envs._core.access import READY
 from uv_envs._core.repair import RepairReport
 from uv_envs._core.requests import parse_requested, provision_request
@@ -313,10 +313,16 @@ class EnvManager:
         ``host`` and ``root`` select the records of one host or root when
         several share an audit database (``Settings.audit_url``).
         """
-        wanted = {"workflow_id": workflow_id, "node_id": node_id, "status": status}
-        wanted |= {"host": host, "root": root}
-        filters = {name: value or None for name, value in wanted.items()}
-        return self._core.services.audit.query(**filters, limit=limit, offset=offset)
+        query = AuditQuery(
+            workflow_id=workflow_id,
+            node_id=node_id,
+            status=status,
+            host=host,
+            root=root,
+            limit=limit,
+            offset=offset,
+        )
+        return self._core.services.audit.query(query)
 
     def delete_operations(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
         """Remove the audit records of a workflow, or of one node of it."""

@@ -18,13 +18,15 @@ import grpc
 import pytest
 
 import uv_envs
-from uv_envs import EnvKey, EnvStatus, OperationStatus
+from uv_envs import EnvKey, EnvStatus
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor, InMemoryAuditLog
 from uv_envs_server import EnvManagerClient, HttpEnvClient
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
 
 if TYPE_CHECKING:
+    from uv_envs._audit.log import AuditOutcome
+
     from .conftest import HttpServe, OpenClient, Serve
 
 KEY = EnvKey("wf", "node", "v1")
@@ -47,11 +49,11 @@ class FinishFails:
     def start(self, key: EnvKey, operation: str, metadata: Mapping[str, Any] | None = None) -> int:
         return self.inner.start(key, operation, metadata)
 
-    def finish(self, record_id: int, status: OperationStatus, **_: Any) -> None:  # noqa: ANN401 - the port's keywords
+    def finish(self, record_id: int, outcome: AuditOutcome) -> None:
         raise uv_envs.AuditUnavailable(
             f"audit database postgresql://u@{DATABASE}:5432/audit unreachable; the operation "
-            f"itself finished {status}, and record {record_id} will be completed later",
-            finished=str(status),
+            f"itself finished {outcome.status}, and record {record_id} will be completed later",
+            finished=str(outcome.status),
         )
 
     def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - the rest of the port, unchanged

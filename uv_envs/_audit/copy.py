@@ -6,10 +6,8 @@ import json
 
 import attrs
 
-from .log import AuditLog
+from .log import MAX_PAGE, AuditLog, AuditQuery
 from .postgres import PostgresAuditLog
-
-_BATCH = 1000  # the largest page a store returns
 
 
 @attrs.frozen
@@ -33,12 +31,12 @@ def copy_audit(source: AuditLog, target: PostgresAuditLog, *, host: str, root: s
     copy again adds only what is new. Stop the writers of ``source`` first:
     records written during the copy may be missed (run it again after).
     """
-    total = source.query(limit=0).total
+    total = source.query(AuditQuery(limit=0)).total
     read = copied = 0
     high = total
     while high > 0:
-        low = max(0, high - _BATCH)
-        page = source.query(limit=high - low, offset=low)
+        low = max(0, high - MAX_PAGE)
+        page = source.query(AuditQuery(limit=high - low, offset=low))
         rows = []
         for record in reversed(page.items):
             record_host, record_root = record.host or host, record.root or root

@@ -5,13 +5,20 @@ outcome, so an operation interrupted by a crash stays visible (recovery marks
 it FAILED). Every record carries the host and root it came from, so one shared
 store (:mod:`.postgres`) can hold many; :func:`~uv_envs.open_audit_log` picks
 the store from the settings (:mod:`.sqlite` by default).
+
+A store is given an :class:`AuditOutcome` to finish a record with and an
+:class:`AuditQuery` to read records by; the records bound what they carry
+(clipped output, page size), so every store keeps and pages alike.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
+
+import attrs
 
 from uv_envs._models import (
     DeletedOperations,
@@ -25,7 +32,10 @@ RUNNING = OperationStatus.RUNNING
 SUCCESS = OperationStatus.SUCCESS
 FAILED = OperationStatus.FAILED
 
+#: The characters of a command's stdout and of its stderr a record keeps (the last ones).
 MAX_OUTPUT = 64 * 1024
+#: The most records one page holds.
+MAX_PAGE = 1000
 
 #: The columns every store returns, in the order :func:`record_from_row` reads them.
 COLUMNS = (
@@ -41,32 +51,12 @@ class AuditLog(Protocol):
         """Record that an operation began; return the record id."""
         ...
 
-    def finish(
-        self,
-        record_id: int,
-        status: OperationStatus,
-        *,
-        stdout: str = "",
-        stderr: str = "",
-        exit_code: int | None = None,
-        error: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Complete a record with the outcome."""
+    def finish(self, record_id: int, outcome: AuditOutcome) -> None:
+        """Complete a record with the outcome (an unknown ``record_id`` changes nothing)."""
         ...
 
-    def query(
-        self,
-        *,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-        host: str | None = None,
-        root: str | None = None,
-    ) -> OperationPage:
-        """Records newest first, filtered and paged (at most 1000 a page)."""
+    def query(self, query: AuditQuery) -> OperationPage:
+        """The records ``query`` selects, newest first, on the page it names."""
         ...
 
     def delete(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
@@ -83,14 +73,91 @@ def clip(text: str) -> str:
     return text if len(text) <= MAX_OUTPUT else text[-MAX_OUTPUT:]
 
 
-def page_bounds(limit: int, offset: int) -> tuple[int, int]:
-    """``limit`` in ``0..1000`` and ``offset >= 0``, as every store pages."""
-    return max(0, min(limit, 1000)), max(0, offset)
+def _copied(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    # A copy: the caller's dict may change after the outcome is made (and a
+    # PostgreSQL store may write the outcome only later, after an outage).
+    return dict(metadata or {})
 
 
-def filters(**values: str | None) -> list[tuple[str, str]]:
-    """The ``(column, value)`` pairs of the filters given (empty means no filter)."""
-    return [(column, value) for column, value in values.items() if value]
+@attrs.frozen
+class AuditOutcome:
+    """How an operation ended: what :meth:`AuditLog.finish` writes into its record.
+
+    Every store keeps the same: output is clipped here to its last
+    :data:`MAX_OUTPUT` characters, and ``metadata`` is merged into that of the
+    start, its keys winning. ``finished_at`` is when the outcome was made, so a
+    store that can write it only later still records when the operation ended.
+    """
+
+    status: OperationStatus = attrs.field(
+        converter=OperationStatus, validator=attrs.validators.in_((SUCCESS, FAILED))
+    )
+    stdout: str = attrs.field(default="", converter=clip, kw_only=True)
+    stderr: str = attrs.field(default="", converter=clip, kw_only=True)
+    exit_code: int | None = attrs.field(default=None, kw_only=True)
+    error: str | None = attrs.field(default=None, kw_only=True)
+    metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_copied, kw_only=True)
+    finished_at: float = attrs.field(factory=time.time, kw_only=True)
+
+
+def _any_if_empty(value: str | None) -> str | None:
+    return value or None
+
+
+def _page_size(limit: int) -> int:
+    return max(0, min(limit, MAX_PAGE))
+
+
+def _page_start(offset: int) -> int:
+    return max(0, offset)
+
+
+@attrs.frozen(kw_only=True)
+class AuditQuery:
+    """Which records :meth:`AuditLog.query` returns: filters, and one page of the matches.
+
+    A filter left ``None`` (or empty) matches every record; the rest must all
+    match. An unknown ``status`` matches nothing. The page is bounded here, so
+    every store pages alike: ``limit`` in ``0..MAX_PAGE``, ``offset >= 0``.
+    """
+
+    workflow_id: str | None = attrs.field(default=None, converter=_any_if_empty)
+    node_id: str | None = attrs.field(default=None, converter=_any_if_empty)
+    status: str | None = attrs.field(default=None, converter=_any_if_empty)
+    host: str | None = attrs.field(default=None, converter=_any_if_empty)
+    root: str | None = attrs.field(default=None, converter=_any_if_empty)
+    limit: int = attrs.field(default=50, converter=_page_size)
+    offset: int = attrs.field(default=0, converter=_page_start)
+
+    @property
+    def filters(self) -> tuple[tuple[str, str], ...]:
+        """The ``(column, value)`` pairs of the filters given, in a fixed order."""
+        given = {
+            "workflow_id": self.workflow_id,
+            "node_id": self.node_id,
+            "status": self.status,
+            "host": self.host,
+            "root": self.root,
+        }
+        return tuple((column, value) for column, value in given.items() if value is not None)
+
+    def matches(self, record: OperationRecord) -> bool:
+        """Whether ``record`` passes every filter (for stores that filter in Python)."""
+        return all(getattr(record, column) == value for column, value in self.filters)
+
+    def page(self, total: int, items: Iterable[OperationRecord]) -> OperationPage:
+        """The answer to this query: ``total`` matches, ``items`` the page of them."""
+        return OperationPage(total=total, limit=self.limit, offset=self.offset, items=tuple(items))
+
+
+def sql_filter(query: AuditQuery, placeholder: str) -> tuple[str, tuple[str, ...]]:
+    """The ``WHERE`` clause (empty for no filter) and its parameters, for a SQL store.
+
+    ``placeholder`` is the driver's parameter marker (``?``, ``%s``).
+    """
+    given = query.filters
+    where = " AND ".join(f"{column} = {placeholder}" for column, _ in given)
+    return (f" WHERE {where}" if where else ""), tuple(value for _, value in given)
 
 
 def record_from_row(row: Sequence[Any]) -> OperationRecord:

@@ -30,10 +30,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from uv_envs._errors import AuditUnavailable, InvalidInput, StorageError
-from uv_envs._models import DeletedOperations, EnvKey, OperationPage, OperationStatus
+from uv_envs._models import DeletedOperations, EnvKey, OperationPage
 from uv_envs._urls import redact, scrub
 
 from . import log as _audit
+from .log import AuditOutcome, AuditQuery
 from .postgres_schema import TABLE, migrate
 
 if TYPE_CHECKING:
@@ -108,7 +109,8 @@ class PostgresAuditLog:
         self._pool_pid = 0
         self._closer: weakref.finalize[Any, Any] | None = None
         self._schema_ready = False
-        self._pending: dict[int, tuple[Any, ...]] = {}
+        # Outcomes whose finish met an outage: written by the next call that gets through.
+        self._pending: dict[int, AuditOutcome] = {}
 
     def __repr__(self) -> str:
         return f"PostgresAuditLog({self.url!r}, host={self.host!r}, root={self.root!r})"
@@ -243,26 +245,7 @@ class PostgresAuditLog:
 
         return self._run(f"starting the record of {operation} {key}", insert)
 
-    def finish(
-        self,
-        record_id: int,
-        status: OperationStatus,
-        *,
-        stdout: str = "",
-        stderr: str = "",
-        exit_code: int | None = None,
-        error: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        outcome = (
-            str(status),
-            time.time(),
-            _text(_audit.clip(stdout)),
-            _text(_audit.clip(stderr)),
-            exit_code,
-            None if error is None else _text(error),
-            _json(metadata or {}),
-        )
+    def finish(self, record_id: int, outcome: AuditOutcome) -> None:
         try:
             self._run(
                 f"completing record {record_id}",
@@ -272,9 +255,9 @@ class PostgresAuditLog:
             with self._lock:
                 self._pending[record_id] = outcome
             raise AuditUnavailable(
-                f"{exc}; the operation itself finished {status}, and record {record_id} will "
-                "be completed when the database is back",
-                finished=str(status),
+                f"{exc}; the operation itself finished {outcome.status}, and record {record_id} "
+                "will be completed when the database is back",
+                finished=str(outcome.status),
             ) from None
 
     def _flush_pending(self, connection: psycopg.Connection[Any]) -> None:
@@ -285,24 +268,8 @@ class PostgresAuditLog:
             with self._lock:
                 self._pending.pop(record_id, None)
 
-    def query(
-        self,
-        *,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-        host: str | None = None,
-        root: str | None = None,
-    ) -> OperationPage:
-        limit, offset = _audit.page_bounds(limit, offset)
-        given = _audit.filters(
-            workflow_id=workflow_id, node_id=node_id, status=status, host=host, root=root
-        )
-        where = " AND ".join(f"{column} = %s" for column, _ in given)
-        where = f" WHERE {where}" if where else ""
-        parameters = tuple(value for _, value in given)
+    def query(self, query: AuditQuery) -> OperationPage:
+        where, parameters = _audit.sql_filter(query, "%s")
 
         def read(connection: psycopg.Connection[Any]) -> OperationPage:
             with connection.transaction():  # the count and the page from one snapshot
@@ -313,11 +280,10 @@ class PostgresAuditLog:
                 ).fetchone()
                 rows = connection.execute(
                     f"{_SELECT}{where} ORDER BY id DESC LIMIT %s OFFSET %s",
-                    (*parameters, limit, offset),
+                    (*parameters, query.limit, query.offset),
                 ).fetchall()
             total = int(counted[0]) if counted else 0
-            items = tuple(_audit.record_from_row(row) for row in rows)
-            return OperationPage(total=total, limit=limit, offset=offset, items=items)
+            return query.page(total, (_audit.record_from_row(row) for row in rows))
 
         return self._run("reading records", read)
 
@@ -374,13 +340,23 @@ def _clean_copied(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(_text(value) if isinstance(value, str) else value for value in row)
 
 
-def _update(connection: psycopg.Connection[Any], record_id: int, outcome: tuple[Any, ...]) -> None:
-    status, now, stdout, stderr, exit_code, error, metadata = outcome
+def _update(connection: psycopg.Connection[Any], record_id: int, outcome: AuditOutcome) -> None:
+    error = None if outcome.error is None else _text(outcome.error)
     connection.execute(
         f"UPDATE {TABLE} SET status = %s, finished_at = %s,"  # noqa: S608
         " duration_ms = floor((%s - started_at) * 1000)::integer, stdout = %s, stderr = %s,"
         " exit_code = %s, error = %s, metadata = metadata || %s::jsonb WHERE id = %s",
-        (status, now, now, stdout, stderr, exit_code, error, metadata, record_id),
+        (
+            str(outcome.status),
+            outcome.finished_at,
+            outcome.finished_at,
+            _text(outcome.stdout),
+            _text(outcome.stderr),
+            outcome.exit_code,
+            error,
+            _json(outcome.metadata),
+            record_id,
+        ),
     )
 
 

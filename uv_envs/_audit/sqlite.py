@@ -19,14 +19,9 @@ from typing import Any
 import attrs
 
 from uv_envs._errors import StorageError
-from uv_envs._models import (
-    DeletedOperations,
-    EnvKey,
-    OperationPage,
-    OperationStatus,
-)
+from uv_envs._models import DeletedOperations, EnvKey, OperationPage
 
-from .log import COLUMNS, RUNNING, clip, filters, page_bounds, record_from_row
+from .log import COLUMNS, RUNNING, AuditOutcome, AuditQuery, record_from_row, sql_filter
 
 # Seconds a connection waits for a locked database, and for setting up the file.
 _OPEN_TIMEOUT = 60.0
@@ -156,18 +151,7 @@ class SqliteAuditLog:
         assert cursor.lastrowid is not None  # noqa: S101 - sqlite sets it after INSERT
         return cursor.lastrowid
 
-    def finish(
-        self,
-        record_id: int,
-        status: OperationStatus,
-        *,
-        stdout: str = "",
-        stderr: str = "",
-        exit_code: int | None = None,
-        error: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        now = time.time()
+    def finish(self, record_id: int, outcome: AuditOutcome) -> None:
         row = self._execute(
             "SELECT started_at, metadata FROM operations WHERE id = ?", (record_id,)
         )
@@ -175,49 +159,32 @@ class SqliteAuditLog:
         if found is None:
             return
         merged = json.loads(found[1] or "{}")
-        merged.update(metadata or {})
+        merged.update(outcome.metadata)
         self._execute(
             "UPDATE operations SET status = ?, finished_at = ?, duration_ms = ?, stdout = ?,"
             " stderr = ?, exit_code = ?, error = ?, metadata = ? WHERE id = ?",
             (
-                status,
-                now,
-                int((now - found[0]) * 1000),
-                clip(stdout),
-                clip(stderr),
-                exit_code,
-                error,
+                outcome.status,
+                outcome.finished_at,
+                int((outcome.finished_at - found[0]) * 1000),
+                outcome.stdout,
+                outcome.stderr,
+                outcome.exit_code,
+                outcome.error,
                 json.dumps(merged, default=str),
                 record_id,
             ),
         )
 
-    def query(
-        self,
-        *,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-        host: str | None = None,
-        root: str | None = None,
-    ) -> OperationPage:
-        limit, offset = page_bounds(limit, offset)
-        given = filters(
-            workflow_id=workflow_id, node_id=node_id, status=status, host=host, root=root
-        )
-        where = " AND ".join(f"{column} = ?" for column, _ in given)
-        where = f" WHERE {where}" if where else ""
-        parameters = tuple(value for _, value in given)
+    def query(self, query: AuditQuery) -> OperationPage:
+        where, parameters = sql_filter(query, "?")
         total = self._execute(f"SELECT COUNT(*) FROM operations{where}", parameters)  # noqa: S608 - columns are fixed names
         count = int(total.fetchone()[0])
         rows = self._execute(
             f"SELECT {COLUMNS} FROM operations{where} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
-            (*parameters, limit, offset),
+            (*parameters, query.limit, query.offset),
         ).fetchall()
-        items = tuple(record_from_row(row) for row in rows)
-        return OperationPage(total=count, limit=limit, offset=offset, items=items)
+        return query.page(count, (record_from_row(row) for row in rows))
 
     def delete(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
         parameters: tuple[str, ...]

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from uv_envs import _events as events
+from uv_envs._audit.log import AuditOutcome
 from uv_envs._errors import UvError
 from uv_envs._models import Environment, EnvKey, OperationResult, OperationStatus
 from uv_envs._uv.commands import UvInvocation
@@ -76,14 +77,14 @@ class Operation:
         )
 
     def _succeeded(self) -> None:
-        self.services.audit.finish(
-            self.record,
+        outcome = AuditOutcome(
             OperationStatus.SUCCESS,
             stdout=self.stdout,
             stderr=self.stderr,
             exit_code=self.results[-1].exit_code if self.results else None,
             metadata=self.notes,
         )
+        self.services.audit.finish(self.record, outcome)
 
     def _failed(self, exc: BaseException) -> None:
         stdout, stderr = self.stdout, self.stderr
@@ -92,16 +93,17 @@ class Operation:
             stdout = stdout or exc.stdout
             stderr = stderr or exc.stderr
             exit_code = exc.exit_code
-        # The operation's own error matters more than a second one from the audit log.
+        # The operation's own error matters more than a second one from the audit log
+        # (or from an exception that cannot even be printed).
         with contextlib.suppress(Exception):
-            self.services.audit.finish(
-                self.record,
+            outcome = AuditOutcome(
                 OperationStatus.FAILED,
                 stdout=stdout,
                 stderr=stderr,
                 exit_code=exit_code,
                 error=f"{type(exc).__name__}: {exc}",
             )
+            self.services.audit.finish(self.record, outcome)
 
 
 @contextlib.contextmanager

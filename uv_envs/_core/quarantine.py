@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
-from uv_envs._audit.log import FAILED, AuditLog
+from uv_envs._audit.log import FAILED, AuditLog, AuditOutcome
 from uv_envs._errors import EnvironmentUnreadable
 from uv_envs._models import Environment, EnvKey, EnvSpec, EnvStatus, StatusReport, VerifyReport
 from uv_envs._root.layout import Layout
@@ -75,7 +75,9 @@ def report(audit: AuditLog, record: UnreadableRecord, operation: str = "recover"
     row = audit.start(record.key, operation, {"quarantined": True, "damage": str(record.damage)})
     audit.finish(
         row,
-        FAILED,
-        error=f"quarantined: {record.reason}",
-        metadata={"quarantined": True, "damage": str(record.damage), "at": time.time()},
+        AuditOutcome(
+            FAILED,
+            error=f"quarantined: {record.reason}",
+            metadata={"quarantined": True, "damage": str(record.damage), "at": time.time()},
+        ),
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 import attrs
 
 from uv_envs import _events as events
+from uv_envs._audit.log import AuditOutcome, AuditQuery
 from uv_envs._errors import EnvironmentUnreadable
 from uv_envs._models import Environment, EnvKey, EnvStatus, OperationStatus
 from uv_envs._root import locks
@@ -63,9 +64,8 @@ class Recovery:
             self._repair_generations(environment, repairs)
         if len(repairs) > found:
             record = services.audit.start(key, "recover")
-            services.audit.finish(
-                record, OperationStatus.SUCCESS, metadata={"repairs": repairs[found:]}
-            )
+            outcome = AuditOutcome(OperationStatus.SUCCESS, metadata={"repairs": repairs[found:]})
+            services.audit.finish(record, outcome)
         return environment
 
     def _roll_back_create(self, key: EnvKey, env_dir: Path) -> None:
@@ -73,9 +73,8 @@ class Recovery:
         stop_processes_in(env_dir)  # a uv the dead creator started
         record = services.audit.start(key, "recover", {"found": "CREATING"})
         services.discard(key)
-        services.audit.finish(
-            record, OperationStatus.SUCCESS, metadata={"action": "rolled back create"}
-        )
+        outcome = AuditOutcome(OperationStatus.SUCCESS, metadata={"action": "rolled back create"})
+        services.audit.finish(record, outcome)
         services.emit(
             events.EnvironmentCreationFailed(
                 key, details={"error": "the creating process died; rolled back"}
@@ -125,7 +124,7 @@ class Recovery:
     def _close_dead_records(self) -> None:
         audit, offset = self.services.audit, 0
         while True:
-            page = audit.query(status=OperationStatus.RUNNING, limit=500, offset=offset)
+            page = audit.query(AuditQuery(status=OperationStatus.RUNNING, limit=500, offset=offset))
             if not page.items:
                 return
             for record in page.items:
@@ -136,9 +135,10 @@ class Recovery:
                     str(self.services.settings.root),
                 )
                 if isinstance(pid, int) and not elsewhere and not _pid_alive(pid):
-                    audit.finish(
-                        record.id, OperationStatus.FAILED, error="interrupted: the process died"
+                    died = AuditOutcome(
+                        OperationStatus.FAILED, error="interrupted: the process died"
                     )
+                    audit.finish(record.id, died)
                 else:
                     offset += 1
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from uv_envs._audit.log import MAX_OUTPUT, filters, page_bounds
+from uv_envs._audit.log import AuditOutcome, AuditQuery
 from uv_envs._events import DomainEvent
 from uv_envs._models import (
     DeletedOperations,
@@ -90,52 +90,28 @@ class InMemoryAuditLog:
             self.records.append(record)
             return record.id
 
-    def finish(
-        self,
-        record_id: int,
-        status: OperationStatus,
-        *,
-        stdout: str = "",
-        stderr: str = "",
-        exit_code: int | None = None,
-        error: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
+    def finish(self, record_id: int, outcome: AuditOutcome) -> None:
         with self._lock:
             index = next((i for i, r in enumerate(self.records) if r.id == record_id), None)
             if index is None:
                 return
-            record, now = self.records[index], time.time()
+            record = self.records[index]
             self.records[index] = attrs.evolve(
                 record,
-                status=status,
-                finished_at=now,
-                duration_ms=int((now - record.started_at) * 1000),
-                stdout=stdout[-MAX_OUTPUT:],
-                stderr=stderr[-MAX_OUTPUT:],
-                exit_code=exit_code,
-                error=error,
-                metadata={**record.metadata, **_as_json(metadata)},
+                status=outcome.status,
+                finished_at=outcome.finished_at,
+                duration_ms=int((outcome.finished_at - record.started_at) * 1000),
+                stdout=outcome.stdout,
+                stderr=outcome.stderr,
+                exit_code=outcome.exit_code,
+                error=outcome.error,
+                metadata={**record.metadata, **_as_json(outcome.metadata)},
             )
 
-    def query(
-        self,
-        *,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-        host: str | None = None,
-        root: str | None = None,
-    ) -> OperationPage:
-        limit, offset = page_bounds(limit, offset)
-        given = filters(
-            workflow_id=workflow_id, node_id=node_id, status=status, host=host, root=root
-        )
+    def query(self, query: AuditQuery) -> OperationPage:
         with self._lock:
-            found = [r for r in reversed(self.records) if all(getattr(r, k) == v for k, v in given)]
-        return OperationPage(len(found), limit, offset, tuple(found[offset : offset + limit]))
+            found = [r for r in reversed(self.records) if query.matches(r)]
+        return query.page(len(found), found[query.offset : query.offset + query.limit])
 
     def delete(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
         with self._lock:
