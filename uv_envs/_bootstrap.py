@@ -21,7 +21,7 @@ from uv_envs._core.reads import Reads
 from uv_envs._core.recovery import Recovery
 from uv_envs._core.repairs import Repairs
 from uv_envs._core.services import Services
-from uv_envs._core.verification import Verifier
+from uv_envs._core.verify import Verifier
 from uv_envs._root.bytecode import BackgroundCompiler, BytecodeCompiler, BytecodePolicy
 from uv_envs._root.envdirs import EnvDirs
 from uv_envs._root.layout import Layout
