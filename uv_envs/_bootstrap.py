@@ -19,7 +19,7 @@ from uv_envs._core.install import Installer
 from uv_envs._core.provision import Provisioner
 from uv_envs._core.reads import Reads
 from uv_envs._core.recovery import Recovery
-from uv_envs._core.repairs import Repairs
+from uv_envs._core.repair import Repairs
 from uv_envs._core.services import Services
 from uv_envs._core.verify import Verifier
 from uv_envs._root.bytecode import BackgroundCompiler, BytecodeCompiler, BytecodePolicy
@@ -106,7 +106,8 @@ def bootstrap(
     access = EnvAccess(services, recovery)
     installer = Installer(services)
     switch = GenerationSwitch(services, installer)
-    repairs = Repairs(services, access, switch)
+    verifier = Verifier(services, access)
+    repairs = Repairs(services, access, switch, verifier)
     return Core(
         services=services,
         access=access,
@@ -120,7 +121,7 @@ def bootstrap(
         reads=Reads(services, access),
         collector=Collector(services, access),
         deleter=Deleter(services, access),
-        verifier=Verifier(services, access),
+        verifier=verifier,
         recovery=recovery,
         repairs=repairs,
     )

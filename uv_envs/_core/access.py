@@ -19,8 +19,8 @@ import attrs
 from uv_envs._errors import EnvironmentNotFound, EnvironmentNotReady
 from uv_envs._models import Environment, EnvKey, EnvStatus
 from uv_envs._root import locks
+from uv_envs._root.damage import effective
 
-from .repair import effective
 from .services import Services
 
 if TYPE_CHECKING:
