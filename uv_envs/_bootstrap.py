@@ -18,7 +18,7 @@ from uv_envs._core.generations import GenerationSwitch
 from uv_envs._core.install import Installer
 from uv_envs._core.provision import Provisioner
 from uv_envs._core.reads import Reads
-from uv_envs._core.recovery import Recovery
+from uv_envs._core.recovery import EnvRecovery, RootRecovery
 from uv_envs._core.repair import Repairs
 from uv_envs._core.services import Services
 from uv_envs._core.verify import Verifier
@@ -52,7 +52,7 @@ class Core:
     collector: Collector
     deleter: Deleter
     verifier: Verifier
-    recovery: Recovery
+    recovery: RootRecovery
     repairs: Repairs
 
 
@@ -102,8 +102,8 @@ def bootstrap(
         ),
         ray_link=RayLinker(settings.ray),
     )
-    recovery = Recovery(services)
-    access = EnvAccess(services, recovery)
+    env_recovery = EnvRecovery(services)
+    access = EnvAccess(services, env_recovery)
     installer = Installer(services)
     switch = GenerationSwitch(services, installer)
     verifier = Verifier(services, access)
@@ -122,6 +122,6 @@ def bootstrap(
         collector=Collector(services, access),
         deleter=Deleter(services, access),
         verifier=verifier,
-        recovery=recovery,
+        recovery=RootRecovery(services, access, env_recovery),
         repairs=repairs,
     )
