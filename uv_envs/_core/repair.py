@@ -37,7 +37,7 @@ from uv_envs._models import Environment, EnvKey, EnvStatus
 from uv_envs._root.damage import VenvCheck, is_damaged, store_damage
 from uv_envs._root.layout import Layout
 from uv_envs._root.metadata import UnreadableRecord
-from uv_envs._root.store import linked_entry
+from uv_envs._root.store import REFS, linked_entry
 
 from .access import EnvAccess
 from .generations import GenerationPlan, GenerationSwitch
@@ -77,7 +77,7 @@ def referrers(layout: Layout, entry: Path) -> list[EnvKey]:
     """Keys of the envs whose current generation links ``entry``, from ``entry/refs``."""
     keys: set[EnvKey] = set()
     with contextlib.suppress(FileNotFoundError):
-        for ref in (entry / "refs").iterdir():
+        for ref in (entry / REFS).iterdir():
             with contextlib.suppress(OSError, ValueError):
                 gen_dir = Path(ref.read_text())
                 if linked_entry(layout.store_dir, gen_dir) != entry:

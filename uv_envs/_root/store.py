@@ -41,7 +41,8 @@ from . import locks
 from .layout import Layout
 from .metadata import write_atomic
 
-# The files of a store entry (``store/<id>/``) besides its ``.venv/`` and ``refs/``.
+# The files of a store entry (``store/<id>/``) besides its ``.venv/``.
+REFS = "refs"  # one file per generation that links the entry
 COMPLETE = ".complete"
 SIZE = ".size"
 # Written by the background compiler (_root.compile_worker) once every module has a .pyc.
@@ -217,7 +218,7 @@ class VenvStore:
                     _remove_tree(entry)
                     raise
                 built = True
-            refs = entry / "refs"
+            refs = entry / REFS
             refs.mkdir(exist_ok=True)
             (refs / _ref_name(gen_dir)).write_text(str(gen_dir))
             os.symlink(entry / ".venv", gen_dir / ".venv")
@@ -252,7 +253,7 @@ class VenvStore:
         except OSError:
             return
         with contextlib.suppress(OSError):
-            (target.parent / "refs" / _ref_name(gen_dir)).unlink()
+            (target.parent / REFS / _ref_name(gen_dir)).unlink()
 
     def prune(self) -> int:
         """Remove entries that no generation links any more; return how many."""
@@ -301,7 +302,7 @@ class VenvStore:
 
     @staticmethod
     def _live_refs(entry: Path) -> Iterator[Path]:
-        refs = entry / "refs"
+        refs = entry / REFS
         with contextlib.suppress(FileNotFoundError):
             for ref in list(refs.iterdir()):
                 gen_dir = Path(ref.read_text())
