@@ -373,3 +373,20 @@ def test_verify_all_and_repair_from_the_cli(
     assert all(_imports(shared.get(e.key)) for e in envs)
     assert cli([*root, "repair"]) == 0
     assert cli([*root, "--json", "verify", "--all"]) == 0
+
+
+def test_verify_and_verify_all_judge_a_lost_lock_alike(shared: EnvManager) -> None:
+    """Verify and verify_all check a venv one way: a lost ``uv.lock`` is damage to both."""
+    (environment,) = _make_shared(shared, 1)
+    (environment.env_path / "current" / "uv.lock").unlink()
+
+    verified = shared.verify(environment.key)
+    assert not verified.ok
+    assert [p.split(":")[0] for p in verified.problems] == ["uv.lock cannot be read"]
+    assert shared.status(environment.key).status is EnvStatus.DAMAGED
+
+    entry = (environment.env_path / ".venv").resolve().parent
+    whole_root = shared.verify_all()
+    prefix = f"shared venv store/{entry.name}: "
+    assert whole_root.problems[str(environment.key)] == tuple(prefix + p for p in verified.problems)
+    assert whole_root.damaged_entries == (entry.name,)

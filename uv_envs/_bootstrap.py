@@ -18,10 +18,10 @@ from uv_envs._core.generations import GenerationSwitch
 from uv_envs._core.install import Installer
 from uv_envs._core.provision import Provisioner
 from uv_envs._core.reads import Reads
-from uv_envs._core.recovery import Recovery
-from uv_envs._core.repairs import Repairs
+from uv_envs._core.recovery import EnvRecovery, RootRecovery
+from uv_envs._core.repair import Repairs
 from uv_envs._core.services import Services
-from uv_envs._core.verification import Verifier
+from uv_envs._core.verify import Verifier
 from uv_envs._root.bytecode import BackgroundCompiler, BytecodeCompiler, BytecodePolicy
 from uv_envs._root.envdirs import EnvDirs
 from uv_envs._root.layout import Layout
@@ -52,7 +52,7 @@ class Core:
     collector: Collector
     deleter: Deleter
     verifier: Verifier
-    recovery: Recovery
+    recovery: RootRecovery
     repairs: Repairs
 
 
@@ -102,11 +102,12 @@ def bootstrap(
         ),
         ray_link=RayLinker(settings.ray),
     )
-    recovery = Recovery(services)
-    access = EnvAccess(services, recovery)
+    env_recovery = EnvRecovery(services)
+    access = EnvAccess(services, env_recovery)
     installer = Installer(services)
     switch = GenerationSwitch(services, installer)
-    repairs = Repairs(services, access, switch)
+    verifier = Verifier(services, access)
+    repairs = Repairs(services, access, switch, verifier)
     return Core(
         services=services,
         access=access,
@@ -120,7 +121,7 @@ def bootstrap(
         reads=Reads(services, access),
         collector=Collector(services, access),
         deleter=Deleter(services, access),
-        verifier=Verifier(services, access),
-        recovery=recovery,
+        verifier=verifier,
+        recovery=RootRecovery(services, access, env_recovery),
         repairs=repairs,
     )

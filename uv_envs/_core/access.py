@@ -1,10 +1,11 @@
 """Access to one env under its lock, and the token that proves the lock is held.
 
 Code that may only run under an env's lock takes a :class:`Locked` token;
-:meth:`EnvAccess.locked` is the only place that makes one. Taking the lock does
-not touch the env; :meth:`EnvAccess.require` first repairs what a dead process
-left in it (see :mod:`._recovery`, which writes what it repaired to the audit
-log), then checks its status.
+:class:`EnvAccess` is the only place that makes one (:meth:`EnvAccess.locked`
+waits for the lock, :meth:`EnvAccess.locked_if_free` does not). Taking the lock
+does not touch the env; :meth:`EnvAccess.require` first repairs what a dead
+process left in it (through its :class:`Reconciler`: :class:`.recovery.EnvRecovery`,
+which writes what it repaired to the audit log), then checks its status.
 """
 
 from __future__ import annotations
@@ -12,19 +13,16 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Collection, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import attrs
 
 from uv_envs._errors import EnvironmentNotFound, EnvironmentNotReady
 from uv_envs._models import Environment, EnvKey, EnvStatus
 from uv_envs._root import locks
+from uv_envs._root.damage import effective
 
-from .repair import effective
 from .services import Services
-
-if TYPE_CHECKING:
-    from .recovery import Recovery
 
 #: States an operation may build a new generation from (rebuilding repairs DAMAGED).
 USABLE = frozenset({EnvStatus.READY, EnvStatus.DAMAGED})
@@ -36,6 +34,14 @@ class Locked:
     """Proof that this thread holds the lock of ``key``."""
 
     key: EnvKey
+
+
+class Reconciler(Protocol):
+    """Repairs what a dead process left in one env, under its lock."""
+
+    def reconcile(self, token: Locked) -> Environment | None:
+        """The env's record after the repair (``None``: there is no env)."""
+        ...
 
 
 def require_status(environment: Environment, allowed: Collection[EnvStatus]) -> Environment:
@@ -53,7 +59,7 @@ class EnvAccess:
     """Locks envs and hands out their repaired records."""
 
     services: Services
-    recovery: Recovery
+    reconciler: Reconciler
     _root_ready: bool = attrs.field(default=False, init=False)
     _root_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
 
@@ -94,11 +100,11 @@ class EnvAccess:
 
     def current(self, token: Locked) -> Environment | None:
         """The env's record after repairing what a dead process left in it."""
-        return self.recovery.reconcile(token)
+        return self.reconciler.reconcile(token)
 
     def require(self, token: Locked, allowed: Collection[EnvStatus] = USABLE) -> Environment:
         """The repaired record; :class:`EnvironmentNotFound` or ``NotReady`` otherwise."""
-        environment = self.recovery.reconcile(token)
+        environment = self.reconciler.reconcile(token)
         if environment is None:
             raise EnvironmentNotFound(f"no environment {token.key}")
         # DAMAGED when its shared venv is: what it would be if it had been verified too.

@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_name
 from uv_envs import _events as events
 from uv_envs._errors import InvalidRequirement
 from uv_envs._models import Environment, EnvKey, EnvStatus, OperationResult
+from uv_envs._root.damage import damaged_entry
 from uv_envs._root.project import read_declared
 from uv_envs._uv.commands import add_command, lock_command, remove_command
 from uv_envs._validation import parse_requirement, parse_requirements
@@ -19,8 +20,7 @@ from uv_envs._validation import parse_requirement, parse_requirements
 from .access import EnvAccess
 from .generations import GenerationPlan, GenerationSwitch
 from .operation import Operation
-from .repair import damaged_entry
-from .repairs import Repairs
+from .repair import Repairs
 from .requests import Requirements, parse_requested
 from .services import Services
 

@@ -20,6 +20,7 @@ from uv_envs._errors import EnvironmentAlreadyExists
 from uv_envs._models import Environment, EnvKey, EnvStatus
 from uv_envs._root import locks
 from uv_envs._root.bytecode import CompileJob, cost_notes
+from uv_envs._root.damage import effective
 from uv_envs._root.project import render_pyproject
 from uv_envs._root.resolutions import Resolution
 from uv_envs._uv.commands import add_command, lock_command
@@ -29,7 +30,6 @@ from .access import USABLE, EnvAccess, Locked
 from .generations import GenerationPlan, GenerationSwitch
 from .install import Installer
 from .operation import Operation, audited
-from .repair import effective
 from .requests import ProvisionRequest
 from .services import Services
 

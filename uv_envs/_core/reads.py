@@ -28,6 +28,7 @@ from uv_envs._models import (
     StatusReport,
 )
 from uv_envs._root import locks
+from uv_envs._root.damage import effective
 from uv_envs._root.project import read_declared, read_locked
 from uv_envs._root.store import tree_size
 from uv_envs._uv.commands import ExportFormat, export_command
@@ -35,7 +36,6 @@ from uv_envs._validation import validate_id
 
 from . import quarantine
 from .access import READY, USABLE, EnvAccess, require_status
-from .repair import effective
 from .services import Services
 
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("requirements.txt", "pylock.toml")
@@ -140,7 +140,7 @@ class Reads:
         return sorted(found, key=lambda e: e.key)
 
     def _reported(self, environment: Environment | None) -> Environment | None:
-        """DAMAGED when the shared venv it links is (see ``_repair.effective``)."""
+        """DAMAGED when the shared venv it links is (see ``_root.damage.effective``)."""
         return None if environment is None else effective(self.services.layout, environment)
 
     def dependencies(self, key: EnvKey) -> Dependencies:

@@ -4,6 +4,11 @@ Whoever holds an env's lock and finds unfinished work knows its owner is dead
 (the operating system released its lock). The table in docs/architecture.md
 ("Recovery") lists what is found and what is done; each repair is written to
 the audit log as a ``recover`` record.
+
+:class:`EnvRecovery` repairs one env whose lock the caller holds: it is the
+:class:`.access.Reconciler` that :class:`.access.EnvAccess` runs before handing
+out a record. :class:`RootRecovery` sweeps the whole root, taking each free
+lock through that ``EnvAccess`` (the only place that makes a lock token).
 """
 
 from __future__ import annotations
@@ -21,13 +26,13 @@ from uv_envs._root import locks
 from uv_envs._uv.orphans import stop_processes_in
 
 from . import quarantine
-from .access import USABLE, Locked
+from .access import USABLE, EnvAccess, Locked
 from .services import Services
 
 
 @attrs.frozen
-class Recovery:
-    """Crash recovery for the envs of one root."""
+class EnvRecovery:
+    """Crash recovery of one env, under its lock."""
 
     services: Services
 
@@ -96,25 +101,35 @@ class Recovery:
                 dirs.remove_generation(env_dir, number)
                 repairs.append(f"removed stray generation {number}")
 
+
+@attrs.frozen
+class RootRecovery:
+    """Crash recovery of a whole root: every env nobody works on, then the shared debris."""
+
+    services: Services
+    access: EnvAccess
+    env_recovery: EnvRecovery
+
     def recover_root(self) -> list[EnvKey]:
         """Repair every env whose lock is free, then the root's shared debris."""
         services = self.services
         repaired: list[EnvKey] = []
         for key in sorted({*services.metadata.keys(), *services.layout.keys_on_disk()}):
-            lock_file = services.layout.lock_file(key)
-            # is_free first: try_acquire would re-enter a lock this thread holds.
-            if not locks.is_free(lock_file) or not locks.try_acquire(lock_file):
+            # is_free first: taking the lock would re-enter one this thread holds.
+            if not locks.is_free(services.layout.lock_file(key)):
                 continue  # a live operation owns it
-            try:
-                repairs: list[str] = []
-                self.reconcile(Locked(key), repairs)
-                if repairs:
-                    repaired.append(key)
-            except EnvironmentUnreadable as exc:
-                # Quarantined: reported (log, audit row), left as it is; recovery goes on.
-                quarantine.report(services.audit, quarantine.record_of(exc, services.layout, key))
-            finally:
-                locks.release(lock_file)
+            with self.access.locked_if_free(key) as token:
+                if token is None:
+                    continue
+                try:
+                    repairs: list[str] = []
+                    self.env_recovery.reconcile(token, repairs)
+                    if repairs:
+                        repaired.append(key)
+                except EnvironmentUnreadable as exc:
+                    # Quarantined: reported (log, audit row), left as it is; recovery goes on.
+                    record = quarantine.record_of(exc, services.layout, key)
+                    quarantine.report(services.audit, record)
         services.dirs.empty_trash()
         services.venv_store.remove_incomplete()
         services.lock_store.remove_temporaries()

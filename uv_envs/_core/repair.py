@@ -1,41 +1,49 @@
-"""Store damage: found once per shared venv, reported for, and repaired for, every env linking it.
+"""Repairs of a root's store damage: found once per shared venv, rebuilt for every env linking it.
 
 Envs whose lock and interpreter agree link one venv in ``store/<id>`` (see
-:mod:`uv_envs._root.store`). A file lost from that venv breaks every one of them,
-so damage is judged per entry, not per env:
+:mod:`uv_envs._root.store`). A file lost from that venv breaks every one of
+them, so damage is judged per entry, not per env (what a damaged entry looks
+like on disk, and how reads derive DAMAGED from it, is
+:mod:`uv_envs._root.damage`'s). :class:`Repairs` serves ``verify_all``,
+``repair`` and sync's repair of the other users of a shared venv:
 
-* :func:`store_damage` tells whether an env's current generation links an
-  entry marked ``.damaged``. Reads apply it (:func:`effective`), so once one
-  env's check finds the entry damaged, every env linking it stops saying
-  READY at once, without taking their locks.
-* :class:`Repairer` checks each entry once (and each private venv), marks
-  what it finds, and rebuilds: every env whose current generation links a
-  damaged entry gets a new generation. The first such rebuild builds the
-  replacement entry ``<id>.1`` beside the damaged one (the live one is never
-  edited: processes may run from it); the others link the same replacement,
-  so it is built once. The damaged entry is pruned by ``cleanup`` once nothing
-  links it.
+* it checks each entry once (and each private venv) through
+  :class:`.verify.Verifier`, the same steps ``verify`` takes, and records
+  DAMAGED on each env whose lock is free;
+* it rebuilds: every env whose current generation links a damaged entry gets
+  a new generation. The first such rebuild builds the replacement entry
+  ``<id>.1`` beside the damaged one (the live one is never edited: processes
+  may run from it), under the store lock; the others link the same
+  replacement, so it is built once. The damaged entry is pruned by
+  ``cleanup`` once nothing links it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import attrs
 
-from uv_envs._errors import UvEnvsError
+from uv_envs._errors import (
+    EnvironmentBusy,
+    EnvironmentNotFound,
+    EnvironmentUnreadable,
+    UvEnvsError,
+)
 from uv_envs._models import Environment, EnvKey, EnvStatus
-from uv_envs._root.damage import check_venv
-from uv_envs._root.envdirs import current_dir
+from uv_envs._root.damage import VenvCheck, is_damaged, store_damage
 from uv_envs._root.layout import Layout
 from uv_envs._root.metadata import UnreadableRecord
-from uv_envs._root.project import read_locked
-from uv_envs._root.store import VenvStore
+from uv_envs._root.store import REFS, linked_entry
 
-_DAMAGED = ".damaged"
+from .access import EnvAccess
+from .generations import GenerationPlan, GenerationSwitch
+from .services import Services
+from .verify import Verifier
+
 # Statuses whose venv is worth checking (CREATING is being built, FAILED has none).
 _CHECKED = frozenset({EnvStatus.READY, EnvStatus.DAMAGED})
 
@@ -65,56 +73,14 @@ class RepairReport:
         return not self.unreadable and not self.failed and set(self.problems) <= fixed
 
 
-def linked_entry(store_dir: Path, gen_dir: Path) -> Path | None:
-    """The store entry ``gen_dir/.venv`` links, or ``None`` for a private venv."""
-    try:
-        target = Path(os.readlink(gen_dir / ".venv"))
-    except OSError:
-        return None
-    if target.name == ".venv" and target.parent.parent == store_dir:
-        return target.parent
-    return None
-
-
-def is_damaged(entry: Path) -> bool:
-    return (entry / _DAMAGED).exists()
-
-
-def damaged_entry(layout: Layout, environment: Environment) -> Path | None:
-    """The store entry the env's current generation links, if a check marked it damaged."""
-    entry = linked_entry(layout.store_dir, current_dir(environment))
-    return entry if entry is not None and is_damaged(entry) else None
-
-
-def store_damage(layout: Layout, environment: Environment) -> str | None:
-    """Why the env is damaged through its shared venv, or ``None``: a few syscalls, no lock."""
-    entry = damaged_entry(layout, environment)
-    if entry is None:
-        return None
-    return (
-        f"its shared venv store/{entry.name} is damaged (found by a check of an env "
-        "linking it); run `uv-envs repair` to rebuild it for every env that links it"
-    )
-
-
-def effective(layout: Layout, environment: Environment) -> Environment:
-    """The env as reads report it: READY turns DAMAGED when its shared venv is damaged."""
-    if environment.status is not EnvStatus.READY:
-        return environment
-    note = store_damage(layout, environment)
-    if note is None:
-        return environment
-    return attrs.evolve(environment, status=EnvStatus.DAMAGED, error=note)
-
-
 def referrers(layout: Layout, entry: Path) -> list[EnvKey]:
     """Keys of the envs whose current generation links ``entry``, from ``entry/refs``."""
     keys: set[EnvKey] = set()
     with contextlib.suppress(FileNotFoundError):
-        for ref in (entry / "refs").iterdir():
+        for ref in (entry / REFS).iterdir():
             with contextlib.suppress(OSError, ValueError):
                 gen_dir = Path(ref.read_text())
-                if Path(os.readlink(gen_dir / ".venv")) != entry / ".venv":
+                if linked_entry(layout.store_dir, gen_dir) != entry:
                     continue  # a stale reference: that generation moved on
                 env_dir = gen_dir.parent.parent
                 if (env_dir / os.readlink(env_dir / "current")) == gen_dir:
@@ -123,51 +89,51 @@ def referrers(layout: Layout, entry: Path) -> list[EnvKey]:
 
 
 @attrs.frozen
-class VenvCheck:
-    """One venv checked against its lock."""
+class Repairs:
+    """Whole-root checks and repairs of one root, each shared venv checked once."""
 
-    problems: tuple[str, ...]
-    checked_files: int
-    damaged_packages: tuple[str, ...]
+    services: Services
+    access: EnvAccess
+    switch: GenerationSwitch
+    verifier: Verifier
 
+    def verify_all(self) -> RepairReport:
+        """Check every env's venv; mark damaged entries and envs. Repairs nothing."""
+        return self._check(sorted(self.services.metadata.keys()))
 
-def check_generation(gen_dir: Path) -> VenvCheck:
-    """Check ``gen_dir/.venv`` (private or shared) against ``gen_dir/uv.lock``."""
-    try:
-        locked = read_locked(gen_dir)
-    except (OSError, ValueError) as exc:
-        return VenvCheck((f"uv.lock cannot be read: {exc}",), 0, ())
-    problems, checked, damaged = check_venv(
-        gen_dir / ".venv", gen_dir / ".venv" / "bin" / "python", locked
-    )
-    return VenvCheck(tuple(problems), checked, tuple(damaged))
+    def repair(self, key: EnvKey | None) -> RepairReport:
+        """Check ``key`` (or every env); rebuild each damaged env and every env sharing an entry."""
+        if key is not None and self.services.metadata.read(key) is None:
+            raise EnvironmentNotFound(f"no environment {key}")
+        keys = [key] if key is not None else sorted(self.services.metadata.keys())
+        return self._repair(keys)
 
+    def check_entry_of(self, key: EnvKey) -> None:
+        """Before ``key`` is synced: find damage in the shared venv it shares with others.
 
-@attrs.define
-class Repairer:
-    """Checks a root's venvs, each shared entry once, and rebuilds what is damaged.
+        A damaged entry is marked, with the other user checked, so the sync
+        builds its replacement once and :meth:`repair_users_of` moves every
+        user onto it. An entry nobody else links is left to the sync alone.
+        """
+        environment = self.services.metadata.read(key)
+        if not isinstance(environment, Environment):
+            return
+        layout = self.services.layout
+        entry = linked_entry(layout.store_dir, self.services.dirs.current_dir(environment))
+        if entry is None or is_damaged(entry):
+            return
+        others = [other for other in referrers(layout, entry) if other != key]
+        if others:
+            self._check(others[:1])
 
-    The manager hands in the steps that need its locks and uv:
+    def repair_users_of(self, entry: Path, *, exclude: EnvKey) -> RepairReport:
+        """After ``exclude`` left a damaged entry: move every other env off it too."""
+        users = [key for key in referrers(self.services.layout, entry) if key != exclude]
+        if not users:
+            return RepairReport()
+        return self._repair(users[:1]) if not is_damaged(entry) else self._rebuild_all(users)
 
-    Args:
-        layout: the root.
-        venv_store: marks entries damaged.
-        read: an env's record, what is wrong with it, or ``None``.
-        mark: persist DAMAGED (with the problems) on one env, under its lock.
-        rebuild: give one env a new generation linked to a healthy venv.
-        clean_cache: drop packages from uv's cache (their files were damaged:
-            installed files are hard links into it).
-
-    """
-
-    layout: Layout
-    venv_store: VenvStore
-    read: Callable[[EnvKey], Environment | UnreadableRecord | None]
-    mark: Callable[[EnvKey, tuple[str, ...]], None]
-    rebuild: Callable[[EnvKey], None]
-    clean_cache: Callable[[Iterable[str]], None]
-
-    def check(self, keys: Iterable[EnvKey]) -> RepairReport:
+    def _check(self, keys: Iterable[EnvKey]) -> RepairReport:
         """Check the venvs of ``keys``; mark damaged entries and envs. Repairs nothing."""
         checked: list[EnvKey] = []
         problems: dict[str, tuple[str, ...]] = {}
@@ -176,29 +142,23 @@ class Repairer:
         damaged_entries: set[Path] = set()
         files = 0
         for key in keys:
-            found = self.read(key)
+            found = self.services.metadata.read(key)
             if isinstance(found, UnreadableRecord):
                 unreadable[str(key)] = found.reason
                 continue
             if found is None or found.status not in _CHECKED:
                 continue
             checked.append(key)
-            gen_dir = current_dir(found)
-            entry = linked_entry(self.layout.store_dir, gen_dir)
-            first_look = entry is None or entry not in by_entry
+            gen_dir = self.services.dirs.current_dir(found)
+            entry = linked_entry(self.services.layout.store_dir, gen_dir)
             result, new_files = self._check_venv(gen_dir, entry, by_entry)
             files += new_files
-            prefix = "" if entry is None else f"shared venv store/{entry.name}: "
-            if entry is not None and result.problems:
-                damaged_entries.add(entry)
             if result.problems:
+                prefix = "" if entry is None else f"shared venv store/{entry.name}: "
                 problems[str(key)] = tuple(prefix + p for p in result.problems)
-                if result.damaged_packages and first_look:
-                    self.clean_cache(result.damaged_packages)
                 if entry is not None:
-                    with contextlib.suppress(OSError):
-                        self.venv_store.mark_damaged(entry / ".venv")
-                self.mark(key, problems[str(key)])
+                    damaged_entries.add(entry)
+                self._record_if_free(key, problems[str(key)])
         return RepairReport(
             checked=tuple(checked),
             problems=problems,
@@ -207,75 +167,67 @@ class Repairer:
             checked_files=files,
         )
 
-    @staticmethod
     def _check_venv(
-        gen_dir: Path, entry: Path | None, by_entry: dict[Path, VenvCheck]
+        self, gen_dir: Path, entry: Path | None, by_entry: dict[Path, VenvCheck]
     ) -> tuple[VenvCheck, int]:
         """Check a generation's venv; a shared entry only the first time it is seen."""
         if entry is None:
-            result = check_generation(gen_dir)
+            result = self.verifier.inspect(gen_dir)
             return result, result.checked_files
         files = 0
         if entry not in by_entry:
-            by_entry[entry] = check_generation(gen_dir)
+            by_entry[entry] = self.verifier.inspect(gen_dir)
             files = by_entry[entry].checked_files
         result = by_entry[entry]
         if not result.problems and is_damaged(entry):
             result = VenvCheck(("marked damaged by an earlier check",), 0, ())
         return result, files
 
-    def repair(self, keys: Iterable[EnvKey]) -> RepairReport:
+    def _record_if_free(self, key: EnvKey, problems: tuple[str, ...]) -> None:
+        """Record DAMAGED on one env if its lock is free now (reads derive it meanwhile)."""
+        busy = contextlib.suppress(EnvironmentBusy, EnvironmentUnreadable)
+        with busy, self.access.locked(key, timeout=0) as token:
+            self.verifier.record_damaged(token, problems)
+
+    def _repair(self, keys: Iterable[EnvKey]) -> RepairReport:
         """Check ``keys``, then rebuild each damaged env and every env sharing its damaged entry."""
-        report = self.check(keys)
+        report = self._check(keys)
         by_name = {str(key): key for key in report.checked}
         todo = {by_name[name] for name in report.problems}
         for name in report.damaged_entries:
-            todo.update(referrers(self.layout, self.venv_store.entry(name)))
+            todo.update(referrers(self.services.layout, self.services.venv_store.entry(name)))
         repaired: list[EnvKey] = []
         failed: dict[str, str] = {}
         problems = dict(report.problems)
         for key in sorted(todo):
-            found = self.read(key)
+            found = self.services.metadata.read(key)
             if not isinstance(found, Environment):
                 continue
-            problems.setdefault(str(key), (store_damage(self.layout, found) or "damaged",))
+            damage = store_damage(self.services.layout, found)
+            problems.setdefault(str(key), (damage or "damaged",))
             try:
-                self.rebuild(key)
+                self._rebuild(key)
             except UvEnvsError as exc:
                 failed[str(key)] = f"{type(exc).__name__}: {exc}"
             else:
                 repaired.append(key)
         return attrs.evolve(report, problems=problems, repaired=tuple(repaired), failed=failed)
 
-    def check_entry_of(self, environment: Environment) -> None:
-        """Check the shared venv ``environment`` links if other envs link it too (before a sync).
-
-        A damaged entry is marked, with the other user checked, so the sync
-        builds its replacement once and :meth:`repair_users_of` moves every
-        user onto it. An entry nobody else links is left to the sync alone.
-        """
-        entry = linked_entry(self.layout.store_dir, current_dir(environment))
-        if entry is None or is_damaged(entry):
-            return
-        others = [key for key in referrers(self.layout, entry) if key != environment.key]
-        if others:
-            self.check(others[:1])
-
-    def repair_users_of(self, entry: Path, *, exclude: EnvKey | None = None) -> RepairReport:
-        """Rebuild every other env linking ``entry`` if the entry is damaged (after a sync)."""
-        users = [key for key in referrers(self.layout, entry) if key != exclude]
-        if not users:
-            return RepairReport()
-        return self.repair(users[:1]) if not is_damaged(entry) else self._rebuild_all(users)
-
     def _rebuild_all(self, keys: list[EnvKey]) -> RepairReport:
         repaired: list[EnvKey] = []
         failed: dict[str, str] = {}
         for key in keys:
             try:
-                self.rebuild(key)
+                self._rebuild(key)
             except UvEnvsError as exc:
                 failed[str(key)] = f"{type(exc).__name__}: {exc}"
             else:
                 repaired.append(key)
         return RepairReport(repaired=tuple(repaired), failed=failed)
+
+    def _rebuild(self, key: EnvKey) -> None:
+        """A new generation for one env, linked to a healthy (or freshly rebuilt) store venv."""
+        with self.access.locked(key) as token:
+            environment = self.access.require(token)
+            plan = GenerationPlan("repair", spec=environment.spec, shared=True, refresh=True)
+            self.switch.next(token, environment, plan, lambda _gen_dir, _operation: None)

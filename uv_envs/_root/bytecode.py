@@ -31,7 +31,7 @@ from typing import Protocol
 import attrs
 
 from .layout import Layout
-from .store import COMPILED
+from .store import COMPILED, COMPLETE, SIZE, linked_entry
 
 _WORKER = Path(__file__).with_name("compile_worker.py")
 
@@ -100,8 +100,8 @@ def entry_job(layout: Layout, entry: Path, slots: int) -> CompileJob:
         lock=layout.compile_lock(entry.name),
         locks_dir=layout.locks_dir,
         slots=slots,
-        complete=entry / ".complete",
-        size_file=entry / ".size",
+        complete=entry / COMPLETE,
+        size_file=entry / SIZE,
     )
 
 
@@ -208,11 +208,10 @@ class BytecodePolicy:
         """The state of ``gen_dir/.venv``, and the job to submit once the create is done."""
         if self.install_time:
             return BytecodeState.INSTALL_TIME, None
-        try:
-            target = Path(os.readlink(gen_dir / ".venv"))
-        except OSError:
+        entry = linked_entry(self.layout.store_dir, gen_dir)
+        if entry is None:
             return BytecodeState.OFF, None  # a private venv: see the module docstring
-        job = entry_job(self.layout, target.parent, self.slots)
+        job = entry_job(self.layout, entry, self.slots)
         try:
             done = job.done
         except OSError:  # called after the commit point: never fail the operation here

@@ -1,4 +1,14 @@
-"""Checking a built venv against its lock, file by file."""
+"""What damage looks like on disk: a venv checked against its lock, and the ``.damaged`` mark.
+
+A venv is checked file by file against the ``RECORD`` of each installed
+distribution and against the generation's ``uv.lock``
+(:func:`check_generation`, always with the generation's own interpreter,
+``gens/<N>/.venv/bin/python``). A shared venv found damaged gets its store
+entry marked (:func:`mark_damaged`): the store never links it again, and every
+env whose current generation links it reads as DAMAGED from then on
+(:func:`effective`), without anyone taking their locks. No state is kept
+here besides the mark; deciding what to record and rebuild is the core's.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +17,81 @@ import csv
 import hashlib
 import os
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import attrs
 from packaging.utils import canonicalize_name
+
+from uv_envs._models import Environment, EnvStatus
+
+from .envdirs import current_dir
+from .layout import Layout
+from .project import read_locked
+from .store import DAMAGED, linked_entry
+
+
+def is_damaged(entry: Path) -> bool:
+    """Whether a check marked the store entry ``entry`` damaged."""
+    return (entry / DAMAGED).exists()
+
+
+def mark_damaged(entry: Path) -> None:
+    """Mark the store entry ``entry`` damaged: it is never linked again (a new one is built)."""
+    (entry / DAMAGED).write_text(str(time.time()))
+
+
+def damaged_entry(layout: Layout, environment: Environment) -> Path | None:
+    """The store entry the env's current generation links, if a check marked it damaged."""
+    entry = linked_entry(layout.store_dir, current_dir(environment))
+    return entry if entry is not None and is_damaged(entry) else None
+
+
+def store_damage(layout: Layout, environment: Environment) -> str | None:
+    """Why the env is damaged through its shared venv, or ``None``: a few syscalls, no lock."""
+    entry = damaged_entry(layout, environment)
+    if entry is None:
+        return None
+    return (
+        f"its shared venv store/{entry.name} is damaged (found by a check of an env "
+        "linking it); run `uv-envs repair` to rebuild it for every env that links it"
+    )
+
+
+def effective(layout: Layout, environment: Environment) -> Environment:
+    """The env as reads report it: READY turns DAMAGED when its shared venv is damaged."""
+    if environment.status is not EnvStatus.READY:
+        return environment
+    note = store_damage(layout, environment)
+    if note is None:
+        return environment
+    return attrs.evolve(environment, status=EnvStatus.DAMAGED, error=note)
+
+
+@attrs.frozen
+class VenvCheck:
+    """One venv checked against its lock: what is wrong, files hashed, packages damaged."""
+
+    problems: tuple[str, ...]
+    checked_files: int
+    damaged_packages: tuple[str, ...]
+
+
+def check_generation(gen_dir: Path) -> VenvCheck:
+    """Check ``gen_dir/.venv`` (private or shared) against ``gen_dir/uv.lock``.
+
+    The interpreter checked is the generation's own, so every caller judges
+    the same venv with the same Python; a lock that cannot be read is a problem
+    found, like a missing file.
+    """
+    try:
+        locked = read_locked(gen_dir)
+    except (OSError, ValueError) as exc:
+        return VenvCheck((f"uv.lock cannot be read: {exc}",), 0, ())
+    venv = gen_dir / ".venv"
+    problems, checked, damaged = check_venv(venv, venv / "bin" / "python", locked)
+    return VenvCheck(tuple(problems), checked, tuple(damaged))
 
 
 def check_venv(

@@ -8,6 +8,11 @@ env whose resolution and Python agree links the same bytes. Entries are
 immutable once complete: files are read-only, directories stay writable so
 Python can still write bytecode caches.
 
+An entry's layout is spelled out here once: ``.venv/`` (linked from each
+generation as ``gens/<N>/.venv``, see :func:`linked_entry`), ``refs/``,
+``.complete`` (the build finished), ``.size`` (its bytes, see
+:func:`recorded_size`), ``.compiled`` (the background compiler finished) and
+``.damaged`` (a check found it damaged: see :mod:`uv_envs._root.damage`).
 Each generation that links an entry leaves a reference file in
 ``store/<id>/refs/``, naming the generation directory. A reference whose
 generation no longer links the entry is stale; an entry with no live
@@ -36,11 +41,14 @@ from . import locks
 from .layout import Layout
 from .metadata import write_atomic
 
-_COMPLETE = ".complete"
-_DAMAGED = ".damaged"
-_SIZE = ".size"
-# Written by the background compiler (_bytecode) once every module has a .pyc.
+# The files of a store entry (``store/<id>/``) besides its ``.venv/``.
+REFS = "refs"  # one file per generation that links the entry
+COMPLETE = ".complete"
+SIZE = ".size"
+# Written by the background compiler (_root.compile_worker) once every module has a .pyc.
 COMPILED = ".compiled"
+# Written by a check that found the entry's venv damaged (_root.damage).
+DAMAGED = ".damaged"
 
 
 @attrs.define
@@ -195,7 +203,7 @@ class VenvStore:
         built = False
         with locks.hold(self._lock(entry_id), timeout=self.lock_timeout, what=f"store {entry_id}"):
             entry = self._usable_entry(entry_id)
-            if not (entry / _COMPLETE).is_file():
+            if not (entry / COMPLETE).is_file():
                 if entry.exists():
                     # Left by a builder that died; its uv may still be writing.
                     stop_processes_in(entry)
@@ -204,13 +212,13 @@ class VenvStore:
                 try:
                     build(entry / ".venv")
                     size = _seal(str(entry / ".venv"))
-                    (entry / _SIZE).write_text(str(size))
-                    (entry / _COMPLETE).write_text(str(time.time()))
+                    (entry / SIZE).write_text(str(size))
+                    (entry / COMPLETE).write_text(str(time.time()))
                 except BaseException:
                     _remove_tree(entry)
                     raise
                 built = True
-            refs = entry / "refs"
+            refs = entry / REFS
             refs.mkdir(exist_ok=True)
             (refs / _ref_name(gen_dir)).write_text(str(gen_dir))
             os.symlink(entry / ".venv", gen_dir / ".venv")
@@ -225,25 +233,17 @@ class VenvStore:
         """
         for attempt in range(1000):
             entry = self.entry(entry_id if attempt == 0 else f"{entry_id}.{attempt}")
-            if not (entry / _DAMAGED).exists():
+            if not (entry / DAMAGED).exists():
                 return entry
         msg = f"store entry {entry_id} has been replaced too often"
         raise RuntimeError(msg)
-
-    def mark_damaged(self, venv: Path) -> None:
-        """Keep a venv's entry from being linked again (a new one is built instead)."""
-        entry = venv.resolve().parent
-        if entry.parent == self.directory.resolve():
-            (entry / _DAMAGED).write_text(str(time.time()))
 
     def sizes(self) -> dict[Path, int]:
         """Bytes used by each complete entry, as recorded when it was built."""
         result: dict[Path, int] = {}
         for entry in self._entries():
-            try:
-                result[entry] = int((entry / _SIZE).read_text())
-            except (OSError, ValueError):
-                result[entry] = tree_size(entry)
+            size = recorded_size(entry)
+            result[entry] = tree_size(entry) if size is None else size
         return result
 
     def release(self, gen_dir: Path) -> None:
@@ -253,7 +253,7 @@ class VenvStore:
         except OSError:
             return
         with contextlib.suppress(OSError):
-            (target.parent / "refs" / _ref_name(gen_dir)).unlink()
+            (target.parent / REFS / _ref_name(gen_dir)).unlink()
 
     def prune(self) -> int:
         """Remove entries that no generation links any more; return how many."""
@@ -282,13 +282,13 @@ class VenvStore:
         """Remove entries whose build died (no ``.complete``, lock free); return how many."""
         removed = 0
         for entry in self._entries():
-            if (entry / _COMPLETE).is_file():
+            if (entry / COMPLETE).is_file():
                 continue
             lock = self._lock(entry.name)
             if not locks.try_acquire(lock):
                 continue  # being built right now
             try:
-                if not (entry / _COMPLETE).is_file():
+                if not (entry / COMPLETE).is_file():
                     stop_processes_in(entry)
                     _remove_tree(entry)
                     removed += 1
@@ -302,7 +302,7 @@ class VenvStore:
 
     @staticmethod
     def _live_refs(entry: Path) -> Iterator[Path]:
-        refs = entry / "refs"
+        refs = entry / REFS
         with contextlib.suppress(FileNotFoundError):
             for ref in list(refs.iterdir()):
                 gen_dir = Path(ref.read_text())
@@ -314,6 +314,25 @@ class VenvStore:
                     yield ref
                 else:
                     ref.unlink(missing_ok=True)
+
+
+def linked_entry(store_dir: Path, gen_dir: Path) -> Path | None:
+    """The store entry ``gen_dir/.venv`` links, or ``None`` for a private venv."""
+    try:
+        target = Path(os.readlink(gen_dir / ".venv"))
+    except OSError:
+        return None
+    if target.name == ".venv" and target.parent.parent == store_dir:
+        return target.parent
+    return None
+
+
+def recorded_size(entry: Path) -> int | None:
+    """The bytes of ``entry`` as recorded when it was built (``None``: not recorded)."""
+    try:
+        return int((entry / SIZE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def tree_size(tree: Path) -> int:

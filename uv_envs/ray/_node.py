@@ -21,7 +21,9 @@ from uv_envs._core.services import Services
 from uv_envs._errors import RayNotAvailable, RayPythonMismatch, UvError
 from uv_envs._manager import EnvManager
 from uv_envs._models import Environment, EnvKey, EnvSpec
+from uv_envs._root.envdirs import current_dir
 from uv_envs._root.project import spec_hash
+from uv_envs._root.store import linked_entry, recorded_size
 from uv_envs._settings import Settings
 from uv_envs._uv.raylink import RayInstall
 from uv_envs._validation import normalize_python_request, parse_requirements
@@ -103,7 +105,7 @@ def ensure_on(
             "same UV_ENVS_* index settings as the driver"
         )
     return NodeEnv(
-        size_bytes=_store_size(environment.venv_path),
+        size_bytes=_store_size(manager, environment),
         node_id=node_id,
         env_path=str(environment.env_path),
         python_path=str(environment.python_path),
@@ -113,12 +115,12 @@ def ensure_on(
     )
 
 
-def _store_size(venv: Path) -> int:
-    """The bytes of the store entry a venv link points at (0 if unknown)."""
-    try:
-        return int((venv.resolve().parent / ".size").read_text())
-    except (OSError, ValueError):
-        return 0
+def _store_size(manager: EnvManager, environment: Environment) -> int:
+    """The bytes of the store entry the env's venv links (0 if unknown)."""
+    store_dir = _services(manager).layout.store_dir
+    entry = linked_entry(store_dir, current_dir(environment))
+    size = None if entry is None else recorded_size(entry)
+    return size or 0
 
 
 def environment_of(manager: EnvManager, spec: LockedSpec) -> Environment:

@@ -1,0 +1,79 @@
+"""Checking envs' venvs and recording the damage found: ``verify``, and the steps repair shares.
+
+Verify, repair (``verify_all``, ``repair``) and sync's check of a shared venv
+all go one way through :class:`Verifier`: :meth:`Verifier.inspect` checks a
+generation's venv against its lock (:func:`uv_envs._root.damage.check_generation`),
+drops the damaged packages from uv's cache and marks a damaged store entry
+(:func:`uv_envs._root.damage.mark_damaged`); :meth:`Verifier.record_damaged`
+persists DAMAGED on an env whose lock the caller holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import attrs
+
+from uv_envs._errors import EnvironmentUnreadable
+from uv_envs._models import EnvKey, EnvStatus, VerifyReport
+from uv_envs._root.damage import VenvCheck, check_generation, mark_damaged
+from uv_envs._root.store import linked_entry
+from uv_envs._uv.commands import cache_clean_command
+
+from . import quarantine
+from .access import USABLE, EnvAccess, Locked
+from .operation import audited
+from .services import Services
+
+
+@attrs.frozen
+class Verifier:
+    """Checks envs' venvs and records what it found."""
+
+    services: Services
+    access: EnvAccess
+
+    def verify(self, key: EnvKey) -> VerifyReport:
+        """Check one env's venv under its lock; DAMAGED if anything is wrong, READY again if not."""
+        services = self.services
+        with self.access.locked(key) as token:
+            try:
+                environment = self.access.require(token)
+            except EnvironmentUnreadable as exc:
+                return quarantine.verify_report(quarantine.record_of(exc, services.layout, key))
+            with audited(services, key, "verify") as operation:
+                found = self.inspect(services.dirs.current_dir(environment))
+                if found.problems:
+                    self.record_damaged(token, found.problems)
+                elif environment.status is EnvStatus.DAMAGED:
+                    services.metadata.save(
+                        attrs.evolve(environment, status=EnvStatus.READY, error=None)
+                    )
+                operation.note(problems=list(found.problems), checked_files=found.checked_files)
+        return VerifyReport(key=key, problems=found.problems, checked_files=found.checked_files)
+
+    def inspect(self, gen_dir: Path) -> VenvCheck:
+        """Check a generation's venv; forget its damaged packages; mark its damaged store entry."""
+        found = check_generation(gen_dir)
+        if found.damaged_packages:
+            self._forget_cached(found.damaged_packages)
+        entry = linked_entry(self.services.layout.store_dir, gen_dir)
+        if found.problems and entry is not None:
+            with contextlib.suppress(OSError):
+                mark_damaged(entry)
+        return found
+
+    def record_damaged(self, token: Locked, problems: tuple[str, ...]) -> None:
+        """Persist DAMAGED, with the first problems, on the env whose lock ``token`` proves."""
+        metadata = self.services.metadata
+        environment = metadata.load(token.key)
+        if environment is not None and environment.status in USABLE:
+            error = "; ".join(problems[:5])
+            metadata.save(attrs.evolve(environment, status=EnvStatus.DAMAGED, error=error))
+
+    def _forget_cached(self, names: Iterable[str]) -> None:
+        # Installed files are hard links into uv's cache: drop the damaged packages
+        # from it, so no later install links the same bytes.
+        self.services.uv.run(cache_clean_command(self.services.uv_options, names), "uv cache clean")
