@@ -13,7 +13,8 @@
         gens/<N>/.venv -> <root>/store/<id>/.venv     a shared, read-only venv
                                                       (sync: a private .venv)
         .last-used                                    touched on each hand-out
-      store/<id>/{.venv/, refs/, .complete, .size}    venvs by (lock, interpreter)
+      store/<id>/{.venv/, refs/, .complete, .size,    venvs by (lock, interpreter);
+                  .compiled, .damaged}                the entry's files: see store.py
       lockstore/<spec hash>.lock                      resolved locks by spec
       lockstore/<spec hash>.lock.json                 what a stored lock was vouched for under
       leases/<key hash>/<gen>-<uuid>.lease            one locked file per lease
