@@ -83,7 +83,7 @@ class ServeOptions:
     """
 
     host: str = "127.0.0.1"
-    port: int = attrs.field(default=0)
+    port: int = 0
     allow_remote: bool = False
     tls: TlsFiles | None = None
     token: str | None = attrs.field(default=None, validator=_check_token, repr=False)
