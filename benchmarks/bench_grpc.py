@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import uv_envs  # noqa: E402
 from tests.wheelhouse import build_wheelhouse  # noqa: E402
-from uv_envs_server import EnvManagerClient, create_server  # noqa: E402
+from uv_envs_server import EnvManagerClient, ServeOptions, create_server  # noqa: E402
 
 
 def _percentile(samples: list[float], fraction: float) -> float:
@@ -140,7 +140,8 @@ def main() -> None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=120)
         else:
-            server, port = create_server(manager=manager, max_workers=args.workers)
+            options = ServeOptions(max_workers=args.workers)
+            server, port = create_server(manager, options)
             server.start()
             try:
                 status = bench_status(f"127.0.0.1:{port}", args.status_calls, args.threads)

@@ -30,7 +30,13 @@ sys.path.insert(0, str(ROOT))
 
 import uv_envs
 from tests.wheelhouse import build_wheelhouse
-from uv_envs_server import EnvManagerClient, HttpEnvClient, create_http_server, create_server
+from uv_envs_server import (
+    EnvManagerClient,
+    HttpEnvClient,
+    ServeOptions,
+    create_http_server,
+    create_server,
+)
 
 STATUS_PATH = "/v1/envs/bench/status/@"
 
@@ -80,9 +86,10 @@ def main() -> None:
         )
         manager = uv_envs.EnvManager(settings)
         manager.ensure(uv_envs.EnvKey("bench", "status"), packages=["alpha"])
-        grpc_server, port = create_server(manager=manager, max_workers=args.workers)
+        options = ServeOptions(max_workers=args.workers)
+        grpc_server, port = create_server(manager, options)
         grpc_server.start()
-        http_server = create_http_server(manager=manager, max_workers=args.workers)
+        http_server = create_http_server(manager, options)
         http_server.start()
         target = f"127.0.0.1:{port}"
         results: dict[str, list[dict[str, float]]] = {"gRPC": [], "HTTP": []}

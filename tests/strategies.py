@@ -339,6 +339,15 @@ def exports() -> st.SearchStrategy[Export]:
     return st.builds(Export, key=env_keys(), pyproject_toml=_TEXT, uv_lock=_TEXT)
 
 
+def provisioned() -> st.SearchStrategy[_models.Provisioned]:
+    return st.builds(
+        _models.Provisioned,
+        environment=environments(),
+        outcome=st.sampled_from(_models.ProvisionOutcome),
+        pyproject_toml=_TEXT,
+    )
+
+
 def delete_results() -> st.SearchStrategy[DeleteResult]:
     return st.builds(DeleteResult, key=env_keys(), status=st.sampled_from(["DELETED", "NOT_FOUND"]))
 

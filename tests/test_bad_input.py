@@ -399,7 +399,7 @@ def test_every_bad_input_is_refused_on_every_channel(
             failures.append(f"API {case.name}: {type(error).__name__}: {error}")
 
     # 2. gRPC, against a real server on a loopback port.
-    server, port = create_server("127.0.0.1:0", manager=manager)
+    server, port = create_server(manager)
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:

@@ -253,6 +253,7 @@ ROUND_TRIPS: dict[type, st.SearchStrategy[Any]] = {
     _models.OperationResult: s.operation_results(),
     _models.Dependencies: s.dependencies(),
     _models.Export: s.exports(),
+    _models.Provisioned: s.provisioned(),
     _models.DeleteResult: s.delete_results(),
     _models.CleanupReport: s.cleanup_reports(),
     _models.OperationRecord: s.operation_records(),

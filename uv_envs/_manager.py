@@ -35,6 +35,7 @@ from ._models import (
     Export,
     OperationPage,
     OperationResult,
+    Provisioned,
     StatusReport,
     VerifyReport,
 )
@@ -113,6 +114,28 @@ class EnvManager:
         fails, the old generation stays.
         """
         return self._provide(key, packages, requirements_text, python, refresh, replace=True)
+
+    def provision(
+        self,
+        key: EnvKey,
+        *,
+        packages: Iterable[str] = (),
+        requirements_text: str | bytes | None = None,
+        python: str | None = None,
+        refresh: bool = False,
+        replace: bool = False,
+    ) -> Provisioned:
+        """:meth:`create` (or with ``replace``, :meth:`ensure`), saying what it did.
+
+        Answers the env, whether this call created it, reused it or rebuilt it
+        (:class:`~uv_envs._models.ProvisionOutcome`), and its ``pyproject.toml``
+        read under the same lock: what a server answers, from one call that no
+        concurrent delete can split.
+        """
+        settings, finder = self.settings, self._core.services.python_finder
+        requested = parse_requested(settings, packages, requirements_text)
+        request = provision_request(settings, finder, requested, python, refresh=refresh)
+        return self._core.provisioner.provision(key, request, replace=replace)
 
     def _provide(
         self, key: EnvKey, packages: Iterable[str], text: str | bytes | None, python: str | None,

@@ -284,6 +284,36 @@ class Export:
     uv_lock: str
 
 
+class ProvisionOutcome(enum.StrEnum):
+    """What a create or ensure did to reach the env it returns."""
+
+    #: A new env was built (none existed, or a failed create was started over).
+    CREATED = "CREATED"
+    #: An env with the same spec existed and was returned unchanged.
+    REUSED = "REUSED"
+    #: The env existed and moved to a new generation built from the spec: another
+    #: spec (ensure), or a DAMAGED env rebuilt.
+    REBUILT = "REBUILT"
+
+
+@attrs.frozen
+class Provisioned:
+    """What ``EnvManager.provision`` answers: the env, how it was reached, its project.
+
+    ``pyproject_toml`` is the current generation's, read under the env's lock
+    in the same call, so no delete or ensure can land between the two.
+    """
+
+    environment: Environment
+    outcome: ProvisionOutcome
+    pyproject_toml: str
+
+    @property
+    def created(self) -> bool:
+        """Whether this call built the env (HTTP answers 201 then, 200 otherwise)."""
+        return self.outcome is ProvisionOutcome.CREATED
+
+
 @attrs.frozen
 class DeleteResult:
     """``status`` is ``DELETED``, or ``NOT_FOUND`` when there was nothing to delete."""

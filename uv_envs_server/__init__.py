@@ -19,7 +19,8 @@ from uv_envs_server._grpc.server import EnvManagerServer, create_server
 from uv_envs_server._grpc.servicer import EnvManagerServicer
 
 from ._limits import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PACKAGES, DEFAULT_WORKERS
-from ._security import RemoteAddressNotAllowed
+from ._options import ServeOptions
+from ._security import RemoteAddressNotAllowed, TlsFiles
 
 if TYPE_CHECKING:
     from uv_envs_server._http.client import HttpEnvClient, HttpRemoteError
@@ -64,6 +65,8 @@ __all__ = [
     "HttpServer",
     "RemoteAddressNotAllowed",
     "RemoteError",
+    "ServeOptions",
+    "TlsFiles",
     "create_http_server",
     "create_server",
 ]

@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import attrs
+
 import uv_envs
 from uv_envs import cli_options
 from uv_envs_server._grpc.server import create_server
@@ -22,7 +24,8 @@ from ._limits import (
     DEFAULT_MIN_CLEANUP_IDLE_HOURS,
     DEFAULT_WORKERS,
 )
-from ._security import TOKEN_ENV, check_address, is_loopback, read_tls, read_token
+from ._options import ServeOptions
+from ._security import TOKEN_ENV, is_loopback, read_tls, read_token
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -123,31 +126,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _address(host: str, port: int) -> str:
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # an IPv6 literal
-    return f"{host}:{port}"
+def _options(args: argparse.Namespace) -> ServeOptions:
+    """The options both servers take, from the command line (the gRPC port; no TLS, no token)."""
+    return ServeOptions(
+        host=args.host,
+        port=args.port,
+        allow_remote=args.allow_remote,
+        max_workers=args.workers,
+        max_message_bytes=args.max_message_bytes,
+        max_packages=args.max_packages,
+        min_cleanup_idle_hours=args.min_cleanup_idle_hours,
+    )
 
 
-def _http_server(
-    args: argparse.Namespace, manager: uv_envs.EnvManager, *, tls: bool, token: str | None
-) -> HttpServer | None:
-    """The HTTP server beside gRPC (``--http-port``), with the same guards; None without it."""
-    if args.http_port is None:
-        return None
+def _http_server(manager: uv_envs.EnvManager, options: ServeOptions) -> HttpServer:
+    """The HTTP server beside gRPC (``--http-port``), with the same guards."""
     from uv_envs_server._http.server import create_http_server  # noqa: PLC0415 - needs the [http] extra
 
-    return create_http_server(
-        args.host,
-        args.http_port,
-        manager=manager,
-        max_workers=args.workers,
-        allow_remote=args.allow_remote,
-        tls=(args.tls_cert, args.tls_key) if tls else None,
-        token=token,
-        max_body_bytes=args.max_message_bytes,
-        max_packages=args.max_packages,
-    )
+    return create_http_server(manager, options)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -191,33 +187,26 @@ def _serve_until_stopped(
     environ: Mapping[str, str],
     closing: contextlib.ExitStack,
 ) -> int:
-    address = _address(args.host, args.port)
     try:
         # The cheap checks first: a refused address or a bad token file fails at once.
-        check_address(address, allow_remote=args.allow_remote)
+        options = _options(args)
         tls = read_tls(args.tls_cert, args.tls_key)
         token = read_token(args.token_file, environ)
+        options = attrs.evolve(options, tls=tls, token=token)
         settings = cli_options.settings_from_options(args)
         manager = uv_envs.EnvManager(settings)
         closing.callback(manager.close)
         repaired = manager.recover()
         if repaired:
             logger.info("repaired after a crash: %s", ", ".join(map(str, repaired)))
-        server, port = create_server(
-            address,
-            manager=manager,
-            max_workers=args.workers,
-            allow_remote=args.allow_remote,
-            tls=tls,
-            token=token,
-            max_message_bytes=args.max_message_bytes,
-            max_packages=args.max_packages,
-            min_cleanup_idle_hours=args.min_cleanup_idle_hours,
-        )
-        http = _http_server(args, manager, tls=tls is not None, token=token)
+        server, port = create_server(manager, options)
+        http = None
+        if args.http_port is not None:
+            http = _http_server(manager, attrs.evolve(options, port=args.http_port))
     except (OSError, ValueError, ImportError, uv_envs.UvEnvsError) as exc:
         logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
         return 2
+    address = options.address
     if not is_loopback(address) and (tls is None or token is None):
         logger.warning(
             "listening on %s without %s: anyone who reaches it can install packages",
@@ -227,7 +216,8 @@ def _serve_until_stopped(
 
     server.start()
     # The one line scripts and tests read to learn the port (with --port 0).
-    print(f"uv-envs-server listening on {_address(args.host, port)}", flush=True)  # noqa: T201
+    listening = attrs.evolve(options, port=port).address
+    print(f"uv-envs-server listening on {listening}", flush=True)  # noqa: T201
     if http is not None:
         try:
             http.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import uv_envs
@@ -33,3 +34,16 @@ def limit_packages(packages: Sequence[str], max_packages: int) -> tuple[str, ...
         msg = f"{len(packages)} packages given; at most {max_packages} per request"
         raise uv_envs.InvalidInput(msg)
     return tuple(packages)
+
+
+def check_max_packages(max_packages: int) -> None:
+    """Raise ValueError unless a request may name at least one package."""
+    if max_packages < 1:
+        raise ValueError(f"max_packages must be at least 1, not {max_packages}")
+
+
+def check_min_cleanup_idle_hours(hours: float) -> None:
+    """Raise ValueError unless the cleanup floor is a finite number of hours >= 0."""
+    if not (hours >= 0 and math.isfinite(hours)):
+        # NaN fails every comparison, so it would otherwise read as "no minimum".
+        raise ValueError(f"min_cleanup_idle_hours must be a finite number >= 0, not {hours}")

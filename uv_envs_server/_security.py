@@ -11,13 +11,14 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+import attrs
 import grpc
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
 #: The environment variable the command line reads the bearer token from.
 TOKEN_ENV: Final = "UV_ENVS_SERVER_TOKEN"  # noqa: S105 - a variable's name, not a secret
@@ -121,19 +122,39 @@ def server_credentials(cert_pem: str | bytes, key_pem: str | bytes) -> grpc.Serv
     return grpc.ssl_server_credentials([(key, cert)])
 
 
-def read_tls(cert: Path | None, key: Path | None) -> tuple[bytes, bytes] | None:
-    """Read ``--tls-cert`` and ``--tls-key``: both or neither."""
+@attrs.frozen
+class TlsFiles:
+    """A PEM certificate chain and its PEM private key, as files: what a server needs for TLS.
+
+    Both servers take the files (uvicorn loads them by name); the gRPC server
+    reads them when it is created. Neither message about them quotes their bytes.
+
+    .. versionadded:: 0.1.0
+    """
+
+    certificate_chain: Path = attrs.field(converter=Path)
+    private_key: Path = attrs.field(converter=Path)
+
+    def read_pems(self) -> tuple[bytes, bytes]:
+        """The certificate chain and the key, as bytes; ValueError when one cannot be read."""
+        pems: list[bytes] = []
+        for label, path in (("certificate", self.certificate_chain), ("key", self.private_key)):
+            try:
+                pems.append(path.read_bytes())
+            except OSError as exc:
+                raise ValueError(f"cannot read the TLS {label} {path}: {exc.strerror}") from None
+        return pems[0], pems[1]
+
+
+def read_tls(cert: Path | None, key: Path | None) -> TlsFiles | None:
+    """``--tls-cert`` and ``--tls-key``, both or neither, checked to be readable."""
     if cert is None and key is None:
         return None
     if cert is None or key is None:
         raise ValueError("--tls-cert and --tls-key go together: give both or neither")
-    pems: list[bytes] = []
-    for label, path in (("certificate", cert), ("key", key)):
-        try:
-            pems.append(path.read_bytes())
-        except OSError as exc:
-            raise ValueError(f"cannot read the TLS {label} {path}: {exc.strerror}") from None
-    return pems[0], pems[1]
+    tls = TlsFiles(cert, key)
+    tls.read_pems()  # fail at once on a file that is not there
+    return tls
 
 
 def _bearer(value: str) -> str | None:

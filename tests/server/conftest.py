@@ -18,7 +18,13 @@ import pytest
 
 import uv_envs
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor
-from uv_envs_server import EnvManagerClient, EnvManagerServer, create_server
+from uv_envs_server import (
+    EnvManagerClient,
+    EnvManagerServer,
+    ServeOptions,
+    TlsFiles,
+    create_server,
+)
 
 if TYPE_CHECKING:
     from uv_envs._uv.commands import UvInvocation
@@ -39,11 +45,14 @@ class Ident(TypedDict):
 
 @pytest.fixture
 def serve() -> Iterator[Serve]:
-    """Start a server on 127.0.0.1:<free port> for a manager; returns its target."""
+    """Start a server on 127.0.0.1:<free port> for a manager; returns its target.
+
+    Keyword arguments are :class:`~uv_envs_server.ServeOptions` fields.
+    """
     started: list[EnvManagerServer] = []
 
-    def start(manager: uv_envs.EnvManager, **kwargs: Any) -> str:  # noqa: ANN401 - create_server's options
-        server, port = create_server("127.0.0.1:0", manager=manager, **kwargs)
+    def start(manager: uv_envs.EnvManager, **kwargs: Any) -> str:  # noqa: ANN401 - ServeOptions fields
+        server, port = create_server(manager, ServeOptions(**kwargs))
         server.start()
         started.append(server)
         return f"127.0.0.1:{port}"
@@ -110,7 +119,7 @@ def small_server(
     fake_manager: uv_envs.EnvManager,
 ) -> Iterator[tuple[EnvManagerServer, grpc.Channel]]:
     """A started server with 4 workers (room for one health Watch stream), and a channel to it."""
-    server, port = create_server(manager=fake_manager, max_workers=4)
+    server, port = create_server(fake_manager, ServeOptions(max_workers=4))
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -206,6 +215,14 @@ def _self_signed_with_openssl(openssl: str, host: str, folder: Path) -> tuple[by
 SelfSigned = Callable[[], tuple[bytes, bytes]]
 
 
+def tls_files(folder: Path, cert: bytes, key: bytes) -> TlsFiles:
+    """Write a PEM pair into ``folder``; the files a server's ``tls`` option names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cert.pem").write_bytes(cert)
+    (folder / "key.pem").write_bytes(key)
+    return TlsFiles(folder / "cert.pem", folder / "key.pem")
+
+
 @pytest.fixture
 def self_signed(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
     """Make a new self-signed certificate for 127.0.0.1 and localhost: ``(cert_pem, key_pem)``.
@@ -230,16 +247,17 @@ HttpServe = Callable[..., "HttpServer"]
 
 @pytest.fixture
 def http_serve() -> Iterator[HttpServe]:
-    """Start the HTTP API on 127.0.0.1:<free port> for a manager; returns the started server."""
+    """Start the HTTP API on 127.0.0.1:<free port> for a manager; returns the started server.
+
+    Keyword arguments are :class:`~uv_envs_server.ServeOptions` fields.
+    """
     http_server = pytest.importorskip(
         "uv_envs_server._http.server", reason="needs the [http] extra"
     )
     started: list[HttpServer] = []
 
-    def start(manager: uv_envs.EnvManager, **kwargs: Any) -> HttpServer:  # noqa: ANN401 - create_http_server's options
-        server: HttpServer = http_server.create_http_server(
-            "127.0.0.1", 0, manager=manager, **kwargs
-        )
+    def start(manager: uv_envs.EnvManager, **kwargs: Any) -> HttpServer:  # noqa: ANN401 - ServeOptions fields
+        server: HttpServer = http_server.create_http_server(manager, ServeOptions(**kwargs))
         server.start()
         started.append(server)
         return server

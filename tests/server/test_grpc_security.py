@@ -24,6 +24,8 @@ from uv_envs_server import (
     GrpcEnvironmentProvider,
     RemoteAddressNotAllowed,
     RemoteError,
+    ServeOptions,
+    TlsFiles,
     create_server,
 )
 from uv_envs_server._cli import main
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from .conftest import Ident, OpenClient, SelfSigned, Serve
+
+from .conftest import tls_files
 
 IDENT: Ident = {"workflow_id": "wf", "node_id": "node", "version_id": "v1"}
 TOKEN = "s3cret-Token_value.42"  # noqa: S105 - a test token for a loopback server
@@ -78,10 +82,11 @@ def test_loopback_addresses(address: str) -> None:
         "[fe80::1]:0",
     ],
 )
-def test_other_addresses_need_allow_remote(address: str, fake_manager: uv_envs.EnvManager) -> None:
+def test_other_addresses_need_allow_remote(address: str) -> None:
     assert not is_loopback(address)
+    host, _, port = address.rpartition(":")
     with pytest.raises(RemoteAddressNotAllowed, match="allow_remote"):
-        create_server(address, manager=fake_manager)
+        ServeOptions(host=host, port=int(port))
     # Allowed on request (checked without binding: tests bind loopback only).
     check_address(address, allow_remote=True)
 
@@ -180,9 +185,9 @@ def test_provider_with_a_token(token_target: str) -> None:
 
 
 @pytest.mark.parametrize("token", ["", "has space", "tab\there", "é-non-ascii"])
-def test_create_server_refuses_a_bad_token(token: str, fake_manager: uv_envs.EnvManager) -> None:
+def test_serve_options_refuse_a_bad_token(token: str) -> None:
     with pytest.raises(ValueError, match="token") as info:
-        create_server(manager=fake_manager, token=token)
+        ServeOptions(token=token)
     if token:
         assert token not in str(info.value)
 
@@ -211,10 +216,14 @@ def test_cli_reads_the_token_file_and_the_variable(
 
 
 def test_tls_with_a_self_signed_certificate(
-    serve: Serve, fake_manager: uv_envs.EnvManager, open_client: OpenClient, self_signed: SelfSigned
+    serve: Serve,
+    fake_manager: uv_envs.EnvManager,
+    open_client: OpenClient,
+    self_signed: SelfSigned,
+    tmp_path: Path,
 ) -> None:
     cert, key = self_signed()
-    target = serve(fake_manager, tls=(cert, key), token=TOKEN)
+    target = serve(fake_manager, tls=tls_files(tmp_path, cert, key), token=TOKEN)
     client = open_client(target, timeout=30, root_certificates=cert, token=TOKEN)
     assert client.health() == "SERVING"
     assert client.ensure_env("wf", "tls", packages=["alpha"]).endswith("/.venv/bin/python")
@@ -244,20 +253,28 @@ def test_tls_with_a_self_signed_certificate(
         provider.close()
 
 
-def test_create_server_refuses_what_is_not_pem(fake_manager: uv_envs.EnvManager) -> None:
+def test_create_server_refuses_what_is_not_pem(
+    fake_manager: uv_envs.EnvManager, tmp_path: Path
+) -> None:
     secret = b"top secret key material"
     with pytest.raises(ValueError, match="not a PEM certificate") as info:
-        create_server(manager=fake_manager, tls=(secret, secret))
+        create_server(fake_manager, ServeOptions(tls=tls_files(tmp_path, secret, secret)))
     assert "secret" not in str(info.value)
+    cert = b"-----BEGIN CERTIFICATE-----\nAAAA\n"
     with pytest.raises(ValueError, match="not a PEM private key"):
-        create_server(manager=fake_manager, tls=(b"-----BEGIN CERTIFICATE-----\nAAAA\n", secret))
+        create_server(fake_manager, ServeOptions(tls=tls_files(tmp_path, cert, secret)))
+    with pytest.raises(ValueError, match="cannot read the TLS key") as info:
+        create_server(fake_manager, ServeOptions(tls=TlsFiles(tmp_path / "cert.pem", tmp_path)))
+    assert "secret" not in str(info.value)
 
 
-def test_a_tls_pair_grpc_cannot_load_is_a_clear_error(fake_manager: uv_envs.EnvManager) -> None:
+def test_a_tls_pair_grpc_cannot_load_is_a_clear_error(
+    fake_manager: uv_envs.EnvManager, tmp_path: Path
+) -> None:
     cert = b"-----BEGIN CERTIFICATE-----\nAAAAsecret\n-----END CERTIFICATE-----\n"
     key = b"-----BEGIN PRIVATE KEY-----\nsecretkey\n-----END PRIVATE KEY-----\n"
     with pytest.raises(OSError, match="TLS certificate and key") as info:
-        create_server(manager=fake_manager, tls=(cert, key))
+        create_server(fake_manager, ServeOptions(tls=tls_files(tmp_path, cert, key)))
     assert "secret" not in str(info.value)
 
 
@@ -324,11 +341,16 @@ def test_too_many_packages_is_invalid_argument(
         assert ok.status == "READY"
 
 
-def test_bad_limits_are_refused(fake_manager: uv_envs.EnvManager) -> None:
+def test_bad_limits_are_refused() -> None:
+    # ServeOptions checks them when made, before either server binds anything.
     with pytest.raises(ValueError, match="max_packages"):
-        create_server(manager=fake_manager, max_packages=0)
+        ServeOptions(max_packages=0)
     with pytest.raises(ValueError, match="max_message_bytes"):
-        create_server(manager=fake_manager, max_message_bytes=10)
+        ServeOptions(max_message_bytes=10)
+    with pytest.raises(ValueError, match="max_workers"):
+        ServeOptions(max_workers=0)
+    with pytest.raises(ValueError, match="min_cleanup_idle_hours"):
+        ServeOptions(min_cleanup_idle_hours=float("nan"))
 
 
 # -- request ids and the log ------------------------------------------------------
@@ -401,7 +423,7 @@ class _LeakyManager:
     def status(self, key: uv_envs.EnvKey) -> None:
         raise OSError(2, "No such file", "/srv/root/wf/node/metadata.json")
 
-    def ensure(self, key: uv_envs.EnvKey, **kwargs: object) -> None:
+    def provision(self, key: uv_envs.EnvKey, **kwargs: object) -> None:
         raise ValueError("password=hunter2 in /etc/uv-envs.conf line 3")
 
     def delete(self, key: uv_envs.EnvKey) -> None:

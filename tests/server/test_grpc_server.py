@@ -28,6 +28,7 @@ from uv_envs_server import (
     EnvManagerServer,
     GrpcEnvironmentProvider,
     RemoteError,
+    ServeOptions,
     create_server,
 )
 from uv_envs_server._generated import env_manager_pb2 as pb
@@ -261,7 +262,7 @@ class _UvFailingManager:
     def _timeout(self, *args: object, **kwargs: object) -> None:
         raise uv_envs.UvTimeout("uv ran longer than 1800 seconds", command=("uv", "lock"))
 
-    ensure = _timeout
+    provision = _timeout
 
 
 @pytest.mark.parametrize("rpc", ["SyncEnv", "AddDeps", "UpdateDeps", "RemoveDeps"])
@@ -498,10 +499,10 @@ def test_every_provider_returns_the_same_dicts(
 
 
 def test_create_server_refuses_a_taken_port(fake_manager: uv_envs.EnvManager) -> None:
-    server, port = create_server(manager=fake_manager, max_workers=1)
+    server, port = create_server(fake_manager, ServeOptions(max_workers=1))
     try:
         with pytest.raises(OSError, match="could not listen"):
-            create_server(f"127.0.0.1:{port}", manager=fake_manager, max_workers=1)
+            create_server(fake_manager, ServeOptions(port=port, max_workers=1))
     finally:
         server.stop(None)
         server.executor.shutdown(wait=True)

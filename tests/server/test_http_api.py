@@ -206,7 +206,7 @@ def test_bad_requests_are_problems_and_change_nothing(
 def test_limits_on_body_size_and_package_count(
     http_serve: Callable[..., Any], manager: uv_envs.EnvManager
 ) -> None:
-    server = http_serve(manager, max_body_bytes=1000, max_packages=2)
+    server = http_serve(manager, max_message_bytes=1024, max_packages=2)
     with httpx.Client(base_url=server.url) as http:
         big = http.post(
             "/v1/envs", json={"workflow_id": "w", "node_id": "n", "packages": ["a" * 2000]}

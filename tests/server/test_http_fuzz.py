@@ -26,7 +26,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import checks
 
 import uv_envs
-from uv_envs_server import create_http_server
+from uv_envs_server import ServeOptions, create_http_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -45,7 +45,7 @@ class Fuzzed:
     def __init__(self, base: Path, manager: uv_envs.EnvManager) -> None:
         self.base = base
         self.manager = manager
-        self.server = create_http_server("127.0.0.1", 0, manager=manager, max_workers=4)
+        self.server = create_http_server(manager, ServeOptions(max_workers=4))
         self.server.start()
         self.kept = manager.ensure(KEEP, packages=["alpha<2"])
         self.kept_metadata = (self.kept.env_path / "metadata.json").read_bytes()

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 
 pytest.importorskip("fastapi", reason="the HTTP API needs the [http] extra")
@@ -22,6 +23,8 @@ from uv_envs_server import (
     HttpEnvironmentProvider,
     HttpRemoteError,
     RemoteAddressNotAllowed,
+    ServeOptions,
+    TlsFiles,
     create_http_server,
 )
 
@@ -67,11 +70,15 @@ def test_without_the_token_every_call_but_health_is_refused(
 
 def test_bad_setups_are_refused_before_binding(fake_manager: EnvManager) -> None:
     with pytest.raises(RemoteAddressNotAllowed):
-        create_http_server("0.0.0.0", 0, manager=fake_manager)  # noqa: S104 - refused
+        ServeOptions(host="0.0.0.0")  # noqa: S104 - refused
     with pytest.raises(ValueError, match="printable ASCII"):
-        create_http_server(manager=fake_manager, token="has space")  # noqa: S106 - bad on purpose
-    with pytest.raises(ValueError, match="max_body_bytes"):
-        create_http_server(manager=fake_manager, max_body_bytes=0)
+        ServeOptions(token="has space")  # noqa: S106 - bad on purpose
+    with pytest.raises(ValueError, match="max_message_bytes"):
+        ServeOptions(max_message_bytes=0)
+    # Allowed, and then refused by the HTTP server itself: before binding.
+    remote = ServeOptions(host="0.0.0.0", allow_remote=True)  # noqa: S104 - never bound
+    with pytest.raises(ValueError, match="TLS"):
+        create_http_server(fake_manager, attrs.evolve(remote, tls=TlsFiles("no.pem", "no.pem")))
 
 
 def test_serves_https_with_a_certificate(
@@ -84,7 +91,7 @@ def test_serves_https_with_a_certificate(
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert)
     key_file.write_bytes(key)
-    server = http_serve(fake_manager, tls=(cert_file, key_file), token=TOKEN)
+    server = http_serve(fake_manager, tls=TlsFiles(cert_file, key_file), token=TOKEN)
     assert server.url.startswith("https://127.0.0.1:")
     context = ssl.create_default_context(cafile=str(cert_file))
     with HttpEnvClient(server.url, token=TOKEN, verify=context) as client:
@@ -94,7 +101,7 @@ def test_serves_https_with_a_certificate(
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate")
     with pytest.raises(ValueError, match="TLS"):
-        create_http_server(manager=fake_manager, tls=(bad, key_file))
+        create_http_server(fake_manager, ServeOptions(tls=TlsFiles(bad, key_file)))
 
 
 def test_status_is_answered_while_a_create_runs(

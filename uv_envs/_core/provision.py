@@ -17,7 +17,7 @@ import attrs
 
 from uv_envs import _events as events
 from uv_envs._errors import EnvironmentAlreadyExists
-from uv_envs._models import Environment, EnvKey, EnvStatus
+from uv_envs._models import Environment, EnvKey, EnvStatus, Provisioned, ProvisionOutcome
 from uv_envs._root import locks
 from uv_envs._root.bytecode import CompileJob, cost_notes
 from uv_envs._root.damage import effective
@@ -46,32 +46,48 @@ class Provisioner:
     def provide(self, key: EnvKey, request: ProvisionRequest, *, replace: bool) -> Environment:
         """The env of ``key`` for the request (see ``EnvManager.create`` and ``ensure``)."""
         with self.access.locked(key) as token:
-            existing = self.access.current(token)
-            if existing is None:
-                return self._build_new(token, request)
-            # DAMAGED when its shared venv is, so the rebuild below repairs that too.
-            existing = effective(self.services.layout, existing)
-            same_spec = existing.spec_hash == request.digest
-            if existing.status is EnvStatus.DAMAGED and (same_spec or replace):
-                return self._respec(token, existing, request)  # rebuilding repairs it
-            if existing.status not in USABLE:
-                # FAILED: a create whose rollback did not complete. Start over.
-                self.services.discard(key)
-                return self._build_new(token, request)
-            if same_spec:
-                with audited(self.services, key, "ensure" if replace else "create") as op:
-                    op.note(reused=True)
-                    job = self.note_cost(self.services.dirs.current_dir(existing), op)
-                self.services.bytecode.start(job)
-                self.services.dirs.touch(existing)
-                return existing
-            if not replace:
-                raise EnvironmentAlreadyExists(
-                    f"environment {key} exists with another spec "
-                    f"({existing.spec_hash[:12]} != {request.digest[:12]}); "
-                    "use ensure() to move it to the new spec, or delete it first"
-                )
-            return self._respec(token, existing, request)
+            environment, _ = self._reach(token, request, replace=replace)
+            return environment
+
+    def provision(self, key: EnvKey, request: ProvisionRequest, *, replace: bool) -> Provisioned:
+        """As :meth:`provide`, and say what it did and read the project, all under one lock."""
+        with self.access.locked(key) as token:
+            environment, outcome = self._reach(token, request, replace=replace)
+            gen_dir = self.services.dirs.current_dir(environment)
+            pyproject = (gen_dir / "pyproject.toml").read_text()
+            return Provisioned(environment, outcome, pyproject)
+
+    def _reach(
+        self, token: Locked, request: ProvisionRequest, *, replace: bool
+    ) -> tuple[Environment, ProvisionOutcome]:
+        key = token.key
+        existing = self.access.current(token)
+        if existing is None:
+            return self._build_new(token, request), ProvisionOutcome.CREATED
+        # DAMAGED when its shared venv is, so the rebuild below repairs that too.
+        existing = effective(self.services.layout, existing)
+        same_spec = existing.spec_hash == request.digest
+        if existing.status is EnvStatus.DAMAGED and (same_spec or replace):
+            # Rebuilding repairs it.
+            return self._respec(token, existing, request), ProvisionOutcome.REBUILT
+        if existing.status not in USABLE:
+            # FAILED: a create whose rollback did not complete. Start over.
+            self.services.discard(key)
+            return self._build_new(token, request), ProvisionOutcome.CREATED
+        if same_spec:
+            with audited(self.services, key, "ensure" if replace else "create") as op:
+                op.note(reused=True)
+                job = self.note_cost(self.services.dirs.current_dir(existing), op)
+            self.services.bytecode.start(job)
+            self.services.dirs.touch(existing)
+            return existing, ProvisionOutcome.REUSED
+        if not replace:
+            raise EnvironmentAlreadyExists(
+                f"environment {key} exists with another spec "
+                f"({existing.spec_hash[:12]} != {request.digest[:12]}); "
+                "use ensure() to move it to the new spec, or delete it first"
+            )
+        return self._respec(token, existing, request), ProvisionOutcome.REBUILT
 
     def _build_new(self, token: Locked, request: ProvisionRequest) -> Environment:
         services, key = self.services, token.key

@@ -1,7 +1,8 @@
 """Wiring: one EnvManager, one thread pool, the service, health and reflection.
 
-Also the server's guards: loopback unless ``allow_remote``, optional TLS, an
-optional bearer token, a request size limit, request ids in the log.
+Also the server's guards, as :class:`~uv_envs_server.ServeOptions` asks:
+loopback unless ``allow_remote``, optional TLS, an optional bearer token, a
+request size limit, request ids in the log.
 """
 
 from __future__ import annotations
@@ -14,13 +15,8 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 
 import uv_envs
-from uv_envs_server._limits import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_MAX_PACKAGES,
-    DEFAULT_MIN_CLEANUP_IDLE_HOURS,
-    DEFAULT_WORKERS,
-)
-from uv_envs_server._security import check_address, check_token, server_credentials
+from uv_envs_server._options import ServeOptions
+from uv_envs_server._security import server_credentials
 
 from .health import HEALTH_SERVICE, HealthServicer
 from .interceptors import RequestLogInterceptor, TokenInterceptor
@@ -101,76 +97,50 @@ class EnvManagerServer(grpc.Server):
 
 
 def create_server(
-    address: str = "127.0.0.1:0",
+    manager: uv_envs.EnvManager,
+    options: ServeOptions | None = None,
     *,
-    manager: uv_envs.EnvManager | None = None,
-    settings: uv_envs.Settings | None = None,
-    max_workers: int = DEFAULT_WORKERS,
-    options: Sequence[tuple[str, Any]] = (),
-    allow_remote: bool = False,
-    tls: tuple[str | bytes, str | bytes] | None = None,
-    token: str | None = None,
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    max_packages: int = DEFAULT_MAX_PACKAGES,
-    min_cleanup_idle_hours: float = DEFAULT_MIN_CLEANUP_IDLE_HOURS,
+    channel_options: Sequence[tuple[str, Any]] = (),
 ) -> tuple[EnvManagerServer, int]:
     """Build a server for ``envmanager.EnvManagerService``, bound but not started.
 
     Args:
-        address: ``host:port`` to listen on; port 0 picks a free port. It must
-            be a loopback address (``127.0.0.1``, ``[::1]``, ``localhost``)
-            unless ``allow_remote`` is true.
-        manager: the core manager to serve; by default a new one on ``settings``.
-        settings: settings for that new manager (ignored when ``manager`` is given).
-        max_workers: threads answering RPCs. Each running create, add or sync
-            holds one; the others go on answering status calls.
-        options: extra gRPC channel options, after the defaults.
-        allow_remote: allow an address that is not loopback (``0.0.0.0``, a
-            public interface); protect such a server with ``tls`` and ``token``.
-        tls: ``(certificate_chain_pem, private_key_pem)`` to serve over TLS.
-        token: when given, every call but health checks must carry the
-            metadata ``authorization: Bearer <token>`` (else UNAUTHENTICATED).
-        max_message_bytes: the largest request accepted; larger ones are
-            answered RESOURCE_EXHAUSTED.
-        max_packages: packages one request may name; more is INVALID_ARGUMENT.
-        min_cleanup_idle_hours: Cleanup never deletes envs idle less than
-            this (an unset ``idle_hours`` reads as 0); 0 lets ``idle_hours = 0``
-            delete every env not in use.
+        manager: the core manager to serve.
+        options: where to listen, TLS, token and limits; ``ServeOptions()`` (a
+            free port on 127.0.0.1) by default. ``max_workers`` threads answer
+            RPCs; a quarter of them at most may sit in health Watch streams.
+        channel_options: extra gRPC channel options, after the defaults.
 
     Returns:
         The server (call ``start()``) and the port it is bound to.
 
     Raises:
-        RemoteAddressNotAllowed: ``address`` is not loopback and ``allow_remote``
-            is false (a ValueError).
-        ValueError: a bad limit, token or TLS pair (messages never quote them).
-        OSError: the address could not be bound.
+        ValueError: a TLS file that cannot be read or is not PEM (messages never
+            quote them).
+        OSError: the address could not be bound, or the TLS pair does not load.
 
     .. versionadded:: 0.1.0
 
     """
-    check_address(address, allow_remote=allow_remote)
-    if max_workers < 1:
-        raise ValueError(f"max_workers must be at least 1, not {max_workers}")
-    if max_message_bytes < 1024:  # noqa: PLR2004 - below this not even an id fits
-        raise ValueError(f"max_message_bytes must be at least 1024, not {max_message_bytes}")
+    options = options if options is not None else ServeOptions()
+    address = options.address
     interceptors: list[grpc.ServerInterceptor] = [RequestLogInterceptor()]
-    if token is not None:
-        interceptors.append(TokenInterceptor(check_token(token)))
-    credentials = server_credentials(*tls) if tls is not None else None
+    if options.token is not None:
+        interceptors.append(TokenInterceptor(options.token))
+    tls = options.tls
+    credentials = server_credentials(*tls.read_pems()) if tls is not None else None
     servicer = EnvManagerServicer(
-        manager if manager is not None else uv_envs.EnvManager(settings),
-        max_packages=max_packages,
-        min_cleanup_idle_hours=min_cleanup_idle_hours,
+        manager,
+        max_packages=options.max_packages,
+        min_cleanup_idle_hours=options.min_cleanup_idle_hours,
     )
-    executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="uv-envs-rpc")
+    workers = options.max_workers
+    executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uv-envs-rpc")
+    receive = ("grpc.max_receive_message_length", options.max_message_bytes)
     server = grpc.server(
-        executor,
-        interceptors=interceptors,
-        options=[*_OPTIONS, ("grpc.max_receive_message_length", max_message_bytes), *options],
+        executor, interceptors=interceptors, options=[*_OPTIONS, receive, *channel_options]
     )
-    # A quarter of the workers at most may sit in health Watch streams.
-    health = HealthServicer(max_watchers=max(1, max_workers // 4))
+    health = HealthServicer(max_watchers=max(1, workers // 4))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     server.add_generic_rpc_handlers(
         [method_handlers(servicer), *reflection_handlers([SERVICE_NAME, HEALTH_SERVICE])]
@@ -193,9 +163,9 @@ def create_server(
         "bound %s (port %d) with %d workers, TLS %s, token %s",
         address,
         port,
-        max_workers,
+        workers,
         "on" if credentials is not None else "off",
-        "required" if token is not None else "not required",
+        "required" if options.token is not None else "not required",
     )
-    wrapped = EnvManagerServer(server, manager=servicer.manager, health=health, executor=executor)
+    wrapped = EnvManagerServer(server, manager=manager, health=health, executor=executor)
     return wrapped, port

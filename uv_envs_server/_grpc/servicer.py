@@ -9,7 +9,6 @@ core's; errors are translated in :mod:`uv_envs_server._grpc.errors`.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +19,8 @@ from uv_envs_server._limits import (
     DEFAULT_MAX_PACKAGES,
     DEFAULT_MIN_CLEANUP_IDLE_HOURS,
     DEFAULT_OPERATIONS_LIMIT,
+    check_max_packages,
+    check_min_cleanup_idle_hours,
     limit_packages,
 )
 
@@ -68,14 +69,8 @@ class EnvManagerServicer:
         max_packages: int = DEFAULT_MAX_PACKAGES,
         min_cleanup_idle_hours: float = DEFAULT_MIN_CLEANUP_IDLE_HOURS,
     ) -> None:
-        if max_packages < 1:
-            raise ValueError(f"max_packages must be at least 1, not {max_packages}")
-        if not (min_cleanup_idle_hours >= 0 and math.isfinite(min_cleanup_idle_hours)):
-            # NaN fails every comparison, so it would otherwise read as "no minimum".
-            msg = (
-                f"min_cleanup_idle_hours must be a finite number >= 0, not {min_cleanup_idle_hours}"
-            )
-            raise ValueError(msg)
+        check_max_packages(max_packages)
+        check_min_cleanup_idle_hours(min_cleanup_idle_hours)
         self.manager = manager
         self.max_packages = max_packages
         self.min_cleanup_idle_hours = min_cleanup_idle_hours
@@ -135,21 +130,24 @@ class EnvManagerServicer:
         """Ensure the env exists with this spec: safe to retry, fast when it already does."""
 
         def call() -> pb.CreateEnvResponse:
-            key = wire.key(request)
-            env = self.manager.ensure(
-                key,
+            # One core call: the env and its pyproject.toml are read under one lock,
+            # so a concurrent delete cannot fail an ensure that succeeded.
+            provisioned = self.manager.provision(
+                wire.key(request),
                 packages=self._packages(request.packages),
                 requirements_text=wire.requirements_text(
                     request.requirements_file_content, request.requirements_file_name
                 ),
                 python=request.python_version or None,
+                replace=True,
             )
+            env = provisioned.environment
             return pb.CreateEnvResponse(
                 **wire.ident(request),
                 env_path=str(env.env_path),
                 python_version=env.python_version,
                 status=str(env.status),
-                pyproject_toml=self.manager.export(key).pyproject_toml,
+                pyproject_toml=provisioned.pyproject_toml,
             )
 
         return self._run(context, call)

@@ -1,9 +1,8 @@
 """Wiring for HTTP: the app, a thread pool for core calls, uvicorn on its own thread.
 
-The guards are the gRPC side's: loopback unless ``allow_remote``
-(:func:`~uv_envs_server._security.check_address`), optional TLS, an optional
-bearer token (:func:`~uv_envs_server._security.check_token`), a request size
-limit and the package-count limit, request ids in the log.
+The guards are the gRPC side's, from the same :class:`~uv_envs_server.ServeOptions`:
+loopback unless ``allow_remote``, optional TLS, an optional bearer token, a
+request size limit and the package-count limit, request ids in the log.
 """
 
 from __future__ import annotations
@@ -19,15 +18,14 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 import uv_envs
-from uv_envs_server._limits import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PACKAGES, DEFAULT_WORKERS
-from uv_envs_server._security import check_address, check_token
+from uv_envs_server._options import ServeOptions
 
 from .app import create_app
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from fastapi import FastAPI
+
+    from uv_envs_server._security import TlsFiles
 
 logger = logging.getLogger("uv_envs_server")
 
@@ -50,7 +48,7 @@ class HttpServer:
         sock: socket.socket,
         *,
         executor: futures.ThreadPoolExecutor,
-        tls: tuple[Path, Path] | None,
+        tls: TlsFiles | None,
     ) -> None:
         self.app = app
         self.executor = executor
@@ -65,8 +63,8 @@ class HttpServer:
             access_log=False,  # the guard middleware logs every request with its id
             lifespan="off",
             server_header=False,
-            ssl_certfile=str(tls[0]) if tls else None,
-            ssl_keyfile=str(tls[1]) if tls else None,
+            ssl_certfile=str(tls.certificate_chain) if tls else None,
+            ssl_keyfile=str(tls.private_key) if tls else None,
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -122,69 +120,42 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _check_tls(tls: tuple[Path, Path] | None) -> None:
+def _check_tls(tls: TlsFiles | None) -> None:
     if tls is None:
         return
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        context.load_cert_chain(str(tls.certificate_chain), str(tls.private_key))
     except (OSError, ssl.SSLError) as exc:
         msg = "the TLS certificate and key are no valid PEM pair"
         raise ValueError(msg) from exc
 
 
 def create_http_server(
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    manager: uv_envs.EnvManager | None = None,
-    settings: uv_envs.Settings | None = None,
-    max_workers: int = DEFAULT_WORKERS,
-    allow_remote: bool = False,
-    tls: tuple[Path, Path] | None = None,
-    token: str | None = None,
-    max_body_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    max_packages: int = DEFAULT_MAX_PACKAGES,
+    manager: uv_envs.EnvManager, options: ServeOptions | None = None
 ) -> HttpServer:
-    """Build the HTTP server for ``manager``, bound to ``host:port`` but not started.
+    """Build the HTTP server for ``manager``, bound to ``options.host:port`` but not started.
 
     Args:
-        host: the address to listen on; loopback unless ``allow_remote``.
-        port: the port; 0 picks a free one (read :attr:`HttpServer.port`).
         manager: the core manager to serve (the gRPC server's, to share a root).
-        settings: settings for a new manager (ignored when ``manager`` is given).
-        max_workers: threads running core calls; each running create holds one.
-        allow_remote: allow a host that is not loopback; then use ``tls`` and ``token``.
-        tls: ``(certificate_chain_file, private_key_file)``, both PEM, to serve HTTPS.
-        token: when given, every request but ``/v1/health`` and the OpenAPI
-            schema and page must send ``Authorization: Bearer <token>`` (else 401).
-        max_body_bytes: the largest request body accepted (else 413).
-        max_packages: packages one request may name (else 422).
+        options: where to listen, TLS, token and limits; ``ServeOptions()`` (a
+            free port on 127.0.0.1) by default. ``max_workers`` threads run core
+            calls; the token is not asked for ``/v1/health``, the OpenAPI schema
+            and its docs page; ``min_cleanup_idle_hours`` is not used (a cleanup
+            body names its ``idle_hours``).
 
     Raises:
-        RemoteAddressNotAllowed: a remote ``host`` without ``allow_remote``.
-        ValueError: a bad limit, token or TLS pair.
+        ValueError: the TLS files are no valid PEM pair.
         OSError: the address cannot be bound.
 
     .. versionadded:: 0.1.0
 
     """
-    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    check_address(f"{shown}:{port}", allow_remote=allow_remote)
-    if max_workers < 1:
-        raise ValueError(f"max_workers must be at least 1, not {max_workers}")
-    if max_body_bytes < 1:
-        raise ValueError(f"max_body_bytes must be at least 1, not {max_body_bytes}")
-    if max_packages < 1:
-        raise ValueError(f"max_packages must be at least 1, not {max_packages}")
-    if token is not None:
-        check_token(token)
-    _check_tls(tls)
-    manager = manager if manager is not None else uv_envs.EnvManager(settings)
-    executor = futures.ThreadPoolExecutor(max_workers, thread_name_prefix="uv-envs-http")
-    app = create_app(
-        manager, executor, token=token, max_body_bytes=max_body_bytes, max_packages=max_packages
-    )
-    sock = _bind(host, port)
-    logger.debug("HTTP bound %s:%d, TLS %s", host, sock.getsockname()[1], tls is not None)
-    return HttpServer(app, sock, executor=executor, tls=tls)
+    options = options if options is not None else ServeOptions()
+    _check_tls(options.tls)
+    executor = futures.ThreadPoolExecutor(options.max_workers, thread_name_prefix="uv-envs-http")
+    app = create_app(manager, executor, options)
+    sock = _bind(options.host, options.port)
+    port = sock.getsockname()[1]
+    logger.debug("HTTP bound %s:%d, TLS %s", options.host, port, options.tls is not None)
+    return HttpServer(app, sock, executor=executor, tls=options.tls)

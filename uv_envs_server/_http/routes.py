@@ -1,0 +1,302 @@
+"""The HTTP/JSON API's endpoints: request -> one core call -> JSON, and nothing more.
+
+Every core call runs on the server's thread pool (:class:`CoreCalls`, handed
+to each endpoint as a dependency, reads the manager, the pool and the limits
+from ``app.state``), so a long create holds one thread while the event loop
+goes on answering other requests. While it runs the handler polls
+whether the client is still there; when it has gone, the call's cancel event
+is set and the core stops uv and rolls back, as the gRPC servicer does when a
+call is cancelled. The empty version id is spelt ``@`` in paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse
+
+import uv_envs
+from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT, limit_packages
+
+from . import models as m
+from .page import render_status_page
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from concurrent.futures import Executor
+
+_R = TypeVar("_R")
+
+#: Seconds between two checks whether the client of a running call is still there.
+DISCONNECT_POLL = 0.1
+
+ENV = "/v1/envs/{workflow_id}/{node_id}/{version_id}"
+
+router = APIRouter()
+
+
+class Failed(Exception):
+    """Carries a core call's exception to the handler that turns it into a problem."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        super().__init__(type(error).__name__)
+
+
+class CoreCalls:
+    """One request's way to the core: its calls run on the pool, cancelled when the client goes.
+
+    FastAPI makes one per request (the :data:`Core` dependency) from what
+    :func:`~uv_envs_server._http.app.create_app` put on ``app.state``.
+    """
+
+    def __init__(self, request: Request) -> None:
+        state = request.app.state
+        self.request = request
+        self.manager: uv_envs.EnvManager = state.manager
+        self.executor: Executor = state.executor
+        self.max_packages: int = state.max_packages
+
+    def packages(self, packages: list[str]) -> tuple[str, ...]:
+        return limit_packages(packages, self.max_packages)
+
+    async def __call__(self, call: Callable[[], _R]) -> _R:
+        cancel = threading.Event()
+
+        def work() -> _R:
+            with uv_envs.EnvManager.cancellable(cancel):
+                return call()
+
+        # The copied context carries the request id into the worker thread.
+        context = contextvars.copy_context()
+        future = asyncio.get_running_loop().run_in_executor(self.executor, context.run, work)
+        try:
+            while not future.done():
+                await asyncio.wait({future}, timeout=DISCONNECT_POLL)
+                if not future.done() and await self.request.is_disconnected():
+                    cancel.set()  # uv is stopped, the operation rolled back
+                    await asyncio.wait({future})
+            return future.result()
+        except asyncio.CancelledError:
+            cancel.set()  # the server is stopping this request
+            raise
+        except Exception as exc:
+            raise Failed(exc) from exc
+
+
+#: The request's :class:`CoreCalls`, as an endpoint parameter (adds no API parameter).
+Core = Annotated[CoreCalls, Depends(CoreCalls)]
+
+
+def _key(workflow_id: str, node_id: str, version_id: str) -> uv_envs.EnvKey:
+    return uv_envs.EnvKey(workflow_id, node_id, "" if version_id == m.EMPTY_VERSION else version_id)
+
+
+@router.get("/v1/health", tags=["maintenance"])
+async def health() -> m.HealthJson:
+    """Whether the server answers (no token needed)."""
+    return m.HealthJson(status="SERVING")
+
+
+@router.post("/v1/envs", status_code=201, tags=["envs"])
+async def create(body: m.CreateBody, response: Response, core: Core) -> m.EnvJson:
+    """Create an env: 201 when made, 200 when an identical one exists, 409 for another spec."""
+    key = uv_envs.EnvKey(body.workflow_id, body.node_id, body.version_id)
+    provisioned = await core(
+        lambda: core.manager.provision(
+            key,
+            packages=core.packages(body.packages),
+            requirements_text=body.requirements_text,
+            python=body.python_version or None,
+        ),
+    )
+    if not provisioned.created:
+        response.status_code = 200
+    return m.env_json(provisioned.environment)
+
+
+@router.put(ENV, tags=["envs"])
+async def ensure(
+    workflow_id: str,
+    node_id: str,
+    version_id: str,
+    body: m.EnsureBody,
+    core: Core,
+) -> m.EnvJson:
+    """Make the env match the spec (create it, or move it to a new generation); retry-safe."""
+    key = _key(workflow_id, node_id, version_id)
+    env = await core(
+        lambda: core.manager.ensure(
+            key,
+            packages=core.packages(body.packages),
+            requirements_text=body.requirements_text,
+            python=body.python_version or None,
+        ),
+    )
+    return m.env_json(env)
+
+
+@router.get("/v1/envs", tags=["envs"])
+async def list_envs(
+    core: Core, workflow_id: str | None = None, node_id: str | None = None
+) -> m.EnvList:
+    """Every env, optionally of one workflow (and node)."""
+    envs = await core(lambda: core.manager.list_environments(workflow_id, node_id))
+    return m.EnvList(environments=[m.env_json(e) for e in envs])
+
+
+@router.get(ENV, tags=["envs"])
+async def status(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.StatusJson:
+    """The env's status, which of its files exist, and the env; 404 when there is none."""
+    key = _key(workflow_id, node_id, version_id)
+    report = await core(lambda: core.manager.status(key))
+    if report.environment is None:
+        raise Failed(uv_envs.EnvironmentNotFound(f"no environment {key}"))
+    return m.status_json(report)
+
+
+@router.delete(ENV, tags=["envs"])
+async def delete(
+    workflow_id: str,
+    node_id: str,
+    version_id: str,
+    core: Core,
+    force: bool = False,  # noqa: FBT001, FBT002 - a query parameter
+) -> m.DeletedJson:
+    """Delete the env; NOT_FOUND (still 200) when there was none. A leased env is 423."""
+    key = _key(workflow_id, node_id, version_id)
+    result = await core(lambda: core.manager.delete(key, force=force))
+    return m.DeletedJson(**m.key_json(key), status=result.status)
+
+
+@router.get(f"{ENV}/deps", tags=["deps"])
+async def deps(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.DepsJson:
+    """The declared requirements and the versions uv.lock pins."""
+    key = _key(workflow_id, node_id, version_id)
+    found = await core(lambda: core.manager.dependencies(key))
+    return m.DepsJson(declared=list(found.declared), locked=dict(found.locked))
+
+
+@router.post(f"{ENV}/deps", tags=["deps"])
+async def add(
+    workflow_id: str, node_id: str, version_id: str, body: m.AddBody, core: Core
+) -> m.OperationJson:
+    """Add packages (uv add) in a new generation; uv's failure is a problem with its stderr."""
+    key = _key(workflow_id, node_id, version_id)
+    result = await core(
+        lambda: core.manager.add(
+            key, core.packages(body.packages), requirements_text=body.requirements_text
+        ),
+    )
+    return m.operation_json(result)
+
+
+@router.patch(f"{ENV}/deps", tags=["deps"])
+async def update(
+    workflow_id: str,
+    node_id: str,
+    version_id: str,
+    body: m.PackagesBody,
+    core: Core,
+) -> m.OperationJson:
+    """Upgrade the named packages, or every one when none is named."""
+    key = _key(workflow_id, node_id, version_id)
+    result = await core(lambda: core.manager.update(key, core.packages(body.packages)))
+    return m.operation_json(result)
+
+
+@router.delete(f"{ENV}/deps", tags=["deps"])
+async def remove(
+    workflow_id: str,
+    node_id: str,
+    version_id: str,
+    body: m.PackagesBody,
+    core: Core,
+) -> m.OperationJson:
+    """Remove the named packages."""
+    key = _key(workflow_id, node_id, version_id)
+    result = await core(lambda: core.manager.remove(key, core.packages(body.packages)))
+    return m.operation_json(result)
+
+
+@router.post(f"{ENV}/sync", tags=["deps"])
+async def sync(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.OperationJson:
+    """Make the venv match uv.lock again (repairs a DAMAGED env)."""
+    key = _key(workflow_id, node_id, version_id)
+    return m.operation_json(await core(lambda: core.manager.sync(key)))
+
+
+@router.post(f"{ENV}/verify", tags=["deps"])
+async def verify(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.VerifyJson:
+    """Check the venv against its lock, file by file; a failed check marks it DAMAGED."""
+    key = _key(workflow_id, node_id, version_id)
+    report = await core(lambda: core.manager.verify(key))
+    return m.VerifyJson(
+        ok=report.ok, problems=list(report.problems), checked_files=report.checked_files
+    )
+
+
+@router.get(f"{ENV}/export", tags=["deps"])
+async def export(
+    workflow_id: str,
+    node_id: str,
+    version_id: str,
+    core: Core,
+    fmt: Annotated[m.ExportFormat, Query(alias="format")] = "project",
+) -> m.ExportJson:
+    """The project files (pyproject.toml, uv.lock), or the lock as requirements.txt/pylock."""
+    key = _key(workflow_id, node_id, version_id)
+
+    def call() -> dict[str, str]:
+        if fmt == "project":
+            files = core.manager.export(key)
+            return {"pyproject.toml": files.pyproject_toml, "uv.lock": files.uv_lock}
+        return {fmt: core.manager.export_as(key, fmt)}
+
+    return m.ExportJson(format=fmt, files=await core(call))
+
+
+@router.post("/v1/cleanup", tags=["maintenance"])
+async def cleanup(body: m.CleanupBody, core: Core) -> m.CleanupJson:
+    """Delete envs idle for ``idle_hours``, then the least recently used over ``max_bytes``."""
+    idle = None if body.idle_hours is None else body.idle_hours * 3600.0
+    report = await core(lambda: core.manager.cleanup(idle, max_bytes=body.max_bytes))
+    return m.cleanup_json(report)
+
+
+@router.get("/v1/operations", tags=["maintenance"])
+async def operations(  # noqa: PLR0917 - the CLI's ops filters, as query parameters
+    core: Core,
+    workflow_id: str | None = None,
+    node_id: str | None = None,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = DEFAULT_OPERATIONS_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> m.OperationsJson:
+    """The audit trail, newest first, filtered and paged like ``uv-envs ops``."""
+    page = await core(lambda: core.manager.operations(workflow_id, node_id, status, limit, offset))
+    return m.operations_json(page)
+
+
+@router.delete("/v1/operations", tags=["maintenance"])
+async def delete_operations(
+    core: Core, workflow_id: str, node_id: str | None = None
+) -> m.DeletedOperationsJson:
+    """Delete the audit records of a workflow, or of one of its nodes."""
+    deleted = await core(lambda: core.manager.delete_operations(workflow_id, node_id))
+    return m.DeletedOperationsJson(
+        workflow_id=deleted.workflow_id,
+        node_id=deleted.node_id or "",
+        deleted_count=deleted.deleted_count,
+        deleted_node_ids=list(deleted.deleted_node_ids),
+    )
+
+
+@router.get("/", response_class=HTMLResponse, tags=["page"])
+async def page(core: Core) -> HTMLResponse:
+    """The status page: every env, its operations, uv's stderr for failures (read-only)."""
+    return HTMLResponse(await core(lambda: render_status_page(core.manager)))
