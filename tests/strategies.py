@@ -28,7 +28,7 @@ from uv_envs import (
     RayLink,
     RetiredGeneration,
     StatusReport,
-    _models,
+    _reports,
 )
 
 ID_ALPHABET = string.ascii_letters + string.digits + "._-"
@@ -339,11 +339,11 @@ def exports() -> st.SearchStrategy[Export]:
     return st.builds(Export, key=env_keys(), pyproject_toml=_TEXT, uv_lock=_TEXT)
 
 
-def provisioned() -> st.SearchStrategy[_models.Provisioned]:
+def provisioned() -> st.SearchStrategy[_reports.Provisioned]:
     return st.builds(
-        _models.Provisioned,
+        _reports.Provisioned,
         environment=environments(),
-        outcome=st.sampled_from(_models.ProvisionOutcome),
+        outcome=st.sampled_from(_reports.ProvisionOutcome),
         pyproject_toml=_TEXT,
     )
 
@@ -366,9 +366,9 @@ def cleanup_reports() -> st.SearchStrategy[CleanupReport]:
     )
 
 
-def verify_reports() -> st.SearchStrategy[_models.VerifyReport]:
+def verify_reports() -> st.SearchStrategy[_reports.VerifyReport]:
     return st.builds(
-        _models.VerifyReport,
+        _reports.VerifyReport,
         key=env_keys(),
         problems=st.lists(_TEXT, max_size=3).map(tuple),
         checked_files=st.integers(0, 10**6),

@@ -29,6 +29,7 @@ TOP_LEVEL = {
         "_variants",
         "_settings",
         "_models",
+        "_reports",
         "_errors",
         "_events",
         "_validation",

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from uv_envs import EnvKey, EnvSpec, IndexSettings, InvalidIdentifier, _models
+from uv_envs import EnvKey, EnvSpec, IndexSettings, InvalidIdentifier, _models, _reports
 from uv_envs._models import converter
 from uv_envs._root.layout import Layout
 from uv_envs._root.project import read_declared, render_pyproject, spec_hash
@@ -249,17 +249,17 @@ ROUND_TRIPS: dict[type, st.SearchStrategy[Any]] = {
     _models.RetiredGeneration: s.retired_generations(),
     _models.RayLink: s.ray_links(),
     _models.Environment: s.environments(),
-    _models.StatusReport: s.status_reports(),
-    _models.OperationResult: s.operation_results(),
-    _models.Dependencies: s.dependencies(),
-    _models.Export: s.exports(),
-    _models.Provisioned: s.provisioned(),
-    _models.DeleteResult: s.delete_results(),
-    _models.CleanupReport: s.cleanup_reports(),
-    _models.OperationRecord: s.operation_records(),
-    _models.OperationPage: s.operation_pages(),
-    _models.DeletedOperations: s.deleted_operations(),
-    _models.VerifyReport: s.verify_reports(),
+    _reports.StatusReport: s.status_reports(),
+    _reports.OperationResult: s.operation_results(),
+    _reports.Dependencies: s.dependencies(),
+    _reports.Export: s.exports(),
+    _reports.Provisioned: s.provisioned(),
+    _reports.DeleteResult: s.delete_results(),
+    _reports.CleanupReport: s.cleanup_reports(),
+    _reports.OperationRecord: s.operation_records(),
+    _reports.OperationPage: s.operation_pages(),
+    _reports.DeletedOperations: s.deleted_operations(),
+    _reports.VerifyReport: s.verify_reports(),
     _models.EnvUsage: s.env_usages(),
 }
 
@@ -267,8 +267,9 @@ ROUND_TRIPS: dict[type, st.SearchStrategy[Any]] = {
 def test_every_model_has_a_round_trip_strategy() -> None:
     models = {
         value
-        for value in vars(_models).values()
-        if isinstance(value, type) and attrs.has(value) and value.__module__ == _models.__name__
+        for module in (_models, _reports)
+        for value in vars(module).values()
+        if isinstance(value, type) and attrs.has(value) and value.__module__ == module.__name__
     }
     assert models == set(ROUND_TRIPS)
 

@@ -65,28 +65,30 @@ from ._events import (
 )
 from ._manager import EnvManager
 from ._models import (
-    CleanupReport,
-    DeletedOperations,
-    DeleteResult,
     DeleteStatus,
-    Dependencies,
     Environment,
     EnvKey,
     EnvSpec,
     EnvStatus,
     EnvUsage,
-    Export,
     IndexSettings,
-    OperationPage,
-    OperationRecord,
-    OperationResult,
     OperationStatus,
     RayLink,
     RetiredGeneration,
+)
+from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, key_from_config
+from ._reports import (
+    CleanupReport,
+    DeletedOperations,
+    DeleteResult,
+    Dependencies,
+    Export,
+    OperationPage,
+    OperationRecord,
+    OperationResult,
     StatusReport,
     VerifyReport,
 )
-from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, key_from_config
 from ._settings import Settings
 from ._validation import MAX_PACKAGES
 from ._variants import VariantRegistry

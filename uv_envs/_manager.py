@@ -24,14 +24,12 @@ from uv_envs._uv.python import Interpreter, InterpreterFinder
 
 from . import _events as events
 from ._bootstrap import bootstrap
-from ._models import (
+from ._models import Environment, EnvKey, EnvUsage
+from ._reports import (
     CleanupReport,
     DeletedOperations,
     DeleteResult,
     Dependencies,
-    Environment,
-    EnvKey,
-    EnvUsage,
     Export,
     OperationPage,
     OperationResult,

@@ -20,13 +20,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from uv_envs._models import (
-    DeletedOperations,
-    EnvKey,
-    OperationPage,
-    OperationRecord,
-    OperationStatus,
-)
+from uv_envs._models import EnvKey, OperationStatus
+from uv_envs._reports import DeletedOperations, OperationPage, OperationRecord
 
 RUNNING = OperationStatus.RUNNING
 SUCCESS = OperationStatus.SUCCESS

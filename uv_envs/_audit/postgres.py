@@ -30,7 +30,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from uv_envs._errors import AuditUnavailable, InvalidInput, StorageError
-from uv_envs._models import DeletedOperations, EnvKey, OperationPage
+from uv_envs._models import EnvKey
+from uv_envs._reports import DeletedOperations, OperationPage
 from uv_envs._urls import redact, scrub
 
 from . import log as _audit

@@ -19,7 +19,8 @@ from typing import Any
 import attrs
 
 from uv_envs._errors import StorageError
-from uv_envs._models import DeletedOperations, EnvKey, OperationPage
+from uv_envs._models import EnvKey
+from uv_envs._reports import DeletedOperations, OperationPage
 
 from .log import COLUMNS, RUNNING, AuditOutcome, AuditQuery, record_from_row, sql_filter
 

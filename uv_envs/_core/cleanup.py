@@ -17,7 +17,8 @@ import attrs
 
 from uv_envs import _events as events
 from uv_envs._errors import EnvironmentUnreadable, InvalidInput
-from uv_envs._models import CleanupReport, Environment, EnvKey
+from uv_envs._models import Environment, EnvKey
+from uv_envs._reports import CleanupReport
 from uv_envs._root.store import tree_size
 
 from .access import EnvAccess, Locked

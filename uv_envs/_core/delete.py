@@ -10,7 +10,8 @@ import attrs
 
 from uv_envs import _events as events
 from uv_envs._errors import EnvironmentInUse, EnvironmentUnreadable
-from uv_envs._models import DeleteResult, DeleteStatus, EnvKey
+from uv_envs._models import DeleteStatus, EnvKey
+from uv_envs._reports import DeleteResult
 
 from .access import EnvAccess
 from .operation import audited

@@ -11,7 +11,8 @@ from packaging.utils import canonicalize_name
 
 from uv_envs import _events as events
 from uv_envs._errors import InvalidRequirement
-from uv_envs._models import Environment, EnvKey, EnvStatus, OperationResult
+from uv_envs._models import Environment, EnvKey, EnvStatus
+from uv_envs._reports import OperationResult
 from uv_envs._root.damage import damaged_entry
 from uv_envs._root.project import read_declared
 from uv_envs._uv.commands import add_command, lock_command, remove_command

@@ -19,7 +19,8 @@ from typing import Any
 
 import attrs
 
-from uv_envs._models import Environment, EnvSpec, EnvStatus, OperationResult, RetiredGeneration
+from uv_envs._models import Environment, EnvSpec, EnvStatus, RetiredGeneration
+from uv_envs._reports import OperationResult
 from uv_envs._root.bytecode import cost_notes
 from uv_envs._root.project import read_declared, spec_hash
 from uv_envs._uv.python import Interpreter

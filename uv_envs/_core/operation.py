@@ -23,7 +23,8 @@ import attrs
 from uv_envs import _events as events
 from uv_envs._audit.log import AuditOutcome
 from uv_envs._errors import UvError
-from uv_envs._models import Environment, EnvKey, OperationResult, OperationStatus
+from uv_envs._models import Environment, EnvKey, OperationStatus
+from uv_envs._reports import OperationResult
 from uv_envs._uv.commands import UvInvocation
 from uv_envs._uv.executor import UvResult
 

@@ -17,7 +17,8 @@ import attrs
 
 from uv_envs import _events as events
 from uv_envs._errors import EnvironmentAlreadyExists
-from uv_envs._models import Environment, EnvKey, EnvStatus, Provisioned, ProvisionOutcome
+from uv_envs._models import Environment, EnvKey, EnvStatus
+from uv_envs._reports import Provisioned, ProvisionOutcome
 from uv_envs._root import locks
 from uv_envs._root.bytecode import CompileJob, cost_notes
 from uv_envs._root.damage import effective

@@ -18,15 +18,8 @@ from uv_envs._errors import (
     InvalidRequirement,
     StorageError,
 )
-from uv_envs._models import (
-    Dependencies,
-    Environment,
-    EnvKey,
-    EnvStatus,
-    EnvUsage,
-    Export,
-    StatusReport,
-)
+from uv_envs._models import Environment, EnvKey, EnvStatus, EnvUsage
+from uv_envs._reports import Dependencies, Export, StatusReport
 from uv_envs._root import locks
 from uv_envs._root.damage import effective
 from uv_envs._root.project import read_declared, read_locked

@@ -17,7 +17,8 @@ from pathlib import Path
 import attrs
 
 from uv_envs._errors import EnvironmentUnreadable
-from uv_envs._models import EnvKey, EnvStatus, VerifyReport
+from uv_envs._models import EnvKey, EnvStatus
+from uv_envs._reports import VerifyReport
 from uv_envs._root.damage import VenvCheck, check_generation, mark_damaged
 from uv_envs._root.store import linked_entry
 from uv_envs._uv.commands import cache_clean_command

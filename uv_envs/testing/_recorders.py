@@ -14,13 +14,8 @@ import attrs
 
 from uv_envs._audit.log import AuditOutcome, AuditQuery
 from uv_envs._events import DomainEvent
-from uv_envs._models import (
-    DeletedOperations,
-    EnvKey,
-    OperationPage,
-    OperationRecord,
-    OperationStatus,
-)
+from uv_envs._models import EnvKey, OperationStatus
+from uv_envs._reports import DeletedOperations, OperationPage, OperationRecord
 from uv_envs._root.bytecode import CompileJob
 
 

@@ -1,0 +1,173 @@
+"""What operations answer: reports, results and audit records (frozen attrs classes).
+
+The env vocabulary they speak of (keys, specs, ``Environment``, statuses) is in
+:mod:`._models`; the same cattrs converter (de)serialises both.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._models import DeleteStatus, Environment, EnvKey, EnvStatus, OperationStatus
+
+
+@attrs.frozen
+class StatusReport:
+    """What ``status`` answers: the state of the files and, if it exists, the environment.
+
+    ``error`` says why an env is not READY when it is known: what is wrong with
+    an ``UNREADABLE`` env's metadata, or what made it ``DAMAGED``.
+    """
+
+    key: EnvKey
+    status: EnvStatus
+    env_path: Path
+    has_pyproject: bool = False
+    has_uv_lock: bool = False
+    has_venv: bool = False
+    environment: Environment | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class OperationResult:
+    """The outcome of add, update, remove and sync: the env as it now is, and uv's output."""
+
+    environment: Environment
+    operation: str
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
+    duration_ms: int = 0
+
+
+@attrs.frozen
+class Dependencies:
+    """Declared dependencies (from pyproject.toml) and locked versions (from uv.lock)."""
+
+    key: EnvKey
+    declared: tuple[str, ...]
+    locked: Mapping[str, str]
+
+
+@attrs.frozen
+class Export:
+    """The project files of an environment, as text."""
+
+    key: EnvKey
+    pyproject_toml: str
+    uv_lock: str
+
+
+class ProvisionOutcome(enum.StrEnum):
+    """What a create or ensure did to reach the env it returns."""
+
+    #: A new env was built (none existed, or a failed create was started over).
+    CREATED = "CREATED"
+    #: An env with the same spec existed and was returned unchanged.
+    REUSED = "REUSED"
+    #: The env existed and moved to a new generation built from the spec: another
+    #: spec (ensure), or a DAMAGED env rebuilt.
+    REBUILT = "REBUILT"
+
+
+@attrs.frozen
+class Provisioned:
+    """What ``EnvManager.provision`` answers: the env, how it was reached, its project.
+
+    ``pyproject_toml`` is the current generation's, read under the env's lock
+    in the same call, so no delete or ensure can land between the two.
+    """
+
+    environment: Environment
+    outcome: ProvisionOutcome
+    pyproject_toml: str
+
+    @property
+    def created(self) -> bool:
+        """Whether this call built the env (HTTP answers 201 then, 200 otherwise)."""
+        return self.outcome is ProvisionOutcome.CREATED
+
+
+@attrs.frozen
+class DeleteResult:
+    """``status`` is ``DELETED``, or ``NOT_FOUND`` when there was nothing to delete."""
+
+    key: EnvKey
+    status: DeleteStatus
+
+
+@attrs.frozen
+class CleanupReport:
+    """What a cleanup removed, and what it left because the env was busy."""
+
+    deleted: tuple[EnvKey, ...]
+    skipped_busy: tuple[EnvKey, ...]
+    pruned_generations: int
+    checked_at: float
+    pruned_store_entries: int = 0
+    pruned_locks: int = 0
+    skipped_leased: tuple[EnvKey, ...] = ()
+    bytes_in_use: int | None = None
+    skipped_unreadable: tuple[EnvKey, ...] = ()
+
+
+@attrs.frozen
+class VerifyReport:
+    """What ``verify`` found; ``problems`` is empty for a healthy env."""
+
+    key: EnvKey
+    problems: tuple[str, ...]
+    checked_files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@attrs.frozen
+class OperationRecord:
+    """One row of the audit trail."""
+
+    id: int
+    workflow_id: str
+    node_id: str
+    version_id: str
+    operation: str
+    status: OperationStatus = attrs.field(converter=OperationStatus)
+    started_at: float
+    finished_at: float | None = None
+    duration_ms: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int | None = None
+    error: str | None = None
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The host and root that ran the operation; empty in records written before 0.2.
+    host: str = ""
+    root: str = ""
+
+
+@attrs.frozen
+class OperationPage:
+    """A page of audit records, newest first."""
+
+    total: int
+    limit: int
+    offset: int
+    items: tuple[OperationRecord, ...]
+
+
+@attrs.frozen
+class DeletedOperations:
+    """What ``delete_operations`` removed from the audit trail."""
+
+    workflow_id: str
+    node_id: str
+    deleted_count: int
+    deleted_node_ids: tuple[str, ...]
