@@ -318,7 +318,7 @@ class EnvManager:
 
     # Audit and recovery --------------------------------------------------------------
 
-    def operations(
+    def operations(  # noqa: PLR0913 - public facade: the filters EnvManager.operations has always taken
         self,
         workflow_id: str | None = None,
         node_id: str | None = None,

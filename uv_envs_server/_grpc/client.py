@@ -71,7 +71,7 @@ class EnvManagerClient:
 
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - public client: mirrors the RPC request fields
         self,
         target: str = "127.0.0.1:50051",
         *,
@@ -140,7 +140,7 @@ class EnvManagerClient:
 
     # -- environments -----------------------------------------------------
 
-    def create_env(
+    def create_env(  # noqa: PLR0913 - public client: mirrors the RPC request fields
         self,
         workflow_id: str,
         node_id: str,
@@ -165,7 +165,7 @@ class EnvManagerClient:
         response: pb.CreateEnvResponse = self._call("CreateEnv", request, timeout)
         return response
 
-    def ensure_env(
+    def ensure_env(  # noqa: PLR0913 - public client: mirrors the RPC request fields
         self,
         workflow_id: str,
         node_id: str,

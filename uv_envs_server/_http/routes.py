@@ -269,7 +269,7 @@ async def cleanup(body: m.CleanupBody, core: Core) -> m.CleanupJson:
 
 
 @router.get("/v1/operations", tags=["maintenance"])
-async def operations(  # noqa: PLR0917 - the CLI's ops filters, as query parameters
+async def operations(
     core: Core,
     workflow_id: str | None = None,
     node_id: str | None = None,
