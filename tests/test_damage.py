@@ -390,3 +390,27 @@ def test_verify_and_verify_all_judge_a_lost_lock_alike(shared: EnvManager) -> No
     prefix = f"shared venv store/{entry.name}: "
     assert whole_root.problems[str(environment.key)] == tuple(prefix + p for p in verified.problems)
     assert whole_root.damaged_entries == (entry.name,)
+
+
+def test_a_lost_lock_is_a_typed_error_for_sync_and_repair_and_ensure_rebuilds(
+    shared: EnvManager,
+) -> None:
+    """Nothing can be built from a lost uv.lock: sync says so, repair reports it, ensure heals."""
+    (environment,) = _make_shared(shared, 1)
+    key = environment.key
+    (environment.env_path / "current" / "uv.lock").unlink()
+    before = sorted(p.name for p in (environment.env_path / "gens").iterdir())
+
+    with pytest.raises(uv_envs.StorageError, match=r"has lost its uv\.lock"):
+        shared.sync(key)
+    assert sorted(p.name for p in (environment.env_path / "gens").iterdir()) == before
+
+    report = shared.repair(key)
+    assert report.repaired == ()
+    assert "has lost its uv.lock" in report.failed[str(key)]
+    assert shared.status(key).status is EnvStatus.DAMAGED
+
+    healed = shared.ensure(key, packages=SPEC)
+    assert healed.status is EnvStatus.READY
+    assert healed.generation == environment.generation + 1
+    assert shared.verify(key).ok

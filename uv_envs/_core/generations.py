@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from uv_envs._errors import StorageError
 from uv_envs._models import Environment, EnvSpec, EnvStatus, RetiredGeneration
 from uv_envs._reports import OperationResult
 from uv_envs._root.bytecode import cost_notes
@@ -116,7 +117,16 @@ class GenerationSwitch:
                 environment.env_path, environment.generation
             )
             for name in _PROJECT_FILES:
-                shutil.copy2(current / name, gen_dir / name)
+                try:
+                    shutil.copy2(current / name, gen_dir / name)
+                except FileNotFoundError as exc:
+                    # Lost from outside (verify marks the env DAMAGED for it): nothing to
+                    # build from, but the spec is recorded, so a respec can start afresh.
+                    raise StorageError(
+                        f"environment {environment.key}: generation {environment.generation} "
+                        f"has lost its {name}; ensure the env with its spec to rebuild it "
+                        "from a new lock, or delete it"
+                    ) from exc
         packages = build(gen_dir, operation)
         interpreter = plan.interpreter or Interpreter(
             Path(environment.python_executable), environment.python_version
