@@ -108,6 +108,27 @@ def unavailable_message(exc: uv_envs.AuditUnavailable, request_id: str | None) -
     return f"the audit database is unavailable: {done} (details in the server log{where})"
 
 
+def core_error(
+    name: object, message: str, *, finished: str | None = None
+) -> uv_envs.UvEnvsError | None:
+    """The core exception a server named (its class name), rebuilt; None if none fits.
+
+    The other way round from the table above, for both clients: each raises the
+    class the in-process API would (``except EnvironmentNotFound`` works over
+    the wire), or its own fallback for the status when the name is unknown or
+    the class needs more than a message to be made (``PythonNotFound``).
+    """
+    cls = getattr(uv_envs, name, None) if isinstance(name, str) and name else None
+    if not (isinstance(cls, type) and issubclass(cls, uv_envs.UvEnvsError)):
+        return None
+    if issubclass(cls, uv_envs.AuditUnavailable):
+        return cls(message, finished=finished)
+    try:
+        return cls(message)
+    except TypeError:
+        return None
+
+
 #: gRPC sends the message in a header; keep it well under the 8 KiB default.
 MAX_DETAILS = 3000
 

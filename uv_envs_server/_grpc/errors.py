@@ -27,6 +27,7 @@ import grpc
 import uv_envs
 from uv_envs_server._outcomes import (
     Outcome,
+    core_error,
     internal_message,
     outcome_of,
     shorten,
@@ -106,15 +107,9 @@ def from_rpc_error(err: grpc.RpcError) -> Exception:
     message = err.details() or code.name
     metadata = cast("Iterable[tuple[str, str | bytes]]", err.trailing_metadata() or ())
     trailing = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in metadata}
-    name = trailing.get(ERROR_CLASS_KEY, "")
-    cls = getattr(uv_envs, name, None) if name else None
-    if isinstance(cls, type) and issubclass(cls, uv_envs.AuditUnavailable):
-        return cls(message, finished=trailing.get(FINISHED_KEY))
-    if isinstance(cls, type) and issubclass(cls, uv_envs.UvEnvsError):
-        try:
-            return cls(message)
-        except TypeError:
-            pass  # a class with a richer constructor (PythonNotFound): use its code's class
+    named = core_error(trailing.get(ERROR_CLASS_KEY), message, finished=trailing.get(FINISHED_KEY))
+    if named is not None:
+        return named
     fallback = _FALLBACK.get(code)
     if fallback is not None:
         return fallback(message)

@@ -8,13 +8,13 @@ describes is an :class:`HttpRemoteError`.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import quote
 
 import httpx
 
 import uv_envs
+from uv_envs_server._outcomes import core_error
 
 from .models import EMPTY_VERSION
 
@@ -65,12 +65,10 @@ def _error(response: httpx.Response) -> Exception:
             stdout=str(problem.get("stdout") or ""),
             stderr=str(problem.get("stderr") or ""),
         )
-    if isinstance(cls, type) and issubclass(cls, uv_envs.AuditUnavailable):
-        finished = problem.get("finished")
-        return cls(detail, finished=finished if isinstance(finished, str) else None)
-    if isinstance(cls, type) and issubclass(cls, uv_envs.UvEnvsError):
-        with contextlib.suppress(TypeError):  # a richer constructor (PythonNotFound)
-            return cls(detail)
+    finished = problem.get("finished")
+    named = core_error(name, detail, finished=finished if isinstance(finished, str) else None)
+    if named is not None:
+        return named
     fallback = _FALLBACK.get(response.status_code)
     if fallback is not None:
         return fallback(detail)
