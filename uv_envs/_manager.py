@@ -15,7 +15,7 @@ from typing import Any
 from uv_envs._audit.log import AuditLog, AuditQuery
 from uv_envs._core.access import READY
 from uv_envs._core.repair import RepairReport
-from uv_envs._core.requests import parse_requested, provision_request
+from uv_envs._core.requests import ProvisionRequest, parse_requested, provision_request
 from uv_envs._root.bytecode import BytecodeCompiler
 from uv_envs._uv import runner as _runner
 from uv_envs._uv.commands import ExportFormat
@@ -94,7 +94,8 @@ class EnvManager:
         A create that fails is rolled back completely. A spec resolved within
         ``Settings.lock_max_age`` reuses that resolution unless ``refresh``.
         """
-        return self._provide(key, packages, requirements_text, python, refresh, replace=False)
+        request = self._request(packages, requirements_text, python, refresh=refresh)
+        return self._core.provisioner.provide(key, request, replace=False)
 
     def ensure(
         self,
@@ -111,7 +112,8 @@ class EnvManager:
         another spec moves to a new generation built from the spec; if that
         fails, the old generation stays.
         """
-        return self._provide(key, packages, requirements_text, python, refresh, replace=True)
+        request = self._request(packages, requirements_text, python, refresh=refresh)
+        return self._core.provisioner.provide(key, request, replace=True)
 
     def provision(
         self,
@@ -130,19 +132,21 @@ class EnvManager:
         read under the same lock: what a server answers, from one call that no
         concurrent delete can split.
         """
-        settings, finder = self.settings, self._core.services.python_finder
-        requested = parse_requested(settings, packages, requirements_text)
-        request = provision_request(settings, finder, requested, python, refresh=refresh)
+        request = self._request(packages, requirements_text, python, refresh=refresh)
         return self._core.provisioner.provision(key, request, replace=replace)
 
-    def _provide(
-        self, key: EnvKey, packages: Iterable[str], text: str | bytes | None, python: str | None,
-        refresh: bool, *, replace: bool,  # noqa: FBT001 - private, mirrors the public keyword
-    ) -> Environment:  # fmt: skip
+    def _request(
+        self,
+        packages: Iterable[str],
+        requirements_text: str | bytes | None,
+        python: str | None,
+        *,
+        refresh: bool,
+    ) -> ProvisionRequest:
+        """What create, ensure and provision were asked, validated, its interpreter found."""
         settings, finder = self.settings, self._core.services.python_finder
-        requested = parse_requested(settings, packages, text)
-        request = provision_request(settings, finder, requested, python, refresh=refresh)
-        return self._core.provisioner.provide(key, request, replace=replace)
+        requested = parse_requested(settings, packages, requirements_text)
+        return provision_request(settings, finder, requested, python, refresh=refresh)
 
     @staticmethod
     def cancellable(cancel: threading.Event) -> contextlib.AbstractContextManager[None]:
