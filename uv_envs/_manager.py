@@ -240,6 +240,15 @@ class EnvManager:
         """
         return self._core.changes.sync(key)
 
+    def adopt(self, key: EnvKey, *, pyproject_toml: str, uv_lock: str) -> OperationResult:
+        """Move an existing env to exactly this project (e.g. another root's :meth:`export`).
+
+        The two files are written as given into a new generation and installed
+        with ``uv sync --frozen``: nothing is resolved, the env holds exactly
+        that lock. uv_envs.ray uses it to give every node the server's lock.
+        """
+        return self._core.changes.adopt(key, pyproject_toml, uv_lock)
+
     # Removing ------------------------------------------------------------------------
 
     def delete(

@@ -163,6 +163,34 @@ class DependencyChanges:
         )
         return result
 
+    def adopt(self, key: EnvKey, pyproject_toml: str, uv_lock: str) -> OperationResult:
+        """Move the env to exactly this project, a lock made elsewhere, as a new generation.
+
+        What a Ray node does with the lock its server resolved: the files are
+        written as given and installed with ``uv sync --frozen``, so nothing is
+        resolved here and the env holds exactly that lock.
+        """
+
+        def build(gen_dir: Path, _operation: Operation) -> None:
+            (gen_dir / "pyproject.toml").write_text(pyproject_toml)
+            (gen_dir / "uv.lock").write_text(uv_lock)
+
+        with self.access.locked(key) as token:
+            environment = self.access.require(token)
+            result = self.switch.next(
+                token,
+                environment,
+                GenerationPlan("adopt", copy_project=False),
+                build,
+                failure_event=lambda exc: events.EnvironmentSyncFailed(
+                    key, details={"error": str(exc), "operation": "adopt"}
+                ),
+            )
+        self.services.emit(
+            events.EnvironmentSynced(key, details={"generation": result.environment.generation})
+        )
+        return result
+
     def _change(
         self,
         key: EnvKey,
