@@ -45,6 +45,7 @@ TOP_LEVEL = {
         "_request_ids",
         "_regen",
         "_options",
+        "_nodes",
     },
 }
 

@@ -95,7 +95,7 @@ class RayCluster:
         return node
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster(
     wheelhouse: Path, uv_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RayCluster]:

@@ -28,6 +28,7 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     │   ├── RayImportFailed                        ``import ray`` fails in it (a pin breaks Ray)
     │   └── RayPythonMismatch                      it runs another Python minor than the cluster
     ├── RayNotAvailable (LookupError)              no Ray where the settings say the cluster's is
+    │   └── RayNodeUnusable                        a node cannot hold the served envs; names it
     └── StorageError (OSError)                     unreadable metadata or audit store
         ├── AuditUnavailable                       the audit database cannot be reached
         └── AuditSchemaTooNew                      the audit database has a newer schema
@@ -180,6 +181,18 @@ class RayNotAvailable(UvEnvsError, LookupError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class RayNodeUnusable(RayNotAvailable):
+    """A node of the cluster cannot hold the envs a server hands out (``node_id`` says which).
+
+    Its root path cannot be made or written there, or its Ray runs another
+    Python minor than the cluster's envs: found when the server starts.
+    """
+
+    def __init__(self, message: str, *, node_id: str = "") -> None:
+        super().__init__(message)
+        self.node_id = node_id
 
 
 class EnvironmentUnreadable(EnvironmentNotReady, StorageError):

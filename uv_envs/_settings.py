@@ -34,6 +34,16 @@ def _running_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+#: Variables taken as they are: variable -> setting.
+_TEXT_VARIABLES = (
+    ("UV_ENVS_UV_BIN", "uv_binary"),
+    ("UV_ENVS_RAY", "ray"),  # auto, off or the cluster's interpreter
+    ("UV_ENVS_RAY_ADDRESS", "ray_address"),
+    ("UV_ENVS_AUDIT_URL", "audit_url"),
+    ("UV_ENVS_AUDIT_HOST", "audit_host"),
+)
+
+
 @attrs.frozen
 class Settings:
     """Everything that shapes how uv-envs works on one root.
@@ -72,6 +82,11 @@ class Settings:
             ``py_executable`` (docs/ray.md): ``"auto"`` (the Ray importable
             in this process, if any), ``"off"``, or the path of the cluster's
             Python interpreter.
+        ray_address: serve a Ray cluster (``auto`` or ``HOST:PORT``): a
+            server started with it installs every env it hands out on every
+            node of that cluster, under this same root path (docs/ray.md).
+            Only ``uv-envs-server`` reads it; the library itself never
+            connects to Ray for it.
         audit_url: a ``postgresql://`` URL: keep the audit trail in that
             database, shared by many hosts and roots. Unset, it is SQLite in
             the root. Give the password by ``PGPASSWORD``, a ``.pgpass`` or
@@ -103,6 +118,7 @@ class Settings:
     lock_max_age: float = 86400.0
     max_concurrent_installs: int = attrs.field(factory=lambda: os.cpu_count() or 1)
     ray: str = "auto"
+    ray_address: str | None = None
     audit_url: str | None = attrs.field(default=None, repr=lambda url: repr(redact(url)))
     audit_password_file: Path | None = None
     audit_host: str = attrs.field(factory=socket.gethostname)
@@ -122,14 +138,14 @@ class Settings:
         ``UV_ENVS_FIND_LINKS`` (space separated), ``UV_ENVS_OFFLINE`` and
         ``UV_ENVS_NO_INDEX`` (``1``/``true``), ``UV_ENVS_PYTHON_PATHS``
         (``os.pathsep`` separated), ``UV_ENVS_LOCK_TIMEOUT``, ``UV_ENVS_RAY``,
+        ``UV_ENVS_RAY_ADDRESS``,
         ``UV_ENVS_AUDIT_URL``, ``UV_ENVS_AUDIT_PASSWORD_FILE``, ``UV_ENVS_AUDIT_HOST``,
         ``UV_ENVS_AUDIT_TIMEOUT`` and ``UV_ENVS_BACKGROUND_BYTECODE``
         (``0``/``false`` turns it off).
         """
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {"root": default_root(environ)}
-        if value := environ.get("UV_ENVS_UV_BIN"):
-            values["uv_binary"] = value
+        values.update({field: environ[n] for n, field in _TEXT_VARIABLES if environ.get(n)})
         if value := environ.get("UV_ENVS_CACHE_DIR"):
             values["cache_dir"] = Path(value)
         if value := environ.get("UV_ENVS_PYTHON_PATHS"):
@@ -137,14 +153,8 @@ class Settings:
         if value := environ.get("UV_ENVS_LOCK_TIMEOUT"):
             values["lock_timeout"] = float(value)
         values.update(_switches(environ))
-        # One line, not another branch: auto, off or the cluster's interpreter.
-        values.update({"ray": environ["UV_ENVS_RAY"]} if environ.get("UV_ENVS_RAY") else {})
-        if value := environ.get("UV_ENVS_AUDIT_URL"):
-            values["audit_url"] = value
         if value := environ.get("UV_ENVS_AUDIT_PASSWORD_FILE"):
             values["audit_password_file"] = Path(value)
-        if value := environ.get("UV_ENVS_AUDIT_HOST"):
-            values["audit_host"] = value
         if value := environ.get("UV_ENVS_AUDIT_TIMEOUT"):
             values["audit_timeout"] = float(value)
         index = IndexSettings(

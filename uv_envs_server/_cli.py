@@ -37,6 +37,8 @@ logger = logging.getLogger("uv_envs_server")
 
 #: Seconds running RPCs get to finish after SIGTERM before they are cancelled.
 DEFAULT_GRACE = 30.0
+#: Seconds between two reconciliations of a served Ray cluster.
+RECONCILE_SECONDS = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, settings_options: bool = True) -> None:
@@ -73,6 +75,21 @@ def add_arguments(parser: argparse.ArgumentParser, *, settings_options: bool = T
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    cluster = parser.add_argument_group("serving a Ray cluster (needs the [ray] extra)")
+    cluster.add_argument(
+        "--ray-address",
+        default=None,
+        help="install every env on every node of this Ray cluster (auto or HOST:PORT of its "
+        "GCS) under the same root path, so the env_path answered works on any node "
+        "(default: $UV_ENVS_RAY_ADDRESS; off when unset; docs/ray.md)",
+    )
+    cluster.add_argument(
+        "--ray-reconcile-seconds",
+        type=float,
+        default=RECONCILE_SECONDS,
+        help="seconds between two checks of the cluster for nodes that joined or lost an env "
+        f"(default: {RECONCILE_SECONDS:g})",
     )
     if settings_options:
         settings = parser.add_argument_group(
@@ -139,6 +156,19 @@ def _options(args: argparse.Namespace) -> ServeOptions:
     )
 
 
+def _manager(settings: uv_envs.Settings, args: argparse.Namespace) -> uv_envs.EnvManager:
+    """The root's manager; with a Ray address, one that installs every env on every node."""
+    address = args.ray_address or settings.ray_address
+    if not address:
+        return uv_envs.EnvManager(settings)
+    from uv_envs.ray import ClusterEnvManager  # noqa: PLC0415 - needs the [ray] extra
+
+    logger.info("serving the Ray cluster at %s", address)
+    return ClusterEnvManager(
+        settings, address=address, reconcile_interval=args.ray_reconcile_seconds
+    )
+
+
 def _http_server(manager: uv_envs.EnvManager, options: ServeOptions) -> HttpServer:
     """The HTTP server beside gRPC (``--http-port``), with the same guards."""
     from uv_envs_server._http.server import create_http_server  # noqa: PLC0415 - needs the [http] extra
@@ -194,7 +224,7 @@ def _serve_until_stopped(
         token = read_token(args.token_file, environ)
         options = attrs.evolve(options, tls=tls, token=token)
         settings = cli_options.settings_from_options(args)
-        manager = uv_envs.EnvManager(settings)
+        manager = _manager(settings, args)
         closing.callback(manager.close)
         repaired = manager.recover()
         if repaired:

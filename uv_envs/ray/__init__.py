@@ -9,6 +9,11 @@ Three routes (docs/ray.md):
   ``runtime_env={"uv_envs": spec.field()}`` builds the env lazily on whichever
   node a task lands;
 * :class:`RayEnvironmentProvider`, WTB's provider port on top of provisioning.
+
+And the service route: :class:`ClusterEnvManager` (what ``uv-envs-server
+--ray-address`` runs on) installs every env it hands out on every node under
+the same path, and :class:`ServedEnvPlugin` builds one on a node that lacks it
+when a worker is about to start from it (WTB's ``py_executable`` route).
 """
 
 from ._cluster import (
@@ -19,18 +24,27 @@ from ._cluster import (
     provision,
     release,
 )
+from ._fanout import ClusterNode, NodePresence
 from ._node import NodeEnv, ensure_here
-from ._plugin import PLUGIN_CLASS, UvEnvsPlugin, plugin_config
+from ._plugin import PLUGIN_CLASS, ServedEnvPlugin, UvEnvsPlugin, plugin_config
 from ._provider import RayEnvironmentProvider
+from ._replica import SERVED_PLUGIN_CLASS, ReplicaState
+from ._served import ClusterEnvManager
 from ._spec import FIELD, LockedSpec
 
 __all__ = [
     "FIELD",
     "PLUGIN_CLASS",
+    "SERVED_PLUGIN_CLASS",
     "ClusterEnv",
+    "ClusterEnvManager",
+    "ClusterNode",
     "LockedSpec",
     "NodeEnv",
+    "NodePresence",
     "RayEnvironmentProvider",
+    "ReplicaState",
+    "ServedEnvPlugin",
     "UvEnvsPlugin",
     "alive_nodes",
     "check_plugin",

@@ -20,7 +20,9 @@ import asyncio
 import functools
 import json
 import logging
+import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ray._private.runtime_env.plugin import RuntimeEnvPlugin
@@ -29,6 +31,8 @@ from uv_envs._manager import EnvManager
 from uv_envs._models import EnvKey
 
 from ._node import cluster_ray, ensure_on, environment_of, node_manager, release_key
+from ._published import PublishedEnv, agent_context, env_path_of
+from ._replica import SERVED_PLUGIN_CLASS, install_on
 from ._spec import FIELD, NODE_WORKFLOW, LockedSpec
 
 if TYPE_CHECKING:
@@ -40,8 +44,8 @@ PLUGIN_CLASS = "uv_envs.ray.UvEnvsPlugin"
 
 
 def plugin_config() -> str:
-    """The value to give ``RAY_RUNTIME_ENV_PLUGINS`` on every node."""
-    return json.dumps([{"class": PLUGIN_CLASS}])
+    """The value to give ``RAY_RUNTIME_ENV_PLUGINS`` on every node: both plugins."""
+    return json.dumps([{"class": PLUGIN_CLASS}, {"class": SERVED_PLUGIN_CLASS}])
 
 
 def _spec_of(runtime_env: Mapping[str, Any]) -> LockedSpec | None:
@@ -116,3 +120,79 @@ class UvEnvsPlugin(RuntimeEnvPlugin):
         freed = release_key(self._manager, EnvKey(NODE_WORKFLOW, digest))
         logger.info("uv_envs: released %s (%d bytes)", uri, freed)
         return float(freed)
+
+
+class ServedEnvPlugin(RuntimeEnvPlugin):
+    """Builds a served env on a node that lacks it, before a worker starts from it.
+
+    For WTB's runtime env, which carries only ``py_executable`` and
+    ``env_vars``: Ray calls a plugin only for a field of its own name, and
+    ``py_executable`` is Ray's own plugin, so this one is named after the other
+    field such a runtime env carries, ``env_vars`` (``VIRTUAL_ENV``). It never
+    changes the worker's context: it only makes sure the interpreter Ray's
+    ``py_executable`` plugin starts exists. An interpreter that exists, or a
+    path under no served root, costs one ``stat`` and is left to Ray.
+    """
+
+    name = "env_vars"
+    # Before Ray's py_executable plugin (10): the interpreter exists before anything uses it.
+    priority = 5
+
+    def __init__(self) -> None:
+        self._managers: dict[str, EnvManager] = {}
+        self._guard = threading.Lock()
+
+    @staticmethod
+    def validate(runtime_env_dict: dict[str, Any]) -> None:
+        """Nothing to refuse: Ray validates ``env_vars`` itself."""
+        del runtime_env_dict
+
+    def get_uris(self, runtime_env: RuntimeEnv) -> list[str]:
+        """None: the server, not Ray's URI cache, decides when a served env goes."""
+        del runtime_env
+        return []
+
+    def _manager(self, root: str) -> EnvManager:
+        with self._guard:
+            if root not in self._managers:
+                self._managers[root] = node_manager(root)
+            return self._managers[root]
+
+    def _build(self, env_path: str) -> bool:
+        """Install the served env at ``env_path`` here; False if no server serves that path."""
+        context = agent_context()
+        if context is None:
+            return False
+        record: PublishedEnv | None = context.registry.lookup(env_path)
+        if record is None:
+            root = context.registry.served_root(env_path)
+            if root is None:
+                return False
+            msg = (
+                f"node {context.node_id}: no environment at {env_path}; the uv-envs server "
+                f"serving {root} knows none there (deleted, or never created)"
+            )
+            raise LookupError(msg)
+        try:
+            install_on(self._manager(record.root), record, context.node_id)
+        except Exception as exc:
+            msg = f"node {context.node_id} could not install environment {record.key}: {exc}"
+            raise RuntimeError(msg) from exc
+        return True
+
+    async def create(
+        self,
+        uri: str | None,
+        runtime_env: RuntimeEnv,
+        context: RuntimeEnvContext,
+        logger: logging.Logger,
+    ) -> float:
+        """If the runtime env runs a served env missing here, install it first."""
+        del uri, context
+        env_path = env_path_of(runtime_env)
+        if env_path is None or (Path(env_path) / ".venv" / "bin" / "python").exists():
+            return 0
+        logger.info("uv_envs: %s is missing on this node; asking the cluster for it", env_path)
+        if await asyncio.to_thread(self._build, env_path):
+            logger.info("uv_envs: installed %s on this node", env_path)
+        return 0

@@ -23,6 +23,7 @@ from uv_envs_server._limits import (
     check_min_cleanup_idle_hours,
     limit_packages,
 )
+from uv_envs_server._nodes import node_presence
 
 from . import wire
 from .errors import abort
@@ -100,6 +101,9 @@ class EnvManagerServicer:
             report = self.manager.status(wire.key(request))
             env = report.environment
             metadata = env.to_dict() if env else None
+            nodes = node_presence(self.manager, report.key) if env else None
+            if metadata is not None and nodes is not None:
+                metadata["nodes"] = nodes  # which nodes of a served cluster hold it
             if report.status is uv_envs.EnvStatus.UNREADABLE:
                 # No record to send: what there is to say about it instead.
                 metadata = {

@@ -69,6 +69,15 @@ class Spec(BaseModel):
     requirements_text: str | None
 
 
+class NodeJson(BaseModel):
+    """One node of a served Ray cluster and its copy of an env."""
+
+    node_id: str
+    address: str
+    state: Literal["present", "missing", "failed"]
+    error: str | None
+
+
 class EnvJson(BaseModel):
     """One environment: paths, status, spec, generation and the runtime env."""
 
@@ -92,6 +101,11 @@ class EnvJson(BaseModel):
         default=None,
         description="a Ray runtime_env (py_executable, env_vars); null for an env on another "
         "Python minor than the cluster's",
+    )
+    nodes: list[NodeJson] | None = Field(
+        default=None,
+        description="served to a Ray cluster (--ray-address): each alive node's copy; "
+        "null when the server serves one host",
     )
 
 
@@ -208,6 +222,25 @@ class DeletedOperationsJson(BaseModel):
     deleted_node_ids: list[str]
 
 
+class ClusterNodeJson(BaseModel):
+    """One alive node of the served cluster; ``problem`` says why it is not served."""
+
+    node_id: str
+    address: str
+    problem: str | None
+    plugin: bool = Field(
+        description="its agent loads uv_envs.ray.ServedEnvPlugin; without, envs reach it only "
+        "by the server's reconciling rounds"
+    )
+
+
+class ClusterJson(BaseModel):
+    """``GET /v1/cluster``: the Ray cluster this server serves (``--ray-address``), if any."""
+
+    served: bool
+    nodes: list[ClusterNodeJson]
+
+
 class HealthJson(BaseModel):
     """``GET /v1/health``."""
 
@@ -241,8 +274,10 @@ def key_json(key: uv_envs.EnvKey) -> dict[str, str]:
     return {"workflow_id": key.workflow_id, "node_id": key.node_id, "version_id": key.version_id}
 
 
-def env_json(environment: uv_envs.Environment) -> EnvJson:
-    """The JSON of one env."""
+def env_json(
+    environment: uv_envs.Environment, nodes: list[dict[str, Any]] | None = None
+) -> EnvJson:
+    """The JSON of one env (``nodes``: its copies on a served cluster's nodes)."""
     spec = environment.spec
     try:
         ray: dict[str, Any] | None = environment.ray_runtime_env()
@@ -268,11 +303,14 @@ def env_json(environment: uv_envs.Environment) -> EnvJson:
         error=environment.error,
         runtime_env=environment.runtime_env(),
         ray_runtime_env=ray,
+        nodes=None if nodes is None else [NodeJson(**node) for node in nodes],
     )
 
 
-def status_json(report: uv_envs.StatusReport) -> StatusJson:
-    """The JSON of a status report."""
+def status_json(
+    report: uv_envs.StatusReport, nodes: list[dict[str, Any]] | None = None
+) -> StatusJson:
+    """The JSON of a status report (``nodes``: see :func:`env_json`)."""
     env = report.environment
     return StatusJson(
         **key_json(report.key),
@@ -281,7 +319,7 @@ def status_json(report: uv_envs.StatusReport) -> StatusJson:
         has_pyproject=report.has_pyproject,
         has_uv_lock=report.has_uv_lock,
         has_venv=report.has_venv,
-        environment=env_json(env) if env is not None else None,
+        environment=env_json(env, nodes) if env is not None else None,
     )
 
 

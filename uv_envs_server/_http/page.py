@@ -1,9 +1,10 @@
 """The status page at ``/``: one server-rendered HTML page, no JavaScript, no build step.
 
 It shows every env (status, Python, packages, size on disk, last use,
-generation, its recent operations with uv's stderr for failures) and the
-recent failed operations of the whole root, which include failed creates
-(rolled back, so without an env). Damaged and leased envs stand out. It reads
+generation, which nodes of a served Ray cluster hold it, its recent operations
+with uv's stderr for failures) and the recent failed operations of the whole
+root, which include failed creates (rolled back, so without an env). Damaged
+and leased envs, and nodes missing an env or not served, stand out. It reads
 only; every value is escaped.
 """
 
@@ -17,7 +18,11 @@ import string
 from collections import defaultdict
 from typing import TYPE_CHECKING, Final
 
+from uv_envs_server._nodes import cluster_nodes, node_presence
+
 if TYPE_CHECKING:
+    from typing import Any
+
     import uv_envs
 
 #: Audit records read per page: enough for the recent history of every env.
@@ -81,6 +86,52 @@ def _operations(records: list[uv_envs.OperationRecord]) -> str:
     return f"<ul>{''.join(items)}</ul>" if items else "<span class='muted'>none</span>"
 
 
+def _nodes(presence: list[dict[str, Any]] | None) -> str:
+    """The env's copies on a served cluster's nodes: the missing and failed ones first."""
+    if presence is None:
+        return "<span class='muted'>this host</span>"
+    order = {"failed": 0, "missing": 1, "present": 2}
+    items = []
+    for node in sorted(presence, key=lambda n: order.get(n["state"], 0)):
+        state = html.escape(node["state"])
+        line = (
+            f"<li class='node-{state}'><span class='badge node-{state}'>{state}</span> "
+            f"<code>{html.escape(node['node_id'][:12])}</code> "
+            f"<span class='muted'>{html.escape(node['address'])}</span>"
+        )
+        if node.get("error"):
+            line += f"<div class='muted'>{html.escape(node['error'])}</div>"
+        items.append(line + "</li>")
+    return (
+        f"<ul class='nodes'>{''.join(items)}</ul>" if items else "<span class='muted'>none</span>"
+    )
+
+
+def _served(node: dict[str, Any]) -> str:
+    if node["problem"]:
+        return html.escape(node["problem"])
+    if not node.get("plugin"):
+        return "served (no plugin: late envs arrive by the server's reconciling rounds)"
+    return "served"
+
+
+def _cluster(nodes: list[dict[str, Any]] | None) -> str:
+    """The served cluster's nodes, those that cannot be served with the reason."""
+    if nodes is None:
+        return "<p class='muted'>Not serving a Ray cluster (start with --ray-address).</p>"
+    rows = [
+        f"<tr class='{'unserved' if n['problem'] else ''}'>"
+        f"<td><code>{html.escape(n['node_id'])}</code></td><td>{html.escape(n['address'])}</td>"
+        f"<td>{_served(n)}</td></tr>"
+        for n in nodes
+    ]
+    body = "\n".join(rows) or "<tr><td colspan='3' class='muted'>no alive node</td></tr>"
+    return (
+        "<table id='cluster'><thead><tr><th>Node</th><th>Address</th><th>State</th></tr>"
+        f"</thead><tbody>{body}</tbody></table>"
+    )
+
+
 def _row(
     manager: uv_envs.EnvManager,
     environment: uv_envs.Environment,
@@ -109,6 +160,7 @@ def _row(
         f"<td>{size}</td>"
         f"<td>{_when(last_used)}</td>"
         f"<td>{environment.generation}</td>"
+        f"<td>{_nodes(node_presence(manager, environment.key))}</td>"
         f"<td>{_operations(records)}</td></tr>"
     )
 
@@ -131,13 +183,14 @@ def render_status_page(manager: uv_envs.EnvManager) -> str:
         f"<td>{html.escape(r.operation)}</td><td>{_stderr(r)}</td></tr>"
         for r in failed
     ]
-    empty = "<tr><td colspan='8' class='muted'>none</td></tr>"
+    empty = "<tr><td colspan='9' class='muted'>none</td></tr>"
     return _template().substitute(
         root=html.escape(str(manager.settings.root)),
         count=len(environments),
         generated=_now(),
         rows="\n".join(rows) or empty,
         failures="\n".join(failures) or empty,
+        cluster=_cluster(cluster_nodes(manager)),
     )
 
 

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 
 import uv_envs
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT, limit_packages
+from uv_envs_server._nodes import cluster_nodes, node_presence
 
 from . import models as m
 from .page import render_status_page
@@ -37,6 +38,11 @@ DISCONNECT_POLL = 0.1
 ENV = "/v1/envs/{workflow_id}/{node_id}/{version_id}"
 
 router = APIRouter()
+
+
+def _env_json(core: CoreCalls, environment: uv_envs.Environment) -> m.EnvJson:
+    """An env's JSON, with its copies on the nodes when the server serves a Ray cluster."""
+    return m.env_json(environment, node_presence(core.manager, environment.key))
 
 
 class Failed(Exception):
@@ -102,6 +108,15 @@ async def health() -> m.HealthJson:
     return m.HealthJson(status="SERVING")
 
 
+@router.get("/v1/cluster", tags=["maintenance"])
+async def cluster(core: Core) -> m.ClusterJson:
+    """The served Ray cluster's alive nodes, and why any of them is not served."""
+    nodes = cluster_nodes(core.manager)
+    return m.ClusterJson(
+        served=nodes is not None, nodes=[m.ClusterNodeJson(**n) for n in nodes or []]
+    )
+
+
 @router.post("/v1/envs", status_code=201, tags=["envs"])
 async def create(body: m.CreateBody, response: Response, core: Core) -> m.EnvJson:
     """Create an env: 201 when made, 200 when an identical one exists, 409 for another spec."""
@@ -116,7 +131,7 @@ async def create(body: m.CreateBody, response: Response, core: Core) -> m.EnvJso
     )
     if not provisioned.created:
         response.status_code = 200
-    return m.env_json(provisioned.environment)
+    return _env_json(core, provisioned.environment)
 
 
 @router.put(ENV, tags=["envs"])
@@ -137,7 +152,7 @@ async def ensure(
             python=body.python_version or None,
         ),
     )
-    return m.env_json(env)
+    return _env_json(core, env)
 
 
 @router.get("/v1/envs", tags=["envs"])
@@ -146,7 +161,7 @@ async def list_envs(
 ) -> m.EnvList:
     """Every env, optionally of one workflow (and node)."""
     envs = await core(lambda: core.manager.list_environments(workflow_id, node_id))
-    return m.EnvList(environments=[m.env_json(e) for e in envs])
+    return m.EnvList(environments=[_env_json(core, e) for e in envs])
 
 
 @router.get(ENV, tags=["envs"])
@@ -156,7 +171,7 @@ async def status(workflow_id: str, node_id: str, version_id: str, core: Core) ->
     report = await core(lambda: core.manager.status(key))
     if report.environment is None:
         raise Failed(uv_envs.EnvironmentNotFound(f"no environment {key}"))
-    return m.status_json(report)
+    return m.status_json(report, node_presence(core.manager, key))
 
 
 @router.delete(ENV, tags=["envs"])

@@ -1,0 +1,174 @@
+"""A Ray cluster on one host whose worker nodes do not share the root's files: separate machines.
+
+The head runs in this host's mount namespace (where the uv-envs server runs
+too). Each worker node runs ``ray start`` in a mount namespace of its own
+(``unshare --mount --propagation private``, root only) in which a per-node
+folder is bind-mounted over the served root path, and optionally empty
+folders over other paths (a wheelhouse that node cannot see). So a file the
+server writes under the root does not exist on the other nodes, exactly as
+on separate machines. Every node listens on 127.0.0.2: Ray rewrites
+127.0.0.1 to the host's routable address once multi-node ``ray start`` is
+allowed, and every byte of the test cluster must stay on 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import attrs
+
+NODE_IP = "127.0.0.2"
+#: Seconds a node may take to start and register with the head.
+START_TIMEOUT = 120.0
+
+
+def can_isolate() -> str | None:
+    """Why per-node mount namespaces cannot be made here (None when they can)."""
+    if sys.platform != "linux":
+        return "mount namespaces are Linux only"
+    if os.geteuid() != 0:
+        return "mount namespaces for the nodes need root"
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return f"unshare --mount fails here: {probe.stderr.strip()}"
+    return None
+
+
+def free_port() -> int:
+    """A TCP port free on the nodes' address."""
+    with socket.socket() as probe:
+        probe.bind((NODE_IP, 0))
+        return int(probe.getsockname()[1])
+
+
+def ray_env(base: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment of every Ray process of the test cluster."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "RAY_TMPDIR": str(base),  # never the machine's /tmp/ray
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",  # lets `ray start --address` add nodes
+            **extra,
+        }
+    )
+    return env
+
+
+@attrs.define
+class Node:
+    """One ``ray start --block`` process group."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """Kill the node's whole process group (``ray start --block`` takes ~40 s on SIGTERM)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=30)
+
+
+@attrs.define
+class NamespacedCluster:
+    """Head here, workers each in their own mount namespace over ``private``."""
+
+    base: Path
+    #: Every node sees its own folder here; served roots go under it.
+    private: Path
+    env: dict[str, str]
+    port: int = attrs.field(factory=free_port)
+    nodes: list[Node] = attrs.field(factory=list)
+
+    @property
+    def address(self) -> str:
+        """The GCS address drivers and servers join."""
+        return f"{NODE_IP}:{self.port}"
+
+    def _start(self, name: str, argv: list[str], env: Mapping[str, str]) -> Node:
+        log = self.base / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True
+            )
+        node = Node(name, process, log)
+        self.nodes.append(node)
+        return node
+
+    def start_head(self) -> Node:
+        """The head node, in this host's namespace: it sees the server's root."""
+        ray = str(Path(sys.executable).parent / "ray")
+        argv = [
+            ray, "start", "--head", "--block", "--disable-usage-stats",
+            "--node-ip-address", NODE_IP, "--port", str(self.port), "--node-name", "head",
+            "--num-cpus", "1", "--include-dashboard", "false",
+            "--temp-dir", str(self.base / "t"),
+            "--dashboard-agent-listen-port", "0",
+            "--ray-client-server-port", str(free_port()),
+        ]  # fmt: skip
+        head = self._start("head", argv, self.env)
+        self._wait_for_port()
+        return head
+
+    def add_worker(
+        self,
+        name: str,
+        *,
+        hidden: Iterable[Path] = (),
+        read_only: Iterable[Path] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> Node:
+        """A worker node whose ``private`` folder is its own; ``hidden`` paths look empty there."""
+        own = self.base / "nodes" / name
+        own.mkdir(parents=True)
+        mounts = [f"mount --bind {own} {self.private}"]
+        for index, path in enumerate(hidden):
+            empty = own.parent / f"{name}-hidden-{index}"
+            empty.mkdir()
+            mounts.append(f"mount --bind {empty} {path}")
+        mounts.extend(f"mount --bind {p} {p} && mount -o remount,ro,bind {p}" for p in read_only)
+        ray = str(Path(sys.executable).parent / "ray")
+        start = (
+            f"exec {ray} start --block --disable-usage-stats --address {self.address} "
+            f"--node-ip-address {NODE_IP} --node-name {name} --num-cpus 1 "
+            "--dashboard-agent-listen-port 0"
+        )
+        script = " && ".join([*mounts, start])
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+        return self._start(name, argv, env if env is not None else self.env)
+
+    def _wait_for_port(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection((NODE_IP, self.port), 1):
+                return
+            time.sleep(0.2)
+        msg = f"the head did not listen on {self.address}: {self.nodes[0].log.read_text()}"
+        raise RuntimeError(msg)
+
+    def shutdown(self) -> None:
+        """Kill every node, then whatever Ray process of this cluster is left."""
+        for node in reversed(self.nodes):
+            node.kill()
+        # Workers that left their group (Ray's own daemons) still name the base in argv.
+        subprocess.run(["pkill", "-9", "-f", str(self.base)], check=False)  # noqa: S607
+        time.sleep(0.5)

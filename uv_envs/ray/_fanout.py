@@ -1,0 +1,292 @@
+"""A server's view of its cluster: every served env on every alive node, and who has what.
+
+One pinned task per node (``NodeAffinitySchedulingStrategy(soft=False)``,
+no CPU, no retries) runs the node's side (:mod:`uv_envs.ray._replica`). The
+table of which node holds which env at which lock is kept here, in memory,
+from the answers of those tasks; :meth:`Fanout.reconcile` refreshes it from
+the nodes themselves, installs what a node lacks (it joined late, or lost the
+env), and notes the nodes that cannot be served and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from uv_envs._errors import RayNodeUnusable, RayNotAvailable
+from uv_envs._models import EnvKey
+
+from ._published import PublishedEnv, Registry
+from ._replica import (
+    NodeFacts,
+    ReleaseOutcome,
+    ReplicaState,
+    check_python,
+    install_replica,
+    lock_digest,
+    node_facts,
+    present_here,
+    release_replica,
+)
+
+logger = logging.getLogger("uv_envs.ray")
+
+#: Seconds a node may take to install one env.
+INSTALL_TIMEOUT = 1800.0
+#: Seconds a node may take to answer a quick question (its facts, what it holds).
+ASK_TIMEOUT = 120.0
+
+
+@attrs.frozen
+class NodePresence:
+    """Whether one node holds one served env."""
+
+    node_id: str
+    address: str
+    state: ReplicaState
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for the servers' answers."""
+        return {
+            "node_id": self.node_id,
+            "address": self.address,
+            "state": str(self.state),
+            "error": self.error,
+        }
+
+
+@attrs.frozen
+class ClusterNode:
+    """One alive node, and why the server cannot serve it (None when it can)."""
+
+    node_id: str
+    address: str
+    problem: str | None = None
+    #: whether its agent loads ServedEnvPlugin; without, envs reach it by the watcher only
+    plugin: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for the servers' answers."""
+        return {
+            "node_id": self.node_id,
+            "address": self.address,
+            "problem": self.problem,
+            "plugin": self.plugin,
+        }
+
+
+def alive() -> dict[str, str]:
+    """Node id -> address of the cluster's alive nodes."""
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return {str(n["NodeID"]): str(n["NodeManagerAddress"]) for n in nodes if n.get("Alive")}
+
+
+def _facts_task(root: str) -> NodeFacts:
+    return node_facts(root, ray.get_runtime_context().get_node_id(), "")
+
+
+def _install_task(record: PublishedEnv) -> tuple[ReplicaState, str | None]:
+    return install_replica(record, ray.get_runtime_context().get_node_id())
+
+
+def _on_nodes(
+    func: Callable[..., Any], nodes: Iterable[str], args: tuple[Any, ...], timeout: float
+) -> dict[str, Any]:
+    """Run ``func(*args)`` on each node; node id -> its answer, or the exception it raised."""
+    remote = ray.remote(num_cpus=0, max_retries=0)(func)
+    refs = {
+        node: remote.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)
+        ).remote(*args)
+        for node in nodes
+    }
+    answers: dict[str, Any] = {}
+    for node, ref in refs.items():
+        try:
+            answers[node] = ray.get(ref, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - a node's failure is its answer
+            ray.cancel(ref, force=True)
+            answers[node] = exc
+    return answers
+
+
+class Fanout:
+    """The served envs of one root across the alive nodes of the connected cluster."""
+
+    def __init__(self, root: str, registry: Registry, python_minor: str) -> None:
+        self.root = root
+        self.registry = registry
+        self.python_minor = python_minor
+        self._guard = threading.Lock()
+        #: env path -> node id -> (state, error)
+        self._states: dict[str, dict[str, tuple[ReplicaState, str | None]]] = {}
+        #: node id -> why it cannot be served ("" when it can)
+        self._problems: dict[str, str] = {}
+        self._addresses: dict[str, str] = {}
+        self._plugins: dict[str, bool] = {}
+        #: env path -> what every node must hold there
+        self._records: dict[str, PublishedEnv] = {}
+
+    # -- nodes -------------------------------------------------------------------------
+
+    def check(self, nodes: dict[str, str] | None = None) -> dict[str, str]:
+        """Ask new nodes their facts; raise for a node that cannot hold the root or the envs.
+
+        Returns node id -> problem for the nodes asked (empty problem: servable).
+        """
+        nodes = alive() if nodes is None else nodes
+        if not nodes:
+            raise RayNotAvailable("the Ray cluster has no alive node")
+        answers = _on_nodes(_facts_task, list(nodes), (self.root,), ASK_TIMEOUT)
+        facts = []
+        for node, answer in answers.items():
+            if isinstance(answer, BaseException):
+                raise RayNodeUnusable(
+                    f"node {node} ({nodes[node]}) did not answer: {answer}", node_id=node
+                )
+            if answer.root_error:
+                raise RayNodeUnusable(
+                    f"node {node} ({nodes[node]}) cannot hold the root: {answer.root_error}; "
+                    "give every node the same root path, writable by the user running Ray",
+                    node_id=node,
+                )
+            facts.append(attrs.evolve(answer, address=nodes[node]))
+        check_python(facts, self.python_minor)
+        with self._guard:
+            self._addresses.update(nodes)
+            self._problems.update(dict.fromkeys(nodes, ""))
+            self._plugins.update({f.node_id: f.plugin for f in facts})
+        return dict.fromkeys(nodes, "")
+
+    def nodes(self) -> tuple[ClusterNode, ...]:
+        """Every node seen alive at the last look, with why it is not served, if it is not."""
+        with self._guard:
+            return tuple(
+                ClusterNode(
+                    node,
+                    self._addresses[node],
+                    self._problems.get(node) or None,
+                    plugin=self._plugins.get(node, False),
+                )
+                for node in sorted(self._addresses)
+            )
+
+    def _admit(self, nodes: dict[str, str]) -> list[str]:
+        """The alive nodes that can be served; new ones are asked first, bad ones noted."""
+        with self._guard:
+            gone = set(self._addresses) - set(nodes)
+            for node in gone:
+                del self._addresses[node]
+                self._problems.pop(node, None)
+                self._plugins.pop(node, None)
+            new = {n: a for n, a in nodes.items() if n not in self._problems}
+        for node, address in new.items():
+            try:
+                self.check({node: address})
+            except RayNotAvailable as exc:
+                logger.warning("cannot serve %s", exc)
+                with self._guard:
+                    self._addresses[node] = address
+                    self._problems[node] = str(exc)
+        with self._guard:
+            return [n for n in nodes if not self._problems.get(n)]
+
+    # -- envs --------------------------------------------------------------------------
+
+    def publish(self, record: PublishedEnv) -> None:
+        """Make the record known to the cluster (the plugin builds from it) and to reconcile."""
+        self.registry.publish(record)
+        with self._guard:
+            self._records[record.env_path] = record
+
+    def install(self, record: PublishedEnv) -> dict[str, tuple[ReplicaState, str | None]]:
+        """Publish the record and install it on every servable node; node id -> result."""
+        self.publish(record)
+        nodes = self._admit(alive())
+        answers = _on_nodes(_install_task, nodes, (record,), INSTALL_TIMEOUT)
+        results = {
+            node: (
+                (ReplicaState.FAILED, f"{type(answer).__name__}: {answer}")
+                if isinstance(answer, BaseException)
+                else answer
+            )
+            for node, answer in answers.items()
+        }
+        for node, (state, error) in results.items():
+            if state is ReplicaState.FAILED:
+                logger.warning("node %s could not install %s: %s", node, record.key, error)
+        with self._guard:
+            self._states[record.env_path] = dict(results)
+        return results
+
+    def release(self, key: EnvKey, env_path: str) -> dict[str, ReleaseOutcome | str]:
+        """Withdraw the env and delete it on every alive node (leased copies stay)."""
+        self.registry.withdraw(env_path)
+        with self._guard:
+            self._states.pop(env_path, None)
+            self._records.pop(env_path, None)
+        answers = _on_nodes(release_replica, list(alive()), (self.root, key), ASK_TIMEOUT)
+        for node, answer in answers.items():
+            if answer is ReleaseOutcome.KEPT:
+                logger.warning("node %s keeps %s: a process there leases it", node, key)
+        return {
+            node: answer if isinstance(answer, ReleaseOutcome) else f"failed: {answer}"
+            for node, answer in answers.items()
+        }
+
+    def presence(self, env_path: str) -> tuple[NodePresence, ...]:
+        """Each known node's state for the env at ``env_path``."""
+        with self._guard:
+            states = self._states.get(env_path, {})
+            result = []
+            for node in sorted(self._addresses):
+                problem = self._problems.get(node)
+                state, error = states.get(node, (ReplicaState.MISSING, problem or None))
+                result.append(NodePresence(node, self._addresses[node], state, error))
+            return tuple(result)
+
+    def reconcile(self) -> int:
+        """Ask every servable node what it holds; install what it lacks. Installs started."""
+        with self._guard:
+            records = dict(self._records)
+        nodes = self._admit(alive())
+        locks = {path: lock_digest(r.uv_lock) for path, r in records.items()}
+        held = _on_nodes(present_here, nodes, (self.root, locks), ASK_TIMEOUT)
+        installs = 0
+        for node, answer in held.items():
+            if isinstance(answer, BaseException):
+                continue  # busy or gone: the next round asks again
+            for path, present in answer.items():
+                with self._guard:
+                    states = self._states.setdefault(path, {})
+                    known = states.get(node)
+                    if present:
+                        states[node] = (ReplicaState.PRESENT, None)
+                        continue
+                    if known is not None and known[0] is ReplicaState.FAILED:
+                        continue  # failed once for this lock: not retried every round
+                    states[node] = (ReplicaState.MISSING, None)
+                installs += 1
+                self._install_one(records[path], node)
+        return installs
+
+    def _install_one(self, record: PublishedEnv, node: str) -> None:
+        answer = _on_nodes(_install_task, [node], (record,), INSTALL_TIMEOUT)[node]
+        result = (
+            (ReplicaState.FAILED, f"{type(answer).__name__}: {answer}")
+            if isinstance(answer, BaseException)
+            else answer
+        )
+        if result[0] is ReplicaState.FAILED:
+            logger.warning("node %s could not install %s: %s", node, record.key, result[1])
+        else:
+            logger.info("installed %s on node %s", record.key, node)
+        with self._guard:
+            self._states.setdefault(record.env_path, {})[node] = result
