@@ -24,9 +24,10 @@ import uv_envs
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor, InMemoryAuditLog
 
 from .original_api import OriginalApiClient
+from .test_one_core_call import CountingManager
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from uv_envs_server import HttpServer
 
@@ -362,3 +363,35 @@ def test_the_openapi_document_lists_them_under_their_tag_with_their_errors(
     # /v1 keeps its problem bodies.
     v1 = schema["paths"]["/v1/envs"]["post"]["responses"]["409"]["content"]
     assert "application/problem+json" in v1
+
+
+def test_each_route_is_one_core_call(
+    http_serve: HttpServe, fake_manager: uv_envs.EnvManager
+) -> None:
+    counting = CountingManager(fake_manager)
+    with OriginalApiClient(http_serve(counting).url, timeout=30) as client:
+        steps: list[tuple[Callable[[], object], dict[str, int]]] = [
+            (lambda: client.create_env(WF, "n", packages=["alpha"]), {"provision": 1}),
+            (lambda: client.get_status(WF, "n"), {"status": 1}),
+            (lambda: client.add_packages(WF, "n", ["beta"]), {"add": 1}),
+            (lambda: client.update_packages(WF, "n", ["alpha"]), {"update": 1}),
+            (lambda: client.remove_packages(WF, "n", ["beta"]), {"remove": 1}),
+            (lambda: client.list_packages(WF, "n"), {"dependencies": 1}),
+            (lambda: client.sync_env(WF, "n"), {"sync": 1}),
+            (lambda: client.export_env(WF, "n"), {"export": 1}),
+            (lambda: client.cleanup(1), {"cleanup": 1}),
+            (lambda: client.history(WF), {"operations": 1}),
+            (lambda: client.delete_history(WF), {"delete_operations": 1}),
+            (lambda: client.delete_env(WF, "n"), {"delete": 1}),
+        ]
+        for step, calls in steps:
+            step()
+            assert counting.take() == calls
+
+
+def test_a_body_that_cannot_be_parsed_is_400_invalid_packages(fake: OriginalApiClient) -> None:
+    broken = b"--b0undary\r\nFalse--b0undary--\r\n"  # no part headers: not multipart at all
+    answer = fake.http.post(
+        "/envs", content=broken, headers={"Content-Type": "multipart/form-data; boundary=b0undary"}
+    )
+    assert _error(answer) == (400, "INVALID_PACKAGES")

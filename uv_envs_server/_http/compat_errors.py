@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 import uv_envs
 from uv_envs_server._outcomes import (
@@ -122,6 +123,12 @@ class CompatRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as exc:
                 return compat_invalid(exc.errors())
+            except HTTPException as exc:
+                if exc.status_code != 400:  # noqa: PLR2004 - the one status of a body unread
+                    raise
+                # A body FastAPI could not parse at all (broken multipart, say).
+                detail = f"the request body could not be read: {exc.detail}"
+                return compat_response(400, CompatCode.INVALID_PACKAGES, detail)
             except Failed as exc:
                 return compat_error(exc.error, _request_id(request))
             except uv_envs.UvEnvsError as exc:
