@@ -73,7 +73,7 @@ async def refuse_legacy_shapes(request: Request) -> None:
 
 @attrs.frozen
 class CreateForm:
-    """The key and Python of ``POST /envs``; the packages come from :class:`Named`."""
+    """The key and Python of ``POST /envs``; the packages come from :class:`PackagesForm`."""
 
     workflow_id: str
     node_id: str
@@ -81,7 +81,7 @@ class CreateForm:
     python_version: str | None
 
 
-def _create_form(
+async def _create_form(
     workflow_id: Annotated[str, Form()],
     node_id: Annotated[str, Form()],
     version_id: Annotated[str | None, Form()] = None,
@@ -92,7 +92,19 @@ def _create_form(
     return CreateForm(workflow_id, node_id, version_id, python_version)
 
 
-async def _named(
+@attrs.frozen
+class PackagesForm:
+    """The ``packages`` fields of a form and the lines of its ``requirements_file``."""
+
+    fields: tuple[str, ...]
+    file_lines: tuple[str, ...]
+
+    def packages(self, *, required: bool) -> list[str]:
+        """Both, fields first; InvalidInput when ``required`` and neither names one."""
+        return requested_packages(self.fields, self.file_lines, required=required)
+
+
+async def _packages_form(
     request: Request,
     packages: Annotated[
         list[str] | None,
@@ -102,23 +114,20 @@ async def _named(
         UploadFile | None,
         File(description="a requirements.txt: its non-blank lines that are not # comments"),
     ] = None,
-) -> tuple[list[str] | None, list[str]]:
+) -> PackagesForm:
     if request.headers.get("content-type", "").startswith("application/json"):
         # Read as a form it would be empty: say why rather than "no packages named".
         msg = "these routes read form fields or multipart (data=, files=), not a JSON body"
         raise uv_envs.InvalidInput(msg)
-    if requirements_file is None:
-        return packages, []
-    content = await requirements_file.read()
-    return packages, requirements_file_lines(content, requirements_file.filename)
+    lines: list[str] = []
+    if requirements_file is not None:
+        content = await requirements_file.read()
+        lines = requirements_file_lines(content, requirements_file.filename)
+    return PackagesForm(tuple(packages or ()), tuple(lines))
 
 
-#: The ``packages`` fields and the lines of the ``requirements_file`` of a form.
-Named = Annotated[tuple[list[str] | None, list[str]], Depends(_named)]
-
-
-def _required(named: tuple[list[str] | None, list[str]]) -> list[str]:
-    return requested_packages(*named, required=True)
+#: A route's :class:`PackagesForm`, read from its form or multipart body.
+Packages = Annotated[PackagesForm, Depends(_packages_form)]
 
 
 @compat_router.get(ENV)
@@ -143,7 +152,7 @@ async def get_env_status(
 
 @compat_router.post("/envs")
 async def create_env(
-    form: Annotated[CreateForm, Depends(_create_form)], named: Named, core: Core
+    form: Annotated[CreateForm, Depends(_create_form)], requested: Packages, core: Core
 ) -> cm.CompatCreated:
     """Make the env with this spec; retry-safe: the same spec answers the same again.
 
@@ -151,7 +160,7 @@ async def create_env(
     (as gRPC ``CreateEnv`` does); if that fails, the env stays as it was.
     """
     key = _key(form.workflow_id, form.node_id, form.version_id)
-    packages = requested_packages(*named, required=False)
+    packages = requested.packages(required=False)
     provisioned = await core(
         lambda: core.manager.provision(
             key,
@@ -175,33 +184,33 @@ async def delete_env(
 
 @compat_router.post(f"{ENV}/deps")
 async def add_packages(
-    workflow_id: str, node_id: str, named: Named, core: Core, version_id: Version = None
+    workflow_id: str, node_id: str, form: Packages, core: Core, version_id: Version = None
 ) -> cm.CompatChanged:
     """Add packages (uv add); naming none is 400 INVALID_PACKAGES."""
     key = _key(workflow_id, node_id, version_id)
-    packages = _required(named)
+    packages = form.packages(required=True)
     result = await core(lambda: core.manager.add(key, core.packages(packages)))
     return cm.compat_changed(result, "added")
 
 
 @compat_router.put(f"{ENV}/deps")
 async def update_packages(
-    workflow_id: str, node_id: str, named: Named, core: Core, version_id: Version = None
+    workflow_id: str, node_id: str, form: Packages, core: Core, version_id: Version = None
 ) -> cm.CompatChanged:
     """Upgrade the named packages (a specifier also replaces the declared one)."""
     key = _key(workflow_id, node_id, version_id)
-    packages = _required(named)
+    packages = form.packages(required=True)
     result = await core(lambda: core.manager.update(key, core.packages(packages)))
     return cm.compat_changed(result, "updated")
 
 
 @compat_router.delete(f"{ENV}/deps")
 async def remove_packages(
-    workflow_id: str, node_id: str, named: Named, core: Core, version_id: Version = None
+    workflow_id: str, node_id: str, form: Packages, core: Core, version_id: Version = None
 ) -> cm.CompatInstalled:
     """Remove the named packages (uv remove); the form body names them."""
     key = _key(workflow_id, node_id, version_id)
-    packages = _required(named)
+    packages = form.packages(required=True)
     result = await core(lambda: core.manager.remove(key, core.packages(packages)))
     return cm.compat_installed(result, "removed")
 
