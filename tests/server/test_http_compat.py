@@ -97,6 +97,28 @@ def test_ensure_env_creates_on_404_and_hands_out_a_working_interpreter(
     assert _is_iso(status["metadata"]["last_used_at"])
 
 
+def test_a_damaged_env_is_404_so_ensure_env_rebuilds_it(
+    real: OriginalApiClient, manager: uv_envs.EnvManager
+) -> None:
+    python = real.ensure_env(WF, "node-f", packages=["alpha<2"])
+    key = uv_envs.EnvKey(WF, "node-f")
+    venv = manager.get(key).venv_path.resolve()
+    module = next(venv.glob("lib/python*/site-packages/alpha/__init__.py"))
+    module.chmod(0o644)
+    module.write_text("raise ImportError('tampered')\n")
+    assert not manager.verify(key).ok  # now DAMAGED
+
+    seen = Seen(real)
+    with pytest.raises(httpx.HTTPStatusError) as damaged:
+        real.get_status(WF, "node-f")
+    assert damaged.value.response.json()["code"] == "ENV_NOT_FOUND"
+    assert "DAMAGED" in damaged.value.response.json()["message"]
+    assert real.ensure_env(WF, "node-f", packages=["alpha<2"]) == python
+    assert seen.take()[1:] == [("GET", f"/envs/{WF}/node-f", 404), ("POST", "/envs", 200)]
+    assert manager.status(key).status is uv_envs.EnvStatus.READY
+    assert _imports(python, "alpha") == "1.0"
+
+
 def test_every_dependency_route_with_form_and_multipart_bodies(real: OriginalApiClient) -> None:
     created = real.create_env(WF, "node-b", version_id="v1", packages=["alpha<2"])
     assert created["status"] == "created"
