@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +118,17 @@ def test_a_damaged_env_is_404_so_ensure_env_rebuilds_it(
     assert seen.take()[1:] == [("GET", f"/envs/{WF}/node-f", 404), ("POST", "/envs", 200)]
     assert manager.status(key).status is uv_envs.EnvStatus.READY
     assert _imports(python, "alpha") == "1.0"
+
+
+def test_a_status_answer_counts_as_a_use_for_idle_cleanup(
+    fake: OriginalApiClient, fake_manager: uv_envs.EnvManager
+) -> None:
+    fake.create_env(WF, "used", packages=["alpha"])
+    key = uv_envs.EnvKey(WF, "used")
+    before = fake_manager.usage(key).last_used
+    time.sleep(0.05)
+    fake.get_status(WF, "used")
+    assert fake_manager.usage(key).last_used > before
 
 
 def test_every_dependency_route_with_form_and_multipart_bodies(real: OriginalApiClient) -> None:
@@ -387,14 +399,16 @@ def test_the_openapi_document_lists_them_under_their_tag_with_their_errors(
     assert "application/problem+json" in v1
 
 
-def test_each_route_is_one_core_call(
+def test_each_route_makes_the_core_calls_of_its_v1_twin(
     http_serve: HttpServe, fake_manager: uv_envs.EnvManager
 ) -> None:
     counting = CountingManager(fake_manager)
     with OriginalApiClient(http_serve(counting).url, timeout=30) as client:
         steps: list[tuple[Callable[[], object], dict[str, int]]] = [
             (lambda: client.create_env(WF, "n", packages=["alpha"]), {"provision": 1}),
-            (lambda: client.get_status(WF, "n"), {"status": 1}),
+            # Its status, and a hand-out for idle cleanup (runtime_env): the client runs it next.
+            (lambda: client.get_status(WF, "n"), {"status": 1, "runtime_env": 1}),
+            (lambda: client.http.get(f"/envs/{WF}/none"), {"status": 1}),
             (lambda: client.add_packages(WF, "n", ["beta"]), {"add": 1}),
             (lambda: client.update_packages(WF, "n", ["alpha"]), {"update": 1}),
             (lambda: client.remove_packages(WF, "n", ["beta"]), {"remove": 1}),

@@ -4,7 +4,7 @@ People moving from that service keep its client: an env is
 ``/envs/{workflow_id}/{node_id}`` with ``version_id`` a query parameter,
 bodies are form fields or multipart (:mod:`.compat_forms`), answers and errors
 have its shapes (:mod:`.compat_models`, :mod:`.compat_errors`). Underneath it
-is ``/v1``: one core call per request through the same :data:`~.routes.Core`,
+is ``/v1``: the same core calls through the same :data:`~.routes.Core`,
 behind the same token, limits and request log. Where the two APIs mean
 different things, these routes follow the original service; ``/v1`` is not
 changed, except that :func:`refuse_legacy_shapes` keeps a path of the original
@@ -137,10 +137,20 @@ async def get_env_status(
     """The env, if it can be used; else 404 ENV_NOT_FOUND, so a client creates it.
 
     An env that is not READY (a failed or damaged one, one being created) is
-    404 too: the original client then posts ``/envs``, which rebuilds it.
+    404 too: the original client then posts ``/envs``, which rebuilds it. A
+    READY env's answer counts as a use for idle cleanup (the client runs it next).
     """
     key = _key(workflow_id, node_id, version_id)
-    report = await core(lambda: core.manager.status(key))
+
+    def look() -> uv_envs.StatusReport:
+        report = core.manager.status(key)
+        if report.status is uv_envs.EnvStatus.READY:
+            # The original client hands the env's path out after this GET: a use, as /v1's
+            # ensure is, so idle cleanup does not collect an env its runs keep asking for.
+            core.manager.runtime_env(key)
+        return report
+
+    report = await core(look)
     env = report.environment
     if env is None or env.status is not uv_envs.EnvStatus.READY:
         found = report.status
