@@ -270,6 +270,9 @@ def _snapshot(manager: uv_envs.EnvManager) -> list[tuple[str, int, str]]:
         ("POST", f"/envs/{WF}/keep/deps", {"json": {"packages": ["beta"]}}),
         ("PUT", f"/envs/{WF}/keep/deps", {"files": {"requirements_file": ("r.txt", b"\xff\xfe")}}),
         ("DELETE", f"/envs/{WF}/keep/deps", {"data": {"packages": "x y z"}}),
+        # A requirements file may not point at other files or indexes.
+        ("POST", f"/envs/{WF}/keep/deps", {"files": {"requirements_file": ("r", b"-r /etc/x\n")}}),
+        ("POST", f"/envs/{WF}/keep/deps", {"data": {"packages": "alpha @ file:///etc"}}),
         ("GET", f"/envs/{WF}/keep", {"params": {"version_id": "../up"}}),
         ("POST", "/envs/cleanup", {"json": {"idle_hours": 0}}),
         ("POST", "/envs/cleanup", {"data": {"idle_hours": "5"}}),

@@ -161,5 +161,6 @@ def document_compat_errors(schema: dict[str, Any]) -> dict[str, Any]:
             if not any(status.startswith("2") for status in responses):
                 continue  # it answers nothing but its own error (run)
             for status in COMPAT_STATUSES:
-                responses[str(status)] = {"description": "an error", "content": content}
+                codes = sorted({c for s, c in COMPAT_ERRORS.values() if s == status})
+                responses[str(status)] = {"description": " or ".join(codes), "content": content}
     return schema
