@@ -90,6 +90,10 @@ CHECKS = [
     checks.response_schema_conformance,
 ]
 
+#: The original API's run route answers its documented 501 and nothing else: not serving it
+#: is the point (running code is Ray's job), so a 5xx is no failure there.
+NOT_SERVED_CHECKS = [check for check in CHECKS if check is not checks.not_a_server_error]
+
 
 # schemathesis' pytest plugin does not run on this pytest; its strategies do, with hypothesis.
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda m: m.value)
@@ -108,7 +112,8 @@ def test_every_answer_is_documented_and_harmless(fuzzed: Fuzzed, mode: Generatio
         )
         def fuzz(case: Case[Any]) -> None:
             try:
-                case.call_and_validate(base_url=fuzzed.server.url, checks=CHECKS, timeout=120)
+                expected = NOT_SERVED_CHECKS if case.path.endswith("/run") else CHECKS
+                case.call_and_validate(base_url=fuzzed.server.url, checks=expected, timeout=120)
             finally:
                 fuzzed.check_unharmed()
 

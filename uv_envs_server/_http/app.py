@@ -1,5 +1,7 @@
 """The HTTP/JSON application: the endpoints of :mod:`.routes` with their guards.
 
+Beside them, :mod:`.compat_routes` serves the original service's API (``/envs``).
+
 :func:`create_app` wires what surrounds the endpoints: the guard middleware
 (request id and log, token, body size), the exception handlers that turn
 errors into problem bodies (:mod:`uv_envs_server._http.problems`), and the
@@ -10,13 +12,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 
 import uv_envs
 
+from .compat_errors import document_compat_errors
+from .compat_routes import compat_router, refuse_legacy_shapes
 from .middleware import GuardMiddleware
 from .problems import document_problems, problem, problem_for, validation_problem
 from .routes import Failed, router
@@ -41,7 +45,8 @@ def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOp
     app.state.manager = manager
     app.state.executor = executor
     app.state.max_packages = options.max_packages
-    app.include_router(router)
+    app.include_router(router, dependencies=[Depends(refuse_legacy_shapes)])
+    app.include_router(compat_router)  # the original service's API, beside /v1
 
     def request_id(request: Request) -> str | None:
         value = request.scope.get("state", {}).get("request_id")
@@ -75,7 +80,7 @@ def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOp
                 "bearer": {"type": "http", "scheme": "bearer"}
             }
             schema["security"] = [{"bearer": []}, {}]
-            app.openapi_schema = document_problems(schema)
+            app.openapi_schema = document_compat_errors(document_problems(schema))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
