@@ -119,7 +119,15 @@ def start_cluster(base: Path) -> NamespacedCluster:
     """Head here, two workers in their own mount namespaces, the plugins loaded everywhere."""
     (base / "ray").mkdir()
     (base / "served").mkdir()
-    env = ray_env(base, {"RAY_RUNTIME_ENV_PLUGINS": plugin_config(), "PYTHONPATH": str(ROOT)})
+    bin_dir = str(Path(sys.executable).parent)  # Ray's uv field runs the uv found on PATH
+    env = ray_env(
+        base,
+        {
+            "RAY_RUNTIME_ENV_PLUGINS": plugin_config(),
+            "PYTHONPATH": str(ROOT),
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        },
+    )
     for name in ("UV_ENVS_ROOT", "UV_ENVS_CACHE_DIR", "UV_CACHE_DIR"):
         env.pop(name, None)  # each node's caches on its own disk
     cluster = NamespacedCluster(base=base, private=base / "served", env=env)

@@ -208,6 +208,8 @@ class Fanout:
 
     def install(self, record: PublishedEnv) -> dict[str, tuple[ReplicaState, str | None]]:
         """Publish the record and install it on every servable node; node id -> result."""
+        with self._guard:
+            self._states.pop(record.env_path, None)  # a new lock: nothing is known of it yet
         self.publish(record)
         nodes = self._admit(alive())
         answers = _on_nodes(_install_task, nodes, (record,), INSTALL_TIMEOUT)

@@ -141,7 +141,13 @@ class ClusterEnvManager(EnvManager):
     def _replicated(self, key: EnvKey, change: Callable[[], _T]) -> _T:
         with self._serialized(key):
             result = change()
-            self._fanout.install(self._record(key))
+            record = self._record(key)
+            try:
+                self._fanout.install(record)
+            except Exception:
+                # The change is made and answered; the record is published, so the plugin
+                # and the next reconciling round bring the nodes to it once Ray answers again.
+                logger.exception("could not reach the cluster's nodes for %s", key)
             return result
 
     def _check_python(self, python: str | None) -> None:
@@ -193,7 +199,7 @@ class ClusterEnvManager(EnvManager):
         with self._serialized(key):
             env_path = str(self.status(key).env_path)
             result = super().delete(key, **options)
-            self._fanout.release(key, env_path)
+            self._release(key, env_path)
             return result
 
     def cleanup(self, *args: Any, **kwargs: Any) -> CleanupReport:
@@ -202,8 +208,15 @@ class ClusterEnvManager(EnvManager):
             with self._serialized(key):
                 status = self.status(key)
                 if status.environment is None:  # not made again since: release it everywhere
-                    self._fanout.release(key, str(status.env_path))
+                    self._release(key, str(status.env_path))
         return report
+
+    def _release(self, key: EnvKey, env_path: str) -> None:
+        try:
+            self._fanout.release(key, env_path)
+        except Exception:
+            # Deleted here; a node that kept a copy serves nothing: no record names it.
+            logger.exception("could not release %s on the cluster's nodes", key)
 
     def close(self) -> None:
         """Stop the watcher, then close the root (the Ray connection stays to its owner)."""
