@@ -29,6 +29,9 @@ import attrs
 NODE_IP = "127.0.0.2"
 #: Seconds a node may take to start and register with the head.
 START_TIMEOUT = 120.0
+START_ATTEMPTS = 3
+#: What ``ray start --block`` prints once its node runs.
+STARTED = "This command will now block forever"
 
 
 def can_isolate() -> str | None:
@@ -106,7 +109,7 @@ class NamespacedCluster:
 
     def _start(self, name: str, argv: list[str], env: Mapping[str, str]) -> Node:
         log = self.base / f"{name}.log"
-        with log.open("wb") as out:
+        with log.open("ab") as out:
             process = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True
             )
@@ -125,9 +128,7 @@ class NamespacedCluster:
             "--dashboard-agent-listen-port", "0",
             "--ray-client-server-port", str(free_port()),
         ]  # fmt: skip
-        head = self._start("head", argv, self.env)
-        self._wait_for_port()
-        return head
+        return self._started("head", argv, self.env)
 
     def add_worker(
         self,
@@ -139,11 +140,11 @@ class NamespacedCluster:
     ) -> Node:
         """A worker node whose ``private`` folder is its own; ``hidden`` paths look empty there."""
         own = self.base / "nodes" / name
-        own.mkdir(parents=True)
+        own.mkdir(parents=True, exist_ok=True)
         mounts = [f"mount --bind {own} {self.private}"]
         for index, path in enumerate(hidden):
             empty = own.parent / f"{name}-hidden-{index}"
-            empty.mkdir()
+            empty.mkdir(exist_ok=True)
             mounts.append(f"mount --bind {empty} {path}")
         mounts.extend(f"mount --bind {p} {p} && mount -o remount,ro,bind {p}" for p in read_only)
         ray = str(Path(sys.executable).parent / "ray")
@@ -154,15 +155,22 @@ class NamespacedCluster:
         )
         script = " && ".join([*mounts, start])
         argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-        return self._start(name, argv, env if env is not None else self.env)
+        return self._started(name, argv, env if env is not None else self.env)
 
-    def _wait_for_port(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection((NODE_IP, self.port), 1):
-                return
-            time.sleep(0.2)
-        msg = f"the head did not listen on {self.address}: {self.nodes[0].log.read_text()}"
+    def _started(self, name: str, argv: list[str], env: Mapping[str, str]) -> Node:
+        """Start a node and wait until it runs; on a loaded host a raylet can time out
+        registering with a head that only just started, so a node that exits is started again.
+        """
+        for _ in range(START_ATTEMPTS):
+            node = self._start(name, argv, env)
+            deadline = time.monotonic() + START_TIMEOUT
+            while time.monotonic() < deadline and node.process.poll() is None:
+                if STARTED in node.log.read_text(errors="replace"):
+                    return node
+                time.sleep(0.3)
+            node.kill()
+            self.nodes.remove(node)
+        msg = f"node {name} did not start: {node.log.read_text(errors='replace')[-3000:]}"
         raise RuntimeError(msg)
 
     def shutdown(self) -> None:

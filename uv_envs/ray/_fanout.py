@@ -133,6 +133,8 @@ class Fanout:
         self._plugins: dict[str, bool] = {}
         #: env path -> what every node must hold there
         self._records: dict[str, PublishedEnv] = {}
+        #: env paths a change is installing on every node right now
+        self._installing: set[str] = set()
 
     # -- nodes -------------------------------------------------------------------------
 
@@ -210,9 +212,14 @@ class Fanout:
         """Publish the record and install it on every servable node; node id -> result."""
         with self._guard:
             self._states.pop(record.env_path, None)  # a new lock: nothing is known of it yet
-        self.publish(record)
-        nodes = self._admit(alive())
-        answers = _on_nodes(_install_task, nodes, (record,), INSTALL_TIMEOUT)
+            self._installing.add(record.env_path)  # the reconciling round leaves it to us
+        try:
+            self.publish(record)
+            nodes = self._admit(alive())
+            answers = _on_nodes(_install_task, nodes, (record,), INSTALL_TIMEOUT)
+        finally:
+            with self._guard:
+                self._installing.discard(record.env_path)
         results = {
             node: (
                 (ReplicaState.FAILED, f"{type(answer).__name__}: {answer}")
@@ -257,7 +264,7 @@ class Fanout:
     def reconcile(self) -> int:
         """Ask every servable node what it holds; install what it lacks. Installs started."""
         with self._guard:
-            records = dict(self._records)
+            records = {p: r for p, r in self._records.items() if p not in self._installing}
         nodes = self._admit(alive())
         locks = {path: lock_digest(r.uv_lock) for path, r in records.items()}
         held = _on_nodes(present_here, nodes, (self.root, locks), ASK_TIMEOUT)
