@@ -3,8 +3,9 @@
 The head runs in this host's mount namespace (where the uv-envs server runs
 too). Each worker node runs ``ray start`` in a mount namespace of its own
 (``unshare --mount --propagation private``, root only) in which a per-node
-folder is bind-mounted over the served root path, and optionally empty
-folders over other paths (a wheelhouse that node cannot see). So a file the
+folder is bind-mounted over the served roots' folder, another over Ray's temp
+folder (its sessions), and optionally empty folders over other paths (a
+wheelhouse that node cannot see). So a file the
 server writes under the root does not exist on the other nodes, exactly as
 on separate machines. Every node listens on 127.0.0.2: Ray rewrites
 127.0.0.1 to the host's routable address once multi-node ``ray start`` is
@@ -103,6 +104,11 @@ class NamespacedCluster:
     nodes: list[Node] = attrs.field(factory=list)
 
     @property
+    def temp_dir(self) -> Path:
+        """Ray's temp folder (its sessions); each worker has its own at this path."""
+        return self.base / "t"
+
+    @property
     def address(self) -> str:
         """The GCS address drivers and servers join."""
         return f"{NODE_IP}:{self.port}"
@@ -124,7 +130,7 @@ class NamespacedCluster:
             ray, "start", "--head", "--block", "--disable-usage-stats",
             "--node-ip-address", NODE_IP, "--port", str(self.port), "--node-name", "head",
             "--num-cpus", "1", "--include-dashboard", "false",
-            "--temp-dir", str(self.base / "t"),
+            "--temp-dir", str(self.temp_dir),
             "--dashboard-agent-listen-port", "0",
             "--ray-client-server-port", str(free_port()),
         ]  # fmt: skip
@@ -141,7 +147,11 @@ class NamespacedCluster:
         """A worker node whose ``private`` folder is its own; ``hidden`` paths look empty there."""
         own = self.base / "nodes" / name
         own.mkdir(parents=True, exist_ok=True)
-        mounts = [f"mount --bind {own} {self.private}"]
+        # Ray's session folder too is the node's own, as on its own disk (Ray's uv and pip
+        # fields build there, by the same path on every node).
+        session = own.parent / f"{name}-temp"
+        session.mkdir(exist_ok=True)
+        mounts = [f"mount --bind {own} {self.private}", f"mount --bind {session} {self.temp_dir}"]
         for index, path in enumerate(hidden):
             empty = own.parent / f"{name}-hidden-{index}"
             empty.mkdir(exist_ok=True)
