@@ -364,3 +364,12 @@ def test_a_node_on_another_python_minor_is_named() -> None:
     with pytest.raises(RayNodeUnusable, match="node bb") as caught:
         check_python(facts, "3.11")
     assert caught.value.node_id == "bb"
+
+
+def test_an_address_no_cluster_answers_is_refused_at_once(tmp_path: Path) -> None:
+    server = ServerProcess(
+        ["--root", str(tmp_path / "root"), "--ray-address", "127.0.0.9:1"], dict(os.environ)
+    )
+    stderr = server.stop()
+    assert server.process.returncode == 2
+    assert "no Ray cluster answers at 127.0.0.9:1" in stderr

@@ -16,6 +16,7 @@ are reported with the reason.
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import threading
 import zlib
@@ -40,7 +41,22 @@ logger = logging.getLogger("uv_envs.ray")
 #: Seconds between two rounds of the watcher (joins, lost envs).
 RECONCILE_INTERVAL = 5.0
 _STRIPES = 64
+#: Seconds to wait for the cluster's GCS to accept a connection at start.
+CONNECT_TIMEOUT = 10.0
 _T = TypeVar("_T")
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast for a HOST:PORT nothing listens on: ``ray.init`` would wait for it for minutes."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInput(f"the Ray address must be auto or HOST:PORT, not {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise RayNotAvailable(f"no Ray cluster answers at {address}: {exc}") from exc
 
 
 class ClusterEnvManager(EnvManager):
@@ -79,6 +95,7 @@ class ClusterEnvManager(EnvManager):
         if not ray.is_initialized():
             if not address:
                 raise InvalidInput("give the Ray cluster's address (auto or HOST:PORT)")
+            _check_reachable(address)
             try:
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
             except (ConnectionError, ValueError, RuntimeError) as exc:
