@@ -23,6 +23,7 @@ from concurrent import futures
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
@@ -373,3 +374,13 @@ def test_an_address_no_cluster_answers_is_refused_at_once(tmp_path: Path) -> Non
     stderr = server.stop()
     assert server.process.returncode == 2
     assert "no Ray cluster answers at 127.0.0.9:1" in stderr
+
+
+def test_a_create_for_another_python_minor_is_refused_before_anything_is_built(
+    setup: Setup, server: ServerProcess
+) -> None:
+    with EnvManagerClient(server.target, timeout=TIMEOUT) as client:
+        with pytest.raises(grpc.RpcError, match="cannot run on this cluster") as caught:
+            client.create_env("ml_pipeline", "py312", python="3.12", packages=["alpha"])
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert client.get_env_status("ml_pipeline", "py312").status == "NOT_FOUND"

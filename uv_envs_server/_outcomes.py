@@ -9,6 +9,7 @@ new exception class is mapped here once, and both wires agree.
 core exception                        gRPC status code      HTTP status
 ====================================  ====================  ===========
 InvalidInput (and subclasses)         INVALID_ARGUMENT      422
+RayIncompatible (and subclasses)      INVALID_ARGUMENT      422
 EnvironmentNotFound                   NOT_FOUND             404
 EnvironmentAlreadyExists              ALREADY_EXISTS        409
 EnvironmentNotReady                   FAILED_PRECONDITION   409
@@ -23,7 +24,9 @@ UvNotFound, StorageError, other       INTERNAL              500
 ====================================  ====================  ===========
 
 ``ResolutionFailed`` is 422 over HTTP: the requested packages do not
-resolve, which is the caller's input, not a broken upstream.
+resolve, which is the caller's input, not a broken upstream. So is
+``RayIncompatible``: the spec cannot run on the served cluster (another
+Python minor than its nodes, a pin that breaks Ray).
 
 ``AuditUnavailable`` is the one server-side failure worth retrying: the
 audit database is away for a while. The caller learns whether the operation
@@ -61,6 +64,7 @@ class Outcome(enum.Enum):
 #: First match wins, so subclasses come before their bases.
 OUTCOMES: tuple[tuple[type[BaseException], Outcome], ...] = (
     (uv_envs.InvalidInput, Outcome.BAD_INPUT),
+    (uv_envs.RayIncompatible, Outcome.BAD_INPUT),
     (uv_envs.EnvironmentNotFound, Outcome.NOT_FOUND),
     (uv_envs.EnvironmentAlreadyExists, Outcome.EXISTS),
     (uv_envs.EnvironmentNotReady, Outcome.NOT_READY),

@@ -267,7 +267,7 @@ class Fanout:
             records = {p: r for p, r in self._records.items() if p not in self._installing}
         nodes = self._admit(alive())
         locks = {path: lock_digest(r.uv_lock) for path, r in records.items()}
-        held = _on_nodes(present_here, nodes, (self.root, locks), ASK_TIMEOUT)
+        held = _on_nodes(present_here, nodes, (locks,), ASK_TIMEOUT)
         installs = 0
         for node, answer in held.items():
             if isinstance(answer, BaseException):

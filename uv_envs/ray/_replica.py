@@ -149,12 +149,11 @@ def install_replica(record: PublishedEnv, node_id: str) -> tuple[ReplicaState, s
     return ReplicaState.PRESENT, None
 
 
-def present_here(root: str, locks: Mapping[str, str]) -> dict[str, bool]:
+def present_here(locks: Mapping[str, str]) -> dict[str, bool]:
     """For each env path -> lock digest: whether this node holds that env at that lock.
 
     Cheap enough to run every few seconds: one stat and one small read per env.
     """
-    del root  # the paths are absolute under it
     found = {}
     for env_path, digest in locks.items():
         python = Path(env_path) / ".venv" / "bin" / "python"
