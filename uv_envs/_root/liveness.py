@@ -116,9 +116,14 @@ def describe(views: Iterable[ProcessView], layout: Layout) -> tuple[LiveProcess,
 
 
 def _under(path: str, layout: Layout) -> bool:
+    """Whether ``path`` is in an env or a store entry (either spelling of the root)."""
+    roots = {str(layout.root), os.path.realpath(layout.root)}
     return any(
-        path.startswith(str(d) + os.sep) for d in (layout.envs_dir, layout.store_dir)
-    ) or path.startswith(os.path.realpath(layout.root) + os.sep)
+        path.startswith(f"{root}{os.sep}{part}{os.sep}") for root in roots for part in _PARTS
+    )
+
+
+_PARTS = ("envs", "store")
 
 
 @attrs.frozen
