@@ -116,7 +116,7 @@ class ProcScanner:
         for position, arg in enumerate(argv):
             use = ProcessUse.INTERPRETER if position == 0 else ProcessUse.COMMAND_LINE
             if os.sep in arg:
-                found.add(os.path.join(cwd, arg) if cwd else arg, use)  # noqa: PTH118
+                found.add(os.path.normpath(os.path.join(cwd, arg)) if cwd else arg, use)  # noqa: PTH118
         return ProcessView(
             pid=pid,
             command=" ".join(argv)[:200] or f"[pid {pid}]",
