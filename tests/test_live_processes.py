@@ -123,7 +123,27 @@ def test_the_cli_reports_envs_in_use_and_refuses_to_delete_them(
     assert f"pid {pid}" in refused.stderr
     assert Path(environment.env_path).is_dir()
 
+    users.stop(pid)
+    after = cli(manager.settings, "cleanup", "--idle-hours", "0")
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.splitlines() == [f"deleted {KEY}"]
+    assert not Path(environment.env_path).exists()
+
+
+def test_a_forced_delete_goes_through_and_names_the_pids_it_overrode(
+    manager: EnvManager, users: EnvUsers
+) -> None:
+    environment = manager.create(KEY, packages=["alpha"])
+    pid = users.open_file(store_file(environment))
+
     forced = cli(manager.settings, "delete", KEY.workflow_id, KEY.node_id, "v1", "--force")
+
     assert forced.returncode == 0, forced.stderr
+    assert not environment.env_path.exists()
     (record,) = [r for r in manager.operations(KEY.workflow_id).items if r.operation == "delete"]
     assert record.metadata["overrode_pids"] == [pid]
+    # The store entry whose file it holds open stays until it exits.
+    kept = manager.cleanup(0)
+    assert (kept.pruned_store_entries, kept.store_entries_in_use) == (0, 1)
+    users.stop(pid)
+    assert manager.cleanup(0).pruned_store_entries == 1
