@@ -5,6 +5,7 @@ The real ``/proc`` scan, with real processes, is tested in tests/test_live_proce
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -171,7 +172,7 @@ def test_a_retired_generation_a_process_runs_from_stays_until_it_exits(
     manager.add(KEY, ["beta"])
     env_dir = environment.env_path
     # Started after the switch, through the top-level link: it runs generation 2 only.
-    later = processes.start(environment.python_path)
+    later = processes.start(environment.python_path, started_at=time.time() + 2)
 
     report = manager.cleanup(0)
 

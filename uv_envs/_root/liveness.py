@@ -33,6 +33,10 @@ from .store import linked_entry
 #: A process of an env and the generation it names (None: the top-level links).
 _EnvUse = tuple[ProcessView, int | None]
 
+#: /proc gives the boot time in whole seconds, so a start time is known to a second;
+#: a process that may have started before a switch counts as having started before it.
+_CLOCK_SLACK = 1.0
+
 
 @attrs.frozen
 class LiveUses:
@@ -91,7 +95,8 @@ class LiveUses:
         views = [
             view
             for view, generation in self.by_env.get(key, [])
-            if generation == number or (generation is None and view.started_at <= retired_at)
+            if generation == number
+            or (generation is None and view.started_at - _CLOCK_SLACK <= retired_at)
         ]
         views += self._entry_users(self.layout.generation_dir(self.layout.env_dir(key), number))
         return describe(views, self.layout)
