@@ -24,7 +24,7 @@ KEY = EnvKey("ml_pipeline", "rag", "v1")
 Start = Callable[[EnvUsers, Environment], int]
 USERS: dict[str, Start] = {
     "interpreter": lambda users, env: users.interpreter(env.python_path),
-    "cwd": lambda users, env: users.working_directory(env.env_path / "gens"),
+    "cwd": lambda users, env: users.working_directory(env.env_path),
     "store_file": lambda users, env: users.open_file(store_file(env)),
 }
 
