@@ -18,7 +18,8 @@ What is measured (docs/performance.md explains each figure):
    yet and (b) already built; disk used per extra env;
 5. 16 concurrent ensures of one key (threads), 8 keys with one spec (processes);
 6. status of one env, list of 10,000 synthetic envs;
-7. cleanup scan over those 10,000 envs;
+7. cleanup scan over those 10,000 envs; with 500 more processes on the host,
+   the ``/proc`` scan that keeps envs in use, cleanup and a refused delete;
 8. bytecode, medium set: none, compiled in the background after the create,
    or at install time; first import with ``PYTHONDONTWRITEBYTECODE=1``, and a
    create while a background compile runs.
@@ -49,6 +50,7 @@ from parts.create import (  # noqa: E402
     bench_pip,
     bench_pip_warmup,
 )
+from parts.liveness import PROCESSES, bench_liveness  # noqa: E402
 from parts.metadata import SYNTHETIC_ENVS, bench_metadata, bench_status  # noqa: E402
 from parts.report import report  # noqa: E402
 
@@ -116,7 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - options, 
             log("status")
             bench_status(bench, *bases[set_names[-1]])
             log(f"{SYNTHETIC_ENVS} synthetic envs")
-            bench_metadata(bench)
+            synthetic = bench_metadata(bench)
+            log(f"/proc scan with {PROCESSES} processes")
+            bench_liveness(bench, synthetic)
         if "bytecode" in parts and not args.quick:
             log("bytecode")
             bench_bytecode(bench)

@@ -352,6 +352,18 @@ def delete_results() -> st.SearchStrategy[DeleteResult]:
     return st.builds(DeleteResult, key=env_keys(), status=st.sampled_from(["DELETED", "NOT_FOUND"]))
 
 
+def live_processes() -> st.SearchStrategy[_reports.LiveProcess]:
+    return st.builds(_reports.LiveProcess, pid=st.integers(1, 2**22), description=_TEXT)
+
+
+def envs_in_use() -> st.SearchStrategy[_reports.EnvInUse]:
+    return st.builds(
+        _reports.EnvInUse,
+        key=env_keys(),
+        processes=st.lists(live_processes(), min_size=1, max_size=3).map(tuple),
+    )
+
+
 def cleanup_reports() -> st.SearchStrategy[CleanupReport]:
     return st.builds(
         CleanupReport,
@@ -363,6 +375,8 @@ def cleanup_reports() -> st.SearchStrategy[CleanupReport]:
         pruned_locks=st.integers(0, 1000),
         skipped_leased=st.lists(env_keys(), max_size=3).map(tuple),
         bytes_in_use=st.one_of(st.none(), st.integers(0, 2**50)),
+        skipped_in_use=st.lists(envs_in_use(), max_size=3).map(tuple),
+        store_entries_in_use=st.integers(0, 1000),
     )
 
 

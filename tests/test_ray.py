@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -425,3 +426,34 @@ def test_the_plugin_names_uris_and_releases_only_unleased_envs(
     assert plugin.delete_uri(uri, logging.getLogger("test")) > 0
     assert not Path(built.env_path).exists()
     assert not any(Layout(node.settings.root).store_dir.iterdir())  # the store entry went with it
+
+
+def test_a_worker_running_in_a_plugin_built_env_survives_the_plugins_delete_uri(
+    ray_cluster: RayCluster, manager: EnvManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = LockedSpec.resolve(["beta"], manager=manager)
+    actor = Reporter.options(runtime_env=plugin_runtime_env(spec)).remote()  # type: ignore[attr-defined]
+    try:
+        seen = ray.get(actor.where.remote("beta"), timeout=TIMEOUT)
+        env_python = Path(seen["executable"])
+        # Ray evicts the URI while the actor's worker still runs in the env (no lease).
+        node_root = str(ray_cluster.roots[seen["node"]])
+        for name, value in {**ray_cluster.node_env, "UV_ENVS_ROOT": node_root}.items():
+            monkeypatch.setenv(name, value)
+        plugin = UvEnvsPlugin()
+        uri = spec.uri(ray.__version__)
+        assert plugin.delete_uri(uri, logging.getLogger("test")) == 0
+        assert env_python.parent.is_dir()
+        # alpha was never imported by the worker: its files must still be there.
+        later = ray.get(actor.where.remote("alpha"), timeout=TIMEOUT)
+        assert later["versions"] == {"alpha": "2.0"}  # beta needs alpha>=1.0
+    finally:
+        ray.kill(actor)
+    freed = 0.0
+    for _ in range(120):  # the killed worker exits in its own time
+        freed = plugin.delete_uri(uri, logging.getLogger("test"))
+        if freed:
+            break
+        time.sleep(0.5)
+    assert freed > 0
+    assert not env_python.parent.exists()

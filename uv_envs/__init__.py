@@ -13,6 +13,7 @@ from uv_envs._audit.open import open_audit_log
 from uv_envs._core.repair import RepairReport
 from uv_envs._root.bytecode import BytecodeCompiler, CompileJob
 from uv_envs._root.metadata import Damage, UnreadableRecord
+from uv_envs._root.processes import ProcessScanner, ProcessUse, ProcessView, ProcScanner
 from uv_envs._uv.commands import UvInvocation
 from uv_envs._uv.executor import SubprocessUvExecutor, UvExecutor, UvResult
 from uv_envs._uv.python import Interpreter, InterpreterFinder
@@ -83,7 +84,9 @@ from ._reports import (
     DeletedOperations,
     DeleteResult,
     Dependencies,
+    EnvInUse,
     Export,
+    LiveProcess,
     OperationPage,
     OperationRecord,
     OperationResult,
@@ -153,6 +156,7 @@ __all__ = [
     "DependencyOperationFailed",
     "DirectReferenceNotAllowed",
     "DomainEvent",
+    "EnvInUse",
     "EnvKey",
     "EnvManager",
     "EnvSpec",
@@ -183,12 +187,17 @@ __all__ = [
     "InvalidInput",
     "InvalidPythonVersion",
     "InvalidRequirement",
+    "LiveProcess",
     "LocalEnvironmentProvider",
     "OperationCancelled",
     "OperationPage",
     "OperationRecord",
     "OperationResult",
     "OperationStatus",
+    "ProcScanner",
+    "ProcessScanner",
+    "ProcessUse",
+    "ProcessView",
     "PythonNotFound",
     "RayImportFailed",
     "RayIncompatible",

@@ -22,11 +22,13 @@ from uv_envs._core.recovery import EnvRecovery, RootRecovery
 from uv_envs._core.repair import Repairs
 from uv_envs._core.services import Services
 from uv_envs._core.verify import Verifier
-from uv_envs._root.bytecode import BackgroundCompiler, BytecodeCompiler, BytecodePolicy
+from uv_envs._root.bytecode import WORKER, BackgroundCompiler, BytecodeCompiler, BytecodePolicy
 from uv_envs._root.envdirs import EnvDirs
 from uv_envs._root.layout import Layout
 from uv_envs._root.leases import Leases
+from uv_envs._root.liveness import Liveness
 from uv_envs._root.metadata import JsonMetadataRepository
+from uv_envs._root.processes import ProcessScanner, ProcScanner
 from uv_envs._root.provenance import LockRecords
 from uv_envs._root.resolutions import StoredResolutions
 from uv_envs._root.store import LockStore, VenvStore
@@ -56,16 +58,22 @@ class Core:
     repairs: Repairs
 
 
-def bootstrap(
-    settings: Settings,
-    *,
-    executor: UvExecutor | None = None,
-    audit: AuditLog | None = None,
-    publish: events.EventPublisher | None = None,
-    python_finder: InterpreterFinder | None = None,
-    compiler: BytecodeCompiler | None = None,
-) -> Core:
-    """Wire the core of ``settings.root``; each ``None`` takes the real adapter."""
+@attrs.frozen
+class Adapters:
+    """The adapters a caller or a test gives instead of the real ones (``None``: the real one)."""
+
+    executor: UvExecutor | None = None
+    audit: AuditLog | None = None
+    publish: events.EventPublisher | None = None
+    python_finder: InterpreterFinder | None = None
+    compiler: BytecodeCompiler | None = None
+    processes: ProcessScanner | None = None
+
+
+def bootstrap(settings: Settings, given: Adapters) -> Core:
+    """Wire the core of ``settings.root``; each adapter not ``given`` is the real one."""
+    executor, audit, python_finder = given.executor, given.audit, given.python_finder
+    compiler, processes = given.compiler, given.processes
     layout = Layout(settings.root)
     executor = executor or SubprocessUvExecutor(find_uv_binary(settings.uv_binary))
     uv_options = UvOptions(
@@ -85,13 +93,14 @@ def bootstrap(
         uv_options=uv_options,
         metadata=JsonMetadataRepository(layout),
         audit=audit if audit is not None else open_audit_log(settings, layout),
-        publish=publish,
+        publish=given.publish,
         python_finder=python_finder
         or PythonFinder(executor, uv_options, settings.python_search_paths),
         lock_store=lock_store,
         venv_store=venv_store,
         dirs=EnvDirs(layout, venv_store),
         leases=Leases(layout),
+        liveness=Liveness(layout, processes or ProcScanner(ignore=frozenset({str(WORKER)}))),
         resolutions=StoredResolutions(lock_store, LockRecords(layout), settings.index, executor),
         bytecode=BytecodePolicy(
             compiler,

@@ -17,7 +17,7 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     ├── EnvironmentNotReady (RuntimeError)         CREATING or FAILED
     │   └── EnvironmentUnreadable (StorageError)   its metadata.json cannot be read: quarantined
     ├── EnvironmentBusy (TimeoutError)             its lock was not free in time
-    ├── EnvironmentInUse (RuntimeError)            leased by a running process
+    ├── EnvironmentInUse (RuntimeError)            leased by, or in use by, a running process
     ├── UvError (RuntimeError)                     uv ran and failed; command, exit code, stderr
     │   ├── ResolutionFailed                       the requirements do not resolve
     │   └── UvTimeout (TimeoutError)               uv ran longer than allowed
@@ -105,7 +105,14 @@ class EnvironmentBusy(UvEnvsError, TimeoutError):
 
 
 class EnvironmentInUse(UvEnvsError, RuntimeError):
-    """The environment is leased by a live process; delete it with ``force=True``."""
+    """A live process leases or uses the environment; delete it with ``force=True``.
+
+    ``pids`` names the processes seen using it (empty when only leases hold it).
+    """
+
+    def __init__(self, message: str, pids: Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.pids = tuple(pids)
 
 
 class UvError(UvEnvsError, RuntimeError):

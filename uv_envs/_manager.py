@@ -17,13 +17,14 @@ from uv_envs._core.access import READY
 from uv_envs._core.repair import RepairReport
 from uv_envs._core.requests import ProvisionRequest, parse_requested, provision_request
 from uv_envs._root.bytecode import BytecodeCompiler
+from uv_envs._root.processes import ProcessScanner
 from uv_envs._uv import runner as _runner
 from uv_envs._uv.commands import ExportFormat
 from uv_envs._uv.executor import UvExecutor
 from uv_envs._uv.python import Interpreter, InterpreterFinder
 
 from . import _events as events
-from ._bootstrap import bootstrap
+from ._bootstrap import Adapters, bootstrap
 from ._models import Environment, EnvKey, EnvUsage
 from ._reports import (
     CleanupReport,
@@ -51,12 +52,14 @@ class EnvManager:
         python_finder: resolves Python version requests.
         compiler: compiles shared venvs in the background; a
             :class:`~uv_envs._root.bytecode.BackgroundCompiler` by default.
+        processes: finds the processes that use the root's envs (cleanup and
+            delete leave those alone); reads ``/proc`` by default.
 
     All methods are safe to call from several threads and processes at once.
 
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - public facade: one keyword per replaceable adapter
         self,
         settings: Settings | None = None,
         *,
@@ -65,15 +68,12 @@ class EnvManager:
         publish: events.EventPublisher | None = None,
         python_finder: InterpreterFinder | None = None,
         compiler: BytecodeCompiler | None = None,
+        processes: ProcessScanner | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self._core = bootstrap(
             self.settings,
-            executor=executor,
-            audit=audit,
-            publish=publish,
-            python_finder=python_finder,
-            compiler=compiler,
+            Adapters(executor, audit, publish, python_finder, compiler, processes),
         )
 
     # Creating ------------------------------------------------------------------------

@@ -103,8 +103,28 @@ class DeleteResult:
 
 
 @attrs.frozen
+class LiveProcess:
+    """A process on the host that uses an env: its pid, and what it runs and how it uses the env."""
+
+    pid: int
+    description: str
+
+
+@attrs.frozen
+class EnvInUse:
+    """An env cleanup left because live processes use it (read from ``/proc``, leases aside)."""
+
+    key: EnvKey
+    processes: tuple[LiveProcess, ...]
+
+
+@attrs.frozen
 class CleanupReport:
-    """What a cleanup removed, and what it left because the env was busy."""
+    """What a cleanup removed, and what it left because the env was busy, leased or in use.
+
+    ``store_entries_in_use`` counts store entries no generation links any more
+    that were kept because a live process uses their files.
+    """
 
     deleted: tuple[EnvKey, ...]
     skipped_busy: tuple[EnvKey, ...]
@@ -115,6 +135,8 @@ class CleanupReport:
     skipped_leased: tuple[EnvKey, ...] = ()
     bytes_in_use: int | None = None
     skipped_unreadable: tuple[EnvKey, ...] = ()
+    skipped_in_use: tuple[EnvInUse, ...] = ()
+    store_entries_in_use: int = 0
 
 
 @attrs.frozen

@@ -21,12 +21,12 @@ def bench_status(bench: Bench, base: EnvManager, key: EnvKey) -> None:
     bench.extra["status"] = {"median": median(calls), "p99": calls[int(0.99 * len(calls))]}
 
 
-def bench_metadata(bench: Bench) -> None:
+def bench_metadata(bench: Bench) -> EnvManager:
     """6 and 7: list and cleanup over 10,000 envs, made by creates with the fake uv.
 
     The fake uv of ``uv_envs.testing`` makes each env's records, links and a
     stand-in venv in a few milliseconds, without a subprocess; list and cleanup
-    then run on a real manager over that root.
+    then run on a real manager over that root, which is returned (for ``parts.liveness``).
     """
     root = bench.fresh("synthetic")
     maker = EnvManager(
@@ -55,3 +55,4 @@ def bench_metadata(bench: Bench) -> None:
     cleanups = [timed(lambda: manager.cleanup(idle_seconds=1e9))[0] for _ in range(bench.reps)]
     bench.extra["cleanup_first"] = first
     bench.extra["cleanup"] = median(cleanups)
+    return manager

@@ -29,6 +29,7 @@ from parts.common import (
     median,
     mem_total,
 )
+from parts.liveness import liveness_rows
 from parts.metadata import SYNTHETIC_ENVS
 
 
@@ -142,6 +143,7 @@ def report(bench: Bench, set_names: Sequence[str], modes: Sequence[str]) -> str:
             f"| cleanup scan over {n} envs, first | {fmt_s(bench.extra['cleanup_first'])} |",
             f"| cleanup scan over {n} envs, again | {fmt_s(bench.extra['cleanup'])} |",
         ]
+    lines += liveness_rows(bench)
     bytecode = bench.extra.get("bytecode")
     if bytecode:
         lines += [
@@ -212,6 +214,8 @@ def targets(bench: Bench, set_names: Sequence[str]) -> list[str]:  # noqa: C901 
         rows.append(("status of one env <= 2 ms", status["median"] * 1000, 2.0, "ms"))
     if "list" in bench.extra:
         rows.append(("list of 10,000 envs <= 1 s", bench.extra["list"], 1.0, "s"))
+    if "liveness_scan" in bench.extra:
+        rows.append(("/proc scan, 500 processes <= 0.5 s", bench.extra["liveness_scan"], 0.5, "s"))
     bytecode = bench.extra.get("bytecode")
     if bytecode:
         rows.append(

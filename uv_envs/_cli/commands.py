@@ -177,6 +177,9 @@ def _cleanup(args: argparse.Namespace, manager: EnvManager) -> int:
         print(f"leased, skipped {key}")
     for key in cleaned.skipped_busy:
         print(f"busy, skipped {key}")
+    for in_use in cleaned.skipped_in_use:
+        pids = ", ".join(f"pid {p.pid} ({p.description})" for p in in_use.processes)
+        print(f"in use, skipped {in_use.key}: {pids}")
     return EXIT_OK
 
 

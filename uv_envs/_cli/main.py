@@ -166,7 +166,7 @@ def _add_env_commands(commands: _Commands) -> None:
         "--format", choices=["project", "requirements.txt", "pylock.toml"], default="project"
     )
     delete = commands.with_key("delete", "delete an environment")
-    delete.add_argument("--force", action="store_true", help="delete even if leased")
+    delete.add_argument("--force", action="store_true", help="delete even if leased or in use")
     verify = commands.with_key(
         "verify",
         "check the venv against its lock, file by file",

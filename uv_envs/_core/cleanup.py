@@ -2,9 +2,11 @@
 
 Cleanup works in two passes: envs idle longer than the idle age (and
 generations retired that long ago), then, while over a disk budget, the least
-recently used envs. Busy envs (an operation holds their lock) and leased envs
-are skipped and reported; store entries nothing links and stored locks past
-their age are pruned.
+recently used envs. Busy envs (an operation holds their lock), leased envs
+and envs a live process uses (one ``/proc`` scan per call, see
+:mod:`uv_envs._root.liveness`) are skipped and reported; so are retired
+generations a process may run from. Store entries nothing links and no
+process uses, and stored locks past their age, are pruned.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import enum
 import math
 import time
+from typing import Any
 
 import attrs
 
 from uv_envs import _events as events
 from uv_envs._errors import EnvironmentUnreadable, InvalidInput
 from uv_envs._models import Environment, EnvKey
-from uv_envs._reports import CleanupReport
+from uv_envs._reports import CleanupReport, EnvInUse, LiveProcess
+from uv_envs._root.liveness import LiveUses
 from uv_envs._root.store import tree_size
 
 from .access import EnvAccess, Locked
@@ -32,6 +36,7 @@ class CleanupOutcome(enum.Enum):
     DELETED = "deleted"
     BUSY = "busy"
     LEASED = "leased"
+    IN_USE = "in_use"
     KEPT = "kept"
     GONE = "gone"
     UNREADABLE = "unreadable"
@@ -42,6 +47,17 @@ class _Visit:
     outcome: CleanupOutcome
     pruned_generations: int = 0
     last_used: float = 0.0
+    processes: tuple[LiveProcess, ...] = ()
+
+
+@attrs.frozen
+class _Pass:
+    """One pass over the envs: the scan it trusts, its clock, its idle age and why it deletes."""
+
+    live: LiveUses
+    checked_at: float
+    idle_seconds: float | None
+    reason: str
 
 
 @attrs.define
@@ -50,11 +66,19 @@ class _Tally:
     busy: list[EnvKey] = attrs.field(factory=list)
     leased: list[EnvKey] = attrs.field(factory=list)
     unreadable: list[EnvKey] = attrs.field(factory=list)
+    in_use: list[EnvInUse] = attrs.field(factory=list)
     pruned_generations: int = 0
     pruned_store_entries: int = 0
+    store_entries_in_use: int = 0
+
+    def prune_store(self, services: Services, live: LiveUses) -> None:
+        removed, self.store_entries_in_use = services.venv_store.prune(keep=live.entries)
+        self.pruned_store_entries += removed
 
     def count(self, key: EnvKey, visit: _Visit) -> None:
         self.pruned_generations += visit.pruned_generations
+        if visit.outcome is CleanupOutcome.IN_USE:
+            self.in_use.append(EnvInUse(key, visit.processes))
         listed = {
             CleanupOutcome.DELETED: self.deleted,
             CleanupOutcome.BUSY: self.busy,
@@ -84,16 +108,20 @@ class Collector:
         idle = math.inf if idle_seconds is None else idle_seconds
         checked_at = time.time()
         tally = _Tally()
+        # One scan for the whole call; a process that starts using an env after it is
+        # not seen (a lease closes that gap: docs/reliability.md).
+        live = services.liveness.snapshot()
         survivors: list[tuple[float, EnvKey]] = []
         for key in list(services.metadata.keys()):
-            visit = self._visit(key, checked_at, idle, "idle")
+            visit = self._visit(_Pass(live, checked_at, idle, "idle"), key)
             tally.count(key, visit)
             if visit.outcome is CleanupOutcome.KEPT:
                 survivors.append((visit.last_used, key))
-        tally.pruned_store_entries += services.venv_store.prune()
+        tally.prune_store(services, live)
         bytes_in_use = None
         if max_bytes is not None:
-            bytes_in_use = self._enforce_budget(sorted(survivors), max_bytes, checked_at, tally)
+            budget = _Pass(live, checked_at, None, "disk budget")
+            bytes_in_use = self._enforce_budget(sorted(survivors), max_bytes, budget, tally)
         report = CleanupReport(
             deleted=tuple(tally.deleted),
             skipped_busy=tuple(tally.busy),
@@ -104,6 +132,8 @@ class Collector:
             skipped_leased=tuple(tally.leased),
             bytes_in_use=bytes_in_use,
             skipped_unreadable=tuple(tally.unreadable),
+            skipped_in_use=tuple(tally.in_use),
+            store_entries_in_use=tally.store_entries_in_use,
         )
         services.emit(
             events.EnvironmentCleanupCompleted(
@@ -112,6 +142,7 @@ class Collector:
                     "deleted": [str(k) for k in report.deleted],
                     "skipped_busy": [str(k) for k in report.skipped_busy],
                     "skipped_leased": [str(k) for k in report.skipped_leased],
+                    "skipped_in_use": [str(u.key) for u in report.skipped_in_use],
                 },
             )
         )
@@ -121,7 +152,7 @@ class Collector:
         self,
         by_last_use: list[tuple[float, EnvKey]],
         max_bytes: int,
-        checked_at: float,
+        budget: _Pass,
         tally: _Tally,
     ) -> int:
         """Delete least recently used envs while over ``max_bytes``; return the bytes in use."""
@@ -132,26 +163,22 @@ class Collector:
             if bytes_in_use <= max_bytes:
                 break
             own = tree_size(services.layout.env_dir(key))
-            visit = self._visit(key, checked_at, None, "disk budget")
+            visit = self._visit(budget, key)
             if visit.outcome is CleanupOutcome.DELETED:
-                tally.pruned_store_entries += services.venv_store.prune()
+                tally.prune_store(services, budget.live)
                 env_bytes -= own
                 bytes_in_use = env_bytes + sum(services.venv_store.sizes().values())
             tally.count(key, attrs.evolve(visit, pruned_generations=0))
         return bytes_in_use
 
-    def _visit(
-        self, key: EnvKey, checked_at: float, idle_seconds: float | None, reason: str
-    ) -> _Visit:
-        """Delete one env if idle (any age when ``idle_seconds`` is None) and unleased."""
+    def _visit(self, run: _Pass, key: EnvKey) -> _Visit:
+        """Delete one env if idle (any age when ``run.idle_seconds`` is None) and unused."""
         with self.access.locked_if_free(key) as token:
             if token is None:
                 return _Visit(CleanupOutcome.BUSY)
-            return self._visit_locked(token, checked_at, idle_seconds, reason)
+            return self._visit_locked(run, token)
 
-    def _visit_locked(
-        self, token: Locked, checked_at: float, idle_seconds: float | None, reason: str
-    ) -> _Visit:
+    def _visit_locked(self, run: _Pass, token: Locked) -> _Visit:
         services, key = self.services, token.key
         try:
             environment = self.access.current(token)
@@ -161,24 +188,33 @@ class Collector:
             return _Visit(CleanupOutcome.GONE)
         pinned = set(services.leases.live(key))
         last_used = services.dirs.last_used(environment)
-        retired_before = math.inf if idle_seconds is None else checked_at - idle_seconds
-        pruned = self._prune_generations(environment, retired_before, pinned)
-        if idle_seconds is not None and checked_at - last_used <= idle_seconds:
+        idle_seconds = run.idle_seconds
+        retired_before = math.inf if idle_seconds is None else run.checked_at - idle_seconds
+        pruned = self._prune_generations(environment, retired_before, pinned, run.live)
+        if idle_seconds is not None and run.checked_at - last_used <= idle_seconds:
             return _Visit(CleanupOutcome.KEPT, pruned, last_used)
         if pinned:
             return _Visit(CleanupOutcome.LEASED, pruned, last_used)
-        with audited(services, key, "cleanup", {"reason": reason}):
+        processes = run.live.env(key)
+        if processes:
+            details = {"reason": run.reason, "outcome": "skipped_in_use"}
+            with audited(services, key, "cleanup", {**details, **_pids(processes)}):
+                pass  # nothing removed; the record says who kept the env
+            return _Visit(CleanupOutcome.IN_USE, pruned, last_used, processes)
+        with audited(services, key, "cleanup", {"reason": run.reason, "outcome": "deleted"}):
             services.discard(key)
-        services.emit(events.EnvironmentDeleted(key, details={"reason": reason}))
+        services.emit(events.EnvironmentDeleted(key, details={"reason": run.reason}))
         return _Visit(CleanupOutcome.DELETED, pruned, last_used)
 
     def _prune_generations(
-        self, environment: Environment, retired_before: float, pinned: set[int]
+        self, environment: Environment, retired_before: float, pinned: set[int], live: LiveUses
     ) -> int:
         drop = [
             r
             for r in environment.retired
-            if r.retired_at < retired_before and r.generation not in pinned
+            if r.retired_at < retired_before
+            and r.generation not in pinned
+            and not live.generation(environment.key, r.generation, r.retired_at)
         ]
         if not drop:
             return 0
@@ -187,3 +223,11 @@ class Collector:
         for retired in drop:
             self.services.dirs.remove_generation(environment.env_path, retired.generation)
         return len(drop)
+
+
+def _pids(processes: tuple[LiveProcess, ...]) -> dict[str, list[Any]]:
+    """The audit metadata naming the processes that use an env."""
+    return {
+        "pids": [p.pid for p in processes],
+        "processes": [{"pid": p.pid, "description": p.description} for p in processes],
+    }

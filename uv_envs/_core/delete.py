@@ -1,4 +1,8 @@
-"""Delete: one env leaves the root on request, unless a live lease holds it.
+"""Delete: one env leaves the root on request, unless a live lease holds it or a process uses it.
+
+Processes are found by one ``/proc`` scan under the env's lock (see
+:mod:`uv_envs._root.liveness`); ``force`` overrides both, and the audit
+record names the leases and pids it overrode.
 
 Envs leave the root only through here and :mod:`.cleanup`; both remove an env
 by renaming it into the trash under its lock (``Services.discard``).
@@ -20,7 +24,7 @@ from .services import Services
 
 @attrs.frozen
 class Deleter:
-    """Deletes one env on request; ``force`` overrides live leases."""
+    """Deletes one env on request; ``force`` overrides live leases and processes using it."""
 
     services: Services
     access: EnvAccess
@@ -40,7 +44,20 @@ class Deleter:
                     f"environment {key} is leased by {len(leases)} running process(es); "
                     "delete it with force=True, or wait for the leases to end"
                 )
-            with audited(services, key, "delete", {"forced": bool(leases)}):
+            processes = services.liveness.snapshot().env(key)
+            if processes and not force:
+                named = "; ".join(f"pid {p.pid}: {p.description}" for p in processes)
+                raise EnvironmentInUse(
+                    f"environment {key} is in use by {len(processes)} running process(es) "
+                    f"({named}); delete it with force=True, or once they have exited",
+                    pids=[p.pid for p in processes],
+                )
+            details = {
+                "forced": bool(leases or processes),
+                "overrode_leases": len(leases),
+                "overrode_pids": [p.pid for p in processes],
+            }
+            with audited(services, key, "delete", details):
                 services.discard(key)
         services.emit(events.EnvironmentDeleted(key))
         return DeleteResult(key=key, status=DeleteStatus.DELETED)

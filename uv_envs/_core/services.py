@@ -11,6 +11,7 @@ from uv_envs._root.bytecode import BytecodePolicy
 from uv_envs._root.envdirs import EnvDirs
 from uv_envs._root.layout import Layout
 from uv_envs._root.leases import Leases
+from uv_envs._root.liveness import Liveness
 from uv_envs._root.metadata import JsonMetadataRepository
 from uv_envs._root.resolutions import StoredResolutions
 from uv_envs._root.store import LockStore, VenvStore
@@ -37,6 +38,7 @@ class Services:
     venv_store: VenvStore
     dirs: EnvDirs
     leases: Leases
+    liveness: Liveness
     resolutions: StoredResolutions
     bytecode: BytecodePolicy
     ray_link: RayLinker

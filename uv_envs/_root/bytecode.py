@@ -33,7 +33,8 @@ import attrs
 from .layout import Layout
 from .store import COMPILED, COMPLETE, SIZE, linked_entry
 
-_WORKER = Path(__file__).with_name("compile_worker.py")
+#: The compiler's script; liveness ignores its processes (they take the compile lock).
+WORKER = Path(__file__).with_name("compile_worker.py")
 
 
 class BytecodeState(enum.Enum):
@@ -85,7 +86,7 @@ class CompileJob:
 
     def argv(self) -> list[str]:
         """How the worker is run: isolated (``-I``), without site (``-S``), stdlib only."""
-        return [str(self.python), "-I", "-S", str(_WORKER), self.as_json()]
+        return [str(self.python), "-I", "-S", str(WORKER), self.as_json()]
 
     @property
     def done(self) -> bool:

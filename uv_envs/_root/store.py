@@ -16,7 +16,7 @@ generation as ``gens/<N>/.venv``, see :func:`linked_entry`), ``refs/``,
 Each generation that links an entry leaves a reference file in
 ``store/<id>/refs/``, naming the generation directory. A reference whose
 generation no longer links the entry is stale; an entry with no live
-reference is removed by :meth:`VenvStore.prune`.
+reference, that no process uses, is removed by :meth:`VenvStore.prune`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import shutil
 import stat
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -255,15 +255,18 @@ class VenvStore:
         with contextlib.suppress(OSError):
             (target.parent / REFS / _ref_name(gen_dir)).unlink()
 
-    def prune(self) -> int:
-        """Remove entries that no generation links any more; return how many."""
-        removed = 0
+    def prune(self, keep: Collection[str] = ()) -> tuple[int, int]:
+        """Remove entries nothing links; those in ``keep`` (used by a process) are only counted."""
+        removed = kept = 0
         for entry in self._entries():
             lock = self._lock(entry.name)
             if not locks.try_acquire(lock):
                 continue  # being built or linked right now
             try:
                 if any(self._live_refs(entry)):
+                    continue
+                if entry.name in keep:  # a later prune takes it once no process uses it
+                    kept += 1
                     continue
                 # A compiler writing .pyc files would race the removal; the next prune takes it.
                 compiling = self.compile_lock(entry)
@@ -276,7 +279,7 @@ class VenvStore:
                 removed += 1
             finally:
                 locks.release(lock)
-        return removed
+        return removed, kept
 
     def remove_incomplete(self) -> int:
         """Remove entries whose build died (no ``.complete``, lock free); return how many."""

@@ -129,10 +129,11 @@ def environment_of(manager: EnvManager, spec: LockedSpec) -> Environment:
 
 
 def release_here(spec: LockedSpec, *, root: str | None = None) -> int:
-    """Delete the env unless leased or busy, then prune what nothing links; bytes freed.
+    """Delete the env unless leased, in use or busy, then prune what nothing links; bytes freed.
 
     Uses uv-envs' own delete and cleanup, so an env leased by a running
-    process stays.
+    process, or used by one (a worker still running in it: Ray may evict a URI
+    whose worker lives on), stays; a later cleanup takes it once unused.
     """
     with contextlib.closing(node_manager(root)) as manager:
         return release_key(manager, spec.key(cluster_ray(manager).version))
@@ -144,7 +145,7 @@ def release_key(manager: EnvManager, key: EnvKey) -> int:
     before = sum(store.sizes().values())
     try:
         manager.delete(key, timeout=0.0)
-    except (RuntimeError, TimeoutError):  # EnvironmentInUse, EnvironmentBusy
+    except (RuntimeError, TimeoutError):  # EnvironmentInUse (leased or in use), EnvironmentBusy
         return 0
     manager.cleanup(math.inf)
     return max(0, before - sum(store.sizes().values()))

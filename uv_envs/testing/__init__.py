@@ -4,7 +4,8 @@
 in-memory catalog, writes ``uv.lock`` files in uv's layout, and builds a
 venv-shaped folder (no interpreter is copied; ``bin/python`` links to the
 running one). ``RecordingPublisher`` keeps the events it was given, ``InMemoryAuditLog``
-the audit records, ``RecordingCompiler`` the bytecode jobs.
+the audit records, ``RecordingCompiler`` the bytecode jobs. ``FakeProcesses``
+stands in for the ``/proc`` scan that keeps envs live processes use.
 
 Example::
 
@@ -14,11 +15,13 @@ Example::
 """
 
 from ._contract import check_provider_contract
+from ._processes import FakeProcesses
 from ._recorders import InMemoryAuditLog, RecordingCompiler, RecordingPublisher
 from ._uv import CountingExecutor, FakePythonFinder, FakeUvExecutor
 
 __all__ = [
     "CountingExecutor",
+    "FakeProcesses",
     "FakePythonFinder",
     "FakeUvExecutor",
     "InMemoryAuditLog",

@@ -172,12 +172,28 @@ class ExportJson(BaseModel):
     files: dict[str, str]
 
 
+class ProcessJson(BaseModel):
+    """A live process that uses an env."""
+
+    pid: int
+    description: str
+
+
+class InUseJson(BaseModel):
+    """An env cleanup left because live processes use it."""
+
+    key: str
+    processes: list[ProcessJson]
+
+
 class CleanupJson(BaseModel):
     """What cleanup deleted and what it left."""
 
     deleted: list[str]
     skipped_busy: list[str]
     skipped_leased: list[str]
+    skipped_in_use: list[InUseJson]
+    store_entries_in_use: int
     pruned_generations: int
     pruned_store_entries: int
     pruned_locks: int
@@ -342,6 +358,14 @@ def cleanup_json(report: uv_envs.CleanupReport) -> CleanupJson:
         deleted=[str(k) for k in report.deleted],
         skipped_busy=[str(k) for k in report.skipped_busy],
         skipped_leased=[str(k) for k in report.skipped_leased],
+        skipped_in_use=[
+            InUseJson(
+                key=str(u.key),
+                processes=[ProcessJson(pid=p.pid, description=p.description) for p in u.processes],
+            )
+            for u in report.skipped_in_use
+        ],
+        store_entries_in_use=report.store_entries_in_use,
         pruned_generations=report.pruned_generations,
         pruned_store_entries=report.pruned_store_entries,
         pruned_locks=report.pruned_locks,
