@@ -173,6 +173,14 @@ def setup(wheelhouse: Path) -> Iterator[Setup]:
             pytest.fail(f"UV_ENVS_REQUIRE_RAY is set but {reason}")
         pytest.skip(reason)
     base = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's sockets live here
+    try:
+        yield from _cluster(base, wheelhouse)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _cluster(base: Path, wheelhouse: Path) -> Iterator[Setup]:
+    """Head + n1 (a read-only folder) + n2 (cannot see the private wheels), then teardown."""
     (base / "ray").mkdir()
     private = base / "served"
     private.mkdir()
@@ -181,15 +189,14 @@ def setup(wheelhouse: Path) -> Iterator[Setup]:
     private_wheels = base / "private-wheels"
     private_wheels.mkdir()
     build_wheel(private_wheels, "onlyhere", "1.0")
+    python_path = [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]
     env = ray_env(
         base,
         {
             "RAY_RUNTIME_ENV_PLUGINS": plugin_config(),
             "UV_ENVS_FIND_LINKS": f"{wheelhouse} {private_wheels}",
             "UV_ENVS_NO_INDEX": "1",
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")])
-            ),
+            "PYTHONPATH": os.pathsep.join(filter(None, python_path)),
         },
     )
     env.pop("UV_ENVS_CACHE_DIR", None)  # each node's cache is in its own root, as on its own disk
@@ -214,7 +221,6 @@ def setup(wheelhouse: Path) -> Iterator[Setup]:
             os.environ.pop("RAY_TMPDIR", None)
         else:
             os.environ["RAY_TMPDIR"] = previous
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
