@@ -19,10 +19,9 @@ DEFAULT_MAX_PACKAGES = uv_envs.MAX_PACKAGES
 #: Operations listed per page when a GetOperations request leaves ``limit`` at 0.
 DEFAULT_OPERATIONS_LIMIT = 50
 
-#: The least idle time a Cleanup call deletes at, by default. ``idle_hours`` is
-#: 0 when a client leaves it unset (proto3), which would otherwise delete every
-#: env not leased right now: the running batch's included.
-DEFAULT_MIN_CLEANUP_IDLE_HOURS = 1.0
+#: The least idle time a cleanup over gRPC or HTTP deletes at, by default: the
+#: library's, which the ``uv-envs cleanup`` command applies too.
+DEFAULT_MIN_CLEANUP_IDLE_HOURS = uv_envs.DEFAULT_MIN_CLEANUP_IDLE_HOURS
 
 
 def limit_packages(packages: Sequence[str], max_packages: int) -> tuple[str, ...]:

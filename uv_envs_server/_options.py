@@ -68,10 +68,10 @@ class ServeOptions:
             RESOURCE_EXHAUSTED, HTTP 413).
         max_packages: packages one request may name (gRPC answers
             INVALID_ARGUMENT, HTTP 422).
-        min_cleanup_idle_hours: gRPC only: a Cleanup never deletes envs idle
-            less than this (an unset ``idle_hours`` reads as 0); 0 lets
-            ``idle_hours = 0`` delete every env not in use. HTTP's cleanup
-            body says ``idle_hours`` explicitly (null: none), so it has no floor.
+        min_cleanup_idle_hours: a cleanup (gRPC ``Cleanup``, HTTP ``POST
+            /v1/cleanup``) never deletes envs used less than this many hours
+            ago, by idle time or by disk budget (an unset gRPC ``idle_hours``
+            reads as 0); 0 lets ``idle_hours = 0`` delete every env not in use.
 
     Raises:
         RemoteAddressNotAllowed: ``host`` is not loopback and ``allow_remote``

@@ -4,12 +4,15 @@ Cleanup works in two passes: envs idle longer than the idle age (and
 generations retired that long ago), then, while over a disk budget, the least
 recently used envs. Busy envs (an operation holds their lock) and leased envs
 are skipped and reported; store entries nothing links and stored locks past
-their age are pruned.
+their age are pruned. A floor (``min_idle_seconds``) protects envs used more
+recently than it from both passes: every door (library, CLI, gRPC, HTTP) passes
+its floor here, so the refusals, the clamping and the audit record are one.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import time
 
@@ -24,6 +27,8 @@ from uv_envs._root.store import tree_size
 from .access import EnvAccess, Locked
 from .operation import audited
 from .services import Services
+
+logger = logging.getLogger("uv_envs")
 
 
 class CleanupOutcome(enum.Enum):
@@ -72,14 +77,18 @@ class Collector:
     services: Services
     access: EnvAccess
 
-    def cleanup(self, idle_seconds: float | None, max_bytes: int | None) -> CleanupReport:
-        if idle_seconds is None and max_bytes is None:
-            raise InvalidInput("cleanup needs idle_seconds, max_bytes or both")
-        if idle_seconds is not None and (math.isnan(idle_seconds) or idle_seconds < 0):
-            # NaN fails every comparison, so it would otherwise read as "all idle".
-            raise InvalidInput(f"idle_seconds must be a number >= 0, not {idle_seconds!r}")
-        if max_bytes is not None and (math.isnan(max_bytes) or max_bytes < 0):
-            raise InvalidInput(f"max_bytes must be a whole number >= 0, not {max_bytes!r}")
+    def cleanup(
+        self, idle_seconds: float | None, max_bytes: int | None, min_idle_seconds: float = 0.0
+    ) -> CleanupReport:
+        _check_limits(idle_seconds, max_bytes, min_idle_seconds)
+        if idle_seconds is not None and idle_seconds < min_idle_seconds:
+            logger.warning(
+                "cleanup asked for envs idle %g s; deleting only those idle %g s or more "
+                "(the minimum idle time)",
+                idle_seconds,
+                min_idle_seconds,
+            )
+            idle_seconds = min_idle_seconds
         services = self.services
         idle = math.inf if idle_seconds is None else idle_seconds
         checked_at = time.time()
@@ -93,7 +102,9 @@ class Collector:
         tally.pruned_store_entries += services.venv_store.prune()
         bytes_in_use = None
         if max_bytes is not None:
-            bytes_in_use = self._enforce_budget(sorted(survivors), max_bytes, checked_at, tally)
+            bytes_in_use = self._enforce_budget(
+                sorted(survivors), max_bytes, checked_at, tally, min_idle_seconds
+            )
         report = CleanupReport(
             deleted=tuple(tally.deleted),
             skipped_busy=tuple(tally.busy),
@@ -123,8 +134,12 @@ class Collector:
         max_bytes: int,
         checked_at: float,
         tally: _Tally,
+        min_idle_seconds: float,
     ) -> int:
-        """Delete least recently used envs while over ``max_bytes``; return the bytes in use."""
+        """Delete least recently used envs while over ``max_bytes``; return the bytes in use.
+
+        Envs used within ``min_idle_seconds`` are kept even when that leaves it over budget.
+        """
         services = self.services
         env_bytes = tree_size(services.layout.envs_dir)
         bytes_in_use = env_bytes + sum(services.venv_store.sizes().values())
@@ -132,7 +147,8 @@ class Collector:
             if bytes_in_use <= max_bytes:
                 break
             own = tree_size(services.layout.env_dir(key))
-            visit = self._visit(key, checked_at, None, "disk budget")
+            floor = min_idle_seconds or None  # None: any age
+            visit = self._visit(key, checked_at, floor, "disk budget")
             if visit.outcome is CleanupOutcome.DELETED:
                 tally.pruned_store_entries += services.venv_store.prune()
                 env_bytes -= own
@@ -167,7 +183,8 @@ class Collector:
             return _Visit(CleanupOutcome.KEPT, pruned, last_used)
         if pinned:
             return _Visit(CleanupOutcome.LEASED, pruned, last_used)
-        with audited(services, key, "cleanup", {"reason": reason}):
+        # The age it was judged by goes on record: None is "any age" (the disk budget, no floor).
+        with audited(services, key, "cleanup", {"reason": reason, "idle_seconds": idle_seconds}):
             services.discard(key)
         services.emit(events.EnvironmentDeleted(key, details={"reason": reason}))
         return _Visit(CleanupOutcome.DELETED, pruned, last_used)
@@ -187,3 +204,31 @@ class Collector:
         for retired in drop:
             self.services.dirs.remove_generation(environment.env_path, retired.generation)
         return len(drop)
+
+
+def _check_limits(
+    idle_seconds: float | None, max_bytes: int | None, min_idle_seconds: float
+) -> None:
+    """Refuse limits cleanup cannot honour; the one refusal text every door shows."""
+    if idle_seconds is None and max_bytes is None:
+        raise InvalidInput("cleanup needs idle_seconds, max_bytes or both")
+    if not _is_limit(idle_seconds, float):
+        raise InvalidInput(f"idle_seconds must be a number >= 0, not {idle_seconds!r}")
+    if not _is_limit(min_idle_seconds, float):
+        raise InvalidInput(f"min_idle_seconds must be a number >= 0, not {min_idle_seconds!r}")
+    if not _is_limit(max_bytes, int):
+        raise InvalidInput(f"max_bytes must be a whole number >= 0, not {max_bytes!r}")
+
+
+def _is_limit(value: object, kind: type[float | int]) -> bool:
+    """None, or a number of ``kind`` >= 0 (an int counts as a float).
+
+    A bool is an int to Python; as a limit it is a mistake. NaN fails every
+    comparison, so it would otherwise read as "all idle".
+    """
+    if value is None:
+        return True
+    accepted = (int, float) if kind is float else (int,)
+    if isinstance(value, bool) or not isinstance(value, accepted):
+        return False
+    return not math.isnan(value) and value >= 0

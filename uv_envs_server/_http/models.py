@@ -1,13 +1,18 @@
 """The JSON bodies of the HTTP API, as pydantic models (FastAPI makes the OpenAPI schema of them).
 
-Requests forbid unknown fields, so a misspelt ``pakages`` is a 422, not a
-silently empty env. Responses are built from the core's attrs models by the
-``*_json`` functions; the models only describe them.
+Requests are strict: unknown fields are refused (a misspelt ``pakages`` is a
+422, not a silently empty env), and so is a bool or string for a number, or a
+fraction for a whole number. Every constraint the core checks that a schema can
+say is in the schema (the id pattern, non-empty package names, the Python
+version form, cleanup's "at least one limit"), so a client generated from the
+OpenAPI document is not refused for a request the document allows. Responses
+are built from the core's attrs models by the ``*_json`` functions; the models
+only describe them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import attrs
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,16 +24,40 @@ EMPTY_VERSION = "@"
 
 ExportFormat = Literal["project", "requirements.txt", "pylock.toml"]
 
+# An id as the core takes it: 1-128 of [A-Za-z0-9._-], neither "." nor "..". Spelt
+# without look-ahead, which not every OpenAPI tool's regex engine has.
+_ID_BODY = (
+    r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}"
+    r"|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,126}"
+    r"|\.\.[A-Za-z0-9._-]{1,126}"
+)
+#: A workflow or node id.
+ID_PATTERN = rf"^({_ID_BODY})$"
+#: A version id in a body: an id, or empty.
+VERSION_PATTERN = rf"^({_ID_BODY})?$"
+#: A version id in a path: an id, or ``@`` for the empty one.
+PATH_VERSION_PATTERN = rf"^({_ID_BODY}|@)$"
+#: ``3.12`` or ``3.12.1``; empty means the server's default.
+PYTHON_PATTERN = r"^(3\.[0-9]{1,2}(\.[0-9]{1,3})?)?$"
+
+#: One requirement: not empty, not blank, at most the core's length.
+Requirement = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"\S")]
+
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON true is no number, 1.5 no whole number, "1" neither.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class EnsureBody(_Body):
     """The spec of an env: ``PUT /v1/envs/{w}/{n}/{v}``."""
 
-    packages: list[str] = Field(default_factory=list, description="PEP 508 requirements")
-    python_version: str | None = Field(default=None, description='for example "3.12"')
+    packages: list[Requirement] = Field(
+        default_factory=list, max_length=uv_envs.MAX_PACKAGES, description="PEP 508 requirements"
+    )
+    python_version: str | None = Field(
+        default=None, pattern=PYTHON_PATTERN, description='for example "3.12"'
+    )
     requirements_text: str | None = Field(
         default=None, description="a requirements.txt, in addition to packages"
     )
@@ -37,15 +66,15 @@ class EnsureBody(_Body):
 class CreateBody(EnsureBody):
     """``POST /v1/envs``: the key and the spec."""
 
-    workflow_id: str
-    node_id: str
-    version_id: str = ""
+    workflow_id: str = Field(pattern=ID_PATTERN)
+    node_id: str = Field(pattern=ID_PATTERN)
+    version_id: str = Field(default="", pattern=VERSION_PATTERN)
 
 
 class PackagesBody(_Body):
     """Packages to update or remove (update: none means all)."""
 
-    packages: list[str] = Field(default_factory=list)
+    packages: list[Requirement] = Field(default_factory=list, max_length=uv_envs.MAX_PACKAGES)
 
 
 class AddBody(PackagesBody):
@@ -55,7 +84,19 @@ class AddBody(PackagesBody):
 
 
 class CleanupBody(_Body):
-    """What cleanup deletes; give at least one of the two."""
+    """What cleanup deletes; give at least one of the two (the core refuses neither).
+
+    Envs used within the server's minimum idle time are kept by both passes.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["idle_hours"], "properties": {"idle_hours": {"type": "number"}}},
+                {"required": ["max_bytes"], "properties": {"max_bytes": {"type": "integer"}}},
+            ]
+        }
+    )
 
     idle_hours: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_bytes: int | None = Field(default=None, ge=0)

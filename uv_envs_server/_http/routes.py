@@ -16,7 +16,7 @@ import contextvars
 import threading
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 import uv_envs
@@ -37,6 +37,11 @@ DISCONNECT_POLL = 0.1
 ENV = "/v1/envs/{workflow_id}/{node_id}/{version_id}"
 
 router = APIRouter()
+
+# The path ids, with the pattern the core checks, so the schema says what is refused.
+WorkflowId = Annotated[str, Path(pattern=m.ID_PATTERN)]
+NodeId = Annotated[str, Path(pattern=m.ID_PATTERN)]
+VersionId = Annotated[str, Path(pattern=m.PATH_VERSION_PATTERN, description="@: the empty id")]
 
 
 class Failed(Exception):
@@ -60,6 +65,7 @@ class CoreCalls:
         self.manager: uv_envs.EnvManager = state.manager
         self.executor: Executor = state.executor
         self.max_packages: int = state.max_packages
+        self.min_cleanup_idle_hours: float = state.min_cleanup_idle_hours
 
     def packages(self, packages: list[str]) -> tuple[str, ...]:
         return limit_packages(packages, self.max_packages)
@@ -102,7 +108,12 @@ async def health() -> m.HealthJson:
     return m.HealthJson(status="SERVING")
 
 
-@router.post("/v1/envs", status_code=201, tags=["envs"])
+@router.post(
+    "/v1/envs",
+    status_code=201,
+    tags=["envs"],
+    responses={200: {"model": m.EnvJson, "description": "An identical env exists already"}},
+)
 async def create(body: m.CreateBody, response: Response, core: Core) -> m.EnvJson:
     """Create an env: 201 when made, 200 when an identical one exists, 409 for another spec."""
     key = uv_envs.EnvKey(body.workflow_id, body.node_id, body.version_id)
@@ -121,9 +132,9 @@ async def create(body: m.CreateBody, response: Response, core: Core) -> m.EnvJso
 
 @router.put(ENV, tags=["envs"])
 async def ensure(
-    workflow_id: str,
-    node_id: str,
-    version_id: str,
+    workflow_id: WorkflowId,
+    node_id: NodeId,
+    version_id: VersionId,
     body: m.EnsureBody,
     core: Core,
 ) -> m.EnvJson:
@@ -150,7 +161,9 @@ async def list_envs(
 
 
 @router.get(ENV, tags=["envs"])
-async def status(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.StatusJson:
+async def status(
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
+) -> m.StatusJson:
     """The env's status, which of its files exist, and the env; 404 when there is none."""
     key = _key(workflow_id, node_id, version_id)
     report = await core(lambda: core.manager.status(key))
@@ -161,9 +174,9 @@ async def status(workflow_id: str, node_id: str, version_id: str, core: Core) ->
 
 @router.delete(ENV, tags=["envs"])
 async def delete(
-    workflow_id: str,
-    node_id: str,
-    version_id: str,
+    workflow_id: WorkflowId,
+    node_id: NodeId,
+    version_id: VersionId,
     core: Core,
     force: bool = False,  # noqa: FBT001, FBT002 - a query parameter
 ) -> m.DeletedJson:
@@ -174,7 +187,9 @@ async def delete(
 
 
 @router.get(f"{ENV}/deps", tags=["deps"])
-async def deps(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.DepsJson:
+async def deps(
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
+) -> m.DepsJson:
     """The declared requirements and the versions uv.lock pins."""
     key = _key(workflow_id, node_id, version_id)
     found = await core(lambda: core.manager.dependencies(key))
@@ -183,7 +198,7 @@ async def deps(workflow_id: str, node_id: str, version_id: str, core: Core) -> m
 
 @router.post(f"{ENV}/deps", tags=["deps"])
 async def add(
-    workflow_id: str, node_id: str, version_id: str, body: m.AddBody, core: Core
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, body: m.AddBody, core: Core
 ) -> m.OperationJson:
     """Add packages (uv add) in a new generation; uv's failure is a problem with its stderr."""
     key = _key(workflow_id, node_id, version_id)
@@ -197,9 +212,9 @@ async def add(
 
 @router.patch(f"{ENV}/deps", tags=["deps"])
 async def update(
-    workflow_id: str,
-    node_id: str,
-    version_id: str,
+    workflow_id: WorkflowId,
+    node_id: NodeId,
+    version_id: VersionId,
     body: m.PackagesBody,
     core: Core,
 ) -> m.OperationJson:
@@ -211,9 +226,9 @@ async def update(
 
 @router.delete(f"{ENV}/deps", tags=["deps"])
 async def remove(
-    workflow_id: str,
-    node_id: str,
-    version_id: str,
+    workflow_id: WorkflowId,
+    node_id: NodeId,
+    version_id: VersionId,
     body: m.PackagesBody,
     core: Core,
 ) -> m.OperationJson:
@@ -224,14 +239,18 @@ async def remove(
 
 
 @router.post(f"{ENV}/sync", tags=["deps"])
-async def sync(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.OperationJson:
+async def sync(
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
+) -> m.OperationJson:
     """Make the venv match uv.lock again (repairs a DAMAGED env)."""
     key = _key(workflow_id, node_id, version_id)
     return m.operation_json(await core(lambda: core.manager.sync(key)))
 
 
 @router.post(f"{ENV}/verify", tags=["deps"])
-async def verify(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.VerifyJson:
+async def verify(
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
+) -> m.VerifyJson:
     """Check the venv against its lock, file by file; a failed check marks it DAMAGED."""
     key = _key(workflow_id, node_id, version_id)
     report = await core(lambda: core.manager.verify(key))
@@ -242,9 +261,9 @@ async def verify(workflow_id: str, node_id: str, version_id: str, core: Core) ->
 
 @router.get(f"{ENV}/export", tags=["deps"])
 async def export(
-    workflow_id: str,
-    node_id: str,
-    version_id: str,
+    workflow_id: WorkflowId,
+    node_id: NodeId,
+    version_id: VersionId,
     core: Core,
     fmt: Annotated[m.ExportFormat, Query(alias="format")] = "project",
 ) -> m.ExportJson:
@@ -262,9 +281,16 @@ async def export(
 
 @router.post("/v1/cleanup", tags=["maintenance"])
 async def cleanup(body: m.CleanupBody, core: Core) -> m.CleanupJson:
-    """Delete envs idle for ``idle_hours``, then the least recently used over ``max_bytes``."""
+    """Delete envs idle for ``idle_hours``, then the least recently used over ``max_bytes``.
+
+    Envs used within the server's ``--min-cleanup-idle-hours`` (1 by default)
+    are kept by both passes, as over gRPC.
+    """
     idle = None if body.idle_hours is None else body.idle_hours * 3600.0
-    report = await core(lambda: core.manager.cleanup(idle, max_bytes=body.max_bytes))
+    floor = core.min_cleanup_idle_hours * 3600.0
+    report = await core(
+        lambda: core.manager.cleanup(idle, max_bytes=body.max_bytes, min_idle_seconds=floor)
+    )
     return m.cleanup_json(report)
 
 

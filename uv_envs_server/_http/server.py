@@ -141,8 +141,7 @@ def create_http_server(
         options: where to listen, TLS, token and limits; ``ServeOptions()`` (a
             free port on 127.0.0.1) by default. ``max_workers`` threads run core
             calls; the token is not asked for ``/v1/health``, the OpenAPI schema
-            and its docs page; ``min_cleanup_idle_hours`` is not used (a cleanup
-            body names its ``idle_hours``).
+            and its docs page; ``min_cleanup_idle_hours`` is the cleanup floor.
 
     Raises:
         ValueError: the TLS files are no valid PEM pair.
