@@ -24,6 +24,23 @@ DEFAULT_OPERATIONS_LIMIT = 50
 DEFAULT_MIN_CLEANUP_IDLE_HOURS = uv_envs.DEFAULT_MIN_CLEANUP_IDLE_HOURS
 
 
+#: Seconds a client has for a request's headers, from the connection's start or the
+#: end of the previous answer; bytes trickled in do not extend it (slowloris).
+DEFAULT_HEADER_TIMEOUT = 10.0
+
+#: Seconds a client has to send a request's body, once its headers are in.
+DEFAULT_BODY_TIMEOUT = 60.0
+
+#: Seconds an HTTP connection may sit idle between requests before it is closed.
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5
+
+
+def check_timeout(name: str, seconds: float) -> None:
+    """Raise ValueError unless ``seconds`` is a finite number > 0."""
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"{name} must be a finite number of seconds > 0, not {seconds}")
+
+
 def limit_packages(packages: Sequence[str], max_packages: int) -> tuple[str, ...]:
     """``packages`` as a tuple; InvalidInput when there are more than ``max_packages``.
 

@@ -113,6 +113,9 @@ def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOp
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
     app.add_middleware(
-        GuardMiddleware, token=options.token, max_body_bytes=options.max_message_bytes
+        GuardMiddleware,
+        token=options.token,
+        max_body_bytes=options.max_message_bytes,
+        body_timeout=options.body_timeout,
     )
     return app

@@ -44,6 +44,7 @@ _TITLES: Final[Mapping[int, str]] = {
     401: "Unauthenticated",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Request too large",
     422: "Invalid input",
