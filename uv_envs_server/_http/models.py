@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import attrs
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 import uv_envs
 
@@ -42,6 +42,18 @@ PYTHON_PATTERN = r"^(3\.[0-9]{1,2}(\.[0-9]{1,3})?)?$"
 
 #: One requirement: not empty, not blank, at most the core's length.
 Requirement = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"\S")]
+
+
+def _whole(value: object) -> object:
+    # JSON has one number type: to JSON Schema 5.0 is an integer, so it is taken as 5.
+    # A fraction, a bool or a string stays what it is, and strict validation refuses it.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: A whole number as JSON Schema's "integer" means it: 5 or 5.0, never 5.5, true or "5".
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
 
 
 class _Body(BaseModel):
@@ -72,13 +84,34 @@ class CreateBody(EnsureBody):
 
 
 class PackagesBody(_Body):
-    """Packages to update or remove (update: none means all)."""
+    """Packages to update (none means all)."""
 
     packages: list[Requirement] = Field(default_factory=list, max_length=uv_envs.MAX_PACKAGES)
 
 
+class RemoveBody(_Body):
+    """Packages to remove: at least one."""
+
+    packages: list[Requirement] = Field(min_length=1, max_length=uv_envs.MAX_PACKAGES)
+
+
 class AddBody(PackagesBody):
-    """Packages (and/or a requirements text) to add."""
+    """Packages and/or a requirements text to add: at least one requirement in all.
+
+    The schema says so; the core refuses a request that names none.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["packages"], "properties": {"packages": {"minItems": 1}}},
+                {
+                    "required": ["requirements_text"],
+                    "properties": {"requirements_text": {"type": "string", "pattern": r"\S"}},
+                },
+            ]
+        }
+    )
 
     requirements_text: str | None = None
 
@@ -99,7 +132,7 @@ class CleanupBody(_Body):
     )
 
     idle_hours: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    max_bytes: int | None = Field(default=None, ge=0)
+    max_bytes: WholeNumber | None = Field(default=None, ge=0)
 
 
 class Spec(BaseModel):

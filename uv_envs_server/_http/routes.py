@@ -42,6 +42,9 @@ router = APIRouter()
 WorkflowId = Annotated[str, Path(pattern=m.ID_PATTERN)]
 NodeId = Annotated[str, Path(pattern=m.ID_PATTERN)]
 VersionId = Annotated[str, Path(pattern=m.PATH_VERSION_PATTERN, description="@: the empty id")]
+# The same ids as filters; left out means "any".
+WorkflowFilter = Annotated[str | None, Query(pattern=m.ID_PATTERN)]
+NodeFilter = Annotated[str | None, Query(pattern=m.ID_PATTERN)]
 
 
 class Failed(Exception):
@@ -153,7 +156,7 @@ async def ensure(
 
 @router.get("/v1/envs", tags=["envs"])
 async def list_envs(
-    core: Core, workflow_id: str | None = None, node_id: str | None = None
+    core: Core, workflow_id: WorkflowFilter = None, node_id: NodeFilter = None
 ) -> m.EnvList:
     """Every env, optionally of one workflow (and node)."""
     envs = await core(lambda: core.manager.list_environments(workflow_id, node_id))
@@ -229,7 +232,7 @@ async def remove(
     workflow_id: WorkflowId,
     node_id: NodeId,
     version_id: VersionId,
-    body: m.PackagesBody,
+    body: m.RemoveBody,
     core: Core,
 ) -> m.OperationJson:
     """Remove the named packages."""
@@ -310,7 +313,9 @@ async def operations(
 
 @router.delete("/v1/operations", tags=["maintenance"])
 async def delete_operations(
-    core: Core, workflow_id: str, node_id: str | None = None
+    core: Core,
+    workflow_id: Annotated[str, Query(pattern=m.ID_PATTERN)],
+    node_id: NodeFilter = None,
 ) -> m.DeletedOperationsJson:
     """Delete the audit records of a workflow, or of one of its nodes."""
     deleted = await core(lambda: core.manager.delete_operations(workflow_id, node_id))
