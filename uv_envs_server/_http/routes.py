@@ -3,7 +3,10 @@
 Every core call runs on the server's thread pool (:class:`CoreCalls`, handed
 to each endpoint as a dependency, reads the manager, the pool and the limits
 from ``app.state``), so a long create holds one thread while the event loop
-goes on answering other requests. While it runs the handler polls
+goes on answering other requests. Listings and audit pages are also turned
+into JSON bytes on the pool (:class:`Rendered`): with hundreds of them at
+once, building and checking their models on the event loop made a health
+check wait. While it runs the handler polls
 whether the client is still there; when it has gone, the call's cancel event
 is set and the core stops uv and rolls back, as the gRPC servicer does when a
 call is cancelled. The empty version id is spelt ``@`` in paths.
@@ -28,6 +31,8 @@ from .page import render_status_page
 if TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Executor
+
+    from pydantic import BaseModel
 
 _R = TypeVar("_R")
 
@@ -97,6 +102,17 @@ class CoreCalls:
             raise Failed(exc) from exc
 
 
+class Rendered(Response):
+    """A JSON body made on the pool; FastAPI sends it as is (``response_model`` documents it)."""
+
+    media_type = "application/json"
+
+    @classmethod
+    def of(cls, model: BaseModel) -> bytes:
+        """``model`` as the body bytes; call it inside the core call, off the event loop."""
+        return model.model_dump_json().encode()
+
+
 #: The request's :class:`CoreCalls`, as an endpoint parameter (adds no API parameter).
 Core = Annotated[CoreCalls, Depends(CoreCalls)]
 
@@ -154,13 +170,17 @@ async def ensure(
     return m.env_json(env)
 
 
-@router.get("/v1/envs", tags=["envs"])
+@router.get("/v1/envs", tags=["envs"], response_model=m.EnvList)
 async def list_envs(
     core: Core, workflow_id: WorkflowFilter = None, node_id: NodeFilter = None
-) -> m.EnvList:
+) -> Rendered:
     """Every env, optionally of one workflow (and node)."""
-    envs = await core(lambda: core.manager.list_environments(workflow_id, node_id))
-    return m.EnvList(environments=[m.env_json(e) for e in envs])
+
+    def call() -> bytes:
+        envs = core.manager.list_environments(workflow_id, node_id)
+        return Rendered.of(m.EnvList(environments=[m.env_json(e) for e in envs]))
+
+    return Rendered(await core(call))
 
 
 @router.get(ENV, tags=["envs"])
@@ -297,7 +317,7 @@ async def cleanup(body: m.CleanupBody, core: Core) -> m.CleanupJson:
     return m.cleanup_json(report)
 
 
-@router.get("/v1/operations", tags=["maintenance"])
+@router.get("/v1/operations", tags=["maintenance"], response_model=m.OperationsJson)
 async def operations(
     core: Core,
     workflow_id: str | None = None,
@@ -305,10 +325,14 @@ async def operations(
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = DEFAULT_OPERATIONS_LIMIT,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
-) -> m.OperationsJson:
+) -> Rendered:
     """The audit trail, newest first, filtered and paged like ``uv-envs ops``."""
-    page = await core(lambda: core.manager.operations(workflow_id, node_id, status, limit, offset))
-    return m.operations_json(page)
+
+    def call() -> bytes:
+        page = core.manager.operations(workflow_id, node_id, status, limit, offset)
+        return Rendered.of(m.operations_json(page))
+
+    return Rendered(await core(call))
 
 
 @router.delete("/v1/operations", tags=["maintenance"])
