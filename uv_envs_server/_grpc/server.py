@@ -127,7 +127,7 @@ def create_server(
         options: where to listen, TLS, token and limits; ``ServeOptions()`` (a
             free port on 127.0.0.1) by default. ``max_workers`` threads answer
             RPCs; a quarter of them at most may sit in health Watch streams.
-        channel_options: extra gRPC channel options, after the defaults.
+        channel_options: extra gRPC channel options; each overrides a default of its key.
 
     Returns:
         The server (call ``start()``) and the port it is bound to.
@@ -155,9 +155,9 @@ def create_server(
     workers = options.max_workers
     executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uv-envs-rpc")
     receive = ("grpc.max_receive_message_length", options.max_message_bytes)
-    server = grpc.server(
-        executor, interceptors=interceptors, options=[*_OPTIONS, receive, *channel_options]
-    )
+    # gRPC keeps the first of two values for one key: merged, so the caller's wins.
+    merged = dict([*_OPTIONS, receive, *channel_options])
+    server = grpc.server(executor, interceptors=interceptors, options=list(merged.items()))
     health = HealthServicer(max_watchers=max(1, workers // 4))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     server.add_generic_rpc_handlers(
