@@ -173,6 +173,8 @@ def bench_trial(base: Path, wheelhouse: Path, seconds: float, clients: int, kill
         f"{clients} clients (half gRPC, half HTTP), {seconds:.0f} s, {kills} kill -9\n\n"
         f"| kind | operations | p50 / p99 ms |\n|---|---|---|\n{rows}\n\n"
         f"outcomes: {dict(trial.outcomes)}; lost writes: {len(lost)}; "
-        f"recovery after each kill (s): {', '.join(f'{r:.2f}' for r in recoveries)}; "
+        f"recovery after each kill (s): {', '.join(f'{r:.2f}' for r in recoveries)} "
+        f"(listening after {', '.join(f'{r:.2f}' for r in server.listening_after[1:])}; "
+        f"recover() {', '.join(f'{r:.2f}' for r in server.recovery_seconds[1:])}); "
         f"env statuses at the end: {dict(statuses)}\n\nRSS (MB): {curve}\n\n{wrong}"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,24 +32,55 @@ class Server:
         self.port, self.http_port = _free_port(), _free_port()
         self.grpc = f"127.0.0.1:{self.port}"
         self.http = f"http://127.0.0.1:{self.http_port}"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[str] | None = None
+        #: Per start: seconds until the server said it listens (start-up recovery done).
+        self.listening_after: list[float] = []
+        #: Per start: seconds the server's start-up recover() took, as it logs them.
+        self.recovery_seconds: list[float] = []
 
     def start(self) -> float:
-        """Start it; return seconds until health answers."""
+        """Start it; return seconds until health answers (see :attr:`listening_after`)."""
         started = time.monotonic()
         command = [
             *(sys.executable, "-m", "uv_envs_server", "--root", str(self.root)),
             *("--port", str(self.port), "--http-port", str(self.http_port)),
-            *("--no-index", "--find-links", str(self.wheelhouse), "--log-level", "WARNING"),
+            *("--no-index", "--find-links", str(self.wheelhouse), "--log-level", "INFO"),
         ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=self.root.parent)
-        while time.monotonic() - started < 60:
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.root.parent,
+            text=True,
+        )
+        listening: list[float] = []
+        threading.Thread(target=self._watch, args=(started, listening), daemon=True).start()
+        threading.Thread(target=self._read_log, args=(self.process,), daemon=True).start()
+        while time.monotonic() - started < 120:
             try:
                 httpx.get(f"{self.http}/v1/health", timeout=1).raise_for_status()
-                return time.monotonic() - started
+                break
             except httpx.HTTPError:
                 time.sleep(0.02)
-        raise RuntimeError("the server did not start within 60 s")
+        else:
+            raise RuntimeError("the server did not start within 120 s")
+        answered = time.monotonic() - started
+        # The CLI prints "listening" once its start-up recover() is done and gRPC is bound.
+        self.listening_after.append(listening[0] if listening else answered)
+        return answered
+
+    def _watch(self, started: float, listening: list[float]) -> None:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if "listening" in line and not listening:
+                listening.append(time.monotonic() - started)
+
+    def _read_log(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        for line in process.stderr:  # read all of it: a full pipe would stall the server
+            if "start-up recovery took" in line:
+                self.recovery_seconds.append(float(line.split("took ")[1].split()[0]))
 
     def rss_mb(self) -> float:
         """The server's resident set size, in MB (0 when it is not running)."""
