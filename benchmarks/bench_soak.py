@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import re
 import shutil
 import subprocess
 import sys
@@ -169,7 +170,8 @@ def bench_fuzz(base: Path, max_examples: int = 300) -> str:
         result = run_schemathesis(server.url, folder, max_examples=max_examples, timeout=3600)
     finally:
         server.stop(5)
-    cases = next((line for line in result.stdout.splitlines() if "generated" in line), "?")
+    counted = re.search(r"\d+ generated[^\n]*", result.stdout)
+    cases = counted.group(0) if counted else "?"
     outcome = "nothing found" if result.returncode == 0 else result.stdout[-3000:]
     return f"{cases.strip()} in {time.monotonic() - started:.0f} s: {outcome}"
 
