@@ -110,7 +110,12 @@ def test_verify_force_delete_and_disk_budget_through_the_cli(settings: Settings)
 
     assert cli(settings, "delete", "wf", "n", "--force").stdout.strip() == "DELETED"
     assert cli(settings, "create", "wf", "m", "-p", "gamma", "--refresh").returncode == 0
-    budget = json.loads(cli(settings, "--json", "cleanup", "--max-bytes", "0").stdout)
+    # The CLI keeps the servers' floor: an env made a moment ago survives a budget of 0 ...
+    kept = json.loads(cli(settings, "--json", "cleanup", "--max-bytes", "0").stdout)
+    assert kept["deleted"] == []
+    # ... until the floor is lifted explicitly.
+    lifted = cli(settings, "--json", "cleanup", "--max-bytes", "0", "--min-idle-hours", "0")
+    budget = json.loads(lifted.stdout)
     assert [key["node_id"] for key in budget["deleted"]] == ["m"]
     assert cli(settings, "cleanup").returncode == 2  # needs a limit
 

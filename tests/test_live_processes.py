@@ -111,10 +111,15 @@ def test_the_cli_reports_envs_in_use_and_refuses_to_delete_them(
     environment = manager.create(KEY, packages=["alpha"])
     pid = users.interpreter(environment.python_path)
 
-    cleaned = cli(manager.settings, "cleanup", "--idle-hours", "0")
+    # No floor: only the process keeps the env.
+    cleaned = cli(manager.settings, "cleanup", "--idle-hours", "0", "--min-idle-hours", "0")
     assert cleaned.returncode == 0, cleaned.stderr
     assert f"in use, skipped {KEY}: pid {pid} (" in cleaned.stdout
-    as_json = json.loads(cli(manager.settings, "--json", "cleanup", "--idle-hours", "0").stdout)
+    as_json = json.loads(
+        cli(
+            manager.settings, "--json", "cleanup", "--idle-hours", "0", "--min-idle-hours", "0"
+        ).stdout
+    )
     assert as_json["deleted"] == []
     assert [p["pid"] for p in as_json["skipped_in_use"][0]["processes"]] == [pid]
 
@@ -124,7 +129,7 @@ def test_the_cli_reports_envs_in_use_and_refuses_to_delete_them(
     assert Path(environment.env_path).is_dir()
 
     users.stop(pid)
-    after = cli(manager.settings, "cleanup", "--idle-hours", "0")
+    after = cli(manager.settings, "cleanup", "--idle-hours", "0", "--min-idle-hours", "0")
     assert after.returncode == 0, after.stderr
     assert after.stdout.splitlines() == [f"deleted {KEY}"]
     assert not Path(environment.env_path).exists()

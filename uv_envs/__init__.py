@@ -93,7 +93,7 @@ from ._reports import (
     StatusReport,
     VerifyReport,
 )
-from ._settings import Settings
+from ._settings import DEFAULT_MIN_CLEANUP_IDLE_HOURS, Settings
 from ._validation import MAX_PACKAGES
 from ._variants import VariantRegistry
 
@@ -138,6 +138,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "DEFAULT_MIN_CLEANUP_IDLE_HOURS",
     "MAX_PACKAGES",
     "AuditLog",
     "AuditSchemaTooNew",

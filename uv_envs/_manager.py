@@ -269,7 +269,11 @@ class EnvManager:
         return self.delete(key, force=force, timeout=timeout)
 
     def cleanup(
-        self, idle_seconds: float | None = None, *, max_bytes: int | None = None
+        self,
+        idle_seconds: float | None = None,
+        *,
+        max_bytes: int | None = None,
+        min_idle_seconds: float = 0.0,
     ) -> CleanupReport:
         """Delete idle envs, then least recently used ones while over a disk budget.
 
@@ -278,8 +282,13 @@ class EnvManager:
         retired this long ago. ``max_bytes``: then, while envs and the store use more,
         delete the least recently used env. Busy and leased envs are skipped and
         reported; unlinked store entries and stored locks past their age are pruned.
+        ``min_idle_seconds``: a floor for both passes: an env used more recently is
+        never deleted, whatever the other two say (a smaller ``idle_seconds`` is
+        raised to it, with a warning). The CLI and both servers pass
+        :data:`DEFAULT_MIN_CLEANUP_IDLE_HOURS` unless told otherwise. A bool, NaN or
+        negative limit raises :class:`InvalidInput` and deletes nothing.
         """
-        return self._core.collector.cleanup(idle_seconds, max_bytes)
+        return self._core.collector.cleanup(idle_seconds, max_bytes, min_idle_seconds)
 
     # Leases and verification ---------------------------------------------------------
 

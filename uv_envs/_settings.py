@@ -17,6 +17,12 @@ from ._urls import redact
 
 PythonDownloads = Literal["never", "manual", "automatic"]
 
+#: The least idle time, in hours, a cleanup from the CLI, gRPC or HTTP deletes at
+#: unless told otherwise: a careless ``idle_hours=0`` (what an unset proto3 field
+#: reads as) would otherwise delete every env not leased right now, the running
+#: batch's included. In-process, ``EnvManager.cleanup`` has no floor unless given one.
+DEFAULT_MIN_CLEANUP_IDLE_HOURS = 1.0
+
 
 def default_root(environ: Mapping[str, str] | None = None) -> Path:
     """``$UV_ENVS_ROOT`` if set, else the user data dir from platformdirs."""

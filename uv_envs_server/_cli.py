@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -226,9 +227,16 @@ def _serve_until_stopped(
         settings = cli_options.settings_from_options(args)
         manager = _manager(settings, args)
         closing.callback(manager.close)
+        recovering = time.monotonic()
         repaired = manager.recover()
         if repaired:
             logger.info("repaired after a crash: %s", ", ".join(map(str, repaired)))
+        # How long a restart after a crash kept the doors shut, for operators and the trial.
+        logger.info(
+            "start-up recovery took %.2f s (%d envs repaired)",
+            time.monotonic() - recovering,
+            len(repaired),
+        )
         server, port = create_server(manager, options)
         http = None
         if args.http_port is not None:

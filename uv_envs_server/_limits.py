@@ -19,10 +19,26 @@ DEFAULT_MAX_PACKAGES = uv_envs.MAX_PACKAGES
 #: Operations listed per page when a GetOperations request leaves ``limit`` at 0.
 DEFAULT_OPERATIONS_LIMIT = 50
 
-#: The least idle time a Cleanup call deletes at, by default. ``idle_hours`` is
-#: 0 when a client leaves it unset (proto3), which would otherwise delete every
-#: env not leased right now: the running batch's included.
-DEFAULT_MIN_CLEANUP_IDLE_HOURS = 1.0
+#: The least idle time a cleanup over gRPC or HTTP deletes at, by default: the
+#: library's, which the ``uv-envs cleanup`` command applies too.
+DEFAULT_MIN_CLEANUP_IDLE_HOURS = uv_envs.DEFAULT_MIN_CLEANUP_IDLE_HOURS
+
+
+#: Seconds a client has for a request's headers, from the connection's start or the
+#: end of the previous answer; bytes trickled in do not extend it (slowloris).
+DEFAULT_HEADER_TIMEOUT = 10.0
+
+#: Seconds a client has to send a request's body, once its headers are in.
+DEFAULT_BODY_TIMEOUT = 60.0
+
+#: Seconds an HTTP connection may sit idle between requests before it is closed.
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5
+
+
+def check_timeout(name: str, seconds: float) -> None:
+    """Raise ValueError unless ``seconds`` is a finite number > 0."""
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"{name} must be a finite number of seconds > 0, not {seconds}")
 
 
 def limit_packages(packages: Sequence[str], max_packages: int) -> tuple[str, ...]:

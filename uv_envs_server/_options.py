@@ -9,15 +9,21 @@ anything is bound.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from ._limits import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEP_ALIVE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_PACKAGES,
     DEFAULT_MIN_CLEANUP_IDLE_HOURS,
     DEFAULT_WORKERS,
     check_max_packages,
     check_min_cleanup_idle_hours,
+    check_timeout,
 )
 from ._security import TlsFiles, check_address, check_token
 
@@ -44,6 +50,10 @@ def _check_packages(_: object, __: attrs.Attribute[int], value: int) -> None:
     check_max_packages(value)
 
 
+def _check_timeout(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    check_timeout(attribute.name, value)
+
+
 def _check_cleanup_floor(_: object, __: attrs.Attribute[float], value: float) -> None:
     check_min_cleanup_idle_hours(value)
 
@@ -68,10 +78,17 @@ class ServeOptions:
             RESOURCE_EXHAUSTED, HTTP 413).
         max_packages: packages one request may name (gRPC answers
             INVALID_ARGUMENT, HTTP 422).
-        min_cleanup_idle_hours: gRPC only: a Cleanup never deletes envs idle
-            less than this (an unset ``idle_hours`` reads as 0); 0 lets
-            ``idle_hours = 0`` delete every env not in use. HTTP's cleanup
-            body says ``idle_hours`` explicitly (null: none), so it has no floor.
+        min_cleanup_idle_hours: a cleanup (gRPC ``Cleanup``, HTTP ``POST
+            /v1/cleanup``) never deletes envs used less than this many hours
+            ago, by idle time or by disk budget (an unset gRPC ``idle_hours``
+            reads as 0); 0 lets ``idle_hours = 0`` delete every env not in use.
+        header_timeout: HTTP: seconds a client has for a request's headers,
+            from connecting or from the previous answer, however slowly they
+            trickle in; then 408 and the connection is closed.
+        body_timeout: HTTP: seconds a client has for a request's body once its
+            headers are in; then 408 and the connection is closed.
+        keep_alive_timeout: HTTP: seconds a connection may sit idle between
+            requests before it is closed (a whole number).
 
     Raises:
         RemoteAddressNotAllowed: ``host`` is not loopback and ``allow_remote``
@@ -94,6 +111,12 @@ class ServeOptions:
     max_packages: int = attrs.field(default=DEFAULT_MAX_PACKAGES, validator=_check_packages)
     min_cleanup_idle_hours: float = attrs.field(
         default=DEFAULT_MIN_CLEANUP_IDLE_HOURS, validator=_check_cleanup_floor
+    )
+
+    header_timeout: float = attrs.field(default=DEFAULT_HEADER_TIMEOUT, validator=_check_timeout)
+    body_timeout: float = attrs.field(default=DEFAULT_BODY_TIMEOUT, validator=_check_timeout)
+    keep_alive_timeout: int = attrs.field(
+        default=DEFAULT_KEEP_ALIVE_TIMEOUT, validator=_check_timeout
     )
 
     def __attrs_post_init__(self) -> None:

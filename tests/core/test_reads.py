@@ -4,12 +4,23 @@ missing env.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from collections.abc import Callable
+from concurrent import futures
 from typing import Any
 
 import pytest
 
-from uv_envs import EnvironmentNotFound, EnvKey, EnvManager, EnvStatus, InvalidInput
+from uv_envs import (
+    EnvironmentNotFound,
+    EnvironmentNotReady,
+    EnvKey,
+    EnvManager,
+    EnvStatus,
+    InvalidInput,
+)
 
 from .conftest import KEY
 
@@ -107,3 +118,42 @@ def test_usage_of_an_unreadable_env_reports_its_folder(fake_manager: EnvManager)
 def test_usage_of_a_missing_env_is_not_found(fake_manager: EnvManager) -> None:
     with pytest.raises(EnvironmentNotFound):
         fake_manager.usage(KEY)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [lambda m: m.dependencies(KEY).declared, lambda m: m.export(KEY).pyproject_toml],
+    ids=["dependencies", "export"],
+)
+def test_reads_racing_deletes_and_changes_answer_or_say_not_found(
+    fake_manager: EnvManager, read: Callable[[EnvManager], Any]
+) -> None:
+    # The trial's ListDeps failed once: the generation it found was deleted before
+    # its files were read. 3 readers against 1 thread deleting, re-creating and changing.
+    clean = (EnvironmentNotFound, EnvironmentNotReady)
+    fake_manager.ensure(KEY, packages=["alpha"])
+    done = threading.Event()
+    answered: list[object] = []
+
+    def churn() -> None:
+        while not done.is_set():
+            fake_manager.delete(KEY)
+            fake_manager.ensure(KEY, packages=["alpha"])
+            fake_manager.add(KEY, ["beta"])
+
+    def reader() -> None:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            with contextlib.suppress(*clean):
+                answered.append(read(fake_manager))
+
+    with futures.ThreadPoolExecutor(4) as pool:
+        churner = pool.submit(churn)
+        readers = [pool.submit(reader) for _ in range(3)]
+        try:
+            for future in readers:
+                future.result()  # a read that failed otherwise raises here
+        finally:
+            done.set()
+        churner.result()
+    assert answered, "no read got through"

@@ -65,7 +65,7 @@ def test_http_cleanup_and_delete_leave_an_env_a_process_runs_from(
 
     environment = manager.create(KEY, packages=["alpha"])
     pid = users.working_directory(environment.env_path)
-    server = http_serve(manager)
+    server = http_serve(manager, min_cleanup_idle_hours=0)  # no floor: only the process keeps it
     with HttpEnvClient(server.url, timeout=60) as api:
         report = api.cleanup(0)
         assert report["deleted"] == []

@@ -167,7 +167,9 @@ def _list(args: argparse.Namespace, manager: EnvManager) -> int:
 
 def _cleanup(args: argparse.Namespace, manager: EnvManager) -> int:
     idle = None if args.idle_hours is None else args.idle_hours * 3600
-    cleaned = manager.cleanup(idle, max_bytes=args.max_bytes)
+    cleaned = manager.cleanup(
+        idle, max_bytes=args.max_bytes, min_idle_seconds=args.min_idle_hours * 3600
+    )
     if args.json:
         print_json(converter.unstructure(cleaned))
         return EXIT_OK

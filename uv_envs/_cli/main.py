@@ -25,6 +25,7 @@ from uv_envs._errors import (
     UvError,
 )
 from uv_envs._manager import EnvManager
+from uv_envs._settings import DEFAULT_MIN_CLEANUP_IDLE_HOURS
 from uv_envs._uv.executor import SubprocessUvExecutor, find_uv_binary
 
 from .commands import (
@@ -191,6 +192,13 @@ def _add_root_commands(commands: _Commands) -> None:
     cleanup = commands.add("cleanup", "delete environments idle longer than N hours")
     cleanup.add_argument("--idle-hours", type=float, help="delete envs idle this long")
     cleanup.add_argument("--max-bytes", type=int, help="then delete LRU envs while over this")
+    cleanup.add_argument(
+        "--min-idle-hours",
+        type=float,
+        default=DEFAULT_MIN_CLEANUP_IDLE_HOURS,
+        help="never delete envs used more recently than this, whatever the limits say "
+        f"(default: {DEFAULT_MIN_CLEANUP_IDLE_HOURS:g}; 0: no floor)",
+    )
     ops = commands.add("ops", "show the audit trail")
     ops.add_argument("--workflow")
     ops.add_argument("--node")

@@ -6,12 +6,16 @@ recently used envs. Busy envs (an operation holds their lock), leased envs
 and envs a live process uses (one ``/proc`` scan per call, see
 :mod:`uv_envs._root.liveness`) are skipped and reported; so are retired
 generations a process may run from. Store entries nothing links and no
-process uses, and stored locks past their age, are pruned.
+process uses, and stored locks past their age, are pruned. A floor
+(``min_idle_seconds``) protects envs used more recently than it from both
+passes: every door (library, CLI, gRPC, HTTP) passes its floor here, so the
+refusals, the clamping and the audit record are one.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import time
 from typing import Any
@@ -28,6 +32,8 @@ from uv_envs._root.store import tree_size
 from .access import EnvAccess, Locked
 from .operation import audited
 from .services import Services
+
+logger = logging.getLogger("uv_envs")
 
 
 class CleanupOutcome(enum.Enum):
@@ -96,14 +102,18 @@ class Collector:
     services: Services
     access: EnvAccess
 
-    def cleanup(self, idle_seconds: float | None, max_bytes: int | None) -> CleanupReport:
-        if idle_seconds is None and max_bytes is None:
-            raise InvalidInput("cleanup needs idle_seconds, max_bytes or both")
-        if idle_seconds is not None and (math.isnan(idle_seconds) or idle_seconds < 0):
-            # NaN fails every comparison, so it would otherwise read as "all idle".
-            raise InvalidInput(f"idle_seconds must be a number >= 0, not {idle_seconds!r}")
-        if max_bytes is not None and (math.isnan(max_bytes) or max_bytes < 0):
-            raise InvalidInput(f"max_bytes must be a whole number >= 0, not {max_bytes!r}")
+    def cleanup(
+        self, idle_seconds: float | None, max_bytes: int | None, min_idle_seconds: float = 0.0
+    ) -> CleanupReport:
+        _check_limits(idle_seconds, max_bytes, min_idle_seconds)
+        if idle_seconds is not None and idle_seconds < min_idle_seconds:
+            logger.warning(
+                "cleanup asked for envs idle %g s; deleting only those idle %g s or more "
+                "(the minimum idle time)",
+                idle_seconds,
+                min_idle_seconds,
+            )
+            idle_seconds = min_idle_seconds
         services = self.services
         idle = math.inf if idle_seconds is None else idle_seconds
         checked_at = time.time()
@@ -120,7 +130,8 @@ class Collector:
         tally.prune_store(services, live)
         bytes_in_use = None
         if max_bytes is not None:
-            budget = _Pass(live, checked_at, None, "disk budget")
+            # Envs used within the floor are kept even when that leaves it over budget.
+            budget = _Pass(live, checked_at, min_idle_seconds or None, "disk budget")
             bytes_in_use = self._enforce_budget(sorted(survivors), max_bytes, budget, tally)
         report = CleanupReport(
             deleted=tuple(tally.deleted),
@@ -201,7 +212,9 @@ class Collector:
             with audited(services, key, "cleanup", {**details, **_pids(processes)}):
                 pass  # nothing removed; the record says who kept the env
             return _Visit(CleanupOutcome.IN_USE, pruned, last_used, processes)
-        with audited(services, key, "cleanup", {"reason": run.reason, "outcome": "deleted"}):
+        # The age it was judged by goes on record: None is "any age" (the disk budget, no floor).
+        judged = {"reason": run.reason, "outcome": "deleted", "idle_seconds": idle_seconds}
+        with audited(services, key, "cleanup", judged):
             services.discard(key)
         services.emit(events.EnvironmentDeleted(key, details={"reason": run.reason}))
         return _Visit(CleanupOutcome.DELETED, pruned, last_used)
@@ -231,3 +244,31 @@ def _pids(processes: tuple[LiveProcess, ...]) -> dict[str, list[Any]]:
         "pids": [p.pid for p in processes],
         "processes": [{"pid": p.pid, "description": p.description} for p in processes],
     }
+
+
+def _check_limits(
+    idle_seconds: float | None, max_bytes: int | None, min_idle_seconds: float
+) -> None:
+    """Refuse limits cleanup cannot honour; the one refusal text every door shows."""
+    if idle_seconds is None and max_bytes is None:
+        raise InvalidInput("cleanup needs idle_seconds, max_bytes or both")
+    if not _is_limit(idle_seconds, float):
+        raise InvalidInput(f"idle_seconds must be a number >= 0, not {idle_seconds!r}")
+    if not _is_limit(min_idle_seconds, float):
+        raise InvalidInput(f"min_idle_seconds must be a number >= 0, not {min_idle_seconds!r}")
+    if not _is_limit(max_bytes, int):
+        raise InvalidInput(f"max_bytes must be a whole number >= 0, not {max_bytes!r}")
+
+
+def _is_limit(value: object, kind: type[float | int]) -> bool:
+    """None, or a number of ``kind`` >= 0 (an int counts as a float).
+
+    A bool is an int to Python; as a limit it is a mistake. NaN fails every
+    comparison, so it would otherwise read as "all idle".
+    """
+    if value is None:
+        return True
+    accepted = (int, float) if kind is float else (int,)
+    if isinstance(value, bool) or not isinstance(value, accepted):
+        return False
+    return not math.isnan(value) and value >= 0

@@ -2,21 +2,26 @@
 
 Metadata is replaced atomically and ``current`` is resolved once per read, so
 a read sees one whole generation. (The one exception, an abandoned create
-rolled back on sight, is :meth:`EnvAccess.read`'s.)
+rolled back on sight, is :meth:`EnvAccess.read`'s.) A read of a generation's
+files that a concurrent change retired, or a delete removed, between finding
+and reading them is done again on what is there now: it answers the new
+generation, or EnvironmentNotFound, never a failure for a read that was fine.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from uv_envs._errors import (
+    EnvironmentBusy,
     EnvironmentNotFound,
     EnvironmentUnreadable,
     InvalidRequirement,
     StorageError,
+    UvError,
 )
 from uv_envs._models import Environment, EnvKey, EnvStatus, EnvUsage
 from uv_envs._reports import Dependencies, Export, StatusReport
@@ -31,7 +36,16 @@ from . import quarantine
 from .access import READY, USABLE, EnvAccess, require_status
 from .services import Services
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+_T = TypeVar("_T")
+
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("requirements.txt", "pylock.toml")
+
+#: Reads of one generation's files tried before a key that keeps changing is called busy.
+READ_ATTEMPTS = 5
 
 
 @attrs.frozen
@@ -137,20 +151,53 @@ class Reads:
         return None if environment is None else effective(self.services.layout, environment)
 
     def dependencies(self, key: EnvKey) -> Dependencies:
-        gen_dir = self.services.dirs.current_dir(require_status(self.get(key), USABLE))
-        return Dependencies(key=key, declared=read_declared(gen_dir), locked=read_locked(gen_dir))
+        return self._read_current(
+            key,
+            lambda gen_dir: Dependencies(
+                key=key, declared=read_declared(gen_dir), locked=read_locked(gen_dir)
+            ),
+        )
 
     def export(self, key: EnvKey) -> Export:
-        gen_dir = self.services.dirs.current_dir(require_status(self.get(key), USABLE))
-        return Export(
-            key=key,
-            pyproject_toml=(gen_dir / "pyproject.toml").read_text(),
-            uv_lock=(gen_dir / "uv.lock").read_text(),
+        return self._read_current(
+            key,
+            lambda gen_dir: Export(
+                key=key,
+                pyproject_toml=(gen_dir / "pyproject.toml").read_text(),
+                uv_lock=(gen_dir / "uv.lock").read_text(),
+            ),
         )
 
     def export_as(self, key: EnvKey, fmt: ExportFormat) -> str:
         if fmt not in EXPORT_FORMATS:
             raise InvalidRequirement(f"unknown export format {fmt!r}; use one of {EXPORT_FORMATS}")
-        gen_dir = self.services.dirs.current_dir(require_status(self.get(key), USABLE))
-        invocation = export_command(gen_dir, self.services.uv_options, fmt)
-        return self.services.uv.check(invocation, f"uv export --format {fmt}").stdout
+
+        def export(gen_dir: Path) -> str:
+            invocation = export_command(gen_dir, self.services.uv_options, fmt)
+            try:
+                return self.services.uv.check(invocation, f"uv export --format {fmt}").stdout
+            except UvError:
+                if not (gen_dir / "uv.lock").is_file():
+                    raise FileNotFoundError(gen_dir / "uv.lock") from None  # moved meanwhile
+                raise
+
+        return self._read_current(key, export)
+
+    def _read_current(self, key: EnvKey, read: Callable[[Path], _T]) -> _T:
+        """``read`` of the current generation's folder, again if it went while being read."""
+        for _ in range(READ_ATTEMPTS):
+            environment = require_status(self.get(key), USABLE)
+            gen_dir = self.services.dirs.current_dir(environment)
+            try:
+                return read(gen_dir)
+            except FileNotFoundError as exc:
+                now = self.get(key)  # EnvironmentNotFound when a delete took it
+                if (now.created_at, now.generation) == (
+                    environment.created_at,
+                    environment.generation,
+                ):
+                    msg = f"environment {key}: {exc.filename} is missing from its generation"
+                    raise StorageError(msg) from exc
+                # A change or a delete and re-create moved it on: read what is there now.
+        msg = f"environment {key} changed {READ_ATTEMPTS} times while being read; try again"
+        raise EnvironmentBusy(msg)

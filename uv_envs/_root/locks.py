@@ -7,12 +7,18 @@ left by a dead process. As in virtualenv's ``util/lock.py``, one lock object
 per path is shared by all threads of a process (filelock keeps the holder
 count per thread), so threads serialize with each other and with other
 processes, and a thread may take the same lock again.
+
+The registry holds its lock objects weakly, as virtualenv's ``lock_for_key``
+does: a path's entry lives while some thread holds or waits for the lock and
+goes when nobody does, so a long-running server that sees a new spec hash or
+store entry with every request does not keep one object per path forever.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +40,10 @@ class _PathLock:
     threads: threading.RLock
 
 
-_registry: dict[Path, _PathLock] = {}
+# Holders keep their lock object alive: hold() in its frame, try_acquire() in _pinned.
+_registry: weakref.WeakValueDictionary[Path, _PathLock] = weakref.WeakValueDictionary()
+# Locks taken by try_acquire() and not yet released, with how many times (reentrant).
+_pinned: dict[Path, tuple[_PathLock, int]] = {}
 _registry_lock = threading.Lock()
 
 
@@ -46,6 +55,12 @@ def _lock_for(path: Path) -> _PathLock:
             lock = _PathLock(FileLock(path, thread_local=True), threading.RLock())
             _registry[path] = lock
         return lock
+
+
+def registry_size() -> int:
+    """How many lock objects this process keeps: those held or waited for, and no others."""
+    with _registry_lock:
+        return len(_registry)
 
 
 def _acquire(lock: _PathLock, timeout: float) -> bool:
@@ -100,12 +115,25 @@ def is_free(path: Path) -> bool:
 
 def try_acquire(path: Path) -> bool:
     """Take the lock at ``path`` if it is free right now; pair with :func:`release`."""
-    return _acquire(_lock_for(path), 0)
+    lock = _lock_for(path)
+    if not _acquire(lock, 0):
+        return False
+    with _registry_lock:
+        # Nothing else refers to the object while it is held: keep it until release.
+        _, count = _pinned.get(path, (lock, 0))
+        _pinned[path] = (lock, count + 1)
+    return True
 
 
 def release(path: Path) -> None:
     """Release a lock taken with :func:`try_acquire`."""
-    _release(_lock_for(path))
+    with _registry_lock:
+        lock, count = _pinned[path]
+        if count > 1:
+            _pinned[path] = (lock, count - 1)
+        else:
+            del _pinned[path]
+    _release(lock)
 
 
 def forget(path: Path) -> None:

@@ -33,10 +33,28 @@ logger = logging.getLogger("uv_envs_server")
 #: Responses (and what clients accept) up to this size: uv.lock files of large envs can be big.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
+#: Connection lifetimes (milliseconds); ``channel_options`` may override each.
+KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
+    # Ping a quiet client every minute; no answer within 20 s closes its connection,
+    # so a client machine that vanished does not hold a connection and its streams.
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    # A connection with no call for 10 minutes is closed (the client reconnects).
+    ("grpc.max_connection_idle_ms", 600_000),
+    # After an hour a connection is asked to go (GOAWAY), so load spreads again over
+    # restarted servers; calls running then get another hour: a create is never cut.
+    ("grpc.max_connection_age_ms", 3_600_000),
+    ("grpc.max_connection_age_grace_ms", 3_600_000),
+    # Clients' own keepalive pings every 10 s or slower are welcome, even between calls.
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+)
+
 _OPTIONS: tuple[tuple[str, Any], ...] = (
     # Fail loudly when the port is taken instead of sharing it with another server.
     ("grpc.so_reuseport", 0),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    *KEEPALIVE_OPTIONS,
 )
 
 
@@ -109,7 +127,7 @@ def create_server(
         options: where to listen, TLS, token and limits; ``ServeOptions()`` (a
             free port on 127.0.0.1) by default. ``max_workers`` threads answer
             RPCs; a quarter of them at most may sit in health Watch streams.
-        channel_options: extra gRPC channel options, after the defaults.
+        channel_options: extra gRPC channel options; each overrides a default of its key.
 
     Returns:
         The server (call ``start()``) and the port it is bound to.
@@ -137,9 +155,9 @@ def create_server(
     workers = options.max_workers
     executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uv-envs-rpc")
     receive = ("grpc.max_receive_message_length", options.max_message_bytes)
-    server = grpc.server(
-        executor, interceptors=interceptors, options=[*_OPTIONS, receive, *channel_options]
-    )
+    # gRPC keeps the first of two values for one key: merged, so the caller's wins.
+    merged = dict([*_OPTIONS, receive, *channel_options])
+    server = grpc.server(executor, interceptors=interceptors, options=list(merged.items()))
     health = HealthServicer(max_watchers=max(1, workers // 4))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     server.add_generic_rpc_handlers(

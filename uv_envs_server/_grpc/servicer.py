@@ -275,17 +275,11 @@ class EnvManagerServicer:
         """
 
         def call() -> uv_envs.CleanupReport:
-            if request.idle_hours < 0:
-                raise uv_envs.InvalidInput(f"idle_hours must be >= 0, not {request.idle_hours}")
-            hours = max(float(request.idle_hours), self.min_cleanup_idle_hours)
-            if hours != request.idle_hours:
-                logger.warning(
-                    "Cleanup asked for idle_hours=%d; deleting only envs idle %g hours or more "
-                    "(--min-cleanup-idle-hours)",
-                    request.idle_hours,
-                    hours,
-                )
-            return self.manager.cleanup(idle_seconds=hours * 3600.0)
+            # The core refuses a negative idle time and raises one under the floor.
+            return self.manager.cleanup(
+                idle_seconds=request.idle_hours * 3600.0,
+                min_idle_seconds=self.min_cleanup_idle_hours * 3600.0,
+            )
 
         report = self._run(context, call)
         return pb.CleanupResponse(

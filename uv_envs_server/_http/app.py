@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 import uv_envs
 
@@ -29,6 +30,25 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from uv_envs_server._options import ServeOptions
+
+
+#: The status whose answer names the allowed methods (RFC 9110 section 15.5.6).
+METHOD_NOT_ALLOWED = 405
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` header of a 405: the methods of every endpoint at the request's path.
+
+    Starlette names only the first route whose path matched; several routes share a path here.
+    """
+    methods: set[str] = set()
+    for route in router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOptions) -> FastAPI:
@@ -45,6 +65,7 @@ def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOp
     app.state.manager = manager
     app.state.executor = executor
     app.state.max_packages = options.max_packages
+    app.state.min_cleanup_idle_hours = options.min_cleanup_idle_hours
     app.include_router(router, dependencies=[Depends(refuse_legacy_shapes)])
     app.include_router(compat_router)  # the original service's API, beside /v1
 
@@ -58,13 +79,25 @@ def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOp
 
     async def on_invalid(request: Request, exc: Exception) -> Response:
         errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        if any(isinstance(e, dict) and e.get("type") == "json_invalid" for e in errors):
+            # Not JSON at all: a 400, as a body that is not UTF-8 is; 422 is for JSON
+            # that does not match the schema.
+            detail = "the request body is not valid JSON"
+            return problem(400, detail, request_id=request_id(request), instance=request.url.path)
         return validation_problem(errors, request_id=request_id(request), instance=request.url.path)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         # Unknown paths (404) and methods (405): the same problem shape as the rest.
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = str(exc.detail) if isinstance(exc, HTTPException) else "error"
-        return problem(status, detail, request_id=request_id(request), instance=request.url.path)
+        headers = {"Allow": allowed_methods(request)} if status == METHOD_NOT_ALLOWED else None
+        return problem(
+            status,
+            detail,
+            request_id=request_id(request),
+            instance=request.url.path,
+            headers=headers,
+        )
 
     app.add_exception_handler(Failed, on_failed)
     app.add_exception_handler(uv_envs.UvEnvsError, on_failed)
@@ -85,6 +118,9 @@ def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOp
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
     app.add_middleware(
-        GuardMiddleware, token=options.token, max_body_bytes=options.max_message_bytes
+        GuardMiddleware,
+        token=options.token,
+        max_body_bytes=options.max_message_bytes,
+        body_timeout=options.body_timeout,
     )
     return app

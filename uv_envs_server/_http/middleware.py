@@ -10,12 +10,14 @@ request's size. In order, for every request:
    under it;
 2. without ``Authorization: Bearer <token>`` (when the server has a token),
    answer 401, except for the health check and the OpenAPI schema and page;
-3. read the body, at most ``max_body_bytes`` (else 413), before the
-   application sees it.
+3. read the body, at most ``max_body_bytes`` (else 413) within
+   ``body_timeout`` seconds (else 408, and the connection is closed), before
+   the application sees it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Final
@@ -47,15 +49,19 @@ class GuardMiddleware:
         app: the application behind the guards.
         token: the token callers must send; None to require none.
         max_body_bytes: the largest request body accepted.
+        body_timeout: seconds the client has to send the whole body.
 
     .. versionadded:: 0.1.0
 
     """
 
-    def __init__(self, app: ASGIApp, *, token: str | None, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, token: str | None, max_body_bytes: int, body_timeout: float = 60.0
+    ) -> None:
         self.app = app
         self._token = token.encode("utf-8") if token is not None else None
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request through the guards."""
@@ -131,17 +137,24 @@ class GuardMiddleware:
                 return b"", too_large()
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break  # the client went away; the application will see that too
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return b"", too_large()
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        break  # the client went away; the application will see that too
+                    chunk: bytes = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        return b"", too_large()
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            detail = f"the request body did not arrive within {self.body_timeout:g} s"
+            # The rest of the body may still come: the connection cannot carry another request.
+            closing = {"Connection": "close"}
+            return b"", problem(408, detail, request_id=request_id, instance=path, headers=closing)
         return b"".join(chunks), None
 
 

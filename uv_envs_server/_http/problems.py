@@ -44,6 +44,7 @@ _TITLES: Final[Mapping[int, str]] = {
     401: "Unauthenticated",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Request too large",
     422: "Invalid input",
@@ -136,6 +137,26 @@ def problem_for(
     )
 
 
+#: The core's class for a field the schema refused, so a client raises what the
+#: in-process API would for the same input (a pattern in the schema, a check in the core).
+_FIELD_ERRORS: Final[Mapping[str, str]] = {
+    "workflow_id": uv_envs.InvalidIdentifier.__name__,
+    "node_id": uv_envs.InvalidIdentifier.__name__,
+    "version_id": uv_envs.InvalidIdentifier.__name__,
+    "python_version": uv_envs.InvalidPythonVersion.__name__,
+    "packages": uv_envs.InvalidRequirement.__name__,
+}
+
+
+def _error_class(errors: Sequence[Any]) -> str:
+    """The core class naming the first refused field; ``InvalidInput`` for any other."""
+    for error in errors:
+        for part in error.get("loc", ()) if isinstance(error, dict) else ():
+            if isinstance(part, str) and part in _FIELD_ERRORS:
+                return _FIELD_ERRORS[part]
+    return uv_envs.InvalidInput.__name__
+
+
 def validation_problem(
     errors: Sequence[Any], *, request_id: str | None, instance: str | None
 ) -> ProblemResponse:
@@ -149,7 +170,7 @@ def validation_problem(
     return problem(
         422,
         f"the request does not match the schema: {where}" if where else "invalid request",
-        error_class="InvalidInput",
+        error_class=_error_class(errors),
         request_id=request_id,
         instance=instance,
         errors=listed,

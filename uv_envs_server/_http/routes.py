@@ -3,7 +3,10 @@
 Every core call runs on the server's thread pool (:class:`CoreCalls`, handed
 to each endpoint as a dependency, reads the manager, the pool and the limits
 from ``app.state``), so a long create holds one thread while the event loop
-goes on answering other requests. While it runs the handler polls
+goes on answering other requests. Listings and audit pages are also turned
+into JSON bytes on the pool (:class:`Rendered`): with hundreds of them at
+once, building and checking their models on the event loop made a health
+check wait. While it runs the handler polls
 whether the client is still there; when it has gone, the call's cancel event
 is set and the core stops uv and rolls back, as the gRPC servicer does when a
 call is cancelled. The empty version id is spelt ``@`` in paths.
@@ -16,7 +19,7 @@ import contextvars
 import threading
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 import uv_envs
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Executor
 
+    from pydantic import BaseModel
+
 _R = TypeVar("_R")
 
 #: Seconds between two checks whether the client of a running call is still there.
@@ -38,6 +43,14 @@ DISCONNECT_POLL = 0.1
 ENV = "/v1/envs/{workflow_id}/{node_id}/{version_id}"
 
 router = APIRouter()
+
+# The path ids, with the pattern the core checks, so the schema says what is refused.
+WorkflowId = Annotated[str, Path(pattern=m.ID_PATTERN)]
+NodeId = Annotated[str, Path(pattern=m.ID_PATTERN)]
+VersionId = Annotated[str, Path(pattern=m.PATH_VERSION_PATTERN, description="@: the empty id")]
+# The same ids as filters; left out means "any".
+WorkflowFilter = Annotated[str | None, Query(pattern=m.ID_PATTERN)]
+NodeFilter = Annotated[str | None, Query(pattern=m.ID_PATTERN)]
 
 
 def _env_json(core: CoreCalls, environment: uv_envs.Environment) -> m.EnvJson:
@@ -66,6 +79,7 @@ class CoreCalls:
         self.manager: uv_envs.EnvManager = state.manager
         self.executor: Executor = state.executor
         self.max_packages: int = state.max_packages
+        self.min_cleanup_idle_hours: float = state.min_cleanup_idle_hours
 
     def packages(self, packages: list[str]) -> tuple[str, ...]:
         return limit_packages(packages, self.max_packages)
@@ -94,6 +108,17 @@ class CoreCalls:
             raise Failed(exc) from exc
 
 
+class Rendered(Response):
+    """A JSON body made on the pool; FastAPI sends it as is (``response_model`` documents it)."""
+
+    media_type = "application/json"
+
+    @classmethod
+    def of(cls, model: BaseModel) -> bytes:
+        """``model`` as the body bytes; call it inside the core call, off the event loop."""
+        return model.model_dump_json().encode()
+
+
 #: The request's :class:`CoreCalls`, as an endpoint parameter (adds no API parameter).
 Core = Annotated[CoreCalls, Depends(CoreCalls)]
 
@@ -117,7 +142,12 @@ async def cluster(core: Core) -> m.ClusterJson:
     )
 
 
-@router.post("/v1/envs", status_code=201, tags=["envs"])
+@router.post(
+    "/v1/envs",
+    status_code=201,
+    tags=["envs"],
+    responses={200: {"model": m.EnvJson, "description": "An identical env exists already"}},
+)
 async def create(body: m.CreateBody, response: Response, core: Core) -> m.EnvJson:
     """Create an env: 201 when made, 200 when an identical one exists, 409 for another spec."""
     key = uv_envs.EnvKey(body.workflow_id, body.node_id, body.version_id)
@@ -136,9 +166,9 @@ async def create(body: m.CreateBody, response: Response, core: Core) -> m.EnvJso
 
 @router.put(ENV, tags=["envs"])
 async def ensure(
-    workflow_id: str,
-    node_id: str,
-    version_id: str,
+    workflow_id: WorkflowId,
+    node_id: NodeId,
+    version_id: VersionId,
     body: m.EnsureBody,
     core: Core,
 ) -> m.EnvJson:
@@ -155,17 +185,23 @@ async def ensure(
     return _env_json(core, env)
 
 
-@router.get("/v1/envs", tags=["envs"])
+@router.get("/v1/envs", tags=["envs"], response_model=m.EnvList)
 async def list_envs(
-    core: Core, workflow_id: str | None = None, node_id: str | None = None
-) -> m.EnvList:
+    core: Core, workflow_id: WorkflowFilter = None, node_id: NodeFilter = None
+) -> Rendered:
     """Every env, optionally of one workflow (and node)."""
-    envs = await core(lambda: core.manager.list_environments(workflow_id, node_id))
-    return m.EnvList(environments=[_env_json(core, e) for e in envs])
+
+    def call() -> bytes:
+        envs = core.manager.list_environments(workflow_id, node_id)
+        return Rendered.of(m.EnvList(environments=[_env_json(core, e) for e in envs]))
+
+    return Rendered(await core(call))
 
 
 @router.get(ENV, tags=["envs"])
-async def status(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.StatusJson:
+async def status(
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
+) -> m.StatusJson:
     """The env's status, which of its files exist, and the env; 404 when there is none."""
     key = _key(workflow_id, node_id, version_id)
     report = await core(lambda: core.manager.status(key))
@@ -176,9 +212,9 @@ async def status(workflow_id: str, node_id: str, version_id: str, core: Core) ->
 
 @router.delete(ENV, tags=["envs"])
 async def delete(
-    workflow_id: str,
-    node_id: str,
-    version_id: str,
+    workflow_id: WorkflowId,
+    node_id: NodeId,
+    version_id: VersionId,
     core: Core,
     force: bool = False,  # noqa: FBT001, FBT002 - a query parameter
 ) -> m.DeletedJson:
@@ -189,7 +225,9 @@ async def delete(
 
 
 @router.get(f"{ENV}/deps", tags=["deps"])
-async def deps(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.DepsJson:
+async def deps(
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
+) -> m.DepsJson:
     """The declared requirements and the versions uv.lock pins."""
     key = _key(workflow_id, node_id, version_id)
     found = await core(lambda: core.manager.dependencies(key))
@@ -198,7 +236,7 @@ async def deps(workflow_id: str, node_id: str, version_id: str, core: Core) -> m
 
 @router.post(f"{ENV}/deps", tags=["deps"])
 async def add(
-    workflow_id: str, node_id: str, version_id: str, body: m.AddBody, core: Core
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, body: m.AddBody, core: Core
 ) -> m.OperationJson:
     """Add packages (uv add) in a new generation; uv's failure is a problem with its stderr."""
     key = _key(workflow_id, node_id, version_id)
@@ -212,9 +250,9 @@ async def add(
 
 @router.patch(f"{ENV}/deps", tags=["deps"])
 async def update(
-    workflow_id: str,
-    node_id: str,
-    version_id: str,
+    workflow_id: WorkflowId,
+    node_id: NodeId,
+    version_id: VersionId,
     body: m.PackagesBody,
     core: Core,
 ) -> m.OperationJson:
@@ -226,10 +264,10 @@ async def update(
 
 @router.delete(f"{ENV}/deps", tags=["deps"])
 async def remove(
-    workflow_id: str,
-    node_id: str,
-    version_id: str,
-    body: m.PackagesBody,
+    workflow_id: WorkflowId,
+    node_id: NodeId,
+    version_id: VersionId,
+    body: m.RemoveBody,
     core: Core,
 ) -> m.OperationJson:
     """Remove the named packages."""
@@ -239,14 +277,18 @@ async def remove(
 
 
 @router.post(f"{ENV}/sync", tags=["deps"])
-async def sync(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.OperationJson:
+async def sync(
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
+) -> m.OperationJson:
     """Make the venv match uv.lock again (repairs a DAMAGED env)."""
     key = _key(workflow_id, node_id, version_id)
     return m.operation_json(await core(lambda: core.manager.sync(key)))
 
 
 @router.post(f"{ENV}/verify", tags=["deps"])
-async def verify(workflow_id: str, node_id: str, version_id: str, core: Core) -> m.VerifyJson:
+async def verify(
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
+) -> m.VerifyJson:
     """Check the venv against its lock, file by file; a failed check marks it DAMAGED."""
     key = _key(workflow_id, node_id, version_id)
     report = await core(lambda: core.manager.verify(key))
@@ -257,9 +299,9 @@ async def verify(workflow_id: str, node_id: str, version_id: str, core: Core) ->
 
 @router.get(f"{ENV}/export", tags=["deps"])
 async def export(
-    workflow_id: str,
-    node_id: str,
-    version_id: str,
+    workflow_id: WorkflowId,
+    node_id: NodeId,
+    version_id: VersionId,
     core: Core,
     fmt: Annotated[m.ExportFormat, Query(alias="format")] = "project",
 ) -> m.ExportJson:
@@ -277,13 +319,20 @@ async def export(
 
 @router.post("/v1/cleanup", tags=["maintenance"])
 async def cleanup(body: m.CleanupBody, core: Core) -> m.CleanupJson:
-    """Delete envs idle for ``idle_hours``, then the least recently used over ``max_bytes``."""
+    """Delete envs idle for ``idle_hours``, then the least recently used over ``max_bytes``.
+
+    Envs used within the server's ``--min-cleanup-idle-hours`` (1 by default)
+    are kept by both passes, as over gRPC.
+    """
     idle = None if body.idle_hours is None else body.idle_hours * 3600.0
-    report = await core(lambda: core.manager.cleanup(idle, max_bytes=body.max_bytes))
+    floor = core.min_cleanup_idle_hours * 3600.0
+    report = await core(
+        lambda: core.manager.cleanup(idle, max_bytes=body.max_bytes, min_idle_seconds=floor)
+    )
     return m.cleanup_json(report)
 
 
-@router.get("/v1/operations", tags=["maintenance"])
+@router.get("/v1/operations", tags=["maintenance"], response_model=m.OperationsJson)
 async def operations(
     core: Core,
     workflow_id: str | None = None,
@@ -291,15 +340,21 @@ async def operations(
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = DEFAULT_OPERATIONS_LIMIT,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
-) -> m.OperationsJson:
+) -> Rendered:
     """The audit trail, newest first, filtered and paged like ``uv-envs ops``."""
-    page = await core(lambda: core.manager.operations(workflow_id, node_id, status, limit, offset))
-    return m.operations_json(page)
+
+    def call() -> bytes:
+        page = core.manager.operations(workflow_id, node_id, status, limit, offset)
+        return Rendered.of(m.operations_json(page))
+
+    return Rendered(await core(call))
 
 
 @router.delete("/v1/operations", tags=["maintenance"])
 async def delete_operations(
-    core: Core, workflow_id: str, node_id: str | None = None
+    core: Core,
+    workflow_id: Annotated[str, Query(pattern=m.ID_PATTERN)],
+    node_id: NodeFilter = None,
 ) -> m.DeletedOperationsJson:
     """Delete the audit records of a workflow, or of one of its nodes."""
     deleted = await core(lambda: core.manager.delete_operations(workflow_id, node_id))

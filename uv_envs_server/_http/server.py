@@ -21,6 +21,7 @@ import uv_envs
 from uv_envs_server._options import ServeOptions
 
 from .app import create_app
+from .protocol import with_header_deadline
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -48,12 +49,13 @@ class HttpServer:
         sock: socket.socket,
         *,
         executor: futures.ThreadPoolExecutor,
-        tls: TlsFiles | None,
+        options: ServeOptions,
     ) -> None:
         self.app = app
         self.executor = executor
         self._socket = sock
         host, self.port = sock.getsockname()[:2]
+        tls = options.tls
         scheme = "https" if tls is not None else "http"
         shown = f"[{host}]" if ":" in host else host
         self.url = f"{scheme}://{shown}:{self.port}"
@@ -63,6 +65,8 @@ class HttpServer:
             access_log=False,  # the guard middleware logs every request with its id
             lifespan="off",
             server_header=False,
+            http=with_header_deadline(options.header_timeout),
+            timeout_keep_alive=options.keep_alive_timeout,
             ssl_certfile=str(tls.certificate_chain) if tls else None,
             ssl_keyfile=str(tls.private_key) if tls else None,
         )
@@ -141,8 +145,7 @@ def create_http_server(
         options: where to listen, TLS, token and limits; ``ServeOptions()`` (a
             free port on 127.0.0.1) by default. ``max_workers`` threads run core
             calls; the token is not asked for ``/v1/health``, the OpenAPI schema
-            and its docs page; ``min_cleanup_idle_hours`` is not used (a cleanup
-            body names its ``idle_hours``).
+            and its docs page; ``min_cleanup_idle_hours`` is the cleanup floor.
 
     Raises:
         ValueError: the TLS files are no valid PEM pair.
@@ -158,4 +161,4 @@ def create_http_server(
     sock = _bind(options.host, options.port)
     port = sock.getsockname()[1]
     logger.debug("HTTP bound %s:%d, TLS %s", options.host, port, options.tls is not None)
-    return HttpServer(app, sock, executor=executor, tls=options.tls)
+    return HttpServer(app, sock, executor=executor, options=options)
