@@ -42,6 +42,7 @@ from ._errors import (
     RequirementsOptionNotAllowed,
     ResolutionFailed,
     StorageError,
+    TooManySubscribers,
     UvEnvsError,
     UvError,
     UvNotFound,
@@ -91,6 +92,8 @@ from ._reports import (
     VerifyReport,
 )
 from ._settings import Settings
+from ._stream import EventStream, StreamStats, SubscriberLimits, Subscription
+from ._tracking import EventFilter, Phase, StreamEvent
 from ._validation import MAX_PACKAGES
 from ._variants import VariantRegistry
 
@@ -173,7 +176,9 @@ __all__ = [
     "EnvironmentSynced",
     "EnvironmentUnreadable",
     "EventBus",
+    "EventFilter",
     "EventPublisher",
+    "EventStream",
     "Export",
     "IEnvironmentProvider",
     "IndexSettings",
@@ -189,6 +194,7 @@ __all__ = [
     "OperationRecord",
     "OperationResult",
     "OperationStatus",
+    "Phase",
     "PythonNotFound",
     "RayImportFailed",
     "RayIncompatible",
@@ -204,7 +210,12 @@ __all__ = [
     "Settings",
     "StatusReport",
     "StorageError",
+    "StreamEvent",
+    "StreamStats",
     "SubprocessUvExecutor",
+    "SubscriberLimits",
+    "Subscription",
+    "TooManySubscribers",
     "UnreadableRecord",
     "UvEnvsError",
     "UvError",

@@ -38,6 +38,7 @@ from uv_envs._uv.runner import UvRunner
 
 from . import _events as events
 from ._settings import Settings
+from ._stream import EventStream
 
 
 @attrs.frozen
@@ -54,6 +55,7 @@ class Core:
     verifier: Verifier
     recovery: RootRecovery
     repairs: Repairs
+    stream: EventStream
 
 
 def bootstrap(
@@ -78,10 +80,11 @@ def bootstrap(
     venv_store = VenvStore(layout, settings.lock_timeout)
     lock_store = LockStore(layout, settings.lock_max_age)
     compiler = compiler if compiler is not None else BackgroundCompiler()
+    stream = EventStream()
     services = Services(
         settings=settings,
         layout=layout,
-        uv=UvRunner(executor),
+        uv=UvRunner(executor, progress=stream.progress),
         uv_options=uv_options,
         metadata=JsonMetadataRepository(layout),
         audit=audit if audit is not None else open_audit_log(settings, layout),
@@ -101,6 +104,7 @@ def bootstrap(
             slots=settings.max_concurrent_installs,
         ),
         ray_link=RayLinker(settings.ray),
+        stream=stream,
     )
     env_recovery = EnvRecovery(services)
     access = EnvAccess(services, env_recovery)
@@ -124,4 +128,5 @@ def bootstrap(
         verifier=verifier,
         recovery=RootRecovery(services, access, env_recovery),
         repairs=repairs,
+        stream=stream,
     )
