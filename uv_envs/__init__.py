@@ -93,7 +93,7 @@ from ._reports import (
 )
 from ._settings import Settings
 from ._stream import EventStream, StreamStats, SubscriberLimits, Subscription
-from ._tracking import EventFilter, Phase, StreamEvent
+from ._tracking import EVENT_NAMES, EventFilter, Phase, StreamEvent
 from ._validation import MAX_PACKAGES
 from ._variants import VariantRegistry
 
@@ -138,6 +138,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "EVENT_NAMES",
     "MAX_PACKAGES",
     "AuditLog",
     "AuditSchemaTooNew",

@@ -169,6 +169,16 @@ class EventStream:
         self._cut_off = 0
         self._dropped = 0
 
+    def configure(self, *, replay: int | None = None, buffer: int | None = None) -> None:
+        """Resize the replay buffer (keeping its newest events) or new subscribers' buffers."""
+        if (replay is not None and replay < 1) or (buffer is not None and buffer < 1):
+            raise ValueError("replay and buffer must be at least 1")
+        with self._lock:
+            if replay is not None:
+                self._replay = collections.deque(self._replay, maxlen=replay)
+            if buffer is not None:
+                self.buffer = buffer
+
     @property
     def last_sequence(self) -> int:
         return self._last

@@ -79,6 +79,11 @@ class StreamEvent:
         """A :data:`REPLAY_GAP` or :data:`CUT_OFF` notice to one subscriber, not an event."""
         return self.sequence == 0
 
+    @property
+    def ends_stream(self) -> bool:
+        """The :data:`CUT_OFF` notice: nothing follows it; resume after ``resume_after``."""
+        return self.is_notice and self.name == CUT_OFF
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the key as its three fields (or None), the phase as its value."""
         key = self.key
@@ -111,7 +116,10 @@ class StreamEvent:
 
 
 def _names(value: Iterable[str]) -> frozenset[str]:
-    names = frozenset(value)
+    listed = list(value)
+    if len(listed) > len(EVENT_NAMES):
+        raise InvalidInput(f"{len(listed)} event names given; there are {len(EVENT_NAMES)}")
+    names = frozenset(listed)
     unknown = sorted(names - EVENT_NAMES)
     if unknown:
         shown = ", ".join(repr(n[:40]) for n in unknown[:3])

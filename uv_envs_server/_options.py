@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import attrs
 
+import uv_envs
+
 from ._limits import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_PACKAGES,
+    DEFAULT_MAX_WATCHERS,
+    DEFAULT_MAX_WATCHERS_PER_CLIENT,
     DEFAULT_MIN_CLEANUP_IDLE_HOURS,
     DEFAULT_WORKERS,
     check_max_packages,
@@ -38,6 +42,11 @@ def _check_message_bytes(_: object, __: attrs.Attribute[int], value: int) -> Non
 def _check_token(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
     if value is not None:
         check_token(value)
+
+
+def _check_watchers(_: object, __: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"watcher caps must be at least 1, not {value}")
 
 
 def _check_packages(_: object, __: attrs.Attribute[int], value: int) -> None:
@@ -72,6 +81,10 @@ class ServeOptions:
             less than this (an unset ``idle_hours`` reads as 0); 0 lets
             ``idle_hours = 0`` delete every env not in use. HTTP's cleanup
             body says ``idle_hours`` explicitly (null: none), so it has no floor.
+        max_watchers: live event subscribers (gRPC Watch, HTTP ``/v1/events``)
+            at once; more are refused (RESOURCE_EXHAUSTED, HTTP 429). The gRPC
+            pool gets this many threads more, as each Watch holds one.
+        max_watchers_per_client: the same, per client address.
 
     Raises:
         RemoteAddressNotAllowed: ``host`` is not loopback and ``allow_remote``
@@ -95,6 +108,10 @@ class ServeOptions:
     min_cleanup_idle_hours: float = attrs.field(
         default=DEFAULT_MIN_CLEANUP_IDLE_HOURS, validator=_check_cleanup_floor
     )
+    max_watchers: int = attrs.field(default=DEFAULT_MAX_WATCHERS, validator=_check_watchers)
+    max_watchers_per_client: int = attrs.field(
+        default=DEFAULT_MAX_WATCHERS_PER_CLIENT, validator=_check_watchers
+    )
 
     def __attrs_post_init__(self) -> None:
         # A check of three fields together, after each field's own.
@@ -107,3 +124,8 @@ class ServeOptions:
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return f"{host}:{self.port}"
+
+    @property
+    def watcher_limits(self) -> uv_envs.SubscriberLimits:
+        """The caps both front doors put on live event subscribers."""
+        return uv_envs.SubscriberLimits(self.max_watchers, self.max_watchers_per_client)

@@ -18,6 +18,7 @@ import uv_envs
 from uv_envs_server._options import ServeOptions
 from uv_envs_server._security import server_credentials
 
+from .events import WATCH_SERVICE, EventsServicer, events_handlers
 from .health import HEALTH_SERVICE, HealthServicer
 from .interceptors import RequestLogInterceptor, TokenInterceptor
 from .proto import SERVICE_NAME
@@ -135,15 +136,20 @@ def create_server(
         min_cleanup_idle_hours=options.min_cleanup_idle_hours,
     )
     workers = options.max_workers
-    executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uv-envs-rpc")
+    # Each Watch stream holds a thread: room for the admitted ones beside the workers.
+    executor = futures.ThreadPoolExecutor(
+        max_workers=workers + options.max_watchers, thread_name_prefix="uv-envs-rpc"
+    )
     receive = ("grpc.max_receive_message_length", options.max_message_bytes)
     server = grpc.server(
         executor, interceptors=interceptors, options=[*_OPTIONS, receive, *channel_options]
     )
-    health = HealthServicer(max_watchers=max(1, workers // 4))
+    health = HealthServicer(("", SERVICE_NAME, WATCH_SERVICE), max_watchers=max(1, workers // 4))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    served = [SERVICE_NAME, WATCH_SERVICE, HEALTH_SERVICE]
+    events = events_handlers(EventsServicer(manager, options.watcher_limits))
     server.add_generic_rpc_handlers(
-        [method_handlers(servicer), *reflection_handlers([SERVICE_NAME, HEALTH_SERVICE])]
+        [method_handlers(servicer), events, *reflection_handlers(served)]
     )
     try:
         if credentials is None:
