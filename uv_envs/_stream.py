@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -40,6 +41,9 @@ from ._tracking import (
 )
 
 # -- subscribers -----------------------------------------------------------------------
+
+
+log = logging.getLogger("uv_envs.events")
 
 
 class Subscription:
@@ -125,8 +129,12 @@ class Subscription:
 
     def _wake(self) -> None:
         wakeup = self.wakeup
-        if wakeup is not None:
+        if wakeup is None:
+            return
+        try:
             wakeup()
+        except Exception:
+            log.exception("waking a subscriber failed")
 
 
 @attrs.frozen

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 import uv_envs
 
+from . import sse
 from .middleware import GuardMiddleware
 from .problems import document_problems, problem, problem_for, validation_problem
 from .routes import Failed, router
@@ -42,6 +43,8 @@ def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOp
     app.state.executor = executor
     app.state.max_packages = options.max_packages
     app.include_router(router)
+    app.include_router(sse.router)
+    sse.install(app.state, options)
 
     def request_id(request: Request) -> str | None:
         value = request.scope.get("state", {}).get("request_id")

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 import uv_envs
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT, limit_packages
 from uv_envs_server._nodes import cluster_nodes, node_presence
+from uv_envs_server._request_ids import following
 
 from . import models as m
 from .page import render_status_page
@@ -74,7 +75,8 @@ class CoreCalls:
         cancel = threading.Event()
 
         def work() -> _R:
-            with uv_envs.EnvManager.cancellable(cancel):
+            # The request id names the call's operation in the event stream.
+            with uv_envs.EnvManager.cancellable(cancel), following():
                 return call()
 
         # The copied context carries the request id into the worker thread.

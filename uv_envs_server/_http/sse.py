@@ -1,0 +1,159 @@
+"""Server-Sent Events at ``/v1/events``: the manager's event stream over plain HTTP.
+
+Starlette's ``StreamingResponse`` carries it: an SSE stream is a line format
+over one long response, which needs no library beyond it. Each event is::
+
+    id: <sequence>
+    event: <name>
+    data: <the event as JSON, on one line>
+
+Notices (``ReplayGap``, ``SubscriberCutOff``) carry no ``id``, so a browser's
+``Last-Event-ID`` stays the last real event's. A reconnecting client sends
+``Last-Event-ID`` and gets the buffered events after it first.
+
+The wait for events costs no thread: the subscription wakes the event loop
+from the publishing thread (``call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import TYPE_CHECKING, Annotated, Final
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+import uv_envs
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable, Iterator
+
+    from uv_envs_server._options import ServeOptions
+
+#: Seconds between two comment lines on a quiet stream: proxies close idle responses.
+KEEPALIVE: Final = 15.0
+#: The most names one filter may list (each at most this long).
+MAX_NAMES: Final = len(uv_envs.EVENT_NAMES)
+_SEQUENCE: Final = re.compile(r"\d{1,19}")
+
+router = APIRouter()
+
+
+def encode(event: uv_envs.StreamEvent) -> bytes:
+    """One SSE message."""
+    lines = [] if event.is_notice else [f"id: {event.sequence}"]
+    lines += [f"event: {event.name}", "data: " + json.dumps(event.to_dict(), sort_keys=True)]
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def decode(lines: Iterable[str]) -> Iterator[uv_envs.StreamEvent]:
+    """The events of an SSE stream (comments and unknown fields are skipped)."""
+    data: list[str] = []
+    for line in lines:
+        if line:
+            field, _, value = line.partition(":")
+            if field == "data":
+                data.append(value.removeprefix(" "))
+            continue
+        if data:
+            yield uv_envs.StreamEvent.from_dict(json.loads("\n".join(data)))
+            data = []
+
+
+def _resume_after(after: int | None, last_event_id: str | None) -> int | None:
+    if last_event_id is None:
+        return after
+    if not _SEQUENCE.fullmatch(last_event_id.strip()):
+        raise uv_envs.InvalidInput("Last-Event-ID must be an event's sequence number")
+    return int(last_event_id.strip())
+
+
+async def _events(request: Request, subscription: uv_envs.Subscription) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+
+    def wakeup() -> None:
+        loop.call_soon_threadsafe(wake.set)
+
+    subscription.wakeup = wakeup
+    watchers: set[uv_envs.Subscription] = request.app.state.watchers
+    watchers.add(subscription)
+    try:
+        yield b": watching\n\n"  # the headers and a first line go out at once
+        while True:
+            wake.clear()
+            event = subscription.poll()
+            if event is None:
+                if subscription.closed:
+                    return
+                try:
+                    await asyncio.wait_for(wake.wait(), KEEPALIVE)
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                continue
+            yield encode(event)
+            if event.ends_stream:
+                return
+    finally:
+        watchers.discard(subscription)
+        subscription.close()
+
+
+class WatchQuery(BaseModel):
+    """The filter of ``/v1/events``, as query parameters (``names`` may repeat)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_id: str | None = None
+    node_id: str | None = None
+    names: list[str] = Field(default_factory=list, max_length=MAX_NAMES)
+    operation_id: str | None = None
+    after: int | None = Field(default=None, ge=0, lt=2**63)
+
+
+@router.get("/v1/events", tags=["events"], response_class=StreamingResponse)
+async def events(
+    request: Request,
+    query: Annotated[WatchQuery, Query()],
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> StreamingResponse:
+    """Follow the server's events live as Server-Sent Events (see docs/http.md).
+
+    Filters as gRPC's Watch; ``after`` (or the ``Last-Event-ID`` header a
+    reconnecting ``EventSource`` sends) first replays the buffered events
+    numbered after it. 429 past the watcher caps.
+    """
+    chosen = uv_envs.EventFilter(
+        workflow_id=query.workflow_id,
+        node_id=query.node_id,
+        names=frozenset(query.names),
+        operation_id=query.operation_id,
+    )
+    manager: uv_envs.EnvManager = request.app.state.manager
+    client = request.client.host if request.client is not None else ""
+    subscription = manager.events.subscribe(
+        chosen,
+        after=_resume_after(query.after, last_event_id),
+        client=client,
+        limits=request.app.state.watcher_limits,
+    )
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(
+        _events(request, subscription), media_type="text/event-stream", headers=headers
+    )
+
+
+def install(app_state: object, options: ServeOptions) -> None:
+    """What :func:`events` reads from ``app.state``: the caps and the open streams."""
+    app_state.watcher_limits = options.watcher_limits  # type: ignore[attr-defined]
+    app_state.watchers = set()  # type: ignore[attr-defined]
+
+
+def close_all(app_state: object) -> None:
+    """End every open stream (the server is stopping: uvicorn waits for open responses)."""
+    watchers: set[uv_envs.Subscription] = getattr(app_state, "watchers", set())
+    for subscription in watchers.copy():  # one C call: atomic under the GIL
+        subscription.close()
