@@ -91,9 +91,12 @@ class Subscription:
                 last = self._buffer[-1].sequence
                 self._end(CUT_OFF, {"dropped": self.dropped, "resume_after": last}, 0)
                 return False
+            # Only an empty buffer's reader may be waiting: a burst wakes it once, not per event.
+            waiting = not self._buffer
             self._buffer.append(event)
             self._ready.notify()
-        self._wake()
+        if waiting:
+            self._wake()
         return True
 
     def poll(self) -> StreamEvent | None:

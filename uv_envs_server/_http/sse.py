@@ -18,8 +18,10 @@ from the publishing thread (``call_soon_threadsafe``).
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import re
+import threading
 from typing import TYPE_CHECKING, Annotated, Final
 
 from fastapi import APIRouter, Header, Query, Request
@@ -49,6 +51,28 @@ def encode(event: uv_envs.StreamEvent) -> bytes:
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
+class Encoded:
+    """The SSE bytes of the latest events, by sequence.
+
+    Each event is encoded once, not once per subscriber (an app serves one
+    manager, so its sequence numbers are unique).
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._messages: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+
+    def __call__(self, event: uv_envs.StreamEvent) -> bytes:
+        if event.is_notice:
+            return encode(event)
+        message = self._messages.get(event.sequence)
+        if message is None:
+            message = self._messages[event.sequence] = encode(event)
+            if len(self._messages) > self._size:
+                self._messages.popitem(last=False)
+        return message
+
+
 def decode(lines: Iterable[str]) -> Iterator[uv_envs.StreamEvent]:
     """The events of an SSE stream (comments and unknown fields are skipped)."""
     data: list[str] = []
@@ -71,22 +95,65 @@ def _resume_after(after: int | None, last_event_id: str | None) -> int | None:
     return int(last_event_id.strip())
 
 
+class Waker:
+    """Wakes waiting streams from the publishing thread with one loop callback per burst.
+
+    One event reaches every subscriber at once; a ``call_soon_threadsafe`` each
+    would write the loop's wake-up pipe once per subscriber.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[asyncio.Event] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
+
+    def bind(self) -> None:
+        """Remember the running loop (the first stream does, on the loop's thread)."""
+        self._loop = asyncio.get_running_loop()
+
+    def wake(self, event: asyncio.Event) -> None:
+        with self._lock:
+            self._pending.append(event)
+            loop, first = self._loop, not self._scheduled
+            self._scheduled = self._scheduled or loop is not None
+        if first and loop is not None:
+            loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending, self._scheduled = self._pending, [], False
+        for event in pending:
+            event.set()
+
+
+def _drain(subscription: uv_envs.Subscription, most: int = 64) -> list[uv_envs.StreamEvent]:
+    """Up to ``most`` buffered events, without waiting; the cut-off notice ends a batch."""
+    batch: list[uv_envs.StreamEvent] = []
+    while len(batch) < most:
+        event = subscription.poll()
+        if event is None:
+            break
+        batch.append(event)
+        if event.ends_stream:
+            break
+    return batch
+
+
 async def _events(request: Request, subscription: uv_envs.Subscription) -> AsyncIterator[bytes]:
-    loop = asyncio.get_running_loop()
     wake = asyncio.Event()
-
-    def wakeup() -> None:
-        loop.call_soon_threadsafe(wake.set)
-
-    subscription.wakeup = wakeup
+    waker: Waker = request.app.state.waker
+    waker.bind()
+    subscription.wakeup = lambda: waker.wake(wake)
     watchers: set[uv_envs.Subscription] = request.app.state.watchers
+    encoded: Encoded = request.app.state.encoded  # used on the loop's thread only
     watchers.add(subscription)
     try:
         yield b": watching\n\n"  # the headers and a first line go out at once
         while True:
             wake.clear()
-            event = subscription.poll()
-            if event is None:
+            batch = _drain(subscription)
+            if not batch:
                 if subscription.closed:
                     return
                 try:
@@ -94,8 +161,9 @@ async def _events(request: Request, subscription: uv_envs.Subscription) -> Async
                 except TimeoutError:
                     yield b": keepalive\n\n"
                 continue
-            yield encode(event)
-            if event.ends_stream:
+            # A burst (uv's lines come several at once) goes out in one write.
+            yield b"".join(encoded(event) for event in batch)
+            if batch[-1].ends_stream:
                 return
     finally:
         watchers.discard(subscription)
@@ -150,6 +218,8 @@ def install(app_state: object, options: ServeOptions) -> None:
     """What :func:`events` reads from ``app.state``: the caps and the open streams."""
     app_state.watcher_limits = options.watcher_limits  # type: ignore[attr-defined]
     app_state.watchers = set()  # type: ignore[attr-defined]
+    app_state.encoded = Encoded()  # type: ignore[attr-defined]
+    app_state.waker = Waker()  # type: ignore[attr-defined]
 
 
 def close_all(app_state: object) -> None:
