@@ -11,7 +11,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 import uv_envs
 from uv_envs import EnvKey
-from uv_envs_server import REQUEST_ID_KEY, RemoteError
+from uv_envs_server import REQUEST_ID_KEY, RemoteError, ServeOptions
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import uvenvs_events_pb2 as events_pb
 
@@ -192,3 +192,9 @@ def test_the_server_wide_cap(
     with pytest.raises(uv_envs.TooManySubscribers, match="this server"):
         next(client.watch())
     watching.close()
+
+
+@pytest.mark.parametrize("field", ["max_watchers", "max_watchers_per_client"])
+def test_watcher_caps_are_at_least_one(field: str) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        ServeOptions(**{field: 0})  # type: ignore[arg-type]
