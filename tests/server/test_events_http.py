@@ -171,3 +171,20 @@ def test_token_caps_and_bad_filters(
         assert fake_manager.events.stats.subscribers == 1
         fake_manager.create(KEY, packages=["alpha"])
         assert follower.result()[-1].name == "EnvironmentCreated"
+
+
+def test_a_client_that_goes_away_frees_its_place(
+    http_serve: HttpServe, fake_manager: uv_envs.EnvManager
+) -> None:
+    server = http_serve(fake_manager, max_watchers_per_client=1)
+    with HttpEnvClient(server.url) as client:
+        watching = client.watch()
+        follower = Follower(watching, "EnvironmentCreationStarted")
+        wait_for(lambda: fake_manager.events.stats.subscribers == 1)
+        fake_manager.create(KEY, packages=["alpha"])
+        follower.result()
+        watching.close()  # the connection closes with the generator
+        wait_for(lambda: fake_manager.events.stats.subscribers == 0)
+        again = client.watch()
+        Follower(again, "EnvironmentDeleted")
+        wait_for(lambda: fake_manager.events.stats.subscribers == 1)

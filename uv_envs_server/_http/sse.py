@@ -33,6 +33,8 @@ import uv_envs
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Iterator
 
+    from starlette.types import Receive, Scope, Send
+
     from uv_envs_server._options import ServeOptions
 
 #: Seconds between two comment lines on a quiet stream: proxies close idle responses.
@@ -170,6 +172,25 @@ async def _events(request: Request, subscription: uv_envs.Subscription) -> Async
         subscription.close()
 
 
+class _EventsResponse(StreamingResponse):
+    """The SSE response; it frees the subscriber's place however it ends.
+
+    The stream's own ``finally`` does too, but only once it has started: a
+    client gone before the first byte would otherwise keep a place under the caps.
+    """
+
+    def __init__(self, subscription: uv_envs.Subscription, body: AsyncIterator[bytes]) -> None:
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        super().__init__(body, media_type="text/event-stream", headers=headers)
+        self.subscription = subscription
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.subscription.close()
+
+
 class WatchQuery(BaseModel):
     """The filter of ``/v1/events``, as query parameters (``names`` may repeat)."""
 
@@ -208,10 +229,7 @@ async def events(
         client=client,
         limits=request.app.state.watcher_limits,
     )
-    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(
-        _events(request, subscription), media_type="text/event-stream", headers=headers
-    )
+    return _EventsResponse(subscription, _events(request, subscription))
 
 
 def install(app_state: object, options: ServeOptions) -> None:
