@@ -198,3 +198,22 @@ def test_the_server_wide_cap(
 def test_watcher_caps_are_at_least_one(field: str) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         ServeOptions(**{field: 0})  # type: ignore[arg-type]
+
+
+def test_stopping_the_server_ends_open_watches(
+    open_client: OpenClient, fake_manager: uv_envs.EnvManager
+) -> None:
+    from uv_envs_server import create_server
+
+    server, port = create_server(fake_manager, ServeOptions())
+    server.start()
+    try:
+        watching = open_client(f"127.0.0.1:{port}").watch()
+        wait_for(lambda: fake_manager.events.stats.subscribers == 1)
+        # A grace far longer than the wait below: the watch must not hold the stop.
+        stopped = server.stop(600)
+        assert stopped.wait(WAIT)
+        assert list(watching) == []
+    finally:
+        server.stop(None)
+        server.executor.shutdown(wait=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import TYPE_CHECKING, Any, Final
 
 import grpc
@@ -103,6 +104,15 @@ class EventsServicer:
     def __init__(self, manager: uv_envs.EnvManager, limits: uv_envs.SubscriberLimits) -> None:
         self.manager = manager
         self.limits = limits
+        self._open: set[uv_envs.Subscription] = set()
+        self._lock = threading.Lock()
+
+    def shutdown(self) -> None:
+        """End every open Watch (the server is stopping: it would wait out its grace for them)."""
+        with self._lock:
+            open_now = list(self._open)
+        for subscription in open_now:
+            subscription.close()
 
     def Watch(
         self, request: events_pb.WatchRequest, context: grpc.ServicerContext
@@ -118,6 +128,8 @@ class EventsServicer:
         # The callback runs when the RPC ends for any reason: it wakes the wait below.
         if not context.add_callback(subscription.close):
             subscription.close()
+        with self._lock:
+            self._open.add(subscription)
         try:
             while True:
                 event = subscription.get(timeout=IDLE_CHECK)
@@ -129,6 +141,8 @@ class EventsServicer:
                 if event.ends_stream:
                     return
         finally:
+            with self._lock:
+                self._open.discard(subscription)
             subscription.close()
 
 

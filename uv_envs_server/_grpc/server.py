@@ -57,11 +57,13 @@ class EnvManagerServer(grpc.Server):
         manager: uv_envs.EnvManager,
         health: HealthServicer,
         executor: futures.ThreadPoolExecutor,
+        events: EventsServicer | None = None,
     ) -> None:
         self._server = server
         self.manager = manager
         self.health = health
         self.executor = executor
+        self._events = events
 
     def add_generic_rpc_handlers(
         self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler]
@@ -90,6 +92,8 @@ class EnvManagerServer(grpc.Server):
     def stop(self, grace: float | None) -> threading.Event:
         """Report NOT_SERVING, refuse new RPCs, let running ones finish for ``grace`` seconds."""
         self.health.shutdown()
+        if self._events is not None:
+            self._events.shutdown()  # open Watch streams end now, not after the grace
         return self._server.stop(grace)
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
@@ -147,9 +151,9 @@ def create_server(
     health = HealthServicer(("", SERVICE_NAME, WATCH_SERVICE), max_watchers=max(1, workers // 4))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     served = [SERVICE_NAME, WATCH_SERVICE, HEALTH_SERVICE]
-    events = events_handlers(EventsServicer(manager, options.watcher_limits))
+    events = EventsServicer(manager, options.watcher_limits)
     server.add_generic_rpc_handlers(
-        [method_handlers(servicer), events, *reflection_handlers(served)]
+        [method_handlers(servicer), events_handlers(events), *reflection_handlers(served)]
     )
     try:
         if credentials is None:
@@ -173,5 +177,7 @@ def create_server(
         "on" if credentials is not None else "off",
         "required" if options.token is not None else "not required",
     )
-    wrapped = EnvManagerServer(server, manager=manager, health=health, executor=executor)
+    wrapped = EnvManagerServer(
+        server, manager=manager, health=health, executor=executor, events=events
+    )
     return wrapped, port
