@@ -32,6 +32,8 @@ TOP_LEVEL = {
         "_reports",
         "_errors",
         "_events",
+        "_stream",
+        "_tracking",
         "_validation",
         "_urls",
     },

@@ -43,6 +43,7 @@ from ._errors import (
     RequirementsOptionNotAllowed,
     ResolutionFailed,
     StorageError,
+    TooManySubscribers,
     UvEnvsError,
     UvError,
     UvNotFound,
@@ -94,6 +95,8 @@ from ._reports import (
     VerifyReport,
 )
 from ._settings import DEFAULT_MIN_CLEANUP_IDLE_HOURS, Settings
+from ._stream import EventStream, StreamStats, SubscriberLimits, Subscription
+from ._tracking import EVENT_NAMES, EventFilter, Phase, StreamEvent
 from ._validation import MAX_PACKAGES
 from ._variants import VariantRegistry
 
@@ -139,6 +142,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "DEFAULT_MIN_CLEANUP_IDLE_HOURS",
+    "EVENT_NAMES",
     "MAX_PACKAGES",
     "AuditLog",
     "AuditSchemaTooNew",
@@ -178,7 +182,9 @@ __all__ = [
     "EnvironmentSynced",
     "EnvironmentUnreadable",
     "EventBus",
+    "EventFilter",
     "EventPublisher",
+    "EventStream",
     "Export",
     "IEnvironmentProvider",
     "IndexSettings",
@@ -195,6 +201,7 @@ __all__ = [
     "OperationRecord",
     "OperationResult",
     "OperationStatus",
+    "Phase",
     "ProcScanner",
     "ProcessScanner",
     "ProcessUse",
@@ -214,7 +221,12 @@ __all__ = [
     "Settings",
     "StatusReport",
     "StorageError",
+    "StreamEvent",
+    "StreamStats",
     "SubprocessUvExecutor",
+    "SubscriberLimits",
+    "Subscription",
+    "TooManySubscribers",
     "UnreadableRecord",
     "UvEnvsError",
     "UvError",

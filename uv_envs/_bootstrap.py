@@ -40,6 +40,7 @@ from uv_envs._uv.runner import UvRunner
 
 from . import _events as events
 from ._settings import Settings
+from ._stream import EventStream
 
 
 @attrs.frozen
@@ -56,6 +57,7 @@ class Core:
     verifier: Verifier
     recovery: RootRecovery
     repairs: Repairs
+    stream: EventStream
 
 
 @attrs.frozen
@@ -86,10 +88,11 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
     venv_store = VenvStore(layout, settings.lock_timeout)
     lock_store = LockStore(layout, settings.lock_max_age)
     compiler = compiler if compiler is not None else BackgroundCompiler()
+    stream = EventStream()
     services = Services(
         settings=settings,
         layout=layout,
-        uv=UvRunner(executor),
+        uv=UvRunner(executor, progress=stream.progress),
         uv_options=uv_options,
         metadata=JsonMetadataRepository(layout),
         audit=audit if audit is not None else open_audit_log(settings, layout),
@@ -110,6 +113,7 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
             slots=settings.max_concurrent_installs,
         ),
         ray_link=RayLinker(settings.ray),
+        stream=stream,
     )
     env_recovery = EnvRecovery(services)
     access = EnvAccess(services, env_recovery)
@@ -133,4 +137,5 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
         verifier=verifier,
         recovery=RootRecovery(services, access, env_recovery),
         repairs=repairs,
+        stream=stream,
     )

@@ -23,6 +23,7 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     │   └── UvTimeout (TimeoutError)               uv ran longer than allowed
     ├── UvNotFound (FileNotFoundError)             no uv binary
     ├── OperationCancelled                         the caller cancelled; rolled back
+    ├── TooManySubscribers (RuntimeError)          the event stream's subscriber caps are reached
     ├── RayIncompatible (RuntimeError)             the env cannot be a worker of the cluster's Ray
     │   ├── RayVersionConflict                     it pins a Ray other than the cluster's
     │   ├── RayImportFailed                        ``import ray`` fails in it (a pin breaks Ray)
@@ -145,6 +146,10 @@ class UvTimeout(UvError, TimeoutError):
 
 class OperationCancelled(UvEnvsError):
     """The caller cancelled the operation (e.g. a gRPC deadline); it was rolled back."""
+
+
+class TooManySubscribers(UvEnvsError, RuntimeError):
+    """A new subscriber to the event stream would pass a cap (per server or per client)."""
 
 
 class UvNotFound(UvEnvsError, FileNotFoundError):

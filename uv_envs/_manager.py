@@ -39,6 +39,8 @@ from ._reports import (
     VerifyReport,
 )
 from ._settings import Settings
+from ._stream import EventStream
+from ._tracking import operation_scope
 
 
 class EnvManager:
@@ -158,6 +160,16 @@ class EnvManager:
                 manager.ensure(key, packages=[...])
         """
         return _runner.cancellable(cancel)
+
+    @staticmethod
+    def following(operation_id: str) -> contextlib.AbstractContextManager[str]:
+        """Stream events of operations in this block carry ``operation_id`` (see :attr:`events`)."""
+        return operation_scope(operation_id)
+
+    @property
+    def events(self) -> EventStream:
+        """The numbered domain events and uv progress of this manager, for live subscribers."""
+        return self._core.stream
 
     # Reading -------------------------------------------------------------------------
 

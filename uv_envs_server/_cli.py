@@ -22,6 +22,8 @@ from uv_envs_server._grpc.server import create_server
 from ._limits import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_PACKAGES,
+    DEFAULT_MAX_WATCHERS,
+    DEFAULT_MAX_WATCHERS_PER_CLIENT,
     DEFAULT_MIN_CLEANUP_IDLE_HOURS,
     DEFAULT_WORKERS,
 )
@@ -124,6 +126,19 @@ def add_arguments(parser: argparse.ArgumentParser, *, settings_options: bool = T
         help=f"packages one request may name (default: {DEFAULT_MAX_PACKAGES})",
     )
     guard.add_argument(
+        "--max-watchers",
+        type=int,
+        default=DEFAULT_MAX_WATCHERS,
+        help="live event watchers at once, gRPC and HTTP together "
+        f"(default: {DEFAULT_MAX_WATCHERS})",
+    )
+    guard.add_argument(
+        "--max-watchers-per-client",
+        type=int,
+        default=DEFAULT_MAX_WATCHERS_PER_CLIENT,
+        help=f"the same per client address (default: {DEFAULT_MAX_WATCHERS_PER_CLIENT})",
+    )
+    guard.add_argument(
         "--min-cleanup-idle-hours",
         type=float,
         default=DEFAULT_MIN_CLEANUP_IDLE_HOURS,
@@ -154,6 +169,8 @@ def _options(args: argparse.Namespace) -> ServeOptions:
         max_message_bytes=args.max_message_bytes,
         max_packages=args.max_packages,
         min_cleanup_idle_hours=args.min_cleanup_idle_hours,
+        max_watchers=args.max_watchers,
+        max_watchers_per_client=args.max_watchers_per_client,
     )
 
 

@@ -16,6 +16,10 @@ DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 #: Packages one request may name, by default (the core's own limit).
 DEFAULT_MAX_PACKAGES = uv_envs.MAX_PACKAGES
 
+#: Live event subscribers (gRPC Watch and HTTP /v1/events) per server and per client address.
+DEFAULT_MAX_WATCHERS = 32
+DEFAULT_MAX_WATCHERS_PER_CLIENT = 8
+
 #: Operations listed per page when a GetOperations request leaves ``limit`` at 0.
 DEFAULT_OPERATIONS_LIMIT = 50
 

@@ -13,12 +13,16 @@ from typing import Any
 
 import attrs
 
+import uv_envs
+
 from ._limits import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEP_ALIVE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_PACKAGES,
+    DEFAULT_MAX_WATCHERS,
+    DEFAULT_MAX_WATCHERS_PER_CLIENT,
     DEFAULT_MIN_CLEANUP_IDLE_HOURS,
     DEFAULT_WORKERS,
     check_max_packages,
@@ -44,6 +48,11 @@ def _check_message_bytes(_: object, __: attrs.Attribute[int], value: int) -> Non
 def _check_token(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
     if value is not None:
         check_token(value)
+
+
+def _check_watchers(_: object, __: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"watcher caps must be at least 1, not {value}")
 
 
 def _check_packages(_: object, __: attrs.Attribute[int], value: int) -> None:
@@ -89,6 +98,10 @@ class ServeOptions:
             headers are in; then 408 and the connection is closed.
         keep_alive_timeout: HTTP: seconds a connection may sit idle between
             requests before it is closed (a whole number).
+        max_watchers: live event subscribers (gRPC Watch, HTTP ``/v1/events``)
+            at once; more are refused (RESOURCE_EXHAUSTED, HTTP 429). The gRPC
+            pool gets this many threads more, as each Watch holds one.
+        max_watchers_per_client: the same, per client address.
 
     Raises:
         RemoteAddressNotAllowed: ``host`` is not loopback and ``allow_remote``
@@ -112,6 +125,10 @@ class ServeOptions:
     min_cleanup_idle_hours: float = attrs.field(
         default=DEFAULT_MIN_CLEANUP_IDLE_HOURS, validator=_check_cleanup_floor
     )
+    max_watchers: int = attrs.field(default=DEFAULT_MAX_WATCHERS, validator=_check_watchers)
+    max_watchers_per_client: int = attrs.field(
+        default=DEFAULT_MAX_WATCHERS_PER_CLIENT, validator=_check_watchers
+    )
 
     header_timeout: float = attrs.field(default=DEFAULT_HEADER_TIMEOUT, validator=_check_timeout)
     body_timeout: float = attrs.field(default=DEFAULT_BODY_TIMEOUT, validator=_check_timeout)
@@ -130,3 +147,8 @@ class ServeOptions:
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return f"{host}:{self.port}"
+
+    @property
+    def watcher_limits(self) -> uv_envs.SubscriberLimits:
+        """The caps both front doors put on live event subscribers."""
+        return uv_envs.SubscriberLimits(self.max_watchers, self.max_watchers_per_client)

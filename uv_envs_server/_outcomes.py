@@ -20,6 +20,7 @@ UvTimeout                             DEADLINE_EXCEEDED     504
 ResolutionFailed                      FAILED_PRECONDITION   422
 UvError (other)                       FAILED_PRECONDITION   502
 AuditUnavailable                      UNAVAILABLE           503
+TooManySubscribers                    RESOURCE_EXHAUSTED    429
 UvNotFound, StorageError, other       INTERNAL              500
 ====================================  ====================  ===========
 
@@ -54,6 +55,7 @@ class Outcome(enum.Enum):
     UNRESOLVABLE = ("FAILED_PRECONDITION", 422)
     UV_FAILED = ("FAILED_PRECONDITION", 502)
     UNAVAILABLE = ("UNAVAILABLE", 503)
+    OVERLOADED = ("RESOURCE_EXHAUSTED", 429)
     INTERNAL = ("INTERNAL", 500)
 
     def __init__(self, grpc_code: str, http_status: int) -> None:
@@ -75,6 +77,7 @@ OUTCOMES: tuple[tuple[type[BaseException], Outcome], ...] = (
     (uv_envs.ResolutionFailed, Outcome.UNRESOLVABLE),
     (uv_envs.UvError, Outcome.UV_FAILED),
     (uv_envs.AuditUnavailable, Outcome.UNAVAILABLE),
+    (uv_envs.TooManySubscribers, Outcome.OVERLOADED),
 )
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import re
 import uuid
 from collections.abc import Iterable
+
+import uv_envs
 
 #: Request ids a caller may choose; anything else is replaced by a fresh one.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -25,3 +28,11 @@ def choose_request_id(offered: Iterable[str]) -> str:
         if _REQUEST_ID.fullmatch(value):
             return value
     return uuid.uuid4().hex
+
+
+def following() -> contextlib.AbstractContextManager[object]:
+    """Core calls in this block carry the request id as their operation id in the stream."""
+    request_id = current_request_id.get()
+    if request_id is None:
+        return contextlib.nullcontext()
+    return uv_envs.EnvManager.following(request_id)

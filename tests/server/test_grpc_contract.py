@@ -199,13 +199,17 @@ def test_wtb_style_stub_module_names_every_rpc() -> None:
 )
 def test_generated_code_matches_protos() -> None:
     """The committed code is stale when this fails: run `nox -s protos` and commit."""
-    from uv_envs_server._regen import SERVICE_PROTO, compile_descriptors
+    from uv_envs_server._generated import uvenvs_events_pb2
+    from uv_envs_server._regen import EVENTS_PROTO, SERVICE_PROTO, compile_descriptors
 
     compiled = {
         name: descriptor_pb2.FileDescriptorProto.FromString(data)
         for name, data in compile_descriptors().items()
     }
-    committed = {SERVICE_PROTO: pb.DESCRIPTOR.serialized_pb}
+    committed = {
+        SERVICE_PROTO: pb.DESCRIPTOR.serialized_pb,
+        EVENTS_PROTO: uvenvs_events_pb2.DESCRIPTOR.serialized_pb,
+    }
     assert set(committed) == set(compiled)
     for name, data in committed.items():
         assert descriptor_pb2.FileDescriptorProto.FromString(data) == compiled[name], (

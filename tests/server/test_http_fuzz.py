@@ -85,7 +85,10 @@ def fuzzed(
 
 def _operations(fuzzed: Fuzzed) -> list[Any]:
     loaded = schemathesis.openapi.from_dict(fuzzed.server.app.openapi())
-    return [result.ok() for result in loaded.get_all_operations()]
+    # /v1/events streams until the client goes: a fuzzed request would never end. Its bad
+    # input is checked in test_events_http.py.
+    operations = [result.ok() for result in loaded.get_all_operations()]
+    return [op for op in operations if op.path != "/v1/events"]
 
 
 CHECKS = [

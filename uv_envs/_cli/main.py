@@ -38,6 +38,7 @@ from .commands import (
     audit_copy,
     print_json,
 )
+from .watch import add_watch_command, run_watch
 
 
 class _Parser(argparse.ArgumentParser):
@@ -224,6 +225,7 @@ def _add_root_commands(commands: _Commands) -> None:
     commands.add(
         "serve", "run the gRPC server (needs uv-envs[server])", late_options=_add_server_options
     )
+    add_watch_command(commands.add("watch", "follow a server's events live (--json: JSON Lines)"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -239,6 +241,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         serve: Callable[[argparse.Namespace], int] = args.serve
         return serve(args)
+    if args.command == "watch":  # a server's events: no root of its own
+        return run_watch(args)
     settings = cli_options.settings_from_options(args)
     if args.command == "audit":  # needs no manager: it must not open the audit store itself
         return audit_copy(args, settings)

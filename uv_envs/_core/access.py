@@ -21,6 +21,7 @@ from uv_envs._errors import EnvironmentNotFound, EnvironmentNotReady
 from uv_envs._models import Environment, EnvKey, EnvStatus
 from uv_envs._root import locks
 from uv_envs._root.damage import effective
+from uv_envs._tracking import env_scope, operation_scope
 
 from .services import Services
 
@@ -78,10 +79,15 @@ class EnvAccess:
         """Hold the env's lock; :class:`~uv_envs.EnvironmentBusy` after ``timeout`` s."""
         self.ensure_root()
         settings = self.services.settings
-        with locks.hold(
-            self.services.layout.lock_file(key),
-            timeout=settings.lock_timeout if timeout is None else timeout,
-            what=str(key),
+        with (
+            locks.hold(
+                self.services.layout.lock_file(key),
+                timeout=settings.lock_timeout if timeout is None else timeout,
+                what=str(key),
+            ),
+            # What happens under the lock is one operation on this env, for the stream.
+            operation_scope(),
+            env_scope(key),
         ):
             yield Locked(key)
 

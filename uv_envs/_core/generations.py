@@ -24,6 +24,7 @@ from uv_envs._models import Environment, EnvSpec, EnvStatus, RetiredGeneration
 from uv_envs._reports import OperationResult
 from uv_envs._root.bytecode import cost_notes
 from uv_envs._root.project import read_declared, spec_hash
+from uv_envs._tracking import Phase
 from uv_envs._uv.python import Interpreter
 
 from .access import Locked
@@ -93,6 +94,7 @@ class GenerationSwitch:
                 with contextlib.suppress(Exception):
                     services.metadata.save(environment)
                 raise
+            services.progress(Phase.LINKING)
             # The commit point: from here the new generation is the env, even after a crash.
             services.metadata.save(committed)
             services.dirs.point_current(env_dir, number)

@@ -24,6 +24,7 @@ from uv_envs._root.bytecode import CompileJob, cost_notes
 from uv_envs._root.damage import effective
 from uv_envs._root.project import render_pyproject
 from uv_envs._root.resolutions import Resolution
+from uv_envs._tracking import Phase
 from uv_envs._uv.commands import add_command, lock_command
 from uv_envs._uv.executor import UvResult
 
@@ -149,6 +150,7 @@ class Provisioner:
             gen_dir, request.interpreter, operation, packages=packages
         )
         operation.note(installed=installed)
+        services.progress(Phase.LINKING)
         services.dirs.point_current(env_dir, 1)
         services.dirs.link_top_level(env_dir)
         ready = attrs.evolve(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 from uv_envs import _events as events
@@ -16,10 +18,14 @@ from uv_envs._root.metadata import JsonMetadataRepository
 from uv_envs._root.resolutions import StoredResolutions
 from uv_envs._root.store import LockStore, VenvStore
 from uv_envs._settings import Settings
+from uv_envs._stream import EventStream
+from uv_envs._tracking import Phase
 from uv_envs._uv.commands import UvOptions
 from uv_envs._uv.python import InterpreterFinder
 from uv_envs._uv.raylink import RayLinker
 from uv_envs._uv.runner import UvRunner
+
+_NO_DETAILS: Mapping[str, object] = {}
 
 
 @attrs.frozen
@@ -42,10 +48,22 @@ class Services:
     resolutions: StoredResolutions
     bytecode: BytecodePolicy
     ray_link: RayLinker
+    stream: EventStream | None = None
 
     def emit(self, event: events.DomainEvent) -> None:
         """Publish a domain event; a publisher that raises is logged and ignored."""
+        if self.stream is not None:
+            events.safe_publish(self.stream.publish, event)
         events.safe_publish(self.publish, event)
+
+    def progress(self, phase: Phase, **counts: int) -> None:
+        """Tell the stream's subscribers what the operation in this thread does now."""
+        if self.stream is None:
+            return
+        try:
+            self.stream.progress(phase, counts, _NO_DETAILS)
+        except Exception:  # noqa: BLE001 - progress never breaks the operation it reports
+            events.log.exception("publishing progress failed; the operation is not affected")
 
     def discard(self, key: EnvKey) -> None:
         """Forget an env: its record, then its directory; the caller holds the env lock."""

@@ -8,7 +8,7 @@ only follow ``--`` or are separate option values, never flags.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +40,8 @@ class UvInvocation:
     timeout: float | None = None
     # Set by the caller to stop uv early; the executor then raises OperationCancelled.
     cancel: threading.Event | None = attrs.field(default=None, eq=False, repr=False)
+    # Set by the runner to read uv's progress live; called with each line of stderr.
+    stderr_line: Callable[[str], None] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 def _index_args(index: IndexSettings) -> list[str]:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
@@ -158,9 +158,13 @@ class SubprocessUvExecutor:
         stdout_chunks: list[str] = []
         stderr_chunks: list[str] = []
         readers = [
-            threading.Thread(target=_pump, args=(process.stdout, stdout_chunks, None), daemon=True),
             threading.Thread(
-                target=_pump, args=(process.stderr, stderr_chunks, self.progress), daemon=True
+                target=_pump, args=(process.stdout, stdout_chunks, None, None), daemon=True
+            ),
+            threading.Thread(
+                target=_pump,
+                args=(process.stderr, stderr_chunks, self.progress, invocation.stderr_line),
+                daemon=True,
             ),
         ]
         for reader in readers:
@@ -237,7 +241,12 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
     process.wait()
 
 
-def _pump(stream: IO[str] | None, sink: list[str], echo: IO[str] | None) -> None:
+def _pump(
+    stream: IO[str] | None,
+    sink: list[str],
+    echo: IO[str] | None,
+    listener: Callable[[str], None] | None,
+) -> None:
     if stream is None:
         return
     with stream:
@@ -246,6 +255,8 @@ def _pump(stream: IO[str] | None, sink: list[str], echo: IO[str] | None) -> None
             if echo is not None:
                 echo.write(line)
                 echo.flush()
+            if listener is not None:
+                listener(line)
 
 
 _RESOLUTION_MARKERS = (

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2
 
 import uv_envs
 
+from . import events
 from .errors import RemoteError, from_rpc_error
 from .health import HEALTH_SERVICE
 from .interceptors import AUTHORIZATION_KEY
@@ -23,7 +24,7 @@ from .proto import METHODS, method_path, pb
 from .server import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Generator, Iterable
     from types import TracebackType
 
 
@@ -351,6 +352,23 @@ class EnvManagerClient:
         )
         response: pb.RunCodeResponse = self._call("RunCode", request, timeout)
         return response
+
+    def watch(
+        self,
+        *,
+        workflow_id: str | None = None,
+        node_id: str | None = None,
+        names: Iterable[str] = (),
+        operation_id: str | None = None,
+        after: int | None = None,
+    ) -> Generator[uv_envs.StreamEvent]:
+        """Follow the server's events live (``uvenvs.v1.Events/Watch``); see docs/grpc.md.
+
+        ``operation_id`` follows one call (its ``x-request-id``); ``after``
+        first replays the buffered events numbered after it. Runs until closed.
+        """
+        request = events.watch_request(workflow_id, node_id, names, operation_id, after)
+        return events.watch(self._channel, request, self._metadata, self.wait_for_ready)
 
     def health(self, service: str = "", *, timeout: float | None = 10.0) -> str:
         """Return the ``grpc.health.v1`` status name: SERVING, NOT_SERVING, SERVICE_UNKNOWN."""

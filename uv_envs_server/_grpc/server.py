@@ -18,6 +18,7 @@ import uv_envs
 from uv_envs_server._options import ServeOptions
 from uv_envs_server._security import server_credentials
 
+from .events import WATCH_SERVICE, EventsServicer, events_handlers
 from .health import HEALTH_SERVICE, HealthServicer
 from .interceptors import RequestLogInterceptor, TokenInterceptor
 from .proto import SERVICE_NAME
@@ -74,11 +75,13 @@ class EnvManagerServer(grpc.Server):
         manager: uv_envs.EnvManager,
         health: HealthServicer,
         executor: futures.ThreadPoolExecutor,
+        events: EventsServicer | None = None,
     ) -> None:
         self._server = server
         self.manager = manager
         self.health = health
         self.executor = executor
+        self._events = events
 
     def add_generic_rpc_handlers(
         self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler]
@@ -107,6 +110,8 @@ class EnvManagerServer(grpc.Server):
     def stop(self, grace: float | None) -> threading.Event:
         """Report NOT_SERVING, refuse new RPCs, let running ones finish for ``grace`` seconds."""
         self.health.shutdown()
+        if self._events is not None:
+            self._events.shutdown()  # open Watch streams end now, not after the grace
         return self._server.stop(grace)
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
@@ -153,15 +158,20 @@ def create_server(
         min_cleanup_idle_hours=options.min_cleanup_idle_hours,
     )
     workers = options.max_workers
-    executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uv-envs-rpc")
+    # Each Watch stream holds a thread: room for the admitted ones beside the workers.
+    executor = futures.ThreadPoolExecutor(
+        max_workers=workers + options.max_watchers, thread_name_prefix="uv-envs-rpc"
+    )
     receive = ("grpc.max_receive_message_length", options.max_message_bytes)
     # gRPC keeps the first of two values for one key: merged, so the caller's wins.
     merged = dict([*_OPTIONS, receive, *channel_options])
     server = grpc.server(executor, interceptors=interceptors, options=list(merged.items()))
-    health = HealthServicer(max_watchers=max(1, workers // 4))
+    health = HealthServicer(("", SERVICE_NAME, WATCH_SERVICE), max_watchers=max(1, workers // 4))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    served = [SERVICE_NAME, WATCH_SERVICE, HEALTH_SERVICE]
+    events = EventsServicer(manager, options.watcher_limits)
     server.add_generic_rpc_handlers(
-        [method_handlers(servicer), *reflection_handlers([SERVICE_NAME, HEALTH_SERVICE])]
+        [method_handlers(servicer), events_handlers(events), *reflection_handlers(served)]
     )
     try:
         if credentials is None:
@@ -185,5 +195,7 @@ def create_server(
         "on" if credentials is not None else "off",
         "required" if options.token is not None else "not required",
     )
-    wrapped = EnvManagerServer(server, manager=manager, health=health, executor=executor)
+    wrapped = EnvManagerServer(
+        server, manager=manager, health=health, executor=executor, events=events
+    )
     return wrapped, port

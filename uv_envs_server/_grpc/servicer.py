@@ -24,6 +24,7 @@ from uv_envs_server._limits import (
     limit_packages,
 )
 from uv_envs_server._nodes import node_presence
+from uv_envs_server._request_ids import following as _following
 
 from . import wire
 from .errors import abort
@@ -82,7 +83,8 @@ class EnvManagerServicer:
         if not context.add_callback(cancel.set):
             cancel.set()  # it has ended already
         try:
-            with uv_envs.EnvManager.cancellable(cancel):
+            # The request id names the call's operation in the event stream.
+            with uv_envs.EnvManager.cancellable(cancel), _following():
                 return call()
         except Exception as exc:  # noqa: BLE001 - every error becomes a status, never a traceback
             abort(context, exc)

@@ -20,6 +20,7 @@ from starlette.routing import Match
 
 import uv_envs
 
+from . import sse
 from .compat_errors import document_compat_errors
 from .compat_routes import compat_router, refuse_legacy_shapes
 from .middleware import GuardMiddleware
@@ -68,6 +69,8 @@ def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOp
     app.state.min_cleanup_idle_hours = options.min_cleanup_idle_hours
     app.include_router(router, dependencies=[Depends(refuse_legacy_shapes)])
     app.include_router(compat_router)  # the original service's API, beside /v1
+    app.include_router(sse.router)
+    sse.install(app.state, options)
 
     def request_id(request: Request) -> str | None:
         value = request.scope.get("state", {}).get("request_id")

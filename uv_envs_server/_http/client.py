@@ -16,10 +16,11 @@ import httpx
 import uv_envs
 from uv_envs_server._outcomes import core_error
 
-from .models import EMPTY_VERSION
+from .bodies import EMPTY_VERSION
+from .sse import decode
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Generator, Iterable, Mapping
     from types import TracebackType
 
 #: Seconds a call may take by default; a create installs packages, so this is generous.
@@ -343,6 +344,37 @@ class HttpEnvClient:
         params = {"workflow_id": workflow_id, "node_id": node_id}
         answer: dict[str, Any] = self._call("DELETE", "/v1/operations", params=params)
         return answer
+
+    def watch(
+        self,
+        *,
+        workflow_id: str | None = None,
+        node_id: str | None = None,
+        names: Iterable[str] = (),
+        operation_id: str | None = None,
+        last_event_id: int | None = None,
+    ) -> Generator[uv_envs.StreamEvent]:
+        """Follow the server's events live (SSE at ``/v1/events``) until closed.
+
+        ``last_event_id`` resumes: the buffered events numbered after it come first.
+        """
+        params = {
+            "workflow_id": workflow_id,
+            "node_id": node_id,
+            "names": list(names) or None,
+            "operation_id": operation_id,
+        }
+        headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+        query = {k: v for k, v in params.items() if v is not None}
+        # No read timeout: a quiet stream sends a comment every 15 s, and may wait longer.
+        timeout = httpx.Timeout(self.http.timeout.connect, read=None)
+        with self.http.stream(
+            "GET", "/v1/events", params=query, headers=headers, timeout=timeout
+        ) as response:
+            if response.is_error:
+                response.read()
+                raise _error(response)
+            yield from decode(response.iter_lines())
 
     def status_page(self) -> str:
         """The HTML of the status page."""

@@ -1,4 +1,8 @@
-"""The status page at ``/``: one server-rendered HTML page, no JavaScript, no build step.
+"""The status page at ``/``: one server-rendered HTML page, no build step.
+
+Complete without JavaScript; a small inline script follows ``/v1/events``
+and adds what happens after the page was made (operations in flight with a
+progress bar per phase, envs appearing and going, new failures).
 
 It shows every env (status, Python, packages, size on disk, last use,
 generation, which nodes of a served Ray cluster hold it, its recent operations
@@ -167,6 +171,8 @@ def _row(
 
 def render_status_page(manager: uv_envs.EnvManager) -> str:
     """The page's HTML for the manager's root (runs on a worker thread: it reads the disk)."""
+    # Read first: the live updates replay from here, so nothing after the read is missed.
+    sequence = manager.events.last_sequence
     environments = manager.list_environments()
     page = manager.operations(limit=RECENT_OPERATIONS)
     by_key: defaultdict[tuple[str, str, str], list[uv_envs.OperationRecord]] = defaultdict(list)
@@ -191,6 +197,7 @@ def render_status_page(manager: uv_envs.EnvManager) -> str:
         rows="\n".join(rows) or empty,
         failures="\n".join(failures) or empty,
         cluster=_cluster(cluster_nodes(manager)),
+        sequence=sequence,
     )
 
 

@@ -49,6 +49,7 @@ _TITLES: Final[Mapping[int, str]] = {
     413: "Request too large",
     422: "Invalid input",
     423: "Locked",
+    429: "Too many event watchers",
     500: "Internal error",
     502: "uv failed",
     503: "Audit database unavailable",

@@ -25,7 +25,9 @@ from fastapi.responses import HTMLResponse
 import uv_envs
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT, limit_packages
 from uv_envs_server._nodes import cluster_nodes, node_presence
+from uv_envs_server._request_ids import following
 
+from . import bodies as b
 from . import models as m
 from .page import render_status_page
 
@@ -45,12 +47,12 @@ ENV = "/v1/envs/{workflow_id}/{node_id}/{version_id}"
 router = APIRouter()
 
 # The path ids, with the pattern the core checks, so the schema says what is refused.
-WorkflowId = Annotated[str, Path(pattern=m.ID_PATTERN)]
-NodeId = Annotated[str, Path(pattern=m.ID_PATTERN)]
-VersionId = Annotated[str, Path(pattern=m.PATH_VERSION_PATTERN, description="@: the empty id")]
+WorkflowId = Annotated[str, Path(pattern=b.ID_PATTERN)]
+NodeId = Annotated[str, Path(pattern=b.ID_PATTERN)]
+VersionId = Annotated[str, Path(pattern=b.PATH_VERSION_PATTERN, description="@: the empty id")]
 # The same ids as filters; left out means "any".
-WorkflowFilter = Annotated[str | None, Query(pattern=m.ID_PATTERN)]
-NodeFilter = Annotated[str | None, Query(pattern=m.ID_PATTERN)]
+WorkflowFilter = Annotated[str | None, Query(pattern=b.ID_PATTERN)]
+NodeFilter = Annotated[str | None, Query(pattern=b.ID_PATTERN)]
 
 
 def _env_json(core: CoreCalls, environment: uv_envs.Environment) -> m.EnvJson:
@@ -88,7 +90,8 @@ class CoreCalls:
         cancel = threading.Event()
 
         def work() -> _R:
-            with uv_envs.EnvManager.cancellable(cancel):
+            # The request id names the call's operation in the event stream.
+            with uv_envs.EnvManager.cancellable(cancel), following():
                 return call()
 
         # The copied context carries the request id into the worker thread.
@@ -124,7 +127,7 @@ Core = Annotated[CoreCalls, Depends(CoreCalls)]
 
 
 def _key(workflow_id: str, node_id: str, version_id: str) -> uv_envs.EnvKey:
-    return uv_envs.EnvKey(workflow_id, node_id, "" if version_id == m.EMPTY_VERSION else version_id)
+    return uv_envs.EnvKey(workflow_id, node_id, "" if version_id == b.EMPTY_VERSION else version_id)
 
 
 @router.get("/v1/health", tags=["maintenance"])
@@ -148,7 +151,7 @@ async def cluster(core: Core) -> m.ClusterJson:
     tags=["envs"],
     responses={200: {"model": m.EnvJson, "description": "An identical env exists already"}},
 )
-async def create(body: m.CreateBody, response: Response, core: Core) -> m.EnvJson:
+async def create(body: b.CreateBody, response: Response, core: Core) -> m.EnvJson:
     """Create an env: 201 when made, 200 when an identical one exists, 409 for another spec."""
     key = uv_envs.EnvKey(body.workflow_id, body.node_id, body.version_id)
     provisioned = await core(
@@ -169,7 +172,7 @@ async def ensure(
     workflow_id: WorkflowId,
     node_id: NodeId,
     version_id: VersionId,
-    body: m.EnsureBody,
+    body: b.EnsureBody,
     core: Core,
 ) -> m.EnvJson:
     """Make the env match the spec (create it, or move it to a new generation); retry-safe."""
@@ -236,7 +239,7 @@ async def deps(
 
 @router.post(f"{ENV}/deps", tags=["deps"])
 async def add(
-    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, body: m.AddBody, core: Core
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, body: b.AddBody, core: Core
 ) -> m.OperationJson:
     """Add packages (uv add) in a new generation; uv's failure is a problem with its stderr."""
     key = _key(workflow_id, node_id, version_id)
@@ -253,7 +256,7 @@ async def update(
     workflow_id: WorkflowId,
     node_id: NodeId,
     version_id: VersionId,
-    body: m.PackagesBody,
+    body: b.PackagesBody,
     core: Core,
 ) -> m.OperationJson:
     """Upgrade the named packages, or every one when none is named."""
@@ -267,7 +270,7 @@ async def remove(
     workflow_id: WorkflowId,
     node_id: NodeId,
     version_id: VersionId,
-    body: m.RemoveBody,
+    body: b.RemoveBody,
     core: Core,
 ) -> m.OperationJson:
     """Remove the named packages."""
@@ -303,7 +306,7 @@ async def export(
     node_id: NodeId,
     version_id: VersionId,
     core: Core,
-    fmt: Annotated[m.ExportFormat, Query(alias="format")] = "project",
+    fmt: Annotated[b.ExportFormat, Query(alias="format")] = "project",
 ) -> m.ExportJson:
     """The project files (pyproject.toml, uv.lock), or the lock as requirements.txt/pylock."""
     key = _key(workflow_id, node_id, version_id)
@@ -318,7 +321,7 @@ async def export(
 
 
 @router.post("/v1/cleanup", tags=["maintenance"])
-async def cleanup(body: m.CleanupBody, core: Core) -> m.CleanupJson:
+async def cleanup(body: b.CleanupBody, core: Core) -> m.CleanupJson:
     """Delete envs idle for ``idle_hours``, then the least recently used over ``max_bytes``.
 
     Envs used within the server's ``--min-cleanup-idle-hours`` (1 by default)
@@ -353,7 +356,7 @@ async def operations(
 @router.delete("/v1/operations", tags=["maintenance"])
 async def delete_operations(
     core: Core,
-    workflow_id: Annotated[str, Query(pattern=m.ID_PATTERN)],
+    workflow_id: Annotated[str, Query(pattern=b.ID_PATTERN)],
     node_id: NodeFilter = None,
 ) -> m.DeletedOperationsJson:
     """Delete the audit records of a workflow, or of one of its nodes."""

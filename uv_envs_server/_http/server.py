@@ -20,6 +20,7 @@ import uvicorn
 import uv_envs
 from uv_envs_server._options import ServeOptions
 
+from . import sse
 from .app import create_app
 from .protocol import with_header_deadline
 
@@ -100,6 +101,7 @@ class HttpServer:
             None if grace is None else int(max(grace, 0))
         )
         self._server.should_exit = True
+        sse.close_all(self.app.state)  # open event streams would hold the shutdown
         if self._thread is not None:
             self._thread.join()
         with contextlib.suppress(OSError):
