@@ -8,6 +8,8 @@ for a bounded number of cases with a fixed seed, against a real uvicorn on
 loopback over the fake uv of ``uv_envs.testing`` (the contract is the
 server's, not uv's; test_http_fuzz.py fuzzes over real uv). The one expectation
 changed from schemathesis' defaults is in ``schemathesis.toml`` beside this file.
+The original service's routes (issue 20) are left out: their contract is not
+this schema's (see :func:`run_schemathesis`).
 benchmarks/bench_fuzz.py runs the same for longer.
 """
 
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
+#: The OpenAPI tag of the original service's routes (uv_envs_server/_http/compat_errors.py).
+COMPAT_TAG = "original service API"
 SEED = 18
 MAX_EXAMPLES = 25
 KEEP = uv_envs.EnvKey("keep-wf", "keep-node", "v1")
@@ -41,6 +45,13 @@ def run_schemathesis(
     command = [
         *(sys.executable, "-m", "schemathesis.cli", "--no-color", "--config-file", str(CONFIG)),
         *("run", f"{url}/openapi.json", "--checks", "all"),
+        # The original service's API is a contract of its own: its validation errors are
+        # 400 INVALID_PACKAGES and its run route 501 by design (issue 20). test_http_compat.py
+        # and test_http_fuzz.py hold it to that contract; this run holds /v1 to its schema.
+        *("--exclude-tag", COMPAT_TAG),
+        # An event stream never ends: each case would wait out the request timeout
+        # (tests/server/test_events_http.py tests its filters and bad input).
+        *("--exclude-path", "/v1/events"),
         *("--phases", "examples,coverage,fuzzing,stateful"),
         *("--seed", str(seed), "--max-examples", str(max_examples), "--workers", "2"),
     ]
