@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -28,7 +29,7 @@ from uv_envs._models import Environment, EnvStatus
 
 from .envdirs import current_dir
 from .layout import Layout
-from .project import read_locked
+from .project import locked_versions, read_lock, required_packages
 from .store import DAMAGED, linked_entry
 
 
@@ -69,6 +70,23 @@ def effective(layout: Layout, environment: Environment) -> Environment:
     return attrs.evolve(environment, status=EnvStatus.DAMAGED, error=note)
 
 
+#: Printed by the venv's interpreter: its PEP 508 marker environment (as packaging builds it).
+_MARKER_ENVIRONMENT = """
+import json, os, platform, sys
+v = sys.implementation.version
+iv = f"{v.major}.{v.minor}.{v.micro}"
+iv += "" if v.releaselevel == "final" else v.releaselevel[0] + str(v.serial)
+print(json.dumps({
+    "implementation_name": sys.implementation.name, "implementation_version": iv,
+    "os_name": os.name, "platform_machine": platform.machine(),
+    "platform_release": platform.release(), "platform_system": platform.system(),
+    "platform_version": platform.version(), "python_full_version": platform.python_version(),
+    "platform_python_implementation": platform.python_implementation(),
+    "python_version": ".".join(platform.python_version_tuple()[:2]), "sys_platform": sys.platform,
+}))
+"""
+
+
 @attrs.frozen
 class VenvCheck:
     """One venv checked against its lock: what is wrong, files hashed, packages damaged."""
@@ -86,31 +104,54 @@ def check_generation(gen_dir: Path) -> VenvCheck:
     found, like a missing file.
     """
     try:
-        locked = read_locked(gen_dir)
+        document = read_lock(gen_dir)
     except (OSError, ValueError) as exc:
         return VenvCheck((f"uv.lock cannot be read: {exc}",), 0, ())
     venv = gen_dir / ".venv"
-    problems, checked, damaged = check_venv(venv, venv / "bin" / "python", locked)
+    problems, checked, damaged = check_venv(venv, venv / "bin" / "python", document)
     return VenvCheck(tuple(problems), checked, tuple(damaged))
 
 
-def check_venv(
-    venv: Path, python: Path, locked: Mapping[str, str]
-) -> tuple[list[str], int, list[str]]:
-    """Problems found in ``venv`` (empty when healthy), files hashed, and damaged packages."""
-    problems: list[str] = []
+def _marker_environment(python: Path) -> tuple[dict[str, str] | None, str | None]:
+    """Start the venv's interpreter: its marker environment, or why it did not start."""
     try:
         completed = subprocess.run(
-            [str(python), "-I", "-c", "import sys"],
+            [str(python), "-I", "-c", _MARKER_ENVIRONMENT],
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
-        if completed.returncode != 0:
-            problems.append(f"the interpreter does not start: {completed.stderr.strip()[-200:]}")
     except (OSError, subprocess.SubprocessError) as exc:
-        problems.append(f"the interpreter does not start: {exc}")
+        return None, str(exc)
+    if completed.returncode != 0:
+        return None, completed.stderr.strip()[-200:]
+    try:
+        environment = json.loads(completed.stdout)
+    except ValueError as exc:
+        return None, f"it printed no marker environment: {exc}"
+    return (
+        ({str(k): str(v) for k, v in environment.items()}, None)
+        if isinstance(environment, dict)
+        else (None, "it printed no marker environment")
+    )
+
+
+def check_venv(
+    venv: Path, python: Path, document: Mapping[str, object]
+) -> tuple[list[str], int, list[str]]:
+    """Problems found in ``venv`` (empty when healthy), files hashed, and damaged packages.
+
+    ``document`` is the lock. A locked package this platform leaves out (its
+    markers say so) is not missing; where the interpreter cannot say what
+    platform it is, every locked package is required.
+    """
+    problems: list[str] = []
+    environment, trouble = _marker_environment(python)
+    if trouble is not None:
+        problems.append(f"the interpreter does not start: {trouble}")
+    locked = locked_versions(document)
+    required = set(locked) if environment is None else required_packages(document, environment)
     sites = sorted(venv.glob("lib/python*/site-packages"))
     if not sites:
         return [*problems, "the venv has no site-packages"], 0, []
@@ -122,7 +163,8 @@ def check_venv(
     for name, version in sorted(locked.items()):
         found = installed.get(name)
         if found is None:
-            problems.append(f"{name} {version} is locked but not installed")
+            if name in required:
+                problems.append(f"{name} {version} is locked but not installed")
         elif found[0] != version:
             problems.append(f"{name} is installed at {found[0]}, locked at {version}")
     problems += [

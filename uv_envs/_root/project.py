@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
+from packaging.markers import InvalidMarker, Marker, UndefinedEnvironmentName
 from packaging.utils import canonicalize_name
 
 from uv_envs._errors import StorageError
@@ -102,6 +103,70 @@ def locked_versions(document: Mapping[str, object]) -> dict[str, str]:
         if isinstance(name, str) and isinstance(version, str):
             result[str(canonicalize_name(name))] = version
     return result
+
+
+def read_lock(project_dir: Path) -> dict[str, object]:
+    """The uv.lock in ``project_dir`` as a document."""
+    return _read_toml(project_dir / "uv.lock")
+
+
+def required_packages(document: Mapping[str, object], environment: Mapping[str, str]) -> set[str]:
+    """The locked packages this platform installs: those its markers lead to.
+
+    Reachable from the project by dependency edges whose markers hold in
+    ``environment`` (a marker environment, as PEP 508 names it). uv locks for
+    every platform at once, so a lock holds packages (``colorama`` on Linux)
+    that uv rightly leaves out of this venv. A marker that cannot be evaluated
+    counts as true: when in doubt, a package is required.
+    """
+    packages = document.get("package", [])
+    by_name: dict[str, list[Mapping[str, object]]] = {}
+    roots: list[Mapping[str, object]] = []
+    for package in packages if isinstance(packages, list) else []:
+        if not isinstance(package, dict) or not isinstance(package.get("name"), str):
+            continue
+        by_name.setdefault(str(canonicalize_name(package["name"])), []).append(package)
+        source = package.get("source", {})
+        if isinstance(source, dict) and "." in (source.get("virtual"), source.get("editable")):
+            roots.append(package)
+    required: set[str] = set()
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    pending: list[tuple[Mapping[str, object], tuple[str, ...]]] = [(root, ()) for root in roots]
+    while pending:
+        package, extras = pending.pop()
+        for dep in _edges(package, extras):
+            name = str(canonicalize_name(str(dep.get("name", ""))))
+            marker = dep.get("marker")
+            if isinstance(marker, str) and not _holds(marker, environment):
+                continue
+            raw = dep.get("extra", [])
+            wanted = tuple(sorted(str(e) for e in raw)) if isinstance(raw, list) else ()
+            if (name, wanted) in seen:
+                continue
+            seen.add((name, wanted))
+            required.add(name)
+            pending.extend((target, wanted) for target in by_name.get(name, []))
+    return required
+
+
+def _edges(package: Mapping[str, object], extras: tuple[str, ...]) -> list[Mapping[str, object]]:
+    """A locked package's dependency entries, with those of the extras asked of it."""
+    edges = package.get("dependencies", [])
+    found: list[Mapping[str, object]] = (
+        [d for d in edges if isinstance(d, dict)] if isinstance(edges, list) else []
+    )
+    optional = package.get("optional-dependencies", {})
+    for extra in extras:
+        more = optional.get(extra, []) if isinstance(optional, dict) else []
+        found += [d for d in more if isinstance(d, dict)] if isinstance(more, list) else []
+    return found
+
+
+def _holds(marker: str, environment: Mapping[str, str]) -> bool:
+    try:
+        return Marker(marker).evaluate({**environment, "extra": ""})
+    except (InvalidMarker, UndefinedEnvironmentName, ValueError):
+        return True
 
 
 def _read_toml(path: Path) -> dict[str, object]:
