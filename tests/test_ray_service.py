@@ -36,7 +36,7 @@ import ray.cloudpickle
 from ray.exceptions import RuntimeEnvSetupError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from uv_envs import RayNodeUnusable, RayPythonMismatch
+from uv_envs import ProcScanner, RayNodeUnusable, RayPythonMismatch
 from uv_envs.ray import plugin_config
 from uv_envs.ray._replica import NodeFacts, check_python
 from uv_envs_server import EnvManagerClient, HttpEnvClient
@@ -291,6 +291,9 @@ def test_added_deps_reach_every_node_and_delete_removes_the_env_everywhere(
         for name, node in nodes.items():
             report = actor_where(env_path, node, "alpha", "gamma")
             assert report["versions"] == {"alpha": "1.0", "gamma": "1.0"}, name
+        # A killed actor's worker exits a moment later; until then the env is in use (and a
+        # delete is refused, as it should be). All nodes share this host's PIDs here.
+        wait_for(lambda: not ProcScanner().scan(Path(env_path)), "the actors' workers to exit")
         assert client.delete_env(*ident) == "DELETED"
     refs = {
         n: exists.options(scheduling_strategy=pinned(i)).remote(env_path) for n, i in nodes.items()
