@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -41,6 +42,13 @@ logger = logging.getLogger("uv_envs.ray")
 INSTALL_TIMEOUT = 1800.0
 #: Seconds a node may take to answer a quick question (its facts, what it holds).
 ASK_TIMEOUT = 120.0
+#: A delete asks a node that keeps its copy (in use) this many times, this far apart.
+RELEASE_ATTEMPTS = 4
+RELEASE_PAUSE = 2.0
+
+
+def _released(answer: object) -> bool:
+    return answer in (ReleaseOutcome.RELEASED, ReleaseOutcome.ABSENT)
 
 
 @attrs.frozen
@@ -135,6 +143,8 @@ class Fanout:
         self._records: dict[str, PublishedEnv] = {}
         #: env paths a change is installing on every node right now
         self._installing: set[str] = set()
+        #: env path -> key of deleted envs some node kept a copy of (in use there)
+        self._leftovers: dict[str, EnvKey] = {}
 
     # -- nodes -------------------------------------------------------------------------
 
@@ -236,19 +246,47 @@ class Fanout:
         return results
 
     def release(self, key: EnvKey, env_path: str) -> dict[str, ReleaseOutcome | str]:
-        """Withdraw the env and delete it on every alive node (leased copies stay)."""
+        """Withdraw the env and delete it on every alive node.
+
+        A copy a process on its node still uses or leases stays; it is asked
+        again a few times at once (a killed worker exits a moment later), then
+        at every reconciling round until it goes.
+        """
         self.registry.withdraw(env_path)
         with self._guard:
             self._states.pop(env_path, None)
             self._records.pop(env_path, None)
-        answers = _on_nodes(release_replica, list(alive()), (self.root, key), ASK_TIMEOUT)
-        for node, answer in answers.items():
-            if answer is ReleaseOutcome.KEPT:
-                logger.warning("node %s keeps %s: a process there leases it", node, key)
-        return {
-            node: answer if isinstance(answer, ReleaseOutcome) else f"failed: {answer}"
-            for node, answer in answers.items()
-        }
+        nodes = list(alive())
+        outcomes: dict[str, ReleaseOutcome | str] = {}
+        for attempt in range(RELEASE_ATTEMPTS):
+            answers = _on_nodes(release_replica, nodes, (self.root, key), ASK_TIMEOUT)
+            outcomes.update(
+                (node, a if isinstance(a, ReleaseOutcome) else f"failed: {a}")
+                for node, a in answers.items()
+            )
+            nodes = [n for n, a in answers.items() if not _released(a)]
+            if not nodes:
+                break
+            if attempt + 1 < RELEASE_ATTEMPTS:
+                time.sleep(RELEASE_PAUSE)
+        with self._guard:
+            if nodes:
+                self._leftovers[env_path] = key
+                logger.warning("nodes %s keep %s for now: in use there", ", ".join(nodes), key)
+            else:
+                self._leftovers.pop(env_path, None)
+        return outcomes
+
+    def _release_leftovers(self) -> None:
+        """Ask again about copies nodes kept at a delete, until every node let them go."""
+        with self._guard:
+            leftovers = dict(self._leftovers)
+        for env_path, key in leftovers.items():
+            answers = _on_nodes(release_replica, list(alive()), (self.root, key), ASK_TIMEOUT)
+            if all(_released(a) for a in answers.values()):
+                with self._guard:
+                    if self._leftovers.get(env_path) == key and env_path not in self._records:
+                        del self._leftovers[env_path]
 
     def presence(self, env_path: str) -> tuple[NodePresence, ...]:
         """Each known node's state for the env at ``env_path``."""
@@ -262,7 +300,11 @@ class Fanout:
             return tuple(result)
 
     def reconcile(self) -> int:
-        """Ask every servable node what it holds; install what it lacks. Installs started."""
+        """Ask every servable node what it holds; install what it lacks. Installs started.
+
+        Copies nodes kept at a delete (in use then) are released once they are free.
+        """
+        self._release_leftovers()
         with self._guard:
             records = {p: r for p, r in self._records.items() if p not in self._installing}
         nodes = self._admit(alive())

@@ -36,6 +36,8 @@ from uv_envs._validation import normalize_python_request, parse_requirements
 from ._node import _services, cluster_ray, node_manager
 from ._published import PublishedEnv
 
+#: Seconds a node waits for an env's lock before it reports its copy kept.
+RELEASE_LOCK_TIMEOUT = 10.0
 #: The class name of the plugin that builds a served env on a node lacking it.
 SERVED_PLUGIN_CLASS = "uv_envs.ray.ServedEnvPlugin"
 
@@ -166,10 +168,11 @@ def present_here(locks: Mapping[str, str]) -> dict[str, bool]:
 
 
 def release_replica(root: str, key: EnvKey) -> ReleaseOutcome:
-    """Delete this node's copy of ``key`` unless a process there leases it; prune the store."""
+    """Delete this node's copy of ``key`` unless a process there uses or leases it; prune."""
     with contextlib.closing(node_manager(root)) as manager:
         try:
-            result = manager.delete(key, timeout=0.0)
+            # A short wait for the env's lock: an install or a check there ends soon.
+            result = manager.delete(key, timeout=RELEASE_LOCK_TIMEOUT)
         except (EnvironmentInUse, EnvironmentBusy):
             return ReleaseOutcome.KEPT
         manager.cleanup(math.inf)  # prunes store entries nothing links any more
