@@ -47,6 +47,14 @@ RELEASE_ATTEMPTS = 4
 RELEASE_PAUSE = 2.0
 
 
+def _install_result(answer: Any) -> tuple[ReplicaState, str | None]:  # noqa: ANN401 - a task's answer
+    """A node's install answer; a task that raised (node gone, timeout) is a failure there."""
+    if isinstance(answer, BaseException):
+        return ReplicaState.FAILED, f"{type(answer).__name__}: {answer}"
+    result: tuple[ReplicaState, str | None] = answer
+    return result
+
+
 def _released(answer: object) -> bool:
     return answer in (ReleaseOutcome.RELEASED, ReleaseOutcome.ABSENT)
 
@@ -230,14 +238,7 @@ class Fanout:
         finally:
             with self._guard:
                 self._installing.discard(record.env_path)
-        results = {
-            node: (
-                (ReplicaState.FAILED, f"{type(answer).__name__}: {answer}")
-                if isinstance(answer, BaseException)
-                else answer
-            )
-            for node, answer in answers.items()
-        }
+        results = {node: _install_result(answer) for node, answer in answers.items()}
         for node, (state, error) in results.items():
             if state is ReplicaState.FAILED:
                 logger.warning("node %s could not install %s: %s", node, record.key, error)
@@ -330,11 +331,7 @@ class Fanout:
 
     def _install_one(self, record: PublishedEnv, node: str) -> None:
         answer = _on_nodes(_install_task, [node], (record,), INSTALL_TIMEOUT)[node]
-        result = (
-            (ReplicaState.FAILED, f"{type(answer).__name__}: {answer}")
-            if isinstance(answer, BaseException)
-            else answer
-        )
+        result = _install_result(answer)
         if result[0] is ReplicaState.FAILED:
             logger.warning("node %s could not install %s: %s", node, record.key, result[1])
         else:
