@@ -91,7 +91,7 @@ class RayCluster:
         if not plugin:
             env.pop("RAY_RUNTIME_ENV_PLUGINS")
         node: Node = self.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", env_vars=env)
-        self.cluster.wait_for_nodes()
+        self.cluster.wait_for_nodes(timeout=TIMEOUT)  # 30 s by default: too short on 2 busy cores
         self.roots[node.node_id] = self.base / f"n{index}"
         return node
 
