@@ -20,6 +20,7 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     ├── EnvironmentInUse (RuntimeError)            leased by, or in use by, a running process
     ├── UvError (RuntimeError)                     uv ran and failed; command, exit code, stderr
     │   ├── ResolutionFailed                       the requirements do not resolve
+    │   ├── HashMismatch                           a download is not the lock's file
     │   └── UvTimeout (TimeoutError)               uv ran longer than allowed
     ├── UvNotFound (FileNotFoundError)             no uv binary
     ├── OperationCancelled                         the caller cancelled; rolled back
@@ -138,6 +139,13 @@ class UvError(UvEnvsError, RuntimeError):
 
 class ResolutionFailed(UvError):
     """The requirements do not resolve: a missing package or conflicting versions."""
+
+
+class HashMismatch(UvError):
+    """A file uv downloaded (from the index or a cluster's relay) does not have the lock's hash.
+
+    uv refuses it before anything is installed, so the environment is as it was.
+    """
 
 
 class UvTimeout(UvError, TimeoutError):

@@ -45,6 +45,7 @@ _TEXT_VARIABLES = (
     ("UV_ENVS_UV_BIN", "uv_binary"),
     ("UV_ENVS_RAY", "ray"),  # auto, off or the cluster's interpreter
     ("UV_ENVS_RAY_ADDRESS", "ray_address"),
+    ("UV_ENVS_WHEEL_RELAY", "wheel_relay"),
     ("UV_ENVS_AUDIT_URL", "audit_url"),
     ("UV_ENVS_AUDIT_HOST", "audit_host"),
 )
@@ -100,6 +101,11 @@ class Settings:
         audit_password_file: a file whose first line is the database password.
         audit_host: the host name stamped on each audit record; the machine's
             host name by default.
+        wheel_relay: a wheel relay's URL (the cluster service runs one and
+            sets it on its nodes): uv downloads the lock's files through it, so
+            a cluster fetches each file from the index once. Every file is still
+            checked against the lock's hash; a relay that cannot serve falls
+            back to the index.
         audit_timeout: seconds an audit write waits for an unreachable
             database (reconnecting meanwhile) before
             :class:`~uv_envs.AuditUnavailable`.
@@ -125,6 +131,7 @@ class Settings:
     max_concurrent_installs: int = attrs.field(factory=lambda: os.cpu_count() or 1)
     ray: str = "auto"
     ray_address: str | None = None
+    wheel_relay: str | None = None
     audit_url: str | None = attrs.field(default=None, repr=lambda url: repr(redact(url)))
     audit_password_file: Path | None = None
     audit_host: str = attrs.field(factory=socket.gethostname)
@@ -144,7 +151,7 @@ class Settings:
         ``UV_ENVS_FIND_LINKS`` (space separated), ``UV_ENVS_OFFLINE`` and
         ``UV_ENVS_NO_INDEX`` (``1``/``true``), ``UV_ENVS_PYTHON_PATHS``
         (``os.pathsep`` separated), ``UV_ENVS_LOCK_TIMEOUT``, ``UV_ENVS_RAY``,
-        ``UV_ENVS_RAY_ADDRESS``,
+        ``UV_ENVS_RAY_ADDRESS``, ``UV_ENVS_WHEEL_RELAY``,
         ``UV_ENVS_AUDIT_URL``, ``UV_ENVS_AUDIT_PASSWORD_FILE``, ``UV_ENVS_AUDIT_HOST``,
         ``UV_ENVS_AUDIT_TIMEOUT`` and ``UV_ENVS_BACKGROUND_BYTECODE``
         (``0``/``false`` turns it off).

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 
 import attrs
 
+from uv_envs._errors import HashMismatch, UvError
 from uv_envs._root.store import install_slot, lock_packages_digest, store_id
 from uv_envs._uv.commands import sync_command
 from uv_envs._uv.python import Interpreter
+from uv_envs._uv.relay import relayed_lock
 
 from .operation import Operation
 from .services import Services
+
+logger = logging.getLogger("uv_envs")
+
+# The scratch project a relayed sync runs in, inside the generation being built.
+_RELAYED_PROJECT = ".relayed"
 
 
 @attrs.frozen
@@ -44,10 +53,7 @@ class Installer:
         if not shared:
             ray_link.check_lock((gen_dir / "uv.lock").read_text(), interpreter)
             with install_slot(services.layout, settings.max_concurrent_installs):
-                operation.run(
-                    sync_command(gen_dir, python, services.uv_options, refresh=refresh),
-                    "uv sync --frozen",
-                )
+                self._sync(gen_dir, python, operation, venv=gen_dir / ".venv", refresh=refresh)
             ray_link.link(gen_dir / ".venv", interpreter)
             return True
         if packages is None:
@@ -64,10 +70,54 @@ class Installer:
             # passed the check then, so the warm path neither reads nor parses the lock.
             ray_link.check_lock((gen_dir / "uv.lock").read_text(), interpreter)
             with install_slot(services.layout, settings.max_concurrent_installs):
-                operation.run(
-                    sync_command(gen_dir, python, services.uv_options, venv=venv, refresh=refresh),
-                    "uv sync --frozen",
-                )
+                self._sync(gen_dir, python, operation, venv=venv, refresh=refresh)
             ray_link.link(venv, interpreter)  # before the store seals the entry
 
         return services.venv_store.link(gen_dir, entry_id, build)
+
+    def _sync(
+        self, gen_dir: Path, python: str, operation: Operation, *, venv: Path, refresh: bool
+    ) -> None:
+        """``uv sync --frozen`` of ``gen_dir``'s lock into ``venv``, through the relay if set.
+
+        Relayed, uv syncs a scratch copy of the project whose lock points its
+        downloads at the relay (``_uv.relay``) and checks every file against the
+        lock's hash as always: a file that does not match raises
+        :class:`~uv_envs.HashMismatch` before anything is installed. A relay that
+        cannot serve is not a reason to fail: the sync then fetches from the index.
+        """
+        options = self.services.uv_options
+        relay = self.services.settings.wheel_relay
+        relayed = relayed_lock((gen_dir / "uv.lock").read_text(), relay) if relay else None
+        if relay is None or relayed is None:
+            operation.run(
+                sync_command(gen_dir, python, options, venv=venv, refresh=refresh),
+                "uv sync --frozen",
+            )
+            return
+        scratch = gen_dir / _RELAYED_PROJECT
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
+        try:
+            shutil.copyfile(gen_dir / "pyproject.toml", scratch / "pyproject.toml")
+            (scratch / "uv.lock").write_text(relayed)
+            result = operation.try_run(
+                sync_command(scratch, python, options, venv=venv, refresh=refresh),
+                "uv sync --frozen (relayed)",
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            self.services.uv.check_result(result, "uv sync --frozen")
+        except HashMismatch:
+            raise  # the bytes are not the lock's: never a reason to try the index instead
+        except UvError:
+            if relay.rstrip("/") not in result.stderr:
+                raise
+        else:
+            return
+        logger.warning("the wheel relay %s could not serve; installing from the index", relay)
+        operation.run(
+            sync_command(gen_dir, python, options, venv=venv, refresh=refresh),
+            "uv sync --frozen",
+        )

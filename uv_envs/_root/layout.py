@@ -82,6 +82,11 @@ class Layout:
         return self.root / "leases"
 
     @property
+    def relay_dir(self) -> Path:
+        """Where a cluster service's wheel relay keeps the files it fetched."""
+        return self.root / "relay"
+
+    @property
     def audit_db(self) -> Path:
         return self.root / "audit.sqlite3"
 

@@ -20,7 +20,14 @@ from typing import IO, Protocol, runtime_checkable
 
 import attrs
 
-from uv_envs._errors import OperationCancelled, ResolutionFailed, UvError, UvNotFound, UvTimeout
+from uv_envs._errors import (
+    HashMismatch,
+    OperationCancelled,
+    ResolutionFailed,
+    UvError,
+    UvNotFound,
+    UvTimeout,
+)
 
 from .commands import UvInvocation
 
@@ -259,6 +266,8 @@ def _pump(
                 listener(line)
 
 
+# uv's words when a downloaded file is not the one the lock names.
+_HASH_MISMATCH = "Hash mismatch for"
 _RESOLUTION_MARKERS = (
     "No solution found",
     "not found in the package registry",
@@ -273,8 +282,12 @@ def raise_for_result(result: UvResult, message: str) -> UvResult:
     """Return a successful result; raise the fitting :class:`UvError` for a failed one."""
     if result.ok:
         return result
-    unresolvable = any(marker in result.stderr for marker in _RESOLUTION_MARKERS)
-    raise (ResolutionFailed if unresolvable else UvError)(
+    error: type[UvError] = UvError
+    if _HASH_MISMATCH in result.stderr:
+        error = HashMismatch
+    elif any(marker in result.stderr for marker in _RESOLUTION_MARKERS):
+        error = ResolutionFailed
+    raise error(
         message,
         command=result.command,
         exit_code=result.exit_code,

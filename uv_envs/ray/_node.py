@@ -53,9 +53,14 @@ def _services(manager: EnvManager) -> Services:
     return manager._core.services  # noqa: SLF001
 
 
-def node_manager(root: str | None = None) -> EnvManager:
-    """The node's manager: ``root``, else the node's ``UV_ENVS_ROOT`` and other variables."""
+def node_manager(root: str | None = None, *, wheel_relay: str | None = None) -> EnvManager:
+    """The node's manager: ``root``, else the node's ``UV_ENVS_ROOT`` and other variables.
+
+    ``wheel_relay``: the server's relay, which the node downloads through.
+    """
     overrides: dict[str, object] = {} if root is None else {"root": Path(root)}
+    if wheel_relay is not None:
+        overrides["wheel_relay"] = wheel_relay
     return EnvManager(Settings.from_env(None, **overrides))
 
 

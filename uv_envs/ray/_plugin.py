@@ -139,7 +139,7 @@ class ServedEnvPlugin(RuntimeEnvPlugin):
     priority = 5
 
     def __init__(self) -> None:
-        self._managers: dict[str, EnvManager] = {}
+        self._managers: dict[tuple[str, str | None], EnvManager] = {}
         self._guard = threading.Lock()
 
     @staticmethod
@@ -152,11 +152,13 @@ class ServedEnvPlugin(RuntimeEnvPlugin):
         del runtime_env
         return []
 
-    def _manager(self, root: str) -> EnvManager:
+    def _manager(self, record: PublishedEnv) -> EnvManager:
+        """The node's manager of the record's root, downloading through the server's relay."""
+        place = (record.root, record.wheel_relay)
         with self._guard:
-            if root not in self._managers:
-                self._managers[root] = node_manager(root)
-            return self._managers[root]
+            if place not in self._managers:
+                self._managers[place] = node_manager(record.root, wheel_relay=record.wheel_relay)
+            return self._managers[place]
 
     def _build(self, env_path: str) -> bool:
         """Install the served env at ``env_path`` here; False if no server serves that path."""
@@ -174,7 +176,7 @@ class ServedEnvPlugin(RuntimeEnvPlugin):
             )
             raise LookupError(msg)
         try:
-            install_on(self._manager(record.root), record, context.node_id)
+            install_on(self._manager(record), record, context.node_id)
         except Exception as exc:
             msg = f"node {context.node_id} could not install environment {record.key}: {exc}"
             raise RuntimeError(msg) from exc

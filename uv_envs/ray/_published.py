@@ -76,6 +76,8 @@ class PublishedEnv:
     env_path: str
     pyproject_toml: str
     uv_lock: str
+    #: the server's wheel relay: nodes download the lock's files through it
+    wheel_relay: str | None = None
 
     @property
     def key(self) -> EnvKey:

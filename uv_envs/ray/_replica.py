@@ -144,7 +144,9 @@ def holds(manager: EnvManager, record: PublishedEnv) -> bool:
 def install_replica(record: PublishedEnv, node_id: str) -> tuple[ReplicaState, str | None]:
     """:func:`install_on` under the record's root; the state it left and why it failed."""
     try:
-        with contextlib.closing(node_manager(record.root)) as manager:
+        with contextlib.closing(
+            node_manager(record.root, wheel_relay=record.wheel_relay)
+        ) as manager:
             install_on(manager, record, node_id)
     except (OSError, UvEnvsError) as exc:
         return ReplicaState.FAILED, f"{type(exc).__name__}: {exc}"

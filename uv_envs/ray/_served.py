@@ -19,27 +19,33 @@ import logging
 import socket
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import attrs
 import ray
 
 from uv_envs._errors import InvalidInput, RayNotAvailable, RayPythonMismatch, UvEnvsError
 from uv_envs._manager import EnvManager
 from uv_envs._models import EnvKey
 from uv_envs._reports import CleanupReport, DeleteResult, OperationResult, Provisioned
+from uv_envs._root.layout import Layout
 from uv_envs._settings import Settings
 from uv_envs._validation import normalize_python_request
 
 from ._fanout import ClusterNode, Fanout, NodePresence
 from ._published import PublishedEnv, driver_registry
+from ._relay import RelayCounts, WheelRelay
 
 logger = logging.getLogger("uv_envs.ray")
 
 #: Seconds between two rounds of the watcher (joins, lost envs).
 RECONCILE_INTERVAL = 5.0
+#: Seconds between two prunings of the wheel relay's files.
+RELAY_PRUNE_INTERVAL = 3600.0
 _STRIPES = 64
 #: Seconds to wait for the cluster's GCS to accept a connection at start.
 CONNECT_TIMEOUT = 10.0
@@ -59,6 +65,24 @@ def _check_reachable(address: str) -> None:
         raise RayNotAvailable(f"no Ray cluster answers at {address}: {exc}") from exc
 
 
+def _join(address: str | None) -> None:
+    """Connect this process to the cluster at ``address`` unless it is connected already."""
+    if ray.is_initialized():
+        return
+    if not address:
+        raise InvalidInput("give the Ray cluster's address (auto or HOST:PORT)")
+    _check_reachable(address)
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise RayNotAvailable(f"cannot join the Ray cluster at {address}: {exc}") from exc
+
+
+def node_address() -> str:
+    """The address of this process's node: where the cluster's nodes reach the relay."""
+    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+
+
 class ClusterEnvManager(EnvManager):
     """:class:`~uv_envs.EnvManager` whose envs are installed on every node of a Ray cluster.
 
@@ -74,16 +98,30 @@ class ClusterEnvManager(EnvManager):
         *,
         address: str | None = None,
         reconcile_interval: float = RECONCILE_INTERVAL,
+        wheel_relay: bool = True,
         **core: Any,
     ) -> None:
-        super().__init__(settings, **core)
+        settings = settings if settings is not None else Settings.from_env()
+        _join(address or settings.ray_address)
+        self._relay: WheelRelay | None = None
+        if wheel_relay:
+            # Started before the core, so the server's own installs download through it
+            # too: the index then serves each file once for the whole cluster.
+            self._relay = WheelRelay(Layout(settings.root).relay_dir, node_address())
+            settings = attrs.evolve(settings, wheel_relay=self._relay.start())
         try:
-            self._fanout = self._connect(address or self.settings.ray_address)
+            super().__init__(settings, **core)
+        except BaseException:
+            self._stop_relay()
+            raise
+        try:
+            self._fanout = self._connect()
             # Locks per key stripe, not per key: a fixed set, whatever the number of envs.
             self._stripes = [threading.RLock() for _ in range(_STRIPES)]
             self._publish_existing()
         except BaseException:
             super().close()
+            self._stop_relay()
             raise
         self._stop = threading.Event()
         self._watcher = threading.Thread(
@@ -91,15 +129,7 @@ class ClusterEnvManager(EnvManager):
         )
         self._watcher.start()
 
-    def _connect(self, address: str | None) -> Fanout:
-        if not ray.is_initialized():
-            if not address:
-                raise InvalidInput("give the Ray cluster's address (auto or HOST:PORT)")
-            _check_reachable(address)
-            try:
-                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-            except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise RayNotAvailable(f"cannot join the Ray cluster at {address}: {exc}") from exc
+    def _connect(self) -> Fanout:
         minor = f"{sys.version_info.major}.{sys.version_info.minor}"
         fanout = Fanout(str(self.settings.root), driver_registry(), minor)
         fanout.check()  # what cannot work is refused now, naming the node
@@ -114,9 +144,13 @@ class ClusterEnvManager(EnvManager):
                 logger.warning("not serving %s to the cluster: %s", environment.key, exc)
 
     def _watch(self, interval: float) -> None:
+        pruned = time.monotonic()
         while not self._stop.wait(interval):
             try:
                 self._fanout.reconcile()
+                if self._relay is not None and time.monotonic() - pruned > RELAY_PRUNE_INTERVAL:
+                    pruned = time.monotonic()
+                    self._relay.prune()
             except Exception:
                 logger.exception("reconciling the cluster failed; trying again")
 
@@ -147,6 +181,7 @@ class ClusterEnvManager(EnvManager):
             env_path=str(environment.env_path),
             pyproject_toml=export.pyproject_toml,
             uv_lock=export.uv_lock,
+            wheel_relay=self.settings.wheel_relay,
         )
 
     @contextmanager
@@ -242,3 +277,14 @@ class ClusterEnvManager(EnvManager):
             stop.set()
             self._watcher.join(timeout=30)
         super().close()
+        self._stop_relay()
+
+    def _stop_relay(self) -> None:
+        relay = getattr(self, "_relay", None)
+        if relay is not None:
+            relay.stop()
+            self._relay = None
+
+    def relay_counts(self) -> RelayCounts | None:
+        """What the wheel relay fetched from the index and served to nodes (None: no relay)."""
+        return None if self._relay is None else self._relay.counts()

@@ -6,6 +6,8 @@ venv-shaped folder (no interpreter is copied; ``bin/python`` links to the
 running one). ``RecordingPublisher`` keeps the events it was given, ``InMemoryAuditLog``
 the audit records, ``RecordingCompiler`` the bytecode jobs. ``FakeProcesses``
 stands in for the ``/proc`` scan that keeps envs live processes use.
+``CountingIndex`` is a real package index on loopback over a folder of wheels
+that counts the requests and bytes it serves.
 
 Example::
 
@@ -15,17 +17,20 @@ Example::
 """
 
 from ._contract import check_provider_contract
+from ._index import CountingIndex, Served
 from ._processes import FakeProcesses
 from ._recorders import InMemoryAuditLog, RecordingCompiler, RecordingPublisher
 from ._uv import CountingExecutor, FakePythonFinder, FakeUvExecutor
 
 __all__ = [
     "CountingExecutor",
+    "CountingIndex",
     "FakeProcesses",
     "FakePythonFinder",
     "FakeUvExecutor",
     "InMemoryAuditLog",
     "RecordingCompiler",
     "RecordingPublisher",
+    "Served",
     "check_provider_contract",
 ]
