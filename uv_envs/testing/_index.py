@@ -7,11 +7,13 @@ can say "the index served this set once" or "nothing at all".
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import http.server
 import re
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -21,11 +23,26 @@ import attrs
 
 _FILES = "files"
 _SUFFIXES = (".whl", ".tar.gz", ".zip")
+_METADATA = ".metadata"  # PEP 658: a wheel's METADATA beside it
 
 
 def _project_of(filename: str) -> str:
     """The PEP 503 normalised project name a distribution file belongs to."""
     return re.sub(r"[-_.]+", "-", filename.split("-", 1)[0]).lower()
+
+
+@functools.lru_cache(maxsize=4096)
+def _wheel_metadata(wheel: Path) -> bytes | None:
+    """The ``.dist-info/METADATA`` inside a wheel (None if it has none)."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            for name in archive.namelist():
+                parts = name.split("/")
+                if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA":  # noqa: PLR2004
+                    return archive.read(name)
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return None
 
 
 @attrs.frozen
@@ -48,7 +65,10 @@ class CountingIndex:
             assert index.bytes_served() == sum(sizes)
 
     ``url`` is the simple index (``http://host:port/simple``); files are listed with
-    their sha256, so locks made against it carry hashes as from PyPI.
+    their sha256, so locks made against it carry hashes as from PyPI, and each
+    wheel's metadata is served on its own (PEP 658), so a resolver reads a
+    wheel's dependencies without downloading it, as from PyPI. Only whole-file
+    downloads count as served files.
     """
 
     wheelhouse: Path
@@ -147,14 +167,24 @@ class CountingIndex:
             self._pages += 1
         if not files:
             return None
-        links = "".join(
-            f'<a href="../../{_FILES}/{html.escape(p.name)}#sha256={self._digest(p)}">'
-            f"{html.escape(p.name)}</a><br/>\n"
-            for p in files
-        )
+        links = "".join(self._link(p) for p in files)
         return f"<!DOCTYPE html><html><body>\n{links}</body></html>\n".encode()
 
+    def _link(self, path: Path) -> str:
+        name = html.escape(path.name)
+        metadata = _wheel_metadata(path) if path.name.endswith(".whl") else None
+        attributes = ""
+        if metadata is not None:
+            digest = hashlib.sha256(metadata).hexdigest()
+            attributes = f' data-core-metadata="sha256={digest}"'
+            attributes += f' data-dist-info-metadata="sha256={digest}"'
+        href = f"../../{_FILES}/{name}#sha256={self._digest(path)}"
+        return f'<a href="{href}"{attributes}>{name}</a><br/>\n'
+
     def _file(self, name: str) -> bytes | None:
+        if name.endswith(_METADATA):
+            wheel = self.wheelhouse / name.removesuffix(_METADATA)
+            return _wheel_metadata(wheel) if "/" not in name and wheel.is_file() else None
         path = self.wheelhouse / name
         if "/" in name or not name.endswith(_SUFFIXES) or not path.is_file():
             return None
