@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import httpx
 import pytest
 
 if importlib.util.find_spec("ray") is None:
@@ -131,6 +132,10 @@ def test_the_index_serves_each_file_once_for_the_whole_cluster(served: Served) -
     assert (served.node_copy("n1", env_path) / "uv.lock").read_text() == (
         Path(env_path) / "uv.lock"
     ).read_text()
+    relay = httpx.get(f"{served.server.url}/v1/cluster", timeout=30).json()["relay"]
+    assert relay["fetched_files"] == 2
+    assert relay["served_files"] >= 3
+    assert relay["refused"] == 0
 
 
 def test_a_node_joining_with_the_index_unreachable_installs_from_the_relay(

@@ -94,6 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, settings_options: bool = T
         help="seconds between two checks of the cluster for nodes that joined or lost an env "
         f"(default: {RECONCILE_SECONDS:g})",
     )
+    cluster.add_argument(
+        "--no-wheel-relay",
+        dest="wheel_relay",
+        action="store_false",
+        help="let every node download the lock's files from the index itself, instead of "
+        "through the server's relay, which fetches each file once for the whole cluster",
+    )
     if settings_options:
         settings = parser.add_argument_group(
             "environments, package index and audit store (default: the UV_ENVS_* variables)"
@@ -183,7 +190,10 @@ def _manager(settings: uv_envs.Settings, args: argparse.Namespace) -> uv_envs.En
 
     logger.info("serving the Ray cluster at %s", address)
     return ClusterEnvManager(
-        settings, address=address, reconcile_interval=args.ray_reconcile_seconds
+        settings,
+        address=address,
+        reconcile_interval=args.ray_reconcile_seconds,
+        wheel_relay=args.wheel_relay,
     )
 
 

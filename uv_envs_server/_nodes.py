@@ -29,6 +29,10 @@ class ServesCluster(Protocol):
         """Each alive node, with why it cannot be served where it cannot."""
         ...
 
+    def relay_counts(self) -> _Reported | None:
+        """What the wheel relay fetched and served (None when it runs none)."""
+        ...
+
 
 def node_presence(manager: uv_envs.EnvManager, key: uv_envs.EnvKey) -> list[dict[str, Any]] | None:
     """Per node: ``node_id``, ``address``, ``state`` (present/missing/failed), ``error``."""
@@ -42,3 +46,11 @@ def cluster_nodes(manager: uv_envs.EnvManager) -> list[dict[str, Any]] | None:
     if not isinstance(manager, ServesCluster):
         return None
     return [node.to_dict() for node in manager.cluster_nodes()]
+
+
+def relay_counts(manager: uv_envs.EnvManager) -> dict[str, Any] | None:
+    """The wheel relay's ``fetched_files``, ``fetched_bytes``, ``served_*``, ``refused``."""
+    if not isinstance(manager, ServesCluster):
+        return None
+    counts = manager.relay_counts()
+    return None if counts is None else counts.to_dict()

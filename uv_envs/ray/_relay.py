@@ -56,6 +56,9 @@ class RelayCounts:
     served_bytes: int
     refused: int
 
+    def to_dict(self) -> dict[str, int]:
+        return attrs.asdict(self)
+
 
 @attrs.define
 class WheelRelay:

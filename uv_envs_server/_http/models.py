@@ -205,11 +205,24 @@ class ClusterNodeJson(BaseModel):
     )
 
 
+class RelayJson(BaseModel):
+    """What the served cluster's wheel relay fetched from the index and served to nodes."""
+
+    fetched_files: int
+    fetched_bytes: int
+    served_files: int
+    served_bytes: int
+    refused: int = Field(description="files whose origin could not give the lock's bytes")
+
+
 class ClusterJson(BaseModel):
     """``GET /v1/cluster``: the Ray cluster this server serves (``--ray-address``), if any."""
 
     served: bool
     nodes: list[ClusterNodeJson]
+    relay: RelayJson | None = Field(
+        default=None, description="the wheel relay's counts; null without one"
+    )
 
 
 class HealthJson(BaseModel):

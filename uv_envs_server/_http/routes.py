@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse
 
 import uv_envs
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT, limit_packages
-from uv_envs_server._nodes import cluster_nodes, node_presence
+from uv_envs_server._nodes import cluster_nodes, node_presence, relay_counts
 from uv_envs_server._request_ids import following
 
 from . import bodies as b
@@ -140,8 +140,11 @@ async def health() -> m.HealthJson:
 async def cluster(core: Core) -> m.ClusterJson:
     """The served Ray cluster's alive nodes, and why any of them is not served."""
     nodes = cluster_nodes(core.manager)
+    relay = relay_counts(core.manager)
     return m.ClusterJson(
-        served=nodes is not None, nodes=[m.ClusterNodeJson(**n) for n in nodes or []]
+        served=nodes is not None,
+        nodes=[m.ClusterNodeJson(**n) for n in nodes or []],
+        relay=None if relay is None else m.RelayJson(**relay),
     )
 
 
