@@ -7,6 +7,9 @@ each "machine" is a root with its own uv cache, as separate nodes have.
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -27,11 +30,11 @@ from uv_envs import (
 )
 from uv_envs._models import EnvSpec
 from uv_envs._root.project import spec_hash
+from uv_envs._root.wheel_relay import WheelRelay
 from uv_envs._uv.python import PythonFinder
 from uv_envs._uv.relay import RelayedFile, read_relay_path, relay_url, relayed_lock
 from uv_envs._validation import parse_requirements
 from uv_envs.ray._node import _services
-from uv_envs.ray._relay import WheelRelay
 from uv_envs.testing import CountingIndex
 
 from .test_real_uv import tree_fingerprint
@@ -242,3 +245,30 @@ def test_a_relay_url_whose_origin_names_another_file_asks_for_nothing() -> None:
         "a" * 64, "https://host/other-1.0-py3-none-any.whl", "x-1.0-py3-none-any.whl"
     )
     assert read_relay_path(relay_url("", wanted)) is None
+
+
+def test_uv_envs_relay_serves_machines_that_name_it(
+    tmp_path: Path, index: CountingIndex, python_finder: PythonFinder
+) -> None:
+    token_file = tmp_path / "relay.token"
+    command = [sys.executable, "-m", "uv_envs", "--root", str(tmp_path / "relay-root"), "relay"]
+    relay = subprocess.Popen(
+        [*command, "--token-file", str(token_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert relay.stdout is not None
+        line = relay.stdout.readline()
+        assert line.startswith("uv-envs relay serving at http://127.0.0.1:"), line
+        url = line.rsplit(" ", 1)[1].strip()
+        assert url.endswith("/" + token_file.read_text().strip())
+        for name in ("one", "two"):
+            machine(tmp_path, name, index, python_finder, url).create(KEY, packages=PACKAGES)
+        assert {s.requests for s in index.served().values()} == {1}  # once, for both
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        _, stderr = relay.communicate(timeout=30)
+    assert relay.returncode == 0, stderr
+    assert "fetched 2 files" in stderr

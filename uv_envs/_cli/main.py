@@ -38,6 +38,7 @@ from .commands import (
     audit_copy,
     print_json,
 )
+from .relay import add_relay_command, run_relay
 from .watch import add_watch_command, run_watch
 
 
@@ -226,6 +227,12 @@ def _add_root_commands(commands: _Commands) -> None:
         "serve", "run the gRPC server (needs uv-envs[server])", late_options=_add_server_options
     )
     add_watch_command(commands.add("watch", "follow a server's events live (--json: JSON Lines)"))
+    add_relay_command(
+        commands.add(
+            "relay",
+            "serve the root's locked files to other machines: each fetched from the index once",
+        )
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -246,6 +253,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = cli_options.settings_from_options(args)
     if args.command == "audit":  # needs no manager: it must not open the audit store itself
         return audit_copy(args, settings)
+    if args.command == "relay":  # serves files, runs no operation on envs
+        return run_relay(args, settings)
     progress = sys.stderr if (sys.stderr.isatty() and not args.json) else None
     executor = SubprocessUvExecutor(find_uv_binary(settings.uv_binary), progress=progress)
     manager = EnvManager(settings, executor=executor)

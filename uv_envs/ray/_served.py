@@ -33,12 +33,12 @@ from uv_envs._manager import EnvManager
 from uv_envs._models import EnvKey
 from uv_envs._reports import CleanupReport, DeleteResult, OperationResult, Provisioned
 from uv_envs._root.layout import Layout
+from uv_envs._root.wheel_relay import RelayCounts, WheelRelay
 from uv_envs._settings import Settings
 from uv_envs._validation import normalize_python_request
 
 from ._fanout import ClusterNode, Fanout, NodePresence
 from ._published import PublishedEnv, driver_registry
-from ._relay import RelayCounts, WheelRelay
 
 logger = logging.getLogger("uv_envs.ray")
 

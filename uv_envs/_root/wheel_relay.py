@@ -1,15 +1,16 @@
-"""The cluster's wheel relay: each locked file fetched from the index once, served to every node.
+"""A wheel relay: each locked file fetched from the index once, served to every machine.
 
 The cluster service (:class:`~uv_envs.ray.ClusterEnvManager`) runs one on its
 own node's address and hands its URL to the nodes with each published env;
-their uv downloads through it (:mod:`uv_envs._uv.relay` rewrites the URLs) and
+``uv-envs relay`` runs one on its own for machines whose ``UV_ENVS_WHEEL_RELAY``
+names it. Their uv downloads through it (:mod:`uv_envs._uv.relay` rewrites the URLs) and
 checks every file against the lock's hash, as it checks the index's. The relay
 checks the hash too before it keeps a file, so it never serves bytes other than
 the lock's: a file whose origin serves other bytes is refused (502) and not
 kept. Concurrent requests for one file wait for one fetch.
 
-Its URL carries a random token: only those the server gave the URL (the nodes,
-through Ray's key-value store) get anything but 404. Files live under the
+Its URL carries a token (random unless given): only those given the URL get
+anything but 404. Files live under the
 root's ``relay/`` folder, named by their hash; a restart serves them again
 without fetching, and files nothing asked for within ``max_idle`` go.
 """
@@ -33,7 +34,7 @@ import attrs
 
 from uv_envs._uv.relay import RelayedFile, read_relay_path
 
-logger = logging.getLogger("uv_envs.ray")
+logger = logging.getLogger("uv_envs")
 
 #: Seconds the relay waits on its origin for a connection or the next bytes.
 FETCH_TIMEOUT = 60.0
@@ -68,7 +69,7 @@ class WheelRelay:
     host: str
     port: int = 0
     fetch_timeout: float = FETCH_TIMEOUT
-    _token: str = attrs.field(factory=lambda: secrets.token_urlsafe(16), init=False)
+    token: str = attrs.field(factory=lambda: secrets.token_urlsafe(16), repr=False)
     _server: http.server.ThreadingHTTPServer | None = attrs.field(default=None, init=False)
     _thread: threading.Thread | None = attrs.field(default=None, init=False)
     _guard: threading.Lock = attrs.field(factory=threading.Lock, init=False)
@@ -82,7 +83,7 @@ class WheelRelay:
             msg = "the relay is not running"
             raise RuntimeError(msg)
         port = self._server.server_address[1]
-        return f"http://{self.host}:{port}/{self._token}"
+        return f"http://{self.host}:{port}/{self.token}"
 
     def start(self) -> str:
         """Serve in background threads; return :attr:`url`."""
@@ -181,7 +182,7 @@ class WheelRelay:
 
     def _own(self, path: str) -> str | None:
         """The part of a request path after the token; None for a path without it."""
-        prefix = f"/{self._token}/"
+        prefix = f"/{self.token}/"
         return path[len(prefix) :] if path.startswith(prefix) else None
 
 

@@ -1,0 +1,86 @@
+"""``uv-envs relay``: run a wheel relay on its own, for machines that install the same locks.
+
+The cluster service runs its own relay; this one is for the other routes (the
+``uv_envs`` plugin on a cluster you configure, several hosts sharing an index):
+start it on one machine, set ``UV_ENVS_WHEEL_RELAY`` to the URL it prints on
+every machine (for Ray, in the environment of ``ray start``), and each file
+of a lock is fetched from the index once. Runs until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from uv_envs._errors import InvalidInput
+from uv_envs._root.layout import Layout
+from uv_envs._root.wheel_relay import WheelRelay
+from uv_envs._settings import Settings
+
+#: Seconds between two prunings of the files nothing asked for in a week.
+PRUNE_INTERVAL = 3600.0
+
+
+def add_relay_command(parser: argparse.ArgumentParser) -> None:
+    """The options of ``uv-envs relay``."""
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to serve on, as the other machines reach it (default: 127.0.0.1)",
+    )
+    parser.add_argument("--port", type=int, default=0, help="default: any free port")
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="keep the URL's token here (made if missing), so the URL outlives a restart",
+    )
+
+
+def _token(path: Path | None) -> str:
+    if path is None:
+        return secrets.token_urlsafe(16)
+    try:
+        if path.exists():
+            token = path.read_text(encoding="utf-8").strip()
+            if not token.replace("-", "").replace("_", "").isalnum():
+                raise InvalidInput(f"{path} does not hold a relay token")
+            return token
+        token = secrets.token_urlsafe(16)
+        path.touch(mode=0o600)
+        path.write_text(token + "\n", encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot use the token file {path}: {exc}") from exc
+    return token
+
+
+def run_relay(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve until interrupted; print the URL to give ``UV_ENVS_WHEEL_RELAY``."""
+    relay = WheelRelay(
+        Layout(settings.root).relay_dir, args.host, args.port, token=_token(args.token_file)
+    )
+    try:
+        url = relay.start()
+    except OSError as exc:
+        raise InvalidInput(f"cannot serve on {args.host}:{args.port}: {exc}") from exc
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"uv-envs relay serving at {url}", flush=True)
+    print(f"export UV_ENVS_WHEEL_RELAY={url}", file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(PRUNE_INTERVAL):
+            relay.prune()
+    finally:
+        relay.stop()
+        counts = relay.counts()
+        print(
+            f"uv-envs relay: fetched {counts.fetched_files} files ({counts.fetched_bytes} bytes), "
+            f"served {counts.served_files} ({counts.served_bytes} bytes), "
+            f"refused {counts.refused}",
+            file=sys.stderr,
+        )
+    return 0
