@@ -6,6 +6,8 @@ each "machine" is a root with its own uv cache, as separate nodes have.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import signal
 import subprocess
@@ -13,6 +15,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 
 import pytest
@@ -272,3 +275,37 @@ def test_uv_envs_relay_serves_machines_that_name_it(
         _, stderr = relay.communicate(timeout=30)
     assert relay.returncode == 0, stderr
     assert "fetched 2 files" in stderr
+
+
+def test_concurrent_requests_for_one_file_make_one_fetch(
+    wheelhouse: Path, index: CountingIndex, relay: WheelRelay
+) -> None:
+    wheel = wheelhouse / "gamma-1.0-py3-none-any.whl"
+    origin = index.url.replace("/simple", f"/files/{wheel.name}")
+    wanted = RelayedFile(hashlib.sha256(wheel.read_bytes()).hexdigest(), origin, wheel.name)
+
+    def fetch(_: int) -> bytes:
+        with urllib.request.urlopen(relay_url(relay.url, wanted), timeout=30) as answer:  # noqa: S310
+            return bytes(answer.read())
+
+    with futures.ThreadPoolExecutor(16) as pool:
+        bodies = list(pool.map(fetch, range(16)))
+    assert set(bodies) == {wheel.read_bytes()}
+    assert index.served()[wheel.name].requests == 1
+    assert relay.counts().fetched_files == 1
+    assert relay.counts().served_files == 16
+
+
+def test_prune_removes_only_files_nobody_asked_for_lately(
+    wheelhouse: Path, index: CountingIndex, relay: WheelRelay
+) -> None:
+    for name in ("gamma-1.0-py3-none-any.whl", "alpha-1.0-py3-none-any.whl"):
+        wheel = wheelhouse / name
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        wanted = RelayedFile(digest, index.url.replace("/simple", f"/files/{name}"), name)
+        urllib.request.urlopen(relay_url(relay.url, wanted), timeout=30).close()  # noqa: S310
+    old, recent = sorted(relay.directory.glob("??/*"))
+    os.utime(old, (0, 0))
+    assert relay.prune(max_idle=3600) == 1
+    assert not old.exists()
+    assert recent.exists()
