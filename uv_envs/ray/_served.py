@@ -107,8 +107,12 @@ class ClusterEnvManager(EnvManager):
         if wheel_relay:
             # Started before the core, so the server's own installs download through it
             # too: the index then serves each file once for the whole cluster.
-            self._relay = WheelRelay(Layout(settings.root).relay_dir, node_address())
-            settings = attrs.evolve(settings, wheel_relay=self._relay.start())
+            relay = WheelRelay(Layout(settings.root).relay_dir, node_address())
+            try:
+                settings = attrs.evolve(settings, wheel_relay=relay.start())
+                self._relay = relay
+            except OSError as exc:
+                logger.warning("no wheel relay (%s): every node fetches from the index", exc)
         try:
             super().__init__(settings, **core)
         except BaseException:
