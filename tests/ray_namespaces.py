@@ -21,11 +21,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
+import pytest
 
 NODE_IP = "127.0.0.2"
 #: Seconds a node may take to start and register with the head.
@@ -182,6 +184,28 @@ class NamespacedCluster:
             self.nodes.remove(node)
         msg = f"node {name} did not start: {node.log.read_text(errors='replace')[-3000:]}"
         raise RuntimeError(msg)
+
+    def node_copy(self, name: str, path: str) -> Path:
+        """Where worker node ``name``'s copy of ``path`` (under the private folder) really is."""
+        return self.base / "nodes" / name / Path(path).relative_to(self.private)
+
+    @classmethod
+    @contextlib.contextmanager
+    def base_folder(cls, prefix: str) -> Iterator[Path]:
+        """A fresh, short base folder (Ray's sockets live there), removed at the end.
+
+        Skips the test where nodes cannot be isolated (fails it under UV_ENVS_REQUIRE_RAY).
+        """
+        reason = can_isolate()
+        if reason is not None:
+            if os.environ.get("UV_ENVS_REQUIRE_RAY"):
+                pytest.fail(f"UV_ENVS_REQUIRE_RAY is set but {reason}")
+            pytest.skip(reason)
+        base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+        try:
+            yield base
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
 
     def shutdown(self) -> None:
         """Kill every node, then whatever Ray process of this cluster is left."""

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,9 +31,16 @@ from uv_envs.ray import plugin_config
 from uv_envs.testing import CountingIndex
 from uv_envs_server import EnvManagerClient
 
-from .ray_namespaces import NamespacedCluster, can_isolate, ray_env
+from .ray_namespaces import NamespacedCluster, ray_env
 from .server.server_process import SOURCE_ROOT
-from .test_ray_service import TIMEOUT, ServerProcess, actor_where, node_ids, wait_for
+from .test_ray_service import (
+    TIMEOUT,
+    ServerProcess,
+    a_late_node_runs_delta,
+    actor_where,
+    node_ids,
+    wait_for,
+)
 
 pytestmark = pytest.mark.ray
 
@@ -50,26 +55,13 @@ class Served:
     root: Path
 
     def node_copy(self, name: str, path: str) -> Path:
-        """Where a worker node's copy of ``path`` (under the private folder) really is."""
-        relative = Path(path).relative_to(self.cluster.private)
-        return self.cluster.base / "nodes" / name / relative
+        return self.cluster.node_copy(name, path)
 
 
 @pytest.fixture(scope="module")
 def served(wheelhouse: Path) -> Iterator[Served]:
-    reason = can_isolate()
-    if reason is not None:
-        if os.environ.get("UV_ENVS_REQUIRE_RAY"):
-            pytest.fail(f"UV_ENVS_REQUIRE_RAY is set but {reason}")
-        pytest.skip(reason)
-    base = Path(tempfile.mkdtemp(prefix="rr", dir="/tmp"))  # short: Ray's sockets live here
-    index = CountingIndex(wheelhouse)
-    index.start()
-    try:
+    with NamespacedCluster.base_folder("rr") as base, CountingIndex(wheelhouse) as index:
         yield from _cluster(base, index)
-    finally:
-        index.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _cluster(base: Path, index: CountingIndex) -> Iterator[Served]:
@@ -144,14 +136,7 @@ def test_a_node_joining_with_the_index_unreachable_installs_from_the_relay(
     with EnvManagerClient(served.server.target, timeout=TIMEOUT) as client:
         env_path = client.create_env("fanout", "late", packages=["delta"]).env_path
     served.index.stop()  # from here on, no node reaches the index
-    served.cluster.add_worker("n2")
-    wait_for(lambda: "n2" in node_ids(), "n2 to join")
-    assert not served.node_copy("n2", env_path).exists()
-    report = actor_where(env_path, node_ids()["n2"], "delta", "alpha")
-    assert report["versions"] == {"delta": "1.0", "alpha": "1.0"}
-    assert (served.node_copy("n2", env_path) / "uv.lock").read_text() == (
-        Path(env_path) / "uv.lock"
-    ).read_text()
+    a_late_node_runs_delta(served.cluster, "n2", env_path)
 
 
 def test_bytes_altered_at_the_relay_are_refused_on_the_node_and_nothing_installed(

@@ -13,10 +13,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -41,7 +39,7 @@ from uv_envs.ray import plugin_config
 from uv_envs.ray._replica import NodeFacts, check_python
 from uv_envs_server import EnvManagerClient, HttpEnvClient
 
-from .ray_namespaces import NODE_IP, NamespacedCluster, can_isolate, ray_env
+from .ray_namespaces import NODE_IP, NamespacedCluster, ray_env
 from .server.server_process import SOURCE_ROOT
 from .wheelhouse import build_wheel
 
@@ -160,23 +158,13 @@ class Setup:
         return server
 
     def node_copy(self, name: str, path: str) -> Path:
-        """Where a worker node's copy of ``path`` (under the private folder) really is."""
-        relative = Path(path).relative_to(self.cluster.private)
-        return self.cluster.base / "nodes" / name / relative
+        return self.cluster.node_copy(name, path)
 
 
 @pytest.fixture(scope="module")
 def setup(wheelhouse: Path) -> Iterator[Setup]:
-    reason = can_isolate()
-    if reason is not None:
-        if os.environ.get("UV_ENVS_REQUIRE_RAY"):
-            pytest.fail(f"UV_ENVS_REQUIRE_RAY is set but {reason}")
-        pytest.skip(reason)
-    base = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's sockets live here
-    try:
+    with NamespacedCluster.base_folder("rs") as base:
         yield from _cluster(base, wheelhouse)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _cluster(base: Path, wheelhouse: Path) -> Iterator[Setup]:
@@ -269,13 +257,18 @@ def test_a_node_that_joins_later_gets_the_env_through_the_plugin(
 ) -> None:
     with EnvManagerClient(server.target, timeout=TIMEOUT) as client:
         env_path = client.create_env("ml_pipeline", "late", packages=["delta"]).env_path
-    setup.cluster.add_worker("n3")
-    wait_for(lambda: "n3" in node_ids(), "n3 to join")
-    assert not setup.node_copy("n3", env_path).exists()
-    report = actor_where(env_path, node_ids()["n3"], "delta", "alpha")
+    a_late_node_runs_delta(setup.cluster, "n3", env_path)
+
+
+def a_late_node_runs_delta(cluster: NamespacedCluster, name: str, env_path: str) -> None:
+    """Node ``name`` joins without the env of ``delta``, then runs an actor in it."""
+    cluster.add_worker(name)
+    wait_for(lambda: name in node_ids(), f"{name} to join")
+    assert not cluster.node_copy(name, env_path).exists()
+    report = actor_where(env_path, node_ids()[name], "delta", "alpha")
     assert report["versions"] == {"delta": "1.0", "alpha": "1.0"}
     # (Its .venv links the store by absolute path, which from here is the server's store.)
-    assert (setup.node_copy("n3", env_path) / "uv.lock").read_text() == (
+    assert (cluster.node_copy(name, env_path) / "uv.lock").read_text() == (
         Path(env_path) / "uv.lock"
     ).read_text()
 

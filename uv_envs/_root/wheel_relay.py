@@ -34,6 +34,8 @@ import attrs
 
 from uv_envs._uv.relay import RelayedFile, read_relay_path
 
+from .background_http import BackgroundHTTPServer
+
 logger = logging.getLogger("uv_envs")
 
 #: Seconds the relay waits on its origin for a connection or the next bytes.
@@ -70,8 +72,7 @@ class WheelRelay:
     port: int = 0
     fetch_timeout: float = FETCH_TIMEOUT
     token: str = attrs.field(factory=lambda: secrets.token_urlsafe(16), repr=False)
-    _server: http.server.ThreadingHTTPServer | None = attrs.field(default=None, init=False)
-    _thread: threading.Thread | None = attrs.field(default=None, init=False)
+    _server: BackgroundHTTPServer | None = attrs.field(default=None, init=False)
     _guard: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _fetching: dict[str, threading.Lock] = attrs.field(factory=dict, init=False)
     _counts: dict[str, int] = attrs.field(factory=dict, init=False)
@@ -82,28 +83,19 @@ class WheelRelay:
         if self._server is None:
             msg = "the relay is not running"
             raise RuntimeError(msg)
-        port = self._server.server_address[1]
-        return f"http://{self.host}:{port}/{self.token}"
+        return f"http://{self.host}:{self._server.address[1]}/{self.token}"
 
     def start(self) -> str:
         """Serve in background threads; return :attr:`url`."""
         (self.directory / "partial").mkdir(parents=True, exist_ok=True)
         handler = type("_Handler", (_Handler,), {"relay": self})
-        self._server = http.server.ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="uv-envs-relay", daemon=True
-        )
-        self._thread.start()
+        self._server = BackgroundHTTPServer.start(self.host, self.port, handler, "uv-envs-relay")
         return self.url
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = self._thread = None
+            self._server.stop()
+        self._server = None
 
     def counts(self) -> RelayCounts:
         with self._guard:

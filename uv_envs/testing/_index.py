@@ -21,6 +21,8 @@ from typing import ClassVar, Self
 
 import attrs
 
+from uv_envs._root.background_http import BackgroundHTTPServer
+
 _FILES = "files"
 _SUFFIXES = (".whl", ".tar.gz", ".zip")
 _METADATA = ".metadata"  # PEP 658: a wheel's METADATA beside it
@@ -74,8 +76,7 @@ class CountingIndex:
     wheelhouse: Path
     host: str = "127.0.0.1"
     port: int = 0
-    _server: http.server.ThreadingHTTPServer | None = attrs.field(default=None, init=False)
-    _thread: threading.Thread | None = attrs.field(default=None, init=False)
+    _server: BackgroundHTTPServer | None = attrs.field(default=None, init=False)
     _guard: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _served: dict[str, Served] = attrs.field(factory=dict, init=False)
     _pages: int = attrs.field(default=0, init=False)
@@ -93,24 +94,16 @@ class CountingIndex:
     def start(self) -> str:
         """Serve in a background thread; return :attr:`url`."""
         handler = type("_Handler", (_Handler,), {"index": self})
-        self._server = http.server.ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="counting-index", daemon=True
-        )
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        self._url = f"http://{host!s}:{port}/simple"
+        self._server = BackgroundHTTPServer.start(self.host, self.port, handler, "counting-index")
+        host, port = self._server.address
+        self._url = f"http://{host}:{port}/simple"
         return self._url
 
     def stop(self) -> None:
         """Stop serving: from now on the index is unreachable."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = self._thread = None
+            self._server.stop()
+        self._server = None
 
     def __enter__(self) -> Self:
         self.start()
