@@ -15,6 +15,9 @@ one run:
 * *one node alone*: one uv-envs root, empty cache, creates the set: the bytes
   one node needs (the target's unit); then a new spec of the set with the cache
   warm (the floor of a warm install: lock + ``uv sync`` from the cache);
+* *four roots alone at once*, empty caches, no relay: the floor of four cold
+  installs on this machine's cores, and what four nodes cost the index without
+  the relay;
 * *Ray's worker start*: an actor on every node in a new runtime env whose
   interpreter exists (the floor of every route);
 * *cold*, empty caches everywhere: uv-envs (gRPC ``CreateEnv`` as WTB sends
@@ -128,6 +131,7 @@ def measure_set(name: str, house: Path, work: Path, reps: int, *, pip: bool) -> 
     with CountingIndex(house) as index:
         url = index.url
         result["one_node"] = fanout.one_node(index, work / "one-node", packages)
+        result["at_once"] = fanout.roots_at_once(index, work / "at-once", packages)
         cluster = fanout.make_cluster(work / "cluster", url)
         server = None
         try:
@@ -210,6 +214,10 @@ def main() -> None:
     names = args.sets.split(",")
     houses = {n: wheelhouse.ensure(args.wheelhouse / n, ALL_SETS[n]) for n in names}
     work = Path(tempfile.mkdtemp(prefix="fo"))  # short: Ray's socket paths live under it
+    # uv leaves lock files in the temp folder of every process that runs it (server,
+    # nodes, Ray's fields): all of them inherit this one, removed with the rest.
+    (work / "tmp").mkdir()
+    os.environ["TMPDIR"] = tempfile.tempdir = str(work / "tmp")
     results = []
     try:
         for name in names:

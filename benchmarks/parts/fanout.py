@@ -96,6 +96,28 @@ def one_node(index: CountingIndex, root: Path, packages: list[str]) -> OneNode:
     return OneNode(count, cold, warm)
 
 
+def roots_at_once(index: CountingIndex, base: Path, packages: list[str]) -> tuple[float, Count]:
+    """Four roots, each with an empty cache, creating the set at the same time (no relay).
+
+    The floor of four cold nodes' installs on this machine's cores, and what four
+    nodes cost the index without the relay.
+    """
+
+    def create(number: int) -> None:
+        settings = Settings(root=base / f"r{number}", index=IndexSettings(index_url=index.url))
+        manager = EnvManager(settings)
+        try:
+            manager.create(EnvKey("bench", "at-once"), packages=packages, python="3.11")
+        finally:
+            manager.close()
+
+    index.reset()
+    started = time.perf_counter()
+    with futures.ThreadPoolExecutor(1 + len(WORKERS)) as pool:
+        list(pool.map(create, range(1 + len(WORKERS))))
+    return time.perf_counter() - started, Count.of(index)
+
+
 def alive_nodes() -> list[str]:
     nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
     return sorted(str(n["NodeID"]) for n in nodes if n["Alive"])

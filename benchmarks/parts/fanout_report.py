@@ -29,6 +29,12 @@ def _bytes_rows(r: dict[str, Any]) -> list[str]:
             f"| {one.count.requests} ({one.count.most}) | 1.00x | {one.cold:.2f} s (that node) | |"
         )
     ]
+    at_once, together = r["at_once"]
+    rows.append(
+        f"| {r['set']} | 4 uv-envs roots alone at once (no relay) | {_mb(together)} "
+        f"| {together.files} | {together.requests} ({together.most}) "
+        f"| {together.bytes / unit:.2f}x | {at_once:.2f} s (all four) | |"
+    )
     routes = [
         ("uv-envs served", "cold"),
         ("Ray `uv` field", "uv_cold"),
@@ -88,10 +94,16 @@ def _order_row(r: dict[str, Any]) -> str:
 def _floor_row(r: dict[str, Any]) -> str:
     one: OneNode = r["one_node"]
     first, later = r["floor"]
+    at_once = r["at_once"][0]
+    cold_floor = at_once + first
+    warm_floor = one.warm + later
+    uv_cold = r["uv_cold"][0]
+    uv_warm = statistics.median(t for t, _ in r["uv_warm"])
     files, size = r["relay_end"]
     return (
         f"| {r['set']} | {first:.2f} s / {later:.2f} s | {one.warm:.2f} s "
-        f"| {files} files, {size / 1e6:.1f} MB |"
+        f"| {cold_floor:.2f} s ({uv_cold / cold_floor:.1f}x) "
+        f"| {warm_floor:.2f} s ({uv_warm / warm_floor:.1f}x) | {files} files, {size / 1e6:.1f} MB |"
     )
 
 
@@ -145,11 +157,17 @@ def render(header: str, results: list[dict[str, Any]]) -> str:
             "Floors, same run: Ray starting a worker on every node for a new runtime env whose "
             "interpreter exists (before the cold step / before the warm steps); one node alone, "
             "a new spec with its cache warm (`uv lock` + `uv sync` from the cache + the "
-            "`import ray` check); what the relay kept at the end:"
+            "`import ray` check); the cold floor (4 roots alone at once + the first worker "
+            "start) and the warm floor (one node's warm new spec + the later worker start), "
+            "each with Ray's `uv` field's time over it (the best ratio this machine allows); "
+            "what the relay kept at the end:"
         ),
         "",
-        "| set | Ray worker start, every node | one node, warm new spec | relay kept |",
-        "|---|---|---|---|",
+        (
+            "| set | Ray worker start, every node | one node, warm new spec | cold floor "
+            "(Ray `uv` / floor) | warm floor (Ray `uv` / floor) | relay kept |"
+        ),
+        "|---|---|---|---|---|---|",
     ]
     lines.extend(_floor_row(r) for r in results)
     return "\n".join(lines)
