@@ -212,7 +212,6 @@ def main() -> None:
     if reason is not None:
         sys.exit(f"cannot run: {reason}")
     names = args.sets.split(",")
-    houses = {n: wheelhouse.ensure(args.wheelhouse / n, ALL_SETS[n]) for n in names}
     work = Path(tempfile.mkdtemp(prefix="fo"))  # short: Ray's socket paths live under it
     # uv leaves lock files in the temp folder of every process that runs it (server,
     # nodes, Ray's fields): all of them inherit this one, removed with the rest.
@@ -220,6 +219,7 @@ def main() -> None:
     os.environ["TMPDIR"] = tempfile.tempdir = str(work / "tmp")
     results = []
     try:
+        houses = {n: wheelhouse.ensure(args.wheelhouse / n, ALL_SETS[n]) for n in names}
         for name in names:
             base = work / name
             base.mkdir()
