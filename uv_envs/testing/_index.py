@@ -28,9 +28,14 @@ _SUFFIXES = (".whl", ".tar.gz", ".zip")
 _METADATA = ".metadata"  # PEP 658: a wheel's METADATA beside it
 
 
+def _normalised(name: str) -> str:
+    """A project name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _project_of(filename: str) -> str:
     """The PEP 503 normalised project name a distribution file belongs to."""
-    return re.sub(r"[-_.]+", "-", filename.split("-", 1)[0]).lower()
+    return _normalised(filename.split("-", 1)[0])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -197,7 +202,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data: bytes | None = None
         content_type = "application/octet-stream"
         if len(parts) == 2 and parts[0] == "simple":  # noqa: PLR2004 - /simple/<project>/
-            data = self.index._page(_project_of(parts[1]))  # noqa: SLF001 - its own index
+            data = self.index._page(_normalised(parts[1]))  # noqa: SLF001 - its own index
             content_type = "text/html"
         elif len(parts) == 2 and parts[0] == _FILES:  # noqa: PLR2004 - /files/<name>
             data = self.index._file(parts[1])  # noqa: SLF001
