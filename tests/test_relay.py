@@ -309,3 +309,17 @@ def test_prune_removes_only_files_nobody_asked_for_lately(
     assert relay.prune(max_idle=3600) == 1
     assert not old.exists()
     assert recent.exists()
+
+
+def test_the_counting_index_finds_projects_by_their_whole_normalised_name(tmp_path: Path) -> None:
+    build_wheel(tmp_path, "importlib-resources", "1.0")
+    build_wheel(tmp_path, "importlib", "1.0")
+    (tmp_path / "zope.interface-5.0.tar.gz").write_bytes(b"not really")
+    with CountingIndex(tmp_path) as index:
+        with urllib.request.urlopen(f"{index.url}/Importlib_Resources/", timeout=10) as page:  # noqa: S310
+            listed = page.read().decode()
+        with urllib.request.urlopen(f"{index.url}/zope-interface/", timeout=10) as page:  # noqa: S310
+            sdists = page.read().decode()
+    assert "importlib_resources-1.0-py3-none-any.whl" in listed
+    assert "importlib-1.0" not in listed
+    assert "zope.interface-5.0.tar.gz" in sdists

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import http.server
+import sys
 import threading
 
 import attrs
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True  # a client that hangs never holds up a stop
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up mid-answer (uv cancelling, a reset keep-alive connection)
+        # is the client's business; anything else is printed as the stdlib does.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 @attrs.frozen
@@ -20,8 +32,7 @@ class BackgroundHTTPServer:
         cls, host: str, port: int, handler: type[http.server.BaseHTTPRequestHandler], name: str
     ) -> BackgroundHTTPServer:
         """Listen on ``host:port`` (0: any free port) and serve until :meth:`stop`."""
-        server = http.server.ThreadingHTTPServer((host, port), handler)
-        server.daemon_threads = True  # a client that hangs never holds up a stop
+        server = _QuietServer((host, port), handler)
         thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
         thread.start()
         return cls(server, thread)

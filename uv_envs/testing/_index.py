@@ -20,6 +20,13 @@ from types import TracebackType
 from typing import ClassVar, Self
 
 import attrs
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 
 from uv_envs._root.background_http import BackgroundHTTPServer
 
@@ -35,7 +42,12 @@ def _normalised(name: str) -> str:
 
 def _project_of(filename: str) -> str:
     """The PEP 503 normalised project name a distribution file belongs to."""
-    return _normalised(filename.split("-", 1)[0])
+    try:
+        if filename.endswith(".whl"):
+            return str(canonicalize_name(parse_wheel_filename(filename)[0]))
+        return str(canonicalize_name(parse_sdist_filename(filename)[0]))
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return _normalised(filename.split("-", 1)[0])
 
 
 @functools.lru_cache(maxsize=4096)
