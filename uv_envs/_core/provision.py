@@ -10,13 +10,15 @@ resolve once.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import attrs
 
 from uv_envs import _events as events
-from uv_envs._errors import EnvironmentAlreadyExists
+from uv_envs._errors import EnvironmentAlreadyExists, StorageError
 from uv_envs._models import Environment, EnvKey, EnvStatus
 from uv_envs._reports import Provisioned, ProvisionOutcome
 from uv_envs._root import locks
@@ -58,6 +60,33 @@ class Provisioner:
             gen_dir = self.services.dirs.current_dir(environment)
             pyproject = (gen_dir / "pyproject.toml").read_text()
             return Provisioned(environment, outcome, pyproject)
+
+    def lock_only(self, key: EnvKey, request: ProvisionRequest) -> tuple[str, str]:
+        """The spec's ``pyproject.toml`` and ``uv.lock``, resolved (or reused), and no venv.
+
+        For a caller that hands the lock on to be installed elsewhere (a Ray
+        driver): the project a create of ``key`` would write, locked exactly as
+        that create would lock it (the same stored resolutions, the spec's lock
+        single-flighting ``uv lock``), in a scratch folder under the root's
+        trash, so a process that dies meanwhile leaves it to the root's
+        recovery. Audited as ``lock``; nothing of ``key``'s env is touched.
+        """
+        services = self.services
+        services.layout.trash_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="lock-", dir=services.layout.trash_dir))
+        try:
+            details = {"packages": list(request.spec.packages), "python": request.spec.python}
+            with audited(services, key, "lock", details) as operation:
+                self.write_spec_project(scratch, key, request, operation)
+                return (scratch / "pyproject.toml").read_text(), (scratch / "uv.lock").read_text()
+        except FileNotFoundError as exc:
+            if scratch.is_dir():
+                raise  # not about the scratch folder (uv itself missing: UvNotFound)
+            # Only a recovery emptying the trash at this moment removes the scratch folder.
+            msg = f"the scratch project of {key} went while it was being locked; try again"
+            raise StorageError(msg) from exc
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _reach(
         self, token: Locked, request: ProvisionRequest, *, replace: bool
