@@ -513,3 +513,26 @@ def test_a_worker_running_in_a_plugin_built_env_survives_the_plugins_delete_uri(
         time.sleep(0.5)
     assert freed > 0
     assert not env_python.parent.exists()
+
+
+def test_sixteen_tasks_for_one_new_env_on_one_node_install_it_once(
+    ray_cluster: RayCluster, manager: EnvManager, python_finder: PythonFinder
+) -> None:
+    spec = LockedSpec.resolve(["alpha==1.0"], manager=manager)
+    node = alive_nodes()[-1]
+    build: Any = ray.remote(num_cpus=0, max_retries=0)(ensure_here)
+    refs = [
+        build.options(scheduling_strategy=pinned(node)).remote(spec, node_id=node)
+        for _ in range(16)
+    ]
+    built = ray.get(refs, timeout=TIMEOUT)
+    assert len({b.env_path for b in built}) == 1
+    key = spec.key(ray.__version__)
+    settings = attrs.evolve(manager.settings, root=ray_cluster.roots[node])
+    there = EnvManager(settings, python_finder=python_finder)
+    try:
+        records = there.operations(workflow_id=key.workflow_id, node_id=key.node_id, limit=100)
+    finally:
+        there.close()
+    operations = sorted(r.operation for r in records.items)
+    assert operations == ["create"] + ["ensure"] * 15  # one install; 15 found it READY
