@@ -146,7 +146,8 @@ def latency_rows(
 
 def provision_row(driver: EnvManager, set_name: str, nodes: list[str]) -> str:
     """Time to get a new spec onto every node, and whether every node has the same versions."""
-    LockedSpec.resolve([*SETS[set_name], "requests!=0.0.998"], manager=driver)  # warm the cache
+    # Warm the cache the nodes share: resolve alone would fetch no wheel.
+    LockedSpec.resolve([*SETS[set_name], "requests!=0.0.998"], manager=driver, driver_env=True)
     started = time.perf_counter()
     locked = LockedSpec.resolve([*SETS[set_name], "requests!=0.0.500"], manager=driver)
     cluster_env = provision(locked, timeout=TIMEOUT)

@@ -89,6 +89,30 @@ def test_keys_that_a_plain_join_would_confuse_get_different_directories() -> Non
 # --- the spec hash ------------------------------------------------------------------------
 
 
+def test_the_spec_hash_of_a_spec_is_what_it_always_was() -> None:
+    # Every env and stored resolution is found by this hash: it must never drift.
+    spec = EnvSpec(("Beta>=1", "gamma"), "3.12")
+    index = IndexSettings(
+        index_url="https://example.org/simple",
+        extra_index_urls=("https://x/simple",),
+        find_links=("/w",),
+        offline=True,
+    )
+    expected = "37dd9a18db1d0aa1ea5c07d4cace5c619ae65264aac84348acf25ffd7321a6ec"
+    assert spec_hash(spec, index) == expected
+
+
+@settings(max_examples=100)
+@given(s.index_settings())
+def test_the_spec_hash_reads_index_settings_as_the_converter_writes_them(
+    index: IndexSettings,
+) -> None:
+    def encoded(value: object) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    assert encoded(attrs.asdict(index)) == encoded(converter.unstructure(index))
+
+
 @settings(max_examples=100)
 @given(st.lists(s.requirement_strings(), min_size=1, max_size=6), st.data())
 def test_spec_hash_ignores_package_order(packages: list[str], data: st.DataObject) -> None:

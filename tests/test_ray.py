@@ -47,8 +47,10 @@ from uv_envs import (
     RayImportFailed,
     RayNotAvailable,
     Settings,
+    SubprocessUvExecutor,
 )
 from uv_envs._root.layout import Layout
+from uv_envs._uv.executor import find_uv_binary
 from uv_envs._uv.python import PythonFinder
 from uv_envs.ray import (
     LockedSpec,
@@ -61,7 +63,8 @@ from uv_envs.ray import (
     plugin_runtime_env,
     provision,
 )
-from uv_envs.testing import check_provider_contract
+from uv_envs.ray._node import ensure_on
+from uv_envs.testing import CountingExecutor, check_provider_contract
 from uv_envs_server import GrpcEnvironmentProvider
 
 from .server.server_process import SOURCE_ROOT, Server, source_env, wheelhouse_env
@@ -428,6 +431,59 @@ def test_the_plugin_names_uris_and_releases_only_unleased_envs(
     assert not any(Layout(node.settings.root).store_dir.iterdir())  # the store entry went with it
 
 
+def test_a_spec_resolves_with_one_uv_lock_and_no_venv_and_a_node_builds_from_it(
+    settings: Settings, python_finder: PythonFinder, extra_wheels: Path
+) -> None:
+    index = attrs.evolve(settings.index, find_links=(*settings.index.find_links, str(extra_wheels)))
+    settings = attrs.evolve(settings, index=index)
+    counting = CountingExecutor(SubprocessUvExecutor(find_uv_binary()))
+    driver = EnvManager(settings, executor=counting, python_finder=python_finder)
+    spec = LockedSpec.resolve(["beta", "gamma"], manager=driver)
+    assert spec.locked == {"alpha": "2.0", "beta": "1.0", "gamma": "1.0"}
+    assert [c.args[0] for c in counting.calls] == ["lock"]  # no venv, no sync, no import ray
+    root = settings.root
+    assert not list(root.rglob("pyvenv.cfg"))
+    assert not list(root.rglob("pyproject.toml"))  # the scratch project is gone
+    assert not any(Layout(root).trash_dir.iterdir())
+    assert driver.list_environments() == []
+    # The same spec in another order: the stored resolution, no uv at all.
+    again = LockedSpec.resolve(["gamma", "beta"], manager=driver)
+    assert (again.uv_lock, again.uri("2")) == (spec.uv_lock, spec.uri("2"))
+    assert len(counting.calls) == 1
+    records = driver.operations(workflow_id="uv-envs-ray-lock").items
+    assert [(r.operation, r.metadata.get("resolved")) for r in records] == [
+        ("lock", False),
+        ("lock", True),
+    ]
+    # A node builds exactly that lock and checks Ray imports in it; it resolves nothing.
+    node_counting = CountingExecutor(SubprocessUvExecutor(find_uv_binary()))
+    node = EnvManager(
+        attrs.evolve(settings, root=root.parent / "node"),
+        executor=node_counting,
+        python_finder=python_finder,
+    )
+    built = ensure_on(node, spec)
+    assert built.locked == spec.locked
+    assert node_counting.count("lock", check=False) == 0
+    assert node.get(spec.key(ray.__version__)).ray is not None
+
+
+def test_a_driver_env_has_the_lock_a_lock_only_resolve_gives(
+    ray_manager: EnvManager, python_finder: PythonFinder
+) -> None:
+    lock_only = LockedSpec.resolve(["beta", "gamma"], manager=ray_manager)
+    elsewhere = attrs.evolve(ray_manager.settings, root=ray_manager.settings.root.parent / "d")
+    driver = EnvManager(elsewhere, python_finder=python_finder)
+    built = LockedSpec.resolve(["beta", "gamma"], manager=driver, driver_env=True)
+    assert built == lock_only  # resolved apart, same files
+    [environment] = driver.list_environments(workflow_id="uv-envs-ray-lock")
+    assert environment.python_path.is_file()  # the driver's own env, to run in
+    # A lock-only resolve of a spec with a driver env reuses its stored resolution.
+    assert LockedSpec.resolve(["gamma", "beta"], manager=driver).uv_lock == built.uv_lock
+    operations = [r.operation for r in driver.operations(workflow_id="uv-envs-ray-lock").items]
+    assert sorted(operations) == ["create", "lock"]
+
+
 def test_a_worker_running_in_a_plugin_built_env_survives_the_plugins_delete_uri(
     ray_cluster: RayCluster, manager: EnvManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -457,3 +513,26 @@ def test_a_worker_running_in_a_plugin_built_env_survives_the_plugins_delete_uri(
         time.sleep(0.5)
     assert freed > 0
     assert not env_python.parent.exists()
+
+
+def test_sixteen_tasks_for_one_new_env_on_one_node_install_it_once(
+    ray_cluster: RayCluster, manager: EnvManager, python_finder: PythonFinder
+) -> None:
+    spec = LockedSpec.resolve(["alpha==1.0"], manager=manager)
+    node = alive_nodes()[-1]
+    build: Any = ray.remote(num_cpus=0, max_retries=0)(ensure_here)
+    refs = [
+        build.options(scheduling_strategy=pinned(node)).remote(spec, node_id=node)
+        for _ in range(16)
+    ]
+    built = ray.get(refs, timeout=TIMEOUT)
+    assert len({b.env_path for b in built}) == 1
+    key = spec.key(ray.__version__)
+    settings = attrs.evolve(manager.settings, root=ray_cluster.roots[node])
+    there = EnvManager(settings, python_finder=python_finder)
+    try:
+        records = there.operations(workflow_id=key.workflow_id, node_id=key.node_id, limit=100)
+    finally:
+        there.close()
+    operations = sorted(r.operation for r in records.items)
+    assert operations == ["create"] + ["ensure"] * 15  # one install; 15 found it READY

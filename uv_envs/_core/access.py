@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Protocol
 
 import attrs
@@ -77,6 +77,42 @@ class EnvAccess:
     @contextlib.contextmanager
     def locked(self, key: EnvKey, *, timeout: float | None = None) -> Iterator[Locked]:
         """Hold the env's lock; :class:`~uv_envs.EnvironmentBusy` after ``timeout`` s."""
+        with self._hold(key, timeout, None) as token:
+            assert token is not None  # noqa: S101 - without unless, hold always holds
+            yield token
+
+    @contextlib.contextmanager
+    def locked_unless(self, key: EnvKey, moot: Callable[[], bool]) -> Iterator[Locked | None]:
+        """As :meth:`locked`, but stop waiting once ``moot()`` says so, yielding ``None``.
+
+        ``moot`` is asked each time another process's hold ends while this
+        waits (see ``_root.locks``): a caller waiting out someone else's work
+        on the env ends its wait once that work gave it what it came for,
+        without queueing for the lock behind every other such caller.
+        """
+        with self._hold(key, None, moot) as token:
+            yield token
+
+    @contextlib.contextmanager
+    def shared(self, key: EnvKey) -> Iterator[bool]:
+        """Hold the env's lock shared with other readers (see ``_root.locks.shared``).
+
+        No operation that holds it (a create, a change, a delete) runs
+        meanwhile; other shared holders do. Yields False, holding nothing,
+        where that cannot be had: the caller takes :meth:`locked` instead.
+        """
+        self.ensure_root()
+        with locks.shared(
+            self.services.layout.lock_file(key),
+            timeout=self.services.settings.lock_timeout,
+            what=str(key),
+        ) as held:
+            yield held
+
+    @contextlib.contextmanager
+    def _hold(
+        self, key: EnvKey, timeout: float | None, moot: Callable[[], bool] | None
+    ) -> Iterator[Locked | None]:
         self.ensure_root()
         settings = self.services.settings
         with (
@@ -84,12 +120,13 @@ class EnvAccess:
                 self.services.layout.lock_file(key),
                 timeout=settings.lock_timeout if timeout is None else timeout,
                 what=str(key),
-            ),
+                unless=moot,
+            ) as held,
             # What happens under the lock is one operation on this env, for the stream.
             operation_scope(),
             env_scope(key),
         ):
-            yield Locked(key)
+            yield Locked(key) if held else None
 
     @contextlib.contextmanager
     def locked_if_free(self, key: EnvKey) -> Iterator[Locked | None]:

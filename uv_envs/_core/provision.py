@@ -10,13 +10,16 @@ resolve once.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import attrs
 
 from uv_envs import _events as events
-from uv_envs._errors import EnvironmentAlreadyExists
+from uv_envs._errors import EnvironmentAlreadyExists, StorageError, UvEnvsError
 from uv_envs._models import Environment, EnvKey, EnvStatus
 from uv_envs._reports import Provisioned, ProvisionOutcome
 from uv_envs._root import locks
@@ -36,6 +39,72 @@ from .requests import ProvisionRequest
 from .services import Services
 
 
+@attrs.define
+class ReadyWatch:
+    """Whether the env of ``key`` is READY with the spec ``digest``, read without its lock.
+
+    READY means as a locked read would find it with nothing to repair: its
+    record READY with this spec, no generation in progress, ``current``
+    pointing at its generation, its shared venv not marked damaged; anything
+    else is left to the locked path. Every record write is an atomic rename
+    and READY is written last, once the env is whole, so the answer is never
+    of a half-built env; it is handed out only under the lock's shared side,
+    read again there (:meth:`Provisioner.provide`). Asked once at
+    construction, then (as the lock's ``unless``) each time a holder of the
+    lock lets go: the record is read again only when its file was replaced.
+    """
+
+    services: Services
+    key: EnvKey
+    digest: str
+    found: Environment | None = attrs.field(default=None, init=False)
+    _path: str = attrs.field(default="", init=False)
+    _seen: tuple[int, int, int] | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        layout = self.services.layout
+        self._path = str(layout.metadata_file(layout.env_dir(self.key)))
+        self()
+
+    def __call__(self) -> bool:
+        """Whether it is READY now (then ``found`` is its record)."""
+        if self.found is not None:
+            return True
+        try:
+            stat = os.stat(self._path)  # noqa: PTH116 - a str path: no Path object per poll
+        except OSError:
+            return False
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if seen != self._seen:
+            self._seen = seen
+            self.found = self.read()
+        return self.found is not None
+
+    def read(self) -> Environment | None:
+        """The record if it is READY with the spec now, read afresh; else None."""
+        services = self.services
+        try:
+            environment = services.metadata.load(self.key)
+        except UvEnvsError:
+            return None  # unreadable: the locked path reports it
+        if (
+            environment is None
+            or environment.status is not EnvStatus.READY
+            or environment.pending_generation is not None
+            or environment.spec_hash != self.digest
+        ):
+            return None
+        try:
+            pointed = os.readlink(environment.env_path / "current")
+        except OSError:
+            return None
+        if pointed != f"gens/{environment.generation}":
+            return None  # left by a dead switch: the locked path re-points it
+        if effective(services.layout, environment).status is not EnvStatus.READY:
+            return None  # DAMAGED: the locked path rebuilds it
+        return environment
+
+
 @attrs.frozen
 class Provisioner:
     """Builds envs from specs."""
@@ -46,7 +115,26 @@ class Provisioner:
     switch: GenerationSwitch
 
     def provide(self, key: EnvKey, request: ProvisionRequest, *, replace: bool) -> Environment:
-        """The env of ``key`` for the request (see ``EnvManager.create`` and ``ensure``)."""
+        """The env of ``key`` for the request (see ``EnvManager.create`` and ``ensure``).
+
+        An env already READY with the spec is handed out under the shared side
+        of its lock, so the callers waiting out one install (N tasks on a node
+        needing one new env) stop polling for the lock once the install
+        commits and are handed the env together, not one after another.
+        """
+        ready = ReadyWatch(self.services, key, request.digest)
+        if ready.found is None:
+            with self.access.locked_unless(key, ready) as token:
+                if token is not None:
+                    environment, _ = self._reach(token, request, replace=replace)
+                    return environment
+        # Seen READY: hand it out under the shared side of its lock, beside the other
+        # readers, after any holder (the install's tail, a delete) let go; read again
+        # there, since a delete or a change may have come between.
+        with self.access.shared(key) as shared:
+            found = ready.read() if shared else None
+            if found is not None:
+                return self._reuse(key, found, replace=replace)
         with self.access.locked(key) as token:
             environment, _ = self._reach(token, request, replace=replace)
             return environment
@@ -58,6 +146,33 @@ class Provisioner:
             gen_dir = self.services.dirs.current_dir(environment)
             pyproject = (gen_dir / "pyproject.toml").read_text()
             return Provisioned(environment, outcome, pyproject)
+
+    def lock_only(self, key: EnvKey, request: ProvisionRequest) -> tuple[str, str]:
+        """The spec's ``pyproject.toml`` and ``uv.lock``, resolved (or reused), and no venv.
+
+        For a caller that hands the lock on to be installed elsewhere (a Ray
+        driver): the project a create of ``key`` would write, locked exactly as
+        that create would lock it (the same stored resolutions, the spec's lock
+        single-flighting ``uv lock``), in a scratch folder under the root's
+        trash, so a process that dies meanwhile leaves it to the root's
+        recovery. Audited as ``lock``; nothing of ``key``'s env is touched.
+        """
+        services = self.services
+        services.layout.trash_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="lock-", dir=services.layout.trash_dir))
+        try:
+            details = {"packages": list(request.spec.packages), "python": request.spec.python}
+            with audited(services, key, "lock", details) as operation:
+                self.write_spec_project(scratch, key, request, operation)
+                return (scratch / "pyproject.toml").read_text(), (scratch / "uv.lock").read_text()
+        except FileNotFoundError as exc:
+            if scratch.is_dir():
+                raise  # not about the scratch folder (uv itself missing: UvNotFound)
+            # Only a recovery emptying the trash at this moment removes the scratch folder.
+            msg = f"the scratch project of {key} went while it was being locked; try again"
+            raise StorageError(msg) from exc
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _reach(
         self, token: Locked, request: ProvisionRequest, *, replace: bool
@@ -77,12 +192,7 @@ class Provisioner:
             self.services.discard(key)
             return self._build_new(token, request), ProvisionOutcome.CREATED
         if same_spec:
-            with audited(self.services, key, "ensure" if replace else "create") as op:
-                op.note(reused=True)
-                job = self.note_cost(self.services.dirs.current_dir(existing), op)
-            self.services.bytecode.start(job)
-            self.services.dirs.touch(existing)
-            return existing, ProvisionOutcome.REUSED
+            return self._reuse(key, existing, replace=replace), ProvisionOutcome.REUSED
         if not replace:
             raise EnvironmentAlreadyExists(
                 f"environment {key} exists with another spec "
@@ -90,6 +200,15 @@ class Provisioner:
                 "use ensure() to move it to the new spec, or delete it first"
             )
         return self._respec(token, existing, request), ProvisionOutcome.REBUILT
+
+    def _reuse(self, key: EnvKey, existing: Environment, *, replace: bool) -> Environment:
+        """Hand out a READY env of the spec asked: an audit row, no change to the env."""
+        with audited(self.services, key, "ensure" if replace else "create") as op:
+            op.note(reused=True)
+            job = self.note_cost(self.services.dirs.current_dir(existing), op)
+        self.services.bytecode.start(job)
+        self.services.dirs.touch(existing)
+        return existing
 
     def _build_new(self, token: Locked, request: ProvisionRequest) -> Environment:
         services, key = self.services, token.key

@@ -16,10 +16,13 @@ store entry with every request does not keep one object per path forever.
 
 from __future__ import annotations
 
+import enum
+import fcntl
+import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,8 +31,13 @@ from filelock import FileLock, Timeout
 
 from uv_envs._errors import EnvironmentBusy
 
-# Waiting across processes polls the lock file; this is how often.
+# Waiting across processes sleeps until the holder lets go (see _on_release); when the
+# lock is let go and taken again at once, the waiter backs off: first this long, then
+# ever longer, up to MAX_POLL_INTERVAL. Polling every 10 ms cost each of 63 processes
+# waiting out one install 134 ms of CPU (benchmarks/bench_waiters.py).
 POLL_INTERVAL = 0.01
+MAX_POLL_INTERVAL = 0.2
+_BACKOFF = 1.5
 
 
 @attrs.frozen
@@ -63,7 +71,15 @@ def registry_size() -> int:
         return len(_registry)
 
 
-def _acquire(lock: _PathLock, timeout: float) -> bool:
+class Wait(enum.Enum):
+    """How a wait for a lock ended."""
+
+    HELD = "held"
+    TIMED_OUT = "timed out"
+    MOOT = "moot"  # the caller's ``unless`` said it no longer needs the lock
+
+
+def _acquire(lock: _PathLock, timeout: float, unless: Callable[[], bool] | None = None) -> Wait:
     # Threads of this process wait on the RLock, woken the moment it is free
     # (filelock alone would poll); only one of them at a time polls the file.
     deadline = time.monotonic() + timeout
@@ -72,14 +88,93 @@ def _acquire(lock: _PathLock, timeout: float) -> bool:
         if timeout > 0
         else lock.threads.acquire(blocking=False)
     ):
-        return False
-    try:
-        lock.file.acquire(
-            timeout=max(0.0, deadline - time.monotonic()), poll_interval=POLL_INTERVAL
-        )
-    except Timeout:
+        return Wait.TIMED_OUT
+    wait = _poll(lock.file, deadline, unless)
+    if wait is not Wait.HELD:
         lock.threads.release()
+    return wait
+
+
+def _poll(file: FileLock, deadline: float, unless: Callable[[], bool] | None) -> Wait:
+    """Take the file lock; while another process holds it, sleep until it lets go."""
+    delay = POLL_INTERVAL
+    released: threading.Event | None = None
+    while True:
+        try:
+            file.acquire(timeout=0)  # one try
+        except Timeout:
+            pass
+        else:
+            return Wait.HELD
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return Wait.TIMED_OUT
+            if released is None or released.is_set():
+                released = _on_release(file.lock_file)
+            woken = released.wait(remaining)
+            # Before the lock is tried: a wait made moot ends without queueing for it.
+            if unless is not None and unless():
+                return Wait.MOOT
+            if woken and _looks_free(file.lock_file):
+                break
+            # Let go and taken again at once (another waiter, or shared holders, whom
+            # the kernel does not make us wait for): back off before watching again.
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * _BACKOFF, MAX_POLL_INTERVAL)
+
+
+def _on_release(path: str) -> threading.Event:
+    """An event set once no process holds ``path``'s lock exclusively, or it cannot tell.
+
+    A thread blocks in ``flock(LOCK_SH)``, which the kernel wakes the moment
+    the exclusive holder lets go (or dies): a waiter costs no CPU however long
+    the install it waits for takes, where a poll every 200 ms cost tens of
+    wake-ups. The thread lets the shared lock go at once. A waiter that gives
+    up first leaves it blocked until the holder lets go; it then ends.
+    """
+    released = threading.Event()
+
+    def watch() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            released.set()
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError:
+            pass  # no flock here: the waiter falls back to backing off
+        finally:
+            os.close(fd)
+            released.set()
+
+    threading.Thread(target=watch, name="uv-envs-lock-watch", daemon=True).start()
+    return released
+
+
+def _looks_free(path: str) -> bool:
+    """Whether no process holds ``path``'s lock right now; a hint, the real try decides.
+
+    A few system calls, where a filelock try costs about ten times more CPU
+    (path resolution, fork tracking, its registry): the cost of a poll when
+    dozens of processes wait out one install. filelock locks with ``flock``
+    (as ``compile_worker`` does), so a taken ``flock`` here means a holder.
+    This thread holds the path's in-process lock, so no thread of this
+    process holds the file. Anything unexpected says "free": filelock decides.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases a probe's flock with the descriptor
     return True
 
 
@@ -89,17 +184,88 @@ def _release(lock: _PathLock) -> None:
 
 
 @contextmanager
-def hold(path: Path, *, timeout: float, what: str) -> Iterator[None]:
-    """Hold the lock at ``path``; after ``timeout`` s raise :class:`EnvironmentBusy`."""
+def hold(
+    path: Path, *, timeout: float, what: str, unless: Callable[[], bool] | None = None
+) -> Iterator[bool]:
+    """Hold the lock at ``path``; after ``timeout`` s raise :class:`EnvironmentBusy`.
+
+    With ``unless``, asked each time another process's hold ends while this
+    waits: once it answers True the wait ends and the block runs without the
+    lock (yielding False; True when the lock is held).
+    """
     lock = _lock_for(path)
-    if not _acquire(lock, timeout):
+    wait = _acquire(lock, timeout, unless)
+    if wait is Wait.TIMED_OUT:
+        raise EnvironmentBusy(
+            f"environment {what} is busy: its lock was not free within {timeout} s"
+        )
+    if wait is Wait.MOOT:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        _release(lock)
+
+
+@contextmanager
+def shared(path: Path, *, timeout: float, what: str) -> Iterator[bool]:
+    """Hold the lock at ``path`` shared: beside other shared holders, never beside :func:`hold`'s.
+
+    For what only reads an env and must not overlap a change of it (a READY
+    env handed out while no delete or rebuild holds it): any number of
+    processes hold it at once, so they do not queue. Waits as :func:`hold`
+    does (polls backing off; :class:`EnvironmentBusy` after ``timeout`` s).
+    Yields False, holding nothing, where a shared hold cannot be had: this
+    thread holds the lock itself (a shared hold would wait for it forever), or
+    the file system has no ``flock``; the caller then takes :func:`hold`.
+    """
+    with _registry_lock:
+        lock = _registry.get(path)
+    if lock is not None and lock.file.is_locked:  # this thread's own hold
+        yield False
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        taken = _flock_shared(fd, str(path), time.monotonic() + timeout)
+    except OSError:
+        taken = None  # no flock here
+    except BaseException:
+        os.close(fd)
+        raise
+    if not taken:
+        os.close(fd)
+        if taken is None:
+            yield False
+            return
         raise EnvironmentBusy(
             f"environment {what} is busy: its lock was not free within {timeout} s"
         )
     try:
-        yield
+        yield True
     finally:
-        _release(lock)
+        os.close(fd)  # releases the flock with the descriptor
+
+
+def _flock_shared(fd: int, path: str, deadline: float) -> bool:
+    """Take a shared ``flock`` on ``fd`` before ``deadline``; raises OSError where there is none."""
+    delay = POLL_INTERVAL
+    woken = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        if woken:  # let go, and taken again at once: back off before watching again
+            time.sleep(min(delay, remaining))
+            delay = min(delay * _BACKOFF, MAX_POLL_INTERVAL)
+        woken = _on_release(path).wait(max(0.0, deadline - time.monotonic()))
 
 
 def is_free(path: Path) -> bool:
@@ -107,7 +273,7 @@ def is_free(path: Path) -> bool:
     lock = _lock_for(path)
     if lock.file.is_locked:
         return False
-    if not _acquire(lock, 0):
+    if _acquire(lock, 0) is not Wait.HELD:
         return False
     _release(lock)
     return True
@@ -116,7 +282,7 @@ def is_free(path: Path) -> bool:
 def try_acquire(path: Path) -> bool:
     """Take the lock at ``path`` if it is free right now; pair with :func:`release`."""
     lock = _lock_for(path)
-    if not _acquire(lock, 0):
+    if _acquire(lock, 0) is not Wait.HELD:
         return False
     with _registry_lock:
         # Nothing else refers to the object while it is held: keep it until release.

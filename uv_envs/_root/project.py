@@ -13,11 +13,12 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
+import attrs
 from packaging.markers import InvalidMarker, Marker, UndefinedEnvironmentName
 from packaging.utils import canonicalize_name
 
 from uv_envs._errors import StorageError
-from uv_envs._models import EnvKey, EnvSpec, IndexSettings, converter
+from uv_envs._models import EnvKey, EnvSpec, IndexSettings
 from uv_envs._validation import canonical_requirement
 
 PROJECT_NAME = "uv-envs-node"
@@ -34,7 +35,9 @@ def spec_hash(spec: EnvSpec, index: IndexSettings) -> str:
         "packages": sorted({canonical_requirement(p) for p in spec.packages}),
         "python": spec.python,
         "requirements_text": spec.requirements_text,
-        "index": converter.unstructure(index),
+        # attrs.asdict: the JSON of converter.unstructure (tests/test_properties.py
+        # holds them equal), without generating a converter function per process.
+        "index": attrs.asdict(index),
     }
     encoded = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()

@@ -19,8 +19,8 @@ import attrs
 
 from uv_envs._errors import InvalidInput
 from uv_envs._manager import EnvManager
-from uv_envs._models import EnvKey, EnvSpec
-from uv_envs._root.project import locked_versions, spec_hash
+from uv_envs._models import EnvKey
+from uv_envs._root.project import locked_versions
 from uv_envs._validation import normalize_python_request
 
 #: The runtime-env field (and plugin name): ``runtime_env={"uv_envs": spec.field()}``.
@@ -132,17 +132,26 @@ class LockedSpec:
         *,
         python: str | None = None,
         manager: EnvManager | None = None,
+        driver_env: bool = False,
     ) -> LockedSpec:
         """Resolve ``packages`` once, here, and return the lock every node will install.
 
-        The resolution is an env of ``manager`` (``EnvManager()`` by default)
-        keyed by the spec, so the same packages in any order resolve once and
-        give the same lock.
+        Only the lock is made here: one ``uv lock`` in a scratch project under
+        ``manager``'s root (``EnvManager()`` by default), removed after; no
+        venv, no ``import ray`` check (the nodes build and check the env). The
+        resolution is stored by spec, so the same packages in any order
+        resolve once and give the same lock. With ``driver_env`` the env is
+        built here too (an env of ``manager``, keyed by the spec), for a driver
+        that will run in it itself; the lock is the same either way.
         """
         manager = manager if manager is not None else EnvManager()
-        packages = tuple(packages)
-        request = normalize_python_request(python or manager.settings.default_python)
-        digest = spec_hash(EnvSpec(packages=packages, python=request), manager.settings.index)
-        key = EnvKey(LOCK_WORKFLOW, digest[:40])
-        manager.ensure(key, packages=packages, python=request)
-        return cls.from_key(manager, key)
+        # The request a create would make, so the spec hash, the stored resolution
+        # and the project written are exactly those of a full create.
+        request = manager._request(packages, None, python, refresh=False)  # noqa: SLF001
+        key = EnvKey(LOCK_WORKFLOW, request.digest[:40])
+        if driver_env:
+            manager.ensure(key, packages=request.spec.packages, python=request.spec.python)
+            return cls.from_key(manager, key)
+        provisioner = manager._core.provisioner  # noqa: SLF001 - uv_envs.ray is uv-envs' own
+        pyproject_toml, uv_lock = provisioner.lock_only(key, request)
+        return cls(pyproject_toml, uv_lock)
