@@ -10,10 +10,8 @@ worker first needs one.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,8 +124,6 @@ def test_the_index_serves_each_file_once_for_the_whole_cluster(served: Served) -
     assert (served.node_copy("n1", env_path) / "uv.lock").read_text() == (
         Path(env_path) / "uv.lock"
     ).read_text()
-    # n1 fetched the files while the server built its own copy, then installed from its cache.
-    assert operations_on("n1", served, "fanout", "rag") == ["prefetch", "create"]
     relay = httpx.get(f"{served.server.url}/v1/cluster", timeout=30).json()["relay"]
     assert relay["fetched_files"] == 2
     assert relay["served_files"] >= 3
@@ -160,14 +156,3 @@ def test_bytes_altered_at_the_relay_are_refused_on_the_node_and_nothing_installe
     copy = served.node_copy("n3", env_path)
     assert not (copy / ".venv").exists()
     assert not copy.exists() or not any(copy.iterdir())
-
-
-def operations_on(name: str, served: Served, workflow_id: str, node_id: str) -> list[str]:
-    """The audited operations of an env on worker node ``name``'s own root, oldest first."""
-    audit = served.node_copy(name, str(served.root / "audit.sqlite3"))
-    with contextlib.closing(sqlite3.connect(audit)) as db:
-        rows = db.execute(
-            "SELECT operation FROM operations WHERE workflow_id = ? AND node_id = ? ORDER BY id",
-            (workflow_id, node_id),
-        ).fetchall()
-    return [row[0] for row in rows]

@@ -31,7 +31,6 @@ from uv_envs import (
     IndexSettings,
     Settings,
 )
-from uv_envs._core.operation import audited
 from uv_envs._models import EnvSpec
 from uv_envs._root.project import spec_hash
 from uv_envs._root.wheel_relay import WheelRelay
@@ -324,26 +323,3 @@ def test_the_counting_index_finds_projects_by_their_whole_normalised_name(tmp_pa
     assert "importlib_resources-1.0-py3-none-any.whl" in listed
     assert "importlib-1.0" not in listed
     assert "zope.interface-5.0.tar.gz" in sdists
-
-
-def test_a_prefetch_fills_the_cache_and_builds_no_env(
-    tmp_path: Path, index: CountingIndex, relay: WheelRelay, python_finder: PythonFinder
-) -> None:
-    first = machine(tmp_path, "first", index, python_finder, relay.url)
-    first.create(KEY, packages=PACKAGES)
-    export = first.export(KEY)
-
-    second = machine(tmp_path, "second", index, python_finder, relay.url)
-    core = second._core
-    interpreter = core.services.python_finder.find(second.settings.default_python)
-    with audited(core.services, KEY, "prefetch") as operation:
-        core.provisioner.installer.prefetch(
-            export.pyproject_toml, export.uv_lock, interpreter, operation
-        )
-    assert second.list_environments() == []
-    assert not any((second.settings.root / "trash").iterdir())
-    relay.stop()
-    index.stop()  # the install that follows needs nobody: the cache holds every file
-    environment = _adopted(second, export.uv_lock)
-    assert second.dependencies(KEY).locked == first.dependencies(KEY).locked
-    assert Path(environment.python_path).exists()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 import attrs
@@ -75,30 +74,6 @@ class Installer:
             ray_link.link(venv, interpreter)  # before the store seals the entry
 
         return services.venv_store.link(gen_dir, entry_id, build)
-
-    def prefetch(
-        self, pyproject_toml: str, uv_lock: str, interpreter: Interpreter, operation: Operation
-    ) -> None:
-        """Download and unpack a lock's files into uv's cache, building no env.
-
-        A later install of the lock then only links from the cache: a cluster
-        fetches a new lock's files on every node at once, while the server still
-        installs its own copy. The scratch venv this needs lives under the root's
-        trash (a process that dies meanwhile leaves it to the root's recovery)
-        and goes at the end; nothing else of the root changes.
-        """
-        layout = self.services.layout
-        layout.trash_dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix="prefetch-", dir=layout.trash_dir))
-        try:
-            (scratch / "pyproject.toml").write_text(pyproject_toml)
-            (scratch / "uv.lock").write_text(uv_lock)
-            with install_slot(layout, self.services.settings.max_concurrent_installs):
-                self._sync(
-                    scratch, str(interpreter.path), operation, venv=scratch / ".venv", refresh=False
-                )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
 
     def _sync(
         self, gen_dir: Path, python: str, operation: Operation, *, venv: Path, refresh: bool

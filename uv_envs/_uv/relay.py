@@ -73,11 +73,6 @@ def relayed_lock(uv_lock: str, relay: str) -> str | None:
     return text if relayed else None
 
 
-def has_remote_files(uv_lock: str) -> bool:
-    """Whether installing ``uv_lock`` downloads anything a relay could serve."""
-    return relayed_lock(uv_lock, "http://relay.invalid") is not None
-
-
 def read_relay_path(path: str) -> RelayedFile | None:
     """The file a relay URL's path (after the relay's own prefix) asks for; None if malformed."""
     parts = path.strip("/").split("/")

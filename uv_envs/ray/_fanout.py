@@ -32,7 +32,6 @@ from ._replica import (
     install_replica,
     lock_digest,
     node_facts,
-    prefetch_replica,
     present_here,
     release_replica,
 )
@@ -113,24 +112,17 @@ def _install_task(record: PublishedEnv) -> tuple[ReplicaState, str | None]:
     return install_replica(record, ray.get_runtime_context().get_node_id())
 
 
-def _submit(
-    func: Callable[..., Any], nodes: Iterable[str], args: tuple[Any, ...]
+def _on_nodes(
+    func: Callable[..., Any], nodes: Iterable[str], args: tuple[Any, ...], timeout: float
 ) -> dict[str, Any]:
-    """Start ``func(*args)`` on each node: node id -> its task's reference."""
+    """Run ``func(*args)`` on each node; node id -> its answer, or the exception it raised."""
     remote = ray.remote(num_cpus=0, max_retries=0)(func)
-    return {
+    refs = {
         node: remote.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)
         ).remote(*args)
         for node in nodes
     }
-
-
-def _on_nodes(
-    func: Callable[..., Any], nodes: Iterable[str], args: tuple[Any, ...], timeout: float
-) -> dict[str, Any]:
-    """Run ``func(*args)`` on each node; node id -> its answer, or the exception it raised."""
-    refs = _submit(func, nodes, args)
     answers: dict[str, Any] = {}
     for node, ref in refs.items():
         try:
@@ -139,21 +131,6 @@ def _on_nodes(
             ray.cancel(ref, force=True)
             answers[node] = exc
     return answers
-
-
-@attrs.frozen
-class Prefetch:
-    """Nodes fetching a new lock's files while the server builds its own copy."""
-
-    refs: tuple[Any, ...]
-
-    def settle(self, timeout: float = INSTALL_TIMEOUT) -> None:
-        """Wait for them (their installs then link from warm caches); stop what overruns."""
-        if not self.refs:
-            return
-        _, unfinished = ray.wait(list(self.refs), num_returns=len(self.refs), timeout=timeout)
-        for ref in unfinished:
-            ray.cancel(ref, force=True)
 
 
 class Fanout:
@@ -248,16 +225,6 @@ class Fanout:
         self.registry.publish(record)
         with self._guard:
             self._records[record.env_path] = record
-
-    def prefetch(self, record: PublishedEnv, *, besides: str) -> Prefetch:
-        """Start filling every servable node's cache but ``besides`` with the record's files.
-
-        The record is not published: nothing is installed from it, and the
-        server may yet fail to make the env (the prefetched files then only
-        sit in the nodes' uv caches).
-        """
-        nodes = [n for n in self._admit(alive()) if n != besides]
-        return Prefetch(tuple(_submit(prefetch_replica, nodes, (record,)).values()))
 
     def install(self, record: PublishedEnv) -> dict[str, tuple[ReplicaState, str | None]]:
         """Publish the record and install it on every servable node; node id -> result."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
-import logging
 import math
 import os
 import sys
@@ -22,7 +21,6 @@ from pathlib import Path
 
 import attrs
 
-from uv_envs._core.operation import audited
 from uv_envs._errors import (
     EnvironmentBusy,
     EnvironmentInUse,
@@ -37,8 +35,6 @@ from uv_envs._validation import normalize_python_request, parse_requirements
 
 from ._node import _services, cluster_ray, node_manager
 from ._published import PublishedEnv
-
-logger = logging.getLogger("uv_envs.ray")
 
 #: Seconds a node waits for an env's lock before it reports its copy kept.
 RELEASE_LOCK_TIMEOUT = 10.0
@@ -129,30 +125,6 @@ def install_on(manager: EnvManager, record: PublishedEnv, node_id: str) -> None:
     if not holds(manager, record):
         # Same spec, another lock (an update on the server): move to the server's.
         manager.adopt(key, pyproject_toml=record.pyproject_toml, uv_lock=record.uv_lock)
-
-
-def prefetch_replica(record: PublishedEnv) -> bool:
-    """Fill this node's uv cache with the record's files ahead of its install; False if not.
-
-    Runs while the server still builds its own copy: the node's install that
-    follows then links from a warm cache. A failure here costs nothing but the
-    head start (the install fetches what is missing), so it is only logged.
-    """
-    try:
-        with contextlib.closing(
-            node_manager(record.root, wheel_relay=record.wheel_relay)
-        ) as manager:
-            services = _services(manager)
-            interpreter = services.python_finder.find(normalize_python_request(record.spec.python))
-            core = manager._core  # noqa: SLF001 - uv_envs.ray is uv-envs' own
-            with audited(services, record.key, "prefetch") as operation:
-                core.provisioner.installer.prefetch(
-                    record.pyproject_toml, record.uv_lock, interpreter, operation
-                )
-    except (OSError, UvEnvsError) as exc:
-        logger.info("prefetching %s here failed (its install fetches it): %s", record.key, exc)
-        return False
-    return True
 
 
 def holds(manager: EnvManager, record: PublishedEnv) -> bool:

@@ -35,10 +35,9 @@ from uv_envs._reports import CleanupReport, DeleteResult, OperationResult, Provi
 from uv_envs._root.layout import Layout
 from uv_envs._root.wheel_relay import RelayCounts, WheelRelay
 from uv_envs._settings import Settings
-from uv_envs._uv.relay import has_remote_files
 from uv_envs._validation import normalize_python_request
 
-from ._fanout import ClusterNode, Fanout, NodePresence, Prefetch
+from ._fanout import ClusterNode, Fanout, NodePresence
 from ._published import PublishedEnv, driver_registry
 
 logger = logging.getLogger("uv_envs.ray")
@@ -77,11 +76,6 @@ def _join(address: str | None) -> None:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise RayNotAvailable(f"cannot join the Ray cluster at {address}: {exc}") from exc
-
-
-def node_id_here() -> str:
-    """The id of this process's node (whose copy is this server's own)."""
-    return str(ray.get_runtime_context().get_node_id())
 
 
 def node_address() -> str:
@@ -200,67 +194,17 @@ class ClusterEnvManager(EnvManager):
         with self._stripes[zlib.crc32(str(key).encode()) % _STRIPES]:
             yield
 
-    def _replicated(
-        self,
-        key: EnvKey,
-        change: Callable[[], _T],
-        spec: dict[str, Any] | None = None,
-        *,
-        replace: bool = False,
-    ) -> _T:
+    def _replicated(self, key: EnvKey, change: Callable[[], _T]) -> _T:
         with self._serialized(key):
-            prefetch = None if spec is None else self._prefetch(key, spec, replace=replace)
             result = change()
             record = self._record(key)
             try:
-                if prefetch is not None:
-                    prefetch.settle()
                 self._fanout.install(record)
             except Exception:
                 # The change is made and answered; the record is published, so the plugin
                 # and the next reconciling round bring the nodes to it once Ray answers again.
                 logger.exception("could not reach the cluster's nodes for %s", key)
             return result
-
-    def _prefetch(self, key: EnvKey, spec: dict[str, Any], *, replace: bool) -> Prefetch | None:
-        """For a spec new to ``key``: lock it now, and let the other nodes fetch its files.
-
-        They download (through the relay) and unpack while this server builds its
-        own copy, so their installs after it only link: a cold create costs one
-        install's time, not two in a row. Nothing is installed or published
-        here; whatever fails is left to the change itself to report.
-        """
-        try:
-            if spec.get("refresh"):
-                return None  # the change resolves anew: locking here would resolve twice
-            request = self._request(
-                spec.get("packages", ()), spec.get("requirements_text"), spec.get("python"),
-                refresh=False,
-            )  # fmt: skip
-            current = self.status(key).environment
-            if current is not None and (current.spec_hash == request.digest or not replace):
-                return None  # nothing new to fetch, or a create the env refuses
-
-            provisioner = self._core.provisioner
-            pyproject_toml, uv_lock = provisioner.lock_only(key, request)
-            if not has_remote_files(uv_lock):
-                return None  # every file is read from a local folder
-            record = PublishedEnv(
-                workflow_id=key.workflow_id,
-                node_id=key.node_id,
-                version_id=key.version_id,
-                root=str(self.settings.root),
-                env_path=str(self._core.services.layout.env_dir(key)),
-                pyproject_toml=pyproject_toml,
-                uv_lock=uv_lock,
-                wheel_relay=self.settings.wheel_relay,
-            )
-            return self._fanout.prefetch(record, besides=node_id_here())
-        except (OSError, UvEnvsError):
-            return None
-        except Exception:
-            logger.exception("could not start prefetching %s on the cluster's nodes", key)
-            return None
 
     def _check_python(self, python: str | None) -> None:
         request = normalize_python_request(python or self.settings.default_python)
@@ -274,24 +218,15 @@ class ClusterEnvManager(EnvManager):
 
     def create(self, key: EnvKey, **spec: Any) -> Any:
         self._check_python(spec.get("python"))
-        return self._replicated(
-            key, lambda: super(ClusterEnvManager, self).create(key, **spec), spec
-        )
+        return self._replicated(key, lambda: super(ClusterEnvManager, self).create(key, **spec))
 
     def ensure(self, key: EnvKey, **spec: Any) -> Any:
         self._check_python(spec.get("python"))
-        return self._replicated(
-            key, lambda: super(ClusterEnvManager, self).ensure(key, **spec), spec, replace=True
-        )
+        return self._replicated(key, lambda: super(ClusterEnvManager, self).ensure(key, **spec))
 
     def provision(self, key: EnvKey, **spec: Any) -> Provisioned:
         self._check_python(spec.get("python"))
-        return self._replicated(
-            key,
-            lambda: super(ClusterEnvManager, self).provision(key, **spec),
-            spec,
-            replace=bool(spec.get("replace", False)),
-        )
+        return self._replicated(key, lambda: super(ClusterEnvManager, self).provision(key, **spec))
 
     def add(self, key: EnvKey, *args: Any, **kwargs: Any) -> OperationResult:
         return self._replicated(
