@@ -54,9 +54,8 @@ sys.path.insert(0, str(ROOT))
 
 import ray  # noqa: E402
 from package_sets import SETS  # noqa: E402 - beside this script
-from parts import fanout, wheelhouse  # noqa: E402
+from parts import fanout, ray_nodes, wheelhouse  # noqa: E402
 from parts.fanout import Count  # noqa: E402
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from tests.ray_namespaces import can_isolate  # noqa: E402
 from uv_envs.testing import CountingIndex  # noqa: E402
@@ -67,29 +66,10 @@ ALL_SETS = {**SETS, "example": ("langchain", "chromadb")}
 Result = dict[str, Any]
 
 
-@ray.remote(num_cpus=0)
-class Probe:
-    def versions(self) -> dict[str, str]:
-        import importlib.metadata  # noqa: PLC0415 - runs in the env
-
-        return {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions()}
-
-
 def on_every_node(runtime_env: dict[str, Any], nodes: list[str]) -> float:
     """Seconds until one actor per node, all started at once, answered."""
     started = time.perf_counter()
-    actors = [
-        Probe.options(  # type: ignore[attr-defined]
-            runtime_env=runtime_env,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
-        ).remote()
-        for node in nodes
-    ]
-    try:
-        seen = ray.get([a.versions.remote() for a in actors], timeout=TIMEOUT)
-    finally:
-        for actor in actors:
-            ray.kill(actor)
+    seen = ray_nodes.on_every_node(runtime_env, nodes, TIMEOUT)
     elapsed = time.perf_counter() - started
     assert all(s == seen[0] for s in seen), "the nodes hold different versions"
     return elapsed
@@ -137,7 +117,7 @@ def measure_set(name: str, house: Path, work: Path, reps: int, *, pip: bool) -> 
         try:
             fanout.start_cluster(cluster)
             server, target = fanout.start_server(cluster)
-            nodes = fanout.alive_nodes()
+            nodes = ray_nodes.alive_nodes()
             roots = fanout.node_roots(cluster)
             result["nodes"] = len(nodes)
             creates = result["creates"] = {}

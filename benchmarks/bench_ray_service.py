@@ -34,45 +34,20 @@ import tempfile
 import time
 from concurrent import futures
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import ray  # noqa: E402
 from package_sets import SETS  # noqa: E402 - beside this script
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
+from parts import ray_nodes  # noqa: E402
+from parts.ray_nodes import node_env  # noqa: E402
 
-from tests.ray_namespaces import NamespacedCluster, can_isolate, ray_env  # noqa: E402
-from uv_envs.ray import plugin_config  # noqa: E402
+from tests.ray_namespaces import NamespacedCluster, can_isolate  # noqa: E402
 from uv_envs_server import EnvManagerClient  # noqa: E402
 
 TIMEOUT = 1800
 ALL_SETS = {**SETS, "example": ("langchain", "chromadb")}
-
-
-@ray.remote(num_cpus=0)
-class Probe:
-    def versions(self) -> dict[str, str]:
-        import importlib.metadata  # noqa: PLC0415 - runs in the env
-
-        return {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions()}
-
-
-def on_every_node(runtime_env: dict[str, Any], nodes: list[str]) -> list[dict[str, str]]:
-    """One actor per node, started at once; their answers."""
-    actors = [
-        Probe.options(  # type: ignore[attr-defined]
-            runtime_env=runtime_env,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
-        ).remote()
-        for node in nodes
-    ]
-    try:
-        return list(ray.get([a.versions.remote() for a in actors], timeout=TIMEOUT))
-    finally:
-        for actor in actors:
-            ray.kill(actor)
 
 
 def served_route(
@@ -80,12 +55,13 @@ def served_route(
 ) -> float:
     started = time.perf_counter()
     env_path = client.create_env("bench", name, packages=packages, python="3.11").env_path
-    seen = on_every_node(
+    seen = ray_nodes.on_every_node(
         {
             "py_executable": env_path + "/.venv/bin/python",
             "env_vars": {"VIRTUAL_ENV": env_path + "/.venv"},
         },
         nodes,
+        TIMEOUT,
     )
     elapsed = time.perf_counter() - started
     assert all(s == seen[0] for s in seen), "the nodes hold different versions"
@@ -94,7 +70,7 @@ def served_route(
 
 def ray_uv_route(packages: list[str], nodes: list[str]) -> float:
     started = time.perf_counter()
-    on_every_node({"uv": packages}, nodes)
+    ray_nodes.on_every_node({"uv": packages}, nodes, TIMEOUT)
     return time.perf_counter() - started
 
 
@@ -110,24 +86,11 @@ def start_server(cluster: NamespacedCluster) -> tuple[subprocess.Popen[str], str
     return server, line.rsplit(" ", 1)[1].strip()
 
 
-def alive_nodes() -> list[str]:
-    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-    return sorted(str(n["NodeID"]) for n in nodes if n["Alive"])
-
-
 def start_cluster(base: Path) -> NamespacedCluster:
     """Head here, two workers in their own mount namespaces, the plugins loaded everywhere."""
     (base / "ray").mkdir()
     (base / "served").mkdir()
-    bin_dir = str(Path(sys.executable).parent)  # Ray's uv field runs the uv found on PATH
-    env = ray_env(
-        base,
-        {
-            "RAY_RUNTIME_ENV_PLUGINS": plugin_config(),
-            "PYTHONPATH": str(ROOT),
-            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        },
-    )
+    env = node_env(base)
     for name in ("UV_ENVS_ROOT", "UV_ENVS_CACHE_DIR", "UV_CACHE_DIR"):
         env.pop(name, None)  # each node's caches on its own disk
     cluster = NamespacedCluster(base=base, private=base / "served", env=env)
@@ -137,14 +100,14 @@ def start_cluster(base: Path) -> NamespacedCluster:
     cluster.add_worker("n2")
     ray.init(address=cluster.address, log_to_driver=False)
     deadline = time.monotonic() + 120
-    while len(alive_nodes()) < 3 and time.monotonic() < deadline:
+    while len(ray_nodes.alive_nodes()) < 3 and time.monotonic() < deadline:
         time.sleep(0.5)
     return cluster
 
 
 def measure(target: str, set_names: list[str], reps: int) -> list[str]:
     """One markdown row per set: medians of both routes, side by side."""
-    nodes = alive_nodes()
+    nodes = ray_nodes.alive_nodes()
     rows = []
     with EnvManagerClient(target, timeout=TIMEOUT) as client:
         for set_name in set_names:

@@ -185,6 +185,28 @@ class NamespacedCluster:
         msg = f"node {name} did not start: {node.log.read_text(errors='replace')[-3000:]}"
         raise RuntimeError(msg)
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """The head started, Ray's temp folder this base's; at the end every node stopped.
+
+        ``RAY_TMPDIR`` points at the base meanwhile (cluster_utils and drivers find
+        Ray's files through it, never the machine's /tmp/ray) and is put back after.
+        """
+        import ray
+
+        previous = os.environ.get("RAY_TMPDIR")
+        os.environ["RAY_TMPDIR"] = str(self.base)
+        try:
+            self.start_head()
+            yield
+        finally:
+            ray.shutdown()
+            self.shutdown()
+            if previous is None:
+                os.environ.pop("RAY_TMPDIR", None)
+            else:
+                os.environ["RAY_TMPDIR"] = previous
+
     def node_copy(self, name: str, path: str) -> Path:
         """Where worker node ``name``'s copy of ``path`` (under the private folder) really is."""
         return self.base / "nodes" / name / Path(path).relative_to(self.private)

@@ -85,28 +85,18 @@ def _cluster(base: Path, index: CountingIndex) -> Iterator[Served]:
     ):
         env.pop(inherited, None)  # each node's cache in its own root; the index is the only source
     cluster = NamespacedCluster(base=base, private=private, env=env)
-    previous = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = str(base)
-    server: ServerProcess | None = None
-    try:
-        cluster.start_head()
+    with cluster.session():
         cluster.add_worker("n1")
         ray.init(address=cluster.address, log_to_driver=False)
         wait_for(lambda: len(node_ids()) == 2, "two alive nodes")
         root = private / "relayed"
         args = ["--root", str(root), "--ray-address", cluster.address]
         server = ServerProcess([*args, "--ray-reconcile-seconds", "3600"], cluster.env)
-        assert server.target, server.stop()
-        yield Served(cluster, index, server, root)
-    finally:
-        if server is not None:
+        try:
+            assert server.target, server.stop()
+            yield Served(cluster, index, server, root)
+        finally:
             server.stop()
-        ray.shutdown()
-        cluster.shutdown()
-        if previous is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = previous
 
 
 def test_the_index_serves_each_file_once_for_the_whole_cluster(served: Served) -> None:

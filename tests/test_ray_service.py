@@ -191,24 +191,16 @@ def _cluster(base: Path, wheelhouse: Path) -> Iterator[Setup]:
     env.pop("UV_ENVS_ROOT", None)
     cluster = NamespacedCluster(base=base, private=private, env=env)
     state = Setup(cluster, private_wheels)
-    previous = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = str(base)
-    try:
-        cluster.start_head()
+    with cluster.session():
         cluster.add_worker("n1", read_only=[base / "ro"])
         cluster.add_worker("n2", hidden=[private_wheels])
         ray.init(address=cluster.address, log_to_driver=False)
         wait_for(lambda: len(node_ids()) == 3, "three alive nodes")
-        yield state
-    finally:
-        for server in state.servers:
-            server.stop()
-        ray.shutdown()
-        cluster.shutdown()
-        if previous is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = previous
+        try:
+            yield state
+        finally:
+            for server in state.servers:
+                server.stop()
 
 
 @pytest.fixture(scope="module")

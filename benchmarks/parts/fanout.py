@@ -20,12 +20,13 @@ from typing import Any
 import attrs
 import ray
 
-from tests.ray_namespaces import NamespacedCluster, ray_env
+from tests.ray_namespaces import NamespacedCluster
 from uv_envs import EnvKey, EnvManager, IndexSettings, Settings
-from uv_envs.ray import plugin_config
 from uv_envs.testing import CountingIndex
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import ray_nodes
+from .ray_nodes import node_env
+
 WORKERS = ("n1", "n2", "n3")
 #: Variables that would let a node install from somewhere other than the counting index.
 FOREIGN = (
@@ -118,23 +119,10 @@ def roots_at_once(index: CountingIndex, base: Path, packages: list[str]) -> tupl
     return time.perf_counter() - started, Count.of(index)
 
 
-def alive_nodes() -> list[str]:
-    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-    return sorted(str(n["NodeID"]) for n in nodes if n["Alive"])
-
-
 def make_cluster(base: Path, index_url: str) -> NamespacedCluster:
     """A cluster not started yet: its nodes' environment, the counting index their only index."""
     (base / "served").mkdir(parents=True)
-    bin_dir = str(Path(sys.executable).parent)  # Ray's uv field runs the uv found on PATH
-    env = ray_env(
-        base,
-        {
-            "RAY_RUNTIME_ENV_PLUGINS": plugin_config(),
-            "PYTHONPATH": str(ROOT),
-            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        },
-    )
+    env = node_env(base)
     for name in FOREIGN:
         env.pop(name, None)
     env["UV_ENVS_INDEX_URL"] = index_url
@@ -149,10 +137,10 @@ def start_cluster(cluster: NamespacedCluster) -> None:
         cluster.add_worker(name)
     ray.init(address=cluster.address, log_to_driver=False)
     deadline = time.monotonic() + 180
-    while len(alive_nodes()) < 1 + len(WORKERS) and time.monotonic() < deadline:
+    while len(ray_nodes.alive_nodes()) < 1 + len(WORKERS) and time.monotonic() < deadline:
         time.sleep(0.5)
-    if len(alive_nodes()) < 1 + len(WORKERS):
-        msg = f"only {len(alive_nodes())} nodes joined"
+    if len(ray_nodes.alive_nodes()) < 1 + len(WORKERS):
+        msg = f"only {len(ray_nodes.alive_nodes())} nodes joined"
         raise RuntimeError(msg)
 
 
