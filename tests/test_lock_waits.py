@@ -15,6 +15,7 @@ import fcntl
 import os
 import threading
 import time
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -141,6 +142,39 @@ def test_shared_holds_go_together_and_never_beside_an_exclusive_one(tmp_path: Pa
     with locks.hold(path, timeout=1, what="x"), locks.shared(path, timeout=1, what="x") as held:
         assert not held  # this thread's own hold: the caller goes the exclusive way
     assert locks.is_free(path)
+
+
+def test_a_watcher_left_by_a_wait_that_gave_up_is_no_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A watcher holds the file shared from the moment the holder lets go until it
+    # runs again to close it; on a loaded machine that can take a while (it waits
+    # for the GIL). Played here by a watcher that sleeps before closing.
+    def slow_flock(fd: int, operation: int) -> None:
+        fcntl.flock(fd, operation)
+        if operation == fcntl.LOCK_SH:  # a watcher's blocking shared take
+            time.sleep(0.1)
+
+    monkeypatch.setattr(
+        locks,
+        "fcntl",
+        types.SimpleNamespace(
+            flock=slow_flock,
+            LOCK_SH=fcntl.LOCK_SH,
+            LOCK_EX=fcntl.LOCK_EX,
+            LOCK_NB=fcntl.LOCK_NB,
+        ),
+    )
+    path = tmp_path / "env.lock"
+    with held_elsewhere(path) as fd:
+        with pytest.raises(EnvironmentBusy):
+            locks.shared(path, timeout=0.2, what="x").__enter__()
+        assert not locks.is_free(path)  # the holder, not the watcher it left
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        time.sleep(0.02)  # the watcher takes the file shared and has not closed it yet
+        assert locks.is_free(path)
+        assert locks.try_acquire(path)
+        locks.release(path)
 
 
 def test_an_ensure_of_a_ready_env_shares_its_lock_with_other_hand_outs(

@@ -53,6 +53,13 @@ _registry: weakref.WeakValueDictionary[Path, _PathLock] = weakref.WeakValueDicti
 # Locks taken by try_acquire() and not yet released, with how many times (reentrant).
 _pinned: dict[Path, tuple[_PathLock, int]] = {}
 _registry_lock = threading.Lock()
+# This process's watcher threads (see _on_release) per lock file, and a condition
+# that tells when one ends: a watcher holds the file shared for an instant once the
+# holder lets go, and that instant must not pass for a holder (see _take_now).
+_watchers: dict[str, int] = {}
+_watchers_changed = threading.Condition()
+# How long a try that finds the lock taken waits for this process's watchers to end.
+OWN_WATCHERS_WAIT = 0.2
 
 
 def _lock_for(path: Path) -> _PathLock:
@@ -139,7 +146,6 @@ def _on_release(path: str) -> threading.Event:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            released.set()
             return
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
@@ -147,9 +153,22 @@ def _on_release(path: str) -> threading.Event:
             pass  # no flock here: the waiter falls back to backing off
         finally:
             os.close(fd)
+
+    def run() -> None:
+        try:
+            watch()
+        finally:
+            with _watchers_changed:
+                if _watchers[path] == 1:
+                    del _watchers[path]
+                else:
+                    _watchers[path] -= 1
+                _watchers_changed.notify_all()
             released.set()
 
-    threading.Thread(target=watch, name="uv-envs-lock-watch", daemon=True).start()
+    with _watchers_changed:
+        _watchers[path] = _watchers.get(path, 0) + 1
+    threading.Thread(target=run, name="uv-envs-lock-watch", daemon=True).start()
     return released
 
 
@@ -268,12 +287,31 @@ def _flock_shared(fd: int, path: str, deadline: float) -> bool:
         woken = _on_release(path).wait(max(0.0, deadline - time.monotonic()))
 
 
+def _take_now(lock: _PathLock) -> bool:
+    """Take the lock if no thread or process holds it, without waiting for a holder.
+
+    A watcher of this process (a waiter's, maybe one that gave up) holds the
+    file shared from the moment the holder lets go until it runs again, which
+    on a busy machine can be a while after (it needs the GIL to close its
+    descriptor): that is no holder, so a try that finds the file taken while
+    this process watches it waits a moment for the watchers to end and tries
+    once more. A real holder keeps them blocked, and the answer stays no.
+    """
+    if _acquire(lock, 0) is Wait.HELD:
+        return True
+    path = lock.file.lock_file
+    with _watchers_changed:
+        if not _watchers_changed.wait_for(lambda: path not in _watchers, OWN_WATCHERS_WAIT):
+            return False
+    return _acquire(lock, 0) is Wait.HELD
+
+
 def is_free(path: Path) -> bool:
     """Whether no thread or process holds the lock (this thread's own hold counts as held)."""
     lock = _lock_for(path)
     if lock.file.is_locked:
         return False
-    if _acquire(lock, 0) is not Wait.HELD:
+    if not _take_now(lock):
         return False
     _release(lock)
     return True
@@ -282,7 +320,7 @@ def is_free(path: Path) -> bool:
 def try_acquire(path: Path) -> bool:
     """Take the lock at ``path`` if it is free right now; pair with :func:`release`."""
     lock = _lock_for(path)
-    if _acquire(lock, 0) is not Wait.HELD:
+    if not _take_now(lock):
         return False
     with _registry_lock:
         # Nothing else refers to the object while it is held: keep it until release.
