@@ -23,7 +23,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from uv_envs import EnvironmentBusy, EnvKey, EnvManager, EnvStatus
+from uv_envs import EnvironmentBusy, EnvironmentNotFound, EnvKey, EnvManager, EnvStatus
 from uv_envs._root import locks
 from uv_envs._root.damage import mark_damaged
 from uv_envs._root.envdirs import current_dir
@@ -142,6 +142,56 @@ def test_shared_holds_go_together_and_never_beside_an_exclusive_one(tmp_path: Pa
     with locks.hold(path, timeout=1, what="x"), locks.shared(path, timeout=1, what="x") as held:
         assert not held  # this thread's own hold: the caller goes the exclusive way
     assert locks.is_free(path)
+
+
+def _hand_outs_that_overlap(path: Path, stop: threading.Event) -> list[threading.Thread]:
+    """Two readers taking the lock shared in turns, each hold beginning before the other ends."""
+
+    def hand_out(offset: float) -> None:
+        time.sleep(offset)
+        while not stop.is_set():
+            with locks.shared(path, timeout=10, what="x"):
+                time.sleep(0.1)
+
+    readers = [threading.Thread(target=hand_out, args=(o,)) for o in (0.0, 0.05)]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.2)
+    return readers
+
+
+def test_a_stream_of_shared_holds_does_not_keep_an_announced_taker_waiting(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "env.lock"
+    stop = threading.Event()
+    readers = _hand_outs_that_overlap(path, stop)
+    try:
+        with pytest.raises(EnvironmentBusy):  # flock alone prefers nobody
+            locks.hold(path, timeout=1, what="x").__enter__()
+        with locks.hold(path, timeout=5, what="x", announce=True) as held:
+            assert held
+            assert not locks._writer_waits(str(path))  # the mark goes once it holds
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    assert locks.is_free(path)
+
+
+def test_a_delete_goes_before_a_stream_of_hand_outs(fake_manager: EnvManager) -> None:
+    fake_manager.ensure(KEY, packages=["alpha"])
+    lock_file = Layout(fake_manager.settings.root).lock_file(KEY)
+    stop = threading.Event()
+    readers = _hand_outs_that_overlap(lock_file, stop)
+    try:
+        fake_manager.delete(KEY)  # within the manager's lock_timeout (5 s)
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    with pytest.raises(EnvironmentNotFound):
+        fake_manager.get(KEY)
 
 
 def test_a_watcher_left_by_a_wait_that_gave_up_is_no_holder(

@@ -121,6 +121,9 @@ class EnvAccess:
                 timeout=settings.lock_timeout if timeout is None else timeout,
                 what=str(key),
                 unless=moot,
+                # A caller waiting for what another's work gives it (moot) is a
+                # reader to be: only the others go before the env's hand-outs.
+                announce=moot is None,
             ) as held,
             # What happens under the lock is one operation on this env, for the stream.
             operation_scope(),

@@ -8,6 +8,13 @@ per path is shared by all threads of a process (filelock keeps the holder
 count per thread), so threads serialize with each other and with other
 processes, and a thread may take the same lock again.
 
+An env's lock is also taken shared (:func:`shared`), to hand a READY env out
+beside other hand-outs. ``flock`` prefers nobody, so a steady stream of
+hand-outs could keep a delete or a change waiting until it timed out; a taker
+that announces itself (``hold(..., announce=True)``) marks, while it waits, a
+read lock on the lock's ``.writers`` file beside it, and shared takers that
+see one wait until no such taker does (see :func:`_writer_waits`).
+
 The registry holds its lock objects weakly, as virtualenv's ``lock_for_key``
 does: a path's entry lives while some thread holds or waits for the lock and
 goes when nobody does, so a long-running server that sees a new spec hash or
@@ -19,11 +26,12 @@ from __future__ import annotations
 import enum
 import fcntl
 import os
+import struct
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import attrs
@@ -86,7 +94,13 @@ class Wait(enum.Enum):
     MOOT = "moot"  # the caller's ``unless`` said it no longer needs the lock
 
 
-def _acquire(lock: _PathLock, timeout: float, unless: Callable[[], bool] | None = None) -> Wait:
+def _acquire(
+    lock: _PathLock,
+    timeout: float,
+    unless: Callable[[], bool] | None = None,
+    *,
+    announce: bool = False,
+) -> Wait:
     # Threads of this process wait on the RLock, woken the moment it is free
     # (filelock alone would poll); only one of them at a time polls the file.
     deadline = time.monotonic() + timeout
@@ -96,14 +110,32 @@ def _acquire(lock: _PathLock, timeout: float, unless: Callable[[], bool] | None 
         else lock.threads.acquire(blocking=False)
     ):
         return Wait.TIMED_OUT
-    wait = _poll(lock.file, deadline, unless)
+    wait = _poll(lock.file, deadline, unless, announce=announce)
     if wait is not Wait.HELD:
         lock.threads.release()
     return wait
 
 
-def _poll(file: FileLock, deadline: float, unless: Callable[[], bool] | None) -> Wait:
-    """Take the file lock; while another process holds it, sleep until it lets go."""
+def _poll(
+    file: FileLock, deadline: float, unless: Callable[[], bool] | None, *, announce: bool
+) -> Wait:
+    """Take the file lock; while another process holds it, sleep until it lets go.
+
+    With ``announce``, shared takers hold back while this waits (see :func:`_announce`).
+    """
+    try:
+        file.acquire(timeout=0)  # one try, before anything is announced
+    except Timeout:
+        pass
+    else:
+        return Wait.HELD
+    if deadline <= time.monotonic():
+        return Wait.TIMED_OUT
+    with _announced(file.lock_file) if announce else nullcontext():
+        return _wait_for(file, deadline, unless)
+
+
+def _wait_for(file: FileLock, deadline: float, unless: Callable[[], bool] | None) -> Wait:
     delay = POLL_INTERVAL
     released: threading.Event | None = None
     while True:
@@ -129,6 +161,66 @@ def _poll(file: FileLock, deadline: float, unless: Callable[[], bool] | None) ->
             # the kernel does not make us wait for): back off before watching again.
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * _BACKOFF, MAX_POLL_INTERVAL)
+
+
+# struct flock as 64-bit Linux lays it out: type, whence, start, length, pid.
+_FLOCK = struct.Struct("=hh4xqqi4x")
+
+
+def _writers_file(path: str) -> str:
+    return f"{path}.writers"
+
+
+@contextmanager
+def _announced(path: str) -> Iterator[None]:
+    fd = _announce(path)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # the mark goes with the descriptor
+
+
+def _announce(path: str) -> int | None:
+    """Mark that an exclusive taker waits for ``path``'s lock until the descriptor is closed.
+
+    The mark is a read lock on the ``.writers`` file beside the lock, of the
+    open file description kind (Linux): any number of takers hold one at once,
+    it conflicts between descriptors of one process as between processes,
+    ``flock`` never sees it, and it goes when its holder dies. None where
+    there is no such lock: shared takers then do not hold back.
+    """
+    setlk = getattr(fcntl, "F_OFD_SETLK", None)
+    if setlk is None:
+        return None
+    try:
+        fd = os.open(_writers_file(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(fd, setlk, _FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, 0, 1, 0))
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _writer_waits(path: str) -> bool:
+    """Whether an announced exclusive taker waits for ``path``'s lock; only asks, takes nothing."""
+    getlk = getattr(fcntl, "F_OFD_GETLK", None)
+    if getlk is None:
+        return False
+    try:
+        fd = os.open(_writers_file(path), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False  # no taker ever announced itself here
+    try:
+        answer = fcntl.fcntl(fd, getlk, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 1, 0))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return bool(_FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
 
 
 def _on_release(path: str) -> threading.Event:
@@ -204,16 +296,23 @@ def _release(lock: _PathLock) -> None:
 
 @contextmanager
 def hold(
-    path: Path, *, timeout: float, what: str, unless: Callable[[], bool] | None = None
+    path: Path,
+    *,
+    timeout: float,
+    what: str,
+    unless: Callable[[], bool] | None = None,
+    announce: bool = False,
 ) -> Iterator[bool]:
     """Hold the lock at ``path``; after ``timeout`` s raise :class:`EnvironmentBusy`.
 
     With ``unless``, asked each time another process's hold ends while this
     waits: once it answers True the wait ends and the block runs without the
-    lock (yielding False; True when the lock is held).
+    lock (yielding False; True when the lock is held). With ``announce``,
+    :func:`shared` takers hold back while this waits, so they cannot keep it
+    waiting for ever (for a lock that is also taken shared).
     """
     lock = _lock_for(path)
-    wait = _acquire(lock, timeout, unless)
+    wait = _acquire(lock, timeout, unless, announce=announce)
     if wait is Wait.TIMED_OUT:
         raise EnvironmentBusy(
             f"environment {what} is busy: its lock was not free within {timeout} s"
@@ -234,7 +333,9 @@ def shared(path: Path, *, timeout: float, what: str) -> Iterator[bool]:
     For what only reads an env and must not overlap a change of it (a READY
     env handed out while no delete or rebuild holds it): any number of
     processes hold it at once, so they do not queue. Waits as :func:`hold`
-    does (polls backing off; :class:`EnvironmentBusy` after ``timeout`` s).
+    does (polls backing off; :class:`EnvironmentBusy` after ``timeout`` s),
+    and, before taking it, while a :func:`hold` that announced itself waits:
+    that taker goes first.
     Yields False, holding nothing, where a shared hold cannot be had: this
     thread holds the lock itself (a shared hold would wait for it forever), or
     the file system has no ``flock``; the caller then takes :func:`hold`.
@@ -272,18 +373,24 @@ def _flock_shared(fd: int, path: str, deadline: float) -> bool:
     delay = POLL_INTERVAL
     woken = False
     while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pass
-        else:
-            return True
+        writer_waits = _writer_waits(path)
+        if not writer_waits:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            else:
+                return True
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        if woken:  # let go, and taken again at once: back off before watching again
+        # A writer waits (it goes first: nothing wakes us when it is done, so back
+        # off), or the lock was let go and taken again at once.
+        if writer_waits or woken:
             time.sleep(min(delay, remaining))
             delay = min(delay * _BACKOFF, MAX_POLL_INTERVAL)
+            if writer_waits:
+                continue
         woken = _on_release(path).wait(max(0.0, deadline - time.monotonic()))
 
 
