@@ -144,6 +144,27 @@ def test_shared_holds_go_together_and_never_beside_an_exclusive_one(tmp_path: Pa
     assert locks.is_free(path)
 
 
+def test_the_waiters_of_one_process_share_one_watcher(tmp_path: Path) -> None:
+    path = tmp_path / "env.lock"
+    handed: list[bool] = []
+
+    def hand_out() -> None:
+        with locks.shared(path, timeout=10, what="x") as held:
+            handed.append(held)
+
+    with held_elsewhere(path) as fd:
+        waiters = [threading.Thread(target=hand_out) for _ in range(8)]
+        for waiter in waiters:
+            waiter.start()
+        time.sleep(0.5)
+        watchers = [t for t in threading.enumerate() if t.name == "uv-envs-lock-watch"]
+        assert len(watchers) == 1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        for waiter in waiters:
+            waiter.join()
+    assert handed == [True] * 8
+
+
 def _hand_outs_that_overlap(path: Path, stop: threading.Event) -> list[threading.Thread]:
     """Two readers taking the lock shared in turns, each hold beginning before the other ends."""
 

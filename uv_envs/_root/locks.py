@@ -61,10 +61,11 @@ _registry: weakref.WeakValueDictionary[Path, _PathLock] = weakref.WeakValueDicti
 # Locks taken by try_acquire() and not yet released, with how many times (reentrant).
 _pinned: dict[Path, tuple[_PathLock, int]] = {}
 _registry_lock = threading.Lock()
-# This process's watcher threads (see _on_release) per lock file, and a condition
-# that tells when one ends: a watcher holds the file shared for an instant once the
-# holder lets go, and that instant must not pass for a holder (see _take_now).
-_watchers: dict[str, int] = {}
+# This process's watcher thread (see _on_release) per lock file, by the event it sets,
+# and a condition that tells when one ends: a watcher holds the file shared for an
+# instant once the holder lets go, and that instant must not pass for a holder
+# (see _take_now).
+_watchers: dict[str, threading.Event] = {}
 _watchers_changed = threading.Condition()
 # How long a try that finds the lock taken waits for this process's watchers to end.
 OWN_WATCHERS_WAIT = 0.2
@@ -229,10 +230,16 @@ def _on_release(path: str) -> threading.Event:
     A thread blocks in ``flock(LOCK_SH)``, which the kernel wakes the moment
     the exclusive holder lets go (or dies): a waiter costs no CPU however long
     the install it waits for takes, where a poll every 200 ms cost tens of
-    wake-ups. The thread lets the shared lock go at once. A waiter that gives
-    up first leaves it blocked until the holder lets go; it then ends.
+    wake-ups. The thread lets the shared lock go at once. One thread per
+    lock file serves every waiter of this process (N requests waiting for one
+    env cost one thread), and a waiter that gives up leaves it to the next:
+    it ends when the holder lets go.
     """
-    released = threading.Event()
+    with _watchers_changed:
+        watching = _watchers.get(path)
+        if watching is not None:
+            return watching
+        released = _watchers[path] = threading.Event()
 
     def watch() -> None:
         try:
@@ -251,16 +258,17 @@ def _on_release(path: str) -> threading.Event:
             watch()
         finally:
             with _watchers_changed:
-                if _watchers[path] == 1:
-                    del _watchers[path]
-                else:
-                    _watchers[path] -= 1
+                del _watchers[path]  # before the event: a later waiter watches anew
                 _watchers_changed.notify_all()
             released.set()
 
-    with _watchers_changed:
-        _watchers[path] = _watchers.get(path, 0) + 1
-    threading.Thread(target=run, name="uv-envs-lock-watch", daemon=True).start()
+    try:
+        threading.Thread(target=run, name="uv-envs-lock-watch", daemon=True).start()
+    except RuntimeError:  # no thread to be had: the waiter falls back to backing off
+        with _watchers_changed:
+            del _watchers[path]
+            _watchers_changed.notify_all()
+        released.set()
     return released
 
 
