@@ -24,7 +24,7 @@ import attrs
 import pytest
 
 from uv_envs import EnvironmentBusy, EnvironmentNotFound, EnvKey, EnvManager, EnvStatus
-from uv_envs._root import locks
+from uv_envs._root import lock_watch, locks
 from uv_envs._root.damage import mark_damaged
 from uv_envs._root.envdirs import current_dir
 from uv_envs._root.layout import Layout
@@ -72,13 +72,13 @@ def test_a_wait_sleeps_until_the_holder_lets_go_and_tries_the_lock_once_more(
 ) -> None:
     path = tmp_path / "env.lock"
     probes: list[bool] = []
-    probe = locks._looks_free
+    probe = lock_watch.looks_free
 
     def counted(lock_file: str) -> bool:
         probes.append(probe(lock_file))
         return probes[-1]
 
-    monkeypatch.setattr(locks, "_looks_free", counted)
+    monkeypatch.setattr(lock_watch, "looks_free", counted)
     with held_elsewhere(path) as fd:
         timer = _let_go_after(fd, 1.5)
         started = time.monotonic()
@@ -192,7 +192,7 @@ def test_a_stream_of_shared_holds_does_not_keep_an_announced_taker_waiting(
             locks.hold(path, timeout=1, what="x").__enter__()
         with locks.hold(path, timeout=5, what="x", announce=True) as held:
             assert held
-            assert not locks._writer_waits(str(path))  # the mark goes once it holds
+            assert not lock_watch.writer_waits(str(path))  # the mark goes once it holds
     finally:
         stop.set()
         for reader in readers:
@@ -227,7 +227,7 @@ def test_a_watcher_left_by_a_wait_that_gave_up_is_no_holder(
             time.sleep(0.1)
 
     monkeypatch.setattr(
-        locks,
+        lock_watch,
         "fcntl",
         types.SimpleNamespace(
             flock=slow_flock,

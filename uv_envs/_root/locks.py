@@ -13,7 +13,7 @@ beside other hand-outs. ``flock`` prefers nobody, so a steady stream of
 hand-outs could keep a delete or a change waiting until it timed out; a taker
 that announces itself (``hold(..., announce=True)``) marks, while it waits, a
 read lock on the lock's ``.writers`` file beside it, and shared takers that
-see one wait until no such taker does (see :func:`_writer_waits`).
+see one wait until no such taker does (see :mod:`uv_envs._root.lock_watch`).
 
 The registry holds its lock objects weakly, as virtualenv's ``lock_for_key``
 does: a path's entry lives while some thread holds or waits for the lock and
@@ -26,7 +26,6 @@ from __future__ import annotations
 import enum
 import fcntl
 import os
-import struct
 import threading
 import time
 import weakref
@@ -38,14 +37,17 @@ import attrs
 from filelock import FileLock, Timeout
 
 from uv_envs._errors import EnvironmentBusy
+from uv_envs._root import lock_watch
 
-# Waiting across processes sleeps until the holder lets go (see _on_release); when the
-# lock is let go and taken again at once, the waiter backs off: first this long, then
+# Waiting across processes sleeps until the holder lets go (lock_watch.on_release); when
+# the lock is let go and taken again at once, the waiter backs off: first this long, then
 # ever longer, up to MAX_POLL_INTERVAL. Polling every 10 ms cost each of 63 processes
 # waiting out one install 134 ms of CPU (benchmarks/bench_waiters.py).
 POLL_INTERVAL = 0.01
 MAX_POLL_INTERVAL = 0.2
 _BACKOFF = 1.5
+# How long a try that finds the lock taken waits for this process's watcher to end.
+OWN_WATCHERS_WAIT = 0.2
 
 
 @attrs.frozen
@@ -61,14 +63,6 @@ _registry: weakref.WeakValueDictionary[Path, _PathLock] = weakref.WeakValueDicti
 # Locks taken by try_acquire() and not yet released, with how many times (reentrant).
 _pinned: dict[Path, tuple[_PathLock, int]] = {}
 _registry_lock = threading.Lock()
-# This process's watcher thread (see _on_release) per lock file, by the event it sets,
-# and a condition that tells when one ends: a watcher holds the file shared for an
-# instant once the holder lets go, and that instant must not pass for a holder
-# (see _take_now).
-_watchers: dict[str, threading.Event] = {}
-_watchers_changed = threading.Condition()
-# How long a try that finds the lock taken waits for this process's watchers to end.
-OWN_WATCHERS_WAIT = 0.2
 
 
 def _lock_for(path: Path) -> _PathLock:
@@ -122,7 +116,7 @@ def _poll(
 ) -> Wait:
     """Take the file lock; while another process holds it, sleep until it lets go.
 
-    With ``announce``, shared takers hold back while this waits (see :func:`_announce`).
+    With ``announce``, shared takers hold back while this waits (``lock_watch.announce``).
     """
     try:
         file.acquire(timeout=0)  # one try, before anything is announced
@@ -132,7 +126,7 @@ def _poll(
         return Wait.HELD
     if deadline <= time.monotonic():
         return Wait.TIMED_OUT
-    with _announced(file.lock_file) if announce else nullcontext():
+    with lock_watch.announced(file.lock_file) if announce else nullcontext():
         return _wait_for(file, deadline, unless)
 
 
@@ -151,150 +145,17 @@ def _wait_for(file: FileLock, deadline: float, unless: Callable[[], bool] | None
             if remaining <= 0:
                 return Wait.TIMED_OUT
             if released is None or released.is_set():
-                released = _on_release(file.lock_file)
+                released = lock_watch.on_release(file.lock_file)
             woken = released.wait(remaining)
             # Before the lock is tried: a wait made moot ends without queueing for it.
             if unless is not None and unless():
                 return Wait.MOOT
-            if woken and _looks_free(file.lock_file):
+            if woken and lock_watch.looks_free(file.lock_file):
                 break
             # Let go and taken again at once (another waiter, or shared holders, whom
             # the kernel does not make us wait for): back off before watching again.
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * _BACKOFF, MAX_POLL_INTERVAL)
-
-
-# struct flock as 64-bit Linux lays it out: type, whence, start, length, pid.
-_FLOCK = struct.Struct("=hh4xqqi4x")
-
-
-def _writers_file(path: str) -> str:
-    return f"{path}.writers"
-
-
-@contextmanager
-def _announced(path: str) -> Iterator[None]:
-    fd = _announce(path)
-    try:
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)  # the mark goes with the descriptor
-
-
-def _announce(path: str) -> int | None:
-    """Mark that an exclusive taker waits for ``path``'s lock until the descriptor is closed.
-
-    The mark is a read lock on the ``.writers`` file beside the lock, of the
-    open file description kind (Linux): any number of takers hold one at once,
-    it conflicts between descriptors of one process as between processes,
-    ``flock`` never sees it, and it goes when its holder dies. None where
-    there is no such lock: shared takers then do not hold back.
-    """
-    setlk = getattr(fcntl, "F_OFD_SETLK", None)
-    if setlk is None:
-        return None
-    try:
-        fd = os.open(_writers_file(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError:
-        return None
-    try:
-        fcntl.fcntl(fd, setlk, _FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, 0, 1, 0))
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _writer_waits(path: str) -> bool:
-    """Whether an announced exclusive taker waits for ``path``'s lock; only asks, takes nothing."""
-    getlk = getattr(fcntl, "F_OFD_GETLK", None)
-    if getlk is None:
-        return False
-    try:
-        fd = os.open(_writers_file(path), os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False  # no taker ever announced itself here
-    try:
-        answer = fcntl.fcntl(fd, getlk, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 1, 0))
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return bool(_FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
-
-
-def _on_release(path: str) -> threading.Event:
-    """An event set once no process holds ``path``'s lock exclusively, or it cannot tell.
-
-    A thread blocks in ``flock(LOCK_SH)``, which the kernel wakes the moment
-    the exclusive holder lets go (or dies): a waiter costs no CPU however long
-    the install it waits for takes, where a poll every 200 ms cost tens of
-    wake-ups. The thread lets the shared lock go at once. One thread per
-    lock file serves every waiter of this process (N requests waiting for one
-    env cost one thread), and a waiter that gives up leaves it to the next:
-    it ends when the holder lets go.
-    """
-    with _watchers_changed:
-        watching = _watchers.get(path)
-        if watching is not None:
-            return watching
-        released = _watchers[path] = threading.Event()
-
-    def watch() -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-        except OSError:
-            pass  # no flock here: the waiter falls back to backing off
-        finally:
-            os.close(fd)
-
-    def run() -> None:
-        try:
-            watch()
-        finally:
-            with _watchers_changed:
-                del _watchers[path]  # before the event: a later waiter watches anew
-                _watchers_changed.notify_all()
-            released.set()
-
-    try:
-        threading.Thread(target=run, name="uv-envs-lock-watch", daemon=True).start()
-    except RuntimeError:  # no thread to be had: the waiter falls back to backing off
-        with _watchers_changed:
-            del _watchers[path]
-            _watchers_changed.notify_all()
-        released.set()
-    return released
-
-
-def _looks_free(path: str) -> bool:
-    """Whether no process holds ``path``'s lock right now; a hint, the real try decides.
-
-    A few system calls, where a filelock try costs about ten times more CPU
-    (path resolution, fork tracking, its registry): the cost of a poll when
-    dozens of processes wait out one install. filelock locks with ``flock``
-    (as ``compile_worker`` does), so a taken ``flock`` here means a holder.
-    This thread holds the path's in-process lock, so no thread of this
-    process holds the file. Anything unexpected says "free": filelock decides.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # releases a probe's flock with the descriptor
-    return True
 
 
 def _release(lock: _PathLock) -> None:
@@ -381,7 +242,7 @@ def _flock_shared(fd: int, path: str, deadline: float) -> bool:
     delay = POLL_INTERVAL
     woken = False
     while True:
-        writer_waits = _writer_waits(path)
+        writer_waits = lock_watch.writer_waits(path)
         if not writer_waits:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -399,7 +260,7 @@ def _flock_shared(fd: int, path: str, deadline: float) -> bool:
             delay = min(delay * _BACKOFF, MAX_POLL_INTERVAL)
             if writer_waits:
                 continue
-        woken = _on_release(path).wait(max(0.0, deadline - time.monotonic()))
+        woken = lock_watch.on_release(path).wait(max(0.0, deadline - time.monotonic()))
 
 
 def _take_now(lock: _PathLock) -> bool:
@@ -414,10 +275,8 @@ def _take_now(lock: _PathLock) -> bool:
     """
     if _acquire(lock, 0) is Wait.HELD:
         return True
-    path = lock.file.lock_file
-    with _watchers_changed:
-        if not _watchers_changed.wait_for(lambda: path not in _watchers, OWN_WATCHERS_WAIT):
-            return False
+    if not lock_watch.watchers_settle(lock.file.lock_file, OWN_WATCHERS_WAIT):
+        return False
     return _acquire(lock, 0) is Wait.HELD
 
 
