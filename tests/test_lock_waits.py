@@ -152,12 +152,14 @@ def test_the_waiters_of_one_process_share_one_watcher(tmp_path: Path) -> None:
         with locks.shared(path, timeout=10, what="x") as held:
             handed.append(held)
 
+    before = set(threading.enumerate())  # a watcher left by another test may still end
     with held_elsewhere(path) as fd:
         waiters = [threading.Thread(target=hand_out) for _ in range(8)]
         for waiter in waiters:
             waiter.start()
         time.sleep(0.5)
-        watchers = [t for t in threading.enumerate() if t.name == "uv-envs-lock-watch"]
+        started = set(threading.enumerate()) - before
+        watchers = [t for t in started if t.name == "uv-envs-lock-watch"]
         assert len(watchers) == 1
         fcntl.flock(fd, fcntl.LOCK_UN)
         for waiter in waiters:
@@ -166,18 +168,21 @@ def test_the_waiters_of_one_process_share_one_watcher(tmp_path: Path) -> None:
 
 
 def _hand_outs_that_overlap(path: Path, stop: threading.Event) -> list[threading.Thread]:
-    """Two readers taking the lock shared in turns, each hold beginning before the other ends."""
+    """Three readers taking the lock shared in turns, 0.3 s each, 0.1 s apart.
+
+    The lock is free only if all three are late at once by 0.2 s or more.
+    """
 
     def hand_out(offset: float) -> None:
         time.sleep(offset)
         while not stop.is_set():
             with locks.shared(path, timeout=10, what="x"):
-                time.sleep(0.1)
+                time.sleep(0.3)
 
-    readers = [threading.Thread(target=hand_out, args=(o,)) for o in (0.0, 0.05)]
+    readers = [threading.Thread(target=hand_out, args=(o,)) for o in (0.0, 0.1, 0.2)]
     for reader in readers:
         reader.start()
-    time.sleep(0.2)
+    time.sleep(0.4)
     return readers
 
 
