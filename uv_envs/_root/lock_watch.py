@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,8 +106,13 @@ def looks_free(path: str) -> bool:
     return True
 
 
-# struct flock as 64-bit Linux lays it out: type, whence, start, length, pid.
+# struct flock as 64-bit Linux lays it out: type, whence, start, length, pid. Where the
+# layout may differ (32-bit) or there are no open file description locks (not Linux),
+# no mark is made or seen: nobody is preferred.
 _FLOCK = struct.Struct("=hh4xqqi4x")
+_SIXTY_FOUR_BIT = sys.maxsize > 2**32  # the test the platform module documents
+_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None) if _SIXTY_FOUR_BIT else None
+_OFD_GETLK: int | None = getattr(fcntl, "F_OFD_GETLK", None) if _SIXTY_FOUR_BIT else None
 
 
 def writers_file(path: str) -> str:
@@ -132,15 +138,14 @@ def announce(path: str) -> int | None:
     ``flock`` never sees it, and it goes when its holder dies. None where
     there is no such lock: shared takers then do not hold back.
     """
-    setlk = getattr(fcntl, "F_OFD_SETLK", None)
-    if setlk is None:
+    if _OFD_SETLK is None:
         return None
     try:
         fd = os.open(writers_file(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:
         return None
     try:
-        fcntl.fcntl(fd, setlk, _FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, 0, 1, 0))
+        fcntl.fcntl(fd, _OFD_SETLK, _FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, 0, 1, 0))
     except OSError:
         os.close(fd)
         return None
@@ -149,15 +154,14 @@ def announce(path: str) -> int | None:
 
 def writer_waits(path: str) -> bool:
     """Whether an announced exclusive taker waits for ``path``'s lock; only asks, takes nothing."""
-    getlk = getattr(fcntl, "F_OFD_GETLK", None)
-    if getlk is None:
+    if _OFD_GETLK is None:
         return False
     try:
         fd = os.open(writers_file(path), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False  # no taker ever announced itself here
     try:
-        answer = fcntl.fcntl(fd, getlk, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 1, 0))
+        answer = fcntl.fcntl(fd, _OFD_GETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 1, 0))
     except OSError:
         return False
     finally:
