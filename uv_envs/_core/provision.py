@@ -94,11 +94,7 @@ class ReadyWatch:
             or environment.spec_hash != self.digest
         ):
             return None
-        try:
-            pointed = os.readlink(environment.env_path / "current")
-        except OSError:
-            return None
-        if pointed != f"gens/{environment.generation}":
+        if not services.dirs.points_at(environment.env_path, environment.generation):
             return None  # left by a dead switch: the locked path re-points it
         if effective(services.layout, environment).status is not EnvStatus.READY:
             return None  # DAMAGED: the locked path rebuilds it

@@ -88,11 +88,7 @@ class EnvRecovery:
 
     def _repair_generations(self, environment: Environment, repairs: list[str]) -> None:
         dirs, env_dir = self.services.dirs, environment.env_path
-        try:
-            actual = os.readlink(env_dir / "current")
-        except OSError:
-            actual = None
-        if actual != f"gens/{environment.generation}":
+        if not dirs.points_at(env_dir, environment.generation):
             dirs.point_current(env_dir, environment.generation)
             repairs.append(f"re-pointed current at generation {environment.generation}")
         known = {environment.generation, *(r.generation for r in environment.retired)}

@@ -28,6 +28,10 @@ LINKS = {
 }
 
 
+def _current_target(generation: int) -> str:
+    return f"gens/{generation}"
+
+
 def current_dir(environment: Environment) -> Path:
     """The current generation's folder (through ``current``, as reads see it)."""
     env_dir = environment.env_path
@@ -65,9 +69,17 @@ class EnvDirs:
     def point_current(env_dir: Path, generation: int) -> None:
         """Switch ``current`` to a generation with one atomic rename."""
         temporary = env_dir / f".current.{uuid.uuid4().hex}"
-        os.symlink(f"gens/{generation}", temporary)
+        os.symlink(_current_target(generation), temporary)
         os.replace(temporary, env_dir / "current")
         fsync_directory(env_dir)
+
+    @staticmethod
+    def points_at(env_dir: Path, generation: int) -> bool:
+        """Whether ``current`` points at ``generation`` (not after a switch a process died in)."""
+        try:
+            return os.readlink(env_dir / "current") == _current_target(generation)
+        except OSError:
+            return False
 
     @staticmethod
     def current_dir(environment: Environment) -> Path:
