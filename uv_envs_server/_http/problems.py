@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
+from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
 import uv_envs
@@ -23,8 +24,6 @@ from uv_envs_server._outcomes import (
     shorten,
     unavailable_message,
 )
-
-from .models import Problem
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -64,6 +63,28 @@ class ProblemResponse(JSONResponse):
     """A JSON response with the problem media type."""
 
     media_type = PROBLEM_MEDIA_TYPE
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 ``application/problem+json``.
+
+    ``error_class`` names the uv-envs exception (``EnvironmentNotFound`` ...);
+    uv failures add uv's ``stdout``, ``stderr`` and ``exit_code``. A 503 (the
+    audit database is away) after the operation ran adds ``finished``: how it ended.
+    """
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    error_class: str | None = None
+    request_id: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    exit_code: int | None = None
+    errors: list[dict[str, Any]] | None = None
+    finished: str | None = None
 
 
 def problem(

@@ -12,8 +12,7 @@ import attrs
 from pydantic import BaseModel, Field
 
 import uv_envs
-
-from .bodies import ExportFormat
+from uv_envs_server._http.v1.bodies import ExportFormat
 
 
 class Spec(BaseModel):
@@ -229,28 +228,6 @@ class HealthJson(BaseModel):
     """``GET /v1/health``."""
 
     status: Literal["SERVING"]
-
-
-class Problem(BaseModel):
-    """An error, as RFC 9457 ``application/problem+json``.
-
-    ``error_class`` names the uv-envs exception (``EnvironmentNotFound`` ...);
-    uv failures add uv's ``stdout``, ``stderr`` and ``exit_code``. A 503 (the
-    audit database is away) after the operation ran adds ``finished``: how it ended.
-    """
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    error_class: str | None = None
-    request_id: str | None = None
-    stdout: str | None = None
-    stderr: str | None = None
-    exit_code: int | None = None
-    errors: list[dict[str, Any]] | None = None
-    finished: str | None = None
 
 
 def key_json(key: uv_envs.EnvKey) -> dict[str, str]:

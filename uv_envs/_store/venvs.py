@@ -1,7 +1,6 @@
-"""Content-addressed stores under the root: resolved locks and built venvs.
+"""The content-addressed store of built venvs (the resolved locks are in :mod:`.resolutions`).
 
-``lockstore/<spec hash>.lock`` keeps the ``uv.lock`` a spec resolved to, so a
-second env with the same spec skips resolution. ``store/<id>/.venv`` keeps a
+``store/<id>/.venv`` keeps a
 venv built from a lock for one interpreter; ``<id>`` hashes the lock (without
 the root project entry) and the interpreter, never the env's name, so every
 env whose resolution and Python agree links the same bytes. Entries are
@@ -12,7 +11,7 @@ An entry's layout is spelled out here once: ``.venv/`` (linked from each
 generation as ``gens/<N>/.venv``, see :func:`linked_entry`), ``refs/``,
 ``.complete`` (the build finished), ``.size`` (its bytes, see
 :func:`recorded_size`), ``.compiled`` (the background compiler finished) and
-``.damaged`` (a check found it damaged: see :mod:`uv_envs._root.damage`).
+``.damaged`` (a check found it damaged: see :mod:`uv_envs._store.damage`).
 Each generation that links an entry leaves a reference file in
 ``store/<id>/refs/``, naming the generation directory. A reference whose
 generation no longer links the entry is stale; an entry with no live
@@ -28,107 +27,25 @@ import os
 import shutil
 import stat
 import time
-import tomllib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 
 import attrs
 
+from uv_envs._locks import locks
+from uv_envs._store.layout import Layout
+from uv_envs._store.resolutions import lock_packages_digest
 from uv_envs._uv.orphans import stop_processes_in
 from uv_envs._uv.python import Interpreter
-
-from . import locks
-from .layout import Layout
-from .metadata import write_atomic
 
 # The files of a store entry (``store/<id>/``) besides its ``.venv/``.
 REFS = "refs"  # one file per generation that links the entry
 COMPLETE = ".complete"
 SIZE = ".size"
-# Written by the background compiler (_root.compile_worker) once every module has a .pyc.
+# Written by the background compiler (_bytecode.worker) once every module has a .pyc.
 COMPILED = ".compiled"
-# Written by a check that found the entry's venv damaged (_root.damage).
+# Written by a check that found the entry's venv damaged (_store.damage).
 DAMAGED = ".damaged"
-
-
-@attrs.define
-class LockStore:
-    """Resolved ``uv.lock`` files by spec hash, each usable for ``max_age`` seconds."""
-
-    layout: Layout
-    max_age: float
-
-    @property
-    def directory(self) -> Path:
-        return self.layout.lockstore_dir
-
-    def path(self, digest: str) -> Path:
-        return self.layout.stored_lock(digest)
-
-    def get(self, digest: str) -> bytes | None:
-        """The stored lock, unless missing or older than ``max_age``."""
-        path = self.path(digest)
-        try:
-            if time.time() - path.stat().st_mtime > self.max_age:
-                return None
-            return path.read_bytes()
-        except OSError:
-            return None
-
-    def put(self, digest: str, data: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path(digest), data)
-
-    def remove_temporaries(self) -> int:
-        """Delete temp files of lock writes that died; return how many.
-
-        A stored lock is written under its spec's lock, so a temp file whose
-        spec lock is free was left by a dead process.
-        """
-        removed = 0
-        with contextlib.suppress(FileNotFoundError):
-            for path in self.directory.glob(".*.lock.*.tmp"):
-                digest = path.name[1:].split(".", 1)[0]
-                spec_lock = self.layout.spec_lock(digest)
-                if locks.try_acquire(spec_lock):
-                    try:
-                        path.unlink(missing_ok=True)
-                        removed += 1
-                    finally:
-                        locks.release(spec_lock)
-        return removed
-
-    def prune(self) -> int:
-        """Remove stored locks past ``max_age``; return how many."""
-        removed = 0
-        with contextlib.suppress(FileNotFoundError):
-            for path in self.directory.glob("*.lock"):
-                with contextlib.suppress(OSError):
-                    if time.time() - path.stat().st_mtime > self.max_age:
-                        path.unlink()
-                        # Its trust record (provenance) means nothing without it.
-                        self.layout.lock_record(path.stem).unlink(missing_ok=True)
-                        removed += 1
-        return removed
-
-
-def lock_packages_digest(lock_text: str) -> str:
-    """A digest of the packages a lock installs: the one input of the store id read from the lock.
-
-    The root project's own entry is left out: it differs between specs that
-    resolve to the same packages, and it installs nothing (the project is not
-    a package). This parses the lock (35 ms for a 200 KB one), so it runs
-    when a lock is resolved or checked, and its result is recorded beside the
-    stored lock (see ``_root.provenance``) for the warm path.
-    """
-    document = tomllib.loads(lock_text)
-    packages = [
-        package
-        for package in document.get("package", [])
-        if not (isinstance(package.get("source"), dict) and package["source"].get("virtual") == ".")
-    ]
-    encoded = json.dumps(packages, sort_keys=True, separators=(",", ":"), default=str).encode()
-    return hashlib.sha256(encoded).hexdigest()
 
 
 def store_id(
