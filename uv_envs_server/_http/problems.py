@@ -17,7 +17,6 @@ from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
 import uv_envs
-from uv_envs_server._http.v1.models import Problem
 from uv_envs_server._outcomes import (
     Outcome,
     internal_message,
