@@ -14,10 +14,10 @@ import attrs
 import pytest
 
 from uv_envs import EnvKey, EnvManager, Settings
-from uv_envs._root import compile_worker as worker
-from uv_envs._root import locks as _locking
-from uv_envs._root.bytecode import BackgroundCompiler, CompileJob, entry_job
-from uv_envs._root.layout import Layout
+from uv_envs._bytecode import worker
+from uv_envs._bytecode.compiler import BackgroundCompiler, CompileJob, entry_job
+from uv_envs._locks import locks as _locking
+from uv_envs._store.layout import Layout
 from uv_envs._uv.python import PythonFinder
 
 SPEC = ["beta", "gamma", "delta"]  # four packages: alpha<2, beta, gamma, delta

@@ -8,7 +8,7 @@ import pytest
 
 import uv_envs
 from uv_envs import EnvKey, EventFilter, EventStream, Phase, StreamEvent
-from uv_envs._uv.progress import parse_line
+from uv_envs._events.progress import parse_line
 
 KEY = EnvKey("wf", "node", "v1")
 WAIT = 30.0

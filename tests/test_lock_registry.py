@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from filelock import FileLock
 
 from uv_envs import EnvKey, EnvManager
-from uv_envs._root import locks
+from uv_envs._locks import locks
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -24,11 +24,12 @@ import attrs
 import pytest
 
 from uv_envs import EnvironmentBusy, EnvironmentNotFound, EnvKey, EnvManager, EnvStatus
-from uv_envs._root import lock_watch, locks
-from uv_envs._root.damage import mark_damaged
-from uv_envs._root.envdirs import current_dir
-from uv_envs._root.layout import Layout
-from uv_envs._root.store import linked_entry
+from uv_envs._locks import locks
+from uv_envs._locks import watch as lock_watch
+from uv_envs._store.damage import mark_damaged
+from uv_envs._store.envdirs import current_dir
+from uv_envs._store.layout import Layout
+from uv_envs._store.venvs import linked_entry
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor
 
 KEY = EnvKey("wf", "node")

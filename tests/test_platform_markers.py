@@ -7,7 +7,7 @@ from pathlib import Path
 import attrs
 
 from uv_envs import EnvKey, EnvManager, Settings
-from uv_envs._root.project import required_packages
+from uv_envs._store.project import required_packages
 from uv_envs._uv.python import PythonFinder
 
 from .wheelhouse import build_wheel

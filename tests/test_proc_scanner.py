@@ -94,9 +94,9 @@ def test_a_process_we_may_not_read_is_seen_through_its_command_line(
             raise PermissionError(path)
         return real_readlink(path)
 
-    monkeypatch.setattr("uv_envs._root.processes.os.readlink", refused)
+    monkeypatch.setattr("uv_envs._procs.scan.os.readlink", refused)
     monkeypatch.setattr(
-        "uv_envs._root.processes._read_files",
+        "uv_envs._procs.scan._read_files",
         lambda *_: (_ for _ in ()).throw(PermissionError("environ")),
     )
 

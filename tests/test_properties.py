@@ -17,8 +17,8 @@ from packaging.specifiers import SpecifierSet
 
 from uv_envs import EnvKey, EnvSpec, IndexSettings, InvalidIdentifier, _models, _reports
 from uv_envs._models import converter
-from uv_envs._root.layout import Layout
-from uv_envs._root.project import read_declared, render_pyproject, spec_hash
+from uv_envs._store.layout import Layout
+from uv_envs._store.project import read_declared, render_pyproject, spec_hash
 from uv_envs._validation import parse_requirements
 
 from . import strategies as s

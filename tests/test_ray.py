@@ -49,7 +49,7 @@ from uv_envs import (
     Settings,
     SubprocessUvExecutor,
 )
-from uv_envs._root.layout import Layout
+from uv_envs._store.layout import Layout
 from uv_envs._uv.executor import find_uv_binary
 from uv_envs._uv.python import PythonFinder
 from uv_envs.ray import (

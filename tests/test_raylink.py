@@ -25,8 +25,8 @@ from uv_envs import (
     RayVersionConflict,
     Settings,
 )
-from uv_envs._root.layout import Layout
-from uv_envs._root.store import venv_id
+from uv_envs._store.layout import Layout
+from uv_envs._store.venvs import venv_id
 from uv_envs._uv import raylink as _raylink
 from uv_envs._uv.python import Interpreter, PythonFinder
 

@@ -32,10 +32,10 @@ from uv_envs import (
     Settings,
 )
 from uv_envs._models import EnvSpec
-from uv_envs._root.project import spec_hash
-from uv_envs._root.wheel_relay import WheelRelay
+from uv_envs._relay.server import WheelRelay
+from uv_envs._relay.urls import RelayedFile, read_relay_path, relay_url, relayed_lock
+from uv_envs._store.project import spec_hash
 from uv_envs._uv.python import PythonFinder
-from uv_envs._uv.relay import RelayedFile, read_relay_path, relay_url, relayed_lock
 from uv_envs._validation import parse_requirements
 from uv_envs.ray._node import _services
 from uv_envs.testing import CountingIndex
@@ -173,7 +173,7 @@ def _adopted(manager: EnvManager, uv_lock: str) -> Environment:
     packages = parse_requirements(PACKAGES, allow_direct_references=False)
     python = manager.settings.default_python
     digest = spec_hash(EnvSpec(packages=packages, python=python), manager.settings.index)
-    _services(manager).lock_store.put(digest, uv_lock.encode())
+    _services(manager).resolution_store.put(digest, uv_lock.encode())
     return manager.ensure(KEY, packages=packages, python=python)
 
 

@@ -320,7 +320,7 @@ def test_a_corrupt_stored_lock_falls_back_to_resolution(
     shared_manager: EnvManager, counting: CountingExecutor
 ) -> None:
     first = shared_manager.create(EnvKey("wf", "a"), packages=SPEC)
-    stored = shared_manager._core.services.lock_store.path(first.spec_hash)
+    stored = shared_manager._core.services.resolution_store.path(first.spec_hash)
     stored.write_text("this is not a lock")
     second = shared_manager.create(EnvKey("wf", "b"), packages=SPEC)
     assert resolutions(counting) == 2

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from uv_envs import EnvKey, EnvManager, EnvStatus, Settings
-from uv_envs._root.metadata import environment_from_json
+from uv_envs._store.metadata import environment_from_json
 from uv_envs._uv.python import PythonFinder
 
 WORKER = Path(__file__).with_name("stress_worker.py")

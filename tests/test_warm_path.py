@@ -13,18 +13,18 @@ import attrs
 import pytest
 
 from uv_envs import EnvKey, EnvManager, Settings, SubprocessUvExecutor
+from uv_envs._bytecode import worker
+from uv_envs._bytecode.compiler import BackgroundCompiler
 from uv_envs._models import IndexSettings
-from uv_envs._root import compile_worker as worker
-from uv_envs._root.bytecode import BackgroundCompiler
-from uv_envs._root.layout import Layout
-from uv_envs._root.provenance import (
+from uv_envs._store.layout import Layout
+from uv_envs._store.provenance import (
     LockRecord,
-    LockRecords,
     Provenance,
+    ResolutionRecords,
     index_digest,
     project_digest,
 )
-from uv_envs._root.store import COMPILED
+from uv_envs._store.venvs import COMPILED
 from uv_envs._uv.commands import UvInvocation
 from uv_envs._uv.executor import UvResult, binary_identity, find_uv_binary
 from uv_envs._uv.python import PythonFinder
@@ -70,7 +70,7 @@ def compiler_of(manager: EnvManager) -> RecordingCompiler:
 
 
 def record_path(manager: EnvManager, key: EnvKey) -> Path:
-    return LockRecords(Layout(manager.settings.root)).path(manager.get(key).spec_hash)
+    return ResolutionRecords(Layout(manager.settings.root)).path(manager.get(key).spec_hash)
 
 
 def edit_record(manager: EnvManager, key: EnvKey, **changes: str) -> None:
@@ -224,7 +224,7 @@ def test_a_record_vouches_only_for_its_own_circumstances() -> None:
 
 
 def test_an_unreadable_record_is_no_record(tmp_path: Path) -> None:
-    records = LockRecords(Layout(tmp_path))
+    records = ResolutionRecords(Layout(tmp_path))
     assert records.get("x") is None
     records.path("x").parent.mkdir(parents=True)
     records.path("x").write_text("{not json")

@@ -10,10 +10,29 @@ import warnings as _warnings
 
 from uv_envs._audit.log import AuditLog
 from uv_envs._audit.open import open_audit_log
+from uv_envs._bytecode.compiler import BytecodeCompiler, CompileJob
 from uv_envs._core.repair import RepairReport
-from uv_envs._root.bytecode import BytecodeCompiler, CompileJob
-from uv_envs._root.metadata import Damage, UnreadableRecord
-from uv_envs._root.processes import ProcessScanner, ProcessUse, ProcessView, ProcScanner
+from uv_envs._events.domain import (
+    DependenciesAdded,
+    DependenciesRemoved,
+    DependenciesUpdated,
+    DependencyOperationFailed,
+    DomainEvent,
+    EnvironmentCleanupCompleted,
+    EnvironmentCreated,
+    EnvironmentCreationFailed,
+    EnvironmentCreationStarted,
+    EnvironmentDeleted,
+    EnvironmentSynced,
+    EnvironmentSyncFailed,
+    EventBus,
+    EventPublisher,
+    logging_publisher,
+)
+from uv_envs._events.stream import EventStream, StreamStats, SubscriberLimits, Subscription
+from uv_envs._events.tracking import EVENT_NAMES, EventFilter, Phase, StreamEvent
+from uv_envs._procs.scan import ProcessScanner, ProcessUse, ProcessView, ProcScanner
+from uv_envs._store.metadata import Damage, UnreadableRecord
 from uv_envs._uv.commands import UvInvocation
 from uv_envs._uv.executor import SubprocessUvExecutor, UvExecutor, UvResult
 from uv_envs._uv.python import Interpreter, InterpreterFinder
@@ -50,23 +69,6 @@ from ._errors import (
     UvNotFound,
     UvTimeout,
 )
-from ._events import (
-    DependenciesAdded,
-    DependenciesRemoved,
-    DependenciesUpdated,
-    DependencyOperationFailed,
-    DomainEvent,
-    EnvironmentCleanupCompleted,
-    EnvironmentCreated,
-    EnvironmentCreationFailed,
-    EnvironmentCreationStarted,
-    EnvironmentDeleted,
-    EnvironmentSynced,
-    EnvironmentSyncFailed,
-    EventBus,
-    EventPublisher,
-    logging_publisher,
-)
 from ._manager import EnvManager
 from ._models import (
     DeleteStatus,
@@ -96,8 +98,6 @@ from ._reports import (
     VerifyReport,
 )
 from ._settings import DEFAULT_MIN_CLEANUP_IDLE_HOURS, Settings
-from ._stream import EventStream, StreamStats, SubscriberLimits, Subscription
-from ._tracking import EVENT_NAMES, EventFilter, Phase, StreamEvent
 from ._validation import MAX_PACKAGES
 from ._variants import VariantRegistry
 
@@ -120,8 +120,8 @@ _DEPRECATED = {
         "environment_dict",
         "LocalEnvironmentProvider.create_environment",
     ),
-    "JsonMetadataRepository": ("uv_envs._root.metadata", "JsonMetadataRepository", "EnvManager"),
-    "MetadataRepository": ("uv_envs._root.metadata", "JsonMetadataRepository", "EnvManager"),
+    "JsonMetadataRepository": ("uv_envs._store.metadata", "JsonMetadataRepository", "EnvManager"),
+    "MetadataRepository": ("uv_envs._store.metadata", "JsonMetadataRepository", "EnvManager"),
     "PythonFinder": ("uv_envs._uv.python", "PythonFinder", "EnvManager.pythons()"),
     "SqliteAuditLog": ("uv_envs._audit.sqlite", "SqliteAuditLog", "EnvManager.operations()"),
 }

@@ -10,6 +10,7 @@ import attrs
 
 from uv_envs._audit.log import AuditLog
 from uv_envs._audit.open import open_audit_log
+from uv_envs._bytecode.compiler import WORKER, BackgroundCompiler, BytecodeCompiler, BytecodePolicy
 from uv_envs._core.access import EnvAccess
 from uv_envs._core.cleanup import Collector
 from uv_envs._core.delete import Deleter
@@ -22,25 +23,24 @@ from uv_envs._core.recovery import EnvRecovery, RootRecovery
 from uv_envs._core.repair import Repairs
 from uv_envs._core.services import Services
 from uv_envs._core.verify import Verifier
-from uv_envs._root.bytecode import WORKER, BackgroundCompiler, BytecodeCompiler, BytecodePolicy
-from uv_envs._root.envdirs import EnvDirs
-from uv_envs._root.layout import Layout
-from uv_envs._root.leases import Leases
-from uv_envs._root.liveness import Liveness
-from uv_envs._root.metadata import JsonMetadataRepository
-from uv_envs._root.processes import ProcessScanner, ProcScanner
-from uv_envs._root.provenance import LockRecords
-from uv_envs._root.resolutions import StoredResolutions
-from uv_envs._root.store import LockStore, VenvStore
+from uv_envs._events import domain as events
+from uv_envs._events.stream import EventStream
+from uv_envs._procs.liveness import Liveness
+from uv_envs._procs.scan import ProcessScanner, ProcScanner
+from uv_envs._store.envdirs import EnvDirs
+from uv_envs._store.layout import Layout
+from uv_envs._store.leases import Leases
+from uv_envs._store.metadata import JsonMetadataRepository
+from uv_envs._store.provenance import ResolutionRecords
+from uv_envs._store.resolutions import ResolutionStore, StoredResolutions
+from uv_envs._store.venvs import VenvStore
 from uv_envs._uv.commands import UvOptions
 from uv_envs._uv.executor import SubprocessUvExecutor, UvExecutor, find_uv_binary
 from uv_envs._uv.python import InterpreterFinder, PythonFinder
 from uv_envs._uv.raylink import RayLinker
 from uv_envs._uv.runner import UvRunner
 
-from . import _events as events
 from ._settings import Settings
-from ._stream import EventStream
 
 
 @attrs.frozen
@@ -86,7 +86,7 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
         timeout=settings.uv_timeout,
     )
     venv_store = VenvStore(layout, settings.lock_timeout)
-    lock_store = LockStore(layout, settings.lock_max_age)
+    resolution_store = ResolutionStore(layout, settings.lock_max_age)
     compiler = compiler if compiler is not None else BackgroundCompiler()
     stream = EventStream()
     services = Services(
@@ -99,12 +99,14 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
         publish=given.publish,
         python_finder=python_finder
         or PythonFinder(executor, uv_options, settings.python_search_paths),
-        lock_store=lock_store,
+        resolution_store=resolution_store,
         venv_store=venv_store,
         dirs=EnvDirs(layout, venv_store),
         leases=Leases(layout),
         liveness=Liveness(layout, processes or ProcScanner(ignore=frozenset({str(WORKER)}))),
-        resolutions=StoredResolutions(lock_store, LockRecords(layout), settings.index, executor),
+        resolutions=StoredResolutions(
+            resolution_store, ResolutionRecords(layout), settings.index, executor
+        ),
         bytecode=BytecodePolicy(
             compiler,
             background=settings.background_bytecode,

@@ -13,17 +13,19 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from uv_envs._audit.log import AuditLog, AuditQuery
+from uv_envs._bytecode.compiler import BytecodeCompiler
 from uv_envs._core.access import READY
 from uv_envs._core.repair import RepairReport
 from uv_envs._core.requests import ProvisionRequest, parse_requested, provision_request
-from uv_envs._root.bytecode import BytecodeCompiler
-from uv_envs._root.processes import ProcessScanner
+from uv_envs._events import domain as events
+from uv_envs._events.stream import EventStream
+from uv_envs._events.tracking import operation_scope
+from uv_envs._procs.scan import ProcessScanner
 from uv_envs._uv import runner as _runner
 from uv_envs._uv.commands import ExportFormat
 from uv_envs._uv.executor import UvExecutor
 from uv_envs._uv.python import Interpreter, InterpreterFinder
 
-from . import _events as events
 from ._bootstrap import Adapters, bootstrap
 from ._models import Environment, EnvKey, EnvUsage
 from ._reports import (
@@ -39,8 +41,6 @@ from ._reports import (
     VerifyReport,
 )
 from ._settings import Settings
-from ._stream import EventStream
-from ._tracking import operation_scope
 
 
 class EnvManager:
@@ -53,7 +53,7 @@ class EnvManager:
         publish: called with each :class:`~uv_envs.DomainEvent`.
         python_finder: resolves Python version requests.
         compiler: compiles shared venvs in the background; a
-            :class:`~uv_envs._root.bytecode.BackgroundCompiler` by default.
+            :class:`~uv_envs._bytecode.compiler.BackgroundCompiler` by default.
         processes: finds the processes that use the root's envs (cleanup and
             delete leave those alone); reads ``/proc`` by default.
 

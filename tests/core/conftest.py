@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from uv_envs import EnvKey, EnvManager, Settings
-from uv_envs._root import locks as _locking
+from uv_envs._locks import locks as _locking
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor, RecordingPublisher
 
 KEY = EnvKey("ml_pipeline", "rag", "v1")

@@ -20,9 +20,9 @@ from uv_envs import (
     ProcessView,
     Settings,
 )
-from uv_envs._root.layout import Layout
-from uv_envs._root.liveness import LiveUses
-from uv_envs._root.store import linked_entry
+from uv_envs._procs.liveness import LiveUses
+from uv_envs._store.layout import Layout
+from uv_envs._store.venvs import linked_entry
 from uv_envs.testing import FakeProcesses, FakePythonFinder, FakeUvExecutor
 
 from .conftest import KEY, generations, snapshot

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the HTTP API needs the [http] extra")
 
 import uv_envs
-from uv_envs_server._http.compat_forms import (
+from uv_envs_server._http.compat.forms import (
     form_packages,
     requested_packages,
     requirements_file_lines,

@@ -19,7 +19,7 @@ pytest.importorskip("fastapi", reason="the HTTP API needs the [http] extra")
 import httpx
 
 import uv_envs
-from uv_envs_server._http import models
+from uv_envs_server._http.v1 import models
 
 if TYPE_CHECKING:
     from collections.abc import Callable

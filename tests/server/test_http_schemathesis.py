@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-#: The OpenAPI tag of the original service's routes (uv_envs_server/_http/compat_errors.py).
+#: The OpenAPI tag of the original service's routes (uv_envs_server/_http/compat/errors.py).
 COMPAT_TAG = "original service API"
 SEED = 18
 MAX_EXAMPLES = 25

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from uv_envs._errors import InvalidInput
-from uv_envs._root.layout import Layout
 from uv_envs._settings import Settings
+from uv_envs._store.layout import Layout
 from uv_envs._urls import is_postgres, read_password_file, redact
 
 from .log import AuditLog

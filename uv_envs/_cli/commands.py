@@ -22,8 +22,8 @@ from uv_envs._audit.sqlite import SqliteAuditLog
 from uv_envs._errors import InvalidInput
 from uv_envs._manager import EnvManager
 from uv_envs._models import Environment, EnvKey, converter
-from uv_envs._root.layout import Layout
 from uv_envs._settings import Settings
+from uv_envs._store.layout import Layout
 from uv_envs._variants import environment_dict
 
 EXIT_OK = 0

@@ -17,9 +17,9 @@ import threading
 from pathlib import Path
 
 from uv_envs._errors import InvalidInput
-from uv_envs._root.layout import Layout
-from uv_envs._root.wheel_relay import WheelRelay
+from uv_envs._relay.server import WheelRelay
 from uv_envs._settings import Settings
+from uv_envs._store.layout import Layout
 
 #: Seconds between two prunings of the files nothing asked for in a week.
 PRUNE_INTERVAL = 3600.0

@@ -18,10 +18,10 @@ from typing import Protocol
 import attrs
 
 from uv_envs._errors import EnvironmentNotFound, EnvironmentNotReady
+from uv_envs._events.tracking import env_scope, operation_scope
+from uv_envs._locks import locks
 from uv_envs._models import Environment, EnvKey, EnvStatus
-from uv_envs._root import locks
-from uv_envs._root.damage import effective
-from uv_envs._tracking import env_scope, operation_scope
+from uv_envs._store.damage import effective
 
 from .services import Services
 
@@ -86,7 +86,7 @@ class EnvAccess:
         """As :meth:`locked`, but stop waiting once ``moot()`` says so, yielding ``None``.
 
         ``moot`` is asked each time another process's hold ends while this
-        waits (see ``_root.locks``): a caller waiting out someone else's work
+        waits (see ``_locks.locks``): a caller waiting out someone else's work
         on the env ends its wait once that work gave it what it came for,
         without queueing for the lock behind every other such caller.
         """

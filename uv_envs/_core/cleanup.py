@@ -4,7 +4,7 @@ Cleanup works in two passes: envs idle longer than the idle age (and
 generations retired that long ago), then, while over a disk budget, the least
 recently used envs. Busy envs (an operation holds their lock), leased envs
 and envs a live process uses (one ``/proc`` scan per call, see
-:mod:`uv_envs._root.liveness`) are skipped and reported; so are retired
+:mod:`uv_envs._procs.liveness`) are skipped and reported; so are retired
 generations a process may run from. Store entries nothing links and no
 process uses, and stored locks past their age, are pruned. A floor
 (``min_idle_seconds``) protects envs used more recently than it from both
@@ -22,12 +22,12 @@ from typing import Any
 
 import attrs
 
-from uv_envs import _events as events
 from uv_envs._errors import EnvironmentUnreadable, InvalidInput
+from uv_envs._events import domain as events
 from uv_envs._models import Environment, EnvKey
+from uv_envs._procs.liveness import LiveUses
 from uv_envs._reports import CleanupReport, EnvInUse, LiveProcess
-from uv_envs._root.liveness import LiveUses
-from uv_envs._root.store import tree_size
+from uv_envs._store.venvs import tree_size
 
 from .access import EnvAccess, Locked
 from .operation import audited
@@ -139,7 +139,7 @@ class Collector:
             pruned_generations=tally.pruned_generations,
             checked_at=checked_at,
             pruned_store_entries=tally.pruned_store_entries,
-            pruned_locks=services.lock_store.prune(),
+            pruned_locks=services.resolution_store.prune(),
             skipped_leased=tuple(tally.leased),
             bytes_in_use=bytes_in_use,
             skipped_unreadable=tuple(tally.unreadable),

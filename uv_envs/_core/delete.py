@@ -1,7 +1,7 @@
 """Delete: one env leaves the root on request, unless a live lease holds it or a process uses it.
 
 Processes are found by one ``/proc`` scan under the env's lock (see
-:mod:`uv_envs._root.liveness`); ``force`` overrides both, and the audit
+:mod:`uv_envs._procs.liveness`); ``force`` overrides both, and the audit
 record names the leases and pids it overrode.
 
 Envs leave the root only through here and :mod:`.cleanup`; both remove an env
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import attrs
 
-from uv_envs import _events as events
 from uv_envs._errors import EnvironmentInUse, EnvironmentUnreadable
+from uv_envs._events import domain as events
 from uv_envs._models import DeleteStatus, EnvKey
 from uv_envs._reports import DeleteResult
 

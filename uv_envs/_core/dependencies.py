@@ -9,12 +9,12 @@ import attrs
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from uv_envs import _events as events
 from uv_envs._errors import InvalidRequirement
+from uv_envs._events import domain as events
 from uv_envs._models import Environment, EnvKey, EnvStatus
 from uv_envs._reports import OperationResult
-from uv_envs._root.damage import damaged_entry
-from uv_envs._root.project import read_declared
+from uv_envs._store.damage import damaged_entry
+from uv_envs._store.project import read_declared
 from uv_envs._uv.commands import add_command, lock_command, remove_command
 from uv_envs._validation import parse_requirement, parse_requirements
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import attrs
 
+from uv_envs._bytecode.compiler import cost_notes
 from uv_envs._errors import StorageError
+from uv_envs._events.tracking import Phase
 from uv_envs._models import Environment, EnvSpec, EnvStatus, RetiredGeneration
 from uv_envs._reports import OperationResult
-from uv_envs._root.bytecode import cost_notes
-from uv_envs._root.project import read_declared, spec_hash
-from uv_envs._tracking import Phase
+from uv_envs._store.project import read_declared, spec_hash
 from uv_envs._uv.python import Interpreter
 
 from .access import Locked

@@ -9,10 +9,11 @@ from pathlib import Path
 import attrs
 
 from uv_envs._errors import HashMismatch, UvError
-from uv_envs._root.store import install_slot, lock_packages_digest, store_id
+from uv_envs._relay.urls import relayed_lock
+from uv_envs._store.resolutions import lock_packages_digest
+from uv_envs._store.venvs import install_slot, store_id
 from uv_envs._uv.commands import sync_command
 from uv_envs._uv.python import Interpreter
-from uv_envs._uv.relay import relayed_lock
 
 from .operation import Operation
 from .services import Services
@@ -81,7 +82,7 @@ class Installer:
         """``uv sync --frozen`` of ``gen_dir``'s lock into ``venv``, through the relay if set.
 
         Relayed, uv syncs a scratch copy of the project whose lock points its
-        downloads at the relay (``_uv.relay``) and checks every file against the
+        downloads at the relay (``_relay.urls``) and checks every file against the
         lock's hash as always: a file that does not match raises
         :class:`~uv_envs.HashMismatch` before anything is installed. A relay that
         cannot serve is not a reason to fail: the sync then fetches from the index.

@@ -20,9 +20,9 @@ from typing import Any
 
 import attrs
 
-from uv_envs import _events as events
 from uv_envs._audit.log import AuditOutcome
 from uv_envs._errors import UvError
+from uv_envs._events import domain as events
 from uv_envs._models import Environment, EnvKey, OperationStatus
 from uv_envs._reports import OperationResult
 from uv_envs._uv.commands import UvInvocation

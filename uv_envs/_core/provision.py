@@ -18,16 +18,16 @@ from pathlib import Path
 
 import attrs
 
-from uv_envs import _events as events
+from uv_envs._bytecode.compiler import CompileJob, cost_notes
 from uv_envs._errors import EnvironmentAlreadyExists, StorageError, UvEnvsError
+from uv_envs._events import domain as events
+from uv_envs._events.tracking import Phase
+from uv_envs._locks import locks
 from uv_envs._models import Environment, EnvKey, EnvStatus
 from uv_envs._reports import Provisioned, ProvisionOutcome
-from uv_envs._root import locks
-from uv_envs._root.bytecode import CompileJob, cost_notes
-from uv_envs._root.damage import effective
-from uv_envs._root.project import render_pyproject
-from uv_envs._root.resolutions import Resolution
-from uv_envs._tracking import Phase
+from uv_envs._store.damage import effective
+from uv_envs._store.project import render_pyproject
+from uv_envs._store.resolutions import Resolution
 from uv_envs._uv.commands import add_command, lock_command
 from uv_envs._uv.executor import UvResult
 

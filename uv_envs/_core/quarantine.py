@@ -17,8 +17,8 @@ from uv_envs._audit.log import FAILED, AuditLog, AuditOutcome
 from uv_envs._errors import EnvironmentUnreadable
 from uv_envs._models import Environment, EnvKey, EnvSpec, EnvStatus
 from uv_envs._reports import StatusReport, VerifyReport
-from uv_envs._root.layout import Layout
-from uv_envs._root.metadata import Damage, UnreadableRecord
+from uv_envs._store.layout import Layout
+from uv_envs._store.metadata import Damage, UnreadableRecord
 
 logger = logging.getLogger("uv_envs")
 

@@ -23,12 +23,12 @@ from uv_envs._errors import (
     StorageError,
     UvError,
 )
+from uv_envs._locks import locks
 from uv_envs._models import Environment, EnvKey, EnvStatus, EnvUsage
 from uv_envs._reports import Dependencies, Export, StatusReport
-from uv_envs._root import locks
-from uv_envs._root.damage import effective
-from uv_envs._root.project import read_declared, read_locked
-from uv_envs._root.store import tree_size
+from uv_envs._store.damage import effective
+from uv_envs._store.project import read_declared, read_locked
+from uv_envs._store.venvs import tree_size
 from uv_envs._uv.commands import ExportFormat, export_command
 from uv_envs._validation import validate_id
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import attrs
 
-from uv_envs import _events as events
 from uv_envs._audit.log import AuditOutcome, AuditQuery
 from uv_envs._errors import EnvironmentUnreadable
+from uv_envs._events import domain as events
+from uv_envs._locks import locks
 from uv_envs._models import Environment, EnvKey, EnvStatus, OperationStatus
-from uv_envs._root import locks
 from uv_envs._uv.orphans import stop_processes_in
 
 from . import quarantine
@@ -128,7 +128,7 @@ class RootRecovery:
                     quarantine.report(services.audit, record)
         services.dirs.empty_trash()
         services.venv_store.remove_incomplete()
-        services.lock_store.remove_temporaries()
+        services.resolution_store.remove_temporaries()
         self._close_dead_records()
         return repaired
 

@@ -1,10 +1,10 @@
 """Repairs of a root's store damage: found once per shared venv, rebuilt for every env linking it.
 
 Envs whose lock and interpreter agree link one venv in ``store/<id>`` (see
-:mod:`uv_envs._root.store`). A file lost from that venv breaks every one of
+:mod:`uv_envs._store.venvs`). A file lost from that venv breaks every one of
 them, so damage is judged per entry, not per env (what a damaged entry looks
 like on disk, and how reads derive DAMAGED from it, is
-:mod:`uv_envs._root.damage`'s). :class:`Repairs` serves ``verify_all``,
+:mod:`uv_envs._store.damage`'s). :class:`Repairs` serves ``verify_all``,
 ``repair`` and sync's repair of the other users of a shared venv:
 
 * it checks each entry once (and each private venv) through
@@ -34,10 +34,10 @@ from uv_envs._errors import (
     UvEnvsError,
 )
 from uv_envs._models import Environment, EnvKey, EnvStatus
-from uv_envs._root.damage import VenvCheck, is_damaged, store_damage
-from uv_envs._root.layout import Layout
-from uv_envs._root.metadata import UnreadableRecord
-from uv_envs._root.store import REFS, linked_entry
+from uv_envs._store.damage import VenvCheck, is_damaged, store_damage
+from uv_envs._store.layout import Layout
+from uv_envs._store.metadata import UnreadableRecord
+from uv_envs._store.venvs import REFS, linked_entry
 
 from .access import EnvAccess
 from .generations import GenerationPlan, GenerationSwitch

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 import attrs
 
 from uv_envs._models import EnvSpec
-from uv_envs._root.project import spec_hash
 from uv_envs._settings import Settings
+from uv_envs._store.project import spec_hash
 from uv_envs._uv.python import Interpreter, InterpreterFinder
 from uv_envs._validation import (
     normalize_python_request,

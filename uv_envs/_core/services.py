@@ -6,20 +6,20 @@ from collections.abc import Mapping
 
 import attrs
 
-from uv_envs import _events as events
 from uv_envs._audit.log import AuditLog
+from uv_envs._bytecode.compiler import BytecodePolicy
+from uv_envs._events import domain as events
+from uv_envs._events.stream import EventStream
+from uv_envs._events.tracking import Phase
 from uv_envs._models import EnvKey
-from uv_envs._root.bytecode import BytecodePolicy
-from uv_envs._root.envdirs import EnvDirs
-from uv_envs._root.layout import Layout
-from uv_envs._root.leases import Leases
-from uv_envs._root.liveness import Liveness
-from uv_envs._root.metadata import JsonMetadataRepository
-from uv_envs._root.resolutions import StoredResolutions
-from uv_envs._root.store import LockStore, VenvStore
+from uv_envs._procs.liveness import Liveness
 from uv_envs._settings import Settings
-from uv_envs._stream import EventStream
-from uv_envs._tracking import Phase
+from uv_envs._store.envdirs import EnvDirs
+from uv_envs._store.layout import Layout
+from uv_envs._store.leases import Leases
+from uv_envs._store.metadata import JsonMetadataRepository
+from uv_envs._store.resolutions import ResolutionStore, StoredResolutions
+from uv_envs._store.venvs import VenvStore
 from uv_envs._uv.commands import UvOptions
 from uv_envs._uv.python import InterpreterFinder
 from uv_envs._uv.raylink import RayLinker
@@ -40,7 +40,7 @@ class Services:
     audit: AuditLog
     publish: events.EventPublisher | None
     python_finder: InterpreterFinder
-    lock_store: LockStore
+    resolution_store: ResolutionStore
     venv_store: VenvStore
     dirs: EnvDirs
     leases: Leases

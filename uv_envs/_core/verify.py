@@ -2,9 +2,9 @@
 
 Verify, repair (``verify_all``, ``repair``) and sync's check of a shared venv
 all go one way through :class:`Verifier`: :meth:`Verifier.inspect` checks a
-generation's venv against its lock (:func:`uv_envs._root.damage.check_generation`),
+generation's venv against its lock (:func:`uv_envs._store.damage.check_generation`),
 drops the damaged packages from uv's cache and marks a damaged store entry
-(:func:`uv_envs._root.damage.mark_damaged`); :meth:`Verifier.record_damaged`
+(:func:`uv_envs._store.damage.mark_damaged`); :meth:`Verifier.record_damaged`
 persists DAMAGED on an env whose lock the caller holds.
 """
 
@@ -19,8 +19,8 @@ import attrs
 from uv_envs._errors import EnvironmentUnreadable
 from uv_envs._models import EnvKey, EnvStatus
 from uv_envs._reports import VerifyReport
-from uv_envs._root.damage import VenvCheck, check_generation, mark_damaged
-from uv_envs._root.store import linked_entry
+from uv_envs._store.damage import VenvCheck, check_generation, mark_damaged
+from uv_envs._store.venvs import linked_entry
 from uv_envs._uv.commands import cache_clean_command
 
 from . import quarantine

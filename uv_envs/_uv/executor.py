@@ -138,7 +138,7 @@ class SubprocessUvExecutor:
     progress: IO[str] | None = None
 
     def identity(self) -> str | None:
-        """Which uv this runs, from its binary's file (no subprocess); see ``_root.provenance``."""
+        """Which uv this runs, from its binary's file (no subprocess); see ``_store.provenance``."""
         return binary_identity(self.binary)
 
     def run(self, invocation: UvInvocation) -> UvResult:

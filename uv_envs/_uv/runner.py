@@ -21,11 +21,11 @@ from typing import Any
 import attrs
 
 from uv_envs._errors import OperationCancelled
-from uv_envs._tracking import Phase
+from uv_envs._events.progress import Step, parse_line, phase_of
+from uv_envs._events.tracking import Phase
 
 from .commands import UvInvocation
 from .executor import UvExecutor, UvResult, raise_for_result
-from .progress import Step, parse_line, phase_of
 
 #: Where progress goes: ``EventStream.progress`` (phase, counts, details).
 ProgressSink = Callable[[Phase, Mapping[str, int], Mapping[str, Any]], None]

@@ -21,10 +21,10 @@ from uv_envs._core.services import Services
 from uv_envs._errors import RayNotAvailable, RayPythonMismatch, UvError
 from uv_envs._manager import EnvManager
 from uv_envs._models import Environment, EnvKey, EnvSpec
-from uv_envs._root.envdirs import current_dir
-from uv_envs._root.project import spec_hash
-from uv_envs._root.store import linked_entry, recorded_size
 from uv_envs._settings import Settings
+from uv_envs._store.envdirs import current_dir
+from uv_envs._store.project import spec_hash
+from uv_envs._store.venvs import linked_entry, recorded_size
 from uv_envs._uv.raylink import RayInstall
 from uv_envs._validation import normalize_python_request, parse_requirements
 
@@ -100,7 +100,7 @@ def ensure_on(
     # Seed the node's stored resolution with the lock: the ensure below then copies
     # it and only checks it (uv lock --check --offline), never resolving anew.
     digest = spec_hash(EnvSpec(packages=packages, python=python), manager.settings.index)
-    _services(manager).lock_store.put(digest, spec.uv_lock.encode())
+    _services(manager).resolution_store.put(digest, spec.uv_lock.encode())
     environment = manager.ensure(key, packages=packages, python=python)
     locked = dict(manager.dependencies(key).locked)
     if locked != spec.locked:

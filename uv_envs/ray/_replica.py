@@ -30,7 +30,7 @@ from uv_envs._errors import (
 )
 from uv_envs._manager import EnvManager
 from uv_envs._models import DeleteStatus, EnvKey, EnvSpec, EnvStatus
-from uv_envs._root.project import spec_hash
+from uv_envs._store.project import spec_hash
 from uv_envs._validation import normalize_python_request, parse_requirements
 
 from ._node import _services, cluster_ray, node_manager
@@ -120,7 +120,7 @@ def install_on(manager: EnvManager, record: PublishedEnv, node_id: str) -> None:
     # Seed the node's stored resolution with the server's lock: the ensure below then
     # copies it and only checks it, never resolving anew.
     digest = spec_hash(EnvSpec(packages=packages, python=python), manager.settings.index)
-    _services(manager).lock_store.put(digest, record.uv_lock.encode())
+    _services(manager).resolution_store.put(digest, record.uv_lock.encode())
     manager.ensure(key, packages=packages, python=python)
     if not holds(manager, record):
         # Same spec, another lock (an update on the server): move to the server's.

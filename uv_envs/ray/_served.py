@@ -31,10 +31,10 @@ import ray
 from uv_envs._errors import InvalidInput, RayNotAvailable, RayPythonMismatch, UvEnvsError
 from uv_envs._manager import EnvManager
 from uv_envs._models import EnvKey
+from uv_envs._relay.server import RelayCounts, WheelRelay
 from uv_envs._reports import CleanupReport, DeleteResult, OperationResult, Provisioned
-from uv_envs._root.layout import Layout
-from uv_envs._root.wheel_relay import RelayCounts, WheelRelay
 from uv_envs._settings import Settings
+from uv_envs._store.layout import Layout
 from uv_envs._validation import normalize_python_request
 
 from ._fanout import ClusterNode, Fanout, NodePresence

@@ -20,7 +20,7 @@ import attrs
 from uv_envs._errors import InvalidInput
 from uv_envs._manager import EnvManager
 from uv_envs._models import EnvKey
-from uv_envs._root.project import locked_versions
+from uv_envs._store.project import locked_versions
 from uv_envs._validation import normalize_python_request
 
 #: The runtime-env field (and plugin name): ``runtime_env={"uv_envs": spec.field()}``.

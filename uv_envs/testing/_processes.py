@@ -9,7 +9,7 @@ from pathlib import Path
 
 import attrs
 
-from uv_envs._root.processes import ProcessUse, ProcessView
+from uv_envs._procs.scan import ProcessUse, ProcessView
 
 
 @attrs.define

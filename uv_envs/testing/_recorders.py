@@ -13,10 +13,10 @@ from typing import Any
 import attrs
 
 from uv_envs._audit.log import AuditOutcome, AuditQuery
-from uv_envs._events import DomainEvent
+from uv_envs._bytecode.compiler import CompileJob
+from uv_envs._events.domain import DomainEvent
 from uv_envs._models import EnvKey, OperationStatus
 from uv_envs._reports import DeletedOperations, OperationPage, OperationRecord
-from uv_envs._root.bytecode import CompileJob
 
 
 @attrs.define

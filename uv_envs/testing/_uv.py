@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from uv_envs._errors import PythonNotFound
-from uv_envs._root.project import PROJECT_NAME, locked_versions
+from uv_envs._store.project import PROJECT_NAME, locked_versions
 from uv_envs._uv.commands import UvInvocation
 from uv_envs._uv.executor import UvExecutor, UvResult, uv_identity
 from uv_envs._uv.python import Interpreter

@@ -19,13 +19,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 import uv_envs
+from uv_envs_server._http.compat.errors import document_compat_errors
+from uv_envs_server._http.compat.routes import compat_router, refuse_legacy_shapes
+from uv_envs_server._http.v1.routes import Failed, router
 
 from . import sse
-from .compat_errors import document_compat_errors
-from .compat_routes import compat_router, refuse_legacy_shapes
 from .middleware import GuardMiddleware
 from .problems import document_problems, problem, problem_for, validation_problem
-from .routes import Failed, router
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor

@@ -14,9 +14,9 @@ from urllib.parse import quote
 import httpx
 
 import uv_envs
+from uv_envs_server._http.v1.bodies import EMPTY_VERSION
 from uv_envs_server._outcomes import core_error
 
-from .bodies import EMPTY_VERSION
 from .sse import decode
 
 if TYPE_CHECKING:

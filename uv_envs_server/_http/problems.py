@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from starlette.responses import JSONResponse
 
 import uv_envs
+from uv_envs_server._http.v1.models import Problem
 from uv_envs_server._outcomes import (
     Outcome,
     internal_message,
@@ -23,8 +24,6 @@ from uv_envs_server._outcomes import (
     shorten,
     unavailable_message,
 )
-
-from .models import Problem
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

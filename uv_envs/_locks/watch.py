@@ -1,12 +1,12 @@
 """Watching an ``flock`` without taking it, and marking a wait for one.
 
-What :mod:`uv_envs._root.locks` waits with, all on the kernel's own locks so
+What :mod:`uv_envs._locks.locks` waits with, all on the kernel's own locks so
 a dead process's part goes with it: a watcher thread the kernel wakes when an
 exclusive holder lets go (:func:`on_release`), a probe of whether anyone
 holds the lock (:func:`looks_free`), and the mark an operation leaves while
 it waits for an env's lock, so that shared hand-outs let it go first
 (:func:`announced`, :func:`writer_waits`). Who holds an env's lock is
-:mod:`~uv_envs._root.locks`'s to say; nothing here holds one for a caller.
+:mod:`~uv_envs._locks.locks`'s to say; nothing here holds one for a caller.
 """
 
 from __future__ import annotations

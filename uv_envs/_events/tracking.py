@@ -18,9 +18,9 @@ from typing import Any, Final
 
 import attrs
 
-from ._errors import InvalidInput
-from ._models import EnvKey
-from ._validation import validate_id
+from uv_envs._errors import InvalidInput
+from uv_envs._models import EnvKey
+from uv_envs._validation import validate_id
 
 #: The name of a progress event; the domain events keep their class names.
 PROGRESS: Final = "OperationProgress"

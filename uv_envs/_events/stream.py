@@ -25,10 +25,9 @@ from typing import Any
 
 import attrs
 
-from ._errors import InvalidInput, TooManySubscribers
-from ._events import DomainEvent
-from ._models import EnvKey
-from ._tracking import (
+from uv_envs._errors import InvalidInput, TooManySubscribers
+from uv_envs._events.domain import DomainEvent
+from uv_envs._events.tracking import (
     CUT_OFF,
     PROGRESS,
     REPLAY_GAP,
@@ -39,6 +38,7 @@ from ._tracking import (
     current_operation,
     json_safe,
 )
+from uv_envs._models import EnvKey
 
 # -- subscribers -----------------------------------------------------------------------
 

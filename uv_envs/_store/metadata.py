@@ -35,8 +35,7 @@ import cattrs
 
 from uv_envs._errors import EnvironmentUnreadable, StorageError
 from uv_envs._models import SCHEMA_VERSION, Environment, EnvKey, converter
-
-from .layout import Layout
+from uv_envs._store.layout import Layout
 
 #: What :meth:`JsonMetadataRepository.discard` leaves until the env dir is gone.
 DISCARDED = ".metadata.discarded"

@@ -19,12 +19,11 @@ import attrs
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 import uv_envs
+from uv_envs_server._http.compat import models as cm
+from uv_envs_server._http.compat.errors import COMPAT_TAG, CompatRoute
+from uv_envs_server._http.compat.forms import requested_packages, requirements_file_lines
+from uv_envs_server._http.v1.routes import Core
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
-
-from . import compat_models as cm
-from .compat_errors import COMPAT_TAG, CompatRoute
-from .compat_forms import requested_packages, requirements_file_lines
-from .routes import Core
 
 compat_router = APIRouter(route_class=CompatRoute, tags=[COMPAT_TAG])
 

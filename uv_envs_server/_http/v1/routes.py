@@ -23,13 +23,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 import uv_envs
+from uv_envs_server._http.page import render_status_page
+from uv_envs_server._http.v1 import bodies as b
+from uv_envs_server._http.v1 import models as m
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT, limit_packages
 from uv_envs_server._nodes import cluster_nodes, node_presence, relay_counts
 from uv_envs_server._request_ids import following
-
-from . import bodies as b
-from . import models as m
-from .page import render_status_page
 
 if TYPE_CHECKING:
     from collections.abc import Callable

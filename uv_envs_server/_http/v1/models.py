@@ -12,8 +12,7 @@ import attrs
 from pydantic import BaseModel, Field
 
 import uv_envs
-
-from .bodies import ExportFormat
+from uv_envs_server._http.v1.bodies import ExportFormat
 
 
 class Spec(BaseModel):

@@ -110,7 +110,7 @@ class Layout:
         return self.lockstore_dir / f"{digest}.lock"
 
     def lock_record(self, digest: str) -> Path:
-        """What the stored lock of a spec was vouched for under (see ``_root.provenance``)."""
+        """What the stored lock of a spec was vouched for under (see ``_store.provenance``)."""
         return self.lockstore_dir / f"{digest}.lock.json"
 
     def compile_lock(self, entry_name: str) -> Path:

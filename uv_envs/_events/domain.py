@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ._models import EnvKey
+from uv_envs._models import EnvKey
 
 log = logging.getLogger("uv_envs.events")
 

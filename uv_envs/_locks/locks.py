@@ -13,7 +13,7 @@ beside other hand-outs. ``flock`` prefers nobody, so a steady stream of
 hand-outs could keep a delete or a change waiting until it timed out; a taker
 that announces itself (``hold(..., announce=True)``) marks, while it waits, a
 read lock on the lock's ``.writers`` file beside it, and shared takers that
-see one wait until no such taker does (see :mod:`uv_envs._root.lock_watch`).
+see one wait until no such taker does (see :mod:`uv_envs._locks.watch`).
 
 The registry holds its lock objects weakly, as virtualenv's ``lock_for_key``
 does: a path's entry lives while some thread holds or waits for the lock and
@@ -37,7 +37,7 @@ import attrs
 from filelock import FileLock, Timeout
 
 from uv_envs._errors import EnvironmentBusy
-from uv_envs._root import lock_watch
+from uv_envs._locks import watch as lock_watch
 
 # Waiting across processes sleeps until the holder lets go (lock_watch.on_release); when
 # the lock is let go and taken again at once, the waiter backs off: first this long, then

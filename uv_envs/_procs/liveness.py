@@ -23,12 +23,11 @@ from pathlib import Path
 import attrs
 
 from uv_envs._models import EnvKey
+from uv_envs._procs.scan import ProcessScanner, ProcessView
 from uv_envs._reports import LiveProcess
-
-from .envdirs import EnvDirs
-from .layout import EMPTY_VERSION_DIR, Layout
-from .processes import ProcessScanner, ProcessView
-from .store import linked_entry
+from uv_envs._store.envdirs import EnvDirs
+from uv_envs._store.layout import EMPTY_VERSION_DIR, Layout
+from uv_envs._store.venvs import linked_entry
 
 #: A process of an env and the generation it names (None: the top-level links).
 _EnvUse = tuple[ProcessView, int | None]

@@ -3,7 +3,7 @@
 The cluster service (:class:`~uv_envs.ray.ClusterEnvManager`) runs one on its
 own node's address and hands its URL to the nodes with each published env;
 ``uv-envs relay`` runs one on its own for machines whose ``UV_ENVS_WHEEL_RELAY``
-names it. Their uv downloads through it (:mod:`uv_envs._uv.relay` rewrites the URLs) and
+names it. Their uv downloads through it (:mod:`uv_envs._relay.urls` rewrites the URLs) and
 checks every file against the lock's hash, as it checks the index's. The relay
 checks the hash too before it keeps a file, so it never serves bytes other than
 the lock's: a file whose origin serves other bytes is refused (502) and not
@@ -32,9 +32,8 @@ from typing import ClassVar
 
 import attrs
 
-from uv_envs._uv.relay import RelayedFile, read_relay_path
-
-from .background_http import BackgroundHTTPServer
+from uv_envs._relay.http import BackgroundHTTPServer
+from uv_envs._relay.urls import RelayedFile, read_relay_path
 
 logger = logging.getLogger("uv_envs")
 

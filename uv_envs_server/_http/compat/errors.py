@@ -20,6 +20,9 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 import uv_envs
+from uv_envs_server._http.compat.models import CompatCode, CompatError
+from uv_envs_server._http.problems import MAX_OUTPUT, PROBLEM_STATUSES
+from uv_envs_server._http.v1.routes import Failed
 from uv_envs_server._outcomes import (
     Outcome,
     internal_message,
@@ -27,10 +30,6 @@ from uv_envs_server._outcomes import (
     shorten,
     unavailable_message,
 )
-
-from .compat_models import CompatCode, CompatError
-from .problems import MAX_OUTPUT, PROBLEM_STATUSES
-from .routes import Failed
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping, Sequence

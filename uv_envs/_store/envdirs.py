@@ -16,10 +16,9 @@ from pathlib import Path
 import attrs
 
 from uv_envs._models import Environment, EnvKey
-
-from .layout import Layout
-from .metadata import fsync_directory
-from .store import VenvStore
+from uv_envs._store.layout import Layout
+from uv_envs._store.metadata import fsync_directory
+from uv_envs._store.venvs import VenvStore
 
 LINKS = {
     ".venv": "current/.venv",

@@ -12,7 +12,7 @@ An entry's layout is spelled out here once: ``.venv/`` (linked from each
 generation as ``gens/<N>/.venv``, see :func:`linked_entry`), ``refs/``,
 ``.complete`` (the build finished), ``.size`` (its bytes, see
 :func:`recorded_size`), ``.compiled`` (the background compiler finished) and
-``.damaged`` (a check found it damaged: see :mod:`uv_envs._root.damage`).
+``.damaged`` (a check found it damaged: see :mod:`uv_envs._store.damage`).
 Each generation that links an entry leaves a reference file in
 ``store/<id>/refs/``, naming the generation directory. A reference whose
 generation no longer links the entry is stale; an entry with no live
@@ -34,25 +34,24 @@ from pathlib import Path
 
 import attrs
 
+from uv_envs._locks import locks
+from uv_envs._store.layout import Layout
+from uv_envs._store.metadata import write_atomic
 from uv_envs._uv.orphans import stop_processes_in
 from uv_envs._uv.python import Interpreter
-
-from . import locks
-from .layout import Layout
-from .metadata import write_atomic
 
 # The files of a store entry (``store/<id>/``) besides its ``.venv/``.
 REFS = "refs"  # one file per generation that links the entry
 COMPLETE = ".complete"
 SIZE = ".size"
-# Written by the background compiler (_root.compile_worker) once every module has a .pyc.
+# Written by the background compiler (_bytecode.worker) once every module has a .pyc.
 COMPILED = ".compiled"
-# Written by a check that found the entry's venv damaged (_root.damage).
+# Written by a check that found the entry's venv damaged (_store.damage).
 DAMAGED = ".damaged"
 
 
 @attrs.define
-class LockStore:
+class ResolutionStore:
     """Resolved ``uv.lock`` files by spec hash, each usable for ``max_age`` seconds."""
 
     layout: Layout
@@ -119,7 +118,7 @@ def lock_packages_digest(lock_text: str) -> str:
     resolve to the same packages, and it installs nothing (the project is not
     a package). This parses the lock (35 ms for a 200 KB one), so it runs
     when a lock is resolved or checked, and its result is recorded beside the
-    stored lock (see ``_root.provenance``) for the warm path.
+    stored lock (see ``_store.provenance``) for the warm path.
     """
     document = tomllib.loads(lock_text)
     packages = [

@@ -13,7 +13,7 @@ from typing import Final
 
 import attrs
 
-from uv_envs._tracking import Phase
+from uv_envs._events.tracking import Phase
 
 
 @attrs.frozen

@@ -1,7 +1,7 @@
 """Compile a venv's modules to bytecode, once, in the venv's own interpreter.
 
-Started by :mod:`uv_envs._root.bytecode` as
-``<venv>/bin/python -I -S _compile_worker.py <job as JSON>``, in its own
+Started by :mod:`uv_envs._bytecode.compiler` as
+``<venv>/bin/python -I -S worker.py <job as JSON>``, in its own
 session, so it outlives a short-lived parent (the CLI). It uses only the
 standard library and runs on any Python 3.8+: the venv has neither uv-envs nor
 filelock. The locks it takes are ``flock(2)`` locks on the same files

@@ -6,7 +6,7 @@ several times slower, yet without ``.pyc`` files every fresh process (with
 store entry is immutable and shared by many keys, so it is compiled once,
 after the create that built it has returned: the create hands the entry to a
 :class:`BytecodeCompiler`, whose real adapter starts
-:mod:`uv_envs._root.compile_worker` in the entry's own interpreter, detached. The
+:mod:`uv_envs._bytecode.worker` in the entry's own interpreter, detached. The
 worker's docstring says how it stays within the install cap, compiles each
 entry at most once across processes, and never exposes a half-written
 ``.pyc``.
@@ -30,11 +30,11 @@ from typing import Protocol
 
 import attrs
 
-from .layout import Layout
-from .store import COMPILED, COMPLETE, SIZE, linked_entry
+from uv_envs._store.layout import Layout
+from uv_envs._store.venvs import COMPILED, COMPLETE, SIZE, linked_entry
 
 #: The compiler's script; liveness ignores its processes (they take the compile lock).
-WORKER = Path(__file__).with_name("compile_worker.py")
+WORKER = Path(__file__).with_name("worker.py")
 
 
 class BytecodeState(enum.Enum):

@@ -32,11 +32,10 @@ import attrs
 import cattrs
 
 from uv_envs._models import EnvKey, IndexSettings, converter
+from uv_envs._store.layout import Layout
+from uv_envs._store.metadata import write_atomic
+from uv_envs._store.project import render_pyproject
 from uv_envs._validation import canonical_requirement
-
-from .layout import Layout
-from .metadata import write_atomic
-from .project import render_pyproject
 
 # The project text is rendered for this key: uv ignores the key, so the digest
 # covers exactly what uv reads.
@@ -94,7 +93,7 @@ class LockRecord:
 
 
 @attrs.define
-class LockRecords:
+class ResolutionRecords:
     """The records beside the stored locks, one JSON file per spec hash."""
 
     layout: Layout

@@ -26,11 +26,10 @@ import attrs
 from packaging.utils import canonicalize_name
 
 from uv_envs._models import Environment, EnvStatus
-
-from .envdirs import current_dir
-from .layout import Layout
-from .project import locked_versions, read_lock, required_packages
-from .store import DAMAGED, linked_entry
+from uv_envs._store.envdirs import current_dir
+from uv_envs._store.layout import Layout
+from uv_envs._store.project import locked_versions, read_lock, required_packages
+from uv_envs._store.venvs import DAMAGED, linked_entry
 
 
 def is_damaged(entry: Path) -> bool:

@@ -22,10 +22,9 @@ from pathlib import Path
 import attrs
 
 from uv_envs._models import EnvSpec, IndexSettings
+from uv_envs._store.provenance import Provenance, ResolutionRecords, index_digest, project_digest
+from uv_envs._store.resolutions import ResolutionStore, lock_packages_digest
 from uv_envs._uv.executor import UvExecutor, UvResult, uv_identity
-
-from .provenance import LockRecords, Provenance, index_digest, project_digest
-from .store import LockStore, lock_packages_digest
 
 
 @attrs.frozen
@@ -44,8 +43,8 @@ class Resolution:
 class StoredResolutions:
     """The lock store and its records, for one root and one set of index settings."""
 
-    locks: LockStore
-    records: LockRecords
+    locks: ResolutionStore
+    records: ResolutionRecords
     index: IndexSettings
     executor: UvExecutor  # only asked which uv it runs (``IdentifiesUv``), never run here
 

@@ -14,10 +14,9 @@ from collections.abc import Iterator
 
 import attrs
 
+from uv_envs._locks import locks
 from uv_envs._models import EnvKey
-
-from . import locks
-from .layout import Layout
+from uv_envs._store.layout import Layout
 
 
 @attrs.frozen

@@ -1,0 +1,1 @@
+"""The original service's ``/envs`` API, whose published client works unchanged."""

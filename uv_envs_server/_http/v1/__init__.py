@@ -1,0 +1,1 @@
+"""The ``/v1`` API: its routes, its JSON models and request bodies."""
