@@ -31,6 +31,7 @@ TOP_LEVEL = {
         "_models",
         "_reports",
         "_errors",
+        "errors",
         "_events",
         "_stream",
         "_tracking",
