@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import inspect
+import re
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 import uv_envs
+import uv_envs.errors
 import uv_envs.testing
+
+API_DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
 
 def test_all_of_uv_envs_is_its_public_names() -> None:
@@ -33,7 +38,38 @@ def test_all_of_uv_envs_testing_is_its_public_names() -> None:
     assert set(uv_envs.testing.__all__) == defined
 
 
-@pytest.mark.parametrize("module", [uv_envs, uv_envs.testing], ids=lambda m: m.__name__)
+def documented(section: str) -> list[str]:
+    """The names listed (``- `Name```) in ``section`` of docs/api.md, up to the next one as deep."""
+    text = API_DOC.read_text()
+    heading = re.search(rf"^(#+) {re.escape(section)}$", text, re.MULTILINE)
+    assert heading is not None, section
+    level = len(heading.group(1))
+    rest = text[heading.end() :]
+    end = re.search(rf"^#{{1,{level}}} ", rest, re.MULTILINE)
+    return re.findall(r"^- `(\w+)`", rest[: end.start() if end else None], re.MULTILINE)
+
+
+def test_the_api_page_lists_exactly_the_public_names_each_once() -> None:
+    listed = documented("Public names")
+    assert sorted(listed) == sorted(uv_envs.__all__)
+
+
+def test_uv_envs_errors_is_every_error_and_the_api_page_lists_them() -> None:
+    errors = {
+        name
+        for name in uv_envs.__all__
+        if inspect.isclass(getattr(uv_envs, name))
+        and issubclass(getattr(uv_envs, name), uv_envs.UvEnvsError)
+    }
+    assert set(uv_envs.errors.__all__) == errors
+    assert sorted(documented("Errors")) == sorted(errors)
+    for name in errors:
+        assert getattr(uv_envs.errors, name) is getattr(uv_envs, name)
+
+
+@pytest.mark.parametrize(
+    "module", [uv_envs, uv_envs.errors, uv_envs.testing], ids=lambda m: m.__name__
+)
 def test_every_name_in_all_exists_once(module: ModuleType) -> None:
     assert len(module.__all__) == len(set(module.__all__))
     for name in module.__all__:

@@ -31,6 +31,7 @@ TOP_LEVEL = {
         "_models",
         "_reports",
         "_errors",
+        "errors",
         "_validation",
         "_urls",
     },

@@ -17,6 +17,7 @@ from uv_envs import (
     EnvKey,
     EnvManager,
     EnvStatus,
+    ExportFormat,
     IndexSettings,
     InvalidRequirement,
     PythonNotFound,
@@ -140,8 +141,8 @@ def test_add_update_remove_sync_export(manager: EnvManager) -> None:
     exported = manager.export(KEY)
     assert "alpha" in exported.uv_lock
     assert "[tool.uv]" in exported.pyproject_toml
-    assert "alpha==2.0" in manager.export_as(KEY, "requirements.txt")
-    assert 'name = "alpha"' in manager.export_as(KEY, "pylock.toml")
+    assert "alpha==2.0" in manager.export(KEY, ExportFormat.REQUIREMENTS_TXT)
+    assert 'name = "alpha"' in manager.export(KEY, ExportFormat.PYLOCK_TOML)
 
 
 def test_update_picks_up_new_releases(

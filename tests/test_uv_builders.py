@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from uv_envs import (
+    ExportFormat,
     IndexSettings,
     InvalidRequirement,
     ResolutionFailed,
@@ -63,7 +64,7 @@ def all_builders(options: UvOptions) -> dict[str, UvInvocation]:
         "sync": sync_command(PROJECT, PYTHON, options),
         "add": add_command(PROJECT, PYTHON, options, ["alpha>=1"]),
         "remove": remove_command(PROJECT, PYTHON, options, ["alpha"]),
-        "export": export_command(PROJECT, options, "requirements.txt"),
+        "export": export_command(PROJECT, options, ExportFormat.REQUIREMENTS_TXT),
         "python": python_list_command(options),
     }
 
@@ -94,7 +95,7 @@ def test_sync_and_export_are_frozen() -> None:
     sync = sync_command(PROJECT, PYTHON, OPTIONS)
     assert sync.args[:2] == ("sync", "--frozen")
     assert "--compile-bytecode" not in sync.args
-    for fmt in ("requirements.txt", "pylock.toml"):
+    for fmt in (ExportFormat.REQUIREMENTS_TXT, ExportFormat.PYLOCK_TOML):
         export = export_command(PROJECT, OPTIONS, fmt)
         assert export.args[0] == "export"
         assert "--frozen" in export.args

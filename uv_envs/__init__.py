@@ -1,14 +1,16 @@
 """uv-envs: isolated Python environments for workflow nodes, provisioned with uv.
 
-The public API is what this module re-exports; everything in ``uv_envs._*`` is
-private. Fakes for tests live in :mod:`uv_envs.testing`.
+The public API is what this module re-exports (``__all__``, listed by group in
+docs/api.md); everything in ``uv_envs._*`` is private. The errors are also
+grouped in :mod:`uv_envs.errors`, with their hierarchy; fakes for tests live in
+:mod:`uv_envs.testing`.
 """
 
 import importlib as _importlib
 import importlib.metadata as _importlib_metadata
 import warnings as _warnings
 
-from uv_envs._audit.log import AuditLog
+from uv_envs._audit.log import AuditLog, AuditOutcome, AuditQuery
 from uv_envs._audit.open import open_audit_log
 from uv_envs._bytecode.compiler import BytecodeCompiler, CompileJob
 from uv_envs._core.repair import RepairReport
@@ -37,7 +39,41 @@ from uv_envs._uv.commands import UvInvocation
 from uv_envs._uv.executor import SubprocessUvExecutor, UvExecutor, UvResult
 from uv_envs._uv.python import Interpreter, InterpreterFinder
 
-from ._errors import (
+from ._manager import EnvManager
+from ._models import (
+    DeleteStatus,
+    Environment,
+    EnvKey,
+    EnvSpec,
+    EnvStatus,
+    EnvUsage,
+    IndexSettings,
+    OperationStatus,
+    RayLink,
+    RetiredGeneration,
+)
+from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, key_from_config
+from ._reports import (
+    CleanupReport,
+    DeletedOperations,
+    DeleteResult,
+    Dependencies,
+    EnvInUse,
+    Export,
+    ExportFormat,
+    LiveProcess,
+    OperationPage,
+    OperationRecord,
+    OperationResult,
+    Provisioned,
+    ProvisionOutcome,
+    StatusReport,
+    VerifyReport,
+)
+from ._settings import DEFAULT_MIN_CLEANUP_IDLE_HOURS, Settings
+from ._validation import MAX_PACKAGES
+from ._variants import VariantRegistry
+from .errors import (
     AuditSchemaTooNew,
     AuditUnavailable,
     DirectReferenceNotAllowed,
@@ -69,37 +105,6 @@ from ._errors import (
     UvNotFound,
     UvTimeout,
 )
-from ._manager import EnvManager
-from ._models import (
-    DeleteStatus,
-    Environment,
-    EnvKey,
-    EnvSpec,
-    EnvStatus,
-    EnvUsage,
-    IndexSettings,
-    OperationStatus,
-    RayLink,
-    RetiredGeneration,
-)
-from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, key_from_config
-from ._reports import (
-    CleanupReport,
-    DeletedOperations,
-    DeleteResult,
-    Dependencies,
-    EnvInUse,
-    Export,
-    LiveProcess,
-    OperationPage,
-    OperationRecord,
-    OperationResult,
-    StatusReport,
-    VerifyReport,
-)
-from ._settings import DEFAULT_MIN_CLEANUP_IDLE_HOURS, Settings
-from ._validation import MAX_PACKAGES
-from ._variants import VariantRegistry
 
 try:
     __version__ = _importlib_metadata.version("uv-envs")
@@ -146,6 +151,8 @@ __all__ = [
     "EVENT_NAMES",
     "MAX_PACKAGES",
     "AuditLog",
+    "AuditOutcome",
+    "AuditQuery",
     "AuditSchemaTooNew",
     "AuditUnavailable",
     "BytecodeCompiler",
@@ -187,6 +194,7 @@ __all__ = [
     "EventPublisher",
     "EventStream",
     "Export",
+    "ExportFormat",
     "HashMismatch",
     "IEnvironmentProvider",
     "IndexSettings",
@@ -208,6 +216,8 @@ __all__ = [
     "ProcessScanner",
     "ProcessUse",
     "ProcessView",
+    "ProvisionOutcome",
+    "Provisioned",
     "PythonNotFound",
     "RayImportFailed",
     "RayIncompatible",

@@ -1,7 +1,8 @@
 """``EnvManager``: the public facade over the core's services.
 
-Each method only delegates. The services are wired in :mod:`._bootstrap`; the
-rules every operation follows are in docs/architecture.md.
+Each method only delegates. The services are wired in :mod:`._bootstrap`; what
+each method guarantees is in docs/api.md, the rules every operation follows in
+docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -9,24 +10,23 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Literal, overload
 
 from uv_envs._audit.log import AuditLog, AuditQuery
 from uv_envs._bytecode.compiler import BytecodeCompiler
-from uv_envs._core.access import READY
 from uv_envs._core.repair import RepairReport
-from uv_envs._core.requests import ProvisionRequest, parse_requested, provision_request
+from uv_envs._core.requests import Asked, ProvisionRequest
 from uv_envs._events import domain as events
 from uv_envs._events.stream import EventStream
 from uv_envs._events.tracking import operation_scope
 from uv_envs._procs.scan import ProcessScanner
 from uv_envs._uv import runner as _runner
-from uv_envs._uv.commands import ExportFormat
 from uv_envs._uv.executor import UvExecutor
 from uv_envs._uv.python import Interpreter, InterpreterFinder
 
 from ._bootstrap import Adapters, bootstrap
+from ._errors import InvalidRequirement
 from ._models import Environment, EnvKey, EnvUsage
 from ._reports import (
     CleanupReport,
@@ -34,6 +34,7 @@ from ._reports import (
     DeleteResult,
     Dependencies,
     Export,
+    ExportFormat,
     OperationPage,
     OperationResult,
     Provisioned,
@@ -42,9 +43,12 @@ from ._reports import (
 )
 from ._settings import Settings
 
+#: The formats ``uv export`` writes: ``export`` answers them as text.
+_LOCK_FORMATS = Literal[ExportFormat.REQUIREMENTS_TXT, ExportFormat.PYLOCK_TOML]
+
 
 class EnvManager:
-    """Creates and maintains uv environments under one root.
+    """Creates and maintains uv environments under one root (see docs/api.md).
 
     Args:
         settings: where and how; ``Settings.from_env()`` by default.
@@ -52,8 +56,7 @@ class EnvManager:
         audit: the audit log; by default :func:`~uv_envs.open_audit_log`'s choice.
         publish: called with each :class:`~uv_envs.DomainEvent`.
         python_finder: resolves Python version requests.
-        compiler: compiles shared venvs in the background; a
-            :class:`~uv_envs._bytecode.compiler.BackgroundCompiler` by default.
+        compiler: compiles shared venvs in the background (a background worker by default).
         processes: finds the processes that use the root's envs (cleanup and
             delete leave those alone); reads ``/proc`` by default.
 
@@ -73,12 +76,8 @@ class EnvManager:
         processes: ProcessScanner | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
-        self._core = bootstrap(
-            self.settings,
-            Adapters(executor, audit, publish, python_finder, compiler, processes),
-        )
-
-    # Creating ------------------------------------------------------------------------
+        adapters = Adapters(executor, audit, publish, python_finder, compiler, processes)
+        self._core = bootstrap(self.settings, adapters)
 
     def create(
         self,
@@ -89,15 +88,13 @@ class EnvManager:
         python: str | None = None,
         refresh: bool = False,
     ) -> Environment:
-        """Create the environment of ``key``.
+        """Create the env of ``key``; the env itself if one with the same spec exists.
 
-        With the same spec as an existing env this returns that env; with
-        another spec it raises :class:`~uv_envs.EnvironmentAlreadyExists`.
-        A create that fails is rolled back completely. A spec resolved within
-        ``Settings.lock_max_age`` reuses that resolution unless ``refresh``.
+        Another spec raises :class:`~uv_envs.EnvironmentAlreadyExists`; a failed
+        create is rolled back. ``refresh`` resolves again instead of reusing.
         """
-        request = self._request(packages, requirements_text, python, refresh=refresh)
-        return self._core.provisioner.provide(key, request, replace=False)
+        asked = Asked(packages, requirements_text, python, refresh=refresh)
+        return self._core.provisioner.provide(key, asked, replace=False)
 
     def ensure(
         self,
@@ -110,12 +107,10 @@ class EnvManager:
     ) -> Environment:
         """Make the env of ``key`` match the spec; safe to retry.
 
-        A READY env with the same spec is returned untouched. An env with
-        another spec moves to a new generation built from the spec; if that
-        fails, the old generation stays.
+        Another spec moves the env to a new generation; if that fails, the old one stays.
         """
-        request = self._request(packages, requirements_text, python, refresh=refresh)
-        return self._core.provisioner.provide(key, request, replace=True)
+        asked = Asked(packages, requirements_text, python, refresh=refresh)
+        return self._core.provisioner.provide(key, asked, replace=True)
 
     def provision(
         self,
@@ -129,36 +124,20 @@ class EnvManager:
     ) -> Provisioned:
         """:meth:`create` (or with ``replace``, :meth:`ensure`), saying what it did.
 
-        Answers the env, whether this call created it, reused it or rebuilt it
-        (:class:`~uv_envs._models.ProvisionOutcome`), and its ``pyproject.toml``
-        read under the same lock: what a server answers, from one call that no
-        concurrent delete can split.
+        The env, its :class:`~uv_envs.ProvisionOutcome` and its ``pyproject.toml``,
+        all under one lock, so no concurrent delete can split them.
         """
-        request = self._request(packages, requirements_text, python, refresh=refresh)
-        return self._core.provisioner.provision(key, request, replace=replace)
+        asked = Asked(packages, requirements_text, python, refresh=refresh)
+        return self._core.provisioner.provision(key, asked, replace=replace)
 
-    def _request(
-        self,
-        packages: Iterable[str],
-        requirements_text: str | bytes | None,
-        python: str | None,
-        *,
-        refresh: bool,
+    def _request(  # for uv_envs.ray until it uses a public install call (issue 27); then remove
+        self, packages: Iterable[str], text: None, python: str | None, *, refresh: bool
     ) -> ProvisionRequest:
-        """What create, ensure and provision were asked, validated, its interpreter found."""
-        settings, finder = self.settings, self._core.services.python_finder
-        requested = parse_requested(settings, packages, requirements_text)
-        return provision_request(settings, finder, requested, python, refresh=refresh)
+        return self._core.provisioner.request(Asked(packages, text, python, refresh=refresh))
 
     @staticmethod
     def cancellable(cancel: threading.Event) -> contextlib.AbstractContextManager[None]:
-        """Operations in this block stop and roll back once ``cancel`` is set.
-
-        uv is stopped at once and the operation raises ``OperationCancelled``::
-
-            with manager.cancellable(event):
-                manager.ensure(key, packages=[...])
-        """
+        """Operations in this block stop, roll back and raise ``OperationCancelled`` once set."""
         return _runner.cancellable(cancel)
 
     @staticmethod
@@ -170,8 +149,6 @@ class EnvManager:
     def events(self) -> EventStream:
         """The numbered domain events and uv progress of this manager, for live subscribers."""
         return self._core.stream
-
-    # Reading -------------------------------------------------------------------------
 
     def status(self, key: EnvKey) -> StatusReport:
         """The env's status and which of its files exist. Never raises for a missing env."""
@@ -192,31 +169,38 @@ class EnvManager:
     def list_environments(
         self, workflow_id: str | None = None, node_id: str | None = None
     ) -> list[Environment]:
-        """Every env, optionally narrowed to a workflow and node, sorted by key.
-
-        An env whose creator died is listed as FAILED until it is recovered;
-        one whose record cannot be read as UNREADABLE, with the reason as its
-        ``error``: never left out.
-        """
+        """Every env (FAILED and UNREADABLE ones too), optionally of a workflow and node."""
         return self._core.reads.list_environments(workflow_id, node_id)
 
     def dependencies(self, key: EnvKey) -> Dependencies:
         """Declared dependencies and locked versions of the current generation."""
         return self._core.reads.dependencies(key)
 
-    def export(self, key: EnvKey) -> Export:
-        """pyproject.toml and uv.lock of the current generation, as text."""
-        return self._core.reads.export(key)
+    @overload
+    def export(self, key: EnvKey, fmt: Literal[ExportFormat.PROJECT] = ...) -> Export: ...
+    @overload
+    def export(self, key: EnvKey, fmt: _LOCK_FORMATS) -> str: ...
+    @overload
+    def export(self, key: EnvKey, fmt: str) -> Export | str: ...
+    def export(self, key: EnvKey, fmt: str = ExportFormat.PROJECT) -> Export | str:
+        """The current generation's project files, or its lock as ``uv export`` prints it.
 
-    def export_as(self, key: EnvKey, fmt: ExportFormat) -> str:
-        """The lock exported by ``uv export`` as ``requirements.txt`` or ``pylock.toml``."""
-        return self._core.reads.export_as(key, fmt)
+        ``fmt`` is an :class:`~uv_envs.ExportFormat` or its value.
+        """
+        return self._core.reads.export(key, fmt)
+
+    def export_as(self, key: EnvKey, fmt: str) -> str:
+        """Deprecated: use ``export(key, fmt)``."""
+        message = "EnvManager.export_as is deprecated; use export(key, fmt)"
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        exported = self.export(key, fmt)
+        if isinstance(exported, Export):  # the one format export_as never took
+            raise InvalidRequirement("export_as does not take 'project'; use export(key)")
+        return exported
 
     def pythons(self) -> list[Interpreter]:
         """The interpreters envs can be built with, in preference order."""
         return self._core.services.python_finder.installed()
-
-    # Changing dependencies -----------------------------------------------------------
 
     def add(
         self,
@@ -229,12 +213,7 @@ class EnvManager:
         return self._core.changes.add(key, packages, requirements_text)
 
     def update(self, key: EnvKey, packages: Iterable[str] = ()) -> OperationResult:
-        """Upgrade locked versions: of ``packages``, or of everything when none are given.
-
-        A bare name upgrades within the declared constraint (``uv lock
-        --upgrade-package``); a requirement with a specifier also replaces the
-        declared constraint (``uv add --upgrade-package``).
-        """
+        """Upgrade the locked versions of ``packages``, or of everything when none are given."""
         return self._core.changes.update(key, packages)
 
     def remove(self, key: EnvKey, packages: Iterable[str]) -> OperationResult:
@@ -242,35 +221,19 @@ class EnvManager:
         return self._core.changes.remove(key, packages)
 
     def sync(self, key: EnvKey) -> OperationResult:
-        """Rebuild the venv exactly from the env's uv.lock, as a new generation.
-
-        The venv is built afresh, not linked from the store, so ``sync`` repairs
-        a damaged env (uv then also bypasses its cache, which shares the bytes).
-        When the env's shared venv was marked damaged (by ``verify``,
-        ``verify_all`` or ``repair``), it is rebuilt once beside the damaged one
-        instead, and every other env linking it is moved to the rebuilt one.
-        """
+        """Rebuild the venv exactly from the env's uv.lock, as a new generation; repairs it."""
         return self._core.changes.sync(key)
 
     def adopt(self, key: EnvKey, *, pyproject_toml: str, uv_lock: str) -> OperationResult:
-        """Move an existing env to exactly this project (e.g. another root's :meth:`export`).
-
-        The two files are written as given into a new generation and installed
-        with ``uv sync --frozen``: nothing is resolved, the env holds exactly
-        that lock. uv_envs.ray uses it to give every node the server's lock.
-        """
+        """Move an existing env to exactly this project (e.g. another root's :meth:`export`)."""
         return self._core.changes.adopt(key, pyproject_toml, uv_lock)
-
-    # Removing ------------------------------------------------------------------------
 
     def delete(
         self, key: EnvKey, *, force: bool = False, timeout: float | None = None
     ) -> DeleteResult:
-        """Remove the env. A missing env is a success that says ``NOT_FOUND``.
+        """Remove the env; ``NOT_FOUND`` if there is none.
 
-        An env leased by a live process raises :class:`~uv_envs.EnvironmentInUse`
-        unless ``force``. ``timeout``: seconds to wait for the env's lock
-        (``Settings.lock_timeout`` by default).
+        A leased env raises :class:`~uv_envs.EnvironmentInUse` unless ``force``.
         """
         return self._core.deleter.delete(key, force=force, timeout=timeout)
 
@@ -287,70 +250,31 @@ class EnvManager:
         max_bytes: int | None = None,
         min_idle_seconds: float = 0.0,
     ) -> CleanupReport:
-        """Delete idle envs, then least recently used ones while over a disk budget.
+        """Delete idle envs, then least recently used ones while over ``max_bytes``.
 
-        ``idle_seconds``: delete envs with no operation and no hand-out (``ensure``,
-        ``create``, ``runtime_env``, ``lease``) for this long, and prune generations
-        retired this long ago. ``max_bytes``: then, while envs and the store use more,
-        delete the least recently used env. Busy and leased envs are skipped and
-        reported; unlinked store entries and stored locks past their age are pruned.
-        ``min_idle_seconds``: a floor for both passes: an env used more recently is
-        never deleted, whatever the other two say (a smaller ``idle_seconds`` is
-        raised to it, with a warning). The CLI and both servers pass
-        :data:`DEFAULT_MIN_CLEANUP_IDLE_HOURS` unless told otherwise. A bool, NaN or
-        negative limit raises :class:`InvalidInput` and deletes nothing.
+        Busy and leased envs are skipped; no env used within ``min_idle_seconds``
+        is deleted. A bool, NaN or negative limit raises :class:`InvalidInput`.
         """
         return self._core.collector.cleanup(idle_seconds, max_bytes, min_idle_seconds)
 
-    # Leases and verification ---------------------------------------------------------
+    def lease(self, key: EnvKey) -> contextlib.AbstractContextManager[Environment]:
+        """Hold the env in use for a run: delete refuses it, cleanup skips it.
 
-    @contextlib.contextmanager
-    def lease(self, key: EnvKey) -> Iterator[Environment]:
-        """Hold the env in use for the duration of a run (across processes).
-
-        While the lease is held, ``delete`` refuses the env (unless forced),
-        ``cleanup`` skips it, and the generation it yields is kept even after
-        the env moves on: run the node with ``pinned_python_path``. The lease
-        ends with the block, or with the holder's process.
+        The generation it yields is kept until the block or the process ends.
         """
-        core = self._core
-        with contextlib.ExitStack() as stack:
-            with core.access.locked(key) as token:
-                environment = core.access.require(token, READY)
-                stack.enter_context(core.services.leases.hold(key, environment.generation))
-            core.services.dirs.touch(environment)
-            yield environment
+        return self._core.access.leased(key)
 
     def verify(self, key: EnvKey) -> VerifyReport:
-        """Check that the venv matches its lock and its interpreter starts.
-
-        Compares the installed distributions with ``uv.lock`` and every file
-        with the hash in its ``RECORD``. A failed check marks the env
-        ``DAMAGED`` (and its shared venv, so it is not linked again); ``sync``
-        repairs it.
-        """
+        """Check the venv against its lock, file by file; mark it ``DAMAGED`` if it fails."""
         return self._core.verifier.verify(key)
 
     def verify_all(self) -> RepairReport:
-        """Check every env on the root, each shared venv once; mark what is damaged.
-
-        Repairs nothing (:meth:`repair` does). Envs whose record cannot be read
-        are reported in ``unreadable``. For cron: ``uv-envs verify --all --json``.
-        """
+        """Check every env on the root, each shared venv once; mark what is damaged."""
         return self._core.repairs.verify_all()
 
     def repair(self, key: EnvKey | None = None) -> RepairReport:
-        """Check one env, or the whole root, and rebuild what is damaged.
-
-        A damaged shared venv is rebuilt once, beside the damaged one (never
-        edited: processes may still run from it), and every env whose current
-        generation links it moves to a new generation linking the rebuilt
-        one, envs other than ``key`` included. Envs whose record cannot be
-        read are reported, never touched: delete them.
-        """
+        """Check one env, or the whole root, and rebuild what is damaged."""
         return self._core.repairs.repair(key)
-
-    # Audit and recovery --------------------------------------------------------------
 
     def operations(  # noqa: PLR0913 - public facade: the filters EnvManager.operations has always taken
         self,
@@ -363,11 +287,7 @@ class EnvManager:
         host: str | None = None,
         root: str | None = None,
     ) -> OperationPage:
-        """The audit trail, newest first, filtered and paged.
-
-        ``host`` and ``root`` select the records of one host or root when
-        several share an audit database (``Settings.audit_url``).
-        """
+        """The audit trail, newest first, filtered (by ``host`` and ``root`` too) and paged."""
         query = AuditQuery(
             workflow_id=workflow_id,
             node_id=node_id,
@@ -385,12 +305,7 @@ class EnvManager:
         return self._core.services.audit.delete(workflow_id, node_id or None)
 
     def recover(self) -> list[EnvKey]:
-        """Repair what crashed processes left behind; return the keys that needed it.
-
-        Rolls back dead creates, drops half-built generations, re-points links,
-        removes temp files, half-built store venvs and the trash, and closes audit
-        records of dead processes. Envs busy with a live operation are left alone.
-        """
+        """Repair what crashed processes left behind; return the keys that needed it."""
         return self._core.recovery.recover_root()
 
     def close(self) -> None:

@@ -55,6 +55,21 @@ class Dependencies:
     locked: Mapping[str, str]
 
 
+class ExportFormat(enum.StrEnum):
+    """What an export gives: the project files, or the lock as uv exports it.
+
+    The one list of formats: EnvManager.export, the CLI's --format and the HTTP
+    API's format take these values, and uv export --format the last two.
+    """
+
+    #: The project files, ``pyproject.toml`` and ``uv.lock``, as an :class:`Export`.
+    PROJECT = "project"
+    #: The lock as ``requirements.txt`` (``uv export``), as text.
+    REQUIREMENTS_TXT = "requirements.txt"
+    #: The lock as a PEP 751 ``pylock.toml`` (``uv export``), as text.
+    PYLOCK_TOML = "pylock.toml"
+
+
 @attrs.frozen
 class Export:
     """The project files of an environment, as text."""

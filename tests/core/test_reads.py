@@ -19,6 +19,7 @@ from uv_envs import (
     EnvKey,
     EnvManager,
     EnvStatus,
+    ExportFormat,
     InvalidInput,
 )
 
@@ -31,7 +32,7 @@ from .conftest import KEY
         lambda m: m.get(KEY),
         lambda m: m.dependencies(KEY),
         lambda m: m.export(KEY),
-        lambda m: m.export_as(KEY, "requirements.txt"),
+        lambda m: m.export(KEY, ExportFormat.REQUIREMENTS_TXT),
         lambda m: m.runtime_env(KEY),
     ],
 )
@@ -50,9 +51,20 @@ def test_export(fake_manager: EnvManager) -> None:
     assert '"alpha==1.0"' in exported.pyproject_toml
     assert "package = false" in exported.pyproject_toml
     assert 'name = "gamma"' in exported.uv_lock
-    assert fake_manager.export_as(KEY, "requirements.txt") == "alpha==1.0\ngamma==1.0\n"
+    assert fake_manager.export(KEY, ExportFormat.PROJECT) == exported
+    assert fake_manager.export(KEY, "project") == exported
+    assert fake_manager.export(KEY, ExportFormat.REQUIREMENTS_TXT) == "alpha==1.0\ngamma==1.0\n"
+    assert fake_manager.export(KEY, "requirements.txt") == "alpha==1.0\ngamma==1.0\n"
     with pytest.raises(InvalidInput):
-        fake_manager.export_as(KEY, "setup.py")  # type: ignore[arg-type]
+        fake_manager.export(KEY, "setup.py")
+
+
+def test_export_as_is_export_with_a_deprecation_warning(fake_manager: EnvManager) -> None:
+    fake_manager.create(KEY, packages=["alpha==1.0", "gamma"])
+    with pytest.warns(DeprecationWarning, match="use export"):
+        assert fake_manager.export_as(KEY, "requirements.txt") == "alpha==1.0\ngamma==1.0\n"
+    with pytest.warns(DeprecationWarning, match="use export"), pytest.raises(InvalidInput):
+        fake_manager.export_as(KEY, "project")  # it never took the project files
 
 
 def test_runtime_env(fake_manager: EnvManager) -> None:

@@ -20,7 +20,6 @@ psycopg is imported when a log is made, so ``uv_envs`` imports without the
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -34,27 +33,15 @@ from uv_envs._models import EnvKey
 from uv_envs._reports import DeletedOperations, OperationPage
 from uv_envs._urls import redact, scrub
 
-from . import log as _audit
+from . import postgres_sql as sql
 from .log import AuditOutcome, AuditQuery
-from .postgres_schema import TABLE, migrate
+from .postgres_schema import migrate
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
 T = TypeVar("T")
-
-
-_SELECT = f"SELECT {_audit.COLUMNS} FROM {TABLE}"  # noqa: S608 - fixed names
-
-
-def _text(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; uv's output never should, but a node's might.
-    return value.replace("\x00", "\ufffd")
-
-
-def _json(value: Mapping[str, Any]) -> str:
-    return json.dumps(dict(value), default=str).replace("\\u0000", "\\ufffd")
 
 
 class PostgresAuditLog:
@@ -213,44 +200,20 @@ class PostgresAuditLog:
     # --- the port -------------------------------------------------------------------
 
     def start(self, key: EnvKey, operation: str, metadata: Mapping[str, Any] | None = None) -> int:
+        # One request id for every attempt: a retry of a start whose commit was lost
+        # with the connection finds that row instead of writing a second one.
         request = uuid.uuid4().hex
-        parameters = (
-            key.workflow_id,
-            key.node_id,
-            key.version_id,
-            operation,
-            str(_audit.RUNNING),
-            time.time(),
-            _json(metadata or {}),
-            os.getpid(),
-            self.host,
-            self.root,
-            request,
+        started = sql.Started(key, operation, metadata or {}, self.host, self.root, request)
+        return self._run(
+            f"starting the record of {operation} {key}",
+            lambda connection: sql.insert_started(connection, started),
         )
-
-        def insert(connection: psycopg.Connection[Any]) -> int:
-            row = connection.execute(
-                f"INSERT INTO {TABLE} (workflow_id, node_id, version_id, operation, status,"  # noqa: S608
-                " started_at, metadata, pid, host, root, request_uid)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
-                " ON CONFLICT (request_uid) DO NOTHING RETURNING id",
-                parameters,
-            ).fetchone()
-            if row is None:  # a retry of an insert that did commit
-                row = connection.execute(
-                    f"SELECT id FROM {TABLE} WHERE request_uid = %s",  # noqa: S608
-                    (request,),
-                ).fetchone()
-            assert row is not None  # noqa: S101 - inserted above or by the lost attempt
-            return int(row[0])
-
-        return self._run(f"starting the record of {operation} {key}", insert)
 
     def finish(self, record_id: int, outcome: AuditOutcome) -> None:
         try:
             self._run(
                 f"completing record {record_id}",
-                lambda connection: _update(connection, record_id, outcome),
+                lambda connection: sql.update(connection, record_id, outcome),
             )
         except AuditUnavailable as exc:
             with self._lock:
@@ -265,50 +228,18 @@ class PostgresAuditLog:
         with self._lock:
             pending = dict(self._pending)
         for record_id, outcome in pending.items():
-            _update(connection, record_id, outcome)
+            sql.update(connection, record_id, outcome)
             with self._lock:
                 self._pending.pop(record_id, None)
 
     def query(self, query: AuditQuery) -> OperationPage:
-        where, parameters = _audit.sql_filter(query, "%s")
-
-        def read(connection: psycopg.Connection[Any]) -> OperationPage:
-            with connection.transaction():  # the count and the page from one snapshot
-                connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                counted = connection.execute(
-                    f"SELECT count(*) FROM {TABLE}{where}",  # noqa: S608 - fixed names
-                    parameters,
-                ).fetchone()
-                rows = connection.execute(
-                    f"{_SELECT}{where} ORDER BY id DESC LIMIT %s OFFSET %s",
-                    (*parameters, query.limit, query.offset),
-                ).fetchall()
-            total = int(counted[0]) if counted else 0
-            return query.page(total, (_audit.record_from_row(row) for row in rows))
-
-        return self._run("reading records", read)
+        return self._run("reading records", lambda connection: sql.page(connection, query))
 
     def delete(self, workflow_id: str, node_id: str | None = None) -> DeletedOperations:
-        parameters: tuple[str, ...]
-        if node_id:
-            where, parameters = "workflow_id = %s AND node_id = %s", (workflow_id, node_id)
-        else:
-            where, parameters = "workflow_id = %s", (workflow_id,)
-
-        def remove(connection: psycopg.Connection[Any]) -> DeletedOperations:
-            with connection.transaction():
-                rows = connection.execute(
-                    f"DELETE FROM {TABLE} WHERE {where} RETURNING node_id",  # noqa: S608
-                    parameters,
-                ).fetchall()
-            return DeletedOperations(
-                workflow_id=workflow_id,
-                node_id=node_id or "",
-                deleted_count=len(rows),
-                deleted_node_ids=tuple(sorted({row[0] for row in rows})),
-            )
-
-        return self._run(f"deleting the records of {workflow_id}", remove)
+        return self._run(
+            f"deleting the records of {workflow_id}",
+            lambda connection: sql.delete(connection, workflow_id, node_id),
+        )
 
     # --- copying a store in ---------------------------------------------------------
 
@@ -320,45 +251,7 @@ class PostgresAuditLog:
         exit_code, error, metadata, pid, host, root)``; a row whose
         ``request_uid`` is already present is skipped, so a copy can be rerun.
         """
-
-        def insert(connection: psycopg.Connection[Any]) -> int:
-            with connection.transaction(), connection.cursor() as cursor:
-                cursor.executemany(
-                    f"INSERT INTO {TABLE} (request_uid, workflow_id, node_id, version_id,"  # noqa: S608
-                    " operation, status, started_at, finished_at, duration_ms, stdout, stderr,"
-                    " exit_code, error, metadata, pid, host, root) VALUES (%s, %s, %s, %s, %s,"
-                    " %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)"
-                    " ON CONFLICT (request_uid) DO NOTHING",
-                    [_clean_copied(row) for row in rows],
-                )
-                # executemany sums the rows each insert wrote: skipped ones count 0.
-                return max(0, cursor.rowcount)
-
-        return self._run("copying records", insert)
-
-
-def _clean_copied(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(_text(value) if isinstance(value, str) else value for value in row)
-
-
-def _update(connection: psycopg.Connection[Any], record_id: int, outcome: AuditOutcome) -> None:
-    error = None if outcome.error is None else _text(outcome.error)
-    connection.execute(
-        f"UPDATE {TABLE} SET status = %s, finished_at = %s,"  # noqa: S608
-        " duration_ms = floor((%s - started_at) * 1000)::integer, stdout = %s, stderr = %s,"
-        " exit_code = %s, error = %s, metadata = metadata || %s::jsonb WHERE id = %s",
-        (
-            str(outcome.status),
-            outcome.finished_at,
-            outcome.finished_at,
-            _text(outcome.stdout),
-            _text(outcome.stderr),
-            outcome.exit_code,
-            error,
-            _json(outcome.metadata),
-            record_id,
-        ),
-    )
+        return self._run("copying records", lambda connection: sql.insert_copied(connection, rows))
 
 
 def _close_pool(pool: ConnectionPool[Any]) -> None:

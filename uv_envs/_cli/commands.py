@@ -22,6 +22,7 @@ from uv_envs._audit.sqlite import SqliteAuditLog
 from uv_envs._errors import InvalidInput
 from uv_envs._manager import EnvManager
 from uv_envs._models import Environment, EnvKey, converter
+from uv_envs._reports import Export
 from uv_envs._settings import Settings
 from uv_envs._store.layout import Layout
 from uv_envs._variants import environment_dict
@@ -132,17 +133,15 @@ def _sync(args: argparse.Namespace, manager: EnvManager) -> int:
 
 
 def _export(args: argparse.Namespace, manager: EnvManager) -> int:
-    key = _key(args)
-    if args.format == "project":
-        exported = manager.export(key)
+    exported = manager.export(_key(args), args.format)
+    if isinstance(exported, Export):
         _emit(
             args,
             {"pyproject_toml": exported.pyproject_toml, "uv_lock": exported.uv_lock},
             "# pyproject.toml\n" + exported.pyproject_toml + "\n# uv.lock\n" + exported.uv_lock,
         )
     else:
-        text = manager.export_as(key, args.format)
-        _emit(args, {"format": args.format, "text": text}, text.rstrip("\n"))
+        _emit(args, {"format": args.format, "text": exported}, exported.rstrip("\n"))
     return EXIT_OK
 
 

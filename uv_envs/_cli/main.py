@@ -25,6 +25,7 @@ from uv_envs._errors import (
     UvError,
 )
 from uv_envs._manager import EnvManager
+from uv_envs._reports import ExportFormat
 from uv_envs._settings import DEFAULT_MIN_CLEANUP_IDLE_HOURS
 from uv_envs._uv.executor import SubprocessUvExecutor, find_uv_binary
 
@@ -165,9 +166,8 @@ def _add_env_commands(commands: _Commands) -> None:
     commands.with_key("deps", "list declared dependencies and locked versions")
     commands.with_key("sync", "rebuild the venv exactly from uv.lock")
     export = commands.with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
-    export.add_argument(
-        "--format", choices=["project", "requirements.txt", "pylock.toml"], default="project"
-    )
+    formats = [fmt.value for fmt in ExportFormat]
+    export.add_argument("--format", choices=formats, default=ExportFormat.PROJECT.value)
     delete = commands.with_key("delete", "delete an environment")
     delete.add_argument("--force", action="store_true", help="delete even if leased or in use")
     verify = commands.with_key(

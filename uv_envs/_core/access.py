@@ -156,6 +156,19 @@ class EnvAccess:
         # DAMAGED when its shared venv is: what it would be if it had been verified too.
         return require_status(effective(self.services.layout, environment), allowed)
 
+    @contextlib.contextmanager
+    def leased(self, key: EnvKey) -> Iterator[Environment]:
+        """The READY env of ``key``, its generation leased until the block ends.
+
+        The env's lock is held only to check it and take the lease, not for the block.
+        """
+        with contextlib.ExitStack() as stack:
+            with self.locked(key) as token:
+                environment = self.require(token, READY)
+                stack.enter_context(self.services.leases.hold(key, environment.generation))
+            self.services.dirs.touch(environment)
+            yield environment
+
     def read(self, key: EnvKey) -> Environment | None:
         """The record as stored, without waiting for the lock.
 

@@ -25,11 +25,11 @@ from uv_envs._errors import (
 )
 from uv_envs._locks import locks
 from uv_envs._models import Environment, EnvKey, EnvStatus, EnvUsage
-from uv_envs._reports import Dependencies, Export, StatusReport
+from uv_envs._reports import Dependencies, Export, ExportFormat, StatusReport
 from uv_envs._store.damage import effective
 from uv_envs._store.project import read_declared, read_locked
 from uv_envs._store.venvs import tree_size
-from uv_envs._uv.commands import ExportFormat, export_command
+from uv_envs._uv.commands import export_command
 from uv_envs._validation import validate_id
 
 from . import quarantine
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 _T = TypeVar("_T")
-
-EXPORT_FORMATS: tuple[ExportFormat, ...] = ("requirements.txt", "pylock.toml")
 
 #: Reads of one generation's files tried before a key that keeps changing is called busy.
 READ_ATTEMPTS = 5
@@ -158,30 +156,32 @@ class Reads:
             ),
         )
 
-    def export(self, key: EnvKey) -> Export:
-        return self._read_current(
-            key,
-            lambda gen_dir: Export(
-                key=key,
-                pyproject_toml=(gen_dir / "pyproject.toml").read_text(),
-                uv_lock=(gen_dir / "uv.lock").read_text(),
-            ),
+    def export(self, key: EnvKey, fmt: ExportFormat | str = ExportFormat.PROJECT) -> Export | str:
+        """The project files as an :class:`Export`, or the lock as ``uv export`` prints it."""
+        try:
+            fmt = ExportFormat(fmt)
+        except ValueError:
+            known = ", ".join(repr(known.value) for known in ExportFormat)
+            raise InvalidRequirement(f"unknown export format {fmt!r}; use one of {known}") from None
+        if fmt is ExportFormat.PROJECT:
+            return self._read_current(key, lambda gen_dir: self._project(key, gen_dir))
+        return self._read_current(key, lambda gen_dir: self._exported(gen_dir, fmt))
+
+    @staticmethod
+    def _project(key: EnvKey, gen_dir: Path) -> Export:
+        pyproject_toml = (gen_dir / "pyproject.toml").read_text()
+        return Export(
+            key=key, pyproject_toml=pyproject_toml, uv_lock=(gen_dir / "uv.lock").read_text()
         )
 
-    def export_as(self, key: EnvKey, fmt: ExportFormat) -> str:
-        if fmt not in EXPORT_FORMATS:
-            raise InvalidRequirement(f"unknown export format {fmt!r}; use one of {EXPORT_FORMATS}")
-
-        def export(gen_dir: Path) -> str:
-            invocation = export_command(gen_dir, self.services.uv_options, fmt)
-            try:
-                return self.services.uv.check(invocation, f"uv export --format {fmt}").stdout
-            except UvError:
-                if not (gen_dir / "uv.lock").is_file():
-                    raise FileNotFoundError(gen_dir / "uv.lock") from None  # moved meanwhile
-                raise
-
-        return self._read_current(key, export)
+    def _exported(self, gen_dir: Path, fmt: ExportFormat) -> str:
+        invocation = export_command(gen_dir, self.services.uv_options, fmt)
+        try:
+            return self.services.uv.check(invocation, f"uv export --format {fmt}").stdout
+        except UvError:
+            if not (gen_dir / "uv.lock").is_file():
+                raise FileNotFoundError(gen_dir / "uv.lock") from None  # moved meanwhile
+            raise
 
     def _read_current(self, key: EnvKey, read: Callable[[Path], _T]) -> _T:
         """``read`` of the current generation's folder, again if it went while being read."""

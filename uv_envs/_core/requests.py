@@ -28,6 +28,16 @@ class ProvisionRequest:
 
 
 @attrs.frozen
+class Asked:
+    """What a caller asked create, ensure or provision for, as given (see :func:`request_for`)."""
+
+    packages: Iterable[str] = ()
+    requirements_text: str | bytes | None = None
+    python: str | None = None
+    refresh: bool = False
+
+
+@attrs.frozen
 class Requirements:
     """Validated requirements, and the requirements text when uv must read it whole."""
 
@@ -75,3 +85,9 @@ def provision_request(
         requirements_text=requirements.text,
     )
     return ProvisionRequest(spec, spec_hash(spec, settings.index), interpreter, refresh)
+
+
+def request_for(settings: Settings, finder: InterpreterFinder, asked: Asked) -> ProvisionRequest:
+    """What a caller asked, validated, its interpreter found; raises before anything is written."""
+    requested = parse_requested(settings, asked.packages, asked.requirements_text)
+    return provision_request(settings, finder, requested, asked.python, refresh=asked.refresh)

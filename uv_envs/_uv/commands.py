@@ -10,13 +10,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
 
 import attrs
 
 from uv_envs._models import IndexSettings
-
-ExportFormat = Literal["requirements.txt", "pylock.toml"]
+from uv_envs._reports import ExportFormat
 
 
 @attrs.frozen
@@ -155,7 +153,7 @@ def remove_command(
 
 def export_command(project_dir: Path, options: UvOptions, fmt: ExportFormat) -> UvInvocation:
     """``uv export --frozen`` of the lock into another format, printed on stdout."""
-    args = ["export", "--frozen", "--format", fmt, *_common_args(options, None)]
+    args = ["export", "--frozen", "--format", fmt.value, *_common_args(options, None)]
     return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
 
 

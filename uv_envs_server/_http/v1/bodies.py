@@ -10,7 +10,7 @@ OpenAPI document is not refused for a request the document allows.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -19,7 +19,8 @@ import uv_envs
 #: How the empty version id is spelt in a path: ``/v1/envs/wf/node/@``.
 EMPTY_VERSION = "@"
 
-ExportFormat = Literal["project", "requirements.txt", "pylock.toml"]
+#: The ``format`` of an export: the core's one list of formats.
+ExportFormat = uv_envs.ExportFormat
 
 # An id as the core takes it: 1-128 of [A-Za-z0-9._-], neither "." nor "..". Spelt
 # without look-ahead, which not every OpenAPI tool's regex engine has.

@@ -308,16 +308,16 @@ async def export(
     node_id: NodeId,
     version_id: VersionId,
     core: Core,
-    fmt: Annotated[b.ExportFormat, Query(alias="format")] = "project",
+    fmt: Annotated[b.ExportFormat, Query(alias="format")] = b.ExportFormat.PROJECT,
 ) -> m.ExportJson:
     """The project files (pyproject.toml, uv.lock), or the lock as requirements.txt/pylock."""
     key = _key(workflow_id, node_id, version_id)
 
     def call() -> dict[str, str]:
-        if fmt == "project":
-            files = core.manager.export(key)
-            return {"pyproject.toml": files.pyproject_toml, "uv.lock": files.uv_lock}
-        return {fmt: core.manager.export_as(key, fmt)}
+        exported = core.manager.export(key, fmt)
+        if isinstance(exported, uv_envs.Export):
+            return {"pyproject.toml": exported.pyproject_toml, "uv.lock": exported.uv_lock}
+        return {fmt.value: exported}
 
     return m.ExportJson(format=fmt, files=await core(call))
 
