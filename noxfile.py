@@ -40,9 +40,9 @@ def stress(session: nox.Session) -> None:
     env = {name: os.environ.get(name, value) for name, value in soak.items()}
     session.run(
         "pytest",
-        "tests/test_stress.py",
-        "tests/test_crash.py",
-        "tests/test_state_machine.py",
+        "tests/root/test_stress.py",
+        "tests/root/test_crash.py",
+        "tests/api/test_state_machine.py",
         "-s",
         *session.posargs,
         env=env,
