@@ -40,9 +40,9 @@ def stress(session: nox.Session) -> None:
     env = {name: os.environ.get(name, value) for name, value in soak.items()}
     session.run(
         "pytest",
-        "tests/test_stress.py",
-        "tests/test_crash.py",
-        "tests/test_state_machine.py",
+        "tests/root/test_stress.py",
+        "tests/root/test_crash.py",
+        "tests/api/test_state_machine.py",
         "-s",
         *session.posargs,
         env=env,
@@ -125,6 +125,7 @@ def grpc_versions(session: nox.Session, pins: tuple[str, ...]) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmarks; results go to docs/performance.md by hand."""
+    """The benchmarks (``nox -s bench -- waiters``); results go to docs/performance.md by hand."""
     session.install("-e", ".[server]")
-    session.run("python", "benchmarks/run.py", *session.posargs)
+    # benchmarks/__main__.py: names and options as its docstring says; run.py by default.
+    session.run("python", "-m", "benchmarks", *(session.posargs or ["compare"]))

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from tests.postgres import with_schema  # noqa: E402
+from tests.support.postgres import with_schema  # noqa: E402
 from uv_envs import AuditLog, EnvKey  # noqa: E402
 from uv_envs._audit import log as _audit  # noqa: E402
 from uv_envs._audit.log import AuditOutcome, AuditQuery  # noqa: E402

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 import uv_envs  # noqa: E402
-from tests.wheelhouse import build_wheelhouse  # noqa: E402
+from tests.support.wheelhouse import build_wheelhouse  # noqa: E402
 from uv_envs_server import ServeOptions, create_http_server  # noqa: E402
 
 

@@ -57,7 +57,7 @@ from package_sets import SETS  # noqa: E402 - beside this script
 from parts import fanout, ray_nodes, wheelhouse  # noqa: E402
 from parts.fanout import Count  # noqa: E402
 
-from tests.ray_namespaces import can_isolate  # noqa: E402
+from tests.support.ray_namespaces import can_isolate  # noqa: E402
 from uv_envs.testing import CountingIndex  # noqa: E402
 from uv_envs_server import EnvManagerClient  # noqa: E402
 

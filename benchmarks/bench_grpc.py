@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import uv_envs  # noqa: E402
-from tests.wheelhouse import build_wheelhouse  # noqa: E402
+from tests.support.wheelhouse import build_wheelhouse  # noqa: E402
 from uv_envs_server import EnvManagerClient, ServeOptions, create_server  # noqa: E402
 
 

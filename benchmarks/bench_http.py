@@ -29,7 +29,7 @@ from bench_grpc import ROOT, _cpus, bench_status, measure_calls
 sys.path.insert(0, str(ROOT))
 
 import uv_envs
-from tests.wheelhouse import build_wheelhouse
+from tests.support.wheelhouse import build_wheelhouse
 from uv_envs_server import (
     EnvManagerClient,
     HttpEnvClient,

@@ -3,7 +3,7 @@
     sudo python benchmarks/bench_ray_service.py [--reps N] [--sets medium,example] [--out FILE]
 
 Starts a Ray cluster whose two worker nodes each run in a mount namespace of
-their own (``tests/ray_namespaces.py``: the served root is another folder on
+their own (``tests/support/ray_namespaces.py``: the served root is another folder on
 each, as on separate machines; root needed) and a real ``uv-envs-server
 --ray-address`` on it. Then, side by side in one run, for each package set and
 a spec no route has seen (``requests!=0.0.<i>`` appended), warm caches (each
@@ -43,7 +43,7 @@ from package_sets import SETS  # noqa: E402 - beside this script
 from parts import ray_nodes  # noqa: E402
 from parts.ray_nodes import node_env  # noqa: E402
 
-from tests.ray_namespaces import NamespacedCluster, can_isolate  # noqa: E402
+from tests.support.ray_namespaces import NamespacedCluster, can_isolate  # noqa: E402
 from uv_envs_server import EnvManagerClient  # noqa: E402
 
 TIMEOUT = 1800

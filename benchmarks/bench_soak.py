@@ -40,8 +40,8 @@ from soak_server import SPECS, Server
 sys.path.insert(0, str(ROOT))
 
 import uv_envs
-from tests.server.test_http_schemathesis import run_schemathesis
-from tests.wheelhouse import build_wheelhouse
+from tests.server.http.test_http_schemathesis import run_schemathesis
+from tests.support.wheelhouse import build_wheelhouse
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor
 from uv_envs_server import EnvManagerClient, HttpEnvClient, ServeOptions, create_http_server
 

@@ -13,7 +13,7 @@ from uv_envs._uv.executor import find_uv_binary
 from uv_envs._uv.python import PythonFinder
 from uv_envs.testing import FakePythonFinder, FakeUvExecutor, RecordingPublisher
 
-from .wheelhouse import build_wheelhouse
+from .support.wheelhouse import build_wheelhouse
 
 # Read by Ray when it is imported, by whichever test module imports it first:
 # no usage reports, every node on 127.0.0.1, no token file written to ~/.ray.

@@ -1,7 +1,7 @@
 """The cluster, the server and the counters of ``bench_fanout.py``.
 
 Four nodes (head + three workers in mount namespaces of their own,
-``tests/ray_namespaces.py``), each with its own served root, uv cache and Ray
+``tests/support/ray_namespaces.py``), each with its own served root, uv cache and Ray
 session folder, as separate machines. Every node and the server get the
 counting index as their only index (``UV_ENVS_INDEX_URL``); nothing reads
 ``PIP_FIND_LINKS`` or a shared cache.
@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import ray
 
-from tests.ray_namespaces import NamespacedCluster
+from tests.support.ray_namespaces import NamespacedCluster
 from uv_envs import EnvKey, EnvManager, IndexSettings, Settings
 from uv_envs.testing import CountingIndex
 

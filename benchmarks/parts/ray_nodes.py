@@ -11,7 +11,7 @@ import ray
 import ray.cloudpickle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tests.ray_namespaces import ray_env
+from tests.support.ray_namespaces import ray_env
 from uv_envs.ray import plugin_config
 
 ROOT = Path(__file__).resolve().parents[2]

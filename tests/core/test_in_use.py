@@ -1,6 +1,6 @@
 """Cleanup and delete against processes that use an env (declared to ``FakeProcesses``).
 
-The real ``/proc`` scan, with real processes, is tested in tests/test_live_processes.py.
+The real ``/proc`` scan, with real processes, is tested in tests/root/test_live_processes.py.
 """
 
 from __future__ import annotations

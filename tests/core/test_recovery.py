@@ -73,7 +73,7 @@ def test_recover_removes_a_create_that_died_before_its_first_metadata_write(
     # _build_new makes the env dir, then writes metadata.json: a crash in between
     # leaves a directory that no record names, at most with the temp file of the
     # write. (Generations come after the first write: a folder with generations
-    # and no record lost it, and is quarantined instead; see tests/test_damage.py.)
+    # and no record lost it, and is quarantined instead; see tests/root/test_damage.py.)
     env_dir = fake_manager._core.services.layout.env_dir(KEY)
     env_dir.mkdir(parents=True)
     (env_dir / ".metadata.json.abc.tmp").write_text('{"schema_version"')

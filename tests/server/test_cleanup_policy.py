@@ -2,7 +2,7 @@
 
 The trial found ``POST /v1/cleanup`` without the floor gRPC applies:
 ``{"idle_hours": 0}`` deleted a minute-old env, and ``{"max_bytes": false}``
-was read as 0 and deleted envs. The library, the CLI (tests/test_cli.py),
+was read as 0 and deleted envs. The library, the CLI (tests/cli/test_cli.py),
 gRPC and HTTP now pass their floor to one core check.
 """
 

@@ -10,7 +10,7 @@ import uv_envs
 from uv_envs import EnvKey
 from uv_envs._cli.main import main
 
-from .test_events_grpc import WAIT, wait_for
+from .grpc.test_events_grpc import WAIT, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path

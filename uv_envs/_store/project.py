@@ -35,7 +35,7 @@ def spec_hash(spec: EnvSpec, index: IndexSettings) -> str:
         "packages": sorted({canonical_requirement(p) for p in spec.packages}),
         "python": spec.python,
         "requirements_text": spec.requirements_text,
-        # attrs.asdict: the JSON of converter.unstructure (tests/test_properties.py
+        # attrs.asdict: the JSON of converter.unstructure (tests/api/test_properties.py
         # holds them equal), without generating a converter function per process.
         "index": attrs.asdict(index),
     }
