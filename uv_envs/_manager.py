@@ -1,7 +1,6 @@
 """``EnvManager``: the public facade over the core's services.
 
-Each method only delegates. The services are wired in :mod:`._bootstrap`; the
-rules every operation follows are in docs/architecture.md.
+Each method only delegates: the wiring is in :mod:`._bootstrap`, the rules in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -255,11 +254,14 @@ class EnvManager:
     def adopt(self, key: EnvKey, *, pyproject_toml: str, uv_lock: str) -> OperationResult:
         """Move an existing env to exactly this project (e.g. another root's :meth:`export`).
 
-        The two files are written as given into a new generation and installed
-        with ``uv sync --frozen``: nothing is resolved, the env holds exactly
-        that lock. uv_envs.ray uses it to give every node the server's lock.
+        The two files are written as given into a new generation and installed with
+        ``uv sync --frozen``: nothing is resolved, the env holds exactly that lock.
         """
         return self._core.changes.adopt(key, pyproject_toml, uv_lock)
+
+    def install_exact(self, key: EnvKey, *, pyproject_toml: str, uv_lock: str) -> Provisioned:
+        """Make ``key`` hold exactly this project: ``REUSED``, ``CREATED`` or ``REBUILT``."""
+        return self._core.exact.install(key, pyproject_toml, uv_lock)
 
     # Removing ------------------------------------------------------------------------
 

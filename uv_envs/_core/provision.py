@@ -21,7 +21,7 @@ import attrs
 from uv_envs._bytecode.compiler import CompileJob, cost_notes
 from uv_envs._errors import EnvironmentAlreadyExists, StorageError, UvEnvsError
 from uv_envs._events import domain as events
-from uv_envs._events.tracking import Phase
+from uv_envs._events.records import Phase
 from uv_envs._locks import locks
 from uv_envs._models import Environment, EnvKey, EnvStatus
 from uv_envs._reports import Provisioned, ProvisionOutcome
@@ -122,7 +122,7 @@ class Provisioner:
         if ready.found is None:
             with self.access.locked_unless(key, ready) as token:
                 if token is not None:
-                    environment, _ = self._reach(token, request, replace=replace)
+                    environment, _ = self.reach(token, request, replace=replace)
                     return environment
         # Seen READY: hand it out under the shared side of its lock, beside the other
         # readers, after any holder (the install's tail, a delete) let go; read again
@@ -132,13 +132,13 @@ class Provisioner:
             if found is not None:
                 return self._reuse(key, found, replace=replace)
         with self.access.locked(key) as token:
-            environment, _ = self._reach(token, request, replace=replace)
+            environment, _ = self.reach(token, request, replace=replace)
             return environment
 
     def provision(self, key: EnvKey, request: ProvisionRequest, *, replace: bool) -> Provisioned:
         """As :meth:`provide`, and say what it did and read the project, all under one lock."""
         with self.access.locked(key) as token:
-            environment, outcome = self._reach(token, request, replace=replace)
+            environment, outcome = self.reach(token, request, replace=replace)
             gen_dir = self.services.dirs.current_dir(environment)
             pyproject = (gen_dir / "pyproject.toml").read_text()
             return Provisioned(environment, outcome, pyproject)
@@ -170,9 +170,10 @@ class Provisioner:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _reach(
+    def reach(
         self, token: Locked, request: ProvisionRequest, *, replace: bool
     ) -> tuple[Environment, ProvisionOutcome]:
+        """The env of the locked key for the request: built, reused or rebuilt, and which."""
         key = token.key
         existing = self.access.current(token)
         if existing is None:

@@ -16,8 +16,8 @@ are reported with the reason.
 from __future__ import annotations
 
 import logging
+import platform
 import socket
-import sys
 import threading
 import time
 import zlib
@@ -35,6 +35,7 @@ from uv_envs._relay.server import RelayCounts, WheelRelay
 from uv_envs._reports import CleanupReport, DeleteResult, OperationResult, Provisioned
 from uv_envs._settings import Settings
 from uv_envs._store.layout import Layout
+from uv_envs._uv.raylink import minor_of
 from uv_envs._validation import normalize_python_request
 
 from ._fanout import ClusterNode, Fanout, NodePresence
@@ -134,7 +135,7 @@ class ClusterEnvManager(EnvManager):
         self._watcher.start()
 
     def _connect(self) -> Fanout:
-        minor = f"{sys.version_info.major}.{sys.version_info.minor}"
+        minor = minor_of(platform.python_version())
         fanout = Fanout(str(self.settings.root), driver_registry(), minor)
         fanout.check()  # what cannot work is refused now, naming the node
         return fanout
@@ -162,7 +163,7 @@ class ClusterEnvManager(EnvManager):
 
     def nodes(self, key: EnvKey) -> tuple[NodePresence, ...]:
         """Which alive nodes hold the env of ``key`` (at the server's lock), and which lack it."""
-        return self._fanout.presence(str(self._core.services.layout.env_dir(key)))
+        return self._fanout.presence(str(Layout(self.settings.root).env_dir(key)))
 
     def cluster_nodes(self) -> tuple[ClusterNode, ...]:
         """Every alive node, with why it cannot be served where it cannot."""
@@ -208,8 +209,7 @@ class ClusterEnvManager(EnvManager):
 
     def _check_python(self, python: str | None) -> None:
         request = normalize_python_request(python or self.settings.default_python)
-        minor = ".".join(request.split(".")[:2])
-        if minor != self._fanout.python_minor:
+        if minor_of(request) != self._fanout.python_minor:
             nodes = ", ".join(n.node_id for n in self._fanout.nodes())
             raise RayPythonMismatch(
                 f"Python {request} cannot run on this cluster: its nodes ({nodes}) run Ray on "
