@@ -85,6 +85,7 @@ from ._models import (
 from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, key_from_config
 from ._reports import (
     CleanupReport,
+    ClusterView,
     DeletedOperations,
     DeleteResult,
     Dependencies,
@@ -150,6 +151,7 @@ __all__ = [
     "AuditUnavailable",
     "BytecodeCompiler",
     "CleanupReport",
+    "ClusterView",
     "CompileJob",
     "Damage",
     "DeleteResult",

@@ -22,6 +22,7 @@ from uv_envs._core.provision import Provisioner
 from uv_envs._core.reads import Reads
 from uv_envs._core.recovery import EnvRecovery, RootRecovery
 from uv_envs._core.repair import Repairs
+from uv_envs._core.requests import Requests
 from uv_envs._core.services import Services
 from uv_envs._core.verify import Verifier
 from uv_envs._events import domain as events
@@ -54,6 +55,7 @@ class Core:
     changes: DependencyChanges
     exact: ExactInstaller
     reads: Reads
+    requests: Requests
     collector: Collector
     deleter: Deleter
     verifier: Verifier
@@ -134,6 +136,7 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
         changes=changes,
         exact=ExactInstaller(services, access, provisioner, changes),
         reads=Reads(services, access),
+        requests=Requests(settings, services.python_finder),
         collector=Collector(services, access),
         deleter=Deleter(services, access),
         verifier=verifier,

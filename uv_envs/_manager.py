@@ -15,7 +15,6 @@ from uv_envs._audit.log import AuditLog, AuditQuery
 from uv_envs._bytecode.compiler import BytecodeCompiler
 from uv_envs._core.access import READY
 from uv_envs._core.repair import RepairReport
-from uv_envs._core.requests import ProvisionRequest, parse_requested, provision_request
 from uv_envs._events import domain as events
 from uv_envs._events.stream import EventStream
 from uv_envs._events.tracking import operation_scope
@@ -29,6 +28,7 @@ from ._bootstrap import Adapters, bootstrap
 from ._models import Environment, EnvKey, EnvUsage
 from ._reports import (
     CleanupReport,
+    ClusterView,
     DeletedOperations,
     DeleteResult,
     Dependencies,
@@ -59,6 +59,9 @@ class EnvManager:
     All methods are safe to call from several threads and processes at once.
 
     """
+
+    #: The Ray cluster every env is installed on, if any (:class:`uv_envs.ray.ClusterEnvManager`).
+    cluster: ClusterView | None = None
 
     def __init__(  # noqa: PLR0913 - public facade: one keyword per replaceable adapter
         self,
@@ -95,7 +98,7 @@ class EnvManager:
         A create that fails is rolled back completely. A spec resolved within
         ``Settings.lock_max_age`` reuses that resolution unless ``refresh``.
         """
-        request = self._request(packages, requirements_text, python, refresh=refresh)
+        request = self._core.requests.of(packages, requirements_text, python, refresh=refresh)
         return self._core.provisioner.provide(key, request, replace=False)
 
     def ensure(
@@ -113,7 +116,7 @@ class EnvManager:
         another spec moves to a new generation built from the spec; if that
         fails, the old generation stays.
         """
-        request = self._request(packages, requirements_text, python, refresh=refresh)
+        request = self._core.requests.of(packages, requirements_text, python, refresh=refresh)
         return self._core.provisioner.provide(key, request, replace=True)
 
     def provision(
@@ -133,21 +136,8 @@ class EnvManager:
         read under the same lock: what a server answers, from one call that no
         concurrent delete can split.
         """
-        request = self._request(packages, requirements_text, python, refresh=refresh)
+        request = self._core.requests.of(packages, requirements_text, python, refresh=refresh)
         return self._core.provisioner.provision(key, request, replace=replace)
-
-    def _request(
-        self,
-        packages: Iterable[str],
-        requirements_text: str | bytes | None,
-        python: str | None,
-        *,
-        refresh: bool,
-    ) -> ProvisionRequest:
-        """What create, ensure and provision were asked, validated, its interpreter found."""
-        settings, finder = self.settings, self._core.services.python_finder
-        requested = parse_requested(settings, packages, requirements_text)
-        return provision_request(settings, finder, requested, python, refresh=refresh)
 
     @staticmethod
     def cancellable(cancel: threading.Event) -> contextlib.AbstractContextManager[None]:

@@ -23,7 +23,7 @@ from uv_envs._store.project import declared_spec
 from .access import EnvAccess
 from .dependencies import DependencyChanges
 from .provision import Provisioner
-from .requests import parse_requested, provision_request
+from .requests import Requests
 from .services import Services
 
 
@@ -44,8 +44,7 @@ class ExactInstaller:
         """
         services = self.services
         packages, python = declared_spec(pyproject_toml)
-        requested = parse_requested(services.settings, packages, None)
-        request = provision_request(services.settings, services.python_finder, requested, python)
+        request = Requests(services.settings, services.python_finder).of(packages, None, python)
         adopted = None
         with self.access.locked(key) as token:
             existing = self.access.current(token)

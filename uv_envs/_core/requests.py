@@ -75,3 +75,23 @@ def provision_request(
         requirements_text=requirements.text,
     )
     return ProvisionRequest(spec, spec_hash(spec, settings.index), interpreter, refresh)
+
+
+@attrs.frozen
+class Requests:
+    """Turns what a create, an ensure or a provision was asked into its request."""
+
+    settings: Settings
+    finder: InterpreterFinder
+
+    def of(
+        self,
+        packages: Iterable[str],
+        requirements_text: str | bytes | None,
+        python: str | None,
+        *,
+        refresh: bool = False,
+    ) -> ProvisionRequest:
+        """The request, validated, its interpreter found; raises :class:`~uv_envs.InvalidInput`."""
+        requested = parse_requested(self.settings, packages, requirements_text)
+        return provision_request(self.settings, self.finder, requested, python, refresh=refresh)

@@ -130,7 +130,7 @@ class LockedSpec:
         manager = manager if manager is not None else EnvManager()
         # The request a create would make, so the spec hash, the stored resolution
         # and the project written are exactly those of a full create.
-        request = manager._request(packages, None, python, refresh=False)  # noqa: SLF001
+        request = manager._core.requests.of(packages, None, python)  # noqa: SLF001
         key = EnvKey(LOCK_WORKFLOW, request.digest[:40])
         if driver_env:
             manager.ensure(key, packages=request.spec.packages, python=request.spec.python)
