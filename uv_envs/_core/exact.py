@@ -49,8 +49,9 @@ class ExactInstaller:
         with self.access.locked(key) as token:
             existing = self.access.current(token)
             if existing is not None and self._holds(existing, uv_lock):
-                services.dirs.touch(existing)
-                return Provisioned(existing, ProvisionOutcome.REUSED, pyproject_toml)
+                # Handed out as an ensure hands out a READY env: audited, touched.
+                environment = self.provisioner.reuse(key, existing, replace=True)
+                return Provisioned(environment, ProvisionOutcome.REUSED, self._project(environment))
             # Seed the spec's stored resolution with the lock: the build below then copies
             # it and only checks it (uv lock --check --offline), never resolving anew.
             services.resolution_store.put(request.digest, uv_lock.encode())
@@ -60,10 +61,15 @@ class ExactInstaller:
                 # lock another: take the given files as they are.
                 adopted = self.changes.adopt_locked(token, environment, pyproject_toml, uv_lock)
                 environment, outcome = adopted.environment, ProvisionOutcome.REBUILT
+            project = self._project(environment)
         if adopted is not None:
             details = {"generation": environment.generation}
             services.emit(events.EnvironmentSynced(key, details=details))
-        return Provisioned(environment, outcome, pyproject_toml)
+        return Provisioned(environment, outcome, project)
+
+    def _project(self, environment: Environment) -> str:
+        """The current generation's pyproject.toml (its key section is this root's own)."""
+        return (self.services.dirs.current_dir(environment) / "pyproject.toml").read_text()
 
     def _holds(self, environment: Environment, uv_lock: str) -> bool:
         """Whether the env is READY, its interpreter there, its current lock ``uv_lock``."""

@@ -130,7 +130,7 @@ class Provisioner:
         with self.access.shared(key) as shared:
             found = ready.read() if shared else None
             if found is not None:
-                return self._reuse(key, found, replace=replace)
+                return self.reuse(key, found, replace=replace)
         with self.access.locked(key) as token:
             environment, _ = self.reach(token, request, replace=replace)
             return environment
@@ -189,7 +189,7 @@ class Provisioner:
             self.services.discard(key)
             return self._build_new(token, request), ProvisionOutcome.CREATED
         if same_spec:
-            return self._reuse(key, existing, replace=replace), ProvisionOutcome.REUSED
+            return self.reuse(key, existing, replace=replace), ProvisionOutcome.REUSED
         if not replace:
             raise EnvironmentAlreadyExists(
                 f"environment {key} exists with another spec "
@@ -198,7 +198,7 @@ class Provisioner:
             )
         return self._respec(token, existing, request), ProvisionOutcome.REBUILT
 
-    def _reuse(self, key: EnvKey, existing: Environment, *, replace: bool) -> Environment:
+    def reuse(self, key: EnvKey, existing: Environment, *, replace: bool) -> Environment:
         """Hand out a READY env of the spec asked: an audit row, no change to the env."""
         with audited(self.services, key, "ensure" if replace else "create") as op:
             op.note(reused=True)

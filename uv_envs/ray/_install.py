@@ -28,6 +28,7 @@ from uv_envs._reports import Provisioned
 from uv_envs._settings import Settings
 from uv_envs._store.envdirs import current_dir
 from uv_envs._store.layout import Layout
+from uv_envs._store.project import read_locked
 from uv_envs._store.venvs import VenvStore, linked_entry, recorded_size
 from uv_envs._uv import raylink
 from uv_envs._uv.raylink import RayInstall
@@ -112,7 +113,7 @@ def ensure_on(
         node_id=node_id,
         env_path=str(environment.env_path),
         python_path=str(environment.python_path),
-        locked=spec.locked,  # installed as it is: the spec's lock is the env's
+        locked=read_locked(current_dir(environment)),
         root=str(manager.settings.root),
         root_from_env=root_from_env and bool(os.environ.get("UV_ENVS_ROOT")),
     )
