@@ -1,7 +1,7 @@
 """A server's view of its cluster: every served env on every alive node, and who has what.
 
-One pinned task per node (``NodeAffinitySchedulingStrategy(soft=False)``,
-no CPU, no retries) runs the node's side (:mod:`uv_envs.ray._replica`). The
+One pinned task per node (:mod:`uv_envs.ray._tasks`) runs the node's side
+(:mod:`uv_envs.ray._replica`, installing through :mod:`uv_envs.ray._install`). The
 table of which node holds which env at which lock is kept here, in memory,
 from the answers of those tasks; :meth:`Fanout.reconcile` refreshes it from
 the nodes themselves, installs what a node lacks (it joined late, or lost the
