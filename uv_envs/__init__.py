@@ -55,6 +55,7 @@ from ._models import (
 from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, key_from_config
 from ._reports import (
     CleanupReport,
+    ClusterView,
     DeletedOperations,
     DeleteResult,
     Dependencies,
@@ -157,6 +158,7 @@ __all__ = [
     "AuditUnavailable",
     "BytecodeCompiler",
     "CleanupReport",
+    "ClusterView",
     "CompileJob",
     "Damage",
     "DeleteResult",

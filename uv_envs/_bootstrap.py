@@ -15,6 +15,7 @@ from uv_envs._core.access import EnvAccess
 from uv_envs._core.cleanup import Collector
 from uv_envs._core.delete import Deleter
 from uv_envs._core.dependencies import DependencyChanges
+from uv_envs._core.exact import ExactInstaller
 from uv_envs._core.generations import GenerationSwitch
 from uv_envs._core.install import Installer
 from uv_envs._core.provision import Provisioner
@@ -51,6 +52,7 @@ class Core:
     access: EnvAccess
     provisioner: Provisioner
     changes: DependencyChanges
+    exact: ExactInstaller
     reads: Reads
     collector: Collector
     deleter: Deleter
@@ -123,16 +125,14 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
     switch = GenerationSwitch(services, installer)
     verifier = Verifier(services, access)
     repairs = Repairs(services, access, switch, verifier)
+    provisioner = Provisioner(services, access, installer, switch)
+    changes = DependencyChanges(services, access, switch, shared_repairs=repairs)
     return Core(
         services=services,
         access=access,
-        provisioner=Provisioner(services, access, installer, switch),
-        changes=DependencyChanges(
-            services,
-            access,
-            switch,
-            shared_repairs=repairs,
-        ),
+        provisioner=provisioner,
+        changes=changes,
+        exact=ExactInstaller(services, access, provisioner, changes),
         reads=Reads(services, access),
         collector=Collector(services, access),
         deleter=Deleter(services, access),

@@ -16,7 +16,7 @@ from typing import Any, Literal, overload
 from uv_envs._audit.log import AuditLog, AuditQuery
 from uv_envs._bytecode.compiler import BytecodeCompiler
 from uv_envs._core.repair import RepairReport
-from uv_envs._core.requests import Asked, ProvisionRequest
+from uv_envs._core.requests import Asked
 from uv_envs._events import domain as events
 from uv_envs._events.stream import EventStream
 from uv_envs._events.tracking import operation_scope
@@ -30,6 +30,7 @@ from ._errors import InvalidRequirement
 from ._models import Environment, EnvKey, EnvUsage
 from ._reports import (
     CleanupReport,
+    ClusterView,
     DeletedOperations,
     DeleteResult,
     Dependencies,
@@ -63,6 +64,9 @@ class EnvManager:
     All methods are safe to call from several threads and processes at once.
 
     """
+
+    #: The Ray cluster every env is installed on, if any (:class:`uv_envs.ray.ClusterEnvManager`).
+    cluster: ClusterView | None = None
 
     def __init__(  # noqa: PLR0913 - public facade: one keyword per replaceable adapter
         self,
@@ -129,11 +133,6 @@ class EnvManager:
         """
         asked = Asked(packages, requirements_text, python, refresh=refresh)
         return self._core.provisioner.provision(key, asked, replace=replace)
-
-    def _request(  # for uv_envs.ray until it uses a public install call (issue 27); then remove
-        self, packages: Iterable[str], text: None, python: str | None, *, refresh: bool
-    ) -> ProvisionRequest:
-        return self._core.provisioner.request(Asked(packages, text, python, refresh=refresh))
 
     @staticmethod
     def cancellable(cancel: threading.Event) -> contextlib.AbstractContextManager[None]:
@@ -227,6 +226,27 @@ class EnvManager:
     def adopt(self, key: EnvKey, *, pyproject_toml: str, uv_lock: str) -> OperationResult:
         """Move an existing env to exactly this project (e.g. another root's :meth:`export`)."""
         return self._core.changes.adopt(key, pyproject_toml, uv_lock)
+
+    def lock_only(
+        self,
+        workflow_id: str,
+        *,
+        packages: Iterable[str] = (),
+        python: str | None = None,
+        build: bool = False,
+    ) -> Export:
+        """Resolve a spec as a create would, keyed ``(workflow_id, <spec hash>[:40])``.
+
+        Its ``pyproject.toml`` and ``uv.lock``, for a caller that installs them
+        elsewhere (:meth:`install_exact`); no venv unless ``build``.
+        """
+        return self._core.provisioner.lock_only(
+            workflow_id, Asked(packages, None, python), build=build
+        )
+
+    def install_exact(self, key: EnvKey, *, pyproject_toml: str, uv_lock: str) -> Provisioned:
+        """Make ``key`` hold exactly this project: ``REUSED``, ``CREATED`` or ``REBUILT``."""
+        return self._core.exact.install(key, pyproject_toml, uv_lock)
 
     def delete(
         self, key: EnvKey, *, force: bool = False, timeout: float | None = None

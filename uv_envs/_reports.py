@@ -7,9 +7,9 @@ The env vocabulary they speak of (keys, specs, ``Environment``, statuses) is in
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -208,3 +208,31 @@ class DeletedOperations:
     node_id: str
     deleted_count: int
     deleted_node_ids: tuple[str, ...]
+
+
+class Reported(Protocol):
+    """A report a server turns into JSON as it is."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        ...
+
+
+class ClusterView(Protocol):
+    """What a manager serving a Ray cluster shows besides its envs (``EnvManager.cluster``).
+
+    Set by :class:`uv_envs.ray.ClusterEnvManager`; both servers answer
+    ``/v1/cluster``, an env's ``nodes`` and the status page from it.
+    """
+
+    def nodes(self, key: EnvKey) -> Sequence[Reported]:
+        """Each alive node's state for the env of ``key``."""
+        ...
+
+    def cluster_nodes(self) -> Sequence[Reported]:
+        """Each alive node, with why it cannot be served where it cannot."""
+        ...
+
+    def relay_counts(self) -> Reported | None:
+        """What the wheel relay fetched and served (None when it runs none)."""
+        ...

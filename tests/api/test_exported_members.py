@@ -13,7 +13,7 @@ import uv_envs
 import uv_envs.errors
 import uv_envs.testing
 
-API_DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def test_all_of_uv_envs_is_its_public_names() -> None:

@@ -65,7 +65,7 @@ from uv_envs.ray import (
     plugin_runtime_env,
     provision,
 )
-from uv_envs.ray._node import ensure_on
+from uv_envs.ray._install import ensure_on
 from uv_envs.testing import CountingExecutor, check_provider_contract
 from uv_envs_server import GrpcEnvironmentProvider
 

@@ -33,13 +33,11 @@ from uv_envs import (
     IndexSettings,
     Settings,
 )
-from uv_envs._models import EnvSpec
 from uv_envs._relay.server import WheelRelay
 from uv_envs._relay.urls import RelayedFile, read_relay_path, relay_url, relayed_lock
-from uv_envs._store.project import spec_hash
+from uv_envs._store.project import render_pyproject
 from uv_envs._uv.python import PythonFinder
 from uv_envs._validation import parse_requirements
-from uv_envs.ray._node import _services
 from uv_envs.testing import CountingIndex
 
 KEY = EnvKey("relay", "node")
@@ -168,12 +166,10 @@ def test_the_relay_answers_only_its_own_token(relay: WheelRelay) -> None:
 
 
 def _adopted(manager: EnvManager, uv_lock: str) -> Environment:
-    """Install exactly a lock made elsewhere, as a served node does: seed it, then ensure."""
+    """Install exactly a lock made elsewhere, as a served node does (one core call)."""
     packages = parse_requirements(PACKAGES, allow_direct_references=False)
-    python = manager.settings.default_python
-    digest = spec_hash(EnvSpec(packages=packages, python=python), manager.settings.index)
-    _services(manager).resolution_store.put(digest, uv_lock.encode())
-    return manager.ensure(KEY, packages=packages, python=python)
+    pyproject = render_pyproject(KEY, packages, manager.settings.default_python)
+    return manager.install_exact(KEY, pyproject_toml=pyproject, uv_lock=uv_lock).environment
 
 
 # -- the lock's URLs, rewritten and read back -------------------------------------------

@@ -18,7 +18,7 @@ from uv_envs._store.project import read_declared
 from uv_envs._uv.commands import add_command, lock_command, remove_command
 from uv_envs._validation import parse_requirement, parse_requirements
 
-from .access import EnvAccess
+from .access import EnvAccess, Locked
 from .generations import GenerationPlan, GenerationSwitch
 from .operation import Operation
 from .repair import Repairs
@@ -170,26 +170,31 @@ class DependencyChanges:
         written as given and installed with ``uv sync --frozen``, so nothing is
         resolved here and the env holds exactly that lock.
         """
+        with self.access.locked(key) as token:
+            result = self.adopt_locked(token, self.access.require(token), pyproject_toml, uv_lock)
+        self.services.emit(
+            events.EnvironmentSynced(key, details={"generation": result.environment.generation})
+        )
+        return result
+
+    def adopt_locked(
+        self, token: Locked, environment: Environment, pyproject_toml: str, uv_lock: str
+    ) -> OperationResult:
+        """:meth:`adopt` under a lock the caller holds; the caller emits ``EnvironmentSynced``."""
 
         def build(gen_dir: Path, _operation: Operation) -> None:
             (gen_dir / "pyproject.toml").write_text(pyproject_toml)
             (gen_dir / "uv.lock").write_text(uv_lock)
 
-        with self.access.locked(key) as token:
-            environment = self.access.require(token)
-            result = self.switch.next(
-                token,
-                environment,
-                GenerationPlan("adopt", copy_project=False),
-                build,
-                failure_event=lambda exc: events.EnvironmentSyncFailed(
-                    key, details={"error": str(exc), "operation": "adopt"}
-                ),
-            )
-        self.services.emit(
-            events.EnvironmentSynced(key, details={"generation": result.environment.generation})
+        return self.switch.next(
+            token,
+            environment,
+            GenerationPlan("adopt", copy_project=False),
+            build,
+            failure_event=lambda exc: events.EnvironmentSyncFailed(
+                token.key, details={"error": str(exc), "operation": "adopt"}
+            ),
         )
-        return result
 
     def _change(
         self,

@@ -17,7 +17,7 @@ from uv_envs._errors import EnvironmentAlreadyExists
 from uv_envs._events import domain as events
 from uv_envs._events.records import Phase
 from uv_envs._models import Environment, EnvKey, EnvStatus
-from uv_envs._reports import Provisioned, ProvisionOutcome
+from uv_envs._reports import Export, Provisioned, ProvisionOutcome
 from uv_envs._store.damage import effective
 
 from .access import USABLE, EnvAccess, Locked
@@ -56,7 +56,7 @@ class Provisioner:
         if ready.found is None:
             with self.access.locked_unless(key, ready) as token:
                 if token is not None:
-                    environment, _ = self._reach(token, request, replace=replace)
+                    environment, _ = self.reach(token, request, replace=replace)
                     return environment
         # Seen READY: hand it out under the shared side of its lock, beside the other
         # readers, after any holder (the install's tail, a delete) let go; read again
@@ -64,27 +64,41 @@ class Provisioner:
         with self.access.shared(key) as shared:
             found = ready.read() if shared else None
             if found is not None:
-                return self._reuse(key, found, replace=replace)
+                return self.reuse(key, found, replace=replace)
         with self.access.locked(key) as token:
-            environment, _ = self._reach(token, request, replace=replace)
+            environment, _ = self.reach(token, request, replace=replace)
             return environment
 
     def provision(self, key: EnvKey, asked: Asked, *, replace: bool) -> Provisioned:
         """As :meth:`provide`, and say what it did and read the project, all under one lock."""
         request = self.request(asked)
         with self.access.locked(key) as token:
-            environment, outcome = self._reach(token, request, replace=replace)
+            environment, outcome = self.reach(token, request, replace=replace)
             gen_dir = self.services.dirs.current_dir(environment)
             pyproject = (gen_dir / "pyproject.toml").read_text()
             return Provisioned(environment, outcome, pyproject)
 
-    def lock_only(self, key: EnvKey, request: ProvisionRequest) -> tuple[str, str]:
-        """The spec's project files, resolved and no venv (see :func:`.resolve.lock_only`)."""
-        return lock_only(self.services, key, request)
+    def lock_only(self, workflow_id: str, asked: Asked, *, build: bool) -> Export:
+        """The spec's project files, resolved as a create would, filed under its spec hash.
 
-    def _reach(
+        The key is ``(workflow_id, <spec hash>[:40])``, so the same packages in any
+        order share it. Without ``build`` no venv is made (see
+        :func:`.resolve.lock_only`); with it the env of that key is ensured and its
+        files read back, for a caller that will run in it too.
+        """
+        request = self.request(asked)
+        key = EnvKey(workflow_id, request.digest[:40])
+        if build:
+            gen_dir = self.services.dirs.current_dir(self.provide(key, asked, replace=True))
+            project, lock = (gen_dir / name for name in ("pyproject.toml", "uv.lock"))
+            return Export(key, project.read_text(), lock.read_text())
+        pyproject_toml, uv_lock = lock_only(self.services, key, request)
+        return Export(key, pyproject_toml, uv_lock)
+
+    def reach(
         self, token: Locked, request: ProvisionRequest, *, replace: bool
     ) -> tuple[Environment, ProvisionOutcome]:
+        """The env of the locked key for the request: built, reused or rebuilt, and which."""
         key = token.key
         existing = self.access.current(token)
         if existing is None:
@@ -100,7 +114,7 @@ class Provisioner:
             self.services.discard(key)
             return self._build_new(token, request), ProvisionOutcome.CREATED
         if same_spec:
-            return self._reuse(key, existing, replace=replace), ProvisionOutcome.REUSED
+            return self.reuse(key, existing, replace=replace), ProvisionOutcome.REUSED
         if not replace:
             raise EnvironmentAlreadyExists(
                 f"environment {key} exists with another spec "
@@ -109,7 +123,7 @@ class Provisioner:
             )
         return self._respec(token, existing, request), ProvisionOutcome.REBUILT
 
-    def _reuse(self, key: EnvKey, existing: Environment, *, replace: bool) -> Environment:
+    def reuse(self, key: EnvKey, existing: Environment, *, replace: bool) -> Environment:
         """Hand out a READY env of the spec asked: an audit row, no change to the env."""
         with audited(self.services, key, "ensure" if replace else "create") as op:
             op.note(reused=True)

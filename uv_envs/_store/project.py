@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,11 +18,12 @@ import attrs
 from packaging.markers import InvalidMarker, Marker, UndefinedEnvironmentName
 from packaging.utils import canonicalize_name
 
-from uv_envs._errors import StorageError
+from uv_envs._errors import InvalidInput, StorageError
 from uv_envs._models import EnvKey, EnvSpec, IndexSettings
-from uv_envs._validation import canonical_requirement
+from uv_envs._validation import canonical_requirement, normalize_python_request
 
 PROJECT_NAME = "uv-envs-node"
+_REQUIRES = re.compile(r"^==\s*(\d+\.\d+(?:\.\d+)?)(?:\.\*)?$")
 
 
 def spec_hash(spec: EnvSpec, index: IndexSettings) -> str:
@@ -73,6 +75,27 @@ def render_pyproject(key: EnvKey, packages: tuple[str, ...], python_request: str
         f"node_id = {_toml_string(key.node_id)}\n"
         f"version_id = {_toml_string(key.version_id)}\n"
     )
+
+
+def declared_spec(pyproject_toml: str) -> tuple[tuple[str, ...], str]:
+    """The dependencies and the Python request of a project :func:`render_pyproject` wrote.
+
+    Its inverse, for a project exported elsewhere (another root, a Ray driver);
+    raises :class:`~uv_envs.InvalidInput` for one it could not have written.
+    """
+    try:
+        project = tomllib.loads(pyproject_toml).get("project", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"pyproject_toml is not TOML: {exc}") from exc
+    if not isinstance(project, dict):
+        raise InvalidInput("pyproject_toml has no [project] table")
+    match = _REQUIRES.match(str(project.get("requires-python", "")).strip())
+    if match is None:
+        raise InvalidInput(
+            "pyproject_toml must say requires-python = '==X.Y.*' (as uv-envs exports it)"
+        )
+    dependencies = project.get("dependencies", [])
+    return tuple(str(d) for d in dependencies), normalize_python_request(match.group(1))
 
 
 def read_declared(project_dir: Path) -> tuple[str, ...]:

@@ -67,10 +67,11 @@ class RayInstall:
 
     @property
     def minor(self) -> str:
-        return _minor(self.python)
+        return minor_of(self.python)
 
 
-def _minor(version: str) -> str:
+def minor_of(version: str) -> str:
+    """``3.12`` of ``3.12.1`` (or of ``3.12``): the one spelling of a Python minor here."""
     return ".".join(version.split(".")[:2])
 
 
@@ -162,7 +163,7 @@ class RayLinker:
     def _for(self, interpreter: Interpreter) -> RayInstall | None:
         """The Ray to link a venv on ``interpreter`` to: None when off or on another minor."""
         install = self.install()
-        if install is None or _minor(interpreter.version) != install.minor:
+        if install is None or minor_of(interpreter.version) != install.minor:
             return None
         return install
 
@@ -183,7 +184,7 @@ class RayLinker:
         if install is None:
             return None
         error = None
-        if _minor(interpreter.version) != install.minor:
+        if minor_of(interpreter.version) != install.minor:
             error = (
                 f"it runs Python {interpreter.version}, but the cluster's Ray {install.version} "
                 f"runs on Python {install.python} ({install.executable}); build it with "

@@ -16,21 +16,15 @@ the same path, and :class:`ServedEnvPlugin` builds one on a node that lacks it
 when a worker is about to start from it (WTB's ``py_executable`` route).
 """
 
-from ._cluster import (
-    ClusterEnv,
-    alive_nodes,
-    check_plugin,
-    plugin_runtime_env,
-    provision,
-    release,
-)
+from ._cluster import ClusterEnv, check_plugin, plugin_runtime_env, provision, release
 from ._fanout import ClusterNode, NodePresence
-from ._node import NodeEnv, ensure_here
+from ._install import NodeEnv, ensure_here
 from ._plugin import PLUGIN_CLASS, ServedEnvPlugin, UvEnvsPlugin, plugin_config
 from ._provider import RayEnvironmentProvider
 from ._replica import SERVED_PLUGIN_CLASS, ReplicaState
 from ._served import ClusterEnvManager
 from ._spec import FIELD, LockedSpec
+from ._tasks import alive_nodes
 
 __all__ = [
     "FIELD",

@@ -1,7 +1,7 @@
 """Getting one locked env onto every alive node of a Ray cluster, with plain Ray tasks.
 
-One task per node, pinned with ``NodeAffinitySchedulingStrategy(soft=False)``,
-runs :func:`uv_envs.ray._node.ensure_here` there. The runtime env returned
+One pinned task per node (:mod:`uv_envs.ray._tasks`) runs
+:func:`uv_envs.ray._install.ensure_here` there. The runtime env returned
 works on every node provisioned: a literal path when all nodes share one root
 path, else ``${UV_ENVS_ROOT}``, which the worker's shell expands on each node.
 Nodes that join later do not have the env; use the plugin for those
@@ -11,19 +11,19 @@ Nodes that join later do not have the env; use the plugin for those
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from uv_envs._errors import InvalidInput, RayNotAvailable
 
-from ._node import NodeEnv, ensure_here, release_here
+from ._install import NodeEnv, ensure_here, release_here
 from ._plugin import PLUGIN_CLASS, plugin_config
 from ._spec import FIELD, LockedSpec
+from ._tasks import alive_nodes, on_every_node
 
 #: Seconds to wait for one node's provisioning by default.
 DEFAULT_TIMEOUT = 1800.0
@@ -43,16 +43,6 @@ class ClusterEnv:
         return self.spec.locked
 
 
-def alive_nodes() -> list[str]:
-    """The ids of the cluster's alive nodes (``ray.init`` must have run)."""
-    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-    return sorted(str(n["NodeID"]) for n in nodes if n.get("Alive"))
-
-
-def _pinned(node_id: str) -> NodeAffinitySchedulingStrategy:
-    return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
-
-
 def _provision_task(spec: LockedSpec, root: str | None) -> dict[str, Any]:
     node_env = ensure_here(spec, root=root, node_id=ray.get_runtime_context().get_node_id())
     return attrs.asdict(node_env)
@@ -60,17 +50,6 @@ def _provision_task(spec: LockedSpec, root: str | None) -> dict[str, Any]:
 
 def _release_task(spec: LockedSpec, root: str | None) -> int:
     return release_here(spec, root=root)
-
-
-def _on_each_node(
-    func: Callable[..., Any], args: tuple[Any, ...], nodes: Iterable[str] | None, timeout: float
-) -> list[Any]:
-    node_ids = list(nodes) if nodes is not None else alive_nodes()
-    if not node_ids:
-        raise RayNotAvailable("the Ray cluster has no alive node")
-    remote = ray.remote(num_cpus=0, max_retries=0)(func)
-    refs = [remote.options(scheduling_strategy=_pinned(n)).remote(*args) for n in node_ids]
-    return list(ray.get(refs, timeout=timeout))
 
 
 def provision(
@@ -89,7 +68,7 @@ def provision(
     """
     if not ray.is_initialized():
         raise RayNotAvailable("call ray.init() before uv_envs.ray.provision")
-    results = _on_each_node(_provision_task, (spec, root), nodes, timeout)
+    results = on_every_node(_provision_task, nodes, (spec, root), timeout)
     node_envs = tuple(NodeEnv(**r) for r in results)
     return ClusterEnv(spec=spec, nodes=node_envs, runtime_env=_runtime_env(node_envs))
 
@@ -125,7 +104,7 @@ def release(
 ) -> int:
     """Delete the env on the nodes it was provisioned on (leased ones stay); bytes freed."""
     nodes = [n.node_id for n in cluster_env.nodes]
-    return sum(_on_each_node(_release_task, (cluster_env.spec, root), nodes, timeout))
+    return sum(on_every_node(_release_task, nodes, (cluster_env.spec, root), timeout))
 
 
 _checked_nodes: set[str] = set()
@@ -145,7 +124,7 @@ def check_plugin(*, nodes: Iterable[str] | None = None, timeout: float = 60.0) -
     unchecked = [n for n in node_ids if n not in _checked_nodes]
     if not unchecked:
         return
-    answers = _on_each_node(_plugin_loaded, (), unchecked, timeout)
+    answers = on_every_node(_plugin_loaded, unchecked, (), timeout)
     missing = [n for n, loaded in zip(unchecked, answers, strict=True) if not loaded]
     _checked_nodes.update(n for n, loaded in zip(unchecked, answers, strict=True) if loaded)
     if missing:

@@ -1,7 +1,7 @@
 """A server's view of its cluster: every served env on every alive node, and who has what.
 
-One pinned task per node (``NodeAffinitySchedulingStrategy(soft=False)``,
-no CPU, no retries) runs the node's side (:mod:`uv_envs.ray._replica`). The
+One pinned task per node (:mod:`uv_envs.ray._tasks`) runs the node's side
+(:mod:`uv_envs.ray._replica`, installing through :mod:`uv_envs.ray._install`). The
 table of which node holds which env at which lock is kept here, in memory,
 from the answers of those tasks; :meth:`Fanout.reconcile` refreshes it from
 the nodes themselves, installs what a node lacks (it joined late, or lost the
@@ -10,31 +10,30 @@ env), and notes the nodes that cannot be served and why.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from uv_envs._errors import RayNodeUnusable, RayNotAvailable
 from uv_envs._models import EnvKey
 
+from ._install import ReleaseOutcome, node_manager, release
 from ._published import PublishedEnv, Registry
 from ._replica import (
     NodeFacts,
-    ReleaseOutcome,
     ReplicaState,
     check_python,
     install_replica,
     lock_digest,
     node_facts,
     present_here,
-    release_replica,
 )
+from ._tasks import alive, on_nodes
 
 logger = logging.getLogger("uv_envs.ray")
 
@@ -45,6 +44,8 @@ ASK_TIMEOUT = 120.0
 #: A delete asks a node that keeps its copy (in use) this many times, this far apart.
 RELEASE_ATTEMPTS = 4
 RELEASE_PAUSE = 2.0
+#: Seconds a node waits for an env's lock before it reports its copy kept.
+RELEASE_LOCK_TIMEOUT = 10.0
 
 
 def _install_result(answer: Any) -> tuple[ReplicaState, str | None]:  # noqa: ANN401 - a task's answer
@@ -98,12 +99,6 @@ class ClusterNode:
         }
 
 
-def alive() -> dict[str, str]:
-    """Node id -> address of the cluster's alive nodes."""
-    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-    return {str(n["NodeID"]): str(n["NodeManagerAddress"]) for n in nodes if n.get("Alive")}
-
-
 def _facts_task(root: str) -> NodeFacts:
     return node_facts(root, ray.get_runtime_context().get_node_id(), "")
 
@@ -112,25 +107,10 @@ def _install_task(record: PublishedEnv) -> tuple[ReplicaState, str | None]:
     return install_replica(record, ray.get_runtime_context().get_node_id())
 
 
-def _on_nodes(
-    func: Callable[..., Any], nodes: Iterable[str], args: tuple[Any, ...], timeout: float
-) -> dict[str, Any]:
-    """Run ``func(*args)`` on each node; node id -> its answer, or the exception it raised."""
-    remote = ray.remote(num_cpus=0, max_retries=0)(func)
-    refs = {
-        node: remote.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)
-        ).remote(*args)
-        for node in nodes
-    }
-    answers: dict[str, Any] = {}
-    for node, ref in refs.items():
-        try:
-            answers[node] = ray.get(ref, timeout=timeout)
-        except Exception as exc:  # noqa: BLE001 - a node's failure is its answer
-            ray.cancel(ref, force=True)
-            answers[node] = exc
-    return answers
+def _release_task(root: str, key: EnvKey) -> ReleaseOutcome:
+    """Delete this node's copy of ``key`` unless a process there uses or leases it; prune."""
+    with contextlib.closing(node_manager(root)) as manager:
+        return release(manager, key, timeout=RELEASE_LOCK_TIMEOUT)[0]
 
 
 class Fanout:
@@ -164,7 +144,7 @@ class Fanout:
         nodes = alive() if nodes is None else nodes
         if not nodes:
             raise RayNotAvailable("the Ray cluster has no alive node")
-        answers = _on_nodes(_facts_task, list(nodes), (self.root,), ASK_TIMEOUT)
+        answers = on_nodes(_facts_task, list(nodes), (self.root,), ASK_TIMEOUT)
         facts = []
         for node, answer in answers.items():
             if isinstance(answer, BaseException):
@@ -234,7 +214,7 @@ class Fanout:
         try:
             self.publish(record)
             nodes = self._admit(alive())
-            answers = _on_nodes(_install_task, nodes, (record,), INSTALL_TIMEOUT)
+            answers = on_nodes(_install_task, nodes, (record,), INSTALL_TIMEOUT)
         finally:
             with self._guard:
                 self._installing.discard(record.env_path)
@@ -260,7 +240,7 @@ class Fanout:
         nodes = list(alive())
         outcomes: dict[str, ReleaseOutcome | str] = {}
         for attempt in range(RELEASE_ATTEMPTS):
-            answers = _on_nodes(release_replica, nodes, (self.root, key), ASK_TIMEOUT)
+            answers = on_nodes(_release_task, nodes, (self.root, key), ASK_TIMEOUT)
             outcomes.update(
                 (node, a if isinstance(a, ReleaseOutcome) else f"failed: {a}")
                 for node, a in answers.items()
@@ -283,7 +263,7 @@ class Fanout:
         with self._guard:
             leftovers = dict(self._leftovers)
         for env_path, key in leftovers.items():
-            answers = _on_nodes(release_replica, list(alive()), (self.root, key), ASK_TIMEOUT)
+            answers = on_nodes(_release_task, list(alive()), (self.root, key), ASK_TIMEOUT)
             if all(_released(a) for a in answers.values()):
                 with self._guard:
                     if self._leftovers.get(env_path) == key and env_path not in self._records:
@@ -310,7 +290,7 @@ class Fanout:
             records = {p: r for p, r in self._records.items() if p not in self._installing}
         nodes = self._admit(alive())
         locks = {path: lock_digest(r.uv_lock) for path, r in records.items()}
-        held = _on_nodes(present_here, nodes, (locks,), ASK_TIMEOUT)
+        held = on_nodes(present_here, nodes, (locks,), ASK_TIMEOUT)
         installs = 0
         for node, answer in held.items():
             if isinstance(answer, BaseException):
@@ -330,7 +310,7 @@ class Fanout:
         return installs
 
     def _install_one(self, record: PublishedEnv, node: str) -> None:
-        answer = _on_nodes(_install_task, [node], (record,), INSTALL_TIMEOUT)[node]
+        answer = on_nodes(_install_task, [node], (record,), INSTALL_TIMEOUT)[node]
         result = _install_result(answer)
         if result[0] is ReplicaState.FAILED:
             logger.warning("node %s could not install %s: %s", node, record.key, result[1])

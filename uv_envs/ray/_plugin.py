@@ -30,9 +30,9 @@ from ray._private.runtime_env.plugin import RuntimeEnvPlugin
 from uv_envs._manager import EnvManager
 from uv_envs._models import EnvKey
 
-from ._node import cluster_ray, ensure_on, environment_of, node_manager, release_key
+from ._install import cluster_ray, ensure_on, environment_of, install_exact, node_manager, release
 from ._published import PublishedEnv, agent_context, env_path_of
-from ._replica import SERVED_PLUGIN_CLASS, install_on
+from ._replica import SERVED_PLUGIN_CLASS
 from ._spec import FIELD, NODE_WORKFLOW, LockedSpec
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class UvEnvsPlugin(RuntimeEnvPlugin):
     def delete_uri(self, uri: str, logger: logging.Logger) -> float:
         """Release the URI's env through uv-envs' cleanup; the bytes freed (0 if leased)."""
         digest = uri.removeprefix(f"{FIELD}://")
-        freed = release_key(self._manager, EnvKey(NODE_WORKFLOW, digest))
+        _, freed = release(self._manager, EnvKey(NODE_WORKFLOW, digest), timeout=0.0)
         logger.info("uv_envs: released %s (%d bytes)", uri, freed)
         return float(freed)
 
@@ -176,7 +176,9 @@ class ServedEnvPlugin(RuntimeEnvPlugin):
             )
             raise LookupError(msg)
         try:
-            install_on(self._manager(record), record, context.node_id)
+            install_exact(
+                self._manager(record), record.spec, key=record.key, node_id=context.node_id
+            )
         except Exception as exc:
             msg = f"node {context.node_id} could not install environment {record.key}: {exc}"
             raise RuntimeError(msg) from exc

@@ -13,31 +13,19 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
-import math
 import os
-import sys
+import platform
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import attrs
 
-from uv_envs._errors import (
-    EnvironmentBusy,
-    EnvironmentInUse,
-    RayNodeUnusable,
-    RayPythonMismatch,
-    UvEnvsError,
-)
-from uv_envs._manager import EnvManager
-from uv_envs._models import DeleteStatus, EnvKey, EnvSpec, EnvStatus
-from uv_envs._store.project import spec_hash
-from uv_envs._validation import normalize_python_request, parse_requirements
+from uv_envs._errors import RayNodeUnusable, UvEnvsError
+from uv_envs._uv.raylink import minor_of
 
-from ._node import _services, cluster_ray, node_manager
+from ._install import install_exact, node_manager
 from ._published import PublishedEnv
 
-#: Seconds a node waits for an env's lock before it reports its copy kept.
-RELEASE_LOCK_TIMEOUT = 10.0
 #: The class name of the plugin that builds a served env on a node lacking it.
 SERVED_PLUGIN_CLASS = "uv_envs.ray.ServedEnvPlugin"
 
@@ -48,14 +36,6 @@ class ReplicaState(enum.StrEnum):
     PRESENT = "present"  # it holds the env at the server's lock
     MISSING = "missing"  # not (yet) there, or at another lock
     FAILED = "failed"  # the last install there failed; ``error`` says why
-
-
-class ReleaseOutcome(enum.StrEnum):
-    """What releasing a served env did on one node."""
-
-    RELEASED = "released"
-    ABSENT = "absent"
-    KEPT = "kept"  # leased (or locked) by a process on that node: a later cleanup takes it
 
 
 @attrs.frozen
@@ -83,7 +63,7 @@ def node_facts(root: str, node_id: str, address: str) -> NodeFacts:
     """
     import ray  # noqa: PLC0415 - runs inside a Ray task
 
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    python = minor_of(platform.python_version())
     root_error = None
     try:
         Path(root).mkdir(parents=True, exist_ok=True)
@@ -97,57 +77,16 @@ def node_facts(root: str, node_id: str, address: str) -> NodeFacts:
     return NodeFacts(node_id, address, ray.__version__, python, root_error, plugin=plugin)
 
 
-def install_on(manager: EnvManager, record: PublishedEnv, node_id: str) -> None:
-    """Give this node the env of ``record`` at exactly its lock (nothing if it has it).
-
-    Raises what uv-envs raises (``UvError`` with uv's message ...), with the
-    node named in :class:`~uv_envs.RayPythonMismatch`.
-    """
-    spec = record.spec
-    install = cluster_ray(manager)
-    python = normalize_python_request(spec.python)
-    if ".".join(python.split(".")[:2]) != install.minor:
-        raise RayPythonMismatch(
-            f"node {node_id} runs Ray {install.version} on Python {install.python}, but "
-            f"environment {record.key} is locked for Python {python}"
-        )
-    if holds(manager, record):
-        return
-    key = record.key
-    packages = parse_requirements(
-        spec.packages, allow_direct_references=manager.settings.allow_direct_references
-    )
-    # Seed the node's stored resolution with the server's lock: the ensure below then
-    # copies it and only checks it, never resolving anew.
-    digest = spec_hash(EnvSpec(packages=packages, python=python), manager.settings.index)
-    _services(manager).resolution_store.put(digest, record.uv_lock.encode())
-    manager.ensure(key, packages=packages, python=python)
-    if not holds(manager, record):
-        # Same spec, another lock (an update on the server): move to the server's.
-        manager.adopt(key, pyproject_toml=record.pyproject_toml, uv_lock=record.uv_lock)
-
-
-def holds(manager: EnvManager, record: PublishedEnv) -> bool:
-    """Whether this node's env of ``record`` is READY at exactly the record's lock."""
-    report = manager.status(record.key)
-    if report.status is not EnvStatus.READY or report.environment is None:
-        return False
-    if not Path(record.python_path).exists():
-        return False
-    try:
-        current = manager.export(record.key).uv_lock
-    except (OSError, UvEnvsError):
-        return False
-    return current == record.uv_lock
-
-
 def install_replica(record: PublishedEnv, node_id: str) -> tuple[ReplicaState, str | None]:
-    """:func:`install_on` under the record's root; the state it left and why it failed."""
+    """:func:`~uv_envs.ray._install.install_exact` of the record under its root, its relay.
+
+    The state it left, and why it failed.
+    """
     try:
         with contextlib.closing(
             node_manager(record.root, wheel_relay=record.wheel_relay)
         ) as manager:
-            install_on(manager, record, node_id)
+            install_exact(manager, record.spec, key=record.key, node_id=node_id)
     except (OSError, UvEnvsError) as exc:
         return ReplicaState.FAILED, f"{type(exc).__name__}: {exc}"
     return ReplicaState.PRESENT, None
@@ -167,20 +106,6 @@ def present_here(locks: Mapping[str, str]) -> dict[str, bool]:
         except OSError:
             found[env_path] = False
     return found
-
-
-def release_replica(root: str, key: EnvKey) -> ReleaseOutcome:
-    """Delete this node's copy of ``key`` unless a process there uses or leases it; prune."""
-    with contextlib.closing(node_manager(root)) as manager:
-        try:
-            # A short wait for the env's lock: an install or a check there ends soon.
-            result = manager.delete(key, timeout=RELEASE_LOCK_TIMEOUT)
-        except (EnvironmentInUse, EnvironmentBusy):
-            return ReleaseOutcome.KEPT
-        manager.cleanup(math.inf)  # prunes store entries nothing links any more
-    return (
-        ReleaseOutcome.RELEASED if result.status is DeleteStatus.DELETED else ReleaseOutcome.ABSENT
-    )
 
 
 def check_python(facts: Iterable[NodeFacts], minor: str) -> None:

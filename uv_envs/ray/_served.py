@@ -1,4 +1,3 @@
-# ruff: noqa: ANN401 - the overrides pass EnvManager's own arguments through unchanged
 """An EnvManager that serves a Ray cluster: every env it hands out exists on every node.
 
 ``uv-envs-server --ray-address`` runs on one of these. Each change resolves
@@ -8,7 +7,9 @@ every alive node under the same root path (:mod:`uv_envs.ray._fanout`), before
 the call returns. So the ``env_path`` a client gets, and the ``python_path``
 WTB computes from it, are valid on whichever node Ray places a worker.
 Delete and cleanup release the env on every node (a lease there keeps that
-copy). A watcher thread reconciles every few seconds: nodes that joined get
+copy). The cluster side is one collaborator, :class:`~uv_envs.ray._service.ClusterService`,
+which is also the manager's ``cluster`` (:class:`uv_envs.ClusterView`), what the
+servers show; its watcher reconciles every few seconds: nodes that joined get
 every env, envs a node lost are installed again, nodes that cannot be served
 are reported with the reason.
 """
@@ -16,71 +17,30 @@ are reported with the reason.
 from __future__ import annotations
 
 import logging
-import socket
-import sys
-import threading
-import time
-import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import attrs
-import ray
 
-from uv_envs._errors import InvalidInput, RayNotAvailable, RayPythonMismatch, UvEnvsError
+from uv_envs._audit.log import AuditLog
+from uv_envs._bytecode.compiler import BytecodeCompiler
+from uv_envs._errors import UvEnvsError
+from uv_envs._events.domain import EventPublisher
 from uv_envs._manager import EnvManager
-from uv_envs._models import EnvKey
-from uv_envs._relay.server import RelayCounts, WheelRelay
+from uv_envs._models import Environment, EnvKey
+from uv_envs._procs.scan import ProcessScanner
+from uv_envs._relay.server import RelayCounts
 from uv_envs._reports import CleanupReport, DeleteResult, OperationResult, Provisioned
 from uv_envs._settings import Settings
-from uv_envs._store.layout import Layout
-from uv_envs._validation import normalize_python_request
+from uv_envs._uv.executor import UvExecutor
+from uv_envs._uv.python import InterpreterFinder
 
-from ._fanout import ClusterNode, Fanout, NodePresence
-from ._published import PublishedEnv, driver_registry
+from ._fanout import ClusterNode, NodePresence
+from ._published import PublishedEnv
+from ._service import RECONCILE_INTERVAL, ClusterService, join, start_relay
 
 logger = logging.getLogger("uv_envs.ray")
-
-#: Seconds between two rounds of the watcher (joins, lost envs).
-RECONCILE_INTERVAL = 5.0
-#: Seconds between two prunings of the wheel relay's files.
-RELAY_PRUNE_INTERVAL = 3600.0
-_STRIPES = 64
-#: Seconds to wait for the cluster's GCS to accept a connection at start.
-CONNECT_TIMEOUT = 10.0
 _T = TypeVar("_T")
-
-
-def _check_reachable(address: str) -> None:
-    """Fail fast for a HOST:PORT nothing listens on: ``ray.init`` would wait for it for minutes."""
-    if address == "auto" or "://" in address:
-        return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise InvalidInput(f"the Ray address must be auto or HOST:PORT, not {address!r}")
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
-    except OSError as exc:
-        raise RayNotAvailable(f"no Ray cluster answers at {address}: {exc}") from exc
-
-
-def _join(address: str | None) -> None:
-    """Connect this process to the cluster at ``address`` unless it is connected already."""
-    if ray.is_initialized():
-        return
-    if not address:
-        raise InvalidInput("give the Ray cluster's address (auto or HOST:PORT)")
-    _check_reachable(address)
-    try:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise RayNotAvailable(f"cannot join the Ray cluster at {address}: {exc}") from exc
-
-
-def node_address() -> str:
-    """The address of this process's node: where the cluster's nodes reach the relay."""
-    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
 
 
 class ClusterEnvManager(EnvManager):
@@ -90,89 +50,62 @@ class ClusterEnvManager(EnvManager):
     of the cluster's GCS; if this process is connected to Ray already, that
     cluster. Raises :class:`~uv_envs.RayNodeUnusable` naming the node when a
     node cannot hold the root or runs another Python minor than this process.
+    The other keywords are :class:`~uv_envs.EnvManager`'s.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - EnvManager's adapters, and the cluster's three options
         self,
         settings: Settings | None = None,
         *,
         address: str | None = None,
         reconcile_interval: float = RECONCILE_INTERVAL,
         wheel_relay: bool = True,
-        **core: Any,
+        executor: UvExecutor | None = None,
+        audit: AuditLog | None = None,
+        publish: EventPublisher | None = None,
+        python_finder: InterpreterFinder | None = None,
+        compiler: BytecodeCompiler | None = None,
+        processes: ProcessScanner | None = None,
     ) -> None:
         settings = settings if settings is not None else Settings.from_env()
-        _join(address or settings.ray_address)
-        self._relay: WheelRelay | None = None
-        if wheel_relay:
-            # Started before the core, so the server's own installs download through it
-            # too: the index then serves each file once for the whole cluster.
-            relay = WheelRelay(Layout(settings.root).relay_dir, node_address())
+        join(address or settings.ray_address)
+        # Started before the core, so the server's own installs download through it
+        # too: the index then serves each file once for the whole cluster.
+        started = start_relay(str(settings.root)) if wheel_relay else None
+        relay = None
+        if started is not None:
+            relay, url = started
+            settings = attrs.evolve(settings, wheel_relay=url)
+        try:
+            super().__init__(
+                settings,
+                executor=executor,
+                audit=audit,
+                publish=publish,
+                python_finder=python_finder,
+                compiler=compiler,
+                processes=processes,
+            )
             try:
-                settings = attrs.evolve(settings, wheel_relay=relay.start())
-                self._relay = relay
-            except OSError as exc:
-                logger.warning("no wheel relay (%s): every node fetches from the index", exc)
-        try:
-            super().__init__(settings, **core)
+                self._service = ClusterService(str(self.settings.root), relay)
+                self._publish_existing()
+            except BaseException:
+                super().close()
+                raise
         except BaseException:
-            self._stop_relay()
+            if relay is not None:
+                relay.stop()
             raise
-        try:
-            self._fanout = self._connect()
-            # Locks per key stripe, not per key: a fixed set, whatever the number of envs.
-            self._stripes = [threading.RLock() for _ in range(_STRIPES)]
-            self._publish_existing()
-        except BaseException:
-            super().close()
-            self._stop_relay()
-            raise
-        self._stop = threading.Event()
-        self._watcher = threading.Thread(
-            target=self._watch, args=(reconcile_interval,), name="uv-envs-cluster", daemon=True
-        )
-        self._watcher.start()
-
-    def _connect(self) -> Fanout:
-        minor = f"{sys.version_info.major}.{sys.version_info.minor}"
-        fanout = Fanout(str(self.settings.root), driver_registry(), minor)
-        fanout.check()  # what cannot work is refused now, naming the node
-        return fanout
+        self.cluster = self._service
+        self._service.watch(reconcile_interval)
 
     def _publish_existing(self) -> None:
         """Publish the envs the root holds already (a restart); the watcher installs them."""
         for environment in self.list_environments():
             try:
-                self._fanout.publish(self._record(environment.key))
+                self._service.fanout.publish(self._record(environment.key))
             except (OSError, UvEnvsError) as exc:
                 logger.warning("not serving %s to the cluster: %s", environment.key, exc)
-
-    def _watch(self, interval: float) -> None:
-        pruned = time.monotonic()
-        while not self._stop.wait(interval):
-            try:
-                self._fanout.reconcile()
-                if self._relay is not None and time.monotonic() - pruned > RELAY_PRUNE_INTERVAL:
-                    pruned = time.monotonic()
-                    self._relay.prune()
-            except Exception:
-                logger.exception("reconciling the cluster failed; trying again")
-
-    # -- what the servers show ---------------------------------------------------------
-
-    def nodes(self, key: EnvKey) -> tuple[NodePresence, ...]:
-        """Which alive nodes hold the env of ``key`` (at the server's lock), and which lack it."""
-        return self._fanout.presence(str(self._core.services.layout.env_dir(key)))
-
-    def cluster_nodes(self) -> tuple[ClusterNode, ...]:
-        """Every alive node, with why it cannot be served where it cannot."""
-        return self._fanout.nodes()
-
-    def reconcile(self) -> int:
-        """One watcher round now: install on every node what it lacks; installs started."""
-        return self._fanout.reconcile()
-
-    # -- changes: here, then on every node ----------------------------------------------
 
     def _record(self, key: EnvKey) -> PublishedEnv:
         environment = self.get(key)
@@ -188,107 +121,164 @@ class ClusterEnvManager(EnvManager):
             wheel_relay=self.settings.wheel_relay,
         )
 
-    @contextmanager
-    def _serialized(self, key: EnvKey) -> Iterator[None]:
-        """One change (or delete) of ``key`` and its fan-out at a time in this server."""
-        with self._stripes[zlib.crc32(str(key).encode()) % _STRIPES]:
-            yield
+    # -- what the servers show (also as ``cluster``) ------------------------------------
 
-    def _replicated(self, key: EnvKey, change: Callable[[], _T]) -> _T:
-        with self._serialized(key):
-            result = change()
-            record = self._record(key)
-            try:
-                self._fanout.install(record)
-            except Exception:
-                # The change is made and answered; the record is published, so the plugin
-                # and the next reconciling round bring the nodes to it once Ray answers again.
-                logger.exception("could not reach the cluster's nodes for %s", key)
-            return result
+    def nodes(self, key: EnvKey) -> tuple[NodePresence, ...]:
+        """Which alive nodes hold the env of ``key`` (at the server's lock), and which lack it."""
+        return self._service.nodes(key)
 
-    def _check_python(self, python: str | None) -> None:
-        request = normalize_python_request(python or self.settings.default_python)
-        minor = ".".join(request.split(".")[:2])
-        if minor != self._fanout.python_minor:
-            nodes = ", ".join(n.node_id for n in self._fanout.nodes())
-            raise RayPythonMismatch(
-                f"Python {request} cannot run on this cluster: its nodes ({nodes}) run Ray on "
-                f"Python {self._fanout.python_minor}"
-            )
-
-    def create(self, key: EnvKey, **spec: Any) -> Any:
-        self._check_python(spec.get("python"))
-        return self._replicated(key, lambda: super(ClusterEnvManager, self).create(key, **spec))
-
-    def ensure(self, key: EnvKey, **spec: Any) -> Any:
-        self._check_python(spec.get("python"))
-        return self._replicated(key, lambda: super(ClusterEnvManager, self).ensure(key, **spec))
-
-    def provision(self, key: EnvKey, **spec: Any) -> Provisioned:
-        self._check_python(spec.get("python"))
-        return self._replicated(key, lambda: super(ClusterEnvManager, self).provision(key, **spec))
-
-    def add(self, key: EnvKey, *args: Any, **kwargs: Any) -> OperationResult:
-        return self._replicated(
-            key, lambda: super(ClusterEnvManager, self).add(key, *args, **kwargs)
-        )
-
-    def update(self, key: EnvKey, *args: Any, **kwargs: Any) -> OperationResult:
-        return self._replicated(
-            key, lambda: super(ClusterEnvManager, self).update(key, *args, **kwargs)
-        )
-
-    def remove(self, key: EnvKey, *args: Any, **kwargs: Any) -> OperationResult:
-        return self._replicated(
-            key, lambda: super(ClusterEnvManager, self).remove(key, *args, **kwargs)
-        )
-
-    def sync(self, key: EnvKey) -> OperationResult:
-        return self._replicated(key, lambda: super(ClusterEnvManager, self).sync(key))
-
-    def adopt(self, key: EnvKey, **files: Any) -> OperationResult:
-        return self._replicated(key, lambda: super(ClusterEnvManager, self).adopt(key, **files))
-
-    # -- removals: here, then on every node ---------------------------------------------
-
-    def delete(self, key: EnvKey, **options: Any) -> DeleteResult:
-        with self._serialized(key):
-            env_path = str(self.status(key).env_path)
-            result = super().delete(key, **options)
-            self._release(key, env_path)
-            return result
-
-    def cleanup(self, *args: Any, **kwargs: Any) -> CleanupReport:
-        report = super().cleanup(*args, **kwargs)
-        for key in report.deleted:
-            with self._serialized(key):
-                status = self.status(key)
-                if status.environment is None:  # not made again since: release it everywhere
-                    self._release(key, str(status.env_path))
-        return report
-
-    def _release(self, key: EnvKey, env_path: str) -> None:
-        try:
-            self._fanout.release(key, env_path)
-        except Exception:
-            # Deleted here; a node that kept a copy serves nothing: no record names it.
-            logger.exception("could not release %s on the cluster's nodes", key)
-
-    def close(self) -> None:
-        """Stop the watcher, then close the root (the Ray connection stays to its owner)."""
-        stop = getattr(self, "_stop", None)
-        if stop is not None:
-            stop.set()
-            self._watcher.join(timeout=30)
-        super().close()
-        self._stop_relay()
-
-    def _stop_relay(self) -> None:
-        relay = getattr(self, "_relay", None)
-        if relay is not None:
-            relay.stop()
-            self._relay = None
+    def cluster_nodes(self) -> tuple[ClusterNode, ...]:
+        """Every alive node, with why it cannot be served where it cannot."""
+        return self._service.cluster_nodes()
 
     def relay_counts(self) -> RelayCounts | None:
         """What the wheel relay fetched from the index and served to nodes (None: no relay)."""
-        return None if self._relay is None else self._relay.counts()
+        return self._service.relay_counts()
+
+    def reconcile(self) -> int:
+        """One watcher round now: install on every node what it lacks; installs started."""
+        return self._service.fanout.reconcile()
+
+    # -- changes: here, then on every node ----------------------------------------------
+
+    def create(
+        self,
+        key: EnvKey,
+        *,
+        packages: Iterable[str] = (),
+        requirements_text: str | bytes | None = None,
+        python: str | None = None,
+        refresh: bool = False,
+    ) -> Environment:
+        """:meth:`EnvManager.create`, then on every node."""
+        self._service.check_python(python or self.settings.default_python)
+        return self._replicated(
+            key,
+            lambda: EnvManager.create(
+                self,
+                key,
+                packages=packages,
+                requirements_text=requirements_text,
+                python=python,
+                refresh=refresh,
+            ),
+        )
+
+    def ensure(
+        self,
+        key: EnvKey,
+        *,
+        packages: Iterable[str] = (),
+        requirements_text: str | bytes | None = None,
+        python: str | None = None,
+        refresh: bool = False,
+    ) -> Environment:
+        """:meth:`EnvManager.ensure`, then on every node."""
+        self._service.check_python(python or self.settings.default_python)
+        return self._replicated(
+            key,
+            lambda: EnvManager.ensure(
+                self,
+                key,
+                packages=packages,
+                requirements_text=requirements_text,
+                python=python,
+                refresh=refresh,
+            ),
+        )
+
+    def provision(
+        self,
+        key: EnvKey,
+        *,
+        packages: Iterable[str] = (),
+        requirements_text: str | bytes | None = None,
+        python: str | None = None,
+        refresh: bool = False,
+        replace: bool = False,
+    ) -> Provisioned:
+        """:meth:`EnvManager.provision`, then on every node."""
+        self._service.check_python(python or self.settings.default_python)
+        return self._replicated(
+            key,
+            lambda: EnvManager.provision(
+                self,
+                key,
+                packages=packages,
+                requirements_text=requirements_text,
+                python=python,
+                refresh=refresh,
+                replace=replace,
+            ),
+        )
+
+    def add(
+        self,
+        key: EnvKey,
+        packages: Iterable[str] = (),
+        *,
+        requirements_text: str | bytes | None = None,
+    ) -> OperationResult:
+        """:meth:`EnvManager.add`, then on every node."""
+        return self._replicated(
+            key, lambda: EnvManager.add(self, key, packages, requirements_text=requirements_text)
+        )
+
+    def update(self, key: EnvKey, packages: Iterable[str] = ()) -> OperationResult:
+        """:meth:`EnvManager.update`, then on every node."""
+        return self._replicated(key, lambda: EnvManager.update(self, key, packages))
+
+    def remove(self, key: EnvKey, packages: Iterable[str]) -> OperationResult:
+        """:meth:`EnvManager.remove`, then on every node."""
+        return self._replicated(key, lambda: EnvManager.remove(self, key, packages))
+
+    def sync(self, key: EnvKey) -> OperationResult:
+        """:meth:`EnvManager.sync`, then on every node."""
+        return self._replicated(key, lambda: EnvManager.sync(self, key))
+
+    def adopt(self, key: EnvKey, *, pyproject_toml: str, uv_lock: str) -> OperationResult:
+        """:meth:`EnvManager.adopt`, then on every node."""
+        return self._replicated(
+            key,
+            lambda: EnvManager.adopt(self, key, pyproject_toml=pyproject_toml, uv_lock=uv_lock),
+        )
+
+    def _replicated(self, key: EnvKey, change: Callable[[], _T]) -> _T:
+        return self._service.replicated(key, change, lambda: self._record(key))
+
+    # -- removals: here, then on every node ---------------------------------------------
+
+    def delete(
+        self, key: EnvKey, *, force: bool = False, timeout: float | None = None
+    ) -> DeleteResult:
+        """:meth:`EnvManager.delete`, then on every node (a copy in use there stays a while)."""
+        with self._service.serialized(key):
+            env_path = str(self.status(key).env_path)
+            result = super().delete(key, force=force, timeout=timeout)
+            self._service.release(key, env_path)
+            return result
+
+    def cleanup(
+        self,
+        idle_seconds: float | None = None,
+        *,
+        max_bytes: int | None = None,
+        min_idle_seconds: float = 0.0,
+    ) -> CleanupReport:
+        """:meth:`EnvManager.cleanup`, then each env it deleted on every node."""
+        report = super().cleanup(
+            idle_seconds, max_bytes=max_bytes, min_idle_seconds=min_idle_seconds
+        )
+        for key in report.deleted:
+            with self._service.serialized(key):
+                status = self.status(key)
+                if status.environment is None:  # not made again since: release it everywhere
+                    self._service.release(key, str(status.env_path))
+        return report
+
+    def close(self) -> None:
+        """Stop the watcher, then close the root (the Ray connection stays to its owner)."""
+        service = getattr(self, "_service", None)
+        if service is not None:
+            service.close()
+        super().close()

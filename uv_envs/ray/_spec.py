@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import attrs
 
 from uv_envs._errors import InvalidInput
 from uv_envs._manager import EnvManager
 from uv_envs._models import EnvKey
-from uv_envs._store.project import locked_versions
-from uv_envs._validation import normalize_python_request
+from uv_envs._store.project import declared_spec, locked_versions
 
 #: The runtime-env field (and plugin name): ``runtime_env={"uv_envs": spec.field()}``.
 FIELD = "uv_envs"
@@ -29,7 +26,6 @@ FIELD = "uv_envs"
 NODE_WORKFLOW = "uv-envs-ray"
 #: The workflow id of the envs that resolve a spec on the driver.
 LOCK_WORKFLOW = "uv-envs-ray-lock"
-_REQUIRES = re.compile(r"^==\s*(\d+\.\d+(?:\.\d+)?)(?:\.\*)?$")
 
 
 @attrs.frozen
@@ -55,27 +51,14 @@ class LockedSpec:
         _ = self.python  # validates requires-python
 
     @property
-    def _project(self) -> Mapping[str, Any]:
-        project = tomllib.loads(self.pyproject_toml).get("project", {})
-        if not isinstance(project, dict):
-            raise InvalidInput("pyproject_toml has no [project] table")
-        return project
-
-    @property
     def packages(self) -> tuple[str, ...]:
         """The declared dependencies."""
-        dependencies = self._project.get("dependencies", [])
-        return tuple(str(d) for d in dependencies)
+        return declared_spec(self.pyproject_toml)[0]
 
     @property
     def python(self) -> str:
         """The Python request (``3.11`` or ``3.11.7``) from ``requires-python``."""
-        match = _REQUIRES.match(str(self._project.get("requires-python", "")).strip())
-        if match is None:
-            raise InvalidInput(
-                "pyproject_toml must say requires-python = '==X.Y.*' (as uv-envs exports it)"
-            )
-        return normalize_python_request(match.group(1))
+        return declared_spec(self.pyproject_toml)[1]
 
     @property
     def locked(self) -> dict[str, str]:
@@ -145,13 +128,8 @@ class LockedSpec:
         that will run in it itself; the lock is the same either way.
         """
         manager = manager if manager is not None else EnvManager()
-        # The request a create would make, so the spec hash, the stored resolution
-        # and the project written are exactly those of a full create.
-        request = manager._request(packages, None, python, refresh=False)  # noqa: SLF001
-        key = EnvKey(LOCK_WORKFLOW, request.digest[:40])
-        if driver_env:
-            manager.ensure(key, packages=request.spec.packages, python=request.spec.python)
-            return cls.from_key(manager, key)
-        provisioner = manager._core.provisioner  # noqa: SLF001 - uv_envs.ray is uv-envs' own
-        pyproject_toml, uv_lock = provisioner.lock_only(key, request)
-        return cls(pyproject_toml, uv_lock)
+        # Locked as a create would lock it: the same spec hash, stored resolution and project.
+        locked = manager.lock_only(
+            LOCK_WORKFLOW, packages=packages, python=python, build=driver_env
+        )
+        return cls(locked.pyproject_toml, locked.uv_lock)
