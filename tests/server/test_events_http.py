@@ -94,12 +94,12 @@ def test_last_event_id_resumes_and_says_what_it_cannot_replay(
     last = fake_manager.events.last_sequence
     fake_manager.delete(KEY)
     with HttpEnvClient(server.url) as client:
-        resumed = client.watch(last_event_id=last)
+        resumed = client.watch(after=last)
         event = next(resumed)
         assert (event.name, event.sequence) == ("EnvironmentDeleted", last + 1)
         resumed.close()
         fake_manager.events.configure(replay=1)
-        gap = client.watch(last_event_id=0)
+        gap = client.watch(after=0)
         notice = next(gap)
         assert notice.name == "ReplayGap"
         assert notice.counts == {"missed": last}

@@ -80,3 +80,24 @@ def record(item: uv_envs.OperationRecord) -> pb.OperationRecord:
         error=item.error or "",
         metadata_json=to_json(dict(item.metadata)),
     )
+
+
+def record_of(item: pb.OperationRecord) -> uv_envs.OperationRecord:
+    # The reverse of record(): 0 and -1 stand for "not set", as proto3 has no null.
+    finished = float(item.finished_at_unix) if item.finished_at_unix else None
+    return uv_envs.OperationRecord(
+        id=item.id,
+        workflow_id=item.workflow_id,
+        node_id=item.node_id,
+        version_id=item.version_id,
+        operation=item.operation,
+        status=uv_envs.OperationStatus(item.status),
+        started_at=float(item.started_at_unix),
+        finished_at=finished,
+        duration_ms=item.duration_ms if finished is not None else None,
+        stdout=item.stdout,
+        stderr=item.stderr,
+        exit_code=None if item.exit_code == -1 else item.exit_code,
+        error=item.error or None,
+        metadata=json.loads(item.metadata_json or "{}"),
+    )
