@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 import uv_envs
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Generator, Iterable
     from types import TracebackType
 
 #: Operations answered per page when no ``limit`` is given, as the servers do.
@@ -112,7 +112,7 @@ class RemoteEnvManager(Protocol):
         names: Iterable[str] = (),
         operation_id: str | None = None,
         after: int | None = None,
-    ) -> Iterator[uv_envs.StreamEvent]:
+    ) -> Generator[uv_envs.StreamEvent]:
         """Follow the server's events live until closed; ``after`` replays from that id."""
         ...
 
