@@ -16,7 +16,6 @@ import uv_envs
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
-    from types import TracebackType
 
 #: Operations answered per page when no ``limit`` is given, as the servers do.
 DEFAULT_PAGE = 50
@@ -137,10 +136,5 @@ class Closing:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -76,9 +76,10 @@ def error_of(response: httpx.Response) -> Exception:
     return HttpRemoteError(f"HTTP {response.status_code}: {detail}", response.status_code, problem)
 
 
-def _spec(
+def spec_body(
     packages: Iterable[str], python_version: str | None, requirements_text: str | None
 ) -> dict[str, Any]:
+    """The spec fields of a create or ensure body."""
     return {
         "packages": list(packages),
         "python_version": python_version,
@@ -157,40 +158,10 @@ class HttpCalls(Closing):
             "workflow_id": workflow_id,
             "node_id": node_id,
             "version_id": version_id,
-            **_spec(packages, python_version, requirements_text),
+            **spec_body(packages, python_version, requirements_text),
         }
         answer: dict[str, Any] = self._call("POST", "/v1/envs", json=body)
         return answer
-
-    def put_env(
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        *,
-        packages: Iterable[str] = (),
-        python_version: str | None = None,
-        requirements_text: str | None = None,
-    ) -> dict[str, Any]:
-        """``PUT`` the spec: create the env or move it to a new generation; the env's JSON."""
-        body = _spec(packages, python_version, requirements_text)
-        path = self._env(workflow_id, node_id, version_id)
-        answer: dict[str, Any] = self._call("PUT", path, json=body)
-        return answer
-
-    def ensure_env(
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        packages: Iterable[str] = (),
-        python_version: str | None = None,
-    ) -> str:
-        """Ensure the env and return its ``python_path``, ready to run."""
-        env = self.put_env(
-            workflow_id, node_id, version_id, packages=packages, python_version=python_version
-        )
-        return str(env["python_path"])
 
     def get_env(self, workflow_id: str, node_id: str, version_id: str = "") -> dict[str, Any]:
         """The env's status, files and the env; raises EnvironmentNotFound when there is none."""

@@ -20,7 +20,7 @@ import httpx
 import uv_envs
 from uv_envs_server._remote import DEFAULT_PAGE
 
-from .calls import DEFAULT_TIMEOUT, HttpCalls, HttpRemoteError, error_of
+from .calls import DEFAULT_TIMEOUT, HttpCalls, HttpRemoteError, error_of, spec_body
 from .sse import decode
 
 if TYPE_CHECKING:
@@ -88,8 +88,7 @@ class HttpEnvClient(HttpCalls):
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
        Implements :class:`~uv_envs_server.RemoteEnvManager`: ``ensure``,
-       ``operations`` and ``delete_operations`` answer ``uv_envs`` models (the
-       env's JSON of the old ``ensure`` is :meth:`put_env`).
+       ``operations`` and ``delete_operations`` answer ``uv_envs`` models.
 
     """
 
@@ -102,13 +101,20 @@ class HttpEnvClient(HttpCalls):
         python: str | None = None,
     ) -> uv_envs.Environment:
         """Make the env match the spec (create it or move it to a new generation)."""
-        env = self.put_env(
-            *_ident(key),
-            packages=packages,
-            python_version=python,
-            requirements_text=requirements_text,
-        )
-        return environment_of(env)
+        body = spec_body(packages, python, requirements_text)
+        return environment_of(self._call("PUT", self._env(*_ident(key)), json=body))
+
+    def ensure_env(
+        self,
+        workflow_id: str,
+        node_id: str,
+        version_id: str = "",
+        packages: Iterable[str] = (),
+        python_version: str | None = None,
+    ) -> str:
+        """Ensure the env and return its ``python_path``, ready to run."""
+        key = uv_envs.EnvKey(workflow_id, node_id, version_id)
+        return str(self.ensure(key, packages, python=python_version).python_path)
 
     def get(self, key: uv_envs.EnvKey) -> uv_envs.Environment:
         """The env; raises ``EnvironmentNotFound`` when there is none."""
