@@ -21,8 +21,8 @@ from starlette.exceptions import HTTPException
 
 import uv_envs
 from uv_envs_server._http.compat.models import CompatCode, CompatError
+from uv_envs_server._http.core_calls import Failed
 from uv_envs_server._http.problems import MAX_OUTPUT, PROBLEM_STATUSES
-from uv_envs_server._http.v1.routes import Failed
 from uv_envs_server._outcomes import (
     Outcome,
     internal_message,

@@ -22,7 +22,7 @@ import uv_envs
 from uv_envs_server._http.compat import models as cm
 from uv_envs_server._http.compat.errors import COMPAT_TAG, CompatRoute
 from uv_envs_server._http.compat.forms import requested_packages, requirements_file_lines
-from uv_envs_server._http.v1.routes import Core
+from uv_envs_server._http.core_calls import Core
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
 
 compat_router = APIRouter(route_class=CompatRoute, tags=[COMPAT_TAG])
