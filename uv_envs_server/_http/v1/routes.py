@@ -6,7 +6,7 @@ Each core call runs on the server's pool through :class:`~.core_calls.CoreCalls`
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import HTMLResponse
@@ -42,6 +42,22 @@ def _path_key(workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId) -
     return uv_envs.EnvKey(workflow_id, node_id, "" if version_id == b.EMPTY_VERSION else version_id)
 
 
+class _Spec(TypedDict):
+    packages: tuple[str, ...]
+    requirements_text: str | None
+    python: str | None
+
+
+def _spec(core: CoreCalls, body: b.EnsureBody) -> _Spec:
+    # A body's spec as the core's keywords; call it in the core call (it checks the limit).
+    packages = core.packages(body.packages)
+    return {
+        "packages": packages,
+        "requirements_text": body.requirements_text,
+        "python": body.python_version or None,
+    }
+
+
 #: The env named by the path's three ids, as an endpoint parameter.
 PathKey = Annotated[uv_envs.EnvKey, Depends(_path_key)]
 
@@ -73,14 +89,7 @@ async def cluster(core: Core) -> m.ClusterJson:
 async def create(body: b.CreateBody, response: Response, core: Core) -> m.EnvJson:
     """Create an env: 201 when made, 200 when an identical one exists, 409 for another spec."""
     key = uv_envs.EnvKey(body.workflow_id, body.node_id, body.version_id)
-    provisioned = await core(
-        lambda: core.manager.provision(
-            key,
-            packages=core.packages(body.packages),
-            requirements_text=body.requirements_text,
-            python=body.python_version or None,
-        ),
-    )
+    provisioned = await core(lambda: core.manager.provision(key, **_spec(core, body)))
     if not provisioned.created:
         response.status_code = 200
     return _env_json(core, provisioned.environment)
@@ -89,14 +98,7 @@ async def create(body: b.CreateBody, response: Response, core: Core) -> m.EnvJso
 @router.put(ENV, tags=["envs"])
 async def ensure(key: PathKey, body: b.EnsureBody, core: Core) -> m.EnvJson:
     """Make the env match the spec (create it, or move it to a new generation); retry-safe."""
-    env = await core(
-        lambda: core.manager.ensure(
-            key,
-            packages=core.packages(body.packages),
-            requirements_text=body.requirements_text,
-            python=body.python_version or None,
-        ),
-    )
+    env = await core(lambda: core.manager.ensure(key, **_spec(core, body)))
     return _env_json(core, env)
 
 
