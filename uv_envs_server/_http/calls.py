@@ -163,6 +163,19 @@ class HttpCalls(Closing):
         answer: dict[str, Any] = self._call("POST", "/v1/envs", json=body)
         return answer
 
+    def ensure_env(
+        self,
+        workflow_id: str,
+        node_id: str,
+        version_id: str = "",
+        packages: Iterable[str] = (),
+        python_version: str | None = None,
+    ) -> str:
+        """Ensure the env (``PUT``) and return its ``python_path``, ready to run."""
+        body = spec_body(packages, python_version, None)
+        env = self._call("PUT", self._env(workflow_id, node_id, version_id), json=body)
+        return str(env["python_path"])
+
     def get_env(self, workflow_id: str, node_id: str, version_id: str = "") -> dict[str, Any]:
         """The env's status, files and the env; raises EnvironmentNotFound when there is none."""
         answer: dict[str, Any] = self._call("GET", self._env(workflow_id, node_id, version_id))

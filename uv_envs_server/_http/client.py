@@ -104,18 +104,6 @@ class HttpEnvClient(HttpCalls):
         body = spec_body(packages, python, requirements_text)
         return environment_of(self._call("PUT", self._env(*_ident(key)), json=body))
 
-    def ensure_env(
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        packages: Iterable[str] = (),
-        python_version: str | None = None,
-    ) -> str:
-        """Ensure the env and return its ``python_path``, ready to run."""
-        key = uv_envs.EnvKey(workflow_id, node_id, version_id)
-        return str(self.ensure(key, packages, python=python_version).python_path)
-
     def get(self, key: uv_envs.EnvKey) -> uv_envs.Environment:
         """The env; raises ``EnvironmentNotFound`` when there is none."""
         env = self.get_env(*_ident(key))["environment"]
