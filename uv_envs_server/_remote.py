@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 import uv_envs
 
+from ._limits import DEFAULT_OPERATIONS_LIMIT
+
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
-
-#: Operations answered per page when no ``limit`` is given, as the servers do.
-DEFAULT_PAGE = 50
 
 
 @runtime_checkable
@@ -91,7 +90,7 @@ class RemoteEnvManager(Protocol):
         workflow_id: str | None = None,
         node_id: str | None = None,
         status: str | None = None,
-        limit: int = DEFAULT_PAGE,
+        limit: int = DEFAULT_OPERATIONS_LIMIT,
         offset: int = 0,
     ) -> uv_envs.OperationPage:
         """A page of the audit trail, newest first."""
@@ -118,12 +117,6 @@ class RemoteEnvManager(Protocol):
     def close(self) -> None:
         """Close the connection."""
         ...
-
-
-def failed_uv(operation: str, stdout: str, stderr: str, exit_code: int) -> uv_envs.UvError:
-    """The ``UvError`` a wire's "uv failed" answer stands for."""
-    first = (stderr.strip().splitlines() or [f"uv {operation} failed"])[0]
-    return uv_envs.UvError(first, exit_code=exit_code, stdout=stdout, stderr=stderr)
 
 
 class Closing:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 import uv_envs
-from uv_envs_server._remote import DEFAULT_PAGE, failed_uv
+from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
 
 from . import events, wire
 from .errors import RemoteError
@@ -29,6 +29,12 @@ __all__ = ["CREATE_OK", "EnvManagerClient"]
 
 def _ident(key: uv_envs.EnvKey) -> tuple[str, str, str]:
     return key.workflow_id, key.node_id, key.version_id
+
+
+def _failed_uv(operation: str, stdout: str, stderr: str, exit_code: int) -> uv_envs.UvError:
+    # AddDeps ... answer a uv failure as status FAILED: the UvError the core raised.
+    first = (stderr.strip().splitlines() or [f"uv {operation} failed"])[0]
+    return uv_envs.UvError(first, exit_code=exit_code, stdout=stdout, stderr=stderr)
 
 
 class EnvManagerClient(RpcCalls):
@@ -121,7 +127,7 @@ class EnvManagerClient(RpcCalls):
         # The RPC answers uv's output, not the env: it is read back after a success.
         response = call()
         if response.status != uv_envs.OperationStatus.SUCCESS:
-            raise failed_uv(operation, response.stdout, response.stderr, response.exit_code)
+            raise _failed_uv(operation, response.stdout, response.stderr, response.exit_code)
         return uv_envs.OperationResult(
             self.get(key),
             operation,
@@ -172,7 +178,7 @@ class EnvManagerClient(RpcCalls):
         workflow_id: str | None = None,
         node_id: str | None = None,
         status: str | None = None,
-        limit: int = DEFAULT_PAGE,
+        limit: int = DEFAULT_OPERATIONS_LIMIT,
         offset: int = 0,
     ) -> uv_envs.OperationPage:
         """A page of the audit trail, newest first (GetOperations)."""

@@ -18,7 +18,7 @@ import attrs
 import httpx
 
 import uv_envs
-from uv_envs_server._remote import DEFAULT_PAGE
+from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
 
 from .calls import DEFAULT_TIMEOUT, HttpCalls, HttpRemoteError, error_of, spec_body
 from .sse import decode
@@ -161,7 +161,7 @@ class HttpEnvClient(HttpCalls):
         workflow_id: str | None = None,
         node_id: str | None = None,
         status: str | None = None,
-        limit: int = DEFAULT_PAGE,
+        limit: int = DEFAULT_OPERATIONS_LIMIT,
         offset: int = 0,
     ) -> uv_envs.OperationPage:
         """A page of the audit trail, newest first."""
