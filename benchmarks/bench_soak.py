@@ -77,7 +77,7 @@ def bench_burst(base: Path, wheelhouse: Path, requests: int = 500) -> str:
     try:
         with HttpEnvClient(server.http, timeout=300) as client:
             for n in range(16):
-                client.ensure("burst", f"n{n}", packages=SPECS[n % 2])
+                client.ensure(uv_envs.EnvKey("burst", f"n{n}"), SPECS[n % 2])
         probe = subprocess.Popen(
             [sys.executable, "-c", PROBE, server.http],
             stdin=subprocess.PIPE,
@@ -122,7 +122,7 @@ def bench_soak(base: Path, wheelhouse: Path, seconds: float) -> str:
                     grpc_client.create_env("soak", f"n{n}", packages=spec)
                     grpc_client.delete_env("soak", f"n{n}")
                 else:
-                    http_client.ensure("soak", f"n{n}", packages=spec)
+                    http_client.ensure(uv_envs.EnvKey("soak", f"n{n}"), spec)
                     http_client.delete_env("soak", f"n{n}")
                 done[wire] += 2
         finally:

@@ -91,7 +91,7 @@ class Trial:
             if wire == "grpc":
                 grpc_client.create_env("trial", node, packages=SPECS[spec])
             else:
-                http_client.ensure("trial", node, packages=SPECS[spec])
+                http_client.ensure(uv_envs.EnvKey("trial", node), SPECS[spec])
             return "present"
         if kind == "delete":
             if wire == "grpc":

@@ -1,7 +1,9 @@
 """uv-envs over gRPC and HTTP: the servers, their clients and providers.
 
 Install with ``pip install 'uv-envs[server]'`` (gRPC), plus ``[http]`` for the
-HTTP/JSON API (see ``docs/http.md``). The servicer is a thin
+HTTP/JSON API (see ``docs/http.md``). Both clients implement one contract,
+:class:`RemoteEnvManager`, and :class:`RemoteEnvironmentProvider` runs on
+either. The servicer is a thin
 translation layer over :class:`uv_envs.EnvManager`; see ``docs/grpc.md`` for
 the contract, status strings and error codes.
 """
@@ -20,6 +22,8 @@ from uv_envs_server._grpc.servicer import EnvManagerServicer
 
 from ._limits import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PACKAGES, DEFAULT_WORKERS
 from ._options import ServeOptions
+from ._provider import RemoteEnvironmentProvider
+from ._remote import RemoteEnvManager
 from ._security import RemoteAddressNotAllowed, TlsFiles
 
 if TYPE_CHECKING:
@@ -64,6 +68,8 @@ __all__ = [
     "HttpRemoteError",
     "HttpServer",
     "RemoteAddressNotAllowed",
+    "RemoteEnvManager",
+    "RemoteEnvironmentProvider",
     "RemoteError",
     "ServeOptions",
     "TlsFiles",

@@ -19,14 +19,6 @@ import uv_envs
 from uv_envs import cli_options
 from uv_envs_server._grpc.server import create_server
 
-from ._limits import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_MAX_PACKAGES,
-    DEFAULT_MAX_WATCHERS,
-    DEFAULT_MAX_WATCHERS_PER_CLIENT,
-    DEFAULT_MIN_CLEANUP_IDLE_HOURS,
-    DEFAULT_WORKERS,
-)
 from ._options import ServeOptions
 from ._security import TOKEN_ENV, is_loopback, read_tls, read_token
 
@@ -37,6 +29,26 @@ if TYPE_CHECKING:
     from uv_envs_server._http.server import HttpServer
 
 logger = logging.getLogger("uv_envs_server")
+
+#: What the command line leaves unsaid is what ServeOptions says: its defaults, once.
+_DEFAULTS = ServeOptions()
+
+#: The request limits: (flag, the ServeOptions field it sets, its type, what it limits).
+_LIMITS: tuple[tuple[str, str, type[float], str], ...] = (
+    ("--max-message-bytes", "max_message_bytes", int, "largest request accepted"),
+    ("--max-packages", "max_packages", int, "packages one request may name"),
+    ("--max-watchers", "max_watchers", int, "live event watchers at once, gRPC and HTTP together"),
+    ("--max-watchers-per-client", "max_watchers_per_client", int, "the same per client address"),
+    (
+        "--min-cleanup-idle-hours",
+        "min_cleanup_idle_hours",
+        float,
+        (
+            "Cleanup never deletes envs idle less than this, whatever idle_hours says; "
+            "0 lets idle_hours=0 delete every env not in use"
+        ),
+    ),
+)
 
 #: Seconds running RPCs get to finish after SIGTERM before they are cancelled.
 DEFAULT_GRACE = 30.0
@@ -67,8 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, settings_options: bool = T
     parser.add_argument(
         "--workers",
         type=int,
-        default=DEFAULT_WORKERS,
-        help=f"threads answering RPCs (default: {DEFAULT_WORKERS})",
+        default=_DEFAULTS.max_workers,
+        help="threads answering RPCs (default: %(default)s)",
     )
     parser.add_argument(
         "--grace",
@@ -120,39 +132,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, settings_options: bool = T
         help=f"require 'authorization: Bearer <token>' with this file's token "
         f"(default: ${TOKEN_ENV} if set)",
     )
-    guard.add_argument(
-        "--max-message-bytes",
-        type=int,
-        default=DEFAULT_MAX_MESSAGE_BYTES,
-        help=f"largest request accepted (default: {DEFAULT_MAX_MESSAGE_BYTES})",
-    )
-    guard.add_argument(
-        "--max-packages",
-        type=int,
-        default=DEFAULT_MAX_PACKAGES,
-        help=f"packages one request may name (default: {DEFAULT_MAX_PACKAGES})",
-    )
-    guard.add_argument(
-        "--max-watchers",
-        type=int,
-        default=DEFAULT_MAX_WATCHERS,
-        help="live event watchers at once, gRPC and HTTP together "
-        f"(default: {DEFAULT_MAX_WATCHERS})",
-    )
-    guard.add_argument(
-        "--max-watchers-per-client",
-        type=int,
-        default=DEFAULT_MAX_WATCHERS_PER_CLIENT,
-        help=f"the same per client address (default: {DEFAULT_MAX_WATCHERS_PER_CLIENT})",
-    )
-    guard.add_argument(
-        "--min-cleanup-idle-hours",
-        type=float,
-        default=DEFAULT_MIN_CLEANUP_IDLE_HOURS,
-        help="Cleanup never deletes envs idle less than this, whatever idle_hours says "
-        f"(default: {DEFAULT_MIN_CLEANUP_IDLE_HOURS:g}); 0 lets idle_hours=0 delete every "
-        "env not in use",
-    )
+    for flag, field, kind, limits in _LIMITS:
+        default = getattr(_DEFAULTS, field)
+        shown = format(default, "g" if kind is float else "d")
+        guard.add_argument(flag, type=kind, default=default, help=f"{limits} (default: {shown})")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -173,11 +156,7 @@ def _options(args: argparse.Namespace) -> ServeOptions:
         port=args.port,
         allow_remote=args.allow_remote,
         max_workers=args.workers,
-        max_message_bytes=args.max_message_bytes,
-        max_packages=args.max_packages,
-        min_cleanup_idle_hours=args.min_cleanup_idle_hours,
-        max_watchers=args.max_watchers,
-        max_watchers_per_client=args.max_watchers_per_client,
+        **{field: getattr(args, field) for _, field, _, _ in _LIMITS},
     )
 
 

@@ -37,8 +37,11 @@ changed the env (:func:`unavailable_message`), not where the database is.
 from __future__ import annotations
 
 import enum
+import logging
 
 import uv_envs
+
+logger = logging.getLogger("uv_envs_server")
 
 
 class Outcome(enum.Enum):
@@ -113,6 +116,26 @@ def unavailable_message(exc: uv_envs.AuditUnavailable, request_id: str | None) -
             "when the database is back"
         )
     return f"the audit database is unavailable: {done} (details in the server log{where})"
+
+
+def caller_message(exc: BaseException, request_id: str | None, limit: int) -> str:
+    """What the caller is told about ``exc``, on any wire; the server's own trouble is logged here.
+
+    An unreachable audit database says whether the env changed; an INTERNAL
+    failure names only the class and the request id (its message, which may
+    quote server files, goes to the log); anything else is its message, cut
+    to ``limit`` characters.
+    """
+    if isinstance(exc, uv_envs.AuditUnavailable):
+        logger.warning("%s (request id %s)", exc, request_id)
+        return unavailable_message(exc, request_id)
+    if outcome_of(exc) is Outcome.INTERNAL:
+        if isinstance(exc, uv_envs.UvEnvsError):
+            logger.error("%s: %s (request id %s)", type(exc).__name__, exc, request_id)
+        else:
+            logger.error("unexpected error (request id %s)", request_id, exc_info=exc)
+        return internal_message(exc, request_id)
+    return shorten(str(exc) or type(exc).__name__, limit)
 
 
 def core_error(

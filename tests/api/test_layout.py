@@ -46,6 +46,8 @@ TOP_LEVEL = {
         "_regen",
         "_options",
         "_nodes",
+        "_remote",
+        "_provider",
     },
 }
 

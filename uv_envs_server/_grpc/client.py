@@ -8,49 +8,42 @@ Failed calls raise the core exception the server named (``EnvironmentNotFound``,
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, Self
+import json
+from typing import TYPE_CHECKING
 
 import grpc
-from grpc_health.v1 import health_pb2
 
 import uv_envs
+from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
 
-from . import events
-from .errors import RemoteError, from_rpc_error
-from .health import HEALTH_SERVICE
-from .interceptors import AUTHORIZATION_KEY
-from .proto import METHODS, method_path, pb
-from .server import MAX_MESSAGE_BYTES
+from . import events, wire
+from .errors import RemoteError
+from .proto import pb
+from .rpcs import CREATE_OK, RpcCalls
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable
-    from types import TracebackType
+    from collections.abc import Callable, Generator, Iterable
+
+__all__ = ["CREATE_OK", "EnvManagerClient"]
 
 
-#: CreateEnv statuses that mean success (what WTB's client accepts too).
-CREATE_OK = frozenset({"READY", "CREATED", "OK", "SUCCESS"})
+def _ident(key: uv_envs.EnvKey) -> tuple[str, str, str]:
+    return key.workflow_id, key.node_id, key.version_id
 
 
-def _open_channel(target: str, root_certificates: str | bytes | None, *, tls: bool) -> grpc.Channel:
-    options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ]
-    if root_certificates is None and not tls:
-        return grpc.insecure_channel(target, options=options)
-    roots = root_certificates.encode() if isinstance(root_certificates, str) else root_certificates
-    return grpc.secure_channel(target, grpc.ssl_channel_credentials(roots), options=options)
+def _failed_uv(operation: str, stdout: str, stderr: str, exit_code: int) -> uv_envs.UvError:
+    # AddDeps ... answer a uv failure as status FAILED: the UvError the core raised.
+    first = (stderr.strip().splitlines() or [f"uv {operation} failed"])[0]
+    return uv_envs.UvError(first, exit_code=exit_code, stdout=stdout, stderr=stderr)
 
 
-def _requirements(text: str | bytes | None) -> bytes:
-    if text is None:
-        return b""
-    return text.encode("utf-8") if isinstance(text, str) else text
-
-
-class EnvManagerClient:
+class EnvManagerClient(RpcCalls):
     """Calls a uv-envs server (or any ``envmanager.EnvManagerService``).
+
+    The :class:`~uv_envs_server.RemoteEnvManager` methods (``ensure``, ``get``,
+    ``add`` ...) answer ``uv_envs`` models, as :class:`~uv_envs_server.HttpEnvClient`
+    does; the wire-level methods (``create_env``, ``get_env_status`` ...) answer
+    the proto's messages.
 
     Args:
         target: ``host:port`` of the server.
@@ -69,289 +62,144 @@ class EnvManagerClient:
     Use it as a context manager, or call :meth:`close`.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       Implements :class:`~uv_envs_server.RemoteEnvManager`;
+       ``delete_operations`` answers :class:`uv_envs.DeletedOperations`.
 
     """
 
-    def __init__(  # noqa: PLR0913 - public client: mirrors the RPC request fields
+    # -- the RemoteEnvManager contract ------------------------------------
+
+    def ensure(
         self,
-        target: str = "127.0.0.1:50051",
+        key: uv_envs.EnvKey,
+        packages: Iterable[str] = (),
         *,
-        timeout: float | None = None,
-        channel: grpc.Channel | None = None,
-        wait_for_ready: bool = False,
-        root_certificates: str | bytes | None = None,
-        tls: bool = False,
-        token: str | None = None,
-    ) -> None:
-        self.target = target
-        self.timeout = timeout
-        self.wait_for_ready = wait_for_ready
-        self._metadata: tuple[tuple[str, str], ...] = (
-            ((AUTHORIZATION_KEY, f"Bearer {token}"),) if token is not None else ()
+        requirements_text: str | None = None,
+        python: str | None = None,
+    ) -> uv_envs.Environment:
+        """Make the env match the spec (CreateEnv), then read it back (GetEnvStatus)."""
+        self.create_env(
+            *_ident(key), packages=packages, requirements_text=requirements_text, python=python
         )
-        self._own_channel = channel is None
-        self._channel = channel or _open_channel(target, root_certificates, tls=tls)
-        self._calls: dict[str, grpc.UnaryUnaryMultiCallable[Any, Any]] = {
-            name: self._channel.unary_unary(
-                method_path(name),
-                request_serializer=request_cls.SerializeToString,
-                response_deserializer=response_cls.FromString,
-            )
-            for name, (request_cls, response_cls) in METHODS.items()
-        }
-        self._health = self._channel.unary_unary(
-            f"/{HEALTH_SERVICE}/Check",
-            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-            response_deserializer=health_pb2.HealthCheckResponse.FromString,
-        )
-
-    def close(self) -> None:
-        """Close the channel (if this client opened it)."""
-        if self._own_channel:
-            self._channel.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _call(self, name: str, request: object, timeout: float | None) -> Any:  # noqa: ANN401 - each caller names the response type
         try:
-            return self._calls[name](
-                request,
-                timeout=self.timeout if timeout is None else timeout,
-                metadata=self._metadata,
-                wait_for_ready=self.wait_for_ready,
-            )
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from err
+            return self.get(key)
+        except uv_envs.EnvironmentNotFound as exc:
+            msg = f"environment {key} was deleted right after its create"
+            raise uv_envs.EnvironmentNotFound(msg) from exc
 
-    def _keyed(self, rpc: str, ident: tuple[str, str, str], timeout: float | None) -> Any:  # noqa: ANN401 - each caller names the response type
-        """Call an RPC whose request names one env and nothing else."""
-        request_type = getattr(pb, f"{rpc}Request")
-        workflow_id, node_id, version_id = ident
-        request = request_type(workflow_id=workflow_id, node_id=node_id, version_id=version_id)
-        return self._call(rpc, request, timeout)
+    def get(self, key: uv_envs.EnvKey) -> uv_envs.Environment:
+        """The env (GetEnvStatus); raises ``EnvironmentNotFound`` when there is none."""
+        response = self.get_env_status(*_ident(key))
+        if response.status == uv_envs.EnvStatus.NOT_FOUND or not response.metadata_json:
+            raise uv_envs.EnvironmentNotFound(f"no environment {key}")
+        data = json.loads(response.metadata_json)
+        if data.get("status") == uv_envs.EnvStatus.UNREADABLE:
+            # The server sends what it knows of an env whose record it cannot read.
+            msg = f"environment {key} is unreadable: {data.get('error')}"
+            raise uv_envs.EnvironmentUnreadable(msg)
+        return uv_envs.Environment.from_dict(data)
 
-    # -- environments -----------------------------------------------------
+    def delete(self, key: uv_envs.EnvKey, *, timeout: float | None = None) -> uv_envs.DeleteResult:
+        """Delete the env (DeleteEnv); past ``timeout`` seconds, ``EnvironmentBusy``."""
+        try:
+            status = self.delete_env(*_ident(key), timeout=timeout)
+        except RemoteError as exc:
+            if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                msg = f"environment {key} was not deleted within {timeout} seconds"
+                raise uv_envs.EnvironmentBusy(msg) from exc
+            raise
+        return uv_envs.DeleteResult(key, uv_envs.DeleteStatus(status))
 
-    def create_env(  # noqa: PLR0913 - public client: mirrors the RPC request fields
+    def dependencies(self, key: uv_envs.EnvKey) -> uv_envs.Dependencies:
+        """Declared dependencies and locked versions (ListDeps)."""
+        response = self.list_deps(*_ident(key))
+        return uv_envs.Dependencies(
+            key, tuple(response.dependencies), dict(response.locked_versions)
+        )
+
+    def _changed(
         self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        *,
+        key: uv_envs.EnvKey,
+        operation: str,
+        call: Callable[[], pb.DepsOperationResponse | pb.SyncEnvResponse],
+    ) -> uv_envs.OperationResult:
+        # The RPC answers uv's output, not the env: it is read back after a success.
+        response = call()
+        if response.status != uv_envs.OperationStatus.SUCCESS:
+            raise _failed_uv(operation, response.stdout, response.stderr, response.exit_code)
+        return uv_envs.OperationResult(
+            self.get(key),
+            operation,
+            stdout=response.stdout,
+            stderr=response.stderr,
+            exit_code=response.exit_code,
+        )
+
+    def add(
+        self,
+        key: uv_envs.EnvKey,
         packages: Iterable[str] = (),
-        requirements_text: str | bytes | None = None,
-        requirements_file_name: str = "",
-        python: str | None = None,
-        timeout: float | None = None,
-    ) -> pb.CreateEnvResponse:
-        """CreateEnv: make sure the env exists with this spec (safe to retry)."""
-        request = pb.CreateEnvRequest(
-            workflow_id=workflow_id,
-            node_id=node_id,
-            version_id=version_id,
-            python_version=python or "",
-            packages=list(packages),
-            requirements_file_content=_requirements(requirements_text),
-            requirements_file_name=requirements_file_name,
-        )
-        response: pb.CreateEnvResponse = self._call("CreateEnv", request, timeout)
-        return response
-
-    def ensure_env(  # noqa: PLR0913 - public client: mirrors the RPC request fields
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
         *,
-        packages: Iterable[str] = (),
-        requirements_text: str | bytes | None = None,
-        python: str | None = None,
-        timeout: float | None = None,
-    ) -> str:
-        """Make sure the env exists with this spec; return its interpreter's path.
-
-        The path is ``<env_path>/.venv/bin/python`` on the server's file system,
-        which follows later changes to the env.
-        """
-        response = self.create_env(
-            workflow_id,
-            node_id,
-            version_id,
-            packages=packages,
-            requirements_text=requirements_text,
-            python=python,
-            timeout=timeout,
+        requirements_text: str | None = None,
+    ) -> uv_envs.OperationResult:
+        """Add packages (AddDeps); uv's failure raises ``UvError``, the env unchanged."""
+        return self._changed(
+            key,
+            "add",
+            lambda: self.add_deps(
+                *_ident(key), packages=packages, requirements_text=requirements_text
+            ),
         )
-        if response.status not in CREATE_OK or not response.env_path:
-            msg = f"CreateEnv answered status {response.status!r}, env_path {response.env_path!r}"
-            raise uv_envs.EnvironmentNotReady(msg)
-        return str(PurePosixPath(response.env_path) / ".venv" / "bin" / "python")
 
-    def get_env_status(
-        self, workflow_id: str, node_id: str, version_id: str = "", *, timeout: float | None = None
-    ) -> pb.EnvStatusResponse:
-        """GetEnvStatus: ``status`` is CREATING, READY, FAILED or NOT_FOUND."""
-        response: pb.EnvStatusResponse = self._keyed(
-            "GetEnvStatus", (workflow_id, node_id, version_id), timeout
+    def update(self, key: uv_envs.EnvKey, packages: Iterable[str] = ()) -> uv_envs.OperationResult:
+        """Upgrade the named packages, or all of them (UpdateDeps)."""
+        return self._changed(
+            key, "update", lambda: self.update_deps(*_ident(key), packages=packages)
         )
-        return response
 
-    def delete_env(
-        self, workflow_id: str, node_id: str, version_id: str = "", *, timeout: float | None = None
-    ) -> str:
-        """DeleteEnv: returns ``"DELETED"``, or ``"NOT_FOUND"`` if it was already gone."""
-        response: pb.DeleteEnvResponse = self._keyed(
-            "DeleteEnv", (workflow_id, node_id, version_id), timeout
+    def remove(self, key: uv_envs.EnvKey, packages: Iterable[str]) -> uv_envs.OperationResult:
+        """Remove the named packages (RemoveDeps)."""
+        return self._changed(
+            key, "remove", lambda: self.remove_deps(*_ident(key), packages=packages)
         )
-        return response.status
 
-    def export_env(
-        self, workflow_id: str, node_id: str, version_id: str = "", *, timeout: float | None = None
-    ) -> pb.ExportEnvResponse:
-        """ExportEnv: the env's ``pyproject_toml`` and ``uv_lock`` texts."""
-        response: pb.ExportEnvResponse = self._keyed(
-            "ExportEnv", (workflow_id, node_id, version_id), timeout
-        )
-        return response
+    def sync(self, key: uv_envs.EnvKey) -> uv_envs.OperationResult:
+        """Make the venv match uv.lock again (SyncEnv)."""
+        return self._changed(key, "sync", lambda: self.sync_env(*_ident(key)))
 
-    # -- dependencies -----------------------------------------------------
+    def export(self, key: uv_envs.EnvKey) -> uv_envs.Export:
+        """The env's ``pyproject.toml`` and ``uv.lock`` (ExportEnv)."""
+        response = self.export_env(*_ident(key))
+        return uv_envs.Export(key, response.pyproject_toml, response.uv_lock)
 
-    def _deps(
+    def operations(
         self,
-        rpc: str,
-        ident: tuple[str, str, str],
-        packages: Iterable[str],
-        requirements_text: str | bytes | None,
-        timeout: float | None,
-    ) -> pb.DepsOperationResponse:
-        request = pb.DepsRequest(
-            workflow_id=ident[0],
-            node_id=ident[1],
-            version_id=ident[2],
-            packages=list(packages),
-            requirements_file_content=_requirements(requirements_text),
-        )
-        response: pb.DepsOperationResponse = self._call(rpc, request, timeout)
-        return response
-
-    def add_deps(
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        *,
-        packages: Iterable[str] = (),
-        requirements_text: str | bytes | None = None,
-        timeout: float | None = None,
-    ) -> pb.DepsOperationResponse:
-        """AddDeps: ``status`` SUCCESS, or FAILED with uv's stderr (the env unchanged)."""
-        ident = (workflow_id, node_id, version_id)
-        return self._deps("AddDeps", ident, packages, requirements_text, timeout)
-
-    def update_deps(
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        *,
-        packages: Iterable[str] = (),
-        timeout: float | None = None,
-    ) -> pb.DepsOperationResponse:
-        """UpdateDeps: upgrade the named packages, or all when none is named."""
-        return self._deps("UpdateDeps", (workflow_id, node_id, version_id), packages, None, timeout)
-
-    def remove_deps(
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        *,
-        packages: Iterable[str],
-        timeout: float | None = None,
-    ) -> pb.DepsOperationResponse:
-        """RemoveDeps: drop the named packages."""
-        return self._deps("RemoveDeps", (workflow_id, node_id, version_id), packages, None, timeout)
-
-    def sync_env(
-        self, workflow_id: str, node_id: str, version_id: str = "", *, timeout: float | None = None
-    ) -> pb.SyncEnvResponse:
-        """SyncEnv: make the venv match uv.lock again."""
-        response: pb.SyncEnvResponse = self._keyed(
-            "SyncEnv", (workflow_id, node_id, version_id), timeout
-        )
-        return response
-
-    def list_deps(
-        self, workflow_id: str, node_id: str, version_id: str = "", *, timeout: float | None = None
-    ) -> pb.ListDepsResponse:
-        """ListDeps: declared ``dependencies`` and ``locked_versions`` (name -> version)."""
-        response: pb.ListDepsResponse = self._keyed(
-            "ListDeps", (workflow_id, node_id, version_id), timeout
-        )
-        return response
-
-    # -- maintenance and audit --------------------------------------------
-
-    def cleanup(self, idle_hours: int, *, timeout: float | None = None) -> pb.CleanupResponse:
-        """Cleanup: delete envs idle for ``idle_hours`` or more (0: every env not in use)."""
-        request = pb.CleanupRequest(idle_hours=idle_hours)
-        response: pb.CleanupResponse = self._call("Cleanup", request, timeout)
-        return response
-
-    def get_operations(
-        self,
-        workflow_id: str = "",
-        node_id: str = "",
-        *,
-        status: str = "",
-        limit: int = 50,
+        workflow_id: str | None = None,
+        node_id: str | None = None,
+        status: str | None = None,
+        limit: int = DEFAULT_OPERATIONS_LIMIT,
         offset: int = 0,
-        timeout: float | None = None,
-    ) -> pb.OperationListResponse:
-        """GetOperations: a page of the audit trail, newest first."""
-        request = pb.GetOperationsRequest(
-            workflow_id=workflow_id, node_id=node_id, status=status, limit=limit, offset=offset
+    ) -> uv_envs.OperationPage:
+        """A page of the audit trail, newest first (GetOperations)."""
+        page = self.get_operations(
+            workflow_id or "", node_id or "", status=status or "", limit=limit, offset=offset
         )
-        response: pb.OperationListResponse = self._call("GetOperations", request, timeout)
-        return response
+        items = tuple(wire.record_of(item) for item in page.items)
+        return uv_envs.OperationPage(page.total, page.limit, page.offset, items)
 
     def delete_operations(
-        self, workflow_id: str, node_id: str = "", *, timeout: float | None = None
-    ) -> pb.DeleteOperationsResponse:
-        """DeleteOperations: drop a workflow's (or one node's) audit records."""
-        request = pb.DeleteOperationsRequest(workflow_id=workflow_id, node_id=node_id)
+        self, workflow_id: str, node_id: str | None = None, *, timeout: float | None = None
+    ) -> uv_envs.DeletedOperations:
+        """Delete a workflow's (or one node's) audit records (DeleteOperations)."""
+        request = pb.DeleteOperationsRequest(workflow_id=workflow_id, node_id=node_id or "")
         response: pb.DeleteOperationsResponse = self._call("DeleteOperations", request, timeout)
-        return response
-
-    def run_code(
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        *,
-        code: str,
-        timeout_seconds: int = 0,
-        timeout: float | None = None,
-    ) -> pb.RunCodeResponse:
-        """RunCode: uv-envs answers UNIMPLEMENTED (running node code is Ray's job)."""
-        request = pb.RunCodeRequest(
-            workflow_id=workflow_id,
-            node_id=node_id,
-            version_id=version_id,
-            code=code,
-            timeout=timeout_seconds,
+        return uv_envs.DeletedOperations(
+            response.workflow_id,
+            response.node_id,
+            response.deleted_count,
+            tuple(response.deleted_node_ids),
         )
-        response: pb.RunCodeResponse = self._call("RunCode", request, timeout)
-        return response
 
     def watch(
         self,
@@ -369,19 +217,3 @@ class EnvManagerClient:
         """
         request = events.watch_request(workflow_id, node_id, names, operation_id, after)
         return events.watch(self._channel, request, self._metadata, self.wait_for_ready)
-
-    def health(self, service: str = "", *, timeout: float | None = 10.0) -> str:
-        """Return the ``grpc.health.v1`` status name: SERVING, NOT_SERVING, SERVICE_UNKNOWN."""
-        try:
-            response: Any = self._health(
-                health_pb2.HealthCheckRequest(service=service),
-                timeout=timeout,
-                metadata=self._metadata,
-                wait_for_ready=self.wait_for_ready,
-            )
-        except grpc.RpcError as err:
-            if err.code() is grpc.StatusCode.NOT_FOUND:
-                return "SERVICE_UNKNOWN"
-            raise RemoteError(f"{err.code().name}: {err.details()}", err.code()) from err
-        name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-        return name

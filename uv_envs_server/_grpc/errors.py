@@ -19,20 +19,12 @@ caller is told whether the operation changed the env.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Never, cast
 
 import grpc
 
 import uv_envs
-from uv_envs_server._outcomes import (
-    Outcome,
-    core_error,
-    internal_message,
-    outcome_of,
-    shorten,
-    unavailable_message,
-)
+from uv_envs_server._outcomes import MAX_DETAILS, caller_message, core_error, outcome_of
 from uv_envs_server._request_ids import current_request_id
 
 if TYPE_CHECKING:
@@ -43,33 +35,16 @@ ERROR_CLASS_KEY = "uv-envs-error-class"
 #: Trailing metadata of an UNAVAILABLE answer after the operation ran: how it ended.
 FINISHED_KEY = "uv-envs-finished"
 
-logger = logging.getLogger("uv_envs_server")
-
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """Return the status code and message the server answers for ``exc``."""
-    outcome = outcome_of(exc)
-    if isinstance(exc, uv_envs.AuditUnavailable):
-        return grpc.StatusCode.UNAVAILABLE, unavailable_message(exc, current_request_id.get())
-    if outcome is not Outcome.INTERNAL:
-        return grpc.StatusCode[outcome.grpc_code], shorten(str(exc) or type(exc).__name__)
-    # UvNotFound, StorageError, a bug: the server's own trouble. Their messages
-    # may quote server files, so the caller gets the class and the request id
-    # that finds the details in the server log.
-    return grpc.StatusCode.INTERNAL, internal_message(exc, current_request_id.get())
+    """Return the status code and message the server answers for ``exc`` (logged if its own)."""
+    message = caller_message(exc, current_request_id.get(), MAX_DETAILS)
+    return grpc.StatusCode[outcome_of(exc).grpc_code], message
 
 
 def abort(context: grpc.ServicerContext, exc: BaseException) -> Never:
     """End the RPC with the status for ``exc``. Unexpected errors are logged here."""
     code, details = status_for(exc)
-    if code is grpc.StatusCode.UNAVAILABLE:
-        logger.warning("%s (request id %s)", exc, current_request_id.get())
-    if code is grpc.StatusCode.INTERNAL:
-        request_id = current_request_id.get()
-        if isinstance(exc, uv_envs.UvEnvsError):
-            logger.error("%s: %s (request id %s)", type(exc).__name__, exc, request_id)
-        else:
-            logger.error("unexpected error (request id %s)", request_id, exc_info=exc)
     if isinstance(exc, uv_envs.UvEnvsError):
         # Added to what is there already (the request id).
         current = cast("Iterable[tuple[str, str | bytes]]", context.trailing_metadata() or ())

@@ -1,4 +1,4 @@
-"""The generated messages, and the service's method table in one place."""
+"""The generated messages, and the service's method table, read from the proto itself."""
 
 from __future__ import annotations
 
@@ -9,23 +9,15 @@ from uv_envs_server._generated import env_manager_pb2 as pb
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
-SERVICE_NAME: Final = "envmanager.EnvManagerService"
+_SERVICE: Final = pb.DESCRIPTOR.services_by_name["EnvManagerService"]
 
-#: RPC name -> (request class, response class), in the order of the proto file.
+SERVICE_NAME: Final = _SERVICE.full_name
+
+#: RPC name -> (request class, response class), in the order of the proto file. Read
+#: from the compiled descriptor, so the table cannot disagree with protos/env_manager.proto.
 METHODS: Final[dict[str, tuple[type[Message], type[Message]]]] = {
-    "GetEnvStatus": (pb.GetEnvStatusRequest, pb.EnvStatusResponse),
-    "CreateEnv": (pb.CreateEnvRequest, pb.CreateEnvResponse),
-    "DeleteEnv": (pb.DeleteEnvRequest, pb.DeleteEnvResponse),
-    "AddDeps": (pb.DepsRequest, pb.DepsOperationResponse),
-    "UpdateDeps": (pb.DepsRequest, pb.DepsOperationResponse),
-    "RemoveDeps": (pb.DepsRequest, pb.DepsOperationResponse),
-    "ListDeps": (pb.ListDepsRequest, pb.ListDepsResponse),
-    "SyncEnv": (pb.SyncEnvRequest, pb.SyncEnvResponse),
-    "RunCode": (pb.RunCodeRequest, pb.RunCodeResponse),
-    "ExportEnv": (pb.ExportEnvRequest, pb.ExportEnvResponse),
-    "Cleanup": (pb.CleanupRequest, pb.CleanupResponse),
-    "GetOperations": (pb.GetOperationsRequest, pb.OperationListResponse),
-    "DeleteOperations": (pb.DeleteOperationsRequest, pb.DeleteOperationsResponse),
+    method.name: (getattr(pb, method.input_type.name), getattr(pb, method.output_type.name))
+    for method in _SERVICE.methods
 }
 
 

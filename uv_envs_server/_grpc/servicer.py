@@ -218,27 +218,31 @@ class EnvManagerServicer:
 
         return pb.DepsOperationResponse(**self._operation(request, context, run))
 
+    def _named_packages(
+        self,
+        request: pb.DepsRequest,
+        context: grpc.ServicerContext,
+        rpc: str,
+        change: Callable[[uv_envs.EnvKey, tuple[str, ...]], uv_envs.OperationResult],
+    ) -> pb.DepsOperationResponse:
+        # UpdateDeps and RemoveDeps take package names only, never a requirements file.
+        def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
+            wire.no_requirements_file(request, rpc)
+            return change(key, self._packages(request.packages))
+
+        return pb.DepsOperationResponse(**self._operation(request, context, run))
+
     def UpdateDeps(
         self, request: pb.DepsRequest, context: grpc.ServicerContext
     ) -> pb.DepsOperationResponse:
         """Upgrade the named packages, or all of them when none is named."""
-
-        def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
-            wire.no_requirements_file(request, "UpdateDeps")
-            return self.manager.update(key, self._packages(request.packages))
-
-        return pb.DepsOperationResponse(**self._operation(request, context, run))
+        return self._named_packages(request, context, "UpdateDeps", self.manager.update)
 
     def RemoveDeps(
         self, request: pb.DepsRequest, context: grpc.ServicerContext
     ) -> pb.DepsOperationResponse:
         """Remove the named packages."""
-
-        def run(key: uv_envs.EnvKey) -> uv_envs.OperationResult:
-            wire.no_requirements_file(request, "RemoveDeps")
-            return self.manager.remove(key, self._packages(request.packages))
-
-        return pb.DepsOperationResponse(**self._operation(request, context, run))
+        return self._named_packages(request, context, "RemoveDeps", self.manager.remove)
 
     def SyncEnv(
         self, request: pb.SyncEnvRequest, context: grpc.ServicerContext

@@ -62,21 +62,34 @@ def no_requirements_file(request: pb.DepsRequest, rpc: str) -> None:
         raise uv_envs.InvalidInput(msg)
 
 
+#: Audit record fields the proto and the core spell and type alike.
+_SAME_FIELDS = ("id", "workflow_id", "node_id", "version_id", "operation", "stdout", "stderr")
+
+
 def record(item: uv_envs.OperationRecord) -> pb.OperationRecord:
     # Proto3 has no null: unset times and durations are 0, an unset exit code is -1.
     return pb.OperationRecord(
-        id=item.id,
-        workflow_id=item.workflow_id,
-        node_id=item.node_id,
-        version_id=item.version_id,
-        operation=item.operation,
+        **{name: getattr(item, name) for name in _SAME_FIELDS},
         status=item.status,
         started_at_unix=int(item.started_at),
         finished_at_unix=int(item.finished_at or 0),
         duration_ms=item.duration_ms or 0,
-        stdout=item.stdout,
-        stderr=item.stderr,
         exit_code=-1 if item.exit_code is None else item.exit_code,
         error=item.error or "",
         metadata_json=to_json(dict(item.metadata)),
+    )
+
+
+def record_of(item: pb.OperationRecord) -> uv_envs.OperationRecord:
+    # The reverse of record(): 0 and -1 stand for "not set".
+    finished = float(item.finished_at_unix) if item.finished_at_unix else None
+    return uv_envs.OperationRecord(
+        **{name: getattr(item, name) for name in _SAME_FIELDS},
+        status=uv_envs.OperationStatus(item.status),
+        started_at=float(item.started_at_unix),
+        finished_at=finished,
+        duration_ms=item.duration_ms if finished is not None else None,
+        exit_code=None if item.exit_code == -1 else item.exit_code,
+        error=item.error or None,
+        metadata=json.loads(item.metadata_json or "{}"),
     )

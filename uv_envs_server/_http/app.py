@@ -21,9 +21,10 @@ from starlette.routing import Match
 import uv_envs
 from uv_envs_server._http.compat.errors import document_compat_errors
 from uv_envs_server._http.compat.routes import compat_router, refuse_legacy_shapes
-from uv_envs_server._http.v1.routes import Failed, router
+from uv_envs_server._http.v1.routes import router
 
 from . import sse
+from .core_calls import Failed
 from .middleware import GuardMiddleware
 from .problems import document_problems, problem, problem_for, validation_problem
 

@@ -10,20 +10,13 @@ unreachable audit database is a 503 with ``Retry-After``.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
 import uv_envs
-from uv_envs_server._outcomes import (
-    Outcome,
-    internal_message,
-    outcome_of,
-    shorten,
-    unavailable_message,
-)
+from uv_envs_server._outcomes import Outcome, caller_message, outcome_of, shorten
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -36,7 +29,6 @@ MAX_OUTPUT = 64 * 1024
 #: What a 503 (the audit database is away) suggests waiting before the retry.
 RETRY_AFTER_SECONDS = 5
 
-logger = logging.getLogger("uv_envs_server")
 
 _TITLES: Final[Mapping[int, str]] = {
     400: "Bad request",
@@ -119,11 +111,11 @@ def problem_for(
     """The problem answering ``exc``; an unexpected one is logged here with its traceback."""
     outcome = outcome_of(exc)
     name = type(exc).__name__
+    detail = caller_message(exc, request_id, MAX_OUTPUT)
     if isinstance(exc, uv_envs.AuditUnavailable):
-        logger.warning("%s (request id %s)", exc, request_id)
         return problem(
             503,
-            unavailable_message(exc, request_id),
+            detail,
             error_class=name,
             request_id=request_id,
             instance=instance,
@@ -131,13 +123,9 @@ def problem_for(
             finished=exc.finished,
         )
     if outcome is Outcome.INTERNAL:
-        if isinstance(exc, uv_envs.UvEnvsError):
-            logger.error("%s: %s (request id %s)", name, exc, request_id)
-        else:
-            logger.error("unexpected error (request id %s)", request_id, exc_info=exc)
         return problem(
             500,
-            internal_message(exc, request_id),
+            detail,
             error_class=name if isinstance(exc, uv_envs.UvEnvsError) else None,
             request_id=request_id,
             instance=instance,
@@ -151,7 +139,7 @@ def problem_for(
         }
     return problem(
         outcome.http_status,
-        shorten(str(exc) or name, MAX_OUTPUT),
+        detail,
         error_class=name,
         request_id=request_id,
         instance=instance,

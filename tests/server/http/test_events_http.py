@@ -93,17 +93,32 @@ def test_last_event_id_resumes_and_says_what_it_cannot_replay(
     last = fake_manager.events.last_sequence
     fake_manager.delete(KEY)
     with HttpEnvClient(server.url) as client:
-        resumed = client.watch(last_event_id=last)
+        resumed = client.watch(after=last)
         event = next(resumed)
         assert (event.name, event.sequence) == ("EnvironmentDeleted", last + 1)
         resumed.close()
         fake_manager.events.configure(replay=1)
-        gap = client.watch(last_event_id=0)
+        gap = client.watch(after=0)
         notice = next(gap)
         assert notice.name == "ReplayGap"
         assert notice.counts == {"missed": last}
         assert next(gap).sequence == last + 1
         gap.close()
+
+
+def test_last_event_id_still_resumes_with_a_deprecation_warning(
+    http_serve: HttpServe, fake_manager: uv_envs.EnvManager
+) -> None:
+    server = http_serve(fake_manager)
+    fake_manager.create(KEY, packages=["alpha"])
+    last = fake_manager.events.last_sequence
+    fake_manager.delete(KEY)
+    with HttpEnvClient(server.url) as client:
+        resumed = client.watch(last_event_id=last)
+        with pytest.warns(DeprecationWarning, match="use after="):
+            event = next(resumed)
+        resumed.close()
+    assert (event.name, event.sequence) == ("EnvironmentDeleted", last + 1)
 
 
 def test_the_raw_stream_is_sse_with_ids(

@@ -102,9 +102,9 @@ def test_the_whole_lifecycle_on_real_uv(  # noqa: PLR0915 - one lifecycle, step 
     assert bad_format.status_code == 422
 
     page = api.operations("wf", "n", limit=3)
-    assert page["total"] >= 6
-    assert len(page["items"]) == 3
-    assert {item["operation"] for item in api.operations("wf")["items"]} >= {
+    assert page.total >= 6
+    assert len(page.items) == 3
+    assert {item.operation for item in api.operations("wf").items} >= {
         "create",
         "add",
         "sync",
@@ -116,7 +116,7 @@ def test_the_whole_lifecycle_on_real_uv(  # noqa: PLR0915 - one lifecycle, step 
         api.get_env("wf", "n", "v1")
     assert not Path(env["env_path"]).exists()
     assert api.cleanup(0)["deleted"] == []
-    assert api.delete_operations("wf")["deleted_count"] >= 6
+    assert api.delete_operations("wf").deleted_count >= 6
 
 
 def test_ensure_env_returns_a_working_python_and_the_empty_version_is_at(
@@ -143,7 +143,7 @@ def test_uv_failures_carry_uvs_stderr(api: HttpEnvClient, manager: uv_envs.EnvMa
     assert problem["request_id"] == answer.headers["x-request-id"]
     assert not manager._core.services.layout.env_dir(uv_envs.EnvKey("wf", "n")).exists()
 
-    api.ensure("wf", "n", packages=["alpha>=2"])
+    api.ensure(uv_envs.EnvKey("wf", "n"), ["alpha>=2"])
     with pytest.raises(uv_envs.ResolutionFailed) as info:
         api.add_deps("wf", "n", packages=["delta"])  # delta wants alpha<2, the env has alpha
     assert "delta" in info.value.stderr or "alpha" in info.value.stderr
@@ -252,7 +252,7 @@ def test_the_ray_runtime_env_is_carried(
 ) -> None:
     server = http_serve(fake_manager)
     with HttpEnvClient(server.url, timeout=30) as client:
-        created = client.ensure("wf", "n", packages=["alpha"])
+        created = client.http.put("/v1/envs/wf/n/@", json={"packages": ["alpha"]}).json()
         env = client.get_env("wf", "n")["environment"]
     expected = {"py_executable": env["python_path"], "env_vars": {"VIRTUAL_ENV": env["venv_path"]}}
     assert created["ray_runtime_env"] == expected

@@ -63,7 +63,7 @@ def test_without_the_token_every_call_but_health_is_refused(
         anonymous.list_envs()
     assert info.value.status_code == 401
     with HttpEnvClient(server.url, token=TOKEN) as client:
-        assert client.ensure("wf", "n", packages=["alpha"])["status"] == "READY"
+        assert client.ensure(uv_envs.EnvKey("wf", "n"), ["alpha"]).status == "READY"
         assert "wf/n/" in client.status_page()
 
 

@@ -11,7 +11,6 @@ it serves; the guards' refusals (401 token, 413 size) stay problem bodies.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi.exceptions import RequestValidationError
@@ -21,22 +20,15 @@ from starlette.exceptions import HTTPException
 
 import uv_envs
 from uv_envs_server._http.compat.models import CompatCode, CompatError
+from uv_envs_server._http.core_calls import Failed
 from uv_envs_server._http.problems import MAX_OUTPUT, PROBLEM_STATUSES
-from uv_envs_server._http.v1.routes import Failed
-from uv_envs_server._outcomes import (
-    Outcome,
-    internal_message,
-    outcome_of,
-    shorten,
-    unavailable_message,
-)
+from uv_envs_server._outcomes import Outcome, caller_message, outcome_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping, Sequence
 
     from fastapi import Request, Response
 
-logger = logging.getLogger("uv_envs_server")
 
 #: The OpenAPI tag of these routes.
 COMPAT_TAG: Final = "original service API"
@@ -80,18 +72,8 @@ def compat_error(exc: BaseException, request_id: str | None) -> JSONResponse:
     As on ``/v1``, a 500 for a server-side failure names only the class and the
     request id, and an unreachable audit database says whether the env changed.
     """
-    outcome = outcome_of(exc)
-    status, code = COMPAT_ERRORS[outcome]
-    if isinstance(exc, uv_envs.AuditUnavailable):
-        logger.warning("%s (request id %s)", exc, request_id)
-        return compat_response(status, code, unavailable_message(exc, request_id))
-    if outcome is Outcome.INTERNAL:
-        if isinstance(exc, uv_envs.UvEnvsError):
-            logger.error("%s: %s (request id %s)", type(exc).__name__, exc, request_id)
-        else:
-            logger.error("unexpected error (request id %s)", request_id, exc_info=exc)
-        return compat_response(status, code, internal_message(exc, request_id))
-    return compat_response(status, code, shorten(str(exc) or type(exc).__name__, MAX_OUTPUT))
+    status, code = COMPAT_ERRORS[outcome_of(exc)]
+    return compat_response(status, code, caller_message(exc, request_id, MAX_OUTPUT))
 
 
 def compat_invalid(errors: Sequence[Any]) -> JSONResponse:

@@ -13,7 +13,7 @@ shape from being read as one of its version ids.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import attrs
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -22,8 +22,11 @@ import uv_envs
 from uv_envs_server._http.compat import models as cm
 from uv_envs_server._http.compat.errors import COMPAT_TAG, CompatRoute
 from uv_envs_server._http.compat.forms import requested_packages, requirements_file_lines
-from uv_envs_server._http.v1.routes import Core
+from uv_envs_server._http.core_calls import Core, CoreCalls
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 compat_router = APIRouter(route_class=CompatRoute, tags=[COMPAT_TAG])
 
@@ -51,6 +54,15 @@ Version = Annotated[
 def _key(workflow_id: str, node_id: str, version_id: str | None) -> uv_envs.EnvKey:
     # Raises InvalidIdentifier (400 INVALID_PACKAGES) for an id the core refuses.
     return uv_envs.EnvKey(workflow_id, node_id, version_id or "")
+
+
+def _path_key(workflow_id: str, node_id: str, version_id: Version = None) -> uv_envs.EnvKey:
+    """The env the path and the ``version_id`` query name."""
+    return _key(workflow_id, node_id, version_id)
+
+
+#: The env a route names, as an endpoint parameter.
+CompatKey = Annotated[uv_envs.EnvKey, Depends(_path_key)]
 
 
 async def refuse_legacy_shapes(request: Request) -> None:
@@ -129,17 +141,24 @@ async def _packages_form(
 Packages = Annotated[PackagesForm, Depends(_packages_form)]
 
 
+async def _changed(
+    core: CoreCalls,
+    form: PackagesForm,
+    change: Callable[[tuple[str, ...]], uv_envs.OperationResult],
+) -> uv_envs.OperationResult:
+    """Add, update or remove the form's packages (at least one), on the pool."""
+    packages = form.packages(required=True)
+    return await core(lambda: change(core.packages(packages)))
+
+
 @compat_router.get(ENV)
-async def get_env_status(
-    workflow_id: str, node_id: str, core: Core, version_id: Version = None
-) -> cm.CompatStatus:
+async def get_env_status(key: CompatKey, core: Core) -> cm.CompatStatus:
     """The env, if it can be used; else 404 ENV_NOT_FOUND, so a client creates it.
 
     An env that is not READY (a failed or damaged one, one being created) is
     404 too: the original client then posts ``/envs``, which rebuilds it. A
     READY env's answer counts as a use for idle cleanup (the client runs it next).
     """
-    key = _key(workflow_id, node_id, version_id)
 
     def look() -> uv_envs.StatusReport:
         report = core.manager.status(key)
@@ -182,72 +201,48 @@ async def create_env(
 
 
 @compat_router.delete(ENV)
-async def delete_env(
-    workflow_id: str, node_id: str, core: Core, version_id: Version = None
-) -> cm.CompatDeleted:
+async def delete_env(key: CompatKey, core: Core) -> cm.CompatDeleted:
     """Delete the env; "deleted" also when there was none. A leased env is 423 ENV_LOCKED."""
-    key = _key(workflow_id, node_id, version_id)
     await core(lambda: core.manager.delete(key))
     return cm.compat_deleted(key)
 
 
 @compat_router.post(f"{ENV}/deps")
-async def add_packages(
-    workflow_id: str, node_id: str, form: Packages, core: Core, version_id: Version = None
-) -> cm.CompatChanged:
+async def add_packages(key: CompatKey, form: Packages, core: Core) -> cm.CompatChanged:
     """Add packages (uv add); naming none is 400 INVALID_PACKAGES."""
-    key = _key(workflow_id, node_id, version_id)
-    packages = form.packages(required=True)
-    result = await core(lambda: core.manager.add(key, core.packages(packages)))
+    result = await _changed(core, form, lambda packages: core.manager.add(key, packages))
     return cm.compat_changed(result, "added")
 
 
 @compat_router.put(f"{ENV}/deps")
-async def update_packages(
-    workflow_id: str, node_id: str, form: Packages, core: Core, version_id: Version = None
-) -> cm.CompatChanged:
+async def update_packages(key: CompatKey, form: Packages, core: Core) -> cm.CompatChanged:
     """Upgrade the named packages (a specifier also replaces the declared one)."""
-    key = _key(workflow_id, node_id, version_id)
-    packages = form.packages(required=True)
-    result = await core(lambda: core.manager.update(key, core.packages(packages)))
+    result = await _changed(core, form, lambda packages: core.manager.update(key, packages))
     return cm.compat_changed(result, "updated")
 
 
 @compat_router.delete(f"{ENV}/deps")
-async def remove_packages(
-    workflow_id: str, node_id: str, form: Packages, core: Core, version_id: Version = None
-) -> cm.CompatInstalled:
+async def remove_packages(key: CompatKey, form: Packages, core: Core) -> cm.CompatInstalled:
     """Remove the named packages (uv remove); the form body names them."""
-    key = _key(workflow_id, node_id, version_id)
-    packages = form.packages(required=True)
-    result = await core(lambda: core.manager.remove(key, core.packages(packages)))
+    result = await _changed(core, form, lambda packages: core.manager.remove(key, packages))
     return cm.compat_installed(result, "removed")
 
 
 @compat_router.get(f"{ENV}/deps")
-async def list_packages(
-    workflow_id: str, node_id: str, core: Core, version_id: Version = None
-) -> cm.CompatDeps:
+async def list_packages(key: CompatKey, core: Core) -> cm.CompatDeps:
     """The requirements pyproject.toml declares and the versions uv.lock pins."""
-    key = _key(workflow_id, node_id, version_id)
     return cm.compat_deps(key, await core(lambda: core.manager.dependencies(key)))
 
 
 @compat_router.post(f"{ENV}/sync")
-async def sync_env(
-    workflow_id: str, node_id: str, core: Core, version_id: Version = None
-) -> cm.CompatInstalled:
+async def sync_env(key: CompatKey, core: Core) -> cm.CompatInstalled:
     """Rebuild the venv exactly from uv.lock (repairs a damaged env)."""
-    key = _key(workflow_id, node_id, version_id)
     return cm.compat_installed(await core(lambda: core.manager.sync(key)), "synced")
 
 
 @compat_router.get(f"{ENV}/export")
-async def export_env(
-    workflow_id: str, node_id: str, core: Core, version_id: Version = None
-) -> cm.CompatExport:
+async def export_env(key: CompatKey, core: Core) -> cm.CompatExport:
     """pyproject.toml and uv.lock, as text."""
-    key = _key(workflow_id, node_id, version_id)
     return cm.compat_export(key, await core(lambda: core.manager.export(key)))
 
 

@@ -1,45 +1,23 @@
 """The HTTP/JSON API's endpoints: request -> one core call -> JSON, and nothing more.
 
-Every core call runs on the server's thread pool (:class:`CoreCalls`, handed
-to each endpoint as a dependency, reads the manager, the pool and the limits
-from ``app.state``), so a long create holds one thread while the event loop
-goes on answering other requests. Listings and audit pages are also turned
-into JSON bytes on the pool (:class:`Rendered`): with hundreds of them at
-once, building and checking their models on the event loop made a health
-check wait. While it runs the handler polls
-whether the client is still there; when it has gone, the call's cancel event
-is set and the core stops uv and rolls back, as the gRPC servicer does when a
-call is cancelled. The empty version id is spelt ``@`` in paths.
+Each core call runs on the server's pool through :class:`~.core_calls.CoreCalls`
+(the ``core`` parameter). The empty version id is spelt ``@`` in paths.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import threading
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import Annotated, TypedDict
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import HTMLResponse
 
 import uv_envs
+from uv_envs_server._http.core_calls import Core, CoreCalls, Failed, Rendered
 from uv_envs_server._http.page import render_status_page
 from uv_envs_server._http.v1 import bodies as b
 from uv_envs_server._http.v1 import models as m
-from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT, limit_packages
+from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
 from uv_envs_server._nodes import cluster_nodes, node_presence, relay_counts
-from uv_envs_server._request_ids import following
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-    from concurrent.futures import Executor
-
-    from pydantic import BaseModel
-
-_R = TypeVar("_R")
-
-#: Seconds between two checks whether the client of a running call is still there.
-DISCONNECT_POLL = 0.1
 
 ENV = "/v1/envs/{workflow_id}/{node_id}/{version_id}"
 
@@ -59,74 +37,29 @@ def _env_json(core: CoreCalls, environment: uv_envs.Environment) -> m.EnvJson:
     return m.env_json(environment, node_presence(core.manager, environment.key))
 
 
-class Failed(Exception):
-    """Carries a core call's exception to the handler that turns it into a problem."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-        super().__init__(type(error).__name__)
-
-
-class CoreCalls:
-    """One request's way to the core: its calls run on the pool, cancelled when the client goes.
-
-    FastAPI makes one per request (the :data:`Core` dependency) from what
-    :func:`~uv_envs_server._http.app.create_app` put on ``app.state``.
-    """
-
-    def __init__(self, request: Request) -> None:
-        state = request.app.state
-        self.request = request
-        self.manager: uv_envs.EnvManager = state.manager
-        self.executor: Executor = state.executor
-        self.max_packages: int = state.max_packages
-        self.min_cleanup_idle_hours: float = state.min_cleanup_idle_hours
-
-    def packages(self, packages: list[str]) -> tuple[str, ...]:
-        return limit_packages(packages, self.max_packages)
-
-    async def __call__(self, call: Callable[[], _R]) -> _R:
-        cancel = threading.Event()
-
-        def work() -> _R:
-            # The request id names the call's operation in the event stream.
-            with uv_envs.EnvManager.cancellable(cancel), following():
-                return call()
-
-        # The copied context carries the request id into the worker thread.
-        context = contextvars.copy_context()
-        future = asyncio.get_running_loop().run_in_executor(self.executor, context.run, work)
-        try:
-            while not future.done():
-                await asyncio.wait({future}, timeout=DISCONNECT_POLL)
-                if not future.done() and await self.request.is_disconnected():
-                    cancel.set()  # uv is stopped, the operation rolled back
-                    await asyncio.wait({future})
-            return future.result()
-        except asyncio.CancelledError:
-            cancel.set()  # the server is stopping this request
-            raise
-        except Exception as exc:
-            raise Failed(exc) from exc
-
-
-class Rendered(Response):
-    """A JSON body made on the pool; FastAPI sends it as is (``response_model`` documents it)."""
-
-    media_type = "application/json"
-
-    @classmethod
-    def of(cls, model: BaseModel) -> bytes:
-        """``model`` as the body bytes; call it inside the core call, off the event loop."""
-        return model.model_dump_json().encode()
-
-
-#: The request's :class:`CoreCalls`, as an endpoint parameter (adds no API parameter).
-Core = Annotated[CoreCalls, Depends(CoreCalls)]
-
-
-def _key(workflow_id: str, node_id: str, version_id: str) -> uv_envs.EnvKey:
+def _path_key(workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId) -> uv_envs.EnvKey:
+    """The env a path names; ``@`` is the empty version id."""
     return uv_envs.EnvKey(workflow_id, node_id, "" if version_id == b.EMPTY_VERSION else version_id)
+
+
+class _Spec(TypedDict):
+    packages: tuple[str, ...]
+    requirements_text: str | None
+    python: str | None
+
+
+def _spec(core: CoreCalls, body: b.EnsureBody) -> _Spec:
+    # A body's spec as the core's keywords; call it in the core call (it checks the limit).
+    packages = core.packages(body.packages)
+    return {
+        "packages": packages,
+        "requirements_text": body.requirements_text,
+        "python": body.python_version or None,
+    }
+
+
+#: The env named by the path's three ids, as an endpoint parameter.
+PathKey = Annotated[uv_envs.EnvKey, Depends(_path_key)]
 
 
 @router.get("/v1/health", tags=["maintenance"])
@@ -156,37 +89,16 @@ async def cluster(core: Core) -> m.ClusterJson:
 async def create(body: b.CreateBody, response: Response, core: Core) -> m.EnvJson:
     """Create an env: 201 when made, 200 when an identical one exists, 409 for another spec."""
     key = uv_envs.EnvKey(body.workflow_id, body.node_id, body.version_id)
-    provisioned = await core(
-        lambda: core.manager.provision(
-            key,
-            packages=core.packages(body.packages),
-            requirements_text=body.requirements_text,
-            python=body.python_version or None,
-        ),
-    )
+    provisioned = await core(lambda: core.manager.provision(key, **_spec(core, body)))
     if not provisioned.created:
         response.status_code = 200
     return _env_json(core, provisioned.environment)
 
 
 @router.put(ENV, tags=["envs"])
-async def ensure(
-    workflow_id: WorkflowId,
-    node_id: NodeId,
-    version_id: VersionId,
-    body: b.EnsureBody,
-    core: Core,
-) -> m.EnvJson:
+async def ensure(key: PathKey, body: b.EnsureBody, core: Core) -> m.EnvJson:
     """Make the env match the spec (create it, or move it to a new generation); retry-safe."""
-    key = _key(workflow_id, node_id, version_id)
-    env = await core(
-        lambda: core.manager.ensure(
-            key,
-            packages=core.packages(body.packages),
-            requirements_text=body.requirements_text,
-            python=body.python_version or None,
-        ),
-    )
+    env = await core(lambda: core.manager.ensure(key, **_spec(core, body)))
     return _env_json(core, env)
 
 
@@ -204,11 +116,8 @@ async def list_envs(
 
 
 @router.get(ENV, tags=["envs"])
-async def status(
-    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
-) -> m.StatusJson:
+async def status(key: PathKey, core: Core) -> m.StatusJson:
     """The env's status, which of its files exist, and the env; 404 when there is none."""
-    key = _key(workflow_id, node_id, version_id)
     report = await core(lambda: core.manager.status(key))
     if report.environment is None:
         raise Failed(uv_envs.EnvironmentNotFound(f"no environment {key}"))
@@ -217,34 +126,25 @@ async def status(
 
 @router.delete(ENV, tags=["envs"])
 async def delete(
-    workflow_id: WorkflowId,
-    node_id: NodeId,
-    version_id: VersionId,
+    key: PathKey,
     core: Core,
     force: bool = False,  # noqa: FBT001, FBT002 - a query parameter
 ) -> m.DeletedJson:
     """Delete the env; NOT_FOUND (still 200) when there was none. A leased env is 423."""
-    key = _key(workflow_id, node_id, version_id)
     result = await core(lambda: core.manager.delete(key, force=force))
     return m.DeletedJson(**m.key_json(key), status=result.status)
 
 
 @router.get(f"{ENV}/deps", tags=["deps"])
-async def deps(
-    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
-) -> m.DepsJson:
+async def deps(key: PathKey, core: Core) -> m.DepsJson:
     """The declared requirements and the versions uv.lock pins."""
-    key = _key(workflow_id, node_id, version_id)
     found = await core(lambda: core.manager.dependencies(key))
     return m.DepsJson(declared=list(found.declared), locked=dict(found.locked))
 
 
 @router.post(f"{ENV}/deps", tags=["deps"])
-async def add(
-    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, body: b.AddBody, core: Core
-) -> m.OperationJson:
+async def add(key: PathKey, body: b.AddBody, core: Core) -> m.OperationJson:
     """Add packages (uv add) in a new generation; uv's failure is a problem with its stderr."""
-    key = _key(workflow_id, node_id, version_id)
     result = await core(
         lambda: core.manager.add(
             key, core.packages(body.packages), requirements_text=body.requirements_text
@@ -254,48 +154,28 @@ async def add(
 
 
 @router.patch(f"{ENV}/deps", tags=["deps"])
-async def update(
-    workflow_id: WorkflowId,
-    node_id: NodeId,
-    version_id: VersionId,
-    body: b.PackagesBody,
-    core: Core,
-) -> m.OperationJson:
+async def update(key: PathKey, body: b.PackagesBody, core: Core) -> m.OperationJson:
     """Upgrade the named packages, or every one when none is named."""
-    key = _key(workflow_id, node_id, version_id)
     result = await core(lambda: core.manager.update(key, core.packages(body.packages)))
     return m.operation_json(result)
 
 
 @router.delete(f"{ENV}/deps", tags=["deps"])
-async def remove(
-    workflow_id: WorkflowId,
-    node_id: NodeId,
-    version_id: VersionId,
-    body: b.RemoveBody,
-    core: Core,
-) -> m.OperationJson:
+async def remove(key: PathKey, body: b.RemoveBody, core: Core) -> m.OperationJson:
     """Remove the named packages."""
-    key = _key(workflow_id, node_id, version_id)
     result = await core(lambda: core.manager.remove(key, core.packages(body.packages)))
     return m.operation_json(result)
 
 
 @router.post(f"{ENV}/sync", tags=["deps"])
-async def sync(
-    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
-) -> m.OperationJson:
+async def sync(key: PathKey, core: Core) -> m.OperationJson:
     """Make the venv match uv.lock again (repairs a DAMAGED env)."""
-    key = _key(workflow_id, node_id, version_id)
     return m.operation_json(await core(lambda: core.manager.sync(key)))
 
 
 @router.post(f"{ENV}/verify", tags=["deps"])
-async def verify(
-    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, core: Core
-) -> m.VerifyJson:
+async def verify(key: PathKey, core: Core) -> m.VerifyJson:
     """Check the venv against its lock, file by file; a failed check marks it DAMAGED."""
-    key = _key(workflow_id, node_id, version_id)
     report = await core(lambda: core.manager.verify(key))
     return m.VerifyJson(
         ok=report.ok, problems=list(report.problems), checked_files=report.checked_files
@@ -304,14 +184,11 @@ async def verify(
 
 @router.get(f"{ENV}/export", tags=["deps"])
 async def export(
-    workflow_id: WorkflowId,
-    node_id: NodeId,
-    version_id: VersionId,
+    key: PathKey,
     core: Core,
     fmt: Annotated[b.ExportFormat, Query(alias="format")] = b.ExportFormat.PROJECT,
 ) -> m.ExportJson:
     """The project files (pyproject.toml, uv.lock), or the lock as requirements.txt/pylock."""
-    key = _key(workflow_id, node_id, version_id)
 
     def call() -> dict[str, str]:
         exported = core.manager.export(key, fmt)
