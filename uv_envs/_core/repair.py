@@ -205,25 +205,24 @@ class Repairs:
                 continue
             damage = store_damage(self.services.layout, found)
             problems.setdefault(str(key), (damage or "damaged",))
-            try:
-                self._rebuild(key)
-            except UvEnvsError as exc:
-                failed[str(key)] = f"{type(exc).__name__}: {exc}"
-            else:
-                repaired.append(key)
+            self._try_rebuild(key, repaired, failed)
         return attrs.evolve(report, problems=problems, repaired=tuple(repaired), failed=failed)
 
     def _rebuild_all(self, keys: list[EnvKey]) -> RepairReport:
         repaired: list[EnvKey] = []
         failed: dict[str, str] = {}
         for key in keys:
-            try:
-                self._rebuild(key)
-            except UvEnvsError as exc:
-                failed[str(key)] = f"{type(exc).__name__}: {exc}"
-            else:
-                repaired.append(key)
+            self._try_rebuild(key, repaired, failed)
         return RepairReport(repaired=tuple(repaired), failed=failed)
+
+    def _try_rebuild(self, key: EnvKey, repaired: list[EnvKey], failed: dict[str, str]) -> None:
+        """Rebuild one env; one that fails is reported and the others go on."""
+        try:
+            self._rebuild(key)
+        except UvEnvsError as exc:
+            failed[str(key)] = f"{type(exc).__name__}: {exc}"
+        else:
+            repaired.append(key)
 
     def _rebuild(self, key: EnvKey) -> None:
         """A new generation for one env, linked to a healthy (or freshly rebuilt) store venv."""
