@@ -66,18 +66,11 @@ def _events(args: argparse.Namespace) -> Generator[StreamEvent]:
         raise InvalidInput("uv-envs watch needs the server extra: uv-envs[server]") from exc
     token = _token(args.token_file)
     server: str = args.server
-    if server.startswith(("http://", "https://")):
-        with uv_envs_server.HttpEnvClient(server, token=token) as http:
-            yield from http.watch(
-                workflow_id=args.workflow,
-                node_id=args.node,
-                names=args.name,
-                operation_id=args.operation,
-                last_event_id=args.after,
-            )
-        return
-    with uv_envs_server.EnvManagerClient(server, token=token) as grpc:
-        yield from grpc.watch(
+    # Both clients keep one contract (uv_envs_server.RemoteEnvManager): only the wire differs.
+    over_http = server.startswith(("http://", "https://"))
+    client_type = uv_envs_server.HttpEnvClient if over_http else uv_envs_server.EnvManagerClient
+    with client_type(server, token=token) as client:
+        yield from client.watch(
             workflow_id=args.workflow,
             node_id=args.node,
             names=args.name,
