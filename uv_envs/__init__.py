@@ -29,8 +29,8 @@ from uv_envs._events.domain import (
     EventPublisher,
     logging_publisher,
 )
+from uv_envs._events.records import EVENT_NAMES, EventFilter, Phase, StreamEvent
 from uv_envs._events.stream import EventStream, StreamStats, SubscriberLimits, Subscription
-from uv_envs._events.tracking import EVENT_NAMES, EventFilter, Phase, StreamEvent
 from uv_envs._procs.scan import ProcessScanner, ProcessUse, ProcessView, ProcScanner
 from uv_envs._store.metadata import Damage, UnreadableRecord
 from uv_envs._uv.commands import UvInvocation

@@ -20,7 +20,7 @@ from uv_envs._errors import InvalidInput
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-    from uv_envs._events.tracking import StreamEvent
+    from uv_envs._events.records import StreamEvent
 
 #: The server watched by default, and the variables that name it and its token.
 DEFAULT_SERVER: Final = "127.0.0.1:50051"

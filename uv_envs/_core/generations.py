@@ -21,7 +21,7 @@ import attrs
 
 from uv_envs._bytecode.compiler import cost_notes
 from uv_envs._errors import StorageError
-from uv_envs._events.tracking import Phase
+from uv_envs._events.records import Phase
 from uv_envs._models import Environment, EnvSpec, EnvStatus, RetiredGeneration
 from uv_envs._reports import OperationResult
 from uv_envs._store.project import read_declared, spec_hash

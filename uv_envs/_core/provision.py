@@ -21,7 +21,7 @@ import attrs
 from uv_envs._bytecode.compiler import CompileJob, cost_notes
 from uv_envs._errors import EnvironmentAlreadyExists, StorageError, UvEnvsError
 from uv_envs._events import domain as events
-from uv_envs._events.tracking import Phase
+from uv_envs._events.records import Phase
 from uv_envs._locks import locks
 from uv_envs._models import Environment, EnvKey, EnvStatus
 from uv_envs._reports import Provisioned, ProvisionOutcome

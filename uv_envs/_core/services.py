@@ -9,8 +9,8 @@ import attrs
 from uv_envs._audit.log import AuditLog
 from uv_envs._bytecode.compiler import BytecodePolicy
 from uv_envs._events import domain as events
+from uv_envs._events.records import Phase
 from uv_envs._events.stream import EventStream
-from uv_envs._events.tracking import Phase
 from uv_envs._models import EnvKey
 from uv_envs._procs.liveness import Liveness
 from uv_envs._settings import Settings

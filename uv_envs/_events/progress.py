@@ -13,7 +13,7 @@ from typing import Final
 
 import attrs
 
-from uv_envs._events.tracking import Phase
+from uv_envs._events.records import Phase
 
 
 @attrs.frozen

@@ -27,17 +27,16 @@ import attrs
 
 from uv_envs._errors import InvalidInput, TooManySubscribers
 from uv_envs._events.domain import DomainEvent
-from uv_envs._events.tracking import (
+from uv_envs._events.records import (
     CUT_OFF,
     PROGRESS,
     REPLAY_GAP,
     EventFilter,
     Phase,
     StreamEvent,
-    current_env,
-    current_operation,
     json_safe,
 )
+from uv_envs._events.tracking import current_env, current_operation
 from uv_envs._models import EnvKey
 
 # -- subscribers -----------------------------------------------------------------------

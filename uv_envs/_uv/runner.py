@@ -22,7 +22,7 @@ import attrs
 
 from uv_envs._errors import OperationCancelled
 from uv_envs._events.progress import Step, parse_line, phase_of
-from uv_envs._events.tracking import Phase
+from uv_envs._events.records import Phase
 
 from .commands import UvInvocation
 from .executor import UvExecutor, UvResult, raise_for_result
