@@ -167,15 +167,20 @@ def kill_processes_of(base: Path) -> None:
     Ray's daemons (GCS, raylets, agents, workers) all name their session folder; a
     cluster that failed to start or whose driver died leaves them behind.
     """
-    needle = os.fsencode(base)
     for _ in range(3):
-        victims = [pid for pid, argv in _processes() if needle in argv and pid != os.getpid()]
+        victims = [pid for pid, argv in _processes() if _names(argv, base) and pid != os.getpid()]
         if not victims:
             return
         for pid in victims:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
+
+
+def _names(argv: bytes, base: Path) -> bool:
+    """Whether a command line names ``base`` or a path under it (not ``base`` + more letters)."""
+    needle = os.fsencode(base)
+    return needle + b"/" in argv or needle + b"\0" in argv or argv.endswith(needle)
 
 
 def _command(argv: bytes, width: int = 200) -> str:
@@ -234,8 +239,7 @@ def diagnosis(base: Path, lines: int = TAIL_LINES) -> str:
             if text:
                 parts.append(f"--- {log.relative_to(base)} (last {len(text)} lines)")
                 parts.extend(text)
-    needle = os.fsencode(base)
-    table = [f"{pid} {_command(argv)}" for pid, argv in _processes() if needle in argv]
+    table = [f"{pid} {_command(argv)}" for pid, argv in _processes() if _names(argv, base)]
     parts.append(f"--- processes naming {base}: {len(table)}")
     parts.extend(table)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -160,4 +163,26 @@ def test_thirty_single_node_starts_in_a_row_all_succeed(
         f"total {sum(took):.0f} s, load {load} on {os.cpu_count()} CPUs"
     )
     record_property("ray_start_loop", summary)
+    print(summary)  # shown by -rA: the figures CI ran at
     assert not failures, summary + "\n\n" + "\n\n".join(failures)
+
+
+def test_the_clusters_processes_are_killed_and_only_those(tmp_path: Path) -> None:
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(base: Path, _: contextlib.ExitStack[Any]) -> None:
+        sleep = [sys.executable, "-c", "import time; time.sleep(600)"]
+        # A Ray daemon names its session folder; a neighbour's folder may share a prefix.
+        processes.append(subprocess.Popen([*sleep, f"--log_dir={base}/t/logs"]))
+        processes.append(subprocess.Popen([*sleep, f"{base}x"]))
+
+    try:
+        with started_cluster("u", start):
+            pass
+        mine, neighbours = processes
+        assert mine.wait(timeout=10) == -signal.SIGKILL
+        assert neighbours.poll() is None
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
