@@ -18,8 +18,13 @@ Why a failed start is tried again rather than waited for: Ray 2.60 waits a fixed
 30 s for a new node's raylet to register (``raylet_start_wait_time_s = 30`` in
 ``ray/_private/node.py``, not read from the environment although its own error
 message says ``RAY_raylet_start_wait_time_s``; see
-https://github.com/ray-project/ray/issues/47087), and a raylet that dies before
-it opens its log leaves no trace but its exit status; see ``diagnosis``.
+https://github.com/ray-project/ray/issues/47087). Within those 30 s the raylet
+registers only once the Python dashboard agent it spawns has written its port
+files (``WaitForDashboardAgentPorts``; measured: 8.7 s of the agent's imports at
+load 10 on 2 cores; https://github.com/ray-project/ray/issues/65983), so a busy
+machine eats into them. A raylet that dies before it opens its log leaves no
+trace but its exit status (its stdout and stderr go to /dev/null); see
+``exit_statuses`` and ``diagnosis``.
 """
 
 from __future__ import annotations
