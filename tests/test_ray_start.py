@@ -140,9 +140,11 @@ def test_thirty_single_node_starts_in_a_row_all_succeed(
     record_property: Callable[[str, object], None],
 ) -> None:
     need_ray()
-    from uv_envs.ray import plugin_config  # needs Ray
 
     def start(base: Path, stack: contextlib.ExitStack[Any]) -> object:
+        # Imported here: importing Ray sets RAY_CLIENT_MODE, which the cluster's end puts back.
+        from uv_envs.ray import plugin_config
+
         env = {"RAY_RUNTIME_ENV_PLUGINS": plugin_config(), "UV_ENVS_ROOT": str(base / "n0")}
         return local_cluster(base, stack, env)
 
