@@ -129,7 +129,8 @@ def started_cluster(
                 continue
             yield cluster
             return
-    msg = f"the Ray cluster did not start in {attempts} attempts:\n\n" + "\n\n".join(failures)
+    tries = f"{attempts} attempts" if attempts > 1 else "1 attempt"
+    msg = f"the Ray cluster did not start in {tries}:\n\n" + "\n\n".join(failures)
     raise ClusterStartFailed(msg)
 
 
