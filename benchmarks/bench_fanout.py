@@ -58,6 +58,7 @@ from parts import fanout, ray_nodes, wheelhouse  # noqa: E402
 from parts.fanout import Count  # noqa: E402
 
 from tests.support.ray_namespaces import can_isolate  # noqa: E402
+from tests.support.ray_start import started_cluster  # noqa: E402
 from uv_envs.testing import CountingIndex  # noqa: E402
 from uv_envs_server import EnvManagerClient  # noqa: E402
 
@@ -112,53 +113,53 @@ def measure_set(name: str, house: Path, work: Path, reps: int, *, pip: bool) -> 
         url = index.url
         result["one_node"] = fanout.one_node(index, work / "one-node", packages)
         result["at_once"] = fanout.roots_at_once(index, work / "at-once", packages)
-        cluster = fanout.make_cluster(work / "cluster", url)
-        server = None
-        try:
-            fanout.start_cluster(cluster)
+        start = functools.partial(fanout.start_cluster, url)
+        with started_cluster("fc", start) as cluster:
             server, target = fanout.start_server(cluster)
-            nodes = ray_nodes.alive_nodes()
-            roots = fanout.node_roots(cluster)
-            result["nodes"] = len(nodes)
-            creates = result["creates"] = {}
-            result["floor"] = [worker_start(nodes, "first")]
-            with EnvManagerClient(target, timeout=TIMEOUT) as client:
-                result["cold"] = counted(
-                    index, lambda: served(client, "cold", packages, nodes, creates)
-                )
-                result["relay_cold"] = fanout.relay_kept(cluster)
-                result["stores_cold"] = fanout.store_entries(roots)
-                result["uv_cold"] = counted(
-                    index, lambda: on_every_node(fanout.ray_uv_env(packages, url), nodes)
-                )
-                if pip:
-                    result["pip_cold"] = counted(
-                        index, lambda: on_every_node(fanout.ray_pip_env(packages, url), nodes)
+            try:
+                nodes = ray_nodes.alive_nodes()
+                roots = fanout.node_roots(cluster)
+                result["nodes"] = len(nodes)
+                creates = result["creates"] = {}
+                result["floor"] = [worker_start(nodes, "first")]
+                with EnvManagerClient(target, timeout=TIMEOUT) as client:
+                    result["cold"] = counted(
+                        index, lambda: served(client, "cold", packages, nodes, creates)
                     )
-                other = packages[::-1]
-                result["order"] = counted(
-                    index, lambda: served(client, "order", other, nodes, creates)
-                )
-                result["relay_order"] = fanout.relay_kept(cluster)
-                result["stores_order"] = fanout.store_entries(roots)
-                result["uv_order"] = counted(
-                    index, lambda: on_every_node(fanout.ray_uv_env(other, url), nodes)
-                )
-                result["floor"].append(worker_start(nodes, "second"))
-                result["warm"], result["uv_warm"] = [], []
-                for rep in range(reps):
-                    spec = [*packages, f"requests!=0.0.{rep + 1}"]
-                    ours = functools.partial(served, client, f"warm-{rep}", spec, nodes, creates)
-                    theirs = functools.partial(on_every_node, fanout.ray_uv_env(spec, url), nodes)
-                    result["warm"].append(counted(index, ours))
-                    result["uv_warm"].append(counted(index, theirs))
-                result["relay_end"] = fanout.relay_kept(cluster)
-        finally:
-            if server is not None:
+                    result["relay_cold"] = fanout.relay_kept(cluster)
+                    result["stores_cold"] = fanout.store_entries(roots)
+                    result["uv_cold"] = counted(
+                        index, lambda: on_every_node(fanout.ray_uv_env(packages, url), nodes)
+                    )
+                    if pip:
+                        result["pip_cold"] = counted(
+                            index, lambda: on_every_node(fanout.ray_pip_env(packages, url), nodes)
+                        )
+                    other = packages[::-1]
+                    result["order"] = counted(
+                        index, lambda: served(client, "order", other, nodes, creates)
+                    )
+                    result["relay_order"] = fanout.relay_kept(cluster)
+                    result["stores_order"] = fanout.store_entries(roots)
+                    result["uv_order"] = counted(
+                        index, lambda: on_every_node(fanout.ray_uv_env(other, url), nodes)
+                    )
+                    result["floor"].append(worker_start(nodes, "second"))
+                    result["warm"], result["uv_warm"] = [], []
+                    for rep in range(reps):
+                        spec = [*packages, f"requests!=0.0.{rep + 1}"]
+                        ours = functools.partial(
+                            served, client, f"warm-{rep}", spec, nodes, creates
+                        )
+                        theirs = functools.partial(
+                            on_every_node, fanout.ray_uv_env(spec, url), nodes
+                        )
+                        result["warm"].append(counted(index, ours))
+                        result["uv_warm"].append(counted(index, theirs))
+                    result["relay_end"] = fanout.relay_kept(cluster)
+            finally:
                 server.terminate()
                 server.wait(timeout=120)
-            ray.shutdown()
-            cluster.shutdown()
     return result
 
 

@@ -17,22 +17,21 @@ caches (each route ran the set once, untimed, before the clock starts):
   provisioned and all that is timed is Ray starting a worker for it.
 
 Needs ``pip install -e '.[ray]'`` and the public index. Everything (roots, uv
-and pip caches, Ray's temp dir) goes under one temporary directory, removed at
-the end. Prints markdown.
+and pip caches, Ray's temp dir) goes under the cluster's own folder
+(``tests/support/ray_start.py``, under TMPDIR), removed at the end. Prints markdown.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -43,11 +42,14 @@ sys.path.insert(0, str(ROOT))
 
 import ray  # noqa: E402
 from package_sets import SETS  # noqa: E402 - beside this script
-from ray.cluster_utils import Cluster  # noqa: E402
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
+from tests.support.ray_start import START_TIMEOUT, local_cluster, started_cluster  # noqa: E402
 from uv_envs import EnvKey, EnvManager, Settings  # noqa: E402
 from uv_envs.ray import LockedSpec, plugin_config, plugin_runtime_env, provision  # noqa: E402
+
+if TYPE_CHECKING:
+    from ray.cluster_utils import Cluster
 
 TIMEOUT = 900
 
@@ -82,8 +84,8 @@ def uv_envs_task(manager: EnvManager, packages: list[str], node: str) -> float:
     return time.perf_counter() - started
 
 
-def start_cluster(base: Path) -> Cluster:
-    """Head + 2 nodes on 127.0.0.1, each with its own root and the plugin loaded."""
+def start_cluster(base: Path, stack: contextlib.ExitStack[Any]) -> tuple[Cluster, Path]:
+    """Head + 2 nodes on 127.0.0.1, each with its own root and the plugin loaded; a driver."""
     bin_dir = str(Path(sys.executable).parent)
     node_env = {
         "RAY_RUNTIME_ENV_PLUGINS": plugin_config(),
@@ -92,27 +94,17 @@ def start_cluster(base: Path) -> Cluster:
         "PIP_CACHE_DIR": str(base / "pip-cache"),  # Ray's pip field
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
     }
-    # cluster_utils writes <RAY_TMPDIR>/ray/ray_current_cluster whatever temp_dir says.
-    (base / "ray").mkdir(exist_ok=True)
-    os.environ["RAY_TMPDIR"] = str(base)
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "include_dashboard": False,
-            "node_ip_address": "127.0.0.1",
-            "temp_dir": str(base / "t"),
-            "env_vars": {**node_env, "UV_ENVS_ROOT": str(base / "n0")},
-        },
-    )
+    cluster = local_cluster(base, stack, {**node_env, "UV_ENVS_ROOT": str(base / "n0")})
     for index in (1, 2):
         cluster.add_node(
             num_cpus=1,
             node_ip_address="127.0.0.1",
             env_vars={**node_env, "UV_ENVS_ROOT": str(base / f"n{index}")},
         )
-    cluster.wait_for_nodes()
-    return cluster
+    cluster.wait_for_nodes(timeout=START_TIMEOUT)
+    ray.init(address=cluster.address, log_to_driver=False)
+    stack.callback(ray.shutdown)
+    return cluster, base
 
 
 def latency_rows(
@@ -187,17 +179,13 @@ def main() -> int:
     parser.add_argument("--parts", default="latency,provision,floor", help="which tables to make")
     args = parser.parse_args()
     sets = args.sets.split(",")
-    base = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
     machine = (
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, Ray {ray.__version__}; {args.reps} repetitions, "
         "medians in seconds."
     )
     lines = [machine]
-    cluster = None
-    try:
-        cluster = start_cluster(base)
-        ray.init(address=cluster.address, log_to_driver=False)
+    with started_cluster("rb", start_cluster) as (_, base):
         nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])  # type: ignore[no-untyped-call]
         driver = EnvManager(Settings(root=base / "driver", cache_dir=base / "uv-envs-cache"))
         if "latency" in args.parts:
@@ -215,11 +203,6 @@ def main() -> int:
             lines += ["", "| floor: first task, new runtime env, env exists (median) | min |"]
             lines += ["|---|---|", floor_row(driver, nodes, args.reps)]
         driver.close()
-    finally:
-        ray.shutdown()
-        if cluster is not None:
-            cluster.shutdown()  # type: ignore[no-untyped-call]
-        shutil.rmtree(base, ignore_errors=True)
     text = "\n".join(lines)
     print(text)
     if args.out is not None:

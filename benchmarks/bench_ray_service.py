@@ -24,16 +24,16 @@ directory, removed at the end. Prints markdown.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,6 +44,7 @@ from parts import ray_nodes  # noqa: E402
 from parts.ray_nodes import node_env  # noqa: E402
 
 from tests.support.ray_namespaces import NamespacedCluster, can_isolate  # noqa: E402
+from tests.support.ray_start import START_TIMEOUT, started_cluster  # noqa: E402
 from uv_envs_server import EnvManagerClient  # noqa: E402
 
 TIMEOUT = 1800
@@ -86,20 +87,18 @@ def start_server(cluster: NamespacedCluster) -> tuple[subprocess.Popen[str], str
     return server, line.rsplit(" ", 1)[1].strip()
 
 
-def start_cluster(base: Path) -> NamespacedCluster:
+def start_cluster(base: Path, stack: contextlib.ExitStack[Any]) -> NamespacedCluster:
     """Head here, two workers in their own mount namespaces, the plugins loaded everywhere."""
-    (base / "ray").mkdir()
     (base / "served").mkdir()
     env = node_env(base)
     for name in ("UV_ENVS_ROOT", "UV_ENVS_CACHE_DIR", "UV_CACHE_DIR"):
         env.pop(name, None)  # each node's caches on its own disk
     cluster = NamespacedCluster(base=base, private=base / "served", env=env)
-    os.environ["RAY_TMPDIR"] = str(base)
-    cluster.start_head()
+    stack.enter_context(cluster.session())
     cluster.add_worker("n1")
     cluster.add_worker("n2")
     ray.init(address=cluster.address, log_to_driver=False)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + START_TIMEOUT
     while len(ray_nodes.alive_nodes()) < 3 and time.monotonic() < deadline:
         time.sleep(0.5)
     return cluster
@@ -135,21 +134,13 @@ def main() -> None:
     reason = can_isolate()
     if reason is not None:
         sys.exit(f"cannot run: {reason}")
-    base = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
-    cluster = None
-    server = None
-    try:
-        cluster = start_cluster(base)
+    with started_cluster("rb", start_cluster) as cluster:
         server, target = start_server(cluster)
-        rows = measure(target, args.sets.split(","), args.reps)
-    finally:
-        if server is not None:
+        try:
+            rows = measure(target, args.sets.split(","), args.reps)
+        finally:
             server.terminate()
             server.wait(timeout=120)
-        ray.shutdown()
-        if cluster is not None:
-            cluster.shutdown()
-        shutil.rmtree(base, ignore_errors=True)
     report = "\n".join(
         [
             (

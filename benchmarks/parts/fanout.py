@@ -9,7 +9,7 @@ counting index as their only index (``UV_ENVS_INDEX_URL``); nothing reads
 
 from __future__ import annotations
 
-import os
+import contextlib
 import subprocess
 import sys
 import time
@@ -119,20 +119,20 @@ def roots_at_once(index: CountingIndex, base: Path, packages: list[str]) -> tupl
     return time.perf_counter() - started, Count.of(index)
 
 
-def make_cluster(base: Path, index_url: str) -> NamespacedCluster:
-    """A cluster not started yet: its nodes' environment, the counting index their only index."""
+def start_cluster(
+    index_url: str, base: Path, stack: contextlib.ExitStack[Any]
+) -> NamespacedCluster:
+    """Head here, three workers in their own mount namespaces, the plugins loaded everywhere.
+
+    The counting index is the nodes' only index; ``stack`` stops the cluster.
+    """
     (base / "served").mkdir(parents=True)
     env = node_env(base)
     for name in FOREIGN:
         env.pop(name, None)
     env["UV_ENVS_INDEX_URL"] = index_url
-    return NamespacedCluster(base=base, private=base / "served", env=env)
-
-
-def start_cluster(cluster: NamespacedCluster) -> None:
-    """Head here, three workers in their own mount namespaces, the plugins loaded everywhere."""
-    os.environ["RAY_TMPDIR"] = str(cluster.base)
-    cluster.start_head()
+    cluster = NamespacedCluster(base=base, private=base / "served", env=env)
+    stack.enter_context(cluster.session())
     for name in WORKERS:
         cluster.add_worker(name)
     ray.init(address=cluster.address, log_to_driver=False)
@@ -142,6 +142,7 @@ def start_cluster(cluster: NamespacedCluster) -> None:
     if len(ray_nodes.alive_nodes()) < 1 + len(WORKERS):
         msg = f"only {len(ray_nodes.alive_nodes())} nodes joined"
         raise RuntimeError(msg)
+    return cluster
 
 
 def server_root(cluster: NamespacedCluster) -> Path:

@@ -1,7 +1,8 @@
 """Real Ray: tasks and actors run in uv-envs envs, on one node and across a multi-node cluster.
 
-One ``ray.cluster_utils.Cluster`` per session (head + 2 nodes, one CPU each,
-no dashboard, on 127.0.0.1, a short temp dir for the 107-byte AF_UNIX limit).
+One ``ray.cluster_utils.Cluster`` per module (head + 2 nodes, one CPU each,
+no dashboard, on 127.0.0.1), started by ``tests/support/ray_start.py`` in a short
+folder of its own under TMPDIR.
 Every node loads the uv_envs runtime-env plugin and has its own root
 (``UV_ENVS_ROOT``), all resolving against the test wheelhouse. Every
 ``ray.get`` has a timeout.
@@ -9,13 +10,13 @@ Every node loads the uv_envs runtime-env plugin and has its own root
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,10 +37,10 @@ if importlib.util.find_spec("ray") is None:
 
 import ray
 import ray.cloudpickle
-from ray.cluster_utils import Cluster
 from ray.runtime_env import RuntimeEnv
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from tests.support.ray_start import START_TIMEOUT, local_cluster, started_cluster
 from tests.support.server_process import SOURCE_ROOT, Server, source_env, wheelhouse_env
 from tests.support.wheelhouse import build_wheel, ray_wheels
 from uv_envs import (
@@ -71,6 +72,7 @@ from uv_envs_server import GrpcEnvironmentProvider
 
 if TYPE_CHECKING:
     from ray._private.node import Node
+    from ray.cluster_utils import Cluster
 
 pytestmark = pytest.mark.ray
 
@@ -93,7 +95,7 @@ class RayCluster:
         if not plugin:
             env.pop("RAY_RUNTIME_ENV_PLUGINS")
         node: Node = self.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", env_vars=env)
-        self.cluster.wait_for_nodes(timeout=TIMEOUT)  # 30 s by default: too short on 2 busy cores
+        self.cluster.wait_for_nodes(timeout=START_TIMEOUT)  # 30 s by default: too short here
         self.roots[node.node_id] = self.base / f"n{index}"
         return node
 
@@ -102,45 +104,29 @@ class RayCluster:
 def ray_cluster(
     wheelhouse: Path, uv_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RayCluster]:
-    base = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # short: Ray's sockets live here
-    # Ray's cluster_utils writes <RAY_TMPDIR or TMPDIR or /tmp>/ray/ray_current_cluster whatever
-    # temp_dir says, and fails where that folder does not exist (a fresh machine): point it here.
-    (base / "ray").mkdir()
-    ray_tmpdir = pytest.MonkeyPatch()
-    ray_tmpdir.setenv("RAY_TMPDIR", str(base))
     extra = ray_wheels(tmp_path_factory.mktemp("cluster-wheels"))
-    node_env = {
-        "RAY_RUNTIME_ENV_PLUGINS": plugin_config(),
-        "UV_ENVS_FIND_LINKS": f"{wheelhouse} {extra}",
-        "UV_ENVS_NO_INDEX": "1",
-        "UV_ENVS_CACHE_DIR": str(uv_cache),
-    }
-    head_env = {**node_env, "UV_ENVS_ROOT": str(base / "n0")}
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "include_dashboard": False,
-            "node_ip_address": "127.0.0.1",
-            "temp_dir": str(base / "t"),
-            "env_vars": head_env,
-        },
-    )
-    state = RayCluster(cluster, base, node_env)
-    head: Any = cluster.head_node  # typed as None by Ray until the head starts
-    state.roots[head.node_id] = base / "n0"
-    try:
+
+    def start(base: Path, stack: contextlib.ExitStack[Any]) -> RayCluster:
+        node_env = {
+            "RAY_RUNTIME_ENV_PLUGINS": plugin_config(),
+            "UV_ENVS_FIND_LINKS": f"{wheelhouse} {extra}",
+            "UV_ENVS_NO_INDEX": "1",
+            "UV_ENVS_CACHE_DIR": str(uv_cache),
+        }
+        cluster = local_cluster(base, stack, {**node_env, "UV_ENVS_ROOT": str(base / "n0")})
+        state = RayCluster(cluster, base, node_env)
+        head: Any = cluster.head_node  # typed as None by Ray until the head starts
+        state.roots[head.node_id] = base / "n0"
         state.add_node()
         state.add_node()
         # Off loopback, the driver would wait minutes for a GCS it cannot reach.
         assert cluster.address.startswith("127.0.0.1:"), cluster.address
         ray.init(address=cluster.address, log_to_driver=False)
+        stack.callback(ray.shutdown)
+        return state
+
+    with started_cluster("r", start) as state:
         yield state
-    finally:
-        ray.shutdown()
-        cluster.shutdown()  # type: ignore[no-untyped-call]
-        ray_tmpdir.undo()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -10,10 +10,12 @@ worker first needs one.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
@@ -27,7 +29,8 @@ if importlib.util.find_spec("ray") is None:
 import ray
 from ray.exceptions import RuntimeEnvSetupError
 
-from tests.support.ray_namespaces import NamespacedCluster, ray_env
+from tests.support.ray_namespaces import NamespacedCluster, ray_env, require_isolation
+from tests.support.ray_start import started_cluster
 from tests.support.server_process import SOURCE_ROOT
 from uv_envs.ray import plugin_config
 from uv_envs.testing import CountingIndex
@@ -60,12 +63,15 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(wheelhouse: Path) -> Iterator[Served]:
-    with NamespacedCluster.base_folder("rr") as base, CountingIndex(wheelhouse) as index:
-        yield from _cluster(base, index)
+    require_isolation()
+    with (
+        CountingIndex(wheelhouse) as index,
+        started_cluster("rr", lambda base, stack: _cluster(base, stack, index)) as state,
+    ):
+        yield state
 
 
-def _cluster(base: Path, index: CountingIndex) -> Iterator[Served]:
-    (base / "ray").mkdir()
+def _cluster(base: Path, stack: contextlib.ExitStack[Any], index: CountingIndex) -> Served:
     private = base / "served"
     private.mkdir()
     python_path = [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]
@@ -85,18 +91,16 @@ def _cluster(base: Path, index: CountingIndex) -> Iterator[Served]:
     ):
         env.pop(inherited, None)  # each node's cache in its own root; the index is the only source
     cluster = NamespacedCluster(base=base, private=private, env=env)
-    with cluster.session():
-        cluster.add_worker("n1")
-        ray.init(address=cluster.address, log_to_driver=False)
-        wait_for(lambda: len(node_ids()) == 2, "two alive nodes")
-        root = private / "relayed"
-        args = ["--root", str(root), "--ray-address", cluster.address]
-        server = ServerProcess([*args, "--ray-reconcile-seconds", "3600"], cluster.env)
-        try:
-            assert server.target, server.stop()
-            yield Served(cluster, index, server, root)
-        finally:
-            server.stop()
+    stack.enter_context(cluster.session())
+    cluster.add_worker("n1")
+    ray.init(address=cluster.address, log_to_driver=False)
+    wait_for(lambda: len(node_ids()) == 2, "two alive nodes")
+    root = private / "relayed"
+    args = ["--root", str(root), "--ray-address", cluster.address]
+    server = ServerProcess([*args, "--ray-reconcile-seconds", "3600"], cluster.env)
+    stack.callback(server.stop)
+    assert server.target, server.stop()
+    return Served(cluster, index, server, root)
 
 
 def test_the_index_serves_each_file_once_for_the_whole_cluster(served: Served) -> None:

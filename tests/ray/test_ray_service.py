@@ -10,6 +10,7 @@ machines. The client does what WTB does: ``CreateEnv`` over gRPC, then
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -34,7 +35,8 @@ import ray.cloudpickle
 from ray.exceptions import RuntimeEnvSetupError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tests.support.ray_namespaces import NODE_IP, NamespacedCluster, ray_env
+from tests.support.ray_namespaces import NODE_IP, NamespacedCluster, ray_env, require_isolation
+from tests.support.ray_start import started_cluster
 from tests.support.server_process import SOURCE_ROOT
 from tests.support.wheelhouse import build_wheel
 from uv_envs import ProcScanner, RayNodeUnusable, RayPythonMismatch
@@ -162,13 +164,13 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(wheelhouse: Path) -> Iterator[Setup]:
-    with NamespacedCluster.base_folder("rs") as base:
-        yield from _cluster(base, wheelhouse)
+    require_isolation()
+    with started_cluster("rs", lambda base, stack: _cluster(base, stack, wheelhouse)) as state:
+        yield state
 
 
-def _cluster(base: Path, wheelhouse: Path) -> Iterator[Setup]:
-    """Head + n1 (a read-only folder) + n2 (cannot see the private wheels), then teardown."""
-    (base / "ray").mkdir()
+def _cluster(base: Path, stack: contextlib.ExitStack[Any], wheelhouse: Path) -> Setup:
+    """Head + n1 (a read-only folder) + n2 (cannot see the private wheels); ``stack`` stops them."""
     private = base / "served"
     private.mkdir()
     (base / "ro").mkdir()
@@ -190,16 +192,18 @@ def _cluster(base: Path, wheelhouse: Path) -> Iterator[Setup]:
     env.pop("UV_ENVS_ROOT", None)
     cluster = NamespacedCluster(base=base, private=private, env=env)
     state = Setup(cluster, private_wheels)
-    with cluster.session():
-        cluster.add_worker("n1", read_only=[base / "ro"])
-        cluster.add_worker("n2", hidden=[private_wheels])
-        ray.init(address=cluster.address, log_to_driver=False)
-        wait_for(lambda: len(node_ids()) == 3, "three alive nodes")
-        try:
-            yield state
-        finally:
-            for server in state.servers:
-                server.stop()
+    stack.enter_context(cluster.session())
+    cluster.add_worker("n1", read_only=[base / "ro"])
+    cluster.add_worker("n2", hidden=[private_wheels])
+    ray.init(address=cluster.address, log_to_driver=False)
+    wait_for(lambda: len(node_ids()) == 3, "three alive nodes")
+
+    @stack.callback
+    def stop_servers() -> None:
+        for server in state.servers:
+            server.stop()
+
+    return state
 
 
 @pytest.fixture(scope="module")

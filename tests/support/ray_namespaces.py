@@ -18,10 +18,8 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -29,12 +27,23 @@ from pathlib import Path
 import attrs
 import pytest
 
+from . import ray_start
+
 NODE_IP = "127.0.0.2"
 #: Seconds a node may take to start and register with the head.
-START_TIMEOUT = 120.0
+START_TIMEOUT = ray_start.START_TIMEOUT
 START_ATTEMPTS = 3
 #: What ``ray start --block`` prints once its node runs.
 STARTED = "This command will now block forever"
+
+
+def require_isolation() -> None:
+    """Skip the test where nodes cannot be isolated (fail it under UV_ENVS_REQUIRE_RAY)."""
+    reason = can_isolate()
+    if reason is not None:
+        if os.environ.get("UV_ENVS_REQUIRE_RAY"):
+            pytest.fail(f"UV_ENVS_REQUIRE_RAY is set but {reason}")
+        pytest.skip(reason)
 
 
 def can_isolate() -> str | None:
@@ -58,9 +67,7 @@ def can_isolate() -> str | None:
 
 def free_port() -> int:
     """A TCP port free on the nodes' address."""
-    with socket.socket() as probe:
-        probe.bind((NODE_IP, 0))
-        return int(probe.getsockname()[1])
+    return ray_start.free_port(NODE_IP)
 
 
 def ray_env(base: Path, extra: Mapping[str, str]) -> dict[str, str]:
@@ -182,57 +189,28 @@ class NamespacedCluster:
                 time.sleep(0.3)
             node.kill()
             self.nodes.remove(node)
-        msg = f"node {name} did not start: {node.log.read_text(errors='replace')[-3000:]}"
+        msg = f"node {name} did not start {START_ATTEMPTS} times:\n{ray_start.diagnosis(self.base)}"
         raise RuntimeError(msg)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """The head started, Ray's temp folder this base's; at the end every node stopped.
-
-        ``RAY_TMPDIR`` points at the base meanwhile (cluster_utils and drivers find
-        Ray's files through it, never the machine's /tmp/ray) and is put back after.
-        """
+        """The head started; at the end every node stopped (the driver first)."""
         import ray
 
-        previous = os.environ.get("RAY_TMPDIR")
-        os.environ["RAY_TMPDIR"] = str(self.base)
         try:
             self.start_head()
             yield
         finally:
             ray.shutdown()
             self.shutdown()
-            if previous is None:
-                os.environ.pop("RAY_TMPDIR", None)
-            else:
-                os.environ["RAY_TMPDIR"] = previous
 
     def node_copy(self, name: str, path: str) -> Path:
         """Where worker node ``name``'s copy of ``path`` (under the private folder) really is."""
         return self.base / "nodes" / name / Path(path).relative_to(self.private)
-
-    @classmethod
-    @contextlib.contextmanager
-    def base_folder(cls, prefix: str) -> Iterator[Path]:
-        """A fresh, short base folder (Ray's sockets live there), removed at the end.
-
-        Skips the test where nodes cannot be isolated (fails it under UV_ENVS_REQUIRE_RAY).
-        """
-        reason = can_isolate()
-        if reason is not None:
-            if os.environ.get("UV_ENVS_REQUIRE_RAY"):
-                pytest.fail(f"UV_ENVS_REQUIRE_RAY is set but {reason}")
-            pytest.skip(reason)
-        base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-        try:
-            yield base
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
 
     def shutdown(self) -> None:
         """Kill every node, then whatever Ray process of this cluster is left."""
         for node in reversed(self.nodes):
             node.kill()
         # Workers that left their group (Ray's own daemons) still name the base in argv.
-        subprocess.run(["pkill", "-9", "-f", str(self.base)], check=False)  # noqa: S607
-        time.sleep(0.5)
+        ray_start.kill_processes_of(self.base)
