@@ -14,6 +14,7 @@ from uv_envs._audit.log import AuditLog, AuditOutcome, AuditQuery
 from uv_envs._audit.open import open_audit_log
 from uv_envs._bytecode.compiler import BytecodeCompiler, CompileJob
 from uv_envs._core.repair import RepairReport
+from uv_envs._core.replication import Replication
 from uv_envs._events.domain import (
     DependenciesAdded,
     DependenciesRemoved,
@@ -177,6 +178,7 @@ __all__ = [
     "Provisioned",
     "RayLink",
     "RepairReport",
+    "Replication",
     "RetiredGeneration",
     "Settings",
     "StatusReport",

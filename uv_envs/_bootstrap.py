@@ -22,6 +22,7 @@ from uv_envs._core.provision import Provisioner
 from uv_envs._core.reads import Reads
 from uv_envs._core.recovery import EnvRecovery, RootRecovery
 from uv_envs._core.repair import Repairs
+from uv_envs._core.replication import Replicated, Replication
 from uv_envs._core.services import Services
 from uv_envs._core.verify import Verifier
 from uv_envs._events import domain as events
@@ -59,6 +60,7 @@ class Core:
     verifier: Verifier
     recovery: RootRecovery
     repairs: Repairs
+    replicas: Replicated
     stream: EventStream
 
 
@@ -72,6 +74,8 @@ class Adapters:
     python_finder: InterpreterFinder | None = None
     compiler: BytecodeCompiler | None = None
     processes: ProcessScanner | None = None
+    #: Where each change is also made (a Ray cluster's nodes); None: nowhere.
+    replication: Replication | None = None
 
 
 def bootstrap(settings: Settings, given: Adapters) -> Core:
@@ -127,17 +131,19 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
     repairs = Repairs(services, access, switch, verifier)
     provisioner = Provisioner(services, access, installer, switch)
     changes = DependencyChanges(services, access, switch, shared_repairs=repairs)
+    reads = Reads(services, access)
     return Core(
         services=services,
         access=access,
         provisioner=provisioner,
         changes=changes,
         exact=ExactInstaller(services, access, provisioner, changes),
-        reads=Reads(services, access),
+        reads=reads,
         collector=Collector(services, access),
         deleter=Deleter(services, access),
         verifier=verifier,
         recovery=RootRecovery(services, access, env_recovery),
         repairs=repairs,
+        replicas=Replicated(given.replication, reads, settings.default_python),
         stream=stream,
     )

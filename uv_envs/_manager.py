@@ -16,6 +16,7 @@ from typing import Any, Literal, overload
 from uv_envs._audit.log import AuditLog, AuditQuery
 from uv_envs._bytecode.compiler import BytecodeCompiler
 from uv_envs._core.repair import RepairReport
+from uv_envs._core.replication import Replication
 from uv_envs._core.requests import Asked
 from uv_envs._events import domain as events
 from uv_envs._events.stream import EventStream
@@ -60,12 +61,13 @@ class EnvManager:
         compiler: compiles shared venvs in the background (a background worker by default).
         processes: finds the processes that use the root's envs (cleanup and
             delete leave those alone); reads ``/proc`` by default.
+        replication: where each change is also made (:func:`uv_envs.ray.ClusterEnvManager`).
 
     All methods are safe to call from several threads and processes at once.
 
     """
 
-    #: The Ray cluster every env is installed on, if any (:class:`uv_envs.ray.ClusterEnvManager`).
+    #: The Ray cluster every env is installed on, if any (:func:`uv_envs.ray.ClusterEnvManager`).
     cluster: ClusterView | None = None
 
     def __init__(  # noqa: PLR0913 - public facade: one keyword per replaceable adapter
@@ -78,10 +80,11 @@ class EnvManager:
         python_finder: InterpreterFinder | None = None,
         compiler: BytecodeCompiler | None = None,
         processes: ProcessScanner | None = None,
+        replication: Replication | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
-        adapters = Adapters(executor, audit, publish, python_finder, compiler, processes)
-        self._core = bootstrap(self.settings, adapters)
+        given = Adapters(executor, audit, publish, python_finder, compiler, processes, replication)
+        self._core = bootstrap(self.settings, given)
 
     def create(
         self,
@@ -98,7 +101,8 @@ class EnvManager:
         create is rolled back. ``refresh`` resolves again instead of reusing.
         """
         asked = Asked(packages, requirements_text, python, refresh=refresh)
-        return self._core.provisioner.provide(key, asked, replace=False)
+        with self._core.replicas.change(key, asked):
+            return self._core.provisioner.provide(key, asked, replace=False)
 
     def ensure(
         self,
@@ -114,7 +118,8 @@ class EnvManager:
         Another spec moves the env to a new generation; if that fails, the old one stays.
         """
         asked = Asked(packages, requirements_text, python, refresh=refresh)
-        return self._core.provisioner.provide(key, asked, replace=True)
+        with self._core.replicas.change(key, asked):
+            return self._core.provisioner.provide(key, asked, replace=True)
 
     def provision(
         self,
@@ -132,7 +137,8 @@ class EnvManager:
         all under one lock, so no concurrent delete can split them.
         """
         asked = Asked(packages, requirements_text, python, refresh=refresh)
-        return self._core.provisioner.provision(key, asked, replace=replace)
+        with self._core.replicas.change(key, asked):
+            return self._core.provisioner.provision(key, asked, replace=replace)
 
     @staticmethod
     def cancellable(cancel: threading.Event) -> contextlib.AbstractContextManager[None]:
@@ -209,23 +215,28 @@ class EnvManager:
         requirements_text: str | bytes | None = None,
     ) -> OperationResult:
         """Add dependencies (``uv add``) in a new generation, then switch to it."""
-        return self._core.changes.add(key, packages, requirements_text)
+        with self._core.replicas.change(key):
+            return self._core.changes.add(key, packages, requirements_text)
 
     def update(self, key: EnvKey, packages: Iterable[str] = ()) -> OperationResult:
         """Upgrade the locked versions of ``packages``, or of everything when none are given."""
-        return self._core.changes.update(key, packages)
+        with self._core.replicas.change(key):
+            return self._core.changes.update(key, packages)
 
     def remove(self, key: EnvKey, packages: Iterable[str]) -> OperationResult:
         """Remove declared dependencies (``uv remove``) in a new generation."""
-        return self._core.changes.remove(key, packages)
+        with self._core.replicas.change(key):
+            return self._core.changes.remove(key, packages)
 
     def sync(self, key: EnvKey) -> OperationResult:
         """Rebuild the venv exactly from the env's uv.lock, as a new generation; repairs it."""
-        return self._core.changes.sync(key)
+        with self._core.replicas.change(key):
+            return self._core.changes.sync(key)
 
     def adopt(self, key: EnvKey, *, pyproject_toml: str, uv_lock: str) -> OperationResult:
         """Move an existing env to exactly this project (e.g. another root's :meth:`export`)."""
-        return self._core.changes.adopt(key, pyproject_toml, uv_lock)
+        with self._core.replicas.change(key):
+            return self._core.changes.adopt(key, pyproject_toml, uv_lock)
 
     def lock_only(
         self,
@@ -255,7 +266,8 @@ class EnvManager:
 
         A leased env raises :class:`~uv_envs.EnvironmentInUse` unless ``force``.
         """
-        return self._core.deleter.delete(key, force=force, timeout=timeout)
+        with self._core.replicas.delete(key):
+            return self._core.deleter.delete(key, force=force, timeout=timeout)
 
     def delete_within(self, key: EnvKey, timeout: float, *, force: bool = False) -> DeleteResult:
         """Deprecated: use ``delete(key, timeout=...)``."""
@@ -275,7 +287,9 @@ class EnvManager:
         Busy and leased envs are skipped; no env used within ``min_idle_seconds``
         is deleted. A bool, NaN or negative limit raises :class:`InvalidInput`.
         """
-        return self._core.collector.cleanup(idle_seconds, max_bytes, min_idle_seconds)
+        report = self._core.collector.cleanup(idle_seconds, max_bytes, min_idle_seconds)
+        self._core.replicas.cleaned(report)
+        return report
 
     def lease(self, key: EnvKey) -> contextlib.AbstractContextManager[Environment]:
         """Hold the env in use for a run: delete refuses it, cleanup skips it.
@@ -329,5 +343,6 @@ class EnvManager:
         return self._core.recovery.recover_root()
 
     def close(self) -> None:
-        """Release what the manager holds open (the audit log's connections)."""
+        """Stop the replication, if any; release the audit log's connections."""
+        self._core.replicas.close()
         self._core.services.audit.close()

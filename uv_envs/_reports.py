@@ -221,7 +221,7 @@ class Reported(Protocol):
 class ClusterView(Protocol):
     """What a manager serving a Ray cluster shows besides its envs (``EnvManager.cluster``).
 
-    Set by :class:`uv_envs.ray.ClusterEnvManager`; both servers answer
+    Set by :func:`uv_envs.ray.ClusterEnvManager`; both servers answer
     ``/v1/cluster``, an env's ``nodes`` and the status page from it.
     """
 

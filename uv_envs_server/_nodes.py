@@ -1,7 +1,7 @@
 """Which nodes of a served Ray cluster hold an env: what both servers add to their answers.
 
-A server started with ``--ray-address`` runs on a :class:`uv_envs.ray.ClusterEnvManager`,
-whose ``cluster`` (a :class:`uv_envs.ClusterView`) answers these; any other
+A server started with ``--ray-address`` runs on the manager :func:`uv_envs.ray.ClusterEnvManager`
+wires, whose ``cluster`` (a :class:`uv_envs.ClusterView`) answers these; any other
 manager serves one host (``cluster`` is None), and these helpers answer ``None``.
 """
 

@@ -164,8 +164,12 @@ class Reads:
             known = ", ".join(repr(known.value) for known in ExportFormat)
             raise InvalidRequirement(f"unknown export format {fmt!r}; use one of {known}") from None
         if fmt is ExportFormat.PROJECT:
-            return self._read_current(key, lambda gen_dir: self._project(key, gen_dir))
+            return self.project(key)
         return self._read_current(key, lambda gen_dir: self._exported(gen_dir, fmt))
+
+    def project(self, key: EnvKey) -> Export:
+        """The current generation's ``pyproject.toml`` and ``uv.lock``."""
+        return self._read_current(key, lambda gen_dir: self._project(key, gen_dir))
 
     @staticmethod
     def _project(key: EnvKey, gen_dir: Path) -> Export:

@@ -1,6 +1,6 @@
 """A wheel relay: each locked file fetched from the index once, served to every machine.
 
-The cluster service (:class:`~uv_envs.ray.ClusterEnvManager`) runs one on its
+The cluster service (wired by :func:`~uv_envs.ray.ClusterEnvManager`) runs one on its
 own node's address and hands its URL to the nodes with each published env;
 ``uv-envs relay`` runs one on its own for machines whose ``UV_ENVS_WHEEL_RELAY``
 names it. Their uv downloads through it (:mod:`uv_envs._relay.urls` rewrites the URLs) and

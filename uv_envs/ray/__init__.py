@@ -10,7 +10,7 @@ Three routes (docs/ray.md):
   node a task lands;
 * :class:`RayEnvironmentProvider`, WTB's provider port on top of provisioning.
 
-And the service route: :class:`ClusterEnvManager` (what ``uv-envs-server
+And the service route: :func:`ClusterEnvManager` (what ``uv-envs-server
 --ray-address`` runs on) installs every env it hands out on every node under
 the same path, and :class:`ServedEnvPlugin` builds one on a node that lacks it
 when a worker is about to start from it (WTB's ``py_executable`` route).

@@ -1,10 +1,11 @@
-"""The cluster side of a served root: the fan-out collaborator of :class:`ClusterEnvManager`.
+"""The cluster side of a served root: the fan-out collaborator :func:`ClusterEnvManager` wires.
 
 It joins the cluster, runs the wheel relay, checks every node, installs each
 changed env on every alive node (:mod:`uv_envs.ray._fanout`) and releases
-deleted ones, one change of a key at a time, and runs the watcher that
-reconciles every few seconds. It is the manager's ``cluster``
-(:class:`uv_envs.ClusterView`): what both servers show of the cluster.
+deleted ones, and runs the watcher that reconciles every few seconds. It is
+the manager's replication (the core calls it after each change, under that
+key's stripe: one change of a key and its fan-out at a time) and its
+``cluster`` (:class:`uv_envs.ClusterView`): what both servers show of the cluster.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ import platform
 import socket
 import threading
 import time
-import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 import ray
 
 from uv_envs._errors import InvalidInput, RayNotAvailable, RayPythonMismatch
-from uv_envs._models import EnvKey
+from uv_envs._models import Environment, EnvKey
 from uv_envs._relay.server import RelayCounts, WheelRelay
+from uv_envs._reports import Export
+from uv_envs._settings import Settings
 from uv_envs._store.layout import Layout
 from uv_envs._uv.raylink import minor_of
 from uv_envs._validation import normalize_python_request
@@ -38,10 +37,8 @@ logger = logging.getLogger("uv_envs.ray")
 RECONCILE_INTERVAL = 5.0
 #: Seconds between two prunings of the wheel relay's files.
 RELAY_PRUNE_INTERVAL = 3600.0
-_STRIPES = 64
 #: Seconds to wait for the cluster's GCS to accept a connection at start.
 CONNECT_TIMEOUT = 10.0
-_T = TypeVar("_T")
 
 
 def _check_reachable(address: str) -> None:
@@ -87,17 +84,23 @@ def start_relay(root: str) -> tuple[WheelRelay, str] | None:
 
 
 class ClusterService:
-    """Every served env on every alive node, for the root at ``root`` (see the module)."""
+    """Every served env on every alive node, for the root of ``settings`` (see the module).
 
-    def __init__(self, root: str, relay: WheelRelay | None) -> None:
-        self.root = root
+    It owns ``relay`` (stopped by :meth:`close`); ``settings.wheel_relay`` is
+    the URL the nodes download through.
+    """
+
+    def __init__(self, settings: Settings, relay: WheelRelay | None) -> None:
+        self.root = str(settings.root)
         self.relay = relay
-        self.fanout = Fanout(root, driver_registry(), minor_of(platform.python_version()))
-        self.fanout.check()  # what cannot work is refused now, naming the node
-        # Locks per key stripe, not per key: a fixed set, whatever the number of envs.
-        self._stripes = [threading.RLock() for _ in range(_STRIPES)]
+        self.relay_url = settings.wheel_relay
+        self.fanout = Fanout(self.root, driver_registry(), minor_of(platform.python_version()))
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+
+    def check(self) -> None:
+        """Ask every alive node; raise :class:`~uv_envs.RayNodeUnusable` naming one unusable."""
+        self.fanout.check()
 
     def watch(self, interval: float) -> None:
         """Start the watcher: a reconciling round every ``interval`` seconds until :meth:`close`."""
@@ -131,7 +134,25 @@ class ClusterService:
         """What the wheel relay fetched from the index and served to nodes (None: no relay)."""
         return None if self.relay is None else self.relay.counts()
 
-    # -- changes -----------------------------------------------------------------------
+    def reconcile(self) -> int:
+        """One watcher round now: install on every node what it lacks; installs started."""
+        return self.fanout.reconcile()
+
+    # -- changes (the manager's replication) ------------------------------------------
+
+    def record(self, environment: Environment, project: Export) -> PublishedEnv:
+        """What every node must hold for the env: its path and project, the relay's URL."""
+        key = environment.key
+        return PublishedEnv(
+            workflow_id=key.workflow_id,
+            node_id=key.node_id,
+            version_id=key.version_id,
+            root=self.root,
+            env_path=str(environment.env_path),
+            pyproject_toml=project.pyproject_toml,
+            uv_lock=project.uv_lock,
+            wheel_relay=self.relay_url,
+        )
 
     def check_python(self, request: str) -> None:
         """Refuse a Python request no node's Ray runs, before anything is built."""
@@ -143,31 +164,20 @@ class ClusterService:
                 f"Python {self.fanout.python_minor}"
             )
 
-    @contextmanager
-    def serialized(self, key: EnvKey) -> Iterator[None]:
-        """One change (or delete) of ``key`` and its fan-out at a time in this server."""
-        with self._stripes[zlib.crc32(str(key).encode()) % _STRIPES]:
-            yield
+    def changed(self, environment: Environment, project: Export) -> None:
+        """Install the env as it is here on every node (the core holds the key's stripe)."""
+        published = self.record(environment, project)
+        try:
+            self.fanout.install(published)
+        except Exception:
+            # The change is made and answered; the record is published, so the plugin
+            # and the next reconciling round bring the nodes to it once Ray answers again.
+            logger.exception("could not reach the cluster's nodes for %s", environment.key)
 
-    def replicated(
-        self, key: EnvKey, change: Callable[[], _T], record: Callable[[], PublishedEnv]
-    ) -> _T:
-        """Make the change here, then install its result on every node; the change's answer."""
-        with self.serialized(key):
-            result = change()
-            published = record()
-            try:
-                self.fanout.install(published)
-            except Exception:
-                # The change is made and answered; the record is published, so the plugin
-                # and the next reconciling round bring the nodes to it once Ray answers again.
-                logger.exception("could not reach the cluster's nodes for %s", key)
-            return result
-
-    def release(self, key: EnvKey, env_path: str) -> None:
+    def deleted(self, key: EnvKey, env_path: Path) -> None:
         """Release the env on every node (a copy in use there stays until it is free)."""
         try:
-            self.fanout.release(key, env_path)
+            self.fanout.release(key, str(env_path))
         except Exception:
             # Deleted here; a node that kept a copy serves nothing: no record names it.
             logger.exception("could not release %s on the cluster's nodes", key)
