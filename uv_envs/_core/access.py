@@ -95,7 +95,7 @@ class EnvAccess:
 
     @contextlib.contextmanager
     def shared(self, key: EnvKey) -> Iterator[bool]:
-        """Hold the env's lock shared with other readers (see ``_root.locks.shared``).
+        """Hold the env's lock shared with other readers (see ``_locks.locks.shared``).
 
         No operation that holds it (a create, a change, a delete) runs
         meanwhile; other shared holders do. Yields False, holding nothing,

@@ -145,7 +145,7 @@ class Reads:
         return sorted(found, key=lambda e: e.key)
 
     def _reported(self, environment: Environment | None) -> Environment | None:
-        """DAMAGED when the shared venv it links is (see ``_root.damage.effective``)."""
+        """DAMAGED when the shared venv it links is (see ``_store.damage.effective``)."""
         return None if environment is None else effective(self.services.layout, environment)
 
     def dependencies(self, key: EnvKey) -> Dependencies:

@@ -1,6 +1,6 @@
 """The HTTP/JSON application: the endpoints of :mod:`.routes` with their guards.
 
-Beside them, :mod:`.compat_routes` serves the original service's API (``/envs``).
+Beside them, :mod:`.compat.routes` serves the original service's API (``/envs``).
 
 :func:`create_app` wires what surrounds the endpoints: the guard middleware
 (request id and log, token, body size), the exception handlers that turn
