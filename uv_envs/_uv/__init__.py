@@ -1,4 +1,4 @@
 """Talking to uv and Python: command builders, the one executor, interpreters, the Ray link.
 
-May touch: the vocabulary only. The only package that starts subprocesses for uv.
+May touch: ``_events`` (to report uv's progress) and the vocabulary. The only package that starts subprocesses for uv.
 """
