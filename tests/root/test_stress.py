@@ -127,9 +127,11 @@ def test_processes_racing_on_shared_keys_lose_nothing(
         )
         for number in range(PROCESSES)
     ]
+    # Every worker is waited for (its pipes closed) before any is judged: a failed one
+    # must not leave the others running into the next tests.
+    outputs = [worker.communicate(timeout=1200) for worker in workers]
     lines: list[dict[str, str | None]] = []
-    for worker in workers:
-        stdout, stderr = worker.communicate(timeout=1200)
+    for worker, (stdout, stderr) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, stderr
         lines += [json.loads(line) for line in stdout.splitlines()]
     assert len(lines) == PROCESSES * OPERATIONS

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from uv_envs import (
     EnvironmentAlreadyExists,
+    EnvironmentInUse,
     EnvironmentNotFound,
     EnvKey,
     EnvManager,
@@ -77,7 +78,14 @@ def main() -> None:
             outcome = "ok"
         except UvError as exc:
             outcome, recorded = type(exc).__name__, "FAILED"
-        except (EnvironmentNotFound, EnvironmentAlreadyExists, InvalidRequirement) as exc:
+        except (
+            EnvironmentNotFound,
+            EnvironmentAlreadyExists,
+            InvalidRequirement,
+            # A delete refused because a process runs the store entry this env shares
+            # (another worker's uv probing its interpreter, a moment long): by design.
+            EnvironmentInUse,
+        ) as exc:
             # Refused before the operation started: not recorded.
             outcome = type(exc).__name__
         line = {"op": operation, "key": str(key), "outcome": outcome, "recorded": recorded}
