@@ -16,6 +16,7 @@ from concurrent import futures
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from tests.relay.origins import (
     Origin,
@@ -27,10 +28,11 @@ from tests.relay.origins import (
     sha256,
     trickles,
 )
+from tests.support.strategies import relay_paths, relayed_files
 from uv_envs._relay.limits import RelayLimits
 from uv_envs._relay.origins import AllowedOrigins
 from uv_envs._relay.server import WheelRelay
-from uv_envs._relay.urls import RelayedFile, origin_of, relay_url
+from uv_envs._relay.urls import RelayedFile, origin_of, read_relay_path, relay_url
 
 SECRET = b"the cloud's instance credentials"
 NAME = "x-1.0-py3-none-any.whl"
@@ -352,3 +354,32 @@ def test_partial_files_of_a_dead_relay_are_swept_at_start(tmp_path: Path) -> Non
         assert not any(partial.iterdir())
     finally:
         relay.stop()
+
+
+# -- any path: read back exactly, or refused with a 4xx ------------------------------------
+
+
+@given(wanted=relayed_files())
+def test_a_relayed_file_reads_back_from_its_url(wanted: RelayedFile) -> None:
+    url = relay_url("http://relay:1/token", wanted)
+    assert read_relay_path(url.removeprefix("http://relay:1/token")) == wanted
+
+
+@pytest.fixture(scope="module")
+def lone_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WheelRelay]:
+    relay = WheelRelay(tmp_path_factory.mktemp("lone") / "relay", "127.0.0.1")  # allows no origin
+    relay.start()
+    yield relay
+    relay.stop()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=relay_paths())
+def test_no_path_makes_the_relay_fail(lone_relay: WheelRelay, path: str) -> None:
+    target = f"/{lone_relay.token}/{path}".replace("\r", "").replace("\n", "")
+    with socket.create_connection(("127.0.0.1", lone_relay.port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+        answer = received_all(sock, timeout=10)
+    status = int(answer.split(b" ", 2)[1])
+    assert 400 <= status < 500, answer
+    assert b"Traceback" not in answer
