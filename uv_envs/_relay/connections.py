@@ -74,7 +74,8 @@ class LoopServer:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._server: asyncio.Server | None = None
-        self._open: Counter[str] = Counter()
+        self._open: Counter[str] = Counter()  # per client address
+        self._open_total = 0  # read from other threads: an int, not the Counter
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, host: str, port: int) -> int:
@@ -111,7 +112,7 @@ class LoopServer:
     @property
     def connections(self) -> int:
         """Client connections open now."""
-        return self._open.total()
+        return self._open_total
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -119,15 +120,17 @@ class LoopServer:
         limits = self.limits
         try:
             if (
-                self._open.total() >= limits.max_connections
+                self._open_total >= limits.max_connections
                 or self._open[client] >= limits.max_client_connections
             ):
                 await self._send(writer, Answer(503), close=True)
                 return
             self._open[client] += 1
+            self._open_total += 1
             try:
                 await self._requests(client, reader, writer)
             finally:
+                self._open_total -= 1
                 self._open[client] -= 1
                 if self._open[client] <= 0:
                     del self._open[client]
@@ -188,7 +191,11 @@ class LoopServer:
             kind = "text/plain; charset=utf-8"
             source = None
         else:
-            source = answer.file.open("rb")
+            try:
+                source = answer.file.open("rb")
+            except OSError:  # pruned since it was found: the client may ask again
+                await self._send(writer, Answer(503), close=close)
+                return
             body = b""
             kind = "application/octet-stream"
         try:

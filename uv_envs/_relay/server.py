@@ -142,15 +142,11 @@ class WheelRelay:
         return removed
 
     def sweep_partial(self) -> None:
-        """Remove partial files no live fetch writes: this process's idle ones, dead ones'."""
-        live = set(self._fetches)
+        """Remove the partial files of relays that died (a fetch of a live one removes its own)."""
         for path in (self.directory / "partial").glob("*"):
-            digest, _, pid = path.name.partition(".")
-            owner = pid.partition(".")[0]
-            if owner == str(os.getpid()) and digest in live:
+            owner = path.name.split(".")[1] if path.name.count(".") >= 2 else ""  # noqa: PLR2004 - <digest>.<pid>.<nonce>
+            if owner.isdigit() and (int(owner) == os.getpid() or _alive(int(owner))):
                 continue
-            if owner.isdigit() and owner != str(os.getpid()) and _alive(int(owner)):
-                continue  # another relay on this root fetches it
             path.unlink(missing_ok=True)
 
     def path_of(self, digest: str) -> Path:
@@ -285,7 +281,7 @@ def _check(wanted: RelayedFile, digest: str) -> None:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
