@@ -24,8 +24,6 @@ class RelayLimits:
     #: Open client connections, in all and from one address.
     max_connections: int = 512
     max_client_connections: int = 128
-    #: Seconds the origin may stay silent (connecting, between two reads).
-    read_timeout: float = 60.0
     #: Seconds one fetch may take in all, queueing included; all its waiters get its end.
     fetch_deadline: float = 900.0
     #: Origins talked to at once; further fetches queue within their deadline.

@@ -44,7 +44,8 @@ from uv_envs._relay.urls import RelayedFile, read_relay_path
 
 logger = logging.getLogger("uv_envs")
 
-#: Seconds the relay waits on its origin for a connection or the next bytes.
+#: Seconds the relay waits on its origin for a connection or the next bytes
+#: (the whole fetch is bounded by ``RelayLimits.fetch_deadline``).
 FETCH_TIMEOUT = 60.0
 #: Seconds a kept file may go unrequested before :meth:`WheelRelay.prune` removes it.
 MAX_IDLE = 7 * 86400.0
