@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -313,6 +314,21 @@ def test_three_waiters_for_one_slow_origin_end_together_at_the_deadline(
     assert max(times) - min(times) < 0.5
     assert 2.9 < min(times) < 5.0
     assert files_left(relay) == []
+
+
+def test_a_request_at_a_wrong_size_does_not_fail_the_right_one(
+    tmp_path: Path, relays: list[WheelRelay]
+) -> None:
+    data = b"w" * 5000
+    with origin(serves(data, hold=1.0)) as index:
+        relay = start_relay(tmp_path, index)
+        relays.append(relay)
+        right = RelayedFile(sha256(data), index.url(f"/{NAME}"), NAME, len(data))
+        wrong = attrs.evolve(right, size=10)  # someone else's request for the same digest
+        with futures.ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda w: get(relay, w), [wrong, right]))
+        assert index.requests == 2
+    assert answers == [(502, b"502 Bad Gateway\n"), (200, data)]
 
 
 def test_a_fetch_nobody_waits_for_is_cancelled(tmp_path: Path, relays: list[WheelRelay]) -> None:

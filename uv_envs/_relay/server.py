@@ -86,7 +86,9 @@ class WheelRelay:
     _guard: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _counts: Counter[str] = attrs.field(factory=Counter, init=False)
     # Loop-thread state only (no lock): the fetches under way, requests waiting per client.
-    _fetches: dict[str, _Fetch] = attrs.field(factory=dict, init=False)
+    # A fetch is one file from one origin at one stated size: a request naming the same
+    # digest elsewhere (or at a wrong size) gets its own fetch, never fails another's.
+    _fetches: dict[RelayedFile, _Fetch] = attrs.field(factory=dict, init=False)
     _waits: Counter[str] = attrs.field(factory=Counter, init=False)
     _slots: asyncio.Semaphore | None = attrs.field(default=None, init=False)
 
@@ -183,15 +185,15 @@ class WheelRelay:
     async def _wait(self, wanted: RelayedFile, request: Request) -> Answer | None:
         """Wait for the one fetch of ``wanted``; None once fetched, else the answer."""
         limits = self.limits
-        fetch = self._fetches.get(wanted.digest)
+        fetch = self._fetches.get(wanted)
         if self._waits[request.client] >= limits.max_client_waits or (
             fetch is None and len(self._fetches) >= limits.max_pending_fetches
         ):
             return Answer(503)
         if fetch is None:
             fetch = _Fetch(asyncio.create_task(self._fetch(wanted)))
-            self._fetches[wanted.digest] = fetch
-            fetch.task.add_done_callback(lambda task: self._done(wanted.digest, fetch, task))
+            self._fetches[wanted] = fetch
+            fetch.task.add_done_callback(lambda task: self._done(wanted, fetch, task))
         fetch.waiters += 1
         self._waits[request.client] += 1
         gone = asyncio.ensure_future(request.gone.wait())
@@ -205,7 +207,7 @@ class WheelRelay:
                 del self._waits[request.client]
             if fetch.waiters == 0 and not fetch.task.done():
                 fetch.task.cancel()  # nobody waits for it any more
-                self._fetches.pop(wanted.digest, None)
+                self._fetches.pop(wanted, None)
         if not fetch.task.done():
             return None if request.gone.is_set() else Answer(503)
         error = None if fetch.task.cancelled() else fetch.task.exception()
@@ -213,9 +215,9 @@ class WheelRelay:
             return Answer(error.status if isinstance(error, OriginFailed) else 502)
         return None
 
-    def _done(self, digest: str, fetch: _Fetch, task: asyncio.Task[None]) -> None:
-        if self._fetches.get(digest) is fetch:
-            del self._fetches[digest]
+    def _done(self, wanted: RelayedFile, fetch: _Fetch, task: asyncio.Task[None]) -> None:
+        if self._fetches.get(wanted) is fetch:
+            del self._fetches[wanted]
         if not task.cancelled() and task.exception() is not None:
             self._count(refused=1)
 
