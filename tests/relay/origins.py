@@ -82,11 +82,18 @@ def origin(script: Script) -> Iterator[Origin]:
         running.close()
 
 
-def serves(body: bytes, *, length: bool = True, hold: float = 0.0) -> Script:
-    """Answer 200 with ``body`` (with or without Content-Length) after ``hold`` seconds."""
+def serves(
+    body: bytes, *, length: bool = True, hold: float = 0.0, until: threading.Event | None = None
+) -> Script:
+    """Answer 200 with ``body`` (with or without Content-Length) after ``hold`` seconds.
+
+    With ``until``: only once it is set (at most 60 s later).
+    """
 
     def script(_: str, conn: socket.socket) -> None:
         time.sleep(hold)
+        if until is not None:
+            until.wait(60)
         header = f"Content-Length: {len(body)}\r\n" if length else "Connection: close\r\n"
         conn.sendall(b"HTTP/1.1 200 OK\r\n" + header.encode() + b"\r\n")
         for start in range(0, len(body), 1 << 16):
