@@ -33,8 +33,15 @@ from uv_envs import (
     IndexSettings,
     Settings,
 )
+from uv_envs._relay.origins import AllowedOrigins
 from uv_envs._relay.server import WheelRelay
-from uv_envs._relay.urls import RelayedFile, read_relay_path, relay_url, relayed_lock
+from uv_envs._relay.urls import (
+    RelayedFile,
+    origin_of,
+    read_relay_path,
+    relay_url,
+    relayed_lock,
+)
 from uv_envs._store.project import render_pyproject
 from uv_envs._uv.python import PythonFinder
 from uv_envs._validation import parse_requirements
@@ -51,8 +58,10 @@ def index(wheelhouse: Path) -> Iterator[CountingIndex]:
 
 
 @pytest.fixture
-def relay(tmp_path: Path) -> Iterator[WheelRelay]:
-    running = WheelRelay(tmp_path / "server" / "relay", "127.0.0.1")
+def relay(tmp_path: Path, index: CountingIndex) -> Iterator[WheelRelay]:
+    # It fetches from the machines' index only, as a root configured with it does.
+    origins = AllowedOrigins.of(IndexSettings(index_url=index.url))
+    running = WheelRelay(tmp_path / "server" / "relay", "127.0.0.1", origins=origins)
     running.start()
     yield running
     running.stop()
@@ -149,6 +158,7 @@ def test_the_relay_refuses_an_origin_serving_other_bytes_than_the_lock(
     wheel = build_wheel(house, "omega", "1.0")
     with CountingIndex(house) as origin:
         url = origin.url.replace("/simple", f"/files/{wheel.name}")
+        relay.origins.add([str(origin_of(url))])
         wrong = RelayedFile("0" * 64, url, wheel.name)
         with pytest.raises(urllib.error.HTTPError, match="502"):
             urllib.request.urlopen(relay_url(relay.url, wrong), timeout=10)  # noqa: S310
@@ -252,6 +262,7 @@ def test_uv_envs_relay_serves_machines_that_name_it(
     command = [sys.executable, "-m", "uv_envs", "--root", str(tmp_path / "relay-root"), "relay"]
     relay = subprocess.Popen(
         [*command, "--token-file", str(token_file)],
+        env={**os.environ, "UV_ENVS_INDEX_URL": index.url},  # the index it may fetch from
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -30,6 +30,7 @@ from uv_envs import (
     StatusReport,
     _reports,
 )
+from uv_envs._relay.urls import RelayedFile, relay_url
 
 ID_ALPHABET = string.ascii_letters + string.digits + "._-"
 MAX_ID_LENGTH = 128
@@ -441,3 +442,47 @@ def deleted_operations() -> st.SearchStrategy[DeletedOperations]:
         deleted_count=st.integers(0, 10**6),
         deleted_node_ids=st.lists(valid_ids(), max_size=3).map(tuple),
     )
+
+
+# --- the wheel relay's URLs ----------------------------------------------------------------
+
+_HOSTS = st.one_of(
+    st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\.[a-z]{2,6}){0,2}", fullmatch=True),
+    st.from_regex(r"[0-9]{1,3}(\.[0-9]{1,3}){3}", fullmatch=True),
+    st.just("[::1]"),
+)
+_SEGMENTS = st.lists(
+    st.from_regex(r"[A-Za-z0-9._~!$&'()*+,;=:@-]{1,12}|%[0-9A-F]{2}", fullmatch=True), max_size=3
+)
+
+
+def relayed_files() -> st.SearchStrategy[RelayedFile]:
+    """Files a lock could name: an http(s) origin ending in a distribution file's name."""
+    names = st.from_regex(
+        r"[A-Za-z0-9][A-Za-z0-9._+!-]{0,15}-[0-9]{1,3}-py3-none-any\.(whl|tar\.gz|zip)",
+        fullmatch=True,
+    )
+    return st.builds(
+        lambda scheme, host, port, segments, name, digest, size: RelayedFile(
+            digest,
+            f"{scheme}://{host}{port}/{''.join(s + '/' for s in segments)}{name}",
+            name,
+            size,
+        ),
+        st.sampled_from(["http", "https"]),
+        _HOSTS,
+        st.one_of(st.just(""), st.integers(1, 65535).map(lambda p: f":{p}")),
+        _SEGMENTS,
+        names,
+        st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
+        st.one_of(st.none(), st.integers(0, 10**12)),
+    )
+
+
+def relay_paths() -> st.SearchStrategy[str]:
+    """Paths after a relay's token: valid ones, valid ones damaged, and any text at all."""
+    valid = relayed_files().map(lambda f: relay_url("", f).lstrip("/"))
+    damaged = st.tuples(valid, st.integers(0, 200), st.text(max_size=8)).map(
+        lambda v: v[0][: v[1]] + v[2] + v[0][v[1] + len(v[2]) :]
+    )
+    return st.one_of(valid, damaged, st.text(max_size=300))

@@ -4,7 +4,9 @@ The cluster service runs its own relay; this one is for the other routes (the
 ``uv_envs`` plugin on a cluster you configure, several hosts sharing an index):
 start it on one machine, set ``UV_ENVS_WHEEL_RELAY`` to the URL it prints on
 every machine (for Ray, in the environment of ``ray start``), and each file
-of a lock is fetched from the index once. Runs until SIGINT or SIGTERM.
+of a lock is fetched from the index once. It fetches only from the root's
+indexes (``UV_ENVS_INDEX_URL`` and the rest; PyPI by default) and the origins
+given with ``--allow-origin``. Runs until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import threading
 from pathlib import Path
 
 from uv_envs._errors import InvalidInput
+from uv_envs._relay.limits import RelayLimits
+from uv_envs._relay.origins import AllowedOrigins
 from uv_envs._relay.server import WheelRelay
 from uv_envs._settings import Settings
 from uv_envs._store.layout import Layout
@@ -33,6 +37,20 @@ def add_relay_command(parser: argparse.ArgumentParser) -> None:
         help="the address to serve on, as the other machines reach it (default: 127.0.0.1)",
     )
     parser.add_argument("--port", type=int, default=0, help="default: any free port")
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also fetch from this URL's origin (scheme, host, port), e.g. an index's file "
+        "host; the root's indexes are always allowed (repeatable)",
+    )
+    parser.add_argument(
+        "--max-kept-bytes",
+        type=int,
+        default=RelayLimits().max_kept_bytes,
+        help="keep at most this many bytes of files; the least recently requested go first",
+    )
     parser.add_argument(
         "--token-file",
         type=Path,
@@ -59,8 +77,17 @@ def _token(path: Path | None) -> str:
 
 def run_relay(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until interrupted; print the URL to give ``UV_ENVS_WHEEL_RELAY``."""
+    try:
+        origins = AllowedOrigins.of(settings.index, args.allow_origin)
+    except ValueError as exc:
+        raise InvalidInput(f"--allow-origin: {exc}") from exc
     relay = WheelRelay(
-        Layout(settings.root).relay_dir, args.host, args.port, token=_token(args.token_file)
+        Layout(settings.root).relay_dir,
+        args.host,
+        args.port,
+        token=_token(args.token_file),
+        origins=origins,
+        limits=RelayLimits(max_kept_bytes=args.max_kept_bytes),
     )
     try:
         url = relay.start()

@@ -1,4 +1,4 @@
-"""An HTTP server answering from daemon threads until stopped: the wheel relay's, a test index's."""
+"""An HTTP server answering from daemon threads until stopped: the test index's."""
 
 from __future__ import annotations
 

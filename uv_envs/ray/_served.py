@@ -67,7 +67,7 @@ def ClusterEnvManager(  # noqa: N802, PLR0913 - named as the class callers built
     join(address or settings.ray_address)
     # Started before the core, so the server's own installs download through it
     # too: the index then serves each file once for the whole cluster.
-    started = start_relay(str(settings.root)) if wheel_relay else None
+    started = start_relay(settings) if wheel_relay else None
     relay = None
     if started is not None:
         relay, url = started

@@ -21,7 +21,9 @@ import ray
 
 from uv_envs._errors import InvalidInput, RayNotAvailable, RayPythonMismatch
 from uv_envs._models import Environment, EnvKey
+from uv_envs._relay.origins import AllowedOrigins
 from uv_envs._relay.server import RelayCounts, WheelRelay
+from uv_envs._relay.urls import lock_origins
 from uv_envs._reports import Export
 from uv_envs._settings import Settings
 from uv_envs._store.layout import Layout
@@ -72,9 +74,15 @@ def node_address() -> str:
     return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
 
 
-def start_relay(root: str) -> tuple[WheelRelay, str] | None:
-    """The wheel relay of ``root`` on this node and its URL; None (logged) if it cannot start."""
-    relay = WheelRelay(Layout(Path(root)).relay_dir, node_address())
+def start_relay(settings: Settings) -> tuple[WheelRelay, str] | None:
+    """The wheel relay of ``settings``' root on this node and its URL; None (logged) if it fails.
+
+    It fetches from the root's indexes, and from the origins of each lock the
+    service publishes (:meth:`ClusterService.record`).
+    """
+    relay = WheelRelay(
+        Layout(settings.root).relay_dir, node_address(), origins=AllowedOrigins.of(settings.index)
+    )
     try:
         url = relay.start()
     except OSError as exc:
@@ -143,6 +151,8 @@ class ClusterService:
     def record(self, environment: Environment, project: Export) -> PublishedEnv:
         """What every node must hold for the env: its path and project, the relay's URL."""
         key = environment.key
+        if self.relay is not None:  # the nodes' uv downloads these files through it
+            self.relay.origins.add(lock_origins(project.uv_lock))
         return PublishedEnv(
             workflow_id=key.workflow_id,
             node_id=key.node_id,
