@@ -93,7 +93,8 @@ def test_a_relay_passed_by_for_the_index_is_logged_without_its_token(
     with caplog.at_level(logging.DEBUG):
         lone.create(KEY, packages=["beta"])
     assert any("could not serve" in r.getMessage() for r in caplog.records)
-    assert any(redact(dead) in r.getMessage() for r in caplog.records)
+    shown = redact(dead) or ""
+    assert any(shown in r.getMessage() for r in caplog.records)
     operations = "\n".join(repr(op) for op in lone.operations(limit=50).items)
     _assert_nowhere(
         TOKEN, lone.settings.root, caplog, _events_text(lone), repr(lone.settings), operations
