@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -146,3 +149,31 @@ def test_a_hash_mismatch_at_the_relay_is_reported_without_its_token(
 )
 def test_one_function_redacts_relay_tokens_and_url_passwords(text: str, shown: str) -> None:
     assert redact(text) == shown
+
+
+def test_uv_envs_relay_refuses_a_remote_host_without_allow_remote(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "uv_envs", "--root", str(tmp_path / "root"), "relay"]
+    refused = subprocess.run(
+        [*command, "--host", "0.0.0.0"],  # noqa: S104 - the address refused
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "not a loopback address" in refused.stderr
+    assert "--allow-remote" in refused.stderr
+    assert "serving" not in refused.stdout
+    allowed = subprocess.Popen(
+        [*command, "--host", "0.0.0.0", "--allow-remote"],  # noqa: S104 - meant, here
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert allowed.stdout is not None
+        assert allowed.stdout.readline().startswith("uv-envs relay serving at http://0.0.0.0:")
+    finally:
+        allowed.send_signal(signal.SIGTERM)
+        allowed.communicate(timeout=30)
+    assert allowed.returncode == 0
