@@ -62,9 +62,22 @@ def test_a_new_root_and_its_audit_database_are_owner_only(
 
 @pytest.mark.usefixtures("open_umask")
 def test_a_root_the_operator_made_keeps_its_mode(tmp_path: Path, fake_uv: FakeUvExecutor) -> None:
-    root = tmp_path / "shared"
-    root.mkdir(mode=0o750)
+    root = tmp_path / "mine"
+    root.mkdir(mode=0o755)
     manager = _manager(root, fake_uv)
     manager.create(KEY, packages=["alpha"])
-    assert _mode(root) == 0o750
+    assert _mode(root) == 0o755
     assert _mode(root / "audit.sqlite3") == 0o600
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_a_root_shared_with_a_group_gets_a_group_audit_database(
+    tmp_path: Path, fake_uv: FakeUvExecutor
+) -> None:
+    root = tmp_path / "shared"
+    root.mkdir()
+    root.chmod(0o2770)  # how an operator shares a root with a group
+    manager = _manager(root, fake_uv)
+    manager.create(KEY, packages=["alpha"])
+    assert _mode(root) == 0o2770
+    assert _mode(root / "audit.sqlite3") == 0o660  # the group's, never everyone's

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -69,9 +70,15 @@ def _create_private(path: Path) -> None:
     The audit trail names every operation, its output and its caller; SQLite
     would create it by the umask (0644 as a rule). It gives the ``-wal`` and
     ``-shm`` files the database's own mode. An empty file is an empty database.
+    A folder its group may write (a root an operator shares with a group)
+    gets a database the group may write too (0660), never one others may read.
     """
+    shared = path.parent.stat().st_mode & stat.S_IRWXG == stat.S_IRWXG
+    mode = 0o660 if shared else 0o600
     with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+        os.fchmod(descriptor, mode)  # the umask would take the group's bits
+        os.close(descriptor)
 
 
 @attrs.define
