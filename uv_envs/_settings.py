@@ -131,7 +131,7 @@ class Settings:
     max_concurrent_installs: int = attrs.field(factory=lambda: os.cpu_count() or 1)
     ray: str = "auto"
     ray_address: str | None = None
-    wheel_relay: str | None = None
+    wheel_relay: str | None = attrs.field(default=None, repr=lambda url: repr(redact(url)))
     audit_url: str | None = attrs.field(default=None, repr=lambda url: repr(redact(url)))
     audit_password_file: Path | None = None
     audit_host: str = attrs.field(factory=socket.gethostname)

@@ -1,8 +1,12 @@
-"""Audit database URLs: tell them apart, and keep their passwords out of every message.
+"""URLs that carry secrets: tell them apart, and keep the secrets out of every message.
 
-A password may come in the URL itself, from ``PGPASSWORD``, a ``.pgpass`` file
-(both read by libpq) or a password file named in the settings. Whatever the
-source, only :func:`redact`-ed URLs are shown: in errors, logs and ``repr``.
+An audit database's password may come in the URL itself, from ``PGPASSWORD``,
+a ``.pgpass`` file (both read by libpq) or a password file named in the
+settings; an index URL may carry ``user:token@``; a wheel relay's URL carries
+its token as its first path segment. Whatever the source, only
+:func:`redact`-ed text is shown: in errors, logs, events, audit records and
+``repr``. It is the one function that does so, for a URL or for any text that
+may hold URLs (uv's stderr quotes the relayed URLs it failed to download).
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 _URL_PASSWORD = re.compile(r"(?P<head>://[^:/@]*):[^@/]*@")
 # password=... in a libpq key/value string or a URL query.
 _PARAM_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('[^']*'|[^\s&]+)", re.IGNORECASE)
+# A wheel relay's token: the first path segment of its URL. In a relayed file's
+# URL (<relay>/sha256/<hex>/...) any segment before sha256/; in the relay's own
+# URL a segment of the length the relay makes its tokens (token_urlsafe(16): 22).
+_RELAY_TOKEN = re.compile(
+    r"(?P<head>\bhttps?://[^/\s\"'<>]+/)"
+    r"(?:[^/\s\"'<>]+(?=/sha256/[0-9a-f]{64})|[A-Za-z0-9_-]{16,}(?=/?(?:[\s\"'<>),;]|$)))"
+)
 
 
 def is_postgres(url: str) -> bool:
@@ -27,10 +38,12 @@ def is_postgres(url: str) -> bool:
 
 
 def redact(url: str | None) -> str | None:
-    """``url`` with any password replaced by ``***``."""
+    """``url`` (or text holding URLs) with every password and relay token replaced by ``***``."""
     if url is None:
         return None
-    return _PARAM_PASSWORD.sub(r"\g<head>***", _URL_PASSWORD.sub(r"\g<head>:***@", url))
+    text = _URL_PASSWORD.sub(r"\g<head>:***@", url)
+    text = _RELAY_TOKEN.sub(r"\g<head>***", text)
+    return _PARAM_PASSWORD.sub(r"\g<head>***", text)
 
 
 def scrub(text: str, *secrets: str | None) -> str:

@@ -20,6 +20,10 @@ DEFAULT_MAX_PACKAGES = uv_envs.MAX_PACKAGES
 DEFAULT_MAX_WATCHERS = 32
 DEFAULT_MAX_WATCHERS_PER_CLIENT = 8
 
+#: Event names one Watch filter may list (gRPC ``names``, HTTP ``names``): each
+#: known name once; duplicates count, so a request cannot make the server dedupe thousands.
+MAX_EVENT_NAMES = len(uv_envs.EVENT_NAMES)
+
 #: Operations listed per page when a GetOperations request leaves ``limit`` at 0.
 DEFAULT_OPERATIONS_LIMIT = 50
 
@@ -38,6 +42,10 @@ DEFAULT_BODY_TIMEOUT = 60.0
 #: Seconds an HTTP connection may sit idle between requests before it is closed.
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5
 
+#: Seconds a client may leave what it is sent unread (an HTTP response's send
+#: buffer full, a gRPC Watch message unsent) before its connection or call is ended.
+DEFAULT_WRITE_TIMEOUT = 30.0
+
 
 def check_timeout(name: str, seconds: float) -> None:
     """Raise ValueError unless ``seconds`` is a finite number > 0."""
@@ -54,6 +62,17 @@ def limit_packages(packages: Sequence[str], max_packages: int) -> tuple[str, ...
         msg = f"{len(packages)} packages given; at most {max_packages} per request"
         raise uv_envs.InvalidInput(msg)
     return tuple(packages)
+
+
+def limit_event_names(names: Sequence[str]) -> frozenset[str]:
+    """The distinct names of a Watch filter; InvalidInput past :data:`MAX_EVENT_NAMES` entries.
+
+    Both front doors apply it, so a filter is refused or accepted alike on either wire.
+    """
+    if len(names) > MAX_EVENT_NAMES:
+        msg = f"{len(names)} event names given; at most {MAX_EVENT_NAMES} per filter"
+        raise uv_envs.InvalidInput(msg)
+    return frozenset(names)
 
 
 def check_max_packages(max_packages: int) -> None:

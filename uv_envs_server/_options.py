@@ -25,6 +25,7 @@ from ._limits import (
     DEFAULT_MAX_WATCHERS_PER_CLIENT,
     DEFAULT_MIN_CLEANUP_IDLE_HOURS,
     DEFAULT_WORKERS,
+    DEFAULT_WRITE_TIMEOUT,
     check_max_packages,
     check_min_cleanup_idle_hours,
     check_timeout,
@@ -98,6 +99,10 @@ class ServeOptions:
             headers are in; then 408 and the connection is closed.
         keep_alive_timeout: HTTP: seconds a connection may sit idle between
             requests before it is closed (a whole number).
+        write_timeout: seconds a client may leave what it is sent unread: an
+            HTTP client whose send buffer stays full (an event stream it does
+            not read) has its connection dropped, a gRPC Watch whose next
+            event cannot go out is cancelled; either frees its buffers.
         max_watchers: live event subscribers (gRPC Watch, HTTP ``/v1/events``)
             at once; more are refused (RESOURCE_EXHAUSTED, HTTP 429). The gRPC
             pool gets this many threads more, as each Watch holds one.
@@ -135,6 +140,7 @@ class ServeOptions:
     keep_alive_timeout: int = attrs.field(
         default=DEFAULT_KEEP_ALIVE_TIMEOUT, validator=_check_timeout
     )
+    write_timeout: float = attrs.field(default=DEFAULT_WRITE_TIMEOUT, validator=_check_timeout)
 
     def __attrs_post_init__(self) -> None:
         # A check of three fields together, after each field's own.

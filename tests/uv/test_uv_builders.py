@@ -193,9 +193,13 @@ def test_index_options(name: str) -> None:
     invocation = all_builders(UvOptions(cache_dir=CACHE, index=FULL_INDEX))[name]
     args = invocation.args
     end = args.index("--") if "--" in args else len(args)
-    assert option_value(args, "--default-index") == "https://pypi.example/simple"
-    indexes = [args[i + 1] for i in range(end) if args[i] == "--index"]
+    # Index URLs go by environment (they may carry credentials; issue 31): the
+    # same values, in the same priority order, as --default-index and --index.
+    assert invocation.env["UV_DEFAULT_INDEX"] == "https://pypi.example/simple"
+    indexes = invocation.env["UV_INDEX"].split(" ")
     assert indexes == ["https://extra1.example/simple", "https://extra2.example/simple"]
+    assert "--default-index" not in args
+    assert "--index" not in args
     links = [args[i + 1] for i in range(end) if args[i] == "--find-links"]
     assert links == ["/srv/wheels", "https://links.example/"]
     assert "--no-index" in args[:end]
@@ -207,6 +211,9 @@ def test_no_index_options_by_default(name: str) -> None:
     args = all_builders(OPTIONS)[name].args
     for flag in ("--default-index", "--index", "--find-links", "--no-index", "--offline"):
         assert flag not in args
+    env = all_builders(OPTIONS)[name].env
+    assert "UV_DEFAULT_INDEX" not in env
+    assert "UV_INDEX" not in env
 
 
 def test_timeout_is_carried() -> None:
@@ -495,3 +502,20 @@ def test_executor_unusable_binary_is_a_typed_error(tmp_path: Path, kind: str) ->
 def test_find_uv_binary_prefers_the_configured_one(tmp_path: Path) -> None:
     assert find_uv_binary(str(tmp_path / "my-uv")) == str(tmp_path / "my-uv")
     assert Path(find_uv_binary()).name.startswith("uv")
+
+
+def test_index_credentials_never_reach_a_command_line() -> None:
+    """``ps`` shows every user a command line: credentials go in uv's environment (issue 31)."""
+    secret = "s3cr3t-Index-Token"  # noqa: S105 - a test credential
+    index = IndexSettings(
+        index_url=f"https://user:{secret}@private.example/simple",
+        extra_index_urls=(f"https://__token__:{secret}@extra.example/simple",),
+    )
+    for name, invocation in all_builders(UvOptions(cache_dir=CACHE, index=index)).items():
+        assert not any(secret in arg for arg in invocation.args), name
+        if name in {"lock", "sync", "add", "remove"}:
+            assert secret in invocation.env["UV_DEFAULT_INDEX"]
+            assert secret in invocation.env["UV_INDEX"]
+            # What the executor passes to uv: the scrub of UV_* keeps these.
+            passed = child_environment(invocation.env)
+            assert passed["UV_DEFAULT_INDEX"] == invocation.env["UV_DEFAULT_INDEX"]

@@ -6,10 +6,12 @@ of each process has its own connection.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -62,6 +64,23 @@ _SQLITE_MIGRATIONS = {
 }
 
 
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty and owner-only (0600) unless it exists.
+
+    The audit trail names every operation, its output and its caller; SQLite
+    would create it by the umask (0644 as a rule). It gives the ``-wal`` and
+    ``-shm`` files the database's own mode. An empty file is an empty database.
+    A folder its group may write (a root an operator shares with a group)
+    gets a database the group may write too (0660), never one others may read.
+    """
+    shared = path.parent.stat().st_mode & stat.S_IRWXG == stat.S_IRWXG
+    mode = 0o660 if shared else 0o600
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+        os.fchmod(descriptor, mode)  # the umask would take the group's bits
+        os.close(descriptor)
+
+
 @attrs.define
 class SqliteAuditLog:
     """The audit log in one SQLite file (``<root>/audit.sqlite3``).
@@ -99,7 +118,8 @@ class SqliteAuditLog:
         for attempt in itertools.count(1):
             connection = None
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                _create_private(self.path)
                 connection = sqlite3.connect(self.path, timeout=_OPEN_TIMEOUT, isolation_level=None)
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")

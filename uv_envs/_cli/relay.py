@@ -12,6 +12,7 @@ given with ``--allow-origin``. Runs until SIGINT or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import secrets
 import signal
 import sys
@@ -52,6 +53,11 @@ def add_relay_command(parser: argparse.ArgumentParser) -> None:
         help="keep at most this many bytes of files; the least recently requested go first",
     )
     parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="serve on an address that is not loopback (anyone with the URL may fetch through it)",
+    )
+    parser.add_argument(
         "--token-file",
         type=Path,
         help="keep the URL's token here (made if missing), so the URL outlives a restart",
@@ -75,8 +81,32 @@ def _token(path: Path | None) -> str:
     return token
 
 
+def _is_loopback(host: str) -> bool:
+    # As the servers judge it: a wildcard, a public address or any name but
+    # localhost may be reached from elsewhere.
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_relay_host(host: str, *, allow_remote: bool) -> None:
+    """InvalidInput for a host that is not loopback, unless ``allow_remote``."""
+    if allow_remote or _is_loopback(host):
+        return
+    msg = (
+        f"refusing to serve the relay on {host}: it is not a loopback address. Whoever "
+        "holds its URL can fetch through it; pass --allow-remote to mean it"
+    )
+    raise InvalidInput(msg)
+
+
 def run_relay(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until interrupted; print the URL to give ``UV_ENVS_WHEEL_RELAY``."""
+    check_relay_host(args.host, allow_remote=args.allow_remote)
     try:
         origins = AllowedOrigins.of(settings.index, args.allow_origin)
     except ValueError as exc:

@@ -70,6 +70,9 @@ class EnvAccess:
             return
         with self._root_lock:
             layout = self.services.layout
+            # Owner only: the root holds the audit trail and the envs' locks. An
+            # existing root keeps its mode (an operator sharing one sets it).
+            layout.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             for directory in (layout.envs_dir, layout.locks_dir, layout.trash_dir):
                 directory.mkdir(parents=True, exist_ok=True)
             self._root_ready = True

@@ -12,6 +12,7 @@ from uv_envs._errors import HashMismatch, UvError
 from uv_envs._relay.urls import relayed_lock
 from uv_envs._store.resolutions import lock_packages_digest
 from uv_envs._store.venvs import install_slot, store_id
+from uv_envs._urls import redact
 from uv_envs._uv.commands import sync_command
 from uv_envs._uv.python import Interpreter
 
@@ -117,7 +118,9 @@ class Installer:
                 raise
         else:
             return
-        logger.warning("the wheel relay %s could not serve; installing from the index", relay)
+        logger.warning(
+            "the wheel relay %s could not serve; installing from the index", redact(relay)
+        )
         operation.run(
             sync_command(gen_dir, python, options, venv=venv, refresh=refresh),
             "uv sync --frozen",

@@ -25,6 +25,7 @@ from uv_envs._errors import UvError
 from uv_envs._events import domain as events
 from uv_envs._models import Environment, EnvKey, OperationStatus
 from uv_envs._reports import OperationResult
+from uv_envs._urls import redact
 from uv_envs._uv.commands import UvInvocation
 from uv_envs._uv.executor import UvResult
 
@@ -58,13 +59,15 @@ class Operation:
         """Add to the metadata the audit row is finished with."""
         self.notes.update(values)
 
+    # What uv printed goes to the audit log and back to the caller: redacted, as
+    # it quotes the URLs it fetched (relayed ones carry the relay's token).
     @property
     def stdout(self) -> str:
-        return "".join(r.stdout for r in self.results)
+        return redact("".join(r.stdout for r in self.results)) or ""
 
     @property
     def stderr(self) -> str:
-        return "".join(r.stderr for r in self.results)
+        return redact("".join(r.stderr for r in self.results)) or ""
 
     def result(self, environment: Environment) -> OperationResult:
         """What a dependency change or sync returns to its caller."""

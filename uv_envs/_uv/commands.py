@@ -44,10 +44,6 @@ class UvInvocation:
 
 def _index_args(index: IndexSettings) -> list[str]:
     args: list[str] = []
-    if index.index_url:
-        args += ["--default-index", index.index_url]
-    for url in index.extra_index_urls:
-        args += ["--index", url]
     for link in index.find_links:
         args += ["--find-links", link]
     if index.no_index:
@@ -55,6 +51,22 @@ def _index_args(index: IndexSettings) -> list[str]:
     if index.offline:
         args.append("--offline")
     return args
+
+
+def _index_env(index: IndexSettings) -> dict[str, str]:
+    """The index URLs, for uv's environment: never on its command line.
+
+    An index URL may carry credentials (``https://user:token@host/simple``);
+    ``ps`` shows every user a command line, a process's environment only its
+    owner. ``UV_DEFAULT_INDEX`` and ``UV_INDEX`` (space-separated, in priority
+    order) are uv's own equivalents of ``--default-index`` and ``--index``.
+    """
+    env: dict[str, str] = {}
+    if index.index_url:
+        env["UV_DEFAULT_INDEX"] = index.index_url
+    if index.extra_index_urls:
+        env["UV_INDEX"] = " ".join(index.extra_index_urls)
+    return env
 
 
 def _common_args(options: UvOptions, python: str | None) -> list[str]:
@@ -72,9 +84,15 @@ def _common_args(options: UvOptions, python: str | None) -> list[str]:
 
 
 def _env(
-    options: UvOptions, project_dir: Path | None = None, venv: Path | None = None
+    options: UvOptions,
+    project_dir: Path | None = None,
+    venv: Path | None = None,
+    *,
+    index: bool = False,
 ) -> dict[str, str]:
     env = {"UV_PYTHON_DOWNLOADS": options.python_downloads}
+    if index:
+        env |= _index_env(options.index)
     if project_dir is not None:
         # Each venv is built where it will live: venvs cannot move.
         env["UV_PROJECT_ENVIRONMENT"] = str(venv if venv is not None else project_dir / ".venv")
@@ -98,7 +116,8 @@ def lock_command(
         args.append("--upgrade")
     for name in upgrade_packages:
         args += ["--upgrade-package", name]
-    return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
+    env = _env(options, project_dir, index=True)
+    return UvInvocation(tuple(args), project_dir, env, options.timeout)
 
 
 def sync_command(
@@ -117,7 +136,8 @@ def sync_command(
         # uv hard-links installed files from its cache: a damaged file may be
         # damaged there too, so a repair bypasses the cache and unpacks everything again.
         args += ["--no-cache", "--reinstall"]
-    return UvInvocation(tuple(args), project_dir, _env(options, project_dir, venv), options.timeout)
+    env = _env(options, project_dir, venv, index=True)
+    return UvInvocation(tuple(args), project_dir, env, options.timeout)
 
 
 def add_command(
@@ -139,7 +159,8 @@ def add_command(
     for name in upgrade_packages:
         args += ["--upgrade-package", name]
     args += ["--", *requirements]
-    return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
+    env = _env(options, project_dir, index=True)
+    return UvInvocation(tuple(args), project_dir, env, options.timeout)
 
 
 def remove_command(
@@ -148,7 +169,8 @@ def remove_command(
     """``uv remove --no-sync``: drop declared requirements and re-lock."""
     args = ["remove", "--no-sync", *_common_args(options, python), *_index_args(options.index)]
     args += ["--", *names]
-    return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
+    env = _env(options, project_dir, index=True)
+    return UvInvocation(tuple(args), project_dir, env, options.timeout)
 
 
 def export_command(project_dir: Path, options: UvOptions, fmt: ExportFormat) -> UvInvocation:

@@ -28,6 +28,7 @@ from uv_envs._errors import (
     UvNotFound,
     UvTimeout,
 )
+from uv_envs._urls import redact
 
 from .commands import UvInvocation
 
@@ -190,7 +191,7 @@ class SubprocessUvExecutor:
             raise UvTimeout(
                 f"uv ran longer than {invocation.timeout} s and was stopped",
                 command=command,
-                stderr="".join(stderr_chunks),
+                stderr=redact("".join(stderr_chunks)) or "",
             )
         return UvResult(
             command=command,
@@ -287,10 +288,12 @@ def raise_for_result(result: UvResult, message: str) -> UvResult:
         error = HashMismatch
     elif any(marker in result.stderr for marker in _RESOLUTION_MARKERS):
         error = ResolutionFailed
+    # The error's text reaches clients, events and the audit log: uv's output
+    # quotes the URLs it fetched, relayed ones with the relay's token.
     raise error(
         message,
-        command=result.command,
+        command=tuple(redact(arg) or "" for arg in result.command),
         exit_code=result.exit_code,
-        stdout=result.stdout,
-        stderr=result.stderr,
+        stdout=redact(result.stdout) or "",
+        stderr=redact(result.stderr) or "",
     )

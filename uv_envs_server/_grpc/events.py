@@ -4,6 +4,11 @@ uv-envs' own service in its own proto package (protos/uvenvs_events.proto),
 served on the port of WTB's ``envmanager.EnvManagerService``, which it leaves
 untouched. Each Watch holds one thread of the server's pool while it streams,
 so the server sizes its pool for the watchers it admits (``max_watchers``).
+
+A watcher that stops reading stalls the send of its next message once HTTP/2
+flow control has filled its window, and the send holds the thread with it:
+the write deadline (:class:`SendDeadline`) cancels a Watch whose message has
+not gone out in time, which ends the send and gives the thread back.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 
 import uv_envs
 from uv_envs_server._generated import uvenvs_events_pb2 as events_pb
+from uv_envs_server._limits import DEFAULT_WRITE_TIMEOUT, limit_event_names
 
 from .errors import abort, from_rpc_error
 
@@ -48,7 +55,7 @@ def event_filter(request: events_pb.WatchRequest) -> tuple[uv_envs.EventFilter, 
     chosen = uv_envs.EventFilter(
         workflow_id=request.workflow_id or None,
         node_id=request.node_id or None,
-        names=frozenset(request.names),
+        names=limit_event_names(request.names),
         operation_id=request.operation_id or None,
     )
     after = request.after_sequence if request.HasField("after_sequence") else None
@@ -92,23 +99,75 @@ def stream_event(message: events_pb.Event) -> uv_envs.StreamEvent:
     )
 
 
+class SendDeadline:
+    """Cancels a Watch whose message has not gone out within ``seconds``.
+
+    A stream's generator is suspended at its ``yield`` while gRPC sends the
+    message, so "sending" is the time from a yield until the generator runs
+    again. One thread, started with the first Watch, checks the open sends.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._sending: dict[uv_envs.Subscription, tuple[float, grpc.ServicerContext]] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sending(self, subscription: uv_envs.Subscription, context: grpc.ServicerContext) -> None:
+        """A message of ``subscription`` is about to be sent."""
+        with self._lock:
+            self._sending[subscription] = (time.monotonic() + self.seconds, context)
+            if self._thread is None and not self._stopped.is_set():
+                self._thread = threading.Thread(
+                    target=self._watch, name="uv-envs-watch-deadline", daemon=True
+                )
+                self._thread.start()
+
+    def sent(self, subscription: uv_envs.Subscription) -> None:
+        """The message went out (or the stream ended)."""
+        with self._lock:
+            self._sending.pop(subscription, None)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(min(self.seconds / 4, 1.0)):
+            now = time.monotonic()
+            with self._lock:
+                late = [(s, c) for s, (due, c) in self._sending.items() if due <= now]
+            for subscription, context in late:
+                subscription.close()  # frees its place and buffer at once
+                context.cancel()  # ends the stuck send: the thread returns to the pool
+
+
 class EventsServicer:
     """Serves ``uvenvs.v1.Events/Watch`` from a manager's event stream.
 
     Args:
         manager: whose :attr:`~uv_envs.EnvManager.events` are streamed.
         limits: the caps on watchers, per server and per client address.
+        write_timeout: seconds one message may take to go out before the
+            Watch is cancelled (its client does not read).
 
     """
 
-    def __init__(self, manager: uv_envs.EnvManager, limits: uv_envs.SubscriberLimits) -> None:
+    def __init__(
+        self,
+        manager: uv_envs.EnvManager,
+        limits: uv_envs.SubscriberLimits,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+    ) -> None:
         self.manager = manager
         self.limits = limits
         self._open: set[uv_envs.Subscription] = set()
         self._lock = threading.Lock()
+        self._deadline = SendDeadline(write_timeout)
 
     def shutdown(self) -> None:
         """End every open Watch (the server is stopping: it would wait out its grace for them)."""
+        self._deadline.stop()
         with self._lock:
             open_now = list(self._open)
         for subscription in open_now:
@@ -137,10 +196,14 @@ class EventsServicer:
                     if subscription.closed or not context.is_active():
                         return
                     continue
-                yield event_message(event)
+                message = event_message(event)
+                self._deadline.sending(subscription, context)
+                yield message
+                self._deadline.sent(subscription)
                 if event.ends_stream:
                     return
         finally:
+            self._deadline.sent(subscription)
             with self._lock:
                 self._open.discard(subscription)
             subscription.close()

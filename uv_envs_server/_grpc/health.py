@@ -1,4 +1,4 @@
-"""``grpc.health.v1.Health``: the official servicer, with a cap on Watch streams and a drain.
+"""``grpc.health.v1.Health``: the official servicer, with caps on Watch streams and a drain.
 
 grpcio-health-checking keeps the statuses and answers Check; this subclass
 adds what a server with a fixed pool of workers needs. The request-log
@@ -6,10 +6,14 @@ interceptor wraps every handler, so Watch runs in the servicer's blocking
 mode and each open stream holds a worker thread: the streams are capped, and
 :meth:`HealthServicer.shutdown` ends them, so ``server.stop(grace)`` does not
 wait the whole grace period for watchers that never hang up.
+
+Health needs no token, so the streams are capped per client address as well:
+one client must not take every place and blind the load balancers.
 """
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 from typing import TYPE_CHECKING, Final
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 import grpc
 from grpc_health.v1 import health, health_pb2
 
+from .events import client_address
 from .proto import SERVICE_NAME
 
 if TYPE_CHECKING:
@@ -55,19 +60,27 @@ class HealthServicer(health.HealthServicer):
         max_watchers: Watch streams served at once. Each holds a worker thread
             of the server for as long as it is open, so they are capped to
             leave workers for the real work; one more answers RESOURCE_EXHAUSTED.
+        max_watchers_per_client: Watch streams one client address may hold
+            (the service needs no token); one more answers RESOURCE_EXHAUSTED.
 
     .. versionadded:: 0.1.0
 
     """
 
     def __init__(
-        self, services: Iterable[str] = ("", SERVICE_NAME), *, max_watchers: int = 4
+        self,
+        services: Iterable[str] = ("", SERVICE_NAME),
+        *,
+        max_watchers: int = 4,
+        max_watchers_per_client: int = 1,
     ) -> None:
         # Blocking mode on purpose: interceptors drop the non-blocking marker anyway.
         super().__init__(experimental_non_blocking=False)
         for service in services:
             self.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._watchers = threading.BoundedSemaphore(max_watchers)
+        self._per_client = max_watchers_per_client
+        self._clients: collections.Counter[str] = collections.Counter()
         self._streams: set[_Stream] = set()
         self._streams_lock = threading.Lock()
         self._draining = False
@@ -81,7 +94,18 @@ class HealthServicer(health.HealthServicer):
     ) -> Iterator[health_pb2.HealthCheckResponse]:
         """Stream the status of one service each time it changes."""
         del send_response_callback  # only passed in non-blocking mode, which is off
+        client = client_address(context.peer())
+        with self._streams_lock:
+            admitted = self._clients[client] < self._per_client
+            if admitted:
+                self._clients[client] += 1
+        if not admitted:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "this client has too many health Watch streams; use Check",
+            )
         if not self._watchers.acquire(blocking=False):
+            self._leave(client)
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED, "too many health Watch streams; use Check"
             )
@@ -99,6 +123,13 @@ class HealthServicer(health.HealthServicer):
             with self._streams_lock:
                 self._streams.discard(stream)
             self._watchers.release()
+            self._leave(client)
+
+    def _leave(self, client: str) -> None:
+        with self._streams_lock:
+            self._clients[client] -= 1
+            if self._clients[client] <= 0:
+                del self._clients[client]  # the counter would keep every address ever seen
 
     def shutdown(self) -> None:
         """Report every service NOT_SERVING, then end all Watch streams."""

@@ -169,7 +169,7 @@ def create_server(
     health = HealthServicer(("", SERVICE_NAME, WATCH_SERVICE), max_watchers=max(1, workers // 4))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     served = [SERVICE_NAME, WATCH_SERVICE, HEALTH_SERVICE]
-    events = EventsServicer(manager, options.watcher_limits)
+    events = EventsServicer(manager, options.watcher_limits, options.write_timeout)
     server.add_generic_rpc_handlers(
         [method_handlers(servicer), events_handlers(events), *reflection_handlers(served)]
     )

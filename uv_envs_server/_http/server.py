@@ -22,7 +22,7 @@ from uv_envs_server._options import ServeOptions
 
 from . import sse
 from .app import create_app
-from .protocol import with_header_deadline
+from .protocol import with_deadlines
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -66,7 +66,7 @@ class HttpServer:
             access_log=False,  # the guard middleware logs every request with its id
             lifespan="off",
             server_header=False,
-            http=with_header_deadline(options.header_timeout),
+            http=with_deadlines(options.header_timeout, options.write_timeout),
             timeout_keep_alive=options.keep_alive_timeout,
             ssl_certfile=str(tls.certificate_chain) if tls else None,
             ssl_keyfile=str(tls.private_key) if tls else None,

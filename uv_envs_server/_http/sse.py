@@ -29,6 +29,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 import uv_envs
+from uv_envs_server._limits import MAX_EVENT_NAMES, limit_event_names
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Iterator
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 
 #: Seconds between two comment lines on a quiet stream: proxies close idle responses.
 KEEPALIVE: Final = 15.0
-#: The most names one filter may list (each at most this long).
-MAX_NAMES: Final = len(uv_envs.EVENT_NAMES)
 _SEQUENCE: Final = re.compile(r"\d{1,19}")
 
 router = APIRouter()
@@ -198,7 +197,7 @@ class WatchQuery(BaseModel):
 
     workflow_id: str | None = None
     node_id: str | None = None
-    names: list[str] = Field(default_factory=list, max_length=MAX_NAMES)
+    names: list[str] = Field(default_factory=list, max_length=MAX_EVENT_NAMES)
     operation_id: str | None = None
     after: int | None = Field(default=None, ge=0, lt=2**63)
 
@@ -218,7 +217,7 @@ async def events(
     chosen = uv_envs.EventFilter(
         workflow_id=query.workflow_id,
         node_id=query.node_id,
-        names=frozenset(query.names),
+        names=limit_event_names(query.names),
         operation_id=query.operation_id,
     )
     manager: uv_envs.EnvManager = request.app.state.manager
