@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from uv_envs import EnvKey, EnvManager, HashMismatch, IndexSettings, Settings
+from uv_envs._relay.origins import AllowedOrigins
 from uv_envs._relay.server import WheelRelay
 from uv_envs._urls import redact
 from uv_envs.testing import CountingIndex
@@ -40,8 +41,10 @@ def index(wheelhouse: Path) -> Iterator[CountingIndex]:
 
 
 @pytest.fixture
-def relay(tmp_path: Path) -> Iterator[WheelRelay]:
-    running = WheelRelay(tmp_path / "server" / "relay", "127.0.0.1", token=TOKEN)
+def relay(tmp_path: Path, index: CountingIndex) -> Iterator[WheelRelay]:
+    # It fetches from the machines' index only, as a root configured with it does.
+    origins = AllowedOrigins.of(IndexSettings(index_url=index.url))
+    running = WheelRelay(tmp_path / "server" / "relay", "127.0.0.1", token=TOKEN, origins=origins)
     running.start()
     yield running
     running.stop()
