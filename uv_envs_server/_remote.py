@@ -114,6 +114,10 @@ class RemoteEnvManager(Protocol):
         """Follow the server's events live until closed; ``after`` replays from that id."""
         ...
 
+    def health(self) -> str:
+        """The server's health: ``"SERVING"`` when it answers."""
+        ...
+
     def close(self) -> None:
         """Close the connection."""
         ...

@@ -19,16 +19,16 @@ from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
 from . import events, wire
 from .errors import RemoteError
 from .proto import pb
-from .rpcs import CREATE_OK, RpcCalls
+from .rpcs import RpcCalls, ident
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterable
+    from collections.abc import Generator, Iterable
 
-__all__ = ["CREATE_OK", "EnvManagerClient"]
+__all__ = ["EnvManagerClient"]
 
 
-def _ident(key: uv_envs.EnvKey) -> tuple[str, str, str]:
-    return key.workflow_id, key.node_id, key.version_id
+def _encoded(requirements_text: str | None) -> bytes:
+    return (requirements_text or "").encode("utf-8")
 
 
 def _failed_uv(operation: str, stdout: str, stderr: str, exit_code: int) -> uv_envs.UvError:
@@ -40,10 +40,11 @@ def _failed_uv(operation: str, stdout: str, stderr: str, exit_code: int) -> uv_e
 class EnvManagerClient(RpcCalls):
     """Calls a uv-envs server (or any ``envmanager.EnvManagerService``).
 
-    The :class:`~uv_envs_server.RemoteEnvManager` methods (``ensure``, ``get``,
-    ``add`` ...) answer ``uv_envs`` models, as :class:`~uv_envs_server.HttpEnvClient`
-    does; the wire-level methods (``create_env``, ``get_env_status`` ...) answer
-    the proto's messages.
+    Its methods are the :class:`~uv_envs_server.RemoteEnvManager` contract
+    (``ensure``, ``get``, ``add`` ...), answering ``uv_envs`` models as
+    :class:`~uv_envs_server.HttpEnvClient` does, plus :meth:`health`. Code
+    that needs the proto's messages themselves (a status string, a field WTB
+    reads) calls the generated ``EnvManagerServiceStub``, as WTB does.
 
     Args:
         target: ``host:port`` of the server.
@@ -63,12 +64,10 @@ class EnvManagerClient(RpcCalls):
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-       Implements :class:`~uv_envs_server.RemoteEnvManager`;
-       ``delete_operations`` answers :class:`uv_envs.DeletedOperations`.
+       Implements :class:`~uv_envs_server.RemoteEnvManager`, and only it: the
+       wire-level methods (``create_env``, ``get_env_status`` ...) are gone.
 
     """
-
-    # -- the RemoteEnvManager contract ------------------------------------
 
     def ensure(
         self,
@@ -79,9 +78,13 @@ class EnvManagerClient(RpcCalls):
         python: str | None = None,
     ) -> uv_envs.Environment:
         """Make the env match the spec (CreateEnv), then read it back (GetEnvStatus)."""
-        self.create_env(
-            *_ident(key), packages=packages, requirements_text=requirements_text, python=python
+        request = pb.CreateEnvRequest(
+            **ident(key),
+            python_version=python or "",
+            packages=list(packages),
+            requirements_file_content=_encoded(requirements_text),
         )
+        self._call("CreateEnv", request)
         try:
             return self.get(key)
         except uv_envs.EnvironmentNotFound as exc:
@@ -90,7 +93,7 @@ class EnvManagerClient(RpcCalls):
 
     def get(self, key: uv_envs.EnvKey) -> uv_envs.Environment:
         """The env (GetEnvStatus); raises ``EnvironmentNotFound`` when there is none."""
-        response = self.get_env_status(*_ident(key))
+        response = self._keyed("GetEnvStatus", pb.EnvStatusResponse, key)
         if response.status == uv_envs.EnvStatus.NOT_FOUND or not response.metadata_json:
             raise uv_envs.EnvironmentNotFound(f"no environment {key}")
         data = json.loads(response.metadata_json)
@@ -103,29 +106,37 @@ class EnvManagerClient(RpcCalls):
     def delete(self, key: uv_envs.EnvKey, *, timeout: float | None = None) -> uv_envs.DeleteResult:
         """Delete the env (DeleteEnv); past ``timeout`` seconds, ``EnvironmentBusy``."""
         try:
-            status = self.delete_env(*_ident(key), timeout=timeout)
+            response = self._keyed("DeleteEnv", pb.DeleteEnvResponse, key, timeout)
         except RemoteError as exc:
             if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
                 msg = f"environment {key} was not deleted within {timeout} seconds"
                 raise uv_envs.EnvironmentBusy(msg) from exc
             raise
-        return uv_envs.DeleteResult(key, uv_envs.DeleteStatus(status))
+        return uv_envs.DeleteResult(key, uv_envs.DeleteStatus(response.status))
 
     def dependencies(self, key: uv_envs.EnvKey) -> uv_envs.Dependencies:
         """Declared dependencies and locked versions (ListDeps)."""
-        response = self.list_deps(*_ident(key))
+        response = self._keyed("ListDeps", pb.ListDepsResponse, key)
         return uv_envs.Dependencies(
             key, tuple(response.dependencies), dict(response.locked_versions)
         )
+
+    def _deps(
+        self, rpc: str, key: uv_envs.EnvKey, packages: Iterable[str], text: str | None = None
+    ) -> pb.DepsOperationResponse:
+        request = pb.DepsRequest(
+            **ident(key), packages=list(packages), requirements_file_content=_encoded(text)
+        )
+        response: pb.DepsOperationResponse = self._call(rpc, request)
+        return response
 
     def _changed(
         self,
         key: uv_envs.EnvKey,
         operation: str,
-        call: Callable[[], pb.DepsOperationResponse | pb.SyncEnvResponse],
+        response: pb.DepsOperationResponse | pb.SyncEnvResponse,
     ) -> uv_envs.OperationResult:
         # The RPC answers uv's output, not the env: it is read back after a success.
-        response = call()
         if response.status != uv_envs.OperationStatus.SUCCESS:
             raise _failed_uv(operation, response.stdout, response.stderr, response.exit_code)
         return uv_envs.OperationResult(
@@ -144,33 +155,23 @@ class EnvManagerClient(RpcCalls):
         requirements_text: str | None = None,
     ) -> uv_envs.OperationResult:
         """Add packages (AddDeps); uv's failure raises ``UvError``, the env unchanged."""
-        return self._changed(
-            key,
-            "add",
-            lambda: self.add_deps(
-                *_ident(key), packages=packages, requirements_text=requirements_text
-            ),
-        )
+        return self._changed(key, "add", self._deps("AddDeps", key, packages, requirements_text))
 
     def update(self, key: uv_envs.EnvKey, packages: Iterable[str] = ()) -> uv_envs.OperationResult:
         """Upgrade the named packages, or all of them (UpdateDeps)."""
-        return self._changed(
-            key, "update", lambda: self.update_deps(*_ident(key), packages=packages)
-        )
+        return self._changed(key, "update", self._deps("UpdateDeps", key, packages))
 
     def remove(self, key: uv_envs.EnvKey, packages: Iterable[str]) -> uv_envs.OperationResult:
         """Remove the named packages (RemoveDeps)."""
-        return self._changed(
-            key, "remove", lambda: self.remove_deps(*_ident(key), packages=packages)
-        )
+        return self._changed(key, "remove", self._deps("RemoveDeps", key, packages))
 
     def sync(self, key: uv_envs.EnvKey) -> uv_envs.OperationResult:
         """Make the venv match uv.lock again (SyncEnv)."""
-        return self._changed(key, "sync", lambda: self.sync_env(*_ident(key)))
+        return self._changed(key, "sync", self._keyed("SyncEnv", pb.SyncEnvResponse, key))
 
     def export(self, key: uv_envs.EnvKey) -> uv_envs.Export:
         """The env's ``pyproject.toml`` and ``uv.lock`` (ExportEnv)."""
-        response = self.export_env(*_ident(key))
+        response = self._keyed("ExportEnv", pb.ExportEnvResponse, key)
         return uv_envs.Export(key, response.pyproject_toml, response.uv_lock)
 
     def operations(
@@ -182,9 +183,14 @@ class EnvManagerClient(RpcCalls):
         offset: int = 0,
     ) -> uv_envs.OperationPage:
         """A page of the audit trail, newest first (GetOperations)."""
-        page = self.get_operations(
-            workflow_id or "", node_id or "", status=status or "", limit=limit, offset=offset
+        request = pb.GetOperationsRequest(
+            workflow_id=workflow_id or "",
+            node_id=node_id or "",
+            status=status or "",
+            limit=limit,
+            offset=offset,
         )
+        page: pb.OperationListResponse = self._call("GetOperations", request)
         items = tuple(wire.record_of(item) for item in page.items)
         return uv_envs.OperationPage(page.total, page.limit, page.offset, items)
 

@@ -1,8 +1,7 @@
-"""A Python client of the HTTP API, on httpx: the :class:`RemoteEnvManager` contract and more.
+"""A Python client of the HTTP API, on httpx: the :class:`RemoteEnvManager` contract.
 
-The contract's methods answer ``uv_envs`` models, as the gRPC client's do; the
-wire-level methods (:class:`~uv_envs_server._http.calls.HttpCalls`) answer the
-API's JSON as dicts. A problem body is raised as the core exception it names
+Its methods answer ``uv_envs`` models, as the gRPC client's do. A problem
+body is raised as the core exception it names
 (``except uv_envs.EnvironmentNotFound`` works against the local API, the gRPC
 client and this one alike); a failure no core class describes is an
 :class:`HttpRemoteError`.
@@ -53,28 +52,15 @@ def environment_of(env: Mapping[str, Any]) -> uv_envs.Environment:
     )
 
 
-def _result(answer: Mapping[str, Any]) -> uv_envs.OperationResult:
-    return uv_envs.OperationResult(
-        environment_of(answer["environment"]),
-        answer["operation"],
-        stdout=answer["stdout"],
-        stderr=answer["stderr"],
-        exit_code=answer["exit_code"],
-        duration_ms=answer["duration_ms"],
-    )
-
-
-def _ident(key: uv_envs.EnvKey) -> tuple[str, str, str]:
-    return key.workflow_id, key.node_id, key.version_id
-
-
 class HttpEnvClient(HttpCalls):
     """Talks to a uv-envs HTTP server (``uv-envs-server --http-port N``).
 
-    The :class:`~uv_envs_server.RemoteEnvManager` methods (``ensure``, ``get``,
-    ``add`` ...) answer ``uv_envs`` models, as :class:`~uv_envs_server.EnvManagerClient`
-    does; the wire-level methods (``create_env``, ``get_env``, ``verify_env`` ...)
-    answer the API's JSON.
+    Its methods are the :class:`~uv_envs_server.RemoteEnvManager` contract
+    (``ensure``, ``get``, ``add`` ...), answering ``uv_envs`` models as
+    :class:`~uv_envs_server.EnvManagerClient` does, plus :meth:`health`. The
+    API's JSON itself (another export format, ``verify``, ``cleanup``, the
+    list of envs) is a call on :attr:`http`, an ``httpx.Client`` on the
+    server's base URL that sends the token.
 
     Args:
         base_url: for example ``http://127.0.0.1:8080``.
@@ -87,10 +73,15 @@ class HttpEnvClient(HttpCalls):
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-       Implements :class:`~uv_envs_server.RemoteEnvManager`: ``ensure``,
-       ``operations`` and ``delete_operations`` answer ``uv_envs`` models.
+       Implements :class:`~uv_envs_server.RemoteEnvManager`, and only it: the
+       wire-level methods (``create_env``, ``get_env``, ``verify_env`` ...)
+       are gone, and :meth:`health` answers the status name.
 
     """
+
+    def health(self) -> str:
+        """``"SERVING"`` when the server answers (``GET /v1/health``)."""
+        return str(self._call("GET", "/v1/health")["status"])
 
     def ensure(
         self,
@@ -102,30 +93,42 @@ class HttpEnvClient(HttpCalls):
     ) -> uv_envs.Environment:
         """Make the env match the spec (create it or move it to a new generation)."""
         body = spec_body(packages, python, requirements_text)
-        return environment_of(self._call("PUT", self._env(*_ident(key)), json=body))
+        return environment_of(self._call("PUT", self._env(key), json=body))
 
     def get(self, key: uv_envs.EnvKey) -> uv_envs.Environment:
         """The env; raises ``EnvironmentNotFound`` when there is none."""
-        env = self.get_env(*_ident(key))["environment"]
+        env = self._call("GET", self._env(key))["environment"]
         if env is None:  # the server answers 404 then; this is for an older one
             raise uv_envs.EnvironmentNotFound(f"no environment {key}")
         return environment_of(env)
 
     def delete(self, key: uv_envs.EnvKey, *, timeout: float | None = None) -> uv_envs.DeleteResult:
         """Delete the env; past ``timeout`` seconds, ``EnvironmentBusy``."""
+        wait = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         try:
-            status = self.delete_env(
-                *_ident(key), timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
-            )
+            answer = self._call("DELETE", self._env(key), timeout=wait)
         except httpx.TimeoutException as exc:
             msg = f"environment {key} was not deleted within {timeout} seconds"
             raise uv_envs.EnvironmentBusy(msg) from exc
-        return uv_envs.DeleteResult(key, uv_envs.DeleteStatus(status))
+        return uv_envs.DeleteResult(key, uv_envs.DeleteStatus(answer["status"]))
 
     def dependencies(self, key: uv_envs.EnvKey) -> uv_envs.Dependencies:
         """Declared dependencies and the versions uv.lock pins."""
-        answer = self.list_deps(*_ident(key))
+        answer = self._call("GET", self._env(key) + "/deps")
         return uv_envs.Dependencies(key, tuple(answer["declared"]), dict(answer["locked"]))
+
+    def _changed(
+        self, method: str, key: uv_envs.EnvKey, tail: str, body: object = None
+    ) -> uv_envs.OperationResult:
+        answer = self._call(method, self._env(key) + tail, json=body)
+        return uv_envs.OperationResult(
+            environment_of(answer["environment"]),
+            answer["operation"],
+            stdout=answer["stdout"],
+            stderr=answer["stderr"],
+            exit_code=answer["exit_code"],
+            duration_ms=answer["duration_ms"],
+        )
 
     def add(
         self,
@@ -135,25 +138,24 @@ class HttpEnvClient(HttpCalls):
         requirements_text: str | None = None,
     ) -> uv_envs.OperationResult:
         """Add packages; uv's failure raises ``UvError`` with its output, the env unchanged."""
-        return _result(
-            self.add_deps(*_ident(key), packages=packages, requirements_text=requirements_text)
-        )
+        body = {"packages": list(packages), "requirements_text": requirements_text}
+        return self._changed("POST", key, "/deps", body)
 
     def update(self, key: uv_envs.EnvKey, packages: Iterable[str] = ()) -> uv_envs.OperationResult:
         """Upgrade the named packages, or all of them when none is named."""
-        return _result(self.update_deps(*_ident(key), packages=packages))
+        return self._changed("PATCH", key, "/deps", {"packages": list(packages)})
 
     def remove(self, key: uv_envs.EnvKey, packages: Iterable[str]) -> uv_envs.OperationResult:
         """Remove the named packages."""
-        return _result(self.remove_deps(*_ident(key), packages=packages))
+        return self._changed("DELETE", key, "/deps", {"packages": list(packages)})
 
     def sync(self, key: uv_envs.EnvKey) -> uv_envs.OperationResult:
         """Make the venv match uv.lock again."""
-        return _result(self.sync_env(*_ident(key)))
+        return self._changed("POST", key, "/sync")
 
     def export(self, key: uv_envs.EnvKey) -> uv_envs.Export:
         """The env's ``pyproject.toml`` and ``uv.lock``."""
-        files = self.export_env(*_ident(key), fmt="project")
+        files = self._call("GET", self._env(key) + "/export", params={"format": "project"})["files"]
         return uv_envs.Export(key, files["pyproject.toml"], files["uv.lock"])
 
     def operations(
