@@ -227,8 +227,8 @@ def test_tls_with_a_self_signed_certificate(
     target = serve(fake_manager, tls=tls_files(tmp_path, cert, key), token=TOKEN)
     client = open_client(target, timeout=30, root_certificates=cert, token=TOKEN)
     assert client.health() == "SERVING"
-    created = client.ensure(uv_envs.EnvKey("wf", "tls"), ["alpha"])
-    assert str(created.python_path).endswith("/.venv/bin/python")
+    tls_env = client.ensure(uv_envs.EnvKey("wf", "tls"), ["alpha"])
+    assert str(tls_env.python_path).endswith("/.venv/bin/python")
     assert client.get(uv_envs.EnvKey("wf", "tls")).status is uv_envs.EnvStatus.READY
 
     # The token is still required over TLS.
