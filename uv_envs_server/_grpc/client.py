@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 import uv_envs
-from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
+from uv_envs_server._remote import EventFilters, PageQuery, RemoteClient
 
 from . import events, wire
 from .errors import RemoteError
@@ -22,9 +22,13 @@ from .proto import pb
 from .rpcs import RpcCalls, ident
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable
+    from collections.abc import Generator
 
 __all__ = ["EnvManagerClient"]
+
+
+#: The RPC of each change of the declared dependencies.
+_DEPS_RPCS = {"add": "AddDeps", "update": "UpdateDeps", "remove": "RemoveDeps"}
 
 
 def _encoded(requirements_text: str | None) -> bytes:
@@ -37,7 +41,7 @@ def _failed_uv(operation: str, stdout: str, stderr: str, exit_code: int) -> uv_e
     return uv_envs.UvError(first, exit_code=exit_code, stdout=stdout, stderr=stderr)
 
 
-class EnvManagerClient(RpcCalls):
+class EnvManagerClient(RpcCalls, RemoteClient):
     """Calls a uv-envs server (or any ``envmanager.EnvManagerService``).
 
     Its methods are the :class:`~uv_envs_server.RemoteEnvManager` contract
@@ -69,20 +73,15 @@ class EnvManagerClient(RpcCalls):
 
     """
 
-    def ensure(
-        self,
-        key: uv_envs.EnvKey,
-        packages: Iterable[str] = (),
-        *,
-        requirements_text: str | None = None,
-        python: str | None = None,
+    def _ensure(
+        self, key: uv_envs.EnvKey, packages: list[str], text: str | None, python: str | None
     ) -> uv_envs.Environment:
-        """Make the env match the spec (CreateEnv), then read it back (GetEnvStatus)."""
+        # CreateEnv answers a status and a path, not the env: it is read back (GetEnvStatus).
         request = pb.CreateEnvRequest(
             **ident(key),
             python_version=python or "",
-            packages=list(packages),
-            requirements_file_content=_encoded(requirements_text),
+            packages=packages,
+            requirements_file_content=_encoded(text),
         )
         self._call("CreateEnv", request)
         try:
@@ -121,22 +120,18 @@ class EnvManagerClient(RpcCalls):
             key, tuple(response.dependencies), dict(response.locked_versions)
         )
 
-    def _deps(
-        self, rpc: str, key: uv_envs.EnvKey, packages: Iterable[str], text: str | None = None
-    ) -> pb.DepsOperationResponse:
-        request = pb.DepsRequest(
-            **ident(key), packages=list(packages), requirements_file_content=_encoded(text)
-        )
-        response: pb.DepsOperationResponse = self._call(rpc, request)
-        return response
-
-    def _changed(
-        self,
-        key: uv_envs.EnvKey,
-        operation: str,
-        response: pb.DepsOperationResponse | pb.SyncEnvResponse,
+    def _change(
+        self, key: uv_envs.EnvKey, operation: str, packages: list[str], text: str | None = None
     ) -> uv_envs.OperationResult:
-        # The RPC answers uv's output, not the env: it is read back after a success.
+        # AddDeps ... answer uv's output, not the env: it is read back after a success.
+        response: pb.DepsOperationResponse | pb.SyncEnvResponse
+        if operation == "sync":
+            response = self._keyed("SyncEnv", pb.SyncEnvResponse, key)
+        else:
+            request = pb.DepsRequest(
+                **ident(key), packages=packages, requirements_file_content=_encoded(text)
+            )
+            response = self._call(_DEPS_RPCS[operation], request)
         if response.status != uv_envs.OperationStatus.SUCCESS:
             raise _failed_uv(operation, response.stdout, response.stderr, response.exit_code)
         return uv_envs.OperationResult(
@@ -147,48 +142,18 @@ class EnvManagerClient(RpcCalls):
             exit_code=response.exit_code,
         )
 
-    def add(
-        self,
-        key: uv_envs.EnvKey,
-        packages: Iterable[str] = (),
-        *,
-        requirements_text: str | None = None,
-    ) -> uv_envs.OperationResult:
-        """Add packages (AddDeps); uv's failure raises ``UvError``, the env unchanged."""
-        return self._changed(key, "add", self._deps("AddDeps", key, packages, requirements_text))
-
-    def update(self, key: uv_envs.EnvKey, packages: Iterable[str] = ()) -> uv_envs.OperationResult:
-        """Upgrade the named packages, or all of them (UpdateDeps)."""
-        return self._changed(key, "update", self._deps("UpdateDeps", key, packages))
-
-    def remove(self, key: uv_envs.EnvKey, packages: Iterable[str]) -> uv_envs.OperationResult:
-        """Remove the named packages (RemoveDeps)."""
-        return self._changed(key, "remove", self._deps("RemoveDeps", key, packages))
-
-    def sync(self, key: uv_envs.EnvKey) -> uv_envs.OperationResult:
-        """Make the venv match uv.lock again (SyncEnv)."""
-        return self._changed(key, "sync", self._keyed("SyncEnv", pb.SyncEnvResponse, key))
-
     def export(self, key: uv_envs.EnvKey) -> uv_envs.Export:
         """The env's ``pyproject.toml`` and ``uv.lock`` (ExportEnv)."""
         response = self._keyed("ExportEnv", pb.ExportEnvResponse, key)
         return uv_envs.Export(key, response.pyproject_toml, response.uv_lock)
 
-    def operations(
-        self,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        status: str | None = None,
-        limit: int = DEFAULT_OPERATIONS_LIMIT,
-        offset: int = 0,
-    ) -> uv_envs.OperationPage:
-        """A page of the audit trail, newest first (GetOperations)."""
+    def _page(self, query: PageQuery) -> uv_envs.OperationPage:
         request = pb.GetOperationsRequest(
-            workflow_id=workflow_id or "",
-            node_id=node_id or "",
-            status=status or "",
-            limit=limit,
-            offset=offset,
+            workflow_id=query.workflow_id or "",
+            node_id=query.node_id or "",
+            status=query.status or "",
+            limit=query.limit,
+            offset=query.offset,
         )
         page: pb.OperationListResponse = self._call("GetOperations", request)
         items = tuple(wire.record_of(item) for item in page.items)
@@ -207,19 +172,13 @@ class EnvManagerClient(RpcCalls):
             tuple(response.deleted_node_ids),
         )
 
-    def watch(
-        self,
-        *,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        names: Iterable[str] = (),
-        operation_id: str | None = None,
-        after: int | None = None,
-    ) -> Generator[uv_envs.StreamEvent]:
-        """Follow the server's events live (``uvenvs.v1.Events/Watch``); see docs/grpc.md.
-
-        ``operation_id`` follows one call (its ``x-request-id``); ``after``
-        first replays the buffered events numbered after it. Runs until closed.
-        """
-        request = events.watch_request(workflow_id, node_id, names, operation_id, after)
+    def _follow(self, filters: EventFilters) -> Generator[uv_envs.StreamEvent]:
+        # uvenvs.v1.Events/Watch (docs/grpc.md); ``after`` is the request's after_sequence.
+        request = events.watch_request(
+            filters.get("workflow_id"),
+            filters.get("node_id"),
+            filters.get("names", ()),
+            filters.get("operation_id"),
+            filters.get("after"),
+        )
         return events.watch(self._channel, request, self._metadata, self.wait_for_ready)

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import attrs
 import httpx
 
 import uv_envs
-from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
+from uv_envs_server._remote import EventFilters, PageQuery, RemoteClient
 
 from .calls import DEFAULT_TIMEOUT, HttpCalls, HttpRemoteError, error_of, spec_body
 from .sse import decode
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Mapping
+    from collections.abc import Generator, Mapping
 
 __all__ = ["DEFAULT_TIMEOUT", "HttpEnvClient", "HttpRemoteError"]
 
@@ -52,7 +52,16 @@ def environment_of(env: Mapping[str, Any]) -> uv_envs.Environment:
     )
 
 
-class HttpEnvClient(HttpCalls):
+#: The method and path (after the env's) of each change.
+_CHANGES = {
+    "add": ("POST", "/deps"),
+    "update": ("PATCH", "/deps"),
+    "remove": ("DELETE", "/deps"),
+    "sync": ("POST", "/sync"),
+}
+
+
+class HttpEnvClient(HttpCalls, RemoteClient):
     """Talks to a uv-envs HTTP server (``uv-envs-server --http-port N``).
 
     Its methods are the :class:`~uv_envs_server.RemoteEnvManager` contract
@@ -83,16 +92,10 @@ class HttpEnvClient(HttpCalls):
         """``"SERVING"`` when the server answers (``GET /v1/health``)."""
         return str(self._call("GET", "/v1/health")["status"])
 
-    def ensure(
-        self,
-        key: uv_envs.EnvKey,
-        packages: Iterable[str] = (),
-        *,
-        requirements_text: str | None = None,
-        python: str | None = None,
+    def _ensure(
+        self, key: uv_envs.EnvKey, packages: list[str], text: str | None, python: str | None
     ) -> uv_envs.Environment:
-        """Make the env match the spec (create it or move it to a new generation)."""
-        body = spec_body(packages, python, requirements_text)
+        body = spec_body(packages, python, text)
         return environment_of(self._call("PUT", self._env(key), json=body))
 
     def get(self, key: uv_envs.EnvKey) -> uv_envs.Environment:
@@ -117,9 +120,13 @@ class HttpEnvClient(HttpCalls):
         answer = self._call("GET", self._env(key) + "/deps")
         return uv_envs.Dependencies(key, tuple(answer["declared"]), dict(answer["locked"]))
 
-    def _changed(
-        self, method: str, key: uv_envs.EnvKey, tail: str, body: object = None
+    def _change(
+        self, key: uv_envs.EnvKey, operation: str, packages: list[str], text: str | None = None
     ) -> uv_envs.OperationResult:
+        method, tail = _CHANGES[operation]
+        body: dict[str, Any] | None = None if operation == "sync" else {"packages": packages}
+        if operation == "add":
+            body = {"packages": packages, "requirements_text": text}
         answer = self._call(method, self._env(key) + tail, json=body)
         return uv_envs.OperationResult(
             environment_of(answer["environment"]),
@@ -130,46 +137,13 @@ class HttpEnvClient(HttpCalls):
             duration_ms=answer["duration_ms"],
         )
 
-    def add(
-        self,
-        key: uv_envs.EnvKey,
-        packages: Iterable[str] = (),
-        *,
-        requirements_text: str | None = None,
-    ) -> uv_envs.OperationResult:
-        """Add packages; uv's failure raises ``UvError`` with its output, the env unchanged."""
-        body = {"packages": list(packages), "requirements_text": requirements_text}
-        return self._changed("POST", key, "/deps", body)
-
-    def update(self, key: uv_envs.EnvKey, packages: Iterable[str] = ()) -> uv_envs.OperationResult:
-        """Upgrade the named packages, or all of them when none is named."""
-        return self._changed("PATCH", key, "/deps", {"packages": list(packages)})
-
-    def remove(self, key: uv_envs.EnvKey, packages: Iterable[str]) -> uv_envs.OperationResult:
-        """Remove the named packages."""
-        return self._changed("DELETE", key, "/deps", {"packages": list(packages)})
-
-    def sync(self, key: uv_envs.EnvKey) -> uv_envs.OperationResult:
-        """Make the venv match uv.lock again."""
-        return self._changed("POST", key, "/sync")
-
     def export(self, key: uv_envs.EnvKey) -> uv_envs.Export:
         """The env's ``pyproject.toml`` and ``uv.lock``."""
         files = self._call("GET", self._env(key) + "/export", params={"format": "project"})["files"]
         return uv_envs.Export(key, files["pyproject.toml"], files["uv.lock"])
 
-    def operations(
-        self,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        status: str | None = None,
-        limit: int = DEFAULT_OPERATIONS_LIMIT,
-        offset: int = 0,
-    ) -> uv_envs.OperationPage:
-        """A page of the audit trail, newest first."""
-        params: dict[str, object] = {"workflow_id": workflow_id, "node_id": node_id}
-        params |= {"status": status, "limit": limit, "offset": offset}
-        page = self._call("GET", "/v1/operations", params=params)
+    def _page(self, query: PageQuery) -> uv_envs.OperationPage:
+        page = self._call("GET", "/v1/operations", params=query._asdict())
         items = tuple(
             uv_envs.OperationRecord(**{k: v for k, v in item.items() if k in _RECORD_FIELDS})
             for item in page["items"]
@@ -189,17 +163,13 @@ class HttpEnvClient(HttpCalls):
             tuple(answer["deleted_node_ids"]),
         )
 
-    def watch(
-        self,
-        *,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        names: Iterable[str] = (),
-        operation_id: str | None = None,
-        after: int | None = None,
-        last_event_id: int | None = None,
+    def watch(  # the contract's, plus the deprecated spelling of ``after``
+        self, *, last_event_id: int | None = None, **filters: Unpack[EventFilters]
     ) -> Generator[uv_envs.StreamEvent]:
         """Follow the server's events live (SSE at ``/v1/events``) until closed.
+
+        Takes the keywords of :meth:`RemoteEnvManager.watch` (``workflow_id``,
+        ``node_id``, ``names``, ``operation_id``, ``after``).
 
         ``after`` resumes: the buffered events numbered after it come first
         (sent as ``Last-Event-ID``; ``last_event_id`` is its deprecated spelling).
@@ -207,12 +177,16 @@ class HttpEnvClient(HttpCalls):
         if last_event_id is not None:
             message = "HttpEnvClient.watch(last_event_id=...) is deprecated; use after=..."
             warnings.warn(message, DeprecationWarning, stacklevel=2)
-            after = last_event_id
-        params = {
-            "workflow_id": workflow_id,
-            "node_id": node_id,
-            "names": list(names) or None,
-            "operation_id": operation_id,
+            filters["after"] = last_event_id
+        yield from super().watch(**filters)
+
+    def _follow(self, filters: EventFilters) -> Generator[uv_envs.StreamEvent]:
+        after = filters.get("after")
+        params: dict[str, str | list[str] | None] = {
+            "workflow_id": filters.get("workflow_id"),
+            "node_id": filters.get("node_id"),
+            "names": list(filters.get("names", ())) or None,
+            "operation_id": filters.get("operation_id"),
         }
         headers = {} if after is None else {"Last-Event-ID": str(after)}
         query = {k: v for k, v in params.items() if v is not None}
