@@ -54,13 +54,13 @@ sys.path.insert(0, str(ROOT))
 
 import ray  # noqa: E402
 from package_sets import SETS  # noqa: E402 - beside this script
-from parts import fanout, ray_nodes, wheelhouse  # noqa: E402
+from parts import fanout, ray_nodes, wheelhouse, wtb  # noqa: E402
 from parts.fanout import Count  # noqa: E402
 
 from tests.support.ray_namespaces import can_isolate  # noqa: E402
 from tests.support.ray_start import started_cluster  # noqa: E402
 from uv_envs.testing import CountingIndex  # noqa: E402
-from uv_envs_server import EnvManagerClient  # noqa: E402
+from uv_envs_server._generated.env_manager_pb2_grpc import EnvManagerServiceStub  # noqa: E402
 
 TIMEOUT = 1800
 ALL_SETS = {**SETS, "example": ("langchain", "chromadb")}
@@ -77,14 +77,14 @@ def on_every_node(runtime_env: dict[str, Any], nodes: list[str]) -> float:
 
 
 def served(
-    client: EnvManagerClient, name: str, packages: list[str], nodes: list[str], creates: Result
+    client: EnvManagerServiceStub, name: str, packages: list[str], nodes: list[str], creates: Result
 ) -> float:
     """WTB's flow: ``CreateEnv``, then an actor on every node with the env's interpreter.
 
     ``creates[name]`` gets the ``CreateEnv`` part alone (resolution, fan-out, installs).
     """
     started = time.perf_counter()
-    env_path = client.create_env("bench", name, packages=packages, python="3.11").env_path
+    env_path = wtb.create_env(client, "bench", name, packages, python="3.11", timeout=TIMEOUT)
     creates[name] = time.perf_counter() - started
     runtime_env = {
         "py_executable": env_path + "/.venv/bin/python",
@@ -122,7 +122,7 @@ def measure_set(name: str, house: Path, work: Path, reps: int, *, pip: bool) -> 
                 result["nodes"] = len(nodes)
                 creates = result["creates"] = {}
                 result["floor"] = [worker_start(nodes, "first")]
-                with EnvManagerClient(target, timeout=TIMEOUT) as client:
+                with wtb.stub(target) as client:
                     result["cold"] = counted(
                         index, lambda: served(client, "cold", packages, nodes, creates)
                     )

@@ -36,9 +36,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from parts import wtb  # noqa: E402 - beside this script
+
 import uv_envs  # noqa: E402
 from tests.support.wheelhouse import build_wheelhouse  # noqa: E402
-from uv_envs_server import EnvManagerClient, ServeOptions, create_server  # noqa: E402
+from uv_envs_server import ServeOptions, create_server  # noqa: E402
 
 
 def _percentile(samples: list[float], fraction: float) -> float:
@@ -82,28 +84,28 @@ def measure_calls(call: Callable[[], object], calls: int, threads: int) -> dict[
 
 
 def bench_status(target: str, calls: int, threads: int) -> dict[str, float]:
-    with EnvManagerClient(target, timeout=30) as client:
-        client.get_env_status("bench", "status")  # connect
-        return measure_calls(lambda: client.get_env_status("bench", "status"), calls, threads)
+    with wtb.stub(target) as client:
+        wtb.env_status(client, "bench", "status")  # connect
+        return measure_calls(lambda: wtb.env_status(client, "bench", "status"), calls, threads)
 
 
 def bench_create(manager: uv_envs.EnvManager, target: str, creates: int) -> dict[str, float]:
     packages = ["beta"]
     manager.ensure(uv_envs.EnvKey("bench", "warm"), packages=packages)  # fill uv's cache
     local, remote = [], []
-    with EnvManagerClient(target, timeout=600) as client:
+    with wtb.stub(target) as client:
         for i in range(creates):
             started = time.perf_counter()
             manager.ensure(uv_envs.EnvKey("bench", f"local-{i}"), packages=packages)
             local.append(time.perf_counter() - started)
             started = time.perf_counter()
-            client.ensure_env("bench", f"remote-{i}", packages=packages)
+            wtb.create_env(client, "bench", f"remote-{i}", packages, timeout=600)
             remote.append(time.perf_counter() - started)
         # A retried CreateEnv of an existing env: the fast path WTB's retries take.
         retries = []
         for _ in range(20):
             started = time.perf_counter()
-            client.ensure_env("bench", "remote-0", packages=packages)
+            wtb.create_env(client, "bench", "remote-0", packages, timeout=600)
             retries.append((time.perf_counter() - started) * 1000)
     return {
         "local_s": statistics.median(local),

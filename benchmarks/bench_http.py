@@ -25,13 +25,13 @@ from pathlib import Path
 
 import httpx
 from bench_grpc import ROOT, _cpus, bench_status, measure_calls
+from parts import wtb
 
 sys.path.insert(0, str(ROOT))
 
 import uv_envs
 from tests.support.wheelhouse import build_wheelhouse
 from uv_envs_server import (
-    EnvManagerClient,
     HttpEnvClient,
     ServeOptions,
     create_http_server,
@@ -95,18 +95,20 @@ def main() -> None:
         results: dict[str, list[dict[str, float]]] = {"gRPC": [], "HTTP": []}
         try:
             with (
-                EnvManagerClient(target, timeout=30) as grpc_client,
+                wtb.stub(target) as grpc_client,
                 HttpEnvClient(http_server.url, timeout=30) as http_client,
             ):
                 for _ in range(args.rounds):
                     grpc = bench_status(target, args.status_calls, args.threads)
                     grpc["retry_ms"] = bench_retry(
-                        lambda: grpc_client.ensure_env("bench", "status", packages=["alpha"])
+                        lambda: wtb.create_env(
+                            grpc_client, "bench", "status", ["alpha"], timeout=30
+                        )
                     )
                     results["gRPC"].append(grpc)
                     http = bench_http_status(http_server.url, args.status_calls, args.threads)
                     http["retry_ms"] = bench_retry(
-                        lambda: http_client.ensure_env("bench", "status", packages=["alpha"])
+                        lambda: http_client.ensure(uv_envs.EnvKey("bench", "status"), ["alpha"])
                     )
                     results["HTTP"].append(http)
         finally:

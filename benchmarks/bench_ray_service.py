@@ -40,22 +40,22 @@ sys.path.insert(0, str(ROOT))
 
 import ray  # noqa: E402
 from package_sets import SETS  # noqa: E402 - beside this script
-from parts import ray_nodes  # noqa: E402
+from parts import ray_nodes, wtb  # noqa: E402
 from parts.ray_nodes import node_env  # noqa: E402
 
 from tests.support.ray_namespaces import NamespacedCluster, can_isolate  # noqa: E402
 from tests.support.ray_start import START_TIMEOUT, started_cluster  # noqa: E402
-from uv_envs_server import EnvManagerClient  # noqa: E402
+from uv_envs_server._generated.env_manager_pb2_grpc import EnvManagerServiceStub  # noqa: E402
 
 TIMEOUT = 1800
 ALL_SETS = {**SETS, "example": ("langchain", "chromadb")}
 
 
 def served_route(
-    client: EnvManagerClient, name: str, packages: list[str], nodes: list[str]
+    client: EnvManagerServiceStub, name: str, packages: list[str], nodes: list[str]
 ) -> float:
     started = time.perf_counter()
-    env_path = client.create_env("bench", name, packages=packages, python="3.11").env_path
+    env_path = wtb.create_env(client, "bench", name, packages, python="3.11", timeout=TIMEOUT)
     seen = ray_nodes.on_every_node(
         {
             "py_executable": env_path + "/.venv/bin/python",
@@ -108,7 +108,7 @@ def measure(target: str, set_names: list[str], reps: int) -> list[str]:
     """One markdown row per set: medians of both routes, side by side."""
     nodes = ray_nodes.alive_nodes()
     rows = []
-    with EnvManagerClient(target, timeout=TIMEOUT) as client:
+    with wtb.stub(target) as client:
         for set_name in set_names:
             packages = list(ALL_SETS[set_name])
             warm = [*packages, "requests!=0.0.999"]

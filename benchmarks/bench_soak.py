@@ -118,12 +118,9 @@ def bench_soak(base: Path, wheelhouse: Path, seconds: float) -> str:
                 n = next(counter)
                 # A new spec hash and store entry each time: what grew the lock registry.
                 spec = [f"alpha>=1.0,<{n + 3}"]
-                if wire == "grpc":
-                    grpc_client.create_env("soak", f"n{n}", packages=spec)
-                    grpc_client.delete_env("soak", f"n{n}")
-                else:
-                    http_client.ensure(uv_envs.EnvKey("soak", f"n{n}"), spec)
-                    http_client.delete_env("soak", f"n{n}")
+                client = grpc_client if wire == "grpc" else http_client  # one contract
+                client.ensure(uv_envs.EnvKey("soak", f"n{n}"), spec)
+                client.delete(uv_envs.EnvKey("soak", f"n{n}"))
                 done[wire] += 2
         finally:
             grpc_client.close()

@@ -19,7 +19,7 @@ import httpx
 from soak_server import SPECS, Server, summary
 
 import uv_envs
-from uv_envs_server import EnvManagerClient, HttpEnvClient
+from uv_envs_server import EnvManagerClient, HttpEnvClient, RemoteEnvManager
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -87,28 +87,22 @@ class Trial:
         grpc_client: EnvManagerClient,
         http_client: HttpEnvClient,
     ) -> str | None:
+        # One contract (RemoteEnvManager), either wire.
+        client: RemoteEnvManager = grpc_client if wire == "grpc" else http_client
+        key = uv_envs.EnvKey("trial", node)
         if kind == "ensure":
-            if wire == "grpc":
-                grpc_client.create_env("trial", node, packages=SPECS[spec])
-            else:
-                http_client.ensure(uv_envs.EnvKey("trial", node), SPECS[spec])
+            client.ensure(key, SPECS[spec])
             return "present"
         if kind == "delete":
-            if wire == "grpc":
-                grpc_client.delete_env("trial", node)
-            else:
-                http_client.delete_env("trial", node)
+            client.delete(key)
             return None
         if kind == "status":
-            if wire == "grpc":
-                found = grpc_client.get_env_status("trial", node).status != "NOT_FOUND"
-            else:
-                found = any(e["node_id"] == node for e in http_client.list_envs("trial", node))
-            return "present" if found else None
-        if wire == "grpc":
-            grpc_client.list_deps("trial", node)
-        else:
-            http_client.list_deps("trial", node)
+            try:
+                client.get(key)
+            except uv_envs.EnvironmentNotFound:
+                return None
+            return "present"
+        client.dependencies(key)
         return "present"
 
     def _count(self, kind: str, outcome: str, elapsed: float | None) -> None:

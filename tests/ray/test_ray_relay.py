@@ -32,6 +32,7 @@ from ray.exceptions import RuntimeEnvSetupError
 from tests.support.ray_namespaces import NamespacedCluster, ray_env, require_isolation
 from tests.support.ray_start import started_cluster
 from tests.support.server_process import SOURCE_ROOT
+from uv_envs import EnvKey
 from uv_envs.ray import plugin_config
 from uv_envs.testing import CountingIndex
 from uv_envs_server import EnvManagerClient
@@ -106,7 +107,7 @@ def _cluster(base: Path, stack: contextlib.ExitStack[Any], index: CountingIndex)
 def test_the_index_serves_each_file_once_for_the_whole_cluster(served: Served) -> None:
     served.index.reset()
     with EnvManagerClient(served.server.target, timeout=TIMEOUT) as client:
-        env_path = client.create_env("fanout", "rag", "v1", packages=["beta"]).env_path
+        env_path = str(client.ensure(EnvKey("fanout", "rag", "v1"), ["beta"]).env_path)
     for name, node in node_ids().items():
         report = actor_where(env_path, node, "beta", "alpha")
         assert report["versions"] == {"beta": "1.0", "alpha": "2.0"}, name
@@ -128,7 +129,7 @@ def test_a_node_joining_with_the_index_unreachable_installs_from_the_relay(
     served: Served,
 ) -> None:
     with EnvManagerClient(served.server.target, timeout=TIMEOUT) as client:
-        env_path = client.create_env("fanout", "late", packages=["delta"]).env_path
+        env_path = str(client.ensure(EnvKey("fanout", "late"), ["delta"]).env_path)
     served.index.stop()  # from here on, no node reaches the index
     a_late_node_runs_delta(served.cluster, "n2", env_path)
 
@@ -137,7 +138,7 @@ def test_bytes_altered_at_the_relay_are_refused_on_the_node_and_nothing_installe
     served: Served,
 ) -> None:
     with EnvManagerClient(served.server.target, timeout=TIMEOUT) as client:
-        env_path = client.get_env_status("fanout", "rag", "v1").env_path
+        env_path = str(client.get(EnvKey("fanout", "rag", "v1")).env_path)
     assert env_path
     kept = list((served.root / "relay").glob("??/*"))
     assert kept, "the relay keeps the files it fetched"

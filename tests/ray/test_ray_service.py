@@ -22,6 +22,7 @@ from concurrent import futures
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
@@ -39,10 +40,19 @@ from tests.support.ray_namespaces import NODE_IP, NamespacedCluster, ray_env, re
 from tests.support.ray_start import started_cluster
 from tests.support.server_process import SOURCE_ROOT
 from tests.support.wheelhouse import build_wheel
-from uv_envs import ProcScanner, RayNodeUnusable, RayPythonMismatch
+from uv_envs import (
+    DeleteStatus,
+    EnvironmentNotFound,
+    EnvKey,
+    ProcScanner,
+    RayNodeUnusable,
+    RayPythonMismatch,
+)
 from uv_envs.ray import plugin_config
 from uv_envs.ray._replica import NodeFacts, check_python
 from uv_envs_server import EnvManagerClient, HttpEnvClient
+from uv_envs_server._generated import env_manager_pb2 as pb
+from uv_envs_server._generated.env_manager_pb2_grpc import EnvManagerServiceStub
 
 pytestmark = pytest.mark.ray
 
@@ -214,9 +224,13 @@ def server(setup: Setup) -> ServerProcess:
     return served
 
 
-def presence(client: EnvManagerClient, *ident: str) -> dict[str, dict[str, Any]]:
-    """Node id -> its copy, from the gRPC status's metadata_json."""
-    status = client.get_env_status(*ident)
+def presence(target: str, key: EnvKey) -> dict[str, dict[str, Any]]:
+    """Node id -> its copy, from the gRPC status's metadata_json (as WTB's stub reads it)."""
+    request = pb.GetEnvStatusRequest(
+        workflow_id=key.workflow_id, node_id=key.node_id, version_id=key.version_id
+    )
+    with grpc.insecure_channel(target) as channel:
+        status = EnvManagerServiceStub(channel).GetEnvStatus(request, timeout=TIMEOUT)
     return {n["node_id"]: n for n in json.loads(status.metadata_json)["nodes"]}
 
 
@@ -228,12 +242,12 @@ def test_every_node_stays_on_loopback(setup: Setup) -> None:
 
 def test_wtbs_actor_runs_in_the_env_on_every_node(setup: Setup, server: ServerProcess) -> None:
     with EnvManagerClient(server.target, timeout=TIMEOUT) as client:
-        created = client.create_env("ml_pipeline", "rag", "v1", packages=["beta"])
-        env_path = created.env_path
+        key = EnvKey("ml_pipeline", "rag", "v1")
+        env_path = str(client.ensure(key, ["beta"]).env_path)
         seen = {
             name: actor_where(env_path, node, "beta", "alpha") for name, node in node_ids().items()
         }
-        copies = presence(client, "ml_pipeline", "rag", "v1")
+        copies = presence(server.target, key)
     for name, report in seen.items():
         assert report["executable"] == env_path + "/.venv/bin/python", name
         assert report["virtual_env"] == env_path + "/.venv"
@@ -251,7 +265,7 @@ def test_a_node_that_joins_later_gets_the_env_through_the_plugin(
     setup: Setup, server: ServerProcess
 ) -> None:
     with EnvManagerClient(server.target, timeout=TIMEOUT) as client:
-        env_path = client.create_env("ml_pipeline", "late", packages=["delta"]).env_path
+        env_path = str(client.ensure(EnvKey("ml_pipeline", "late"), ["delta"]).env_path)
     a_late_node_runs_delta(setup.cluster, "n3", env_path)
 
 
@@ -271,10 +285,10 @@ def a_late_node_runs_delta(cluster: NamespacedCluster, name: str, env_path: str)
 def test_added_deps_reach_every_node_and_delete_removes_the_env_everywhere(
     setup: Setup, server: ServerProcess
 ) -> None:
-    ident = ("ml_pipeline", "tools", "v2")
+    key = EnvKey("ml_pipeline", "tools", "v2")
     with EnvManagerClient(server.target, timeout=TIMEOUT) as client:
-        env_path = client.create_env(*ident, packages=["alpha==1.0"]).env_path
-        assert client.add_deps(*ident, packages=["gamma"]).status == "SUCCESS"
+        env_path = str(client.ensure(key, ["alpha==1.0"]).env_path)
+        assert client.add(key, ["gamma"]).exit_code == 0
         nodes = node_ids()
         for name, node in nodes.items():
             report = actor_where(env_path, node, "alpha", "gamma")
@@ -282,7 +296,7 @@ def test_added_deps_reach_every_node_and_delete_removes_the_env_everywhere(
         # A killed actor's worker exits a moment later; until then the env is in use (and a
         # delete is refused, as it should be). All nodes share this host's PIDs here.
         wait_for(lambda: not ProcScanner().scan(Path(env_path)), "the actors' workers to exit")
-        assert client.delete_env(*ident) == "DELETED"
+        assert client.delete(key).status is DeleteStatus.DELETED
 
     def copies() -> dict[str, bool]:
         refs = {
@@ -302,10 +316,10 @@ def test_added_deps_reach_every_node_and_delete_removes_the_env_everywhere(
 def test_a_lock_one_node_cannot_install_fails_there_only(
     setup: Setup, server: ServerProcess
 ) -> None:
-    ident = ("ml_pipeline", "private", "")
+    key = EnvKey("ml_pipeline", "private", "")
     with EnvManagerClient(server.target, timeout=TIMEOUT) as client:
-        env_path = client.create_env(*ident, packages=["onlyhere"]).env_path
-        copies = presence(client, *ident)
+        env_path = str(client.ensure(key, ["onlyhere"]).env_path)
+    copies = presence(server.target, key)
     nodes = node_ids()
     assert copies[nodes["n2"]]["state"] == "failed"
     assert "onlyhere" in copies[nodes["n2"]]["error"]
@@ -317,7 +331,11 @@ def test_a_lock_one_node_cannot_install_fails_there_only(
 
 def test_the_http_api_and_client_serve_the_cluster(setup: Setup, server: ServerProcess) -> None:
     with HttpEnvClient(server.url, timeout=TIMEOUT) as client:
-        created = client.create_env("http_flow", "node", packages=["gamma"])
+        assert client.health() == "SERVING"
+        body = {"workflow_id": "http_flow", "node_id": "node", "packages": ["gamma"]}
+        answer = client.http.post("/v1/envs", json=body)
+        assert answer.status_code == 201, answer.text
+        created = answer.json()
     assert {n["state"] for n in created["nodes"]} == {"present"}
     assert {n["node_id"] for n in created["nodes"]} == set(node_ids().values())
     for name, node in node_ids().items():
@@ -335,14 +353,14 @@ def test_a_node_without_the_plugin_is_provisioned_by_the_server(setup: Setup) ->
     served = setup.serve(setup.cluster.private / "b", "--ray-reconcile-seconds", "1")
     assert served.target, served.stop()
     with EnvManagerClient(served.target, timeout=TIMEOUT) as client:
-        ident = ("eager", "node")
-        env_path = client.create_env(*ident, packages=["alpha"]).env_path
+        key = EnvKey("eager", "node")
+        env_path = str(client.ensure(key, ["alpha"]).env_path)
         no_plugin = {k: v for k, v in setup.cluster.env.items() if k != "RAY_RUNTIME_ENV_PLUGINS"}
         setup.cluster.add_worker("n4", env=no_plugin)
         wait_for(lambda: "n4" in node_ids(), "n4 to join")
         node = node_ids()["n4"]
         wait_for(
-            lambda: presence(client, *ident).get(node, {}).get("state") == "present",
+            lambda: presence(served.target, key).get(node, {}).get("state") == "present",
             "the server to provision n4",
         )
     assert actor_where(env_path, node, "alpha")["versions"] == {"alpha": "2.0"}
@@ -385,5 +403,6 @@ def test_a_create_for_another_python_minor_is_refused_before_anything_is_built(
     with EnvManagerClient(server.target, timeout=TIMEOUT) as client:
         # The client raises the class the server named (gRPC INVALID_ARGUMENT on the wire).
         with pytest.raises(RayPythonMismatch, match="cannot run on this cluster"):
-            client.create_env("ml_pipeline", "py312", python="3.12", packages=["alpha"])
-        assert client.get_env_status("ml_pipeline", "py312").status == "NOT_FOUND"
+            client.ensure(EnvKey("ml_pipeline", "py312"), ["alpha"], python="3.12")
+        with pytest.raises(EnvironmentNotFound):  # GetEnvStatus answers NOT_FOUND
+            client.get(EnvKey("ml_pipeline", "py312"))

@@ -11,7 +11,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import grpc
 import pytest
@@ -25,6 +25,8 @@ from uv_envs_server import (
     TlsFiles,
     create_server,
 )
+from uv_envs_server._generated.env_manager_pb2_grpc import EnvManagerServiceStub
+from uv_envs_server._grpc.errors import from_rpc_error
 
 if TYPE_CHECKING:
     from uv_envs._uv.commands import UvInvocation
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 Serve = Callable[..., str]
 OpenClient = Callable[..., EnvManagerClient]
+OpenStub = Callable[[str], EnvManagerServiceStub]
+_Answer = TypeVar("_Answer")
 
 
 class Ident(TypedDict):
@@ -76,6 +80,28 @@ def open_client() -> Iterator[OpenClient]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def open_stub() -> Iterator[OpenStub]:
+    """Open WTB's view of a server, the generated stub, on channels closed after the test."""
+    channels: list[grpc.Channel] = []
+
+    def make(target: str) -> EnvManagerServiceStub:
+        channels.append(grpc.insecure_channel(target))
+        return EnvManagerServiceStub(channels[-1])
+
+    yield make
+    for channel in channels:
+        channel.close()
+
+
+def rpc(call: Callable[..., _Answer], request: object, *, timeout: float = 30) -> _Answer:
+    """One call of a stub; a failure raises the core exception the server named, as clients do."""
+    try:
+        return call(request, timeout=timeout)
+    except grpc.RpcError as err:
+        raise from_rpc_error(err) from err
 
 
 @pytest.fixture

@@ -108,7 +108,7 @@ def test_grpc_says_unavailable_and_nothing_changed(
     assert "127.0.0.1" not in details
     assert "postgresql" not in details
     with pytest.raises(uv_envs.AuditUnavailable) as raised:
-        open_client(target, timeout=30).create_env("wf", "node", "v1", packages=["alpha==1.0"])
+        open_client(target, timeout=30).ensure(KEY, ["alpha==1.0"])
     assert raised.value.finished is None
     assert unreachable.list_environments() == []
 
@@ -129,7 +129,7 @@ def test_http_says_503_with_retry_after_and_nothing_changed(
     assert "127.0.0.1" not in response.text
     assert "finished" not in problem
     with HttpEnvClient(server.url, timeout=30) as client, pytest.raises(uv_envs.AuditUnavailable):
-        client.create_env("wf", "node", "v1", packages=["alpha==1.0"])
+        client.ensure(KEY, ["alpha==1.0"])
     assert unreachable.list_environments() == []
 
 
@@ -148,7 +148,7 @@ def test_grpc_says_how_the_operation_ended_when_only_its_record_is_pending(
         EnvManagerClient(target, timeout=30) as client,
         pytest.raises(uv_envs.AuditUnavailable) as raised,
     ):
-        client.ensure_env("wf", "node", "v1", packages=["alpha==1.0"])
+        client.ensure(KEY, ["alpha==1.0"])
     assert raised.value.finished == "SUCCESS"
 
 
@@ -160,7 +160,7 @@ def test_http_says_how_the_operation_ended_when_only_its_record_is_pending(
         HttpEnvClient(server.url, timeout=30) as client,
         pytest.raises(uv_envs.AuditUnavailable) as raised,
     ):
-        client.create_env("wf", "node", "v1", packages=["alpha==1.0"])
+        client.ensure(KEY, ["alpha==1.0"])
     assert raised.value.finished == "SUCCESS"
     assert "finished SUCCESS" in str(raised.value)
     assert DATABASE not in str(raised.value)

@@ -20,12 +20,12 @@ pytest.importorskip("fastapi", reason="the HTTP API needs the [http] extra")
 import httpx
 
 import uv_envs
-from uv_envs_server import EnvManagerClient
+from uv_envs_server._generated import env_manager_pb2 as pb
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .conftest import OpenClient, Serve
+    from .conftest import OpenStub, Serve
 
 FRESH = uv_envs.EnvKey("wf", "fresh")
 STALE = uv_envs.EnvKey("wf", "stale")
@@ -163,7 +163,7 @@ def test_the_library_floor_holds_for_both_passes(
 
 def test_grpc_and_http_write_the_same_audit_record(
     serve: Serve,
-    open_client: OpenClient,
+    open_stub: OpenStub,
     http_serve: Callable[..., Any],
     fake_manager: uv_envs.EnvManager,
 ) -> None:
@@ -173,8 +173,8 @@ def test_grpc_and_http_write_the_same_audit_record(
         return {"status": record.status, "metadata": dict(record.metadata)}
 
     _fresh_and_stale(fake_manager)
-    client: EnvManagerClient = open_client(serve(fake_manager))
-    assert list(client.cleanup(idle_hours=0).deleted) == ["wf/stale/"]
+    stub = open_stub(serve(fake_manager))
+    assert list(stub.Cleanup(pb.CleanupRequest(idle_hours=0), timeout=30).deleted) == ["wf/stale/"]
     over_grpc = cleanup_record()
     fake_manager.delete_operations("wf")
 

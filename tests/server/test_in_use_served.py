@@ -7,7 +7,6 @@ are named, with the pids, in the audit record of each (GetOperations'
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,8 +16,9 @@ import pytest
 import uv_envs
 from tests.support.env_users import EnvUsers
 from uv_envs_server import EnvManagerClient
+from uv_envs_server._generated import env_manager_pb2 as pb
 
-from .conftest import OpenClient, Serve
+from .conftest import OpenClient, OpenStub, Serve, rpc
 
 KEY = uv_envs.EnvKey("wf", "node", "v1")
 
@@ -31,28 +31,34 @@ def users() -> Iterator[EnvUsers]:
 
 
 def test_grpc_cleanup_and_delete_leave_an_env_a_process_runs_from(
-    serve: Serve, open_client: OpenClient, manager: uv_envs.EnvManager, users: EnvUsers
+    serve: Serve,
+    open_client: OpenClient,
+    open_stub: OpenStub,
+    manager: uv_envs.EnvManager,
+    users: EnvUsers,
 ) -> None:
     environment = manager.create(KEY, packages=["alpha"])
     pid = users.interpreter(environment.python_path)
-    client: EnvManagerClient = open_client(serve(manager, min_cleanup_idle_hours=0), timeout=60)
+    target = serve(manager, min_cleanup_idle_hours=0)
+    client: EnvManagerClient = open_client(target, timeout=60)
+    stub = open_stub(target)
 
-    assert list(client.cleanup(0).deleted) == []
-    records = client.get_operations("wf").items
+    assert list(rpc(stub.Cleanup, pb.CleanupRequest(idle_hours=0)).deleted) == []
+    records = client.operations("wf").items
     (skipped,) = [r for r in records if r.operation == "cleanup"]
     assert skipped.status == "SUCCESS"
-    metadata = json.loads(skipped.metadata_json)
+    metadata = skipped.metadata
     assert metadata["outcome"] == "skipped_in_use"
     assert metadata["pids"] == [pid]
 
     with pytest.raises(uv_envs.EnvironmentInUse, match=f"pid {pid}") as caught:
-        client.delete_env("wf", "node", "v1")
+        client.delete(KEY)
     assert isinstance(caught.value.__cause__, grpc.RpcError)
     assert caught.value.__cause__.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert environment.env_path.is_dir()
 
     users.stop(pid)
-    assert list(client.cleanup(0).deleted) == ["wf/node/v1"]
+    assert list(rpc(stub.Cleanup, pb.CleanupRequest(idle_hours=0)).deleted) == ["wf/node/v1"]
 
 
 def test_http_cleanup_and_delete_leave_an_env_a_process_runs_from(
@@ -67,7 +73,7 @@ def test_http_cleanup_and_delete_leave_an_env_a_process_runs_from(
     pid = users.working_directory(environment.env_path)
     server = http_serve(manager, min_cleanup_idle_hours=0)  # no floor: only the process keeps it
     with HttpEnvClient(server.url, timeout=60) as api:
-        report = api.cleanup(0)
+        report = api.http.post("/v1/cleanup", json={"idle_hours": 0}).json()
         assert report["deleted"] == []
         (in_use,) = report["skipped_in_use"]
         assert in_use["key"] == "wf/node/v1"
@@ -75,10 +81,11 @@ def test_http_cleanup_and_delete_leave_an_env_a_process_runs_from(
         assert "has its working directory in it" in in_use["processes"][0]["description"]
 
         with pytest.raises(uv_envs.EnvironmentInUse, match=f"pid {pid}"):
-            api.delete_env("wf", "node", "v1")
+            api.delete(KEY)
         answer = httpx.delete(f"{server.url}/v1/envs/wf/node/v1", timeout=60)
         assert answer.status_code == 423
         assert environment.env_path.is_dir()
 
         users.stop(pid)
-        assert api.cleanup(0)["deleted"] == ["wf/node/v1"]
+        cleaned = api.http.post("/v1/cleanup", json={"idle_hours": 0})
+        assert cleaned.json()["deleted"] == ["wf/node/v1"]

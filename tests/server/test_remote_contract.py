@@ -63,6 +63,19 @@ def test_both_clients_implement_the_protocol(remote: RemoteEnvManager) -> None:
     assert isinstance(remote, RemoteEnvManager)
 
 
+def _methods(cls: type) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_") and callable(getattr(cls, name))}
+
+
+def test_both_clients_offer_the_contract_and_nothing_else() -> None:
+    # One surface: what either client adds beyond the contract is a second vocabulary.
+    assert _methods(EnvManagerClient) == _methods(HttpEnvClient) == _methods(RemoteEnvManager)
+
+
+def test_health_names_the_status_on_both_wires(remote: RemoteEnvManager) -> None:
+    assert remote.health() == "SERVING"
+
+
 def test_ensure_and_get_answer_the_env_the_core_holds(
     remote: RemoteEnvManager, fake_manager: uv_envs.EnvManager
 ) -> None:

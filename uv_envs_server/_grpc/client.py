@@ -14,21 +14,25 @@ from typing import TYPE_CHECKING
 import grpc
 
 import uv_envs
-from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
+from uv_envs_server._remote import EventFilters, PageQuery, RemoteClient
 
 from . import events, wire
 from .errors import RemoteError
 from .proto import pb
-from .rpcs import CREATE_OK, RpcCalls
+from .rpcs import RpcCalls, ident
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterable
+    from collections.abc import Generator
 
-__all__ = ["CREATE_OK", "EnvManagerClient"]
+__all__ = ["EnvManagerClient"]
 
 
-def _ident(key: uv_envs.EnvKey) -> tuple[str, str, str]:
-    return key.workflow_id, key.node_id, key.version_id
+#: The RPC of each change of the declared dependencies.
+_DEPS_RPCS = {"add": "AddDeps", "update": "UpdateDeps", "remove": "RemoveDeps"}
+
+
+def _encoded(requirements_text: str | None) -> bytes:
+    return (requirements_text or "").encode("utf-8")
 
 
 def _failed_uv(operation: str, stdout: str, stderr: str, exit_code: int) -> uv_envs.UvError:
@@ -37,13 +41,14 @@ def _failed_uv(operation: str, stdout: str, stderr: str, exit_code: int) -> uv_e
     return uv_envs.UvError(first, exit_code=exit_code, stdout=stdout, stderr=stderr)
 
 
-class EnvManagerClient(RpcCalls):
+class EnvManagerClient(RpcCalls, RemoteClient):
     """Calls a uv-envs server (or any ``envmanager.EnvManagerService``).
 
-    The :class:`~uv_envs_server.RemoteEnvManager` methods (``ensure``, ``get``,
-    ``add`` ...) answer ``uv_envs`` models, as :class:`~uv_envs_server.HttpEnvClient`
-    does; the wire-level methods (``create_env``, ``get_env_status`` ...) answer
-    the proto's messages.
+    Its methods are the :class:`~uv_envs_server.RemoteEnvManager` contract
+    (``ensure``, ``get``, ``add`` ...), answering ``uv_envs`` models as
+    :class:`~uv_envs_server.HttpEnvClient` does, plus :meth:`health`. Code
+    that needs the proto's messages themselves (a status string, a field WTB
+    reads) calls the generated ``EnvManagerServiceStub``, as WTB does.
 
     Args:
         target: ``host:port`` of the server.
@@ -63,25 +68,22 @@ class EnvManagerClient(RpcCalls):
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-       Implements :class:`~uv_envs_server.RemoteEnvManager`;
-       ``delete_operations`` answers :class:`uv_envs.DeletedOperations`.
+       Implements :class:`~uv_envs_server.RemoteEnvManager`, and only it: the
+       wire-level methods (``create_env``, ``get_env_status`` ...) are gone.
 
     """
 
-    # -- the RemoteEnvManager contract ------------------------------------
-
-    def ensure(
-        self,
-        key: uv_envs.EnvKey,
-        packages: Iterable[str] = (),
-        *,
-        requirements_text: str | None = None,
-        python: str | None = None,
+    def _ensure(
+        self, key: uv_envs.EnvKey, packages: list[str], text: str | None, python: str | None
     ) -> uv_envs.Environment:
-        """Make the env match the spec (CreateEnv), then read it back (GetEnvStatus)."""
-        self.create_env(
-            *_ident(key), packages=packages, requirements_text=requirements_text, python=python
+        # CreateEnv answers a status and a path, not the env: it is read back (GetEnvStatus).
+        request = pb.CreateEnvRequest(
+            **ident(key),
+            python_version=python or "",
+            packages=packages,
+            requirements_file_content=_encoded(text),
         )
+        self._call("CreateEnv", request)
         try:
             return self.get(key)
         except uv_envs.EnvironmentNotFound as exc:
@@ -90,7 +92,7 @@ class EnvManagerClient(RpcCalls):
 
     def get(self, key: uv_envs.EnvKey) -> uv_envs.Environment:
         """The env (GetEnvStatus); raises ``EnvironmentNotFound`` when there is none."""
-        response = self.get_env_status(*_ident(key))
+        response = self._keyed("GetEnvStatus", pb.EnvStatusResponse, key)
         if response.status == uv_envs.EnvStatus.NOT_FOUND or not response.metadata_json:
             raise uv_envs.EnvironmentNotFound(f"no environment {key}")
         data = json.loads(response.metadata_json)
@@ -103,29 +105,33 @@ class EnvManagerClient(RpcCalls):
     def delete(self, key: uv_envs.EnvKey, *, timeout: float | None = None) -> uv_envs.DeleteResult:
         """Delete the env (DeleteEnv); past ``timeout`` seconds, ``EnvironmentBusy``."""
         try:
-            status = self.delete_env(*_ident(key), timeout=timeout)
+            response = self._keyed("DeleteEnv", pb.DeleteEnvResponse, key, timeout)
         except RemoteError as exc:
             if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
                 msg = f"environment {key} was not deleted within {timeout} seconds"
                 raise uv_envs.EnvironmentBusy(msg) from exc
             raise
-        return uv_envs.DeleteResult(key, uv_envs.DeleteStatus(status))
+        return uv_envs.DeleteResult(key, uv_envs.DeleteStatus(response.status))
 
     def dependencies(self, key: uv_envs.EnvKey) -> uv_envs.Dependencies:
         """Declared dependencies and locked versions (ListDeps)."""
-        response = self.list_deps(*_ident(key))
+        response = self._keyed("ListDeps", pb.ListDepsResponse, key)
         return uv_envs.Dependencies(
             key, tuple(response.dependencies), dict(response.locked_versions)
         )
 
-    def _changed(
-        self,
-        key: uv_envs.EnvKey,
-        operation: str,
-        call: Callable[[], pb.DepsOperationResponse | pb.SyncEnvResponse],
+    def _change(
+        self, key: uv_envs.EnvKey, operation: str, packages: list[str], text: str | None = None
     ) -> uv_envs.OperationResult:
-        # The RPC answers uv's output, not the env: it is read back after a success.
-        response = call()
+        # AddDeps ... answer uv's output, not the env: it is read back after a success.
+        response: pb.DepsOperationResponse | pb.SyncEnvResponse
+        if operation == "sync":
+            response = self._keyed("SyncEnv", pb.SyncEnvResponse, key)
+        else:
+            request = pb.DepsRequest(
+                **ident(key), packages=packages, requirements_file_content=_encoded(text)
+            )
+            response = self._call(_DEPS_RPCS[operation], request)
         if response.status != uv_envs.OperationStatus.SUCCESS:
             raise _failed_uv(operation, response.stdout, response.stderr, response.exit_code)
         return uv_envs.OperationResult(
@@ -136,55 +142,20 @@ class EnvManagerClient(RpcCalls):
             exit_code=response.exit_code,
         )
 
-    def add(
-        self,
-        key: uv_envs.EnvKey,
-        packages: Iterable[str] = (),
-        *,
-        requirements_text: str | None = None,
-    ) -> uv_envs.OperationResult:
-        """Add packages (AddDeps); uv's failure raises ``UvError``, the env unchanged."""
-        return self._changed(
-            key,
-            "add",
-            lambda: self.add_deps(
-                *_ident(key), packages=packages, requirements_text=requirements_text
-            ),
-        )
-
-    def update(self, key: uv_envs.EnvKey, packages: Iterable[str] = ()) -> uv_envs.OperationResult:
-        """Upgrade the named packages, or all of them (UpdateDeps)."""
-        return self._changed(
-            key, "update", lambda: self.update_deps(*_ident(key), packages=packages)
-        )
-
-    def remove(self, key: uv_envs.EnvKey, packages: Iterable[str]) -> uv_envs.OperationResult:
-        """Remove the named packages (RemoveDeps)."""
-        return self._changed(
-            key, "remove", lambda: self.remove_deps(*_ident(key), packages=packages)
-        )
-
-    def sync(self, key: uv_envs.EnvKey) -> uv_envs.OperationResult:
-        """Make the venv match uv.lock again (SyncEnv)."""
-        return self._changed(key, "sync", lambda: self.sync_env(*_ident(key)))
-
     def export(self, key: uv_envs.EnvKey) -> uv_envs.Export:
         """The env's ``pyproject.toml`` and ``uv.lock`` (ExportEnv)."""
-        response = self.export_env(*_ident(key))
+        response = self._keyed("ExportEnv", pb.ExportEnvResponse, key)
         return uv_envs.Export(key, response.pyproject_toml, response.uv_lock)
 
-    def operations(
-        self,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        status: str | None = None,
-        limit: int = DEFAULT_OPERATIONS_LIMIT,
-        offset: int = 0,
-    ) -> uv_envs.OperationPage:
-        """A page of the audit trail, newest first (GetOperations)."""
-        page = self.get_operations(
-            workflow_id or "", node_id or "", status=status or "", limit=limit, offset=offset
+    def _page(self, query: PageQuery) -> uv_envs.OperationPage:
+        request = pb.GetOperationsRequest(
+            workflow_id=query.workflow_id or "",
+            node_id=query.node_id or "",
+            status=query.status or "",
+            limit=query.limit,
+            offset=query.offset,
         )
+        page: pb.OperationListResponse = self._call("GetOperations", request)
         items = tuple(wire.record_of(item) for item in page.items)
         return uv_envs.OperationPage(page.total, page.limit, page.offset, items)
 
@@ -201,19 +172,13 @@ class EnvManagerClient(RpcCalls):
             tuple(response.deleted_node_ids),
         )
 
-    def watch(
-        self,
-        *,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        names: Iterable[str] = (),
-        operation_id: str | None = None,
-        after: int | None = None,
-    ) -> Generator[uv_envs.StreamEvent]:
-        """Follow the server's events live (``uvenvs.v1.Events/Watch``); see docs/grpc.md.
-
-        ``operation_id`` follows one call (its ``x-request-id``); ``after``
-        first replays the buffered events numbered after it. Runs until closed.
-        """
-        request = events.watch_request(workflow_id, node_id, names, operation_id, after)
+    def _follow(self, filters: EventFilters) -> Generator[uv_envs.StreamEvent]:
+        # uvenvs.v1.Events/Watch (docs/grpc.md); ``after`` is the request's after_sequence.
+        request = events.watch_request(
+            filters.get("workflow_id"),
+            filters.get("node_id"),
+            filters.get("names", ()),
+            filters.get("operation_id"),
+            filters.get("after"),
+        )
         return events.watch(self._channel, request, self._metadata, self.wait_for_ready)

@@ -1,10 +1,10 @@
-"""One method per endpoint of the HTTP API, answering its JSON as dicts.
+"""The connection pool to the HTTP API and its calls, problem bodies raised as core errors.
 
-:class:`HttpCalls` is the wire-level half of
-:class:`~uv_envs_server.HttpEnvClient`: the connection pool, the problem
-bodies raised as core exceptions, and the endpoints as the API names them.
-The client adds the :class:`~uv_envs_server.RemoteEnvManager` methods, which
-answer ``uv_envs`` models, on top.
+:class:`HttpCalls` is the wire half of :class:`~uv_envs_server.HttpEnvClient`:
+it sends one request and answers the JSON, or raises the problem body as the
+core exception it names. The client builds the requests and answers
+``uv_envs`` models; code that wants the JSON itself uses the client's
+``http`` (an ``httpx.Client`` on the server's base URL).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def spec_body(
 
 
 class HttpCalls(Closing):
-    """The connection pool to a server and one method per endpoint; see ``HttpEnvClient``."""
+    """The connection pool to a server and a call of any endpoint; see ``HttpEnvClient``."""
 
     def __init__(
         self,
@@ -132,152 +132,6 @@ class HttpCalls(Closing):
         return response.json()
 
     @staticmethod
-    def _env(workflow_id: str, node_id: str, version_id: str) -> str:
-        parts = (workflow_id, node_id, version_id or EMPTY_VERSION)
+    def _env(key: uv_envs.EnvKey) -> str:
+        parts = (key.workflow_id, key.node_id, key.version_id or EMPTY_VERSION)
         return "/v1/envs/" + "/".join(quote(part, safe="") for part in parts)
-
-    # --- environments ----------------------------------------------------------------
-
-    def health(self) -> dict[str, Any]:
-        """``{"status": "SERVING"}`` when the server answers."""
-        answer: dict[str, Any] = self._call("GET", "/v1/health")
-        return answer
-
-    def create_env(
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        *,
-        packages: Iterable[str] = (),
-        python_version: str | None = None,
-        requirements_text: str | None = None,
-    ) -> dict[str, Any]:
-        """Create an env (an identical one is returned; another spec raises AlreadyExists)."""
-        body = {
-            "workflow_id": workflow_id,
-            "node_id": node_id,
-            "version_id": version_id,
-            **spec_body(packages, python_version, requirements_text),
-        }
-        answer: dict[str, Any] = self._call("POST", "/v1/envs", json=body)
-        return answer
-
-    def ensure_env(
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        packages: Iterable[str] = (),
-        python_version: str | None = None,
-    ) -> str:
-        """Ensure the env (``PUT``) and return its ``python_path``, ready to run."""
-        body = spec_body(packages, python_version, None)
-        env = self._call("PUT", self._env(workflow_id, node_id, version_id), json=body)
-        return str(env["python_path"])
-
-    def get_env(self, workflow_id: str, node_id: str, version_id: str = "") -> dict[str, Any]:
-        """The env's status, files and the env; raises EnvironmentNotFound when there is none."""
-        answer: dict[str, Any] = self._call("GET", self._env(workflow_id, node_id, version_id))
-        return answer
-
-    def list_envs(
-        self, workflow_id: str | None = None, node_id: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Every env, optionally of one workflow (and node)."""
-        answer = self._call(
-            "GET", "/v1/envs", params={"workflow_id": workflow_id, "node_id": node_id}
-        )
-        envs: list[dict[str, Any]] = answer["environments"]
-        return envs
-
-    def delete_env(
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        *,
-        force: bool = False,
-        timeout: float | object | None = httpx.USE_CLIENT_DEFAULT,
-    ) -> str:
-        """Delete the env: ``"DELETED"``, or ``"NOT_FOUND"`` when there was none."""
-        answer = self._call(
-            "DELETE",
-            self._env(workflow_id, node_id, version_id),
-            params={"force": "true" if force else None},
-            timeout=timeout,
-        )
-        return str(answer["status"])
-
-    # --- dependencies ----------------------------------------------------------------
-
-    def _on_env(
-        self, method: str, key: tuple[str, str, str], tail: str, body: object = None
-    ) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call(method, self._env(*key) + tail, json=body)
-        return answer
-
-    def list_deps(self, workflow_id: str, node_id: str, version_id: str = "") -> dict[str, Any]:
-        """``{"declared": [...], "locked": {name: version}}``."""
-        return self._on_env("GET", (workflow_id, node_id, version_id), "/deps")
-
-    def add_deps(
-        self,
-        workflow_id: str,
-        node_id: str,
-        version_id: str = "",
-        *,
-        packages: Iterable[str] = (),
-        requirements_text: str | None = None,
-    ) -> dict[str, Any]:
-        """Add packages; uv's failure raises UvError with its stderr."""
-        body = {"packages": list(packages), "requirements_text": requirements_text}
-        return self._on_env("POST", (workflow_id, node_id, version_id), "/deps", body)
-
-    def update_deps(
-        self, workflow_id: str, node_id: str, version_id: str = "", *, packages: Iterable[str] = ()
-    ) -> dict[str, Any]:
-        """Upgrade the named packages, or all of them when none is named."""
-        body = {"packages": list(packages)}
-        return self._on_env("PATCH", (workflow_id, node_id, version_id), "/deps", body)
-
-    def remove_deps(
-        self, workflow_id: str, node_id: str, version_id: str = "", *, packages: Iterable[str]
-    ) -> dict[str, Any]:
-        """Remove the named packages."""
-        body = {"packages": list(packages)}
-        return self._on_env("DELETE", (workflow_id, node_id, version_id), "/deps", body)
-
-    def sync_env(self, workflow_id: str, node_id: str, version_id: str = "") -> dict[str, Any]:
-        """Make the venv match uv.lock again."""
-        return self._on_env("POST", (workflow_id, node_id, version_id), "/sync")
-
-    def verify_env(self, workflow_id: str, node_id: str, version_id: str = "") -> dict[str, Any]:
-        """``{"ok": bool, "problems": [...], "checked_files": n}``."""
-        return self._on_env("POST", (workflow_id, node_id, version_id), "/verify")
-
-    def export_env(
-        self, workflow_id: str, node_id: str, version_id: str = "", *, fmt: str = "project"
-    ) -> dict[str, str]:
-        """The exported files by name: ``project``, ``requirements.txt`` or ``pylock.toml``."""
-        path = self._env(workflow_id, node_id, version_id) + "/export"
-        answer = self._call("GET", path, params={"format": fmt})
-        files: dict[str, str] = answer["files"]
-        return files
-
-    # --- maintenance -----------------------------------------------------------------
-
-    def cleanup(
-        self, idle_hours: float | None = None, *, max_bytes: int | None = None
-    ) -> dict[str, Any]:
-        """Delete idle envs, then the least recently used over a disk budget."""
-        body = {"idle_hours": idle_hours, "max_bytes": max_bytes}
-        answer: dict[str, Any] = self._call("POST", "/v1/cleanup", json=body)
-        return answer
-
-    def status_page(self) -> str:
-        """The HTML of the status page."""
-        response = self.http.get("/")
-        if response.is_error:
-            raise error_of(response)
-        return response.text

@@ -1,8 +1,7 @@
-"""A Python client of the HTTP API, on httpx: the :class:`RemoteEnvManager` contract and more.
+"""A Python client of the HTTP API, on httpx: the :class:`RemoteEnvManager` contract.
 
-The contract's methods answer ``uv_envs`` models, as the gRPC client's do; the
-wire-level methods (:class:`~uv_envs_server._http.calls.HttpCalls`) answer the
-API's JSON as dicts. A problem body is raised as the core exception it names
+Its methods answer ``uv_envs`` models, as the gRPC client's do. A problem
+body is raised as the core exception it names
 (``except uv_envs.EnvironmentNotFound`` works against the local API, the gRPC
 client and this one alike); a failure no core class describes is an
 :class:`HttpRemoteError`.
@@ -12,19 +11,19 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import attrs
 import httpx
 
 import uv_envs
-from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
+from uv_envs_server._remote import EventFilters, PageQuery, RemoteClient
 
 from .calls import DEFAULT_TIMEOUT, HttpCalls, HttpRemoteError, error_of, spec_body
 from .sse import decode
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Mapping
+    from collections.abc import Generator, Mapping
 
 __all__ = ["DEFAULT_TIMEOUT", "HttpEnvClient", "HttpRemoteError"]
 
@@ -53,28 +52,24 @@ def environment_of(env: Mapping[str, Any]) -> uv_envs.Environment:
     )
 
 
-def _result(answer: Mapping[str, Any]) -> uv_envs.OperationResult:
-    return uv_envs.OperationResult(
-        environment_of(answer["environment"]),
-        answer["operation"],
-        stdout=answer["stdout"],
-        stderr=answer["stderr"],
-        exit_code=answer["exit_code"],
-        duration_ms=answer["duration_ms"],
-    )
+#: The method and path (after the env's) of each change.
+_CHANGES = {
+    "add": ("POST", "/deps"),
+    "update": ("PATCH", "/deps"),
+    "remove": ("DELETE", "/deps"),
+    "sync": ("POST", "/sync"),
+}
 
 
-def _ident(key: uv_envs.EnvKey) -> tuple[str, str, str]:
-    return key.workflow_id, key.node_id, key.version_id
-
-
-class HttpEnvClient(HttpCalls):
+class HttpEnvClient(HttpCalls, RemoteClient):
     """Talks to a uv-envs HTTP server (``uv-envs-server --http-port N``).
 
-    The :class:`~uv_envs_server.RemoteEnvManager` methods (``ensure``, ``get``,
-    ``add`` ...) answer ``uv_envs`` models, as :class:`~uv_envs_server.EnvManagerClient`
-    does; the wire-level methods (``create_env``, ``get_env``, ``verify_env`` ...)
-    answer the API's JSON.
+    Its methods are the :class:`~uv_envs_server.RemoteEnvManager` contract
+    (``ensure``, ``get``, ``add`` ...), answering ``uv_envs`` models as
+    :class:`~uv_envs_server.EnvManagerClient` does, plus :meth:`health`. The
+    API's JSON itself (another export format, ``verify``, ``cleanup``, the
+    list of envs) is a call on :attr:`http`, an ``httpx.Client`` on the
+    server's base URL that sends the token.
 
     Args:
         base_url: for example ``http://127.0.0.1:8080``.
@@ -87,87 +82,68 @@ class HttpEnvClient(HttpCalls):
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-       Implements :class:`~uv_envs_server.RemoteEnvManager`: ``ensure``,
-       ``operations`` and ``delete_operations`` answer ``uv_envs`` models.
+       Implements :class:`~uv_envs_server.RemoteEnvManager`, and only it: the
+       wire-level methods (``create_env``, ``get_env``, ``verify_env`` ...)
+       are gone, and :meth:`health` answers the status name.
 
     """
 
-    def ensure(
-        self,
-        key: uv_envs.EnvKey,
-        packages: Iterable[str] = (),
-        *,
-        requirements_text: str | None = None,
-        python: str | None = None,
+    def health(self) -> str:
+        """``"SERVING"`` when the server answers (``GET /v1/health``)."""
+        return str(self._call("GET", "/v1/health")["status"])
+
+    def _ensure(
+        self, key: uv_envs.EnvKey, packages: list[str], text: str | None, python: str | None
     ) -> uv_envs.Environment:
-        """Make the env match the spec (create it or move it to a new generation)."""
-        body = spec_body(packages, python, requirements_text)
-        return environment_of(self._call("PUT", self._env(*_ident(key)), json=body))
+        body = spec_body(packages, python, text)
+        return environment_of(self._call("PUT", self._env(key), json=body))
 
     def get(self, key: uv_envs.EnvKey) -> uv_envs.Environment:
         """The env; raises ``EnvironmentNotFound`` when there is none."""
-        env = self.get_env(*_ident(key))["environment"]
+        env = self._call("GET", self._env(key))["environment"]
         if env is None:  # the server answers 404 then; this is for an older one
             raise uv_envs.EnvironmentNotFound(f"no environment {key}")
         return environment_of(env)
 
     def delete(self, key: uv_envs.EnvKey, *, timeout: float | None = None) -> uv_envs.DeleteResult:
         """Delete the env; past ``timeout`` seconds, ``EnvironmentBusy``."""
+        wait = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         try:
-            status = self.delete_env(
-                *_ident(key), timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
-            )
+            answer = self._call("DELETE", self._env(key), timeout=wait)
         except httpx.TimeoutException as exc:
             msg = f"environment {key} was not deleted within {timeout} seconds"
             raise uv_envs.EnvironmentBusy(msg) from exc
-        return uv_envs.DeleteResult(key, uv_envs.DeleteStatus(status))
+        return uv_envs.DeleteResult(key, uv_envs.DeleteStatus(answer["status"]))
 
     def dependencies(self, key: uv_envs.EnvKey) -> uv_envs.Dependencies:
         """Declared dependencies and the versions uv.lock pins."""
-        answer = self.list_deps(*_ident(key))
+        answer = self._call("GET", self._env(key) + "/deps")
         return uv_envs.Dependencies(key, tuple(answer["declared"]), dict(answer["locked"]))
 
-    def add(
-        self,
-        key: uv_envs.EnvKey,
-        packages: Iterable[str] = (),
-        *,
-        requirements_text: str | None = None,
+    def _change(
+        self, key: uv_envs.EnvKey, operation: str, packages: list[str], text: str | None = None
     ) -> uv_envs.OperationResult:
-        """Add packages; uv's failure raises ``UvError`` with its output, the env unchanged."""
-        return _result(
-            self.add_deps(*_ident(key), packages=packages, requirements_text=requirements_text)
+        method, tail = _CHANGES[operation]
+        body: dict[str, Any] | None = None if operation == "sync" else {"packages": packages}
+        if operation == "add":
+            body = {"packages": packages, "requirements_text": text}
+        answer = self._call(method, self._env(key) + tail, json=body)
+        return uv_envs.OperationResult(
+            environment_of(answer["environment"]),
+            answer["operation"],
+            stdout=answer["stdout"],
+            stderr=answer["stderr"],
+            exit_code=answer["exit_code"],
+            duration_ms=answer["duration_ms"],
         )
-
-    def update(self, key: uv_envs.EnvKey, packages: Iterable[str] = ()) -> uv_envs.OperationResult:
-        """Upgrade the named packages, or all of them when none is named."""
-        return _result(self.update_deps(*_ident(key), packages=packages))
-
-    def remove(self, key: uv_envs.EnvKey, packages: Iterable[str]) -> uv_envs.OperationResult:
-        """Remove the named packages."""
-        return _result(self.remove_deps(*_ident(key), packages=packages))
-
-    def sync(self, key: uv_envs.EnvKey) -> uv_envs.OperationResult:
-        """Make the venv match uv.lock again."""
-        return _result(self.sync_env(*_ident(key)))
 
     def export(self, key: uv_envs.EnvKey) -> uv_envs.Export:
         """The env's ``pyproject.toml`` and ``uv.lock``."""
-        files = self.export_env(*_ident(key), fmt="project")
+        files = self._call("GET", self._env(key) + "/export", params={"format": "project"})["files"]
         return uv_envs.Export(key, files["pyproject.toml"], files["uv.lock"])
 
-    def operations(
-        self,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        status: str | None = None,
-        limit: int = DEFAULT_OPERATIONS_LIMIT,
-        offset: int = 0,
-    ) -> uv_envs.OperationPage:
-        """A page of the audit trail, newest first."""
-        params: dict[str, object] = {"workflow_id": workflow_id, "node_id": node_id}
-        params |= {"status": status, "limit": limit, "offset": offset}
-        page = self._call("GET", "/v1/operations", params=params)
+    def _page(self, query: PageQuery) -> uv_envs.OperationPage:
+        page = self._call("GET", "/v1/operations", params=query._asdict())
         items = tuple(
             uv_envs.OperationRecord(**{k: v for k, v in item.items() if k in _RECORD_FIELDS})
             for item in page["items"]
@@ -187,17 +163,13 @@ class HttpEnvClient(HttpCalls):
             tuple(answer["deleted_node_ids"]),
         )
 
-    def watch(
-        self,
-        *,
-        workflow_id: str | None = None,
-        node_id: str | None = None,
-        names: Iterable[str] = (),
-        operation_id: str | None = None,
-        after: int | None = None,
-        last_event_id: int | None = None,
+    def watch(  # the contract's, plus the deprecated spelling of ``after``
+        self, *, last_event_id: int | None = None, **filters: Unpack[EventFilters]
     ) -> Generator[uv_envs.StreamEvent]:
         """Follow the server's events live (SSE at ``/v1/events``) until closed.
+
+        Takes the keywords of :meth:`RemoteEnvManager.watch` (``workflow_id``,
+        ``node_id``, ``names``, ``operation_id``, ``after``).
 
         ``after`` resumes: the buffered events numbered after it come first
         (sent as ``Last-Event-ID``; ``last_event_id`` is its deprecated spelling).
@@ -205,12 +177,16 @@ class HttpEnvClient(HttpCalls):
         if last_event_id is not None:
             message = "HttpEnvClient.watch(last_event_id=...) is deprecated; use after=..."
             warnings.warn(message, DeprecationWarning, stacklevel=2)
-            after = last_event_id
-        params = {
-            "workflow_id": workflow_id,
-            "node_id": node_id,
-            "names": list(names) or None,
-            "operation_id": operation_id,
+            filters["after"] = last_event_id
+        yield from super().watch(**filters)
+
+    def _follow(self, filters: EventFilters) -> Generator[uv_envs.StreamEvent]:
+        after = filters.get("after")
+        params: dict[str, str | list[str] | None] = {
+            "workflow_id": filters.get("workflow_id"),
+            "node_id": filters.get("node_id"),
+            "names": list(filters.get("names", ())) or None,
+            "operation_id": filters.get("operation_id"),
         }
         headers = {} if after is None else {"Last-Event-ID": str(after)}
         query = {k: v for k, v in params.items() if v is not None}

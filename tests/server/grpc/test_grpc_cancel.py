@@ -22,6 +22,7 @@ import pytest
 
 import uv_envs
 import uv_envs_server
+from tests.server.conftest import rpc
 from uv_envs import EnvKey, EnvManager, EnvStatus, SubprocessUvExecutor
 from uv_envs._uv.commands import UvInvocation
 from uv_envs._uv.executor import UvResult, find_uv_binary
@@ -31,7 +32,7 @@ from uv_envs_server._generated import env_manager_pb2_grpc
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.server.conftest import GatedManager, Ident, OpenClient, Serve
+    from tests.server.conftest import GatedManager, Ident, OpenClient, OpenStub, Serve
 
 IDENT: Ident = {"workflow_id": "wf", "node_id": "slow", "version_id": "v1"}
 KEY = EnvKey("wf", "slow", "v1")
@@ -159,8 +160,9 @@ def test_a_client_that_disconnects_mid_create_leaves_no_env(
 
 _CLIENT_SCRIPT = """
 import sys
+from uv_envs import EnvKey
 from uv_envs_server import EnvManagerClient
-EnvManagerClient(sys.argv[1], timeout=120).create_env("wf", "slow", "v1", packages=["alpha"])
+EnvManagerClient(sys.argv[1], timeout=120).ensure(EnvKey("wf", "slow", "v1"), ["alpha"])
 """
 
 
@@ -205,16 +207,17 @@ def test_a_cancelled_add_leaves_the_env_as_it_was(
 
 
 def test_200_status_calls_are_answered_while_a_create_runs(
-    serve: Serve, gated_manager: GatedManager, open_client: OpenClient
+    serve: Serve, gated_manager: GatedManager, open_client: OpenClient, open_stub: OpenStub
 ) -> None:
     manager, gate = gated_manager()
-    client = open_client(serve(manager), timeout=30)  # the default 16 workers
+    target = serve(manager)  # the default 16 workers
+    client, status_stub = open_client(target, timeout=30), open_stub(target)
     gate.release.set()
-    client.ensure_env("wf", "ready", packages=["gamma"])
+    client.ensure(EnvKey("wf", "ready"), ["gamma"])
     gate.release.clear()
     gate.entered.clear()
     with futures.ThreadPoolExecutor(1) as creator:
-        creating = creator.submit(client.ensure_env, "wf", "slow", packages=["alpha"])
+        creating = creator.submit(client.ensure, EnvKey("wf", "slow"), ["alpha"])
         try:
             assert gate.entered.wait(30), "the create never reached uv"
             nodes = ["slow", "ready", "absent"]
@@ -222,7 +225,13 @@ def test_200_status_calls_are_answered_while_a_create_runs(
             with futures.ThreadPoolExecutor(16) as callers:
                 answers = list(
                     callers.map(
-                        lambda i: client.get_env_status("wf", nodes[i % 3], timeout=20).status,
+                        lambda i: (
+                            rpc(
+                                status_stub.GetEnvStatus,
+                                pb.GetEnvStatusRequest(workflow_id="wf", node_id=nodes[i % 3]),
+                                timeout=20,
+                            ).status
+                        ),
                         range(200),
                     )
                 )
@@ -230,10 +239,10 @@ def test_200_status_calls_are_answered_while_a_create_runs(
             assert not creating.done(), "the create was still running throughout"
         finally:
             gate.release.set()
-        assert creating.result(timeout=60).endswith("/.venv/bin/python")
+        assert str(creating.result(timeout=60).python_path).endswith("/.venv/bin/python")
     assert len(answers) == 200
     assert answers[0::3] == ["CREATING"] * 67
     assert answers[1::3] == ["READY"] * 67
     assert answers[2::3] == ["NOT_FOUND"] * 66
     assert elapsed < 20
-    assert client.get_env_status("wf", "slow").status == "READY"
+    assert client.get(EnvKey("wf", "slow")).status is EnvStatus.READY

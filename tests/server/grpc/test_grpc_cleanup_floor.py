@@ -20,14 +20,13 @@ import pytest
 
 import uv_envs
 from tests.support.server_process import source_env
-from uv_envs_server import EnvManagerClient
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._generated import env_manager_pb2_grpc
 from uv_envs_server._grpc.servicer import EnvManagerServicer
 from uv_envs_server._limits import DEFAULT_MIN_CLEANUP_IDLE_HOURS
 
 if TYPE_CHECKING:
-    from tests.server.conftest import Serve
+    from tests.server.conftest import OpenStub, Serve
 
 
 def _age(manager: uv_envs.EnvManager, key: uv_envs.EnvKey, hours: float) -> None:
@@ -62,29 +61,23 @@ def test_an_unset_or_zero_idle_hours_keeps_envs_used_within_the_minimum(
 
 
 def test_an_explicit_idle_hours_above_the_minimum_is_honoured(
-    serve: Serve, fake_manager: uv_envs.EnvManager
+    serve: Serve, open_stub: OpenStub, fake_manager: uv_envs.EnvManager
 ) -> None:
     key = uv_envs.EnvKey("wf", "n")
     fake_manager.ensure(key, packages=["alpha"])
     _age(fake_manager, key, hours=5)
-    client = EnvManagerClient(serve(fake_manager), timeout=30)
-    try:
-        assert list(client.cleanup(idle_hours=6).deleted) == []
-        assert list(client.cleanup(idle_hours=4).deleted) == ["wf/n/"]
-    finally:
-        client.close()
+    stub = open_stub(serve(fake_manager))
+    assert list(stub.Cleanup(pb.CleanupRequest(idle_hours=6), timeout=30).deleted) == []
+    assert list(stub.Cleanup(pb.CleanupRequest(idle_hours=4), timeout=30).deleted) == ["wf/n/"]
 
 
 def test_a_minimum_of_zero_is_the_opt_in_for_everything(
-    serve: Serve, fake_manager: uv_envs.EnvManager
+    serve: Serve, open_stub: OpenStub, fake_manager: uv_envs.EnvManager
 ) -> None:
     key = uv_envs.EnvKey("wf", "n")
     fake_manager.ensure(key, packages=["alpha"])
-    client = EnvManagerClient(serve(fake_manager, min_cleanup_idle_hours=0), timeout=30)
-    try:
-        assert list(client.cleanup(idle_hours=0).deleted) == ["wf/n/"]
-    finally:
-        client.close()
+    stub = open_stub(serve(fake_manager, min_cleanup_idle_hours=0))
+    assert list(stub.Cleanup(pb.CleanupRequest(idle_hours=0), timeout=30).deleted) == ["wf/n/"]
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])

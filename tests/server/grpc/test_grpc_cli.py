@@ -21,11 +21,14 @@ import grpc
 import pytest
 
 import uv_envs
+from tests.server.conftest import rpc
 from tests.support.server_process import SOURCE_ROOT, Server, wheelhouse_env
 from uv_envs import EnvStatus
 from uv_envs._uv.executor import find_uv_binary
 from uv_envs_server import EnvManagerClient, RemoteError
 from uv_envs_server._cli import main
+from uv_envs_server._generated import env_manager_pb2 as pb
+from uv_envs_server._generated import env_manager_pb2_grpc
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -63,9 +66,9 @@ def test_serves_and_exits_zero_on_sigterm(start: StartServer, tmp_path: Path) ->
     assert server.target.startswith("127.0.0.1:"), server.process.stderr
     with EnvManagerClient(server.target, timeout=120) as client:
         assert client.health() == "SERVING"
-        python = client.ensure_env("wf", "node", packages=["gamma"])
-        assert Path(python).is_file()
-        assert str(tmp_path / "root") in python
+        python = client.ensure(uv_envs.EnvKey("wf", "node"), ["gamma"]).python_path
+        assert python.is_file()
+        assert str(tmp_path / "root") in str(python)
     assert server.stop(signal.SIGTERM) == 0
     assert "SIGTERM" in server.stderr
     assert "Traceback" not in server.stderr
@@ -85,8 +88,8 @@ def test_uv_envs_serve_runs_the_server_with_global_options_on_both_sides(
             pytest.fail(f"uv-envs serve did not start: {server.stderr}")
         with EnvManagerClient(server.target, timeout=120) as client:
             assert client.health() == "SERVING"
-            python = client.ensure_env("wf", "node", packages=["gamma"])
-            assert python.startswith(str(root))
+            python = client.ensure(uv_envs.EnvKey("wf", "node"), ["gamma"]).python_path
+            assert str(python).startswith(str(root))
         assert server.stop(signal.SIGTERM) == 0
         assert "SIGTERM" in server.stderr
     finally:
@@ -124,7 +127,9 @@ def _refused_after_sigterm(target: str, deadline: float) -> grpc.StatusCode:
     with EnvManagerClient(target, timeout=2) as late:
         while time.monotonic() < deadline:
             try:
-                late.get_env_status("wf", "other")
+                late.get(uv_envs.EnvKey("wf", "other"))
+            except uv_envs.EnvironmentNotFound:
+                pass  # answered: still accepting calls
             except RemoteError as exc:
                 if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
                     continue  # a slow answer on a loaded machine, not a refusal: ask again
@@ -151,9 +156,13 @@ def test_sigterm_during_a_create_leaves_it_ready_or_absent(
     server = Server(args, {**server_env, "UV_ENVS_UV_BIN": str(uv)})
     try:
         client = EnvManagerClient(server.target, timeout=120)
-        with client, futures.ThreadPoolExecutor(1) as pool:
+        channel = grpc.insecure_channel(server.target)
+        stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)
+        with client, channel, futures.ThreadPoolExecutor(1) as pool:
             assert client.health() == "SERVING"
-            creating = pool.submit(client.create_env, "wf", "slow", packages=["beta"])
+            # One CreateEnv on the wire: the call in flight when SIGTERM comes.
+            request = pb.CreateEnvRequest(workflow_id="wf", node_id="slow", packages=["beta"])
+            creating = pool.submit(rpc, stub.CreateEnv, request, timeout=120)
             deadline = time.monotonic() + 60
             while not marker.exists():  # the create is inside uv sync
                 assert time.monotonic() < deadline, "the create never reached uv sync"
@@ -218,16 +227,16 @@ def test_tls_token_and_limits_from_the_command_line(
         token="cli-token-1234",  # noqa: S106 - a test token for a loopback server
     ) as client:
         assert client.health() == "SERVING"
-        python = client.ensure_env("wf", "tls", packages=["gamma"])
-        assert Path(python).is_file()
+        assert client.ensure(uv_envs.EnvKey("wf", "tls"), ["gamma"]).python_path.is_file()
         with pytest.raises(uv_envs.InvalidInput, match="at most 2 per request"):
-            client.create_env("wf", "many", packages=["alpha", "beta", "gamma"])
+            client.ensure(uv_envs.EnvKey("wf", "many"), ["alpha", "beta", "gamma"])
+        big_text = "# " + "x" * 70000 + "\nalpha\n"
         with pytest.raises(RemoteError) as big:
-            client.create_env("wf", "big", requirements_text="# " + "x" * 70000 + "\nalpha\n")
+            client.ensure(uv_envs.EnvKey("wf", "big"), requirements_text=big_text)
         assert big.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
     with EnvManagerClient(server.target, timeout=30, root_certificates=cert) as anonymous:
         with pytest.raises(RemoteError) as refused:
-            anonymous.get_env_status("wf", "tls")
+            anonymous.get(uv_envs.EnvKey("wf", "tls"))
         assert refused.value.code is grpc.StatusCode.UNAUTHENTICATED
     assert server.stop() == 0
     assert "TLS on, token required" in server.stderr
@@ -289,7 +298,8 @@ def test_index_options_on_the_command_line(
     )
     try:
         with EnvManagerClient(server.target, timeout=120) as client:
-            python = client.ensure_env("wf", "flags", packages=["alpha==1.0"])
+            key = uv_envs.EnvKey("wf", "flags")
+            python = str(client.ensure(key, ["alpha==1.0"]).python_path)
             assert str(tmp_path / "cli-root") in python
     finally:
         assert server.stop() == 0

@@ -83,9 +83,9 @@ def test_the_python_client_raises_the_typed_error(
     (fake_manager._core.services.layout.env_dir(BAD_KEY) / "metadata.json").write_text("{")
     with EnvManagerClient(serve(fake_manager), timeout=30) as client:
         with pytest.raises(uv_envs.EnvironmentUnreadable):
-            client.ensure_env("wf", "bad", "v1", packages=["alpha"])
+            client.ensure(BAD_KEY, ["alpha"])
         with pytest.raises(uv_envs.EnvironmentUnreadable):
-            client.add_deps("wf", "bad", "v1", packages=["gamma"])
+            client.add(BAD_KEY, ["gamma"])
 
 
 def test_the_server_starts_on_a_root_with_a_damaged_env_and_serves_the_rest(
@@ -100,15 +100,17 @@ def test_the_server_starts_on_a_root_with_a_damaged_env_and_serves_the_rest(
         assert server.target, "the server did not start: " + (
             server.process.communicate(timeout=5)[1] or ""
         )
-        with EnvManagerClient(server.target, timeout=120) as client:
+        with (
+            EnvManagerClient(server.target, timeout=120) as client,
+            grpc.insecure_channel(server.target) as channel,
+        ):
+            stub = env_manager_pb2_grpc.EnvManagerServiceStub(channel)
             assert client.health() == "SERVING"
-            assert client.get_env_status("wf", "good", "v1").status == "READY"
-            assert client.get_env_status("wf", "bad", "v1").status == "FAILED"
-            python = client.ensure_env("wf", "other", packages=["gamma"])
-            assert Path(python).is_file()
-            assert client.ensure_env("wf", "good", "v1", packages=["gamma"]) == str(
-                good.python_path
-            )
+            assert stub.GetEnvStatus(pb.GetEnvStatusRequest(**GOOD), timeout=30).status == "READY"
+            assert stub.GetEnvStatus(pb.GetEnvStatusRequest(**BAD), timeout=30).status == "FAILED"
+            python = client.ensure(uv_envs.EnvKey("wf", "other"), ["gamma"]).python_path
+            assert python.is_file()
+            assert client.ensure(GOOD_KEY, ["gamma"]).python_path == good.python_path
     finally:
         returncode = server.stop()
     stderr = server.stderr

@@ -166,12 +166,13 @@ def test_the_right_token_is_served_and_health_needs_none(
     anonymous = open_client(token_target, timeout=30)
     assert anonymous.health() == "SERVING"
     with pytest.raises(RemoteError) as refused:
-        anonymous.get_env_status("wf", "node")
+        anonymous.get(uv_envs.EnvKey("wf", "node"))
     assert refused.value.code is grpc.StatusCode.UNAUTHENTICATED
 
     client = open_client(token_target, timeout=30, token=TOKEN)
-    assert client.ensure_env("wf", "node", packages=["alpha"]).endswith("/.venv/bin/python")
-    assert client.get_env_status("wf", "node").status == "READY"
+    created = client.ensure(uv_envs.EnvKey("wf", "node"), ["alpha"])
+    assert str(created.python_path).endswith("/.venv/bin/python")
+    assert client.get(uv_envs.EnvKey("wf", "node")).status is uv_envs.EnvStatus.READY
 
 
 def test_provider_with_a_token(token_target: str) -> None:
@@ -226,13 +227,14 @@ def test_tls_with_a_self_signed_certificate(
     target = serve(fake_manager, tls=tls_files(tmp_path, cert, key), token=TOKEN)
     client = open_client(target, timeout=30, root_certificates=cert, token=TOKEN)
     assert client.health() == "SERVING"
-    assert client.ensure_env("wf", "tls", packages=["alpha"]).endswith("/.venv/bin/python")
-    assert client.get_env_status("wf", "tls").status == "READY"
+    tls_env = client.ensure(uv_envs.EnvKey("wf", "tls"), ["alpha"])
+    assert str(tls_env.python_path).endswith("/.venv/bin/python")
+    assert client.get(uv_envs.EnvKey("wf", "tls")).status is uv_envs.EnvStatus.READY
 
     # The token is still required over TLS.
     no_token = open_client(target, timeout=30, root_certificates=cert)
     with pytest.raises(RemoteError) as refused:
-        no_token.get_env_status("wf", "tls")
+        no_token.get(uv_envs.EnvKey("wf", "tls"))
     assert refused.value.code is grpc.StatusCode.UNAUTHENTICATED
 
     # A plaintext client, or one that trusts another certificate, gets no answer.
@@ -242,7 +244,7 @@ def test_tls_with_a_self_signed_certificate(
         open_client(target, timeout=5, root_certificates=other_cert, token=TOKEN),
     ):
         with pytest.raises(RemoteError) as info:
-            stranger.get_env_status("wf", "tls")
+            stranger.get(uv_envs.EnvKey("wf", "tls"))
         assert info.value.code is grpc.StatusCode.UNAVAILABLE
 
     provider = GrpcEnvironmentProvider(target, timeout=30, root_certificates=cert, token=TOKEN)
@@ -457,4 +459,5 @@ def test_unexpected_errors_never_leak(serve: Serve, caplog: pytest.LogCaptureFix
 def test_client_in_plaintext_against_default_server(fake_client: EnvManagerClient) -> None:
     # The guards add nothing a plain client must do: no token, no TLS by default.
     assert fake_client.health() == "SERVING"
-    assert fake_client.get_env_status("wf", "node").status == "NOT_FOUND"
+    with pytest.raises(uv_envs.EnvironmentNotFound):  # GetEnvStatus answered NOT_FOUND
+        fake_client.get(uv_envs.EnvKey("wf", "node"))

@@ -1,7 +1,9 @@
 """The server over the wire, on the fake uv: fast checks of every RPC's translation.
 
 Calls go through WTB-style generated stubs (``EnvManagerServiceStub``) where the
-exact status code matters, and through :class:`EnvManagerClient` elsewhere.
+exact status code or message field matters, and through the
+:class:`~uv_envs_server.RemoteEnvManager` methods of :class:`EnvManagerClient`
+elsewhere.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 import uv_envs
 import uv_envs_server
+from tests.server.conftest import rpc
 from uv_envs import testing
 from uv_envs_server import (
     EnvManagerClient,
@@ -37,7 +40,7 @@ from uv_envs_server._generated import env_manager_pb2_grpc
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tests.server.conftest import GatedManager, HttpServe, Ident, OpenClient, Serve
+    from tests.server.conftest import GatedManager, HttpServe, Ident, OpenClient, OpenStub, Serve
     from uv_envs_server import HttpEnvironmentProvider
 
     # Generic only in the type stubs.
@@ -382,57 +385,72 @@ def test_unexpected_errors_are_internal_without_traceback(
     assert f"metadata.json is unreadable (request id {request_id.group(1)})" in caplog.text
 
 
-def test_client_raises_the_core_exceptions(fake_client: EnvManagerClient) -> None:
+def test_client_raises_the_core_exceptions(
+    fake_client: EnvManagerClient, stub: env_manager_pb2_grpc.EnvManagerServiceStub
+) -> None:
     with pytest.raises(uv_envs.EnvironmentNotFound, match="wf"):
-        fake_client.list_deps("wf", "node")
-    with pytest.raises(uv_envs.InvalidIdentifier):
-        fake_client.get_env_status("../x", "node")
+        fake_client.dependencies(uv_envs.EnvKey("wf", "node"))
+    with pytest.raises(uv_envs.InvalidIdentifier):  # no EnvKey holds it: only the wire sends it
+        rpc(stub.GetEnvStatus, pb.GetEnvStatusRequest(workflow_id="../x", node_id="node"))
     with pytest.raises(uv_envs.InvalidInput):
-        fake_client.create_env("wf", "node", python="banana")
+        fake_client.ensure(uv_envs.EnvKey("wf", "node"), python="banana")
     with pytest.raises(uv_envs.ResolutionFailed):
-        fake_client.create_env("wf", "node", packages=["nope"])
+        fake_client.ensure(uv_envs.EnvKey("wf", "node"), ["nope"])
     with pytest.raises(RemoteError) as info:
-        fake_client.run_code("wf", "node", code="print(1)")
+        rpc(stub.RunCode, pb.RunCodeRequest(workflow_id="wf", node_id="node", code="print(1)"))
     assert info.value.code is grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_client_round_trip(fake_client: EnvManagerClient) -> None:
-    python = fake_client.ensure_env("wf", "node", packages=["alpha"])
-    status = fake_client.get_env_status("wf", "node")
-    assert python == str(Path(status.env_path) / ".venv" / "bin" / "python")
-    assert fake_client.add_deps("wf", "node", requirements_text="gamma\n").status == "SUCCESS"
-    assert set(fake_client.list_deps("wf", "node").locked_versions) == {"alpha", "gamma"}
-    assert fake_client.update_deps("wf", "node", packages=["alpha"]).status == "SUCCESS"
-    assert fake_client.remove_deps("wf", "node", packages=["gamma"]).status == "SUCCESS"
-    assert fake_client.sync_env("wf", "node").status == "SUCCESS"
-    assert "alpha" in fake_client.export_env("wf", "node").uv_lock
-    assert fake_client.get_operations("wf", "node", status="SUCCESS").total >= 1
+def test_client_round_trip(
+    fake_client: EnvManagerClient, stub: env_manager_pb2_grpc.EnvManagerServiceStub
+) -> None:
+    key = uv_envs.EnvKey("wf", "node")
+    python = fake_client.ensure(key, ["alpha"]).python_path
+    status = fake_client.get(key)
+    assert python == Path(status.env_path) / ".venv" / "bin" / "python"
+    assert fake_client.add(key, requirements_text="gamma\n").exit_code == 0
+    assert set(fake_client.dependencies(key).locked) == {"alpha", "gamma"}
+    assert fake_client.update(key, ["alpha"]).exit_code == 0
+    assert fake_client.remove(key, ["gamma"]).exit_code == 0
+    assert fake_client.sync(key).exit_code == 0
+    assert "alpha" in fake_client.export(key).uv_lock
+    assert fake_client.operations("wf", "node", status="SUCCESS").total >= 1
     # 0 (or unset) means the server's minimum idle time: the env just used stays.
-    assert fake_client.cleanup(idle_hours=0).deleted == []
-    assert fake_client.delete_env("wf", "node") == "DELETED"
+    assert rpc(stub.Cleanup, pb.CleanupRequest(idle_hours=0)).deleted == []
+    assert fake_client.delete(key).status is uv_envs.DeleteStatus.DELETED
     assert fake_client.delete_operations("wf", "node").deleted_count >= 1
 
 
 def test_status_is_answered_while_a_create_runs(
-    serve: Serve, gated_manager: GatedManager, open_client: OpenClient
+    serve: Serve, gated_manager: GatedManager, open_client: OpenClient, open_stub: OpenStub
 ) -> None:
     manager, gate = gated_manager()
-    client = open_client(serve(manager, max_workers=4), timeout=30)
+    target = serve(manager, max_workers=4)
+    client, stub = open_client(target, timeout=30), open_stub(target)
+    slow = uv_envs.EnvKey("wf", "slow")
     with futures.ThreadPoolExecutor(1) as pool:
-        creating = pool.submit(client.ensure_env, "wf", "slow", packages=["alpha"])
+        creating = pool.submit(client.ensure, slow, ["alpha"])
         try:
             assert gate.entered.wait(30), "the create never reached uv"
             started = time.monotonic()
-            status = client.get_env_status("wf", "slow", timeout=5)
-            other = client.get_env_status("wf", "other", timeout=5)
+            status = rpc(
+                stub.GetEnvStatus,
+                pb.GetEnvStatusRequest(workflow_id="wf", node_id="slow"),
+                timeout=5,
+            )
+            other = rpc(
+                stub.GetEnvStatus,
+                pb.GetEnvStatusRequest(workflow_id="wf", node_id="other"),
+                timeout=5,
+            )
             assert time.monotonic() - started < 5
             assert status.status == "CREATING"
             assert other.status == "NOT_FOUND"
             assert client.health(timeout=5) == "SERVING"
         finally:
             gate.release.set()
-        assert creating.result(timeout=60).endswith("/.venv/bin/python")
-    assert client.get_env_status("wf", "slow").status == "READY"
+        assert str(creating.result(timeout=60).python_path).endswith("/.venv/bin/python")
+    assert client.get(slow).status is uv_envs.EnvStatus.READY
 
 
 def test_a_busy_env_is_aborted(
@@ -440,12 +458,13 @@ def test_a_busy_env_is_aborted(
 ) -> None:
     manager, gate = gated_manager(lock_timeout=0.5)
     client = open_client(serve(manager, max_workers=4), timeout=30)
+    busy = uv_envs.EnvKey("wf", "busy")
     with futures.ThreadPoolExecutor(1) as pool:
-        creating = pool.submit(client.ensure_env, "wf", "busy", packages=["alpha"])
+        creating = pool.submit(client.ensure, busy, ["alpha"])
         try:
             assert gate.entered.wait(30)
             with pytest.raises(uv_envs.EnvironmentBusy):
-                client.add_deps("wf", "busy", packages=["gamma"])
+                client.add(busy, ["gamma"])
         finally:
             gate.release.set()
         creating.result(timeout=60)
@@ -508,13 +527,14 @@ def test_create_server_refuses_a_taken_port(fake_manager: uv_envs.EnvManager) ->
 
 
 def test_many_status_calls_in_parallel(fake_client: EnvManagerClient) -> None:
-    fake_client.ensure_env("wf", "node", packages=["alpha"])
+    key = uv_envs.EnvKey("wf", "node")
+    fake_client.ensure(key, ["alpha"])
     errors: list[BaseException] = []
 
     def hammer() -> None:
         try:
             for _ in range(20):
-                assert fake_client.get_env_status("wf", "node").status == "READY"
+                assert fake_client.get(key).status is uv_envs.EnvStatus.READY
         except BaseException as exc:
             errors.append(exc)
 

@@ -29,6 +29,11 @@ def _imported(python: str, module: str) -> str:
     ).stdout.strip()
 
 
+def _json(answer: httpx.Response) -> Any:  # noqa: ANN401 - the API's JSON
+    assert answer.is_success, answer.text
+    return answer.json()
+
+
 @pytest.fixture
 def api(http_serve: Callable[..., Any], manager: uv_envs.EnvManager) -> Iterator[HttpEnvClient]:
     server = http_serve(manager)
@@ -40,7 +45,8 @@ def test_the_whole_lifecycle_on_real_uv(  # noqa: PLR0915 - one lifecycle, step 
     api: HttpEnvClient, manager: uv_envs.EnvManager
 ) -> None:
     http = api.http
-    assert api.health() == {"status": "SERVING"}
+    assert _json(http.get("/v1/health")) == {"status": "SERVING"}
+    assert api.health() == "SERVING"
 
     created = http.post(
         "/v1/envs",
@@ -71,33 +77,42 @@ def test_the_whole_lifecycle_on_real_uv(  # noqa: PLR0915 - one lifecycle, step 
     assert other.headers["content-type"] == "application/problem+json"
     assert other.json()["error_class"] == "EnvironmentAlreadyExists"
 
-    status = api.get_env("wf", "n", "v1")
+    env_url = "/v1/envs/wf/n/v1"
+    status = _json(http.get(env_url))
     assert status["status"] == "READY"
     assert status["has_uv_lock"]
     assert status["environment"]["env_path"] == env["env_path"]
-    assert [e["version_id"] for e in api.list_envs("wf")] == ["v1"]
-    assert api.list_envs("other") == []
+    listed = _json(http.get("/v1/envs", params={"workflow_id": "wf"}))["environments"]
+    assert [e["version_id"] for e in listed] == ["v1"]
+    assert _json(http.get("/v1/envs", params={"workflow_id": "other"}))["environments"] == []
 
-    assert api.list_deps("wf", "n", "v1") == {"declared": ["alpha<2"], "locked": {"alpha": "1.0"}}
-    added = api.add_deps("wf", "n", "v1", packages=["beta"])
+    deps = _json(http.get(f"{env_url}/deps"))
+    assert deps == {"declared": ["alpha<2"], "locked": {"alpha": "1.0"}}
+    added = _json(http.post(f"{env_url}/deps", json={"packages": ["beta"]}))
     assert added["status"] == "SUCCESS"
     assert added["environment"]["generation"] == 2
     assert _imported(env["python_path"], "beta") == "1.0"
-    removed = api.remove_deps("wf", "n", "v1", packages=["alpha<2"])
+    removed = _json(http.request("DELETE", f"{env_url}/deps", json={"packages": ["alpha<2"]}))
     assert "alpha<2" not in removed["environment"]["spec"]["packages"]
-    updated = api.update_deps("wf", "n", "v1")
+    updated = _json(http.patch(f"{env_url}/deps", json={"packages": []}))
     assert updated["status"] == "SUCCESS"
-    assert api.list_deps("wf", "n", "v1")["locked"]["alpha"] == "2.0"  # beta wants alpha>=1.0
-    synced = api.sync_env("wf", "n", "v1")
+    assert _json(http.get(f"{env_url}/deps"))["locked"]["alpha"] == "2.0"  # beta wants alpha>=1.0
+    synced = _json(http.post(f"{env_url}/sync"))
     assert synced["operation"] == "sync"
-    assert api.verify_env("wf", "n", "v1")["ok"] is True
+    assert _json(http.post(f"{env_url}/verify"))["ok"] is True
 
-    project = api.export_env("wf", "n", "v1")
+    def exported(fmt: str) -> dict[str, str]:
+        files: dict[str, str] = _json(http.get(f"{env_url}/export", params={"format": fmt}))[
+            "files"
+        ]
+        return files
+
+    project = exported("project")
     assert set(project) == {"pyproject.toml", "uv.lock"}
     assert "beta" in project["pyproject.toml"]
-    requirements = api.export_env("wf", "n", "v1", fmt="requirements.txt")
+    requirements = exported("requirements.txt")
     assert "beta==1.0" in requirements["requirements.txt"]
-    assert "pylock.toml" in api.export_env("wf", "n", "v1", fmt="pylock.toml")
+    assert "pylock.toml" in exported("pylock.toml")
     bad_format = http.get("/v1/envs/wf/n/v1/export", params={"format": "wheel"})
     assert bad_format.status_code == 422
 
@@ -110,24 +125,26 @@ def test_the_whole_lifecycle_on_real_uv(  # noqa: PLR0915 - one lifecycle, step 
         "sync",
     }
 
-    assert api.delete_env("wf", "n", "v1") == "DELETED"
-    assert api.delete_env("wf", "n", "v1") == "NOT_FOUND"
+    assert _json(http.delete(env_url))["status"] == "DELETED"
+    assert _json(http.delete(env_url))["status"] == "NOT_FOUND"
+    assert http.get(env_url).status_code == 404
     with pytest.raises(uv_envs.EnvironmentNotFound):
-        api.get_env("wf", "n", "v1")
+        api.get(uv_envs.EnvKey("wf", "n", "v1"))
     assert not Path(env["env_path"]).exists()
-    assert api.cleanup(0)["deleted"] == []
+    assert _json(http.post("/v1/cleanup", json={"idle_hours": 0}))["deleted"] == []
     assert api.delete_operations("wf").deleted_count >= 6
 
 
 def test_ensure_env_returns_a_working_python_and_the_empty_version_is_at(
     api: HttpEnvClient, manager: uv_envs.EnvManager
 ) -> None:
-    python = api.ensure_env("wf", "node", packages=["gamma"])
+    key = uv_envs.EnvKey("wf", "node")
+    python = str(api.ensure(key, ["gamma"]).python_path)
     assert _imported(python, "gamma") == "1.0"
-    assert python == str(manager.get(uv_envs.EnvKey("wf", "node")).python_path)
+    assert python == str(manager.get(key).python_path)
     assert api.http.get("/v1/envs/wf/node/@").json()["version_id"] == ""
     # ensure moves the env to another spec; the same python_path follows.
-    assert api.ensure_env("wf", "node", packages=["alpha<2"]) == python
+    assert str(api.ensure(key, ["alpha<2"]).python_path) == python
     assert _imported(python, "alpha") == "1.0"
 
 
@@ -145,9 +162,9 @@ def test_uv_failures_carry_uvs_stderr(api: HttpEnvClient, manager: uv_envs.EnvMa
 
     api.ensure(uv_envs.EnvKey("wf", "n"), ["alpha>=2"])
     with pytest.raises(uv_envs.ResolutionFailed) as info:
-        api.add_deps("wf", "n", packages=["delta"])  # delta wants alpha<2, the env has alpha
+        api.add(uv_envs.EnvKey("wf", "n"), ["delta"])  # delta wants alpha<2, the env has alpha
     assert "delta" in info.value.stderr or "alpha" in info.value.stderr
-    assert api.list_deps("wf", "n")["declared"] == ["alpha>=2"]  # nothing changed
+    assert api.dependencies(uv_envs.EnvKey("wf", "n")).declared == ("alpha>=2",)  # unchanged
 
 
 @pytest.mark.parametrize(
@@ -253,7 +270,7 @@ def test_the_ray_runtime_env_is_carried(
     server = http_serve(fake_manager)
     with HttpEnvClient(server.url, timeout=30) as client:
         created = client.http.put("/v1/envs/wf/n/@", json={"packages": ["alpha"]}).json()
-        env = client.get_env("wf", "n")["environment"]
+        env = client.http.get("/v1/envs/wf/n/@").json()["environment"]
     expected = {"py_executable": env["python_path"], "env_vars": {"VIRTUAL_ENV": env["venv_path"]}}
     assert created["ray_runtime_env"] == expected
     assert env["ray_runtime_env"] == expected

@@ -13,11 +13,13 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the HTTP API needs the [http] extra")
 
+import uv_envs
 import uv_envs_server
 from tests.support.server_process import wheelhouse_env
 from uv_envs_server import EnvManagerClient, HttpEnvClient
 
 TOKEN = "cli-token"  # noqa: S105 - a test token for a loopback server
+KEY = uv_envs.EnvKey("wf", "node")
 
 
 def _console_script() -> list[str]:
@@ -61,16 +63,16 @@ def test_http_and_grpc_serve_one_root_with_one_token(
         url = http_line.rsplit(" ", 1)[1].strip()
 
         with HttpEnvClient(url, token=TOKEN, timeout=120) as http:
-            python = http.ensure_env("wf", "node", packages=["gamma"])
-            assert Path(python).is_file()
-            assert str(root) in python
+            python = http.ensure(KEY, ["gamma"]).python_path
+            assert python.is_file()
+            assert str(root) in str(python)
         with HttpEnvClient(url, timeout=30) as anonymous:
-            assert anonymous.health() == {"status": "SERVING"}
+            assert anonymous.health() == "SERVING"
             with pytest.raises(uv_envs_server.HttpRemoteError):
-                anonymous.list_envs()
+                anonymous.get(KEY)
         # The same env, seen over gRPC: one root, one manager.
         with EnvManagerClient(target, timeout=30, token=TOKEN) as grpc_client:
-            assert grpc_client.get_env_status("wf", "node").status == "READY"
+            assert grpc_client.get(KEY).status is uv_envs.EnvStatus.READY
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

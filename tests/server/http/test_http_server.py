@@ -60,11 +60,13 @@ def test_without_the_token_every_call_but_health_is_refused(
         assert basic.status_code == 401
     assert fake_manager.list_environments() == []
     with HttpEnvClient(server.url) as anonymous, pytest.raises(HttpRemoteError) as info:
-        anonymous.list_envs()
+        anonymous.get(uv_envs.EnvKey("wf", "n"))
     assert info.value.status_code == 401
     with HttpEnvClient(server.url, token=TOKEN) as client:
         assert client.ensure(uv_envs.EnvKey("wf", "n"), ["alpha"]).status == "READY"
-        assert "wf/n/" in client.status_page()
+        page = client.http.get("/")
+        assert page.status_code == 200
+        assert "wf/n/" in page.text
 
 
 def test_bad_setups_are_refused_before_binding(fake_manager: EnvManager) -> None:
@@ -94,7 +96,7 @@ def test_serves_https_with_a_certificate(
     assert server.url.startswith("https://127.0.0.1:")
     context = ssl.create_default_context(cafile=str(cert_file))
     with HttpEnvClient(server.url, token=TOKEN, verify=context) as client:
-        assert client.ensure_env("wf", "n", packages=["alpha"]).endswith("/bin/python")
+        assert str(client.ensure(EnvKey("wf", "n"), ["alpha"]).python_path).endswith("/bin/python")
     with pytest.raises(httpx.TransportError):
         httpx.get(server.url.replace("https", "http") + "/v1/health", timeout=5)
     bad = tmp_path / "bad.pem"
@@ -120,10 +122,11 @@ def test_status_is_answered_while_a_create_runs(
     try:
         assert gate.entered.wait(30), "the create never reached uv"
         with HttpEnvClient(server.url, timeout=10) as client:
-            assert client.health() == {"status": "SERVING"}
-            assert client.get_env("wf", "slow", "v1")["status"] == "CREATING"
-            assert [e["status"] for e in client.list_envs()] == ["CREATING"]
-            assert "wf/slow/v1" in client.status_page()
+            assert client.health() == "SERVING"
+            assert client.http.get("/v1/envs/wf/slow/v1").json()["status"] == "CREATING"
+            listed = client.http.get("/v1/envs").json()["environments"]
+            assert [e["status"] for e in listed] == ["CREATING"]
+            assert "wf/slow/v1" in client.http.get("/").text
             assert "create" not in answers  # the create is still held in uv
     finally:
         gate.release.set()
@@ -163,7 +166,9 @@ def test_a_client_that_disconnects_mid_create_rolls_it_back(
 
     executor.armed = False  # the same create works afterwards
     with HttpEnvClient(server.url, timeout=120) as api:
-        assert api.create_env("wf", "slow", "v1", packages=["alpha"])["status"] == "READY"
+        created = api.http.post("/v1/envs", json=BODY)
+        assert created.status_code == 201, created.text
+        assert created.json()["status"] == "READY"
 
 
 def test_the_provider_refuses_to_delete_a_leased_env(
