@@ -1,0 +1,272 @@
+"""uv-envs against uv-venv-manager (PyPI), both driven by the latter's own client; prints markdown.
+
+    python benchmarks/bench_peer.py [--rounds 3] [--reads 300] [--work DIR] [--out FILE]
+
+The service uv-envs grew from (issue 33) is installed from PyPI into a venv
+of its own under the work folder (``uv venv`` + ``uv pip install
+uv-venv-manager==0.1.1 httpx``; its client imports httpx without declaring
+it), never a dependency of uv-envs. Both servers run on loopback, each with
+its own root and uv cache (the peer's ``UV_CACHE_DIR`` beside its
+``ENVS_BASE_PATH``, as it requires; uv-envs' cache in its root), warmed by one
+throwaway env. ``parts/peer_driver.py``, run by the peer's venv, drives both
+with ``EnvFabricClient`` in alternating rounds (the medians are reported);
+then the reads: p50/p99 of the client's GET on each, of uv-envs' other doors
+(``/v1`` and gRPC ``GetEnvStatus``) and of its health check, the HTTP stack's
+floor. Needs PyPI. Everything is written under ``--work`` (a temporary
+folder, removed at the end, unless given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from uv_envs_server._generated import env_manager_pb2 as pb  # noqa: E402
+from uv_envs_server._generated import env_manager_pb2_grpc as pb_grpc  # noqa: E402
+
+PEER = "uv-venv-manager==0.1.1"
+#: Its client imports httpx, which the package does not declare.
+PEER_EXTRAS = ("httpx",)
+#: Rows of the table: (key, label, target ratio peer / ours).
+ROWS = (
+    ("create", "create, new spec", 1.0),
+    ("import", "first import of the set in that env, right after the create", 1.0),
+    ("ready", "ready to run (create + first import)", 1.3),
+    ("second_key", "create, same spec, another key", 10.0),
+    ("ensure", "ensure of an existing env (the client's GET, median of 30)", 1.0),
+    ("concurrent", "8 concurrent creates, one new spec", 1.0),
+    ("add", "add one package", 1.0),
+    ("delete", "delete", 1.0),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrubbed(**extra: str) -> dict[str, str]:
+    """This environment without what would steer uv or Python, plus ``extra``."""
+    drop = ("UV_", "VIRTUAL_ENV", "PYTHON")
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop)} | extra
+
+
+def peer_venv(work: Path) -> Path:
+    """The peer's venv (made once per work folder): its python."""
+    venv = work / "peer-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        uv = shutil.which("uv") or "uv"
+        subprocess.run([uv, "venv", "-q", "--python", "3.11", str(venv)], check=True)
+        subprocess.run(
+            [uv, "pip", "install", "-q", "--python", str(python), PEER, *PEER_EXTRAS],
+            check=True,
+            env=scrubbed(),
+        )
+    return python
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], path: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server at {url} exited with {process.returncode}")
+        try:
+            httpx.get(url + path, timeout=2)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        else:
+            return
+    raise RuntimeError(f"no answer from {url}")
+
+
+@contextmanager
+def serving(command: list[str], environ: dict[str, str], url: str, log: Path) -> Iterator[None]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=environ, stdout=out, stderr=out, cwd=log.parent)
+        try:
+            wait_http(url, process, "/docs")
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def peer_server(python: Path, work: Path) -> tuple[list[str], dict[str, str], str]:
+    data = work / "peer"
+    (data / "envs").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    uv_bin = str(Path(shutil.which("uv") or "uv").parent)
+    environ = scrubbed(
+        HOST="127.0.0.1",
+        PORT=str(port),
+        GRPC_PORT=str(free_port()),
+        DATA_ROOT=str(data),
+        ENVS_BASE_PATH=str(data / "envs"),
+        UV_CACHE_DIR=str(data / "uv_cache"),
+        DATABASE_URL=f"sqlite:///{data / 'audit.db'}",
+        EXECUTION_TIMEOUT="900",
+        PATH=f"{uv_bin}:{os.environ.get('PATH', '')}",  # the same uv for both servers
+    )
+    command = [str(python), "-m", "uv_venv_manager.main"]
+    return command, environ, f"http://127.0.0.1:{port}"
+
+
+def our_server(work: Path) -> tuple[list[str], dict[str, str], str, str]:
+    port, grpc_port = free_port(), free_port()
+    command = [
+        *(sys.executable, "-m", "uv_envs_server", "--root", str(work / "ours" / "root")),
+        *("--port", str(grpc_port), "--http-port", str(port), "--ray", "off"),
+        *("--log-level", "WARNING"),
+    ]
+    (work / "ours").mkdir(parents=True, exist_ok=True)
+    environ = scrubbed(PYTHONPATH=str(ROOT))  # this checkout's uv-envs
+    return command, environ, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}"
+
+
+def latencies(call: Callable[[], object], calls: int) -> list[float]:
+    for _ in range(20):
+        call()
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def bench_reads(
+    peer_url: str, our_url: str, target: str, calls: int, rounds: int
+) -> dict[str, list[float]]:
+    """Milliseconds of a read of one READY env at each door, in alternating rounds."""
+    peer = httpx.Client(base_url=peer_url, timeout=30)
+    ours = httpx.Client(base_url=our_url, timeout=30)
+    channel = grpc.insecure_channel(target)
+    stub = pb_grpc.EnvManagerServiceStub(channel)
+    packages = {"workflow_id": "reads", "node_id": "env", "packages": ["six"]}
+    for client in (peer, ours):
+        client.post("/envs", data=packages).raise_for_status()
+    request = pb.GetEnvStatusRequest(workflow_id="reads", node_id="env")
+    doors: dict[str, Callable[[], object]] = {
+        "peer GET /envs/{w}/{n}": lambda: peer.get("/envs/reads/env").raise_for_status(),
+        "uv-envs GET /envs/{w}/{n}": lambda: ours.get("/envs/reads/env").raise_for_status(),
+        "uv-envs GET /v1/envs/{w}/{n}/@": lambda: ours.get(
+            "/v1/envs/reads/env/@"
+        ).raise_for_status(),
+        "uv-envs gRPC GetEnvStatus": lambda: stub.GetEnvStatus(request, timeout=30),
+        # The floor of the HTTP doors: the same server's stack with no core call behind it.
+        "uv-envs GET /v1/health (no core call)": lambda: ours.get("/v1/health").raise_for_status(),
+    }
+    found: dict[str, list[float]] = {name: [] for name in doors}
+    try:
+        for _ in range(rounds):
+            for name, call in doors.items():
+                found[name].extend(latencies(call, calls))
+    finally:
+        peer.close()
+        ours.close()
+        channel.close()
+    return found
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.1f} ms" if value < 0.1 else f"{value:.3f} s"
+
+
+def report(
+    rows: dict[str, dict[str, list[float]]],
+    reads: dict[str, list[float]],
+    rounds: int,
+    load: tuple[float, float],
+) -> str:
+    machine = (
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}; "
+        f"Python {platform.python_version()}; {PEER} against this checkout; median of "
+        f"{rounds} alternating rounds; load average {load[0]:.2f} before, {load[1]:.2f} after."
+    )
+    lines = [
+        machine,
+        "",
+        "| operation | uv-venv-manager | uv-envs | peer / ours | target | met |",
+        "|---|---:|---:|---:|---:|:---:|",
+    ]
+    for key, label, target in ROWS:
+        peer = statistics.median(rows["peer"][key])
+        ours = statistics.median(rows["ours"][key])
+        ratio = peer / ours
+        met = "yes" if ratio >= target else "**no**"
+        cells = (label, _seconds(peer), _seconds(ours), f"{ratio:.2f}x", f"≥{target:g}x", met)
+        lines.append(f"| {' | '.join(cells)} |")
+    lines += ["", "| read of a READY env | p50 | p99 |", "|---|---:|---:|"]
+    for name, samples in reads.items():
+        lines.append(
+            f"| {name} | {percentile(samples, 0.5):.2f} ms | {percentile(samples, 0.99):.2f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--reads", type=int, default=300, help="reads per door per round")
+    parser.add_argument("--work", type=Path, help="work folder, kept (default: a temporary one)")
+    parser.add_argument("--out", type=Path, help="also write the markdown here")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="uv-envs-bench-peer-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        python = peer_venv(work)
+        peer_cmd, peer_env, peer_url = peer_server(python, work)
+        our_cmd, our_env, our_url, target = our_server(work)
+        load_before = os.getloadavg()[0]
+        with (
+            serving(peer_cmd, peer_env, peer_url, work / "peer.log"),
+            serving(our_cmd, our_env, our_url, work / "ours" / "server.log"),
+        ):
+            driver = [str(python), str(HERE / "parts" / "peer_driver.py")]
+            driver += ["--server", f"peer={peer_url}", "--server", f"ours={our_url}"]
+            driver += ["--rounds", str(args.rounds)]
+            done = subprocess.run(driver, check=True, stdout=subprocess.PIPE, env=scrubbed())
+            rows = json.loads(done.stdout)
+            reads = bench_reads(peer_url, our_url, target, args.reads, args.rounds)
+        markdown = report(rows, reads, args.rounds, (load_before, os.getloadavg()[0]))
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(markdown)
+    if args.out:
+        args.out.write_text(markdown + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
