@@ -1,6 +1,6 @@
 """uv-envs against uv-venv-manager (PyPI), both driven by the latter's own client; prints markdown.
 
-    python benchmarks/bench_peer.py [--rounds 3] [--reads 300] [--work DIR] [--out FILE]
+    python benchmarks/bench_peer.py [--rounds 3] [--reads 1000] [--parts table,reads] [--work DIR]
 
 The service uv-envs grew from (issue 33) is installed from PyPI into a venv
 of its own under the work folder (``uv venv`` + ``uv pip install
@@ -10,10 +10,12 @@ its own root and uv cache (the peer's ``UV_CACHE_DIR`` beside its
 ``ENVS_BASE_PATH``, as it requires; uv-envs' cache in its root), warmed by one
 throwaway env. ``parts/peer_driver.py``, run by the peer's venv, drives both
 with ``EnvFabricClient`` in alternating rounds (the medians are reported);
-then the reads: p50/p99 of the client's GET on each, of uv-envs' other doors
-(``/v1`` and gRPC ``GetEnvStatus``) and of its health check, the HTTP stack's
-floor. Needs PyPI. Everything is written under ``--work`` (a temporary
-folder, removed at the end, unless given).
+then the reads (``--parts reads`` alone: no warm-up, a few seconds): p50/p99
+of the client's GET on each, of uv-envs' other doors (``/v1`` and gRPC
+``GetEnvStatus``) and of its health check, the HTTP stack's floor, taking
+turns call by call, and the CPU each server spends per read. Needs PyPI.
+Everything is written under ``--work`` (a temporary folder, removed at the
+end, unless given); ``--out FILE`` writes the markdown there too.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -101,13 +104,19 @@ def wait_http(url: str, process: subprocess.Popen[bytes], path: str) -> None:
     raise RuntimeError(f"no answer from {url}")
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+
+
 @contextmanager
-def serving(command: list[str], environ: dict[str, str], url: str, log: Path) -> Iterator[None]:
+def serving(command: list[str], environ: dict[str, str], url: str, log: Path) -> Iterator[Server]:
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=environ, stdout=out, stderr=out, cwd=log.parent)
         try:
             wait_http(url, process, "/docs")
-            yield
+            yield Server(url, process.pid)
         finally:
             process.terminate()
             try:
@@ -148,15 +157,10 @@ def our_server(work: Path) -> tuple[list[str], dict[str, str], str, str]:
     return command, environ, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}"
 
 
-def latencies(call: Callable[[], object], calls: int) -> list[float]:
-    for _ in range(20):
-        call()
-    samples = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process ``pid`` has used (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -164,58 +168,76 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def bench_reads(
-    peer_url: str, our_url: str, target: str, calls: int, rounds: int
-) -> dict[str, list[float]]:
-    """Milliseconds of a read of one READY env at each door, in alternating rounds."""
-    peer = httpx.Client(base_url=peer_url, timeout=30)
-    ours = httpx.Client(base_url=our_url, timeout=30)
+Reads = dict[str, tuple[list[float], float]]
+
+
+def bench_reads(peer: Server, ours: Server, target: str, calls: int) -> Reads:
+    """Per door: milliseconds of each read of one READY env, and server CPU ms per read.
+
+    The doors take turns call by call, so a load spike from elsewhere on the
+    machine lands on all of them; the CPU each server spent is measured apart,
+    door by door, as it does not depend on what else runs.
+    """
+    peer_http = httpx.Client(base_url=peer.url, timeout=30)
+    our_http = httpx.Client(base_url=ours.url, timeout=30)
     channel = grpc.insecure_channel(target)
     stub = pb_grpc.EnvManagerServiceStub(channel)
     packages = {"workflow_id": "reads", "node_id": "env", "packages": ["six"]}
-    for client in (peer, ours):
+    for client in (peer_http, our_http):
         client.post("/envs", data=packages).raise_for_status()
     request = pb.GetEnvStatusRequest(workflow_id="reads", node_id="env")
-    doors: dict[str, Callable[[], object]] = {
-        "peer GET /envs/{w}/{n}": lambda: peer.get("/envs/reads/env").raise_for_status(),
-        "uv-envs GET /envs/{w}/{n}": lambda: ours.get("/envs/reads/env").raise_for_status(),
-        "uv-envs GET /v1/envs/{w}/{n}/@": lambda: ours.get(
-            "/v1/envs/reads/env/@"
-        ).raise_for_status(),
-        "uv-envs gRPC GetEnvStatus": lambda: stub.GetEnvStatus(request, timeout=30),
+    doors: dict[str, tuple[Callable[[], object], int]] = {
+        "peer GET /envs/{w}/{n}": (
+            lambda: peer_http.get("/envs/reads/env").raise_for_status(),
+            peer.pid,
+        ),
+        "uv-envs GET /envs/{w}/{n}": (
+            lambda: our_http.get("/envs/reads/env").raise_for_status(),
+            ours.pid,
+        ),
+        "uv-envs GET /v1/envs/{w}/{n}/@": (
+            lambda: our_http.get("/v1/envs/reads/env/@").raise_for_status(),
+            ours.pid,
+        ),
+        "uv-envs gRPC GetEnvStatus": (
+            lambda: stub.GetEnvStatus(request, timeout=30),
+            ours.pid,
+        ),
         # The floor of the HTTP doors: the same server's stack with no core call behind it.
-        "uv-envs GET /v1/health (no core call)": lambda: ours.get("/v1/health").raise_for_status(),
+        "uv-envs GET /v1/health (no core call)": (
+            lambda: our_http.get("/v1/health").raise_for_status(),
+            ours.pid,
+        ),
     }
-    found: dict[str, list[float]] = {name: [] for name in doors}
+    samples: dict[str, list[float]] = {name: [] for name in doors}
+    cpu: dict[str, float] = {}
     try:
-        for _ in range(rounds):
-            for name, call in doors.items():
-                found[name].extend(latencies(call, calls))
+        for call, _ in doors.values():
+            for _ in range(20):
+                call()  # connect, and let each server reach its steady state
+        for _ in range(calls):
+            for name, (call, _) in doors.items():
+                started = time.perf_counter()
+                call()
+                samples[name].append((time.perf_counter() - started) * 1000)
+        for name, (call, pid) in doors.items():
+            before = cpu_seconds(pid)
+            for _ in range(calls):
+                call()
+            cpu[name] = (cpu_seconds(pid) - before) * 1000 / calls
     finally:
-        peer.close()
-        ours.close()
+        peer_http.close()
+        our_http.close()
         channel.close()
-    return found
+    return {name: (samples[name], cpu[name]) for name in doors}
 
 
 def _seconds(value: float) -> str:
     return f"{value * 1000:.1f} ms" if value < 0.1 else f"{value:.3f} s"
 
 
-def report(
-    rows: dict[str, dict[str, list[float]]],
-    reads: dict[str, list[float]],
-    rounds: int,
-    load: tuple[float, float],
-) -> str:
-    machine = (
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}; "
-        f"Python {platform.python_version()}; {PEER} against this checkout; median of "
-        f"{rounds} alternating rounds; load average {load[0]:.2f} before, {load[1]:.2f} after."
-    )
+def table(rows: dict[str, dict[str, list[float]]]) -> list[str]:
     lines = [
-        machine,
-        "",
         "| operation | uv-venv-manager | uv-envs | peer / ours | target | met |",
         "|---|---:|---:|---:|---:|:---:|",
     ]
@@ -229,18 +251,44 @@ def report(
             goal, met = f"≥{target:g}x", "yes" if ratio >= target else "**no**"
         cells = (label, _seconds(peer), _seconds(ours), f"{ratio:.2f}x", goal, met)
         lines.append(f"| {' | '.join(cells)} |")
-    lines += ["", "| read of a READY env | p50 | p99 |", "|---|---:|---:|"]
-    for name, samples in reads.items():
-        lines.append(
-            f"| {name} | {percentile(samples, 0.5):.2f} ms | {percentile(samples, 0.99):.2f} ms |"
-        )
+    return lines
+
+
+def reads_table(reads: Reads) -> list[str]:
+    lines = [
+        "| read of a READY env | p50 | p99 | server CPU per read |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, (samples, cpu) in reads.items():
+        p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
+        lines.append(f"| {name} | {p50:.2f} ms | {p99:.2f} ms | {cpu:.2f} ms |")
+    return lines
+
+
+def report(
+    rows: dict[str, dict[str, list[float]]] | None,
+    reads: Reads | None,
+    rounds: int,
+    load: tuple[float, float],
+) -> str:
+    machine = (
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}; "
+        f"Python {platform.python_version()}; {PEER} against this checkout; median of "
+        f"{rounds} alternating rounds; load average {load[0]:.2f} before, {load[1]:.2f} after."
+    )
+    lines = [machine]
+    if rows is not None:
+        lines += ["", *table(rows)]
+    if reads is not None:
+        lines += ["", *reads_table(reads)]
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--reads", type=int, default=300, help="reads per door per round")
+    parser.add_argument("--reads", type=int, default=1000, help="reads per door")
+    parser.add_argument("--parts", default="table,reads", help="table (the operations), reads")
     parser.add_argument("--work", type=Path, help="work folder, kept (default: a temporary one)")
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     args = parser.parse_args()
@@ -252,15 +300,18 @@ def main() -> int:
         our_cmd, our_env, our_url, target = our_server(work)
         load_before = os.getloadavg()[0]
         with (
-            serving(peer_cmd, peer_env, peer_url, work / "peer.log"),
-            serving(our_cmd, our_env, our_url, work / "ours" / "server.log"),
+            serving(peer_cmd, peer_env, peer_url, work / "peer.log") as peer,
+            serving(our_cmd, our_env, our_url, work / "ours" / "server.log") as ours,
         ):
-            driver = [str(python), str(HERE / "parts" / "peer_driver.py")]
-            driver += ["--server", f"peer={peer_url}", "--server", f"ours={our_url}"]
-            driver += ["--rounds", str(args.rounds)]
-            done = subprocess.run(driver, check=True, stdout=subprocess.PIPE, env=scrubbed())
-            rows = json.loads(done.stdout)
-            reads = bench_reads(peer_url, our_url, target, args.reads, args.rounds)
+            rows, reads = None, None
+            if "table" in args.parts:
+                driver = [str(python), str(HERE / "parts" / "peer_driver.py")]
+                driver += ["--server", f"peer={peer_url}", "--server", f"ours={our_url}"]
+                driver += ["--rounds", str(args.rounds)]
+                done = subprocess.run(driver, check=True, stdout=subprocess.PIPE, env=scrubbed())
+                rows = json.loads(done.stdout)
+            if "reads" in args.parts:
+                reads = bench_reads(peer, ours, target, args.reads)
         markdown = report(rows, reads, args.rounds, (load_before, os.getloadavg()[0]))
     finally:
         if args.work is None:
