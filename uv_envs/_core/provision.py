@@ -70,8 +70,22 @@ class Provisioner:
             return environment
 
     def provision(self, key: EnvKey, asked: Asked, *, replace: bool) -> Provisioned:
-        """As :meth:`provide`, and say what it did and read the project, all under one lock."""
+        """As :meth:`provide`, and say what it did and read the project, all under one lock.
+
+        An env READY with the spec is reused under the shared side of its lock, as
+        :meth:`provide` does: the retry of a create is a read (no recovery pass, which
+        lists the env's folder, and no wait behind other readers).
+        """
         request = self.request(asked)
+        ready = ReadyWatch(self.services, key, request.digest)
+        if ready.found is not None:
+            with self.access.shared(key) as shared:
+                found = ready.read() if shared else None
+                if found is not None:
+                    environment = self.reuse(key, found, replace=replace)
+                    gen_dir = self.services.dirs.current_dir(environment)
+                    pyproject = (gen_dir / "pyproject.toml").read_text()
+                    return Provisioned(environment, ProvisionOutcome.REUSED, pyproject)
         with self.access.locked(key) as token:
             environment, outcome = self.reach(token, request, replace=replace)
             gen_dir = self.services.dirs.current_dir(environment)

@@ -40,6 +40,9 @@ from uv_envs._store.layout import Layout
 #: What :meth:`JsonMetadataRepository.discard` leaves until the env dir is gone.
 DISCARDED = ".metadata.discarded"
 
+#: Parsed records one repository keeps (see :meth:`JsonMetadataRepository.read`).
+PARSED_RECORDS = 4096
+
 
 class Damage(enum.StrEnum):
     """What is wrong with an unreadable ``metadata.json``."""
@@ -149,6 +152,8 @@ class JsonMetadataRepository:
     """``metadata.json`` files in the environment directories of a :class:`Layout`."""
 
     layout: Layout
+    #: The last record parsed per key, with the bytes it was parsed from.
+    _parsed: dict[EnvKey, tuple[bytes, Environment]] = attrs.field(factory=dict, init=False)
 
     def load(self, key: EnvKey) -> Environment | None:
         """The record, ``None`` when there is none; an unreadable one raises.
@@ -175,12 +180,27 @@ class JsonMetadataRepository:
             return None
         except OSError as exc:
             return UnreadableRecord(key, path, Damage.IO_ERROR, exc.strerror or type(exc).__name__)
+        return self._record(key, path, data)
+
+    def _record(self, key: EnvKey, path: Path, data: bytes) -> Environment | UnreadableRecord:
+        """``data`` parsed, or the record parsed last for ``key`` if these were its bytes.
+
+        The file is read every time, so a record another process replaced is seen at
+        once; only the JSON and cattrs work (most of a status read) is saved. Keyed by
+        the content, never by mtime or inode: both can repeat after a replacement.
+        """
+        known = self._parsed.get(key)
+        if known is not None and known[0] == data:
+            return known[1]
         parsed = _parse(data)
         if not isinstance(parsed, Environment):
             return UnreadableRecord(key, path, *parsed)
         if parsed.key != key:
             # A record copied from another env: trusting it would act on the wrong env's files.
             return UnreadableRecord(key, path, Damage.WRONG_SCHEMA, f"it names env {parsed.key}")
+        if len(self._parsed) >= PARSED_RECORDS:
+            self._parsed.clear()  # a bound, not an LRU: a root's hot keys come back at once
+        self._parsed[key] = (data, parsed)
         return parsed
 
     def save(self, environment: Environment) -> None:

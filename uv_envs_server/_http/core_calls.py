@@ -99,5 +99,11 @@ class Rendered(Response):
         return model.model_dump_json().encode()
 
 
+async def _core_calls(request: Request) -> CoreCalls:
+    # A coroutine, so FastAPI builds it on the event loop: a class (a plain callable) as
+    # the dependency would cost each request a hop to its thread pool and back.
+    return CoreCalls(request)
+
+
 #: The request's :class:`CoreCalls`, as an endpoint parameter (adds no API parameter).
-Core = Annotated[CoreCalls, Depends(CoreCalls)]
+Core = Annotated[CoreCalls, Depends(_core_calls)]

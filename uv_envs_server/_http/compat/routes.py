@@ -56,8 +56,12 @@ def _key(workflow_id: str, node_id: str, version_id: str | None) -> uv_envs.EnvK
     return uv_envs.EnvKey(workflow_id, node_id, version_id or "")
 
 
-def _path_key(workflow_id: str, node_id: str, version_id: Version = None) -> uv_envs.EnvKey:
-    """The env the path and the ``version_id`` query name."""
+async def _path_key(workflow_id: str, node_id: str, version_id: Version = None) -> uv_envs.EnvKey:
+    """The env the path and the ``version_id`` query name.
+
+    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency on
+    its thread pool, a hop that costs more than the status read the request is for.
+    """
     return _key(workflow_id, node_id, version_id)
 
 

@@ -37,8 +37,10 @@ def _env_json(core: CoreCalls, environment: uv_envs.Environment) -> m.EnvJson:
     return m.env_json(environment, node_presence(core.manager, environment.key))
 
 
-def _path_key(workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId) -> uv_envs.EnvKey:
-    """The env a path names; ``@`` is the empty version id."""
+async def _path_key(
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId
+) -> uv_envs.EnvKey:
+    """The env a path names; ``@`` is the empty version id (``async``: no thread-pool hop)."""
     return uv_envs.EnvKey(workflow_id, node_id, "" if version_id == b.EMPTY_VERSION else version_id)
 
 
