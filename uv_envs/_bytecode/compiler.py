@@ -1,15 +1,18 @@
-"""Bytecode for shared venvs, compiled once per store entry, off the critical path.
+"""Bytecode for shared venvs: linked before a create returns, the rest in the background.
 
-Compiling at install time (``Settings.compile_bytecode``) makes a create
-several times slower, yet without ``.pyc`` files every fresh process (with
-``PYTHONDONTWRITEBYTECODE=1``, every process) compiles what it imports. A
-store entry is immutable and shared by many keys, so it is compiled once,
-after the create that built it has returned: the create hands the entry to a
-:class:`BytecodeCompiler`, whose real adapter starts
-:mod:`uv_envs._bytecode.worker` in the entry's own interpreter, detached. The
-worker's docstring says how it stays within the install cap, compiles each
-entry at most once across processes, and never exposes a half-written
-``.pyc``.
+Compiling at install time (``Settings.compile_bytecode``, uv's
+``--compile-bytecode``) makes a create seconds slower, yet without ``.pyc``
+files every fresh process (with ``PYTHONDONTWRITEBYTECODE=1``, every process)
+compiles what it imports. So each module is compiled once per root, into
+``<root>/bytecode/`` by its source's digest, and hard-linked into every store
+entry that holds it: :meth:`BytecodePolicy.prepare`, run while the store
+builds an entry, links what earlier entries compiled (and compiles a few new
+modules), so a new spec of known wheels is handed out compiled. What is left
+goes, after the create has returned, to a :class:`BytecodeCompiler`, whose
+real adapter starts :mod:`uv_envs._bytecode.worker` in the entry's own
+interpreter, detached. The worker's docstring says how it stays within the
+install cap, compiles each entry at most once across processes, and never
+exposes a half-written ``.pyc``.
 
 Every create that links an entry not yet compiled hands it on again (a
 worker that died is replaced; one already running makes the new one give up at
