@@ -42,6 +42,8 @@ WORKER = Path(__file__).with_name("worker.py")
 #: Modules a new entry may compile while it is built, when no earlier entry had them:
 #: about 50 ms, a small wheel or two. More are left to the background compile.
 INLINE_FILES = 32
+# Linking takes tens of ms; a worker stuck on a hung file system must not hold the create.
+_PREPARE_TIMEOUT = 120.0
 
 
 class BytecodeState(enum.Enum):
@@ -282,8 +284,9 @@ class BytecodePolicy:
                 text=True,
                 check=False,
                 env=_worker_environment(),
+                timeout=_PREPARE_TIMEOUT,
             )
-        except OSError as exc:  # the background compile still comes after the create
+        except (OSError, subprocess.TimeoutExpired) as exc:  # the background compile follows
             return f"failed: {exc}"
         return completed.stdout.strip() or f"exit {completed.returncode}"
 

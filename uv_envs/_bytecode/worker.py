@@ -26,18 +26,14 @@ compile is skipped, as ``compileall`` does. The new files are made read-only
 like the rest of a sealed store entry, and ``size_file`` grows by their size.
 
 With ``shared`` (the root's ``bytecode/``) each ``.pyc`` is kept there once,
-named by its source's SHA-256, and hard-linked into the entry, so
-:func:`link_venv`, run while an entry is built, gives a new entry every module
-an earlier one compiled. Shared files are unchecked hash-based ``.pyc`` (PEP
-552), valid whatever the source's mtime: an entry's sources never change
-(``verify`` checks them), and the import system points ``co_filename`` at the
-importing path.
+by its source's SHA-256, and hard-linked into entries (:func:`link_venv` runs
+while an entry is built). They are unchecked hash-based (PEP 552): sources in
+an entry never change, and imports set ``co_filename`` to the importing path.
 
-It writes no temporary files of its own (the marker and ``.size`` are
-written in place, see :func:`_write`), so a worker killed half way leaves
-nothing for recovery to clean. It prints one word, the outcome, and exits 0
-whatever happened: nobody waits for it, and a compile that did not finish is
-simply done again by the next create that links the entry.
+It writes no temporary files of its own (see :func:`_write`), so a worker
+killed half way leaves nothing to clean. It prints the outcome and exits 0
+whatever happened: a compile that did not finish is done again by the next
+create that links the entry.
 """
 
 # String paths and os.walk throughout: thousands of files, no pathlib objects needed.
@@ -56,6 +52,7 @@ import json
 import os
 import py_compile
 import stat
+import string
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -68,6 +65,8 @@ _YIELD_SECONDS = 0.03
 _SLOT_POLL_SECONDS = 0.02
 _HEADER_BYTES = 16
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+_KEY_LENGTH = 43  # a SHA-256 in unpadded urlsafe base64
+_KEY_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
 
 COMPILED = "compiled"
 ALREADY_COMPILED = "already-compiled"
@@ -129,18 +128,10 @@ def _up_to_date(cfile: str, source: os.stat_result) -> bool:
     except OSError:
         return False
     flags = int.from_bytes(header[4:8], "little")
-    return (
-        len(header) == _HEADER_BYTES
-        and header[:4] == importlib.util.MAGIC_NUMBER
-        and (
-            flags & 1 == 1
-            or (
-                flags == 0
-                and int.from_bytes(header[8:12], "little") == int(source.st_mtime) & 0xFFFFFFFF
-                and int.from_bytes(header[12:16], "little") == source.st_size & 0xFFFFFFFF
-            )
-        )
-    )
+    stamp = int(source.st_mtime) & 0xFFFFFFFF, source.st_size & 0xFFFFFFFF
+    fields = int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little")
+    valid = flags & 1 == 1 or (flags == 0 and fields == stamp)
+    return len(header) == _HEADER_BYTES and header[:4] == importlib.util.MAGIC_NUMBER and valid
 
 
 def digest(path: str) -> str:
@@ -217,8 +208,10 @@ def _recorded(venv: str) -> dict[str, str]:
         site = os.path.dirname(os.path.dirname(record))
         with contextlib.suppress(OSError), open(record, newline="") as handle:
             for row in csv.reader(handle):
-                if len(row) > 1 and row[0].endswith(".py") and row[1][:7] == "sha256=":
-                    found[os.path.normpath(os.path.join(site, row[0]))] = row[1][7:]
+                key = row[1][7:] if len(row) > 1 and row[1][:7] == "sha256=" else ""
+                # A digest names a file of the shared folder: never a path, whatever RECORD says.
+                if row[0].endswith(".py") and len(key) == _KEY_LENGTH and set(key) <= _KEY_CHARS:
+                    found[os.path.normpath(os.path.join(site, row[0]))] = key
     return found
 
 
