@@ -247,3 +247,26 @@ def test_cleanup_drops_the_shared_pycs_no_entry_links(
         [str(second.python_path), "-c", "import bctwo, bcthree"], capture_output=True, check=False
     )
     assert completed.returncode == 0, completed.stderr
+
+
+def test_a_record_digest_that_is_not_a_sha256_names_no_shared_file(tmp_path: Path) -> None:
+    """A wheel's RECORD cannot point the linking step at a file outside ``bytecode/``."""
+    site = tmp_path / "venv" / "lib" / "python3" / "site-packages"
+    (site / "sly").mkdir(parents=True)
+    source = site / "sly" / "__init__.py"
+    source.write_text("VALUE = 1\n")
+    (site / "sly-1.0.dist-info").mkdir()
+    bait = tmp_path / "bait.pyc"
+    bait.write_bytes(b"not bytecode")
+    shared = tmp_path / "shared"
+    # Joined as shared/<tag>/<key[:2]>/<key>.pyc, this key names tmp_path/bait.pyc.
+    key = "../bait"
+    Path(worker.stored(str(shared), "ab")).parent.parent.mkdir(parents=True)  # shared/<tag>
+    (site / "sly-1.0.dist-info" / "RECORD").write_text(f"sly/__init__.py,sha256={key},10\n")
+    job = {"venv": str(tmp_path / "venv"), "shared": str(shared), "marker": str(tmp_path / "m")}
+
+    outcome = worker.link_venv(job)
+
+    assert outcome == f"{worker.LINKED} 0 1", "linked from a path the RECORD named"
+    assert bait.stat().st_nlink == 1
+    assert not (tmp_path / "m").exists()
