@@ -77,10 +77,11 @@ class Settings:
         allow_direct_references: accept ``name @ url``, paths and VCS URLs.
         allow_requirements_options: accept pip options in requirements texts.
         compile_bytecode: have uv compile ``.pyc`` files at install time.
-        background_bytecode: compile each shared venv's modules once, in the
-            background, after the create that built it has returned (see
-            docs/architecture.md). Pointless, so skipped, with
-            ``compile_bytecode``.
+        background_bytecode: compile each module once per root and link its
+            ``.pyc`` into every shared venv holding it before the create
+            returns; what no earlier venv compiled is compiled in the
+            background after the create (see docs/architecture.md).
+            Pointless, so skipped, with ``compile_bytecode``.
         lock_max_age: seconds a stored resolution of a spec is reused before
             the spec is resolved again (so unpinned specs pick up releases).
         max_concurrent_installs: uv installs running at once on this root,

@@ -1,15 +1,18 @@
-"""Bytecode for shared venvs, compiled once per store entry, off the critical path.
+"""Bytecode for shared venvs: linked before a create returns, the rest in the background.
 
-Compiling at install time (``Settings.compile_bytecode``) makes a create
-several times slower, yet without ``.pyc`` files every fresh process (with
-``PYTHONDONTWRITEBYTECODE=1``, every process) compiles what it imports. A
-store entry is immutable and shared by many keys, so it is compiled once,
-after the create that built it has returned: the create hands the entry to a
-:class:`BytecodeCompiler`, whose real adapter starts
-:mod:`uv_envs._bytecode.worker` in the entry's own interpreter, detached. The
-worker's docstring says how it stays within the install cap, compiles each
-entry at most once across processes, and never exposes a half-written
-``.pyc``.
+Compiling at install time (``Settings.compile_bytecode``, uv's
+``--compile-bytecode``) makes a create seconds slower, yet without ``.pyc``
+files every fresh process (with ``PYTHONDONTWRITEBYTECODE=1``, every process)
+compiles what it imports. So each module is compiled once per root, into
+``<root>/bytecode/`` by its source's digest, and hard-linked into every store
+entry that holds it: :meth:`BytecodePolicy.prepare`, run while the store
+builds an entry, links what earlier entries compiled (and compiles a few new
+modules), so a new spec of known wheels is handed out compiled. What is left
+goes, after the create has returned, to a :class:`BytecodeCompiler`, whose
+real adapter starts :mod:`uv_envs._bytecode.worker` in the entry's own
+interpreter, detached. The worker's docstring says how it stays within the
+install cap, compiles each entry at most once across processes, and never
+exposes a half-written ``.pyc``.
 
 Every create that links an entry not yet compiled hands it on again (a
 worker that died is replaced; one already running makes the new one give up at
@@ -20,6 +23,7 @@ compiled in the background: see docs/architecture.md.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
@@ -35,6 +39,11 @@ from uv_envs._store.venvs import COMPILED, COMPLETE, SIZE, linked_entry
 
 #: The compiler's script; liveness ignores its processes (they take the compile lock).
 WORKER = Path(__file__).with_name("worker.py")
+#: Modules a new entry may compile while it is built, when no earlier entry had them:
+#: about 50 ms, a small wheel or two. More are left to the background compile.
+INLINE_FILES = 32
+# Linking takes tens of ms; a worker stuck on a hung file system must not hold the create.
+_PREPARE_TIMEOUT = 120.0
 
 
 class BytecodeState(enum.Enum):
@@ -63,6 +72,9 @@ class CompileJob:
     size_file: Path | None = None
     batch_seconds: float = 0.1
     batch_files: int = 0
+    shared: Path | None = None
+    link: bool = False
+    inline_files: int = 0
 
     @property
     def python(self) -> Path:
@@ -81,6 +93,9 @@ class CompileJob:
                 "size_file": None if self.size_file is None else str(self.size_file),
                 "batch_seconds": self.batch_seconds,
                 "batch_files": self.batch_files,
+                "shared": None if self.shared is None else str(self.shared),
+                "link": self.link,
+                "inline_files": self.inline_files,
             }
         )
 
@@ -96,6 +111,7 @@ class CompileJob:
 def entry_job(layout: Layout, entry: Path, slots: int) -> CompileJob:
     """The job that compiles the venv of the store entry ``entry`` (``store/<id>``)."""
     return CompileJob(
+        shared=layout.bytecode_dir,
         venv=entry / ".venv",
         marker=entry / COMPILED,
         lock=layout.compile_lock(entry.name),
@@ -172,6 +188,23 @@ class BackgroundCompiler:
             thread.join(timeout)
 
 
+def prune_shared(shared: Path) -> int:
+    """Remove the shared ``.pyc`` files no store entry links any more; how many.
+
+    A file the worker has just written and not linked yet may go too: the worker
+    then compiles into the entry itself (see :mod:`.worker`).
+    """
+    removed = 0
+    for directory, _, files in os.walk(shared):
+        for name in files:
+            path = os.path.join(directory, name)  # noqa: PTH118 - os.walk's strings
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_nlink == 1:  # noqa: PTH116
+                    os.unlink(path)  # noqa: PTH108
+                    removed += 1
+    return removed
+
+
 def _has_sources(venv: Path) -> bool:
     """Whether site-packages holds anything but distribution metadata and ``.pth`` files."""
     for site in venv.glob("lib/python*/site-packages"):
@@ -226,6 +259,36 @@ class BytecodePolicy:
     def start(self, job: CompileJob | None) -> None:
         if job is not None:
             self.compiler.submit(job)
+
+    def prepare(self, venv: Path) -> str | None:
+        """Give a store entry being built (``store/<id>/.venv``) its bytecode before it is sealed.
+
+        Links every module's ``.pyc`` that an earlier entry compiled from the
+        same source (the root's ``bytecode/``, see :mod:`.worker`) and compiles
+        up to :data:`INLINE_FILES` more; the entry's ``.compiled`` marker is
+        written when nothing is left, so no background compile follows. Runs the
+        worker in the venv's interpreter and waits for it (tens of ms); the
+        worker's outcome, or None when bytecode is not this policy's to make.
+        """
+        if self.install_time or not self.background or not _has_sources(venv):
+            return None
+        job = attrs.evolve(
+            entry_job(self.layout, venv.parent, self.slots), link=True, inline_files=INLINE_FILES
+        )
+        try:
+            completed = subprocess.run(
+                job.argv(),
+                cwd=job.locks_dir,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                check=False,
+                env=_worker_environment(),
+                timeout=_PREPARE_TIMEOUT,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:  # the background compile follows
+            return f"failed: {exc}"
+        return completed.stdout.strip() or f"exit {completed.returncode}"
 
 
 def cost_notes(uv_runs: int, state: BytecodeState) -> dict[str, object]:

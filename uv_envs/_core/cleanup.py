@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from uv_envs._bytecode.compiler import prune_shared
 from uv_envs._errors import EnvironmentUnreadable, InvalidInput
 from uv_envs._events import domain as events
 from uv_envs._models import Environment, EnvKey
@@ -80,6 +81,8 @@ class _Tally:
     def prune_store(self, services: Services, live: LiveUses) -> None:
         removed, self.store_entries_in_use = services.venv_store.prune(keep=live.entries)
         self.pruned_store_entries += removed
+        if removed:  # their bytecode may have been the last link to shared .pyc files
+            prune_shared(services.layout.bytecode_dir)
 
     def count(self, key: EnvKey, visit: _Visit) -> None:
         self.pruned_generations += visit.pruned_generations

@@ -74,6 +74,8 @@ class Installer:
             with install_slot(services.layout, settings.max_concurrent_installs):
                 self._sync(gen_dir, python, operation, venv=venv, refresh=refresh)
             ray_link.link(venv, interpreter)  # before the store seals the entry
+            # Before the create returns, so its first import compiles nothing.
+            services.bytecode.prepare(venv)
 
         return services.venv_store.link(gen_dir, entry_id, build)
 

@@ -15,6 +15,8 @@
         .last-used                                    touched on each hand-out
       store/<id>/{.venv/, refs/, .complete, .size,    venvs by (lock, interpreter);
                   .compiled, .damaged}                the entry's files: see store.py
+      bytecode/<tag>-<magic>/<xx>/<sha256>.pyc        .pyc by source digest, hard-linked
+                                                      into store entries (_bytecode.worker)
       lockstore/<spec hash>.lock                      resolved locks by spec
       lockstore/<spec hash>.lock.json                 what a stored lock was vouched for under
       leases/<key hash>/<gen>-<uuid>.lease            one locked file per lease
@@ -72,6 +74,11 @@ class Layout:
     @property
     def store_dir(self) -> Path:
         return self.root / "store"
+
+    @property
+    def bytecode_dir(self) -> Path:
+        """Each compiled module once, by its source's digest, linked into store entries."""
+        return self.root / "bytecode"
 
     @property
     def lockstore_dir(self) -> Path:

@@ -10,7 +10,7 @@ Python can still write bytecode caches.
 An entry's layout is spelled out here once: ``.venv/`` (linked from each
 generation as ``gens/<N>/.venv``, see :func:`linked_entry`), ``refs/``,
 ``.complete`` (the build finished), ``.size`` (its bytes, see
-:func:`recorded_size`), ``.compiled`` (the background compiler finished) and
+:func:`recorded_size`), ``.compiled`` (every module has its ``.pyc``) and
 ``.damaged`` (a check found it damaged: see :mod:`uv_envs._store.damage`).
 Each generation that links an entry leaves a reference file in
 ``store/<id>/refs/``, naming the generation directory. A reference whose
@@ -42,7 +42,8 @@ from uv_envs._uv.python import Interpreter
 REFS = "refs"  # one file per generation that links the entry
 COMPLETE = ".complete"
 SIZE = ".size"
-# Written by the background compiler (_bytecode.worker) once every module has a .pyc.
+# Written by _bytecode.worker once every module has a .pyc: while the entry is built when
+# every one could be linked from the root's bytecode/, else by the background compile.
 COMPILED = ".compiled"
 # Written by a check that found the entry's venv damaged (_store.damage).
 DAMAGED = ".damaged"
