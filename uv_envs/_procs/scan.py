@@ -108,9 +108,8 @@ class ProcScanner:
         base = f"{self.proc}/{pid}"
         try:
             argv = [a.decode(errors="replace") for a in _read(f"{base}/cmdline").split(b"\0")]
-            start_ticks = int(_read(f"{base}/stat").rsplit(b")", 1)[-1].split()[19])
-        except (OSError, ValueError, IndexError):
-            return None  # gone meanwhile, or a kernel thread's oddities
+        except OSError:
+            return None  # gone meanwhile
         argv = argv[:-1] if argv and not argv[-1] else argv
         if any(arg in self.ignore for arg in argv[1:4]):
             return None
@@ -122,6 +121,12 @@ class ProcScanner:
             use = ProcessUse.INTERPRETER if position == 0 else ProcessUse.COMMAND_LINE
             if os.sep in arg:
                 found.add(os.path.normpath(os.path.join(cwd, arg)) if cwd else arg, use)  # noqa: PTH118
+        if not found.uses:
+            return None  # nothing of the folder: its start time is not needed
+        try:
+            start_ticks = int(_read(f"{base}/stat").rsplit(b")", 1)[-1].split()[19])
+        except (OSError, ValueError, IndexError):
+            return None  # gone meanwhile, or a kernel thread's oddities
         return ProcessView(
             pid=pid,
             command=" ".join(argv)[:200] or f"[pid {pid}]",
