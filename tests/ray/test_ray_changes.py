@@ -138,3 +138,12 @@ def test_a_script_naming_its_venv_is_no_change_and_a_pth_file_is(tmp_path: Path)
 
     (new / "hook.pth").write_text("import os\n")
     assert touched_names(old, new) is None
+
+
+def test_a_changed_distribution_without_a_record_cannot_be_compared(tmp_path: Path) -> None:
+    (tmp_path / "wheels-old").mkdir()
+    (tmp_path / "wheels-new").mkdir()
+    old = site(tmp_path, "old", {"gamma": "1.0"})
+    new = site(tmp_path, "new", {"gamma": "1.0", "beta": "1.0"})
+    (new / "beta-1.0.dist-info" / "RECORD").unlink()
+    assert touched_names(old, new) is None

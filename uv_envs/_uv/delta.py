@@ -19,7 +19,8 @@ def touched_names(old_site: Path, new_site: Path) -> set[str] | None:
     A distribution differs when it is in one only or its ``RECORD`` differs;
     its names are the first parts of the paths its ``RECORD`` lists (both
     sides' for a changed one). None when the two cannot be compared this way:
-    a ``.pth`` file differs (it runs at every start), or a folder is unreadable.
+    a ``.pth`` file differs (it runs at every start), a differing distribution
+    has no ``RECORD`` (nothing says what it installs), or a folder is unreadable.
     """
     try:
         old, new = _distributions(old_site), _distributions(new_site)
@@ -29,10 +30,13 @@ def touched_names(old_site: Path, new_site: Path) -> set[str] | None:
         return None
     names: set[str] = set()
     for dist in old.keys() | new.keys():
-        if old.get(dist) == new.get(dist):
+        if old.get(dist) is not None and old.get(dist) == new.get(dist):
             continue
-        for rows in (old.get(dist, frozenset()), new.get(dist, frozenset())):
-            for path, _ in rows:
+        sides = [side[dist] for side in (old, new) if dist in side]
+        if any(rows is None for rows in sides):
+            return None
+        for rows in sides:
+            for path, _ in rows or ():
                 parts = path.split("/")
                 top = parts[1] if parts[0] == "__pycache__" and len(parts) > 1 else parts[0]
                 if top.endswith(".pth"):
@@ -47,14 +51,14 @@ def touched_names(old_site: Path, new_site: Path) -> set[str] | None:
 _Row = tuple[str, str]
 
 
-def _distributions(site: Path) -> dict[str, frozenset[_Row]]:
+def _distributions(site: Path) -> dict[str, frozenset[_Row] | None]:
     """Each ``*.dist-info`` folder's name and the site-packages rows of its ``RECORD``.
 
     Rows outside site-packages (``../../../bin/...``) are left out: a script's
     first line names the venv's own interpreter, so its hash differs in every
-    venv, and no import reads it.
+    venv, and no import reads it. None: the folder has no ``RECORD``.
     """
-    result: dict[str, frozenset[_Row]] = {}
+    result: dict[str, frozenset[_Row] | None] = {}
     with os.scandir(site) as entries:
         for entry in entries:
             if not entry.name.endswith(".dist-info"):
@@ -62,7 +66,8 @@ def _distributions(site: Path) -> dict[str, frozenset[_Row]]:
             try:
                 text = (Path(entry.path) / "RECORD").read_text(errors="replace")
             except FileNotFoundError:
-                text = ""
+                result[entry.name] = None
+                continue
             result[entry.name] = frozenset(
                 (row[0], row[1] if len(row) > 1 else "")
                 for row in csv.reader(text.splitlines())
