@@ -25,6 +25,7 @@ USERS: dict[str, Start] = {
     "interpreter": lambda users, env: users.interpreter(env.python_path),
     "cwd": lambda users, env: users.working_directory(env.env_path),
     "store_file": lambda users, env: users.open_file(store_file(env)),
+    "mapped_store_file": lambda users, env: users.mapped_file(store_file(env)),
 }
 
 

@@ -23,6 +23,19 @@ _HOLD_OPEN = (
     " print('ready', flush=True); time.sleep(600)"
 )
 
+# Maps the file and closes it: only the process's memory map names it afterwards (libc's
+# mmap: Python's mmap module keeps a duplicate descriptor open, which fd/ would show).
+_MAP = (
+    "import ctypes, os, sys, time; path = sys.stdin.readline().strip()\n"
+    "libc = ctypes.CDLL(None, use_errno=True); libc.mmap.restype = ctypes.c_void_p\n"
+    "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,"
+    " ctypes.c_int, ctypes.c_long]\n"
+    "fd = os.open(path, os.O_RDONLY)\n"
+    "held = libc.mmap(None, os.fstat(fd).st_size, 1, 2, fd, 0)  # PROT_READ, MAP_PRIVATE\n"
+    "os.close(fd); assert held not in (None, ctypes.c_void_p(-1).value)\n"
+    "print('ready', flush=True); time.sleep(600)"
+)
+
 
 def store_file(environment: Environment) -> Path:
     """A file of the store entry the env's current generation links (alpha's module)."""
@@ -66,6 +79,10 @@ class EnvUsers:
     def open_file(self, path: Path) -> int:
         """A Python (not the env's) that holds ``path`` open."""
         return self._start([sys.executable, "-c", _HOLD_OPEN], stdin=str(path))
+
+    def mapped_file(self, path: Path) -> int:
+        """A Python (not the env's) that has ``path`` mapped, and no descriptor of it open."""
+        return self._start([sys.executable, "-c", _MAP], stdin=str(path))
 
     def stop(self, pid: int) -> None:
         for process in self.started:

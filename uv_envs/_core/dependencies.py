@@ -215,7 +215,7 @@ class DependencyChanges:
             result = self.switch.next(
                 token,
                 environment,
-                GenerationPlan(operation, details=details),
+                GenerationPlan(operation, details=details, delta=True),
                 lambda gen_dir, op: build(gen_dir, op, python),
                 failure_event=lambda exc: events.DependencyOperationFailed(
                     key, details={**details, "operation": operation, "error": str(exc)}

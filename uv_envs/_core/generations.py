@@ -51,6 +51,9 @@ class GenerationPlan:
         interpreter: build with this one instead of the env's.
         shared: link the venv from the store (False: a private venv, built afresh).
         refresh: have uv fetch and unpack every package again.
+        delta: the new lock is the current one with a dependency change (add,
+            update, remove), so facts checked of the current venv carry over
+            where the change cannot alter them (the Ray check, ``_uv.raylink``).
 
     """
 
@@ -61,6 +64,7 @@ class GenerationPlan:
     interpreter: Interpreter | None = None
     shared: bool = True
     refresh: bool = False
+    delta: bool = False
 
 
 @attrs.frozen
@@ -114,10 +118,8 @@ class GenerationSwitch:
     ) -> Environment:
         gen_dir = self.services.layout.generation_dir(environment.env_path, number)
         gen_dir.mkdir(parents=True)
+        current = self.services.layout.generation_dir(environment.env_path, environment.generation)
         if plan.copy_project:
-            current = self.services.layout.generation_dir(
-                environment.env_path, environment.generation
-            )
             for name in _PROJECT_FILES:
                 try:
                     shutil.copy2(current / name, gen_dir / name)
@@ -140,6 +142,9 @@ class GenerationSwitch:
             shared=plan.shared,
             refresh=plan.refresh,
             packages=packages,
+            base=current / ".venv"
+            if plan.delta and environment.status is EnvStatus.READY
+            else None,
         )
         operation.note(installed=installed)
         spec = plan.spec or EnvSpec(packages=read_declared(gen_dir), python=environment.spec.python)

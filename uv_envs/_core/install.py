@@ -31,7 +31,7 @@ class Installer:
 
     services: Services
 
-    def install(
+    def install(  # noqa: PLR0913 - the keyword-only options of the one install path
         self,
         gen_dir: Path,
         interpreter: Interpreter,
@@ -40,13 +40,16 @@ class Installer:
         shared: bool = True,
         refresh: bool = False,
         packages: str | None = None,
+        base: Path | None = None,
     ) -> bool:
         """Link the store's venv for the lock, building it if new; True if anything was built.
 
         Unshared, the venv is built privately in the generation: ``sync`` uses
         that to rebuild from the lock without trusting any existing bytes.
         ``packages`` is the lock's packages digest when the caller knows it
-        (a stored lock's record): then the lock is not parsed.
+        (a stored lock's record): then the lock is not parsed. ``base`` is the
+        venv this lock changes (a dependency change), whose Ray check carries
+        over to the new venv where the change cannot alter it.
         """
         services = self.services
         settings = services.settings
@@ -56,7 +59,7 @@ class Installer:
             ray_link.check_lock((gen_dir / "uv.lock").read_text(), interpreter)
             with install_slot(services.layout, settings.max_concurrent_installs):
                 self._sync(gen_dir, python, operation, venv=gen_dir / ".venv", refresh=refresh)
-            ray_link.link(gen_dir / ".venv", interpreter)
+            ray_link.link(gen_dir / ".venv", interpreter, base=base)
             return True
         if packages is None:
             packages = lock_packages_digest((gen_dir / "uv.lock").read_text())
@@ -73,7 +76,7 @@ class Installer:
             ray_link.check_lock((gen_dir / "uv.lock").read_text(), interpreter)
             with install_slot(services.layout, settings.max_concurrent_installs):
                 self._sync(gen_dir, python, operation, venv=venv, refresh=refresh)
-            ray_link.link(venv, interpreter)  # before the store seals the entry
+            ray_link.link(venv, interpreter, base=base)  # before the store seals the entry
             # Before the create returns, so its first import compiles nothing.
             services.bytecode.prepare(venv)
 

@@ -88,28 +88,32 @@ class ProcScanner:
         prefixes = sorted({str(directory), os.path.realpath(directory)})
         boot = _boot_time(self.proc)
         ticks = os.sysconf("SC_CLK_TCK")
+        # One cache of resolved folders per scan: most processes share their interpreter's.
+        resolved: dict[str, str] = {}
         views: list[ProcessView] = []
         for pid in _pids(self.proc):
-            view = self._view(pid, prefixes, boot, ticks)
+            view = self._view(pid, prefixes, resolved, boot, ticks)
             if view is not None and view.uses:
                 views.append(view)
         return views
 
     def _view(
-        self, pid: int, prefixes: Sequence[str], boot: float, ticks: int
+        self,
+        pid: int,
+        prefixes: Sequence[str],
+        resolved: dict[str, str],
+        boot: float,
+        ticks: int,
     ) -> ProcessView | None:
-        base = self.proc / str(pid)
+        base = f"{self.proc}/{pid}"
         try:
-            argv = [
-                a.decode(errors="replace") for a in (base / "cmdline").read_bytes().split(b"\0")
-            ]
-            start_ticks = int((base / "stat").read_text().rsplit(")", 1)[-1].split()[19])
-        except (OSError, ValueError, IndexError):
-            return None  # gone meanwhile, or a kernel thread's oddities
+            argv = [a.decode(errors="replace") for a in _read(f"{base}/cmdline").split(b"\0")]
+        except OSError:
+            return None  # gone meanwhile
         argv = argv[:-1] if argv and not argv[-1] else argv
         if any(arg in self.ignore for arg in argv[1:4]):
             return None
-        found = _Found(prefixes)
+        found = _Found(prefixes, resolved)
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
             _read_links(base, pid, found)
         cwd = found.cwd or ""
@@ -117,6 +121,12 @@ class ProcScanner:
             use = ProcessUse.INTERPRETER if position == 0 else ProcessUse.COMMAND_LINE
             if os.sep in arg:
                 found.add(os.path.normpath(os.path.join(cwd, arg)) if cwd else arg, use)  # noqa: PTH118
+        if not found.uses:
+            return None  # nothing of the folder: its start time is not needed
+        try:
+            start_ticks = int(_read(f"{base}/stat").rsplit(b")", 1)[-1].split()[19])
+        except (OSError, ValueError, IndexError):
+            return None  # gone meanwhile, or a kernel thread's oddities
         return ProcessView(
             pid=pid,
             command=" ".join(argv)[:200] or f"[pid {pid}]",
@@ -131,6 +141,8 @@ class _Found:
     """The uses of one process under the prefixes, gathered while reading its ``/proc`` entry."""
 
     prefixes: Sequence[str]
+    #: realpath of folders, shared by the processes of one scan.
+    resolved: dict[str, str] = attrs.field(factory=dict)
     uses: dict[str, ProcessUse] = attrs.field(factory=dict)
     cwd: str | None = None
     hidden: bool = False
@@ -143,21 +155,44 @@ class _Found:
             # Both the target (a folder) and the file in its resolved folder: realpath of
             # a venv's bin/python ends at the base interpreter, outside the root.
             head, tail = os.path.split(path)
-            candidates |= {os.path.realpath(path), os.path.join(os.path.realpath(head), tail)}  # noqa: PTH118
+            real_head = self._realpath(head)
+            candidates |= {self._realpath(path), os.path.join(real_head, tail)}  # noqa: PTH118
         for candidate in candidates:
             if _inside(candidate, self.prefixes):
                 self.uses.setdefault(candidate, use)
+
+    def _realpath(self, path: str) -> str:
+        real = self.resolved.get(path)
+        if real is None:
+            real = self.resolved[path] = os.path.realpath(path)
+        return real
 
 
 # Paths a process gave itself (argv, environment): may go through links, so both spellings count.
 _UNRESOLVED = {ProcessUse.INTERPRETER, ProcessUse.COMMAND_LINE, ProcessUse.VIRTUAL_ENV}
 
 
-def _read_links(base: Path, pid: int, found: _Found) -> None:
+def _read(path: str) -> bytes:
+    # Unbuffered, in large reads: /proc files report no size, and each read makes the
+    # kernel format more of them, so fewer and larger reads are cheaper.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, _READ_SIZE):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+_READ_SIZE = 1 << 17
+
+
+def _read_links(base: str, pid: int, found: _Found) -> None:
     """Read what the kernel shows of one process; a part we may not read marks it hidden."""
     for name, use in (("exe", ProcessUse.INTERPRETER), ("cwd", ProcessUse.WORKING_DIRECTORY)):
         try:
-            target = os.readlink(base / name)
+            target = os.readlink(f"{base}/{name}")
         except PermissionError:
             found.hidden = True
             continue
@@ -172,30 +207,41 @@ def _read_links(base: Path, pid: int, found: _Found) -> None:
         found.hidden = True
 
 
-def _read_files(base: Path, pid: int, found: _Found) -> None:
-    for item in (base / "environ").read_bytes().split(b"\0"):
+def _read_files(base: str, pid: int, found: _Found) -> None:
+    for item in _read(f"{base}/environ").split(b"\0"):
         if item.startswith(b"VIRTUAL_ENV="):
             found.add(item.split(b"=", 1)[1].decode(errors="replace"), ProcessUse.VIRTUAL_ENV)
-    for path in _mapped(base):
+    for path in _mapped(base, found.prefixes):
         found.add(path, ProcessUse.MAPPED_FILE)
     if pid != os.getpid():  # our own open files are this call's own reads
         for path in _open_files(base):
             found.add(path, ProcessUse.OPEN_FILE)
 
 
-def _mapped(base: Path) -> Iterator[str]:
-    with (base / "maps").open(encoding="utf-8", errors="replace") as maps:
-        for line in maps:
-            fields = line.rstrip("\n").split(maxsplit=5)
-            if len(fields) == 6 and fields[5].startswith("/"):  # noqa: PLR2004 - maps' columns
-                yield fields[5]
+def _mapped(base: str, prefixes: Sequence[str]) -> Iterator[str]:
+    """The mapped files under ``prefixes``: the kernel names them resolved and absolute.
+
+    A large process maps thousands of files; one search of the whole text for
+    the prefixes (in C) skips the line-by-line parse for every process that
+    maps nothing of the root, which is nearly all of them.
+    """
+    data = _read(f"{base}/maps")
+    wanted = [p.encode(errors="surrogateescape") for p in prefixes]
+    if not any(p in data for p in wanted):
+        return
+    for raw in data.splitlines():
+        if not any(p in raw for p in wanted):
+            continue
+        fields = raw.decode(errors="replace").split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith("/"):  # noqa: PLR2004 - maps' columns
+            yield fields[5]
 
 
-def _open_files(base: Path) -> Iterator[str]:
-    fds = base / "fd"
+def _open_files(base: str) -> Iterator[str]:
+    fds = f"{base}/fd"
     for name in os.listdir(fds):  # noqa: PTH208 - thousands of entries, names only
         with contextlib.suppress(FileNotFoundError):
-            target = os.readlink(fds / name)
+            target = os.readlink(f"{fds}/{name}")
             if target.startswith("/"):  # not a socket:[..] or pipe:[..]
                 yield target
 

@@ -15,6 +15,14 @@ the path of the cluster's interpreter, which is asked once per process.
 
 The link is part of the store id (:func:`RayLinker.store_identity`), so a
 shared venv made for one cluster is never handed to another.
+
+The check costs a Python start and ``import ray`` (0.3-1 s), more than the
+rest of a one-package ``add``. It records every top-level module name
+``import ray`` looked up (found or not) in the venv (:data:`RECORD_NAME`). A
+venv built as another checked venv plus a change (``add``, ``update``,
+``remove``) is checked only when the change can alter what ``import ray``
+loads: a distribution added, removed or changed whose files include one of
+those names, or any ``.pth`` file (see :func:`.delta.touched_names`).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -35,6 +44,7 @@ import attrs
 from uv_envs._errors import RayImportFailed, RayNotAvailable, RayVersionConflict
 from uv_envs._models import RayLink
 
+from .delta import touched_names
 from .python import Interpreter
 
 #: The file written into the env's site-packages.
@@ -51,7 +61,25 @@ _PROBE = (
     "'version': importlib.metadata.version('ray'), 'origin': spec.origin, "
     "'python': '.'.join(map(str, sys.version_info[:3])), 'executable': sys.executable}))\n"
 )
-_IMPORT_CHECK = "import ray; print(ray.__version__)"
+#: Also prints every top-level name the import looked up, found or not (a finder that
+#: only watches), and the names of startup hooks a new distribution could provide.
+_IMPORT_CHECK = (
+    "import json, sys\n"
+    "class _Seen:\n"
+    "    names = {'sitecustomize', 'usercustomize'}\n"
+    "    @classmethod\n"
+    "    def find_spec(cls, name, path=None, target=None):\n"
+    "        cls.names.add(name.partition('.')[0])\n"
+    "sys.meta_path.insert(0, _Seen)\n"
+    "import ray\n"
+    "names = _Seen.names | {n.partition('.')[0] for n in sys.modules}\n"
+    "print(ray.__version__)\n"
+    "print(json.dumps(sorted(names)))\n"
+)
+#: Any TOML spelling of a ``name`` of ray: without one the lock pins no Ray (no parse needed).
+_RAY_ENTRY = re.compile(r"""\bname\s*=\s*["']ray["']""")
+#: Written into a checked venv: the Ray, interpreter and names its check saw.
+RECORD_NAME = ".uv-envs-ray-check.json"
 # Variables that would let the check see more than the env itself has.
 _SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV")
 
@@ -200,7 +228,7 @@ class RayLinker:
     def check_lock(self, lock_text: str, interpreter: Interpreter) -> None:
         """Refuse a lock that pins a Ray other than the cluster's, before anything installs."""
         install = self._for(interpreter)
-        if install is None:
+        if install is None or _RAY_ENTRY.search(lock_text) is None:
             return
         for package in tomllib.loads(lock_text).get("package", []):
             if package.get("name") == "ray" and package.get("version") != install.version:
@@ -210,19 +238,41 @@ class RayLinker:
                     "or leave ray out (the env borrows the cluster's)"
                 )
 
-    def link(self, venv: Path, interpreter: Interpreter) -> None:
-        """Write the ``.pth`` into a freshly built venv, then check ``import ray`` in it."""
+    def link(self, venv: Path, interpreter: Interpreter, *, base: Path | None = None) -> None:
+        """Write the ``.pth`` into a freshly built venv, then check ``import ray`` in it.
+
+        ``base`` is a checked venv this one differs from by a dependency change:
+        when the change touches nothing ``import ray`` looked up there, that
+        check holds here too and is not run again.
+        """
         install = self._for(interpreter)
         if install is None:
             return
         site = venv / "lib" / f"python{install.minor}" / "site-packages"
         site.mkdir(parents=True, exist_ok=True)
         (site / PTH_NAME).write_text(f"{install.site_dir}\n")
-        check_import(venv / "bin" / "python", install, timeout=self.timeout)
+        identity: dict[str, object] = {
+            "ray": install.version,
+            "site_dir": str(install.site_dir),
+            "python": [str(interpreter.path), interpreter.version],
+        }
+        record = _read_record(base, identity) if base is not None else None
+        if record is not None and base is not None:
+            touched = touched_names(base / site.relative_to(venv), site)
+            if touched is not None and not touched & set(record):
+                _write_record(venv, identity, record)
+                return
+        names = check_import(venv / "bin" / "python", install, timeout=self.timeout)
+        _write_record(venv, identity, names)
 
 
-def check_import(python: Path, install: RayInstall, *, timeout: float = IMPORT_TIMEOUT) -> None:
-    """Run ``import ray`` with ``python``; raise a :class:`~uv_envs.RayIncompatible` if it fails."""
+def check_import(
+    python: Path, install: RayInstall, *, timeout: float = IMPORT_TIMEOUT
+) -> list[str]:
+    """Run ``import ray`` with ``python``; raise a :class:`~uv_envs.RayIncompatible` if it fails.
+
+    Returns the top-level module names the import looked up.
+    """
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
     try:
         completed = subprocess.run(
@@ -245,8 +295,26 @@ def check_import(python: Path, install: RayInstall, *, timeout: float = IMPORT_T
             f"cluster's Ray {install.version}",
             stderr=completed.stderr,
         )
-    found = completed.stdout.strip().splitlines()[-1:] or [""]
-    if found[0] != install.version:
+    lines = completed.stdout.strip().splitlines()
+    found = lines[-2] if len(lines) >= 2 else ""  # noqa: PLR2004 - the version, then the names
+    if found != install.version:
         raise RayVersionConflict(
-            f"the env imports ray {found[0]}, but the cluster runs ray {install.version}"
+            f"the env imports ray {found}, but the cluster runs ray {install.version}"
         )
+    return [str(name) for name in json.loads(lines[-1])]
+
+
+def _read_record(venv: Path, identity: dict[str, object]) -> list[str] | None:
+    """The names a check of ``venv`` recorded, if it was made for this Ray and interpreter."""
+    try:
+        data = json.loads((venv / RECORD_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("for") != identity:
+        return None
+    names = data.get("names")
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def _write_record(venv: Path, identity: dict[str, object], names: list[str]) -> None:
+    (venv / RECORD_NAME).write_text(json.dumps({"for": identity, "names": sorted(names)}))
