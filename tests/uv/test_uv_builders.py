@@ -200,8 +200,9 @@ def test_index_options(name: str) -> None:
     assert indexes == ["https://extra1.example/simple", "https://extra2.example/simple"]
     assert "--default-index" not in args
     assert "--index" not in args
-    links = [args[i + 1] for i in range(end) if args[i] == "--find-links"]
-    assert links == ["/srv/wheels", "https://links.example/"]
+    # So do find-links locations (a URL may carry credentials too).
+    assert invocation.env["UV_FIND_LINKS"].split(",") == ["/srv/wheels", "https://links.example/"]
+    assert "--find-links" not in args
     assert "--no-index" in args[:end]
     assert "--offline" in args[:end]
 
@@ -214,6 +215,17 @@ def test_no_index_options_by_default(name: str) -> None:
     env = all_builders(OPTIONS)[name].env
     assert "UV_DEFAULT_INDEX" not in env
     assert "UV_INDEX" not in env
+    assert "UV_FIND_LINKS" not in env
+
+
+@pytest.mark.parametrize("name", ["lock", "sync", "add", "remove"])
+def test_a_find_links_folder_with_a_comma_goes_on_the_command_line(name: str) -> None:
+    # UV_FIND_LINKS is comma-separated: such a folder cannot be said there.
+    index = IndexSettings(find_links=("/srv/wheels,old", "https://links.example/"))
+    invocation = all_builders(UvOptions(cache_dir=CACHE, index=index))[name]
+    links = [invocation.args[i + 1] for i, a in enumerate(invocation.args) if a == "--find-links"]
+    assert links == ["/srv/wheels,old", "https://links.example/"]
+    assert "UV_FIND_LINKS" not in invocation.env
 
 
 def test_timeout_is_carried() -> None:

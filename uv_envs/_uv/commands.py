@@ -42,10 +42,17 @@ class UvInvocation:
     stderr_line: Callable[[str], None] | None = attrs.field(default=None, eq=False, repr=False)
 
 
+def _links_by_env(index: IndexSettings) -> bool:
+    # UV_FIND_LINKS is comma-separated: a location with a comma in it can only
+    # go on the command line (a local folder, in practice; URLs escape commas).
+    return not any("," in link for link in index.find_links)
+
+
 def _index_args(index: IndexSettings) -> list[str]:
     args: list[str] = []
-    for link in index.find_links:
-        args += ["--find-links", link]
+    if not _links_by_env(index):
+        for link in index.find_links:
+            args += ["--find-links", link]
     if index.no_index:
         args.append("--no-index")
     if index.offline:
@@ -59,13 +66,16 @@ def _index_env(index: IndexSettings) -> dict[str, str]:
     An index URL may carry credentials (``https://user:token@host/simple``);
     ``ps`` shows every user a command line, a process's environment only its
     owner. ``UV_DEFAULT_INDEX`` and ``UV_INDEX`` (space-separated, in priority
-    order) are uv's own equivalents of ``--default-index`` and ``--index``.
+    order) and ``UV_FIND_LINKS`` (comma-separated) are uv's own equivalents of
+    ``--default-index``, ``--index`` and ``--find-links``.
     """
     env: dict[str, str] = {}
     if index.index_url:
         env["UV_DEFAULT_INDEX"] = index.index_url
     if index.extra_index_urls:
         env["UV_INDEX"] = " ".join(index.extra_index_urls)
+    if index.find_links and _links_by_env(index):
+        env["UV_FIND_LINKS"] = ",".join(index.find_links)
     return env
 
 
