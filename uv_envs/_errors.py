@@ -7,14 +7,30 @@ are translated where they happen, with ``raise ... from exc``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from uv_envs._models import EnvKey
 
 
 class UvEnvsError(Exception):
-    """Base class of every error uv-envs raises on purpose."""
+    """Base class of every error uv-envs raises on purpose.
+
+    ``fields`` names the settings or parameters at fault, as the Python API
+    spells them (``idle_seconds``, ``python``, ``root`` ...), so each door
+    (the CLI, HTTP, gRPC) can word the message with its own name for them:
+    a flag, a body field.
+    """
+
+    fields: tuple[str, ...] = ()
+
+    def __init__(self, *args: object, fields: Sequence[str] = ()) -> None:
+        super().__init__(*args)
+        self.fields = tuple(fields)
 
 
 class InvalidInput(UvEnvsError, ValueError):
-    """The request was rejected before anything was changed."""
+    """The request was rejected before anything was changed; ``fields`` names what is wrong."""
 
 
 class InvalidIdentifier(InvalidInput):
@@ -48,7 +64,10 @@ class PythonNotFound(InvalidInput, LookupError):
         self.request = request
         self.found = tuple(found)
         listed = ", ".join(self.found) or "none"
-        super().__init__(f"no installed Python matches {request!r}; found: {listed}")
+        super().__init__(
+            f"no installed Python matches {request!r}; found: {listed}. Install it "
+            f"(uv python install {request}) or name its interpreter in UV_ENVS_PYTHON_PATHS"
+        )
 
 
 class EnvironmentNotFound(UvEnvsError, LookupError):
@@ -60,7 +79,29 @@ class EnvironmentNotFound(UvEnvsError, LookupError):
 
 
 class EnvironmentAlreadyExists(UvEnvsError, FileExistsError):
-    """``create`` was asked for a key that already has an environment with another spec."""
+    """``create`` was asked for a key that already has an environment with another spec.
+
+    ``key`` is the env's key and ``differences`` says what differs between the
+    two specs, one short phrase each (``"python: '3.12' there, not given here"``);
+    ``headline`` is the message without the way out, for a door that words
+    the way out itself (``uv-envs ensure``, ``PUT``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: EnvKey | None = None,
+        differences: Sequence[str] = (),
+        headline: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.differences = tuple(differences)
+        self.headline = headline or message
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class EnvironmentNotReady(UvEnvsError, RuntimeError):

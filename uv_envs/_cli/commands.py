@@ -21,18 +21,32 @@ from uv_envs._audit.postgres import PostgresAuditLog
 from uv_envs._audit.sqlite import SqliteAuditLog
 from uv_envs._errors import InvalidInput
 from uv_envs._manager import EnvManager
-from uv_envs._models import Environment, EnvKey, converter
+from uv_envs._models import DeleteStatus, Environment, EnvKey, EnvStatus, converter
 from uv_envs._reports import Export
 from uv_envs._settings import Settings
 from uv_envs._store.layout import Layout
 from uv_envs._variants import environment_dict
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_NOT_FOUND = 3
-EXIT_BUSY = 4
-EXIT_CONFLICT = 5
+from .boundary import (
+    EXIT_BAD_INPUT,
+    EXIT_BUSY,
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+)
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_BUSY",
+    "EXIT_CONFLICT",
+    "EXIT_FAILED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "HANDLERS",
+    "audit_copy",
+    "print_json",
+]
 
 Handler = Callable[[argparse.Namespace, EnvManager], int]
 
@@ -80,9 +94,11 @@ def _provision(args: argparse.Namespace, manager: EnvManager) -> int:
 
 def _status(args: argparse.Namespace, manager: EnvManager) -> int:
     report = manager.status(_key(args))
+    # The answer is printed either way; the exit code says there is no such env (README).
+    code = EXIT_NOT_FOUND if report.status is EnvStatus.NOT_FOUND else EXIT_OK
     if args.json:
         print_json({**converter.unstructure(report), "status": report.status.value})
-        return EXIT_OK
+        return code
     print(f"{report.key}: {report.status.value}")
     if report.error:
         print(f"  error: {report.error}")
@@ -96,7 +112,7 @@ def _status(args: argparse.Namespace, manager: EnvManager) -> int:
             f"  python: {report.environment.python_version}"
             f"  generation: {report.environment.generation}"
         )
-    return EXIT_OK
+    return code
 
 
 def _change(args: argparse.Namespace, manager: EnvManager) -> int:
@@ -148,7 +164,7 @@ def _export(args: argparse.Namespace, manager: EnvManager) -> int:
 def _delete(args: argparse.Namespace, manager: EnvManager) -> int:
     deleted = manager.delete(_key(args), force=args.force)
     _emit(args, {"key": str(deleted.key), "status": deleted.status}, deleted.status)
-    return EXIT_OK
+    return EXIT_NOT_FOUND if deleted.status is DeleteStatus.NOT_FOUND else EXIT_OK
 
 
 def _list(args: argparse.Namespace, manager: EnvManager) -> int:

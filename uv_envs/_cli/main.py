@@ -1,8 +1,10 @@
 """The ``uv-envs`` command line: one subcommand per operation.
 
 Exit codes: 0 success, 1 an operation failed (uv or storage) or verify found
-problems, 2 bad input, 3 no such environment, 4 the environment is busy, 5 it
-exists with another spec, is not READY, or is leased.
+problems, 2 bad input, 3 no such environment (``status`` and ``delete`` too),
+4 the environment is busy, 5 it exists with another spec, is not READY, or is
+leased or in use; 130 interrupted, 141 stdout closed early (``| head``). The
+errors are worded and mapped in :mod:`.boundary`.
 """
 
 from __future__ import annotations
@@ -13,32 +15,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from uv_envs import cli_options
-from uv_envs._errors import (
-    EnvironmentAlreadyExists,
-    EnvironmentBusy,
-    EnvironmentInUse,
-    EnvironmentNotFound,
-    EnvironmentNotReady,
-    InvalidInput,
-    UvEnvsError,
-    UvError,
-)
+from uv_envs import __version__, cli_options
 from uv_envs._manager import EnvManager
 from uv_envs._reports import ExportFormat
 from uv_envs._settings import DEFAULT_MIN_CLEANUP_IDLE_HOURS
 from uv_envs._uv.executor import SubprocessUvExecutor, find_uv_binary
 
-from .commands import (
-    EXIT_BAD_INPUT,
-    EXIT_BUSY,
-    EXIT_CONFLICT,
-    EXIT_FAILED,
-    EXIT_NOT_FOUND,
-    HANDLERS,
-    audit_copy,
-    print_json,
-)
+from .boundary import DEBUG_ENV, EXIT_FAILED, debugging, guarded
+from .commands import HANDLERS, audit_copy
 from .relay import add_relay_command, run_relay
 from .watch import add_watch_command, run_watch
 
@@ -73,6 +57,12 @@ def _add_global_options(parser: argparse.ArgumentParser, *, after_command: bool 
     keep: dict[str, Any] = {"default": argparse.SUPPRESS} if after_command else {}
     group = parser.add_argument_group("global options (before or after the subcommand)")
     group.add_argument("--json", action="store_true", help="print machine-readable JSON", **keep)
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show a traceback with an error (also: {DEBUG_ENV}=1)",
+        **keep,
+    )
     cli_options.add_settings_options(group, after_command=after_command)
 
 
@@ -237,6 +227,7 @@ def _add_root_commands(commands: _Commands) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="uv-envs", description="Provision isolated Python environments with uv.")
+    parser.add_argument("--version", action="version", version=f"uv-envs {__version__}")
     _add_global_options(parser)
     commands = _Commands(parser)
     _add_env_commands(commands)
@@ -264,28 +255,29 @@ def _run(args: argparse.Namespace) -> int:
         manager.close()
 
 
+#: The subcommands that take packages: a bare word after the key is a package without -p.
+_TAKE_PACKAGES = frozenset({"create", "ensure", "add", "update", "remove"})
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        hint = ""
+        if args.command in _TAKE_PACKAGES and not any(word.startswith("-") for word in extra):
+            hint = "; give each package with -p: " + " ".join(f"-p {word}" for word in extra)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code."""
-    args = _parser().parse_args(argv)
-    error: UvEnvsError
-    try:
-        return _run(args)
-    except InvalidInput as exc:
-        code, error = EXIT_BAD_INPUT, exc
-    except EnvironmentNotFound as exc:
-        code, error = EXIT_NOT_FOUND, exc
-    except EnvironmentBusy as exc:
-        code, error = EXIT_BUSY, exc
-    except (EnvironmentAlreadyExists, EnvironmentNotReady, EnvironmentInUse) as exc:
-        code, error = EXIT_CONFLICT, exc
-    except UvError as exc:
-        code, error = EXIT_FAILED, exc
-    except UvEnvsError as exc:
-        code, error = EXIT_FAILED, exc
-    if args.json:
-        print_json({"error": type(error).__name__, "message": str(error)})
-    print(f"uv-envs: error: {error}", file=sys.stderr)
-    return code
+    """Run the CLI; return the exit code (the table in the module's documentation)."""
+    args = _parse(_parser(), argv)
+    return guarded(
+        lambda: _run(args),
+        as_json=bool(args.json),
+        debug=debugging(bool(getattr(args, "debug", False))),
+        command=args.command,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover
