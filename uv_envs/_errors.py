@@ -7,10 +7,6 @@ are translated where they happen, with ``raise ... from exc``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from uv_envs._models import EnvKey
 
 
 class UvEnvsError(Exception):
@@ -81,7 +77,7 @@ class EnvironmentNotFound(UvEnvsError, LookupError):
 class EnvironmentAlreadyExists(UvEnvsError, FileExistsError):
     """``create`` was asked for a key that already has an environment with another spec.
 
-    ``key`` is the env's key and ``differences`` says what differs between the
+    ``key`` is the env's :class:`~uv_envs.EnvKey` and ``differences`` says what differs between the
     two specs, one short phrase each (``"python: '3.12' there, not given here"``);
     ``headline`` is the message without the way out, for a door that words
     the way out itself (``uv-envs ensure``, ``PUT``).
@@ -91,7 +87,7 @@ class EnvironmentAlreadyExists(UvEnvsError, FileExistsError):
         self,
         message: str,
         *,
-        key: EnvKey | None = None,
+        key: object = None,
         differences: Sequence[str] = (),
         headline: str = "",
     ) -> None:

@@ -28,6 +28,7 @@ from uv_envs._errors import (
     InvalidInput,
     UvEnvsError,
 )
+from uv_envs._models import EnvKey
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -85,7 +86,7 @@ def exit_code(error: UvEnvsError) -> int:
 def in_cli_words(error: UvEnvsError, command: str | None = None) -> str:
     """``error``'s message with the names of the library's parameters as the CLI's flags."""
     text = str(error)
-    if isinstance(error, EnvironmentAlreadyExists) and error.key is not None:
+    if isinstance(error, EnvironmentAlreadyExists) and isinstance(error.key, EnvKey):
         found = error.key
         key = " ".join(p for p in (found.workflow_id, found.node_id, found.version_id) if p)
         return (
