@@ -62,7 +62,8 @@ class PythonNotFound(InvalidInput, LookupError):
         listed = ", ".join(self.found) or "none"
         super().__init__(
             f"no installed Python matches {request!r}; found: {listed}. Install it "
-            f"(uv python install {request}) or name its interpreter in UV_ENVS_PYTHON_PATHS"
+            f"(uv python install {request}) or add the folder holding its interpreter to "
+            "UV_ENVS_PYTHON_PATHS"
         )
 
 

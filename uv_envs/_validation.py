@@ -218,11 +218,11 @@ def normalize_python_request(value: object) -> str:
         other_major = re.fullmatch(r"(\d+)\.\d+(\.\d+)?", candidate)
         if other_major is not None and other_major[1] != "3":
             raise InvalidPythonVersion(
-                f"Python {candidate} is not supported: environments run CPython 3 "
-                "(give a version such as '3.12' or '3.12.1')",
-                )
+                f"Python {_shorten(candidate)} is not supported: environments run CPython 3 "
+                "(give a version such as '3.12' or '3.12.1')"
+            )
         raise InvalidPythonVersion(
-            f"Python version {_shorten(value)!r} is not of the form '3.12' or '3.12.1'",
+            f"Python version {_shorten(value)!r} is not of the form '3.12' or '3.12.1'"
         )
     parts = [str(int(match["major"])), str(int(match["minor"]))]
     if match["micro"] is not None:

@@ -23,7 +23,7 @@ from uv_envs_server._http.compat.errors import document_compat_errors
 from uv_envs_server._http.compat.routes import compat_router, refuse_legacy_shapes
 from uv_envs_server._http.v1.routes import router
 
-from . import sse
+from . import metrics, sse
 from .core_calls import Failed
 from .middleware import GuardMiddleware
 from .problems import document_problems, problem, problem_for, validation_problem
@@ -71,7 +71,9 @@ def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOp
     app.include_router(router, dependencies=[Depends(refuse_legacy_shapes)])
     app.include_router(compat_router)  # the original service's API, beside /v1
     app.include_router(sse.router)
+    app.include_router(metrics.router)
     sse.install(app.state, options)
+    metrics.install(app.state, manager)
 
     def request_id(request: Request) -> str | None:
         value = request.scope.get("state", {}).get("request_id")

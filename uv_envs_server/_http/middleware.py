@@ -96,6 +96,10 @@ class GuardMiddleware:
             await self.app(scope, _replay(body, receive), answer)
         finally:
             current_request_id.reset(context_token)
+            # The app's series (uv_envs_server._http.metrics), when prometheus-client is there.
+            state = getattr(scope.get("app"), "state", None)
+            if (metrics := getattr(state, "metrics", None)) is not None:
+                metrics.observe(scope, status, started)
             level = logging.DEBUG if path == "/v1/health" else logging.INFO
             access_log.log(
                 level,

@@ -1,0 +1,130 @@
+"""``GET /metrics``: the server in Prometheus' text format, with prometheus-client.
+
+Each app has its own registry (two servers in one process, as in the tests,
+count apart). Requests are counted by the guard middleware, by route
+template (``/v1/envs/{workflow_id}/{node_id}/{version_id}``, never the ids, so
+the series stay few); the rest is read from the manager when scraped: envs by
+status, and the event stream's subscribers, events and drops. The route sits
+behind the token like every other one.
+
+prometheus-client comes with the ``[server]`` extra; without it ``/metrics``
+answers 501 saying so, and the rest of the API is unaffected.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from fastapi import APIRouter, Request, Response
+
+from .problems import problem
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import uv_envs
+
+router = APIRouter()
+
+#: A request that matched no route: one label for all of them.
+UNMATCHED: Final = "unmatched"
+
+
+class Metrics:
+    """The series of one app; :meth:`observe` is called once per request."""
+
+    def __init__(self, manager: uv_envs.EnvManager) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram  # noqa: PLC0415
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "uv_envs_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "uv_envs_http_request_duration_seconds",
+            "Seconds from a request's arrival to its answer, by route template",
+            ["route"],
+            registry=self.registry,
+        )
+        self.registry.register(_ManagerCollector(manager))
+
+    def observe(self, scope: dict[str, Any], status: int, started: float) -> None:
+        """Count one answered request (``started``: its ``time.monotonic()``)."""
+        route = scope.get("route")
+        template = getattr(route, "path", None) or UNMATCHED
+        self.requests.labels(scope.get("method", ""), template, str(status)).inc()
+        self.latency.labels(template).observe(time.monotonic() - started)
+
+
+class _ManagerCollector:
+    """What the manager knows, read at scrape time."""
+
+    def __init__(self, manager: uv_envs.EnvManager) -> None:
+        self._manager = manager
+
+    def describe(self) -> list[Any]:
+        # Nothing up front: the registry would otherwise collect at registration.
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import (  # noqa: PLC0415
+            CounterMetricFamily,
+            GaugeMetricFamily,
+        )
+
+        envs = GaugeMetricFamily(
+            "uv_envs_environments", "Environments by status", labels=["status"]
+        )
+        counts: dict[str, int] = {}
+        for environment in self._manager.list_environments():
+            counts[environment.status.value] = counts.get(environment.status.value, 0) + 1
+        for status, count in sorted(counts.items()):
+            envs.add_metric([status], count)
+        yield envs
+        stats = self._manager.events.stats
+        yield GaugeMetricFamily(
+            "uv_envs_event_subscribers", "Live event watchers", value=stats.subscribers
+        )
+        yield CounterMetricFamily(
+            "uv_envs_events_published", "Events published", value=stats.published
+        )
+        yield CounterMetricFamily(
+            "uv_envs_event_subscribers_dropped",
+            "Watchers cut off for falling behind",
+            value=stats.cut_off,
+        )
+        yield CounterMetricFamily(
+            "uv_envs_events_dropped", "Events a slow watcher never got", value=stats.dropped
+        )
+
+
+def install(state: Any, manager: uv_envs.EnvManager) -> None:  # noqa: ANN401 - Starlette's State
+    """Give the app its metrics (``state.metrics``), or None without prometheus-client."""
+    try:
+        state.metrics = Metrics(manager)
+    except ImportError:
+        state.metrics = None
+
+
+@router.get(
+    "/metrics",
+    tags=["maintenance"],
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus' text format", "content": {"text/plain": {}}},
+        501: {"description": "prometheus-client is not installed"},
+    },
+)
+def metrics(request: Request) -> Response:  # not async: a scrape reads the root's files
+    """The server's metrics in Prometheus' text format (needs the token like other routes)."""
+    collected: Metrics | None = request.app.state.metrics
+    if collected is None:
+        detail = "metrics need prometheus-client: pip install 'uv-envs[server]'"
+        return problem(501, detail, instance=request.url.path)
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
+
+    return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)
