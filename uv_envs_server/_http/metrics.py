@@ -7,8 +7,8 @@ the series stay few); the rest is read from the manager when scraped: envs by
 status, and the event stream's subscribers, events and drops. The route sits
 behind the token like every other one.
 
-prometheus-client comes with the ``[server]`` extra; without it ``/metrics``
-answers 501 saying so, and the rest of the API is unaffected.
+prometheus-client comes with the ``[server]`` extra; without it there is no
+``/metrics`` (404), and the rest of the API is unaffected.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from fastapi import APIRouter, Request, Response
-
-from .problems import problem
+from fastapi import APIRouter, FastAPI, Request, Response
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -102,29 +100,25 @@ class _ManagerCollector:
         )
 
 
-def install(state: Any, manager: uv_envs.EnvManager) -> None:  # noqa: ANN401 - Starlette's State
-    """Give the app its metrics (``state.metrics``), or None without prometheus-client."""
+def install(app: FastAPI, manager: uv_envs.EnvManager) -> None:
+    """Serve ``/metrics`` on ``app`` and count its requests; nothing without prometheus-client."""
     try:
-        state.metrics = Metrics(manager)
+        app.state.metrics = Metrics(manager)
     except ImportError:
-        state.metrics = None
+        app.state.metrics = None  # no route either: the schema promises only what is served
+        return
+    app.include_router(router)
 
 
 @router.get(
     "/metrics",
     tags=["maintenance"],
     response_class=Response,
-    responses={
-        200: {"description": "Prometheus' text format", "content": {"text/plain": {}}},
-        501: {"description": "prometheus-client is not installed"},
-    },
+    responses={200: {"description": "Prometheus' text format", "content": {"text/plain": {}}}},
 )
 def metrics(request: Request) -> Response:  # not async: a scrape reads the root's files
     """The server's metrics in Prometheus' text format (needs the token like other routes)."""
-    collected: Metrics | None = request.app.state.metrics
-    if collected is None:
-        detail = "metrics need prometheus-client: pip install 'uv-envs[server]'"
-        return problem(501, detail, instance=request.url.path)
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
 
+    collected: Metrics = request.app.state.metrics
     return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

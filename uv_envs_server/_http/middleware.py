@@ -36,6 +36,8 @@ access_log = logging.getLogger("uv_envs_server.http")
 
 #: Paths reachable without the token: load balancers probe health; the schema is no secret.
 OPEN_PATHS: Final = frozenset({"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+#: Where /docs loads its scripts and styles from (served by this server): open as /docs is.
+DOCS_ASSETS: Final = "/docs/assets"
 
 UNAUTHENTICATED_MESSAGE: Final = (
     "missing or wrong bearer token: send the header 'Authorization: Bearer <token>'"
@@ -115,6 +117,7 @@ class GuardMiddleware:
         if (
             self._token is None
             or path in OPEN_PATHS
+            or path.startswith(f"{DOCS_ASSETS}/")
             or bearer_matches(headers.getlist("authorization"), self._token)
         ):
             return None
