@@ -6,6 +6,7 @@ and exit codes are about the terminal, not the Python API.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -266,3 +267,27 @@ def test_serve_on_a_taken_port_says_so_in_one_line(settings: Settings) -> None:
     assert len(errors) == 1
     assert f"could not listen on 127.0.0.1:{port}" in errors[0]
     assert "pick another port" in errors[0]
+
+
+def test_flags_take_the_users_units(settings: Settings) -> None:
+    negative = cli(settings, "cleanup", "--idle-hours", "-1")
+    assert negative.returncode == 2
+    assert "--idle-hours: give a number of hours, 0 or more, not '-1'" in negative.stderr
+    sized = cli(settings, "--json", "cleanup", "--max-bytes", "1G")
+    assert sized.returncode == 0, sized.stderr
+    assert "uv-envs: error" not in sized.stderr
+    bad_size = cli(settings, "cleanup", "--max-bytes", "lots")
+    assert bad_size.returncode == 2
+    assert "500M, 1G" in bad_size.stderr
+    # A cleanup that deleted nothing says so in one line.
+    assert cli(settings, "cleanup", "--idle-hours", "1").stdout.startswith("deleted 0 envs")
+
+
+def test_ops_status_is_checked_and_any_case(settings: Settings) -> None:
+    assert cli(settings, "create", "wf", "n", "-p", "does-not-exist").returncode == 1
+    failed = cli(settings, "--json", "ops", "--status", "failed")
+    assert failed.returncode == 0, failed.stderr
+    assert [item["status"] for item in json.loads(failed.stdout)["items"]] == ["FAILED"]
+    bogus = cli(settings, "ops", "--status", "BOGUS")
+    assert bogus.returncode == 2
+    assert "FAILED" in bogus.stderr

@@ -197,6 +197,13 @@ def _cleanup(args: argparse.Namespace, manager: EnvManager) -> int:
     for in_use in cleaned.skipped_in_use:
         pids = ", ".join(f"pid {p.pid} ({p.description})" for p in in_use.processes)
         print(f"in use, skipped {in_use.key}: {pids}")
+    # One line either way, so a cleanup that deleted nothing still says so.
+    summary = (
+        f"deleted {len(cleaned.deleted)} envs, pruned {cleaned.pruned_generations} generations"
+    )
+    if cleaned.bytes_in_use is not None:
+        summary += f"; the root holds {cleaned.bytes_in_use} bytes"
+    print(summary)
     return EXIT_OK
 
 

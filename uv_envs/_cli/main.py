@@ -21,6 +21,7 @@ from uv_envs._reports import ExportFormat
 from uv_envs._settings import DEFAULT_MIN_CLEANUP_IDLE_HOURS
 from uv_envs._uv.executor import SubprocessUvExecutor, find_uv_binary
 
+from . import values
 from .boundary import DEBUG_ENV, EXIT_FAILED, debugging, guarded
 from .commands import HANDLERS, audit_copy
 from .relay import add_relay_command, run_relay
@@ -182,11 +183,16 @@ def _add_root_commands(commands: _Commands) -> None:
     listing.add_argument("--workflow")
     listing.add_argument("--node")
     cleanup = commands.add("cleanup", "delete environments idle longer than N hours")
-    cleanup.add_argument("--idle-hours", type=float, help="delete envs idle this long")
-    cleanup.add_argument("--max-bytes", type=int, help="then delete LRU envs while over this")
+    cleanup.add_argument("--idle-hours", type=values.hours, help="delete envs idle this long")
+    cleanup.add_argument(
+        "--max-bytes",
+        type=values.size,
+        metavar="SIZE",
+        help="then delete LRU envs while the root is over this (bytes, or 500M, 20G ...)",
+    )
     cleanup.add_argument(
         "--min-idle-hours",
-        type=float,
+        type=values.hours,
         default=DEFAULT_MIN_CLEANUP_IDLE_HOURS,
         help="never delete envs used more recently than this, whatever the limits say "
         f"(default: {DEFAULT_MIN_CLEANUP_IDLE_HOURS:g}; 0: no floor)",
@@ -194,7 +200,12 @@ def _add_root_commands(commands: _Commands) -> None:
     ops = commands.add("ops", "show the audit trail")
     ops.add_argument("--workflow")
     ops.add_argument("--node")
-    ops.add_argument("--status")
+    ops.add_argument(
+        "--status",
+        type=values.status,
+        choices=values.STATUSES,
+        help="only records with this status (any case)",
+    )
     ops.add_argument("--limit", type=int, default=20)
     ops.add_argument("--offset", type=int, default=0)
     ops.add_argument(
