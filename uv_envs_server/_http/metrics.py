@@ -4,7 +4,9 @@ Each app has its own registry (two servers in one process, as in the tests,
 count apart). Requests are counted by the guard middleware, by route
 template (``/v1/envs/{workflow_id}/{node_id}/{version_id}``, never the ids, so
 the series stay few); the rest is read from the manager when scraped: envs by
-status, and the event stream's subscribers, events and drops. The route sits
+status, operations in the audit trail by status, the event stream's
+subscribers, events and drops, and the wheel relay's files and bytes when
+the server serves a Ray cluster. The route sits
 behind the token like every other one.
 
 prometheus-client comes with the ``[server]`` extra; without it there is no
@@ -18,10 +20,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
+import uv_envs
+from uv_envs_server._nodes import relay_counts
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    import uv_envs
 
 router = APIRouter()
 
@@ -98,6 +101,24 @@ class _ManagerCollector:
         yield CounterMetricFamily(
             "uv_envs_events_dropped", "Events a slow watcher never got", value=stats.dropped
         )
+        operations = GaugeMetricFamily(
+            "uv_envs_operations_recorded",
+            "Operations in the audit trail, by status (RUNNING: in flight now)",
+            labels=["status"],
+        )
+        try:
+            for status in uv_envs.OperationStatus:
+                page = self._manager.operations(status=status.value, limit=1)
+                operations.add_metric([status.value], page.total)
+        except uv_envs.UvEnvsError:
+            pass  # the audit database is away: the other series still answer
+        else:
+            yield operations
+        relay = relay_counts(self._manager)
+        for name, value in sorted((relay or {}).items()):
+            yield CounterMetricFamily(
+                f"uv_envs_relay_{name}", f"The wheel relay's {name.replace('_', ' ')}", value=value
+            )
 
 
 def install(app: FastAPI, manager: uv_envs.EnvManager) -> None:

@@ -54,3 +54,5 @@ def test_metrics_count_requests_envs_and_watchers(
     assert samples[("uv_envs_environments", (("status", "READY"),))] == 1
     assert samples[("uv_envs_event_subscribers", ())] == 0
     assert samples[("uv_envs_events_published_total", ())] >= 1
+    assert samples[("uv_envs_operations_recorded", (("status", "SUCCESS"),))] == 1
+    assert samples[("uv_envs_operations_recorded", (("status", "FAILED"),))] == 0
