@@ -64,7 +64,8 @@ def _fastapi(**kwargs: Any) -> FastAPI:  # noqa: ANN401 - FastAPI's own
         from fastapi_offline import FastAPIOffline  # noqa: PLC0415 - optional
     except ImportError:
         return FastAPI(**kwargs)
-    return FastAPIOffline(static_url=DOCS_ASSETS, **kwargs)
+    app: FastAPI = FastAPIOffline(static_url=DOCS_ASSETS, **kwargs)
+    return app
 
 
 def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOptions) -> FastAPI:
