@@ -6,6 +6,8 @@ import argparse
 import re
 from pathlib import Path
 
+import pytest
+
 from uv_envs._cli.main import _parser
 
 README = Path(__file__).parents[2] / "README.md"
@@ -55,3 +57,20 @@ def test_every_subcommand_and_option_is_in_the_readme() -> None:
             if not any(spelling in synopsis for spelling in spellings)
         ]
     assert missing == []
+
+
+def test_subcommand_help_lists_only_its_own_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def help_of(*argv: str) -> str:
+        with pytest.raises(SystemExit):
+            _parser().parse_args([*argv, "--help"])
+        return capsys.readouterr().out
+
+    own = help_of("create")
+    assert "--package" in own
+    assert "--audit-url" not in own
+    assert "uv-envs --help" in own  # where the global ones are
+    assert "--audit-url" in help_of()
+    # Still accepted after the subcommand.
+    assert _parser().parse_args(["create", "wf", "n", "--root", "/r"]).root == Path("/r")

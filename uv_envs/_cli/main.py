@@ -78,6 +78,12 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(serve=server_cli.run)
 
 
+_GLOBAL_EPILOG = (
+    "The global options (--json, --root, --lock-timeout, the index options ...) go before "
+    "or after the subcommand; `uv-envs --help` lists them."
+)
+
+
 class _Commands:
     """Declares subcommands, each with the global options after it too."""
 
@@ -90,6 +96,10 @@ class _Commands:
         if after is None:
             after = _Parser(add_help=False)
             _add_global_options(after, after_command=True)
+            # Accepted after a subcommand, listed once: under `uv-envs --help`, not in each
+            # subcommand's help (where they were 30 lines before its own options).
+            for action in after._actions:  # noqa: SLF001 - argparse lists them nowhere else
+                action.help = argparse.SUPPRESS
         self._after = after
         kwargs.setdefault("dest", "command")
         kwargs.setdefault("metavar", "COMMAND")
@@ -102,6 +112,7 @@ class _Commands:
     def add(self, name: str, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:  # noqa: ANN401
         """A subcommand; ``kwargs`` go to ``add_parser``."""
         kwargs.setdefault("description", help_text)
+        kwargs.setdefault("epilog", _GLOBAL_EPILOG)
         return self._commands.add_parser(name, help=help_text, parents=[self._after], **kwargs)
 
     def with_key(
@@ -114,9 +125,11 @@ class _Commands:
     ) -> argparse.ArgumentParser:
         """A subcommand on one env; ``optional``: the key may be left out (the whole root)."""
         parser = self.add(name, help_text, **kwargs)
-        parser.add_argument("workflow_id", nargs="?" if optional else None)
-        parser.add_argument("node_id", nargs="?" if optional else None)
-        parser.add_argument("version_id", nargs="?", default="")
+        parser.add_argument("workflow_id", nargs="?" if optional else None, help="the workflow id")
+        parser.add_argument("node_id", nargs="?" if optional else None, help="the node id")
+        parser.add_argument(
+            "version_id", nargs="?", default="", help="the version id (left out: the empty one)"
+        )
         return parser
 
 
@@ -150,10 +163,15 @@ def _add_env_commands(commands: _Commands) -> None:
         )
     commands.with_key("status", "show an environment's status")
     add = commands.with_key("add", "add dependencies")
-    _packages(add)
+    _packages(add, "a PEP 508 requirement to add (repeatable)")
     _requirements(add)
-    _packages(commands.with_key("update", "upgrade locked versions"))
-    _packages(commands.with_key("remove", "remove dependencies"))
+    _packages(
+        commands.with_key("update", "upgrade locked versions"),
+        "a package to upgrade (repeatable; none: all), optionally with a new specifier",
+    )
+    _packages(
+        commands.with_key("remove", "remove dependencies"), "a package to remove (repeatable)"
+    )
     commands.with_key("deps", "list declared dependencies and locked versions")
     commands.with_key("sync", "rebuild the venv exactly from uv.lock")
     export = commands.with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
