@@ -44,3 +44,14 @@ def test_a_conflicting_create_names_the_put_and_what_differs(
     assert "PUT /v1/envs/wf/n/v1" in detail
     assert "ensure()" not in detail
     assert "!=" not in detail  # no spec hashes
+
+
+def test_the_status_page_links_the_api_docs(
+    http_serve: Callable[..., Any], fake_manager: uv_envs.EnvManager
+) -> None:
+    server = http_serve(fake_manager)
+    page = httpx.get(f"{server.url}/")
+    assert page.status_code == 200
+    for link in ("docs", "openapi.json"):
+        assert f'href="{link}"' in page.text
+        assert httpx.get(f"{server.url}/{link}").status_code == 200
