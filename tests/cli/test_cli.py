@@ -179,3 +179,20 @@ def test_serve_without_the_server_extra_says_how_to_get_it() -> None:
     assert result.returncode == 1
     assert "pip install 'uv-envs[server]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_export_writes_the_files_uv_reads_with_o(settings: Settings, tmp_path: Path) -> None:
+    assert cli(settings, "create", "wf", "n", "v1", "-p", "alpha").returncode == 0
+    project = cli(settings, "export", "wf", "n", "v1", "-o", str(tmp_path / "project"))
+    assert project.returncode == 0, project.stderr
+    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == ["pyproject.toml", "uv.lock"]
+    assert project.stdout.split() == [
+        str(tmp_path / "project" / "pyproject.toml"),
+        str(tmp_path / "project" / "uv.lock"),
+    ]
+    assert "alpha" in (tmp_path / "project" / "uv.lock").read_text()
+    locked = cli(
+        settings, "export", "wf", "n", "v1", "--format", "requirements.txt", "-o", str(tmp_path)
+    )
+    assert locked.returncode == 0, locked.stderr
+    assert "alpha==" in (tmp_path / "requirements.txt").read_text()

@@ -22,7 +22,6 @@ from uv_envs._audit.sqlite import SqliteAuditLog
 from uv_envs._errors import InvalidInput
 from uv_envs._manager import EnvManager
 from uv_envs._models import DeleteStatus, Environment, EnvKey, EnvStatus, converter
-from uv_envs._reports import Export
 from uv_envs._settings import Settings
 from uv_envs._store.layout import Layout
 from uv_envs._variants import environment_dict
@@ -35,6 +34,7 @@ from .boundary import (
     EXIT_NOT_FOUND,
     EXIT_OK,
 )
+from .export import run_export
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -145,19 +145,6 @@ def _deps(args: argparse.Namespace, manager: EnvManager) -> int:
 def _sync(args: argparse.Namespace, manager: EnvManager) -> int:
     result = manager.sync(_key(args))
     _emit(args, _env_json(result.environment), f"{result.environment.key}: synced")
-    return EXIT_OK
-
-
-def _export(args: argparse.Namespace, manager: EnvManager) -> int:
-    exported = manager.export(_key(args), args.format)
-    if isinstance(exported, Export):
-        _emit(
-            args,
-            {"pyproject_toml": exported.pyproject_toml, "uv_lock": exported.uv_lock},
-            "# pyproject.toml\n" + exported.pyproject_toml + "\n# uv.lock\n" + exported.uv_lock,
-        )
-    else:
-        _emit(args, {"format": args.format, "text": exported}, exported.rstrip("\n"))
     return EXIT_OK
 
 
@@ -340,7 +327,7 @@ HANDLERS: dict[str, Handler] = {
     "remove": _change,
     "deps": _deps,
     "sync": _sync,
-    "export": _export,
+    "export": run_export,
     "delete": _delete,
     "list": _list,
     "cleanup": _cleanup,

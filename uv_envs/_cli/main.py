@@ -17,13 +17,13 @@ from typing import Any
 
 from uv_envs import __version__, cli_options
 from uv_envs._manager import EnvManager
-from uv_envs._reports import ExportFormat
 from uv_envs._settings import DEFAULT_MIN_CLEANUP_IDLE_HOURS
 from uv_envs._uv.executor import SubprocessUvExecutor, find_uv_binary
 
 from . import values
 from .boundary import DEBUG_ENV, EXIT_FAILED, debugging, guarded
 from .commands import HANDLERS, audit_copy
+from .export import add_export_options
 from .relay import add_relay_command, run_relay
 from .watch import add_watch_command, run_watch
 
@@ -174,9 +174,9 @@ def _add_env_commands(commands: _Commands) -> None:
     )
     commands.with_key("deps", "list declared dependencies and locked versions")
     commands.with_key("sync", "rebuild the venv exactly from uv.lock")
-    export = commands.with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
-    formats = [fmt.value for fmt in ExportFormat]
-    export.add_argument("--format", choices=formats, default=ExportFormat.PROJECT.value)
+    add_export_options(
+        commands.with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
+    )
     delete = commands.with_key("delete", "delete an environment")
     delete.add_argument("--force", action="store_true", help="delete even if leased or in use")
     verify = commands.with_key(
