@@ -195,4 +195,6 @@ def test_export_writes_the_files_uv_reads_with_o(settings: Settings, tmp_path: P
         settings, "export", "wf", "n", "v1", "--format", "requirements.txt", "-o", str(tmp_path)
     )
     assert locked.returncode == 0, locked.stderr
-    assert "alpha==" in (tmp_path / "requirements.txt").read_text()
+    requirements = (tmp_path / "requirements.txt").read_text()
+    assert "alpha==" in requirements
+    assert "--cache-dir" not in requirements
