@@ -191,6 +191,8 @@ def _hint(error: BaseException) -> str:
     """What to do about a start-up error, when there is something to say."""
     if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
         return "; another process listens there: stop it, or pick another port (0: any free one)"
+    if "root" in getattr(error, "fields", ()):
+        return " (--root)"
     return ""
 
 
