@@ -115,8 +115,10 @@ class EnvironmentInUse(UvEnvsError, RuntimeError):
     ``pids`` names the processes seen using it (empty when only leases hold it).
     """
 
-    def __init__(self, message: str, pids: Sequence[int] = ()) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, pids: Sequence[int] = (), *, fields: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message, fields=fields)
         self.pids = tuple(pids)
 
 

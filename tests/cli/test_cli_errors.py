@@ -291,3 +291,15 @@ def test_ops_status_is_checked_and_any_case(settings: Settings) -> None:
     bogus = cli(settings, "ops", "--status", "BOGUS")
     assert bogus.returncode == 2
     assert "FAILED" in bogus.stderr
+
+
+def test_a_leased_env_exits_5_and_force_deletes_it(settings: Settings, ready: EnvKey) -> None:
+    manager = EnvManager(settings)
+    try:
+        with manager.lease(ready):
+            refused = cli(settings, "delete", "wf", "n", "v1")
+            assert_one_line(refused, 5, "--force")
+            forced = cli(settings, "delete", "wf", "n", "v1", "--force")
+            assert forced.returncode == 0, forced.stderr
+    finally:
+        manager.close()

@@ -54,6 +54,7 @@ _CODES: Final[tuple[tuple[type[UvEnvsError], int], ...]] = (
 #: The library's parameter names, as the command line's flags spell them.
 FLAGS: Final = {
     "root": "--root",
+    "force": "--force",
     "idle_seconds": "--idle-hours",
     "min_idle_seconds": "--min-idle-hours",
     "max_bytes": "--max-bytes",
