@@ -10,6 +10,7 @@ unreachable audit database is a 503 with ``Retry-After``.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
@@ -132,6 +133,8 @@ def problem_for(
         )
     if isinstance(exc, uv_envs.EnvironmentAlreadyExists) and isinstance(exc.key, uv_envs.EnvKey):
         detail = _conflict_detail(exc, exc.key, instance)
+    elif isinstance(exc, uv_envs.UvEnvsError) and "force" in exc.fields:
+        detail = re.sub(r"\bforce\b", "force=true", detail)  # the query parameter of DELETE
     extra: dict[str, Any] = {}
     if isinstance(exc, uv_envs.UvError):
         extra = {

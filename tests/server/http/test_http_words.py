@@ -10,6 +10,8 @@ pytest.importorskip("fastapi", reason="the HTTP API needs the [http] extra")
 
 import httpx
 
+from uv_envs import EnvKey
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -55,3 +57,15 @@ def test_the_status_page_links_the_api_docs(
     for link in ("docs", "openapi.json"):
         assert f'href="{link}"' in page.text
         assert httpx.get(f"{server.url}/{link}").status_code == 200
+
+
+def test_a_leased_env_names_the_force_parameter(
+    http_serve: Callable[..., Any], fake_manager: uv_envs.EnvManager
+) -> None:
+    key = EnvKey("wf", "n", "v1")
+    fake_manager.create(key, packages=["alpha"])
+    server = http_serve(fake_manager)
+    with fake_manager.lease(key):
+        refused = httpx.delete(f"{server.url}/v1/envs/wf/n/v1")
+    assert refused.status_code == 423
+    assert "delete it with force=true" in refused.json()["detail"]
