@@ -198,3 +198,15 @@ def test_export_writes_the_files_uv_reads_with_o(settings: Settings, tmp_path: P
     requirements = (tmp_path / "requirements.txt").read_text()
     assert "alpha==" in requirements
     assert "--cache-dir" not in requirements
+
+
+def test_a_change_says_what_it_did_to_the_lock(settings: Settings) -> None:
+    assert cli(settings, "create", "wf", "n", "v1", "-p", "alpha<2").returncode == 0
+    added = cli(settings, "add", "wf", "n", "v1", "-p", "gamma")
+    assert added.returncode == 0, added.stderr
+    assert "  gamma: - -> 1.0" in added.stdout.splitlines()
+    unchanged = cli(settings, "update", "wf", "n", "v1")
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert unchanged.stdout.splitlines()[-1] == "  no locked version changed"
+    moved = cli(settings, "update", "wf", "n", "v1", "-p", "alpha>=2")
+    assert "  alpha: 1.0 -> 2.0" in moved.stdout.splitlines()

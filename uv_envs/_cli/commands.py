@@ -117,6 +117,7 @@ def _status(args: argparse.Namespace, manager: EnvManager) -> int:
 
 def _change(args: argparse.Namespace, manager: EnvManager) -> int:
     key = _key(args)
+    before = dict(manager.dependencies(key).locked)
     if args.command == "add":
         result = manager.add(
             key, args.packages, requirements_text=_read_requirements(args.requirements)
@@ -125,7 +126,15 @@ def _change(args: argparse.Namespace, manager: EnvManager) -> int:
         result = manager.update(key, args.packages)
     else:
         result = manager.remove(key, args.packages)
-    _emit(args, _env_json(result.environment), f"{key}: generation {result.environment.generation}")
+    after = dict(manager.dependencies(key).locked)
+    # What the change did to the lock, one line a package: the user's question after it.
+    changes = [
+        f"  {name}: {before.get(name, '-')} -> {after.get(name, '-')}"
+        for name in sorted(before.keys() | after.keys())
+        if before.get(name) != after.get(name)
+    ] or ["  no locked version changed"]
+    text = f"{key}: generation {result.environment.generation}\n" + "\n".join(changes)
+    _emit(args, _env_json(result.environment), text)
     return EXIT_OK
 
 
