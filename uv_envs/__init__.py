@@ -1,5 +1,21 @@
 """uv-envs: isolated Python environments for workflow nodes, provisioned with uv.
 
+Ask for an environment by its key (workflow, node, version) and a spec; get back
+an interpreter to run the node's code with::
+
+    from uv_envs import EnvKey, EnvManager, Settings
+
+    manager = EnvManager(Settings(root="./envs-root"))
+    env = manager.ensure(EnvKey("demo", "hello", "v1"), packages=["six"])
+    print(env.python_path)  # <cwd>/envs-root/envs/demo/hello/v1/.venv/bin/python
+    manager.close()
+
+Every operation is atomic, safe across processes and recorded in an audit
+trail; a failure is an :class:`UvEnvsError` (:mod:`uv_envs.errors` draws the
+tree). The command line is ``uv-envs`` (``uv-envs --help``); the servers and
+their clients are in ``uv_envs_server``. docs/README.md says which page
+answers which question.
+
 The public API is what this module re-exports (``__all__``, listed by group in
 docs/api.md); everything in ``uv_envs._*`` is private. The errors are also
 grouped in :mod:`uv_envs.errors`, with their hierarchy; fakes for tests live in

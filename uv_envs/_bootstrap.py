@@ -6,6 +6,8 @@ all build an ``EnvManager``, so they are wired here too.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from uv_envs._audit.log import AuditLog
@@ -25,6 +27,7 @@ from uv_envs._core.repair import Repairs
 from uv_envs._core.replication import Replicated, Replication
 from uv_envs._core.services import Services
 from uv_envs._core.verify import Verifier
+from uv_envs._errors import StorageError
 from uv_envs._events import domain as events
 from uv_envs._events.stream import EventStream
 from uv_envs._procs.liveness import Liveness
@@ -43,6 +46,9 @@ from uv_envs._uv.raylink import RayLinker
 from uv_envs._uv.runner import UvRunner
 
 from ._settings import Settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @attrs.frozen
@@ -78,10 +84,23 @@ class Adapters:
     replication: Replication | None = None
 
 
+def _check_root(root: Path) -> None:
+    """Refuse a root that is, or lies under, a file: each part would fail in its own words."""
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "it is" if existing == root else f"{existing} is"
+        raise StorageError(
+            f"cannot keep environments in {root}: {where} not a directory; "
+            "set root (UV_ENVS_ROOT) to a directory",
+            fields=("root",),
+        )
+
+
 def bootstrap(settings: Settings, given: Adapters) -> Core:
     """Wire the core of ``settings.root``; each adapter not ``given`` is the real one."""
     executor, audit, python_finder = given.executor, given.audit, given.python_finder
     compiler, processes = given.compiler, given.processes
+    _check_root(settings.root)
     layout = Layout(settings.root)
     executor = executor or SubprocessUvExecutor(find_uv_binary(settings.uv_binary))
     uv_options = UvOptions(

@@ -10,11 +10,23 @@ from collections.abc import Sequence
 
 
 class UvEnvsError(Exception):
-    """Base class of every error uv-envs raises on purpose."""
+    """Base class of every error uv-envs raises on purpose.
+
+    ``fields`` names the settings or parameters at fault, as the Python API
+    spells them (``idle_seconds``, ``python``, ``root`` ...), so each door
+    (the CLI, HTTP, gRPC) can word the message with its own name for them:
+    a flag, a body field.
+    """
+
+    fields: tuple[str, ...] = ()
+
+    def __init__(self, *args: object, fields: Sequence[str] = ()) -> None:
+        super().__init__(*args)
+        self.fields = tuple(fields)
 
 
 class InvalidInput(UvEnvsError, ValueError):
-    """The request was rejected before anything was changed."""
+    """The request was rejected before anything was changed; ``fields`` names what is wrong."""
 
 
 class InvalidIdentifier(InvalidInput):
@@ -48,7 +60,11 @@ class PythonNotFound(InvalidInput, LookupError):
         self.request = request
         self.found = tuple(found)
         listed = ", ".join(self.found) or "none"
-        super().__init__(f"no installed Python matches {request!r}; found: {listed}")
+        super().__init__(
+            f"no installed Python matches {request!r}; found: {listed}. Install it "
+            f"(uv python install {request}) or add the folder holding its interpreter to "
+            "UV_ENVS_PYTHON_PATHS"
+        )
 
 
 class EnvironmentNotFound(UvEnvsError, LookupError):
@@ -60,7 +76,29 @@ class EnvironmentNotFound(UvEnvsError, LookupError):
 
 
 class EnvironmentAlreadyExists(UvEnvsError, FileExistsError):
-    """``create`` was asked for a key that already has an environment with another spec."""
+    """``create`` was asked for a key that already has an environment with another spec.
+
+    ``key`` is the env's :class:`~uv_envs.EnvKey` and ``differences`` says what differs between the
+    two specs, one short phrase each (``"python: '3.12' there, not given here"``);
+    ``headline`` is the message without the way out, for a door that words
+    the way out itself (``uv-envs ensure``, ``PUT``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: object = None,
+        differences: Sequence[str] = (),
+        headline: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.differences = tuple(differences)
+        self.headline = headline or message
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class EnvironmentNotReady(UvEnvsError, RuntimeError):
@@ -77,8 +115,10 @@ class EnvironmentInUse(UvEnvsError, RuntimeError):
     ``pids`` names the processes seen using it (empty when only leases hold it).
     """
 
-    def __init__(self, message: str, pids: Sequence[int] = ()) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, pids: Sequence[int] = (), *, fields: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message, fields=fields)
         self.pids = tuple(pids)
 
 

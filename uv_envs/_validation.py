@@ -214,6 +214,13 @@ def normalize_python_request(value: object) -> str:
     candidate = value.strip()
     match = _PYTHON_RE.fullmatch(candidate)
     if match is None:
+        # "2.7" has the form; it is the major version that is refused.
+        other_major = re.fullmatch(r"(\d+)\.\d+(\.\d+)?", candidate)
+        if other_major is not None and other_major[1] != "3":
+            raise InvalidPythonVersion(
+                f"Python {_shorten(candidate)} is not supported: environments run CPython 3 "
+                "(give a version such as '3.12' or '3.12.1')"
+            )
         raise InvalidPythonVersion(
             f"Python version {_shorten(value)!r} is not of the form '3.12' or '3.12.1'"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -145,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Other settings come from UV_ENVS_* variables (UV_ENVS_FIND_LINKS, "
         "UV_ENVS_INDEX_URL, UV_ENVS_NO_INDEX, UV_ENVS_OFFLINE ...).",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"uv-envs-server {uv_envs.__version__}"
+    )
     add_arguments(parser)
     return parser
 
@@ -181,6 +185,15 @@ def _http_server(manager: uv_envs.EnvManager, options: ServeOptions) -> HttpServ
     from uv_envs_server._http.server import create_http_server  # noqa: PLC0415 - needs the [http] extra
 
     return create_http_server(manager, options)
+
+
+def _hint(error: BaseException) -> str:
+    """What to do about a start-up error, when there is something to say."""
+    if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+        return "; another process listens there: stop it, or pick another port (0: any free one)"
+    if "root" in getattr(error, "fields", ()):
+        return " (--root)"
+    return ""
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -248,7 +261,7 @@ def _serve_until_stopped(
         if args.http_port is not None:
             http = _http_server(manager, attrs.evolve(options, port=args.http_port))
     except (OSError, ValueError, ImportError, uv_envs.UvEnvsError) as exc:
-        logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
+        logger.error("%s%s", exc, _hint(exc))  # noqa: TRY400 - a clear message, no traceback
         return 2
     address = options.address
     if not is_loopback(address) and (tls is None or token is None):
@@ -266,7 +279,7 @@ def _serve_until_stopped(
         try:
             http.start()
         except OSError as exc:
-            logger.error("%s", exc)  # noqa: TRY400 - a clear message, no traceback
+            logger.error("%s%s", exc, _hint(exc))  # noqa: TRY400 - a clear message, no traceback
             server.stop(None).wait()
             return 2
         print(f"uv-envs-server HTTP listening on {http.url}", flush=True)  # noqa: T201

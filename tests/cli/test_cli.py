@@ -179,3 +179,34 @@ def test_serve_without_the_server_extra_says_how_to_get_it() -> None:
     assert result.returncode == 1
     assert "pip install 'uv-envs[server]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_export_writes_the_files_uv_reads_with_o(settings: Settings, tmp_path: Path) -> None:
+    assert cli(settings, "create", "wf", "n", "v1", "-p", "alpha").returncode == 0
+    project = cli(settings, "export", "wf", "n", "v1", "-o", str(tmp_path / "project"))
+    assert project.returncode == 0, project.stderr
+    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == ["pyproject.toml", "uv.lock"]
+    assert project.stdout.split() == [
+        str(tmp_path / "project" / "pyproject.toml"),
+        str(tmp_path / "project" / "uv.lock"),
+    ]
+    assert "alpha" in (tmp_path / "project" / "uv.lock").read_text()
+    locked = cli(
+        settings, "export", "wf", "n", "v1", "--format", "requirements.txt", "-o", str(tmp_path)
+    )
+    assert locked.returncode == 0, locked.stderr
+    requirements = (tmp_path / "requirements.txt").read_text()
+    assert "alpha==" in requirements
+    assert "--cache-dir" not in requirements
+
+
+def test_a_change_says_what_it_did_to_the_lock(settings: Settings) -> None:
+    assert cli(settings, "create", "wf", "n", "v1", "-p", "alpha<2").returncode == 0
+    added = cli(settings, "add", "wf", "n", "v1", "-p", "gamma")
+    assert added.returncode == 0, added.stderr
+    assert "  gamma: - -> 1.0" in added.stdout.splitlines()
+    unchanged = cli(settings, "update", "wf", "n", "v1")
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert unchanged.stdout.splitlines()[-1] == "  no locked version changed"
+    moved = cli(settings, "update", "wf", "n", "v1", "-p", "alpha>=2")
+    assert "  alpha: 1.0 -> 2.0" in moved.stdout.splitlines()

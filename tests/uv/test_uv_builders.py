@@ -99,6 +99,7 @@ def test_sync_and_export_are_frozen() -> None:
         export = export_command(PROJECT, OPTIONS, fmt)
         assert export.args[0] == "export"
         assert "--frozen" in export.args
+        assert "--no-header" in export.args  # the header would quote the internal --cache-dir
         assert option_value(export.args, "--format") == fmt
         assert "--python" not in export.args
         assert export.cwd == PROJECT

@@ -21,18 +21,32 @@ from uv_envs._audit.postgres import PostgresAuditLog
 from uv_envs._audit.sqlite import SqliteAuditLog
 from uv_envs._errors import InvalidInput
 from uv_envs._manager import EnvManager
-from uv_envs._models import Environment, EnvKey, converter
-from uv_envs._reports import Export
+from uv_envs._models import DeleteStatus, Environment, EnvKey, EnvStatus, converter
 from uv_envs._settings import Settings
 from uv_envs._store.layout import Layout
 from uv_envs._variants import environment_dict
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_NOT_FOUND = 3
-EXIT_BUSY = 4
-EXIT_CONFLICT = 5
+from .boundary import (
+    EXIT_BAD_INPUT,
+    EXIT_BUSY,
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+)
+from .export import run_export
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_BUSY",
+    "EXIT_CONFLICT",
+    "EXIT_FAILED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "HANDLERS",
+    "audit_copy",
+    "print_json",
+]
 
 Handler = Callable[[argparse.Namespace, EnvManager], int]
 
@@ -80,9 +94,11 @@ def _provision(args: argparse.Namespace, manager: EnvManager) -> int:
 
 def _status(args: argparse.Namespace, manager: EnvManager) -> int:
     report = manager.status(_key(args))
+    # The answer is printed either way; the exit code says there is no such env (README).
+    code = EXIT_NOT_FOUND if report.status is EnvStatus.NOT_FOUND else EXIT_OK
     if args.json:
         print_json({**converter.unstructure(report), "status": report.status.value})
-        return EXIT_OK
+        return code
     print(f"{report.key}: {report.status.value}")
     if report.error:
         print(f"  error: {report.error}")
@@ -96,11 +112,12 @@ def _status(args: argparse.Namespace, manager: EnvManager) -> int:
             f"  python: {report.environment.python_version}"
             f"  generation: {report.environment.generation}"
         )
-    return EXIT_OK
+    return code
 
 
 def _change(args: argparse.Namespace, manager: EnvManager) -> int:
     key = _key(args)
+    before = dict(manager.dependencies(key).locked)
     if args.command == "add":
         result = manager.add(
             key, args.packages, requirements_text=_read_requirements(args.requirements)
@@ -109,7 +126,15 @@ def _change(args: argparse.Namespace, manager: EnvManager) -> int:
         result = manager.update(key, args.packages)
     else:
         result = manager.remove(key, args.packages)
-    _emit(args, _env_json(result.environment), f"{key}: generation {result.environment.generation}")
+    after = dict(manager.dependencies(key).locked)
+    # What the change did to the lock, one line a package: the user's question after it.
+    changes = [
+        f"  {name}: {before.get(name, '-')} -> {after.get(name, '-')}"
+        for name in sorted(before.keys() | after.keys())
+        if before.get(name) != after.get(name)
+    ] or ["  no locked version changed"]
+    text = f"{key}: generation {result.environment.generation}\n" + "\n".join(changes)
+    _emit(args, _env_json(result.environment), text)
     return EXIT_OK
 
 
@@ -132,23 +157,10 @@ def _sync(args: argparse.Namespace, manager: EnvManager) -> int:
     return EXIT_OK
 
 
-def _export(args: argparse.Namespace, manager: EnvManager) -> int:
-    exported = manager.export(_key(args), args.format)
-    if isinstance(exported, Export):
-        _emit(
-            args,
-            {"pyproject_toml": exported.pyproject_toml, "uv_lock": exported.uv_lock},
-            "# pyproject.toml\n" + exported.pyproject_toml + "\n# uv.lock\n" + exported.uv_lock,
-        )
-    else:
-        _emit(args, {"format": args.format, "text": exported}, exported.rstrip("\n"))
-    return EXIT_OK
-
-
 def _delete(args: argparse.Namespace, manager: EnvManager) -> int:
     deleted = manager.delete(_key(args), force=args.force)
     _emit(args, {"key": str(deleted.key), "status": deleted.status}, deleted.status)
-    return EXIT_OK
+    return EXIT_NOT_FOUND if deleted.status is DeleteStatus.NOT_FOUND else EXIT_OK
 
 
 def _list(args: argparse.Namespace, manager: EnvManager) -> int:
@@ -181,6 +193,13 @@ def _cleanup(args: argparse.Namespace, manager: EnvManager) -> int:
     for in_use in cleaned.skipped_in_use:
         pids = ", ".join(f"pid {p.pid} ({p.description})" for p in in_use.processes)
         print(f"in use, skipped {in_use.key}: {pids}")
+    # One line either way, so a cleanup that deleted nothing still says so.
+    summary = (
+        f"deleted {len(cleaned.deleted)} envs, pruned {cleaned.pruned_generations} generations"
+    )
+    if cleaned.bytes_in_use is not None:
+        summary += f"; the root holds {cleaned.bytes_in_use} bytes"
+    print(summary)
     return EXIT_OK
 
 
@@ -317,7 +336,7 @@ HANDLERS: dict[str, Handler] = {
     "remove": _change,
     "deps": _deps,
     "sync": _sync,
-    "export": _export,
+    "export": run_export,
     "delete": _delete,
     "list": _list,
     "cleanup": _cleanup,

@@ -1,8 +1,10 @@
 """The ``uv-envs`` command line: one subcommand per operation.
 
 Exit codes: 0 success, 1 an operation failed (uv or storage) or verify found
-problems, 2 bad input, 3 no such environment, 4 the environment is busy, 5 it
-exists with another spec, is not READY, or is leased.
+problems, 2 bad input, 3 no such environment (``status`` and ``delete`` too),
+4 the environment is busy, 5 it exists with another spec, is not READY, or is
+leased or in use; 130 interrupted, 141 stdout closed early (``| head``). The
+errors are worded and mapped in :mod:`.boundary`.
 """
 
 from __future__ import annotations
@@ -13,32 +15,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from uv_envs import cli_options
-from uv_envs._errors import (
-    EnvironmentAlreadyExists,
-    EnvironmentBusy,
-    EnvironmentInUse,
-    EnvironmentNotFound,
-    EnvironmentNotReady,
-    InvalidInput,
-    UvEnvsError,
-    UvError,
-)
+from uv_envs import __version__, cli_options
 from uv_envs._manager import EnvManager
-from uv_envs._reports import ExportFormat
 from uv_envs._settings import DEFAULT_MIN_CLEANUP_IDLE_HOURS
 from uv_envs._uv.executor import SubprocessUvExecutor, find_uv_binary
 
-from .commands import (
-    EXIT_BAD_INPUT,
-    EXIT_BUSY,
-    EXIT_CONFLICT,
-    EXIT_FAILED,
-    EXIT_NOT_FOUND,
-    HANDLERS,
-    audit_copy,
-    print_json,
-)
+from . import values
+from .boundary import DEBUG_ENV, EXIT_FAILED, debugging, guarded
+from .commands import HANDLERS, audit_copy
+from .export import add_export_options
 from .relay import add_relay_command, run_relay
 from .watch import add_watch_command, run_watch
 
@@ -73,6 +58,12 @@ def _add_global_options(parser: argparse.ArgumentParser, *, after_command: bool 
     keep: dict[str, Any] = {"default": argparse.SUPPRESS} if after_command else {}
     group = parser.add_argument_group("global options (before or after the subcommand)")
     group.add_argument("--json", action="store_true", help="print machine-readable JSON", **keep)
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show a traceback with an error (also: {DEBUG_ENV}=1)",
+        **keep,
+    )
     cli_options.add_settings_options(group, after_command=after_command)
 
 
@@ -87,6 +78,12 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(serve=server_cli.run)
 
 
+_GLOBAL_EPILOG = (
+    "The global options (--json, --root, --lock-timeout, the index options ...) go before "
+    "or after the subcommand; `uv-envs --help` lists them."
+)
+
+
 class _Commands:
     """Declares subcommands, each with the global options after it too."""
 
@@ -99,6 +96,10 @@ class _Commands:
         if after is None:
             after = _Parser(add_help=False)
             _add_global_options(after, after_command=True)
+            # Accepted after a subcommand, listed once: under `uv-envs --help`, not in each
+            # subcommand's help (where they were 30 lines before its own options).
+            for action in after._actions:  # noqa: SLF001 - argparse lists them nowhere else
+                action.help = argparse.SUPPRESS
         self._after = after
         kwargs.setdefault("dest", "command")
         kwargs.setdefault("metavar", "COMMAND")
@@ -111,6 +112,7 @@ class _Commands:
     def add(self, name: str, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:  # noqa: ANN401
         """A subcommand; ``kwargs`` go to ``add_parser``."""
         kwargs.setdefault("description", help_text)
+        kwargs.setdefault("epilog", _GLOBAL_EPILOG)
         return self._commands.add_parser(name, help=help_text, parents=[self._after], **kwargs)
 
     def with_key(
@@ -123,9 +125,11 @@ class _Commands:
     ) -> argparse.ArgumentParser:
         """A subcommand on one env; ``optional``: the key may be left out (the whole root)."""
         parser = self.add(name, help_text, **kwargs)
-        parser.add_argument("workflow_id", nargs="?" if optional else None)
-        parser.add_argument("node_id", nargs="?" if optional else None)
-        parser.add_argument("version_id", nargs="?", default="")
+        parser.add_argument("workflow_id", nargs="?" if optional else None, help="the workflow id")
+        parser.add_argument("node_id", nargs="?" if optional else None, help="the node id")
+        parser.add_argument(
+            "version_id", nargs="?", default="", help="the version id (left out: the empty one)"
+        )
         return parser
 
 
@@ -159,15 +163,20 @@ def _add_env_commands(commands: _Commands) -> None:
         )
     commands.with_key("status", "show an environment's status")
     add = commands.with_key("add", "add dependencies")
-    _packages(add)
+    _packages(add, "a PEP 508 requirement to add (repeatable)")
     _requirements(add)
-    _packages(commands.with_key("update", "upgrade locked versions"))
-    _packages(commands.with_key("remove", "remove dependencies"))
+    _packages(
+        commands.with_key("update", "upgrade locked versions"),
+        "a package to upgrade (repeatable; none: all), optionally with a new specifier",
+    )
+    _packages(
+        commands.with_key("remove", "remove dependencies"), "a package to remove (repeatable)"
+    )
     commands.with_key("deps", "list declared dependencies and locked versions")
     commands.with_key("sync", "rebuild the venv exactly from uv.lock")
-    export = commands.with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
-    formats = [fmt.value for fmt in ExportFormat]
-    export.add_argument("--format", choices=formats, default=ExportFormat.PROJECT.value)
+    add_export_options(
+        commands.with_key("export", "print pyproject.toml and uv.lock, or an exported lock")
+    )
     delete = commands.with_key("delete", "delete an environment")
     delete.add_argument("--force", action="store_true", help="delete even if leased or in use")
     verify = commands.with_key(
@@ -192,11 +201,16 @@ def _add_root_commands(commands: _Commands) -> None:
     listing.add_argument("--workflow")
     listing.add_argument("--node")
     cleanup = commands.add("cleanup", "delete environments idle longer than N hours")
-    cleanup.add_argument("--idle-hours", type=float, help="delete envs idle this long")
-    cleanup.add_argument("--max-bytes", type=int, help="then delete LRU envs while over this")
+    cleanup.add_argument("--idle-hours", type=values.hours, help="delete envs idle this long")
+    cleanup.add_argument(
+        "--max-bytes",
+        type=values.size,
+        metavar="SIZE",
+        help="then delete LRU envs while the root is over this (bytes, or 500M, 20G ...)",
+    )
     cleanup.add_argument(
         "--min-idle-hours",
-        type=float,
+        type=values.hours,
         default=DEFAULT_MIN_CLEANUP_IDLE_HOURS,
         help="never delete envs used more recently than this, whatever the limits say "
         f"(default: {DEFAULT_MIN_CLEANUP_IDLE_HOURS:g}; 0: no floor)",
@@ -204,7 +218,12 @@ def _add_root_commands(commands: _Commands) -> None:
     ops = commands.add("ops", "show the audit trail")
     ops.add_argument("--workflow")
     ops.add_argument("--node")
-    ops.add_argument("--status")
+    ops.add_argument(
+        "--status",
+        type=values.status,
+        choices=values.STATUSES,
+        help="only records with this status (any case)",
+    )
     ops.add_argument("--limit", type=int, default=20)
     ops.add_argument("--offset", type=int, default=0)
     ops.add_argument(
@@ -237,6 +256,7 @@ def _add_root_commands(commands: _Commands) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="uv-envs", description="Provision isolated Python environments with uv.")
+    parser.add_argument("--version", action="version", version=f"uv-envs {__version__}")
     _add_global_options(parser)
     commands = _Commands(parser)
     _add_env_commands(commands)
@@ -264,28 +284,29 @@ def _run(args: argparse.Namespace) -> int:
         manager.close()
 
 
+#: The subcommands that take packages: a bare word after the key is a package without -p.
+_TAKE_PACKAGES = frozenset({"create", "ensure", "add", "update", "remove"})
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        hint = ""
+        if args.command in _TAKE_PACKAGES and not any(word.startswith("-") for word in extra):
+            hint = "; give each package with -p: " + " ".join(f"-p {word}" for word in extra)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code."""
-    args = _parser().parse_args(argv)
-    error: UvEnvsError
-    try:
-        return _run(args)
-    except InvalidInput as exc:
-        code, error = EXIT_BAD_INPUT, exc
-    except EnvironmentNotFound as exc:
-        code, error = EXIT_NOT_FOUND, exc
-    except EnvironmentBusy as exc:
-        code, error = EXIT_BUSY, exc
-    except (EnvironmentAlreadyExists, EnvironmentNotReady, EnvironmentInUse) as exc:
-        code, error = EXIT_CONFLICT, exc
-    except UvError as exc:
-        code, error = EXIT_FAILED, exc
-    except UvEnvsError as exc:
-        code, error = EXIT_FAILED, exc
-    if args.json:
-        print_json({"error": type(error).__name__, "message": str(error)})
-    print(f"uv-envs: error: {error}", file=sys.stderr)
-    return code
+    """Run the CLI; return the exit code (the table in the module's documentation)."""
+    args = _parse(_parser(), argv)
+    return guarded(
+        lambda: _run(args),
+        as_json=bool(args.json),
+        debug=debugging(bool(getattr(args, "debug", False))),
+        command=args.command,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Final
 
 from uv_envs._errors import InvalidInput
 
+from .boundary import Refused
+
 if TYPE_CHECKING:
     from collections.abc import Generator
 
@@ -69,14 +71,54 @@ def _events(args: argparse.Namespace) -> Generator[StreamEvent]:
     # Both clients keep one contract (uv_envs_server.RemoteEnvManager): only the wire differs.
     over_http = server.startswith(("http://", "https://"))
     client_type = uv_envs_server.HttpEnvClient if over_http else uv_envs_server.EnvManagerClient
-    with client_type(server, token=token) as client:
-        yield from client.watch(
-            workflow_id=args.workflow,
-            node_id=args.node,
-            names=args.name,
-            operation_id=args.operation,
-            after=args.after,
+    try:
+        with client_type(server, token=token) as client:
+            yield from client.watch(
+                workflow_id=args.workflow,
+                node_id=args.node,
+                names=args.name,
+                operation_id=args.operation,
+                after=args.after,
+            )
+    except uv_envs_server.RemoteError as exc:
+        raise _not_reached_grpc(server, exc) from exc
+    except Exception as exc:
+        refused = _not_reached_http(server, exc) if over_http else None
+        if refused is None:
+            raise
+        raise refused from exc
+
+
+def _not_reached_grpc(server: str, error: Exception) -> Exception:
+    """A gRPC failure to reach ``server``, with what to do; other errors as they are."""
+    text = str(error)
+    if "http1.x server" in text or "Failed parsing HTTP/2" in text:
+        return Refused(
+            f"{server} answers HTTP/1.1, not gRPC: for the HTTP API give --server http://{server}"
         )
+    if text.startswith("UNAVAILABLE"):
+        return Refused(
+            f"cannot reach a uv-envs gRPC server at {server}: {text.splitlines()[0]}; "
+            f"is uv-envs-server running there? (--server, ${SERVER_ENV})"
+        )
+    return error
+
+
+def _not_reached_http(server: str, error: Exception) -> Refused | None:
+    """An httpx transport failure as a one-line refusal; None for any other error."""
+    import httpx  # noqa: PLC0415 - present whenever the HTTP client is
+
+    if isinstance(error, httpx.RemoteProtocolError):
+        return Refused(
+            f"{server} does not answer HTTP/1.1; if it is the gRPC port, give --server "
+            "without http:// (host:port)"
+        )
+    if isinstance(error, httpx.TransportError):
+        return Refused(
+            f"cannot reach a uv-envs HTTP server at {server}: {error}; is uv-envs-server "
+            f"running there with --http-port? (--server, ${SERVER_ENV})"
+        )
+    return None
 
 
 def describe(event: StreamEvent) -> str:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import attrs
 
-from uv_envs._errors import EnvironmentNotFound, EnvironmentNotReady
+from uv_envs._errors import EnvironmentNotFound, EnvironmentNotReady, StorageError
 from uv_envs._events.tracking import env_scope, operation_scope
 from uv_envs._locks import locks
 from uv_envs._models import Environment, EnvKey, EnvStatus
@@ -70,11 +70,20 @@ class EnvAccess:
             return
         with self._root_lock:
             layout = self.services.layout
-            # Owner only: the root holds the audit trail and the envs' locks. An
-            # existing root keeps its mode (an operator sharing one sets it).
-            layout.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            for directory in (layout.envs_dir, layout.locks_dir, layout.trash_dir):
-                directory.mkdir(parents=True, exist_ok=True)
+            try:
+                # Owner only: the root holds the audit trail and the envs' locks. An
+                # existing root keeps its mode (an operator sharing one sets it).
+                layout.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+                for directory in (layout.envs_dir, layout.locks_dir, layout.trash_dir):
+                    directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                # The root is the user's setting: say which, and what is wrong with it.
+                raise StorageError(
+                    f"cannot keep environments in {layout.root}: {exc.strerror or exc} "
+                    f"({exc.filename}); set root (UV_ENVS_ROOT) to a directory this user "
+                    "can write",
+                    fields=("root",),
+                ) from exc
             self._root_ready = True
 
     @contextlib.contextmanager

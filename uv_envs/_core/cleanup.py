@@ -254,13 +254,23 @@ def _check_limits(
 ) -> None:
     """Refuse limits cleanup cannot honour; the one refusal text every door shows."""
     if idle_seconds is None and max_bytes is None:
-        raise InvalidInput("cleanup needs idle_seconds, max_bytes or both")
+        raise InvalidInput(
+            "cleanup needs idle_seconds, max_bytes or both",
+            fields=("idle_seconds", "max_bytes"),
+        )
     if not _is_limit(idle_seconds, float):
-        raise InvalidInput(f"idle_seconds must be a number >= 0, not {idle_seconds!r}")
+        raise InvalidInput(
+            f"idle_seconds must be a number >= 0, not {idle_seconds!r}", fields=("idle_seconds",)
+        )
     if not _is_limit(min_idle_seconds, float):
-        raise InvalidInput(f"min_idle_seconds must be a number >= 0, not {min_idle_seconds!r}")
+        raise InvalidInput(
+            f"min_idle_seconds must be a number >= 0, not {min_idle_seconds!r}",
+            fields=("min_idle_seconds",),
+        )
     if not _is_limit(max_bytes, int):
-        raise InvalidInput(f"max_bytes must be a whole number >= 0, not {max_bytes!r}")
+        raise InvalidInput(
+            f"max_bytes must be a whole number >= 0, not {max_bytes!r}", fields=("max_bytes",)
+        )
 
 
 def _is_limit(value: object, kind: type[float | int]) -> bool:

@@ -42,15 +42,17 @@ class Deleter:
             if leases and not force:
                 raise EnvironmentInUse(
                     f"environment {key} is leased by {len(leases)} running process(es); "
-                    "delete it with force=True, or wait for the leases to end"
+                    "delete it with force, or wait for the leases to end",
+                    fields=("force",),
                 )
             processes = services.liveness.snapshot().env(key)
             if processes and not force:
                 named = "; ".join(f"pid {p.pid}: {p.description}" for p in processes)
                 raise EnvironmentInUse(
                     f"environment {key} is in use by {len(processes)} running process(es) "
-                    f"({named}); delete it with force=True, or once they have exited",
+                    f"({named}); delete it with force, or once they have exited",
                     pids=[p.pid for p in processes],
+                    fields=("force",),
                 )
             details = {
                 "forced": bool(leases or processes),

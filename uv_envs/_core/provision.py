@@ -25,7 +25,7 @@ from .generations import GenerationPlan, GenerationSwitch
 from .install import Installer
 from .operation import Operation, audited
 from .ready import ReadyWatch
-from .requests import Asked, ProvisionRequest, request_for
+from .requests import Asked, ProvisionRequest, conflict, request_for
 from .resolve import lock_only, write_spec_project
 from .services import Services
 
@@ -130,10 +130,12 @@ class Provisioner:
         if same_spec:
             return self.reuse(key, existing, replace=replace), ProvisionOutcome.REUSED
         if not replace:
+            headline, differences = conflict(key, existing.spec, request.spec)
             raise EnvironmentAlreadyExists(
-                f"environment {key} exists with another spec "
-                f"({existing.spec_hash[:12]} != {request.digest[:12]}); "
-                "use ensure() to move it to the new spec, or delete it first"
+                f"{headline}; ensure moves it to the new spec, or delete it first",
+                key=key,
+                differences=differences,
+                headline=headline,
             )
         return self._respec(token, existing, request), ProvisionOutcome.REBUILT
 

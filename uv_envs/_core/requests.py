@@ -91,3 +91,30 @@ def request_for(settings: Settings, finder: InterpreterFinder, asked: Asked) -> 
     """What a caller asked, validated, its interpreter found; raises before anything is written."""
     requested = parse_requested(settings, asked.packages, asked.requirements_text)
     return provision_request(settings, finder, requested, asked.python, refresh=asked.refresh)
+
+
+def spec_differences(there: EnvSpec, here: EnvSpec) -> tuple[str, ...]:
+    """What differs between an env's spec and the one asked, one short phrase each."""
+    found: list[str] = []
+    added = sorted(set(here.packages) - set(there.packages))
+    dropped = sorted(set(there.packages) - set(here.packages))
+    if added or dropped:
+        changes = [f"+{p}" for p in added] + [f"-{p}" for p in dropped]
+        found.append("packages: " + ", ".join(changes))
+    if there.python != here.python:
+
+        def shown(python: str) -> str:
+            return repr(python) if python else "not given"
+
+        found.append(f"python: {shown(there.python)} there, {shown(here.python)} here")
+    if there.requirements_text != here.requirements_text:
+        found.append("the requirements text differs")
+    return tuple(found)
+
+
+def conflict(key: object, there: EnvSpec, here: EnvSpec) -> tuple[str, tuple[str, ...]]:
+    """The headline of a create refused for another spec, and what differs."""
+    differences = spec_differences(there, here)
+    # The same spec asked but another digest: the default Python was resolved anew.
+    what = "; ".join(differences) or "the Python it resolves to differs"
+    return f"environment {key} exists with another spec ({what})", differences

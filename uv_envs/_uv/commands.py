@@ -184,8 +184,13 @@ def remove_command(
 
 
 def export_command(project_dir: Path, options: UvOptions, fmt: ExportFormat) -> UvInvocation:
-    """``uv export --frozen`` of the lock into another format, printed on stdout."""
-    args = ["export", "--frozen", "--format", fmt.value, *_common_args(options, None)]
+    """``uv export --frozen`` of the lock into another format, printed on stdout.
+
+    Without uv's header: it quotes the command line, and with it the store's
+    internal ``--cache-dir``, which means nothing where the file is used.
+    """
+    args = ["export", "--frozen", "--no-header", "--format", fmt.value]
+    args += _common_args(options, None)
     return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
 
 

@@ -7,7 +7,9 @@ request size limit, request ids in the log.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +149,7 @@ def create_server(
     """
     options = options if options is not None else ServeOptions()
     address = options.address
+    _refuse_taken_port(options.host, options.port, address)
     interceptors: list[grpc.ServerInterceptor] = [RequestLogInterceptor()]
     if options.token is not None:
         interceptors.append(TokenInterceptor(options.token))
@@ -199,3 +202,30 @@ def create_server(
         server, manager=manager, health=health, executor=executor, events=events
     )
     return wrapped, port
+
+
+def _refuse_taken_port(host: str, port: int, address: str) -> None:
+    """Raise OSError (errno EADDRINUSE) if ``port`` is taken, before gRPC tries it.
+
+    gRPC core would find out too, but it first logs a line of its own to stderr
+    (``E... add_port.cc``), which is noise before the one message users need.
+    """
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (OSError, IndexError):
+        return  # an address gRPC itself will refuse, with its own reason
+    with socket.socket(family, kind, proto) as probe:
+        # As gRPC binds: a port left in TIME_WAIT is free, one with a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return
+            taken = OSError(f"could not listen on {address}: {exc.strerror}")
+            taken.errno = exc.errno
+            raise taken from None

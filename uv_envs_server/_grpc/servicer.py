@@ -281,7 +281,13 @@ class EnvManagerServicer:
         """
 
         def call() -> uv_envs.CleanupReport:
-            # The core refuses a negative idle time and raises one under the floor.
+            # The core refuses a negative idle time too, but in seconds: say it in hours.
+            if request.idle_hours < 0:
+                raise uv_envs.InvalidInput(
+                    f"idle_hours must be 0 or more, not {request.idle_hours}",
+                    fields=("idle_hours",),
+                )
+            # The core raises an idle time under the floor to the floor.
             return self.manager.cleanup(
                 idle_seconds=request.idle_hours * 3600.0,
                 min_idle_seconds=self.min_cleanup_idle_hours * 3600.0,

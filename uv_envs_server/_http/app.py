@@ -23,9 +23,9 @@ from uv_envs_server._http.compat.errors import document_compat_errors
 from uv_envs_server._http.compat.routes import compat_router, refuse_legacy_shapes
 from uv_envs_server._http.v1.routes import router
 
-from . import sse
+from . import metrics, sse
 from .core_calls import Failed
-from .middleware import GuardMiddleware
+from .middleware import DOCS_ASSETS, GuardMiddleware
 from .problems import document_problems, problem, problem_for, validation_problem
 
 if TYPE_CHECKING:
@@ -53,12 +53,27 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+def _fastapi(**kwargs: Any) -> FastAPI:  # noqa: ANN401 - FastAPI's own
+    """FastAPI whose ``/docs`` and ``/redoc`` load their scripts from this server, not a CDN.
+
+    fastapi-offline (the ``[http]`` extra) vendors swagger-ui and ReDoc, so the
+    docs render where the server has no internet; without it, FastAPI's own
+    pages, which load them from a CDN.
+    """
+    try:
+        from fastapi_offline import FastAPIOffline  # noqa: PLC0415 - optional
+    except ImportError:
+        return FastAPI(**kwargs)
+    app: FastAPI = FastAPIOffline(static_url=DOCS_ASSETS, **kwargs)
+    return app
+
+
 def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOptions) -> FastAPI:
     """The ASGI application serving ``manager`` (see :func:`create_http_server`).
 
     Core calls run on ``executor``; ``options`` gives the token and limits.
     """
-    app = FastAPI(
+    app = _fastapi(
         title="uv-envs",
         version=uv_envs.__version__,
         summary="Isolated Python environments for workflow nodes, provisioned with uv.",
@@ -72,6 +87,7 @@ def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOp
     app.include_router(compat_router)  # the original service's API, beside /v1
     app.include_router(sse.router)
     sse.install(app.state, options)
+    metrics.install(app, manager)
 
     def request_id(request: Request) -> str | None:
         value = request.scope.get("state", {}).get("request_id")

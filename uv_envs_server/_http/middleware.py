@@ -36,6 +36,8 @@ access_log = logging.getLogger("uv_envs_server.http")
 
 #: Paths reachable without the token: load balancers probe health; the schema is no secret.
 OPEN_PATHS: Final = frozenset({"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+#: Where /docs loads its scripts and styles from (served by this server): open as /docs is.
+DOCS_ASSETS: Final = "/docs/assets"
 
 UNAUTHENTICATED_MESSAGE: Final = (
     "missing or wrong bearer token: send the header 'Authorization: Bearer <token>'"
@@ -96,6 +98,10 @@ class GuardMiddleware:
             await self.app(scope, _replay(body, receive), answer)
         finally:
             current_request_id.reset(context_token)
+            # The app's series (uv_envs_server._http.metrics), when prometheus-client is there.
+            state = getattr(scope.get("app"), "state", None)
+            if (metrics := getattr(state, "metrics", None)) is not None:
+                metrics.observe(scope, status, started)
             level = logging.DEBUG if path == "/v1/health" else logging.INFO
             access_log.log(
                 level,
@@ -111,6 +117,7 @@ class GuardMiddleware:
         if (
             self._token is None
             or path in OPEN_PATHS
+            or path.startswith(f"{DOCS_ASSETS}/")
             or bearer_matches(headers.getlist("authorization"), self._token)
         ):
             return None

@@ -10,6 +10,7 @@ unreachable audit database is a 503 with ``Retry-After``.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
@@ -130,6 +131,10 @@ def problem_for(
             request_id=request_id,
             instance=instance,
         )
+    if isinstance(exc, uv_envs.EnvironmentAlreadyExists) and isinstance(exc.key, uv_envs.EnvKey):
+        detail = _conflict_detail(exc, exc.key, instance)
+    elif isinstance(exc, uv_envs.UvEnvsError) and "force" in exc.fields:
+        detail = re.sub(r"\bforce\b", "force=true", detail)  # the query parameter of DELETE
     extra: dict[str, Any] = {}
     if isinstance(exc, uv_envs.UvError):
         extra = {
@@ -147,6 +152,30 @@ def problem_for(
     )
 
 
+def _conflict_detail(
+    exc: uv_envs.EnvironmentAlreadyExists, key: uv_envs.EnvKey, instance: str | None
+) -> str:
+    """A refused create in this API's words: what differs, and the route that moves the env."""
+    if not (instance or "").startswith("/v1/"):
+        return str(exc)
+    path = f"/v1/envs/{key.workflow_id}/{key.node_id}/{key.version_id or '@'}"
+    return f"{exc.headline}; PUT {path} with the new spec moves it to that spec, or DELETE it first"
+
+
+#: What an id may hold, in words: the schema's pattern says the same to a machine.
+_ID_WORDS: Final = (
+    "1-128 letters, digits, '.', '_' and '-' (not '.' or '..'); a slash is never part of an id"
+)
+
+
+def _in_words(error: Mapping[str, Any]) -> str:
+    """The schema's reason a field was refused; an id's pattern as a sentence, not a regex."""
+    loc = [str(part) for part in error.get("loc", ())]
+    if error.get("type") == "string_pattern_mismatch" and loc and loc[-1] in _ID_FIELDS:
+        return f"not an id: an id is {_ID_WORDS}"
+    return str(error.get("msg", ""))
+
+
 #: The core's class for a field the schema refused, so a client raises what the
 #: in-process API would for the same input (a pattern in the schema, a check in the core).
 _FIELD_ERRORS: Final[Mapping[str, str]] = {
@@ -156,6 +185,9 @@ _FIELD_ERRORS: Final[Mapping[str, str]] = {
     "python_version": uv_envs.InvalidPythonVersion.__name__,
     "packages": uv_envs.InvalidRequirement.__name__,
 }
+
+
+_ID_FIELDS: Final = frozenset({"workflow_id", "node_id", "version_id"})
 
 
 def _error_class(errors: Sequence[Any]) -> str:
@@ -172,7 +204,7 @@ def validation_problem(
 ) -> ProblemResponse:
     """A 422 for a body or query FastAPI could not parse; lists where and why, not the input."""
     listed = [
-        {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", ""))}
+        {"loc": [str(part) for part in error.get("loc", ())], "msg": _in_words(error)}
         for error in errors
         if isinstance(error, dict)
     ]

@@ -121,7 +121,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise OSError(f"could not listen on {host}:{port}: {exc.strerror}") from None
+        refused = OSError(f"could not listen on {host}:{port}: {exc.strerror}")
+        refused.errno = exc.errno  # so the command line can tell a taken port
+        raise refused from None
     sock.setblocking(False)  # noqa: FBT003 - the socket API's own spelling
     return sock
 

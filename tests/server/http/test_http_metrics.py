@@ -1,0 +1,58 @@
+"""``GET /metrics``: Prometheus' text format, behind the token, moved by what the server did."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the HTTP API needs the [http] extra")
+
+import httpx
+
+parser = pytest.importorskip("prometheus_client.parser", reason="metrics need prometheus-client")
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import uv_envs
+
+TOKEN = "metrics-Token_7"  # noqa: S105 - a test token for a loopback server
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in parser.text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_requests_envs_and_watchers(
+    http_serve: Callable[..., Any], fake_manager: uv_envs.EnvManager
+) -> None:
+    server = http_serve(fake_manager, token=TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.get(f"{server.url}/metrics").status_code == 401
+
+    body = {"workflow_id": "wf", "node_id": "n", "version_id": "v1", "packages": ["alpha"]}
+    assert httpx.post(f"{server.url}/v1/envs", json=body, headers=auth).status_code == 201
+    missing = httpx.get(f"{server.url}/v1/envs/wf/gone/v1", headers=auth)
+    assert missing.status_code == 404
+
+    scraped = httpx.get(f"{server.url}/metrics", headers=auth)
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
+    samples = _samples(scraped.text)
+    created = ("method", "POST"), ("route", "/v1/envs"), ("status", "201")
+    assert samples[("uv_envs_http_requests_total", created)] == 1
+    # By route template: the ids never become labels.
+    env_route = "/v1/envs/{workflow_id}/{node_id}/{version_id}"
+    not_found = ("method", "GET"), ("route", env_route), ("status", "404")
+    assert samples[("uv_envs_http_requests_total", not_found)] == 1
+    assert samples[("uv_envs_http_request_duration_seconds_count", (("route", "/v1/envs"),))] == 1
+    assert samples[("uv_envs_environments", (("status", "READY"),))] == 1
+    assert samples[("uv_envs_event_subscribers", ())] == 0
+    assert samples[("uv_envs_events_published_total", ())] >= 1
+    assert samples[("uv_envs_operations_recorded", (("status", "SUCCESS"),))] == 1
+    assert samples[("uv_envs_operations_recorded", (("status", "FAILED"),))] == 0
