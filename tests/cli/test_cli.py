@@ -39,6 +39,9 @@ def test_lifecycle_through_the_cli(settings: Settings) -> None:
     status = json.loads(cli(settings, "--json", "status", *KEY_ARGS).stdout)
     assert status["status"] == "READY"
     assert status["has_venv"] is True
+    digest = status["environment"]["digest"]
+    assert digest.startswith("sha256:")
+    assert f"digest: {digest}" in cli(settings, "status", *KEY_ARGS).stdout
 
     assert cli(settings, "add", *KEY_ARGS, "-p", "gamma").returncode == 0
     deps = json.loads(cli(settings, "--json", "deps", *KEY_ARGS).stdout)

@@ -189,7 +189,11 @@ class Reads:
                 raise FileNotFoundError(gen_dir / "uv.lock") from None  # moved meanwhile
             raise
         if fmt is ExportFormat.CYCLONEDX:
-            return with_env_digest(exported, installed_digest(gen_dir / ".venv"))
+            try:
+                return with_env_digest(exported, installed_digest(gen_dir / ".venv"))
+            except (ValueError, AttributeError) as exc:
+                msg = f"uv export --format cyclonedx1.5 printed no CycloneDX JSON object: {exc}"
+                raise UvError(msg, command=invocation.args, stdout=exported[:2000]) from exc
         return exported
 
     def _read_current(self, key: EnvKey, read: Callable[[Path], _T]) -> _T:

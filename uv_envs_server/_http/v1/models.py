@@ -122,6 +122,7 @@ class VerifyJson(BaseModel):
     ok: bool
     problems: list[str]
     checked_files: int
+    digest: str = Field(default="", description="the env digest of the files as found on disk")
 
 
 class ExportJson(BaseModel):

@@ -180,7 +180,10 @@ async def verify(key: PathKey, core: Core) -> m.VerifyJson:
     """Check the venv against its lock, file by file; a failed check marks it DAMAGED."""
     report = await core(lambda: core.manager.verify(key))
     return m.VerifyJson(
-        ok=report.ok, problems=list(report.problems), checked_files=report.checked_files
+        ok=report.ok,
+        problems=list(report.problems),
+        checked_files=report.checked_files,
+        digest=report.digest,
     )
 
 
