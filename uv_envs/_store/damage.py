@@ -201,6 +201,7 @@ def _check_files(
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 2)) as pool:
         hashes = dict(zip(paths, pool.map(_file_hash, paths), strict=True))
     files: list[tuple[str, str]] = []
+    prefix = site.relative_to(venv).as_posix()
     for name, row_path, expected in rows:
         actual = hashes[os.path.normpath(site / row_path)]
         if actual is None:
@@ -209,7 +210,7 @@ def _check_files(
             problems.append(f"{row_path} does not match its RECORD hash")
         if actual != expected and name not in damaged:
             damaged.append(name)
-        digest_path = in_venv(venv, site, row_path)
+        digest_path = in_venv(prefix, row_path)
         if digest_path is not None:
             files.append((digest_path, actual or "missing"))
     checked = sum(1 for value in hashes.values() if value is not None)

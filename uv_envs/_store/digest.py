@@ -32,7 +32,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
+import posixpath
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -83,12 +83,16 @@ def record_rows(record: Path) -> list[tuple[str, str]]:
         ]
 
 
-def in_venv(venv: Path, site: Path, row_path: str) -> str | None:
-    """A ``RECORD`` path as the digest names it (relative to the venv); ``None`` if left out."""
-    normal = os.path.normpath(row_path)
-    if normal.startswith("..") or Path(normal).is_absolute():
+def in_venv(site_prefix: str, row_path: str) -> str | None:
+    """A ``RECORD`` path as the digest names it (relative to the venv); ``None`` if left out.
+
+    ``site_prefix`` is site-packages relative to the venv (``lib/python3.12/site-packages``).
+    Plain string work: a venv lists thousands of files and pathlib would cost most of the time.
+    """
+    normal = posixpath.normpath(row_path)
+    if normal.startswith(("..", "/")):
         return None  # outside site-packages: bin/ scripts name the venv's path
-    return (site.relative_to(venv) / normal).as_posix()
+    return f"{site_prefix}/{normal}"
 
 
 def recorded_digest(venv: Path) -> str:
@@ -96,9 +100,10 @@ def recorded_digest(venv: Path) -> str:
     site = site_packages(venv)
     files: list[tuple[str, str]] = []
     if site is not None:
+        prefix = site.relative_to(venv).as_posix()
         for record in sorted(site.glob("*.dist-info/RECORD")):
             for row_path, digest in record_rows(record):
-                path = in_venv(venv, site, row_path)
+                path = in_venv(prefix, row_path)
                 if path is not None:
                     files.append((path, digest))
     return env_digest(files, venv_config(venv))
