@@ -46,7 +46,9 @@ from ._reports import (
 from ._settings import Settings
 
 #: The formats ``uv export`` writes: ``export`` answers them as text.
-_LOCK_FORMATS = Literal[ExportFormat.REQUIREMENTS_TXT, ExportFormat.PYLOCK_TOML]
+_LOCK_FORMATS = Literal[
+    ExportFormat.REQUIREMENTS_TXT, ExportFormat.PYLOCK_TOML, ExportFormat.CYCLONEDX
+]
 
 
 class EnvManager:

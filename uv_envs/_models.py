@@ -149,6 +149,10 @@ class Environment:
     error: str | None = None
     schema_version: int = SCHEMA_VERSION
     ray: RayLink | None = None
+    #: The env digest of the current generation's venv (see ``uv_envs._store.digest``):
+    #: the same for one lock on one platform and Python wherever it is installed.
+    #: Empty in records written before uv-envs computed it.
+    digest: str = ""
 
     @property
     def venv_path(self) -> Path:

@@ -59,7 +59,8 @@ class ExportFormat(enum.StrEnum):
     """What an export gives: the project files, or the lock as uv exports it.
 
     The one list of formats: EnvManager.export, the CLI's --format and the HTTP
-    API's format take these values, and uv export --format the last two.
+    API's format take these values, and ``uv export --format`` the lock formats
+    (``cyclonedx`` as ``cyclonedx1.5``, see ``uv_envs._uv.commands``).
     """
 
     #: The project files, ``pyproject.toml`` and ``uv.lock``, as an :class:`Export`.
@@ -68,6 +69,14 @@ class ExportFormat(enum.StrEnum):
     REQUIREMENTS_TXT = "requirements.txt"
     #: The lock as a PEP 751 ``pylock.toml`` (``uv export``), as text.
     PYLOCK_TOML = "pylock.toml"
+    #: The lock as a CycloneDX 1.5 JSON SBOM (``uv export``, a preview format of uv),
+    #: naming the env and its digest in ``metadata.properties``, as text.
+    CYCLONEDX = "cyclonedx"
+
+    @property
+    def file_name(self) -> str:
+        """The file this format is written to (``-o``, the HTTP ``files``); not for PROJECT."""
+        return "sbom.cdx.json" if self is ExportFormat.CYCLONEDX else self.value
 
 
 @attrs.frozen
@@ -156,11 +165,16 @@ class CleanupReport:
 
 @attrs.frozen
 class VerifyReport:
-    """What ``verify`` found; ``problems`` is empty for a healthy env."""
+    """What ``verify`` found; ``problems`` is empty for a healthy env.
+
+    ``digest`` is the env digest computed from the files on disk; a problem
+    names it when it differs from the one recorded at install.
+    """
 
     key: EnvKey
     problems: tuple[str, ...]
     checked_files: int = 0
+    digest: str = ""
 
     @property
     def ok(self) -> bool:

@@ -39,6 +39,9 @@ def test_lifecycle_through_the_cli(settings: Settings) -> None:
     status = json.loads(cli(settings, "--json", "status", *KEY_ARGS).stdout)
     assert status["status"] == "READY"
     assert status["has_venv"] is True
+    digest = status["environment"]["digest"]
+    assert digest.startswith("sha256:")
+    assert f"digest: {digest}" in cli(settings, "status", *KEY_ARGS).stdout
 
     assert cli(settings, "add", *KEY_ARGS, "-p", "gamma").returncode == 0
     deps = json.loads(cli(settings, "--json", "deps", *KEY_ARGS).stdout)
@@ -198,6 +201,16 @@ def test_export_writes_the_files_uv_reads_with_o(settings: Settings, tmp_path: P
     requirements = (tmp_path / "requirements.txt").read_text()
     assert "alpha==" in requirements
     assert "--cache-dir" not in requirements
+    sbom = cli(settings, "export", "wf", "n", "v1", "--format", "cyclonedx", "-o", str(tmp_path))
+    assert sbom.returncode == 0, sbom.stderr
+    assert sbom.stdout.split() == [str(tmp_path / "sbom.cdx.json")]
+    document = json.loads((tmp_path / "sbom.cdx.json").read_text())
+    assert document["specVersion"] == "1.5"
+    assert [c["name"] for c in document["components"]] == ["alpha"]
+    digest = json.loads(cli(settings, "--json", "status", "wf", "n", "v1").stdout)
+    assert {"name": "uv-envs:env-digest", "value": digest["environment"]["digest"]} in (
+        document["metadata"]["properties"]
+    )
 
 
 def test_a_change_says_what_it_did_to_the_lock(settings: Settings) -> None:

@@ -5,6 +5,7 @@ missing env.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from uv_envs import (
     ExportFormat,
     InvalidInput,
 )
+from uv_envs._core.reads import with_env_digest
 
 from .conftest import KEY
 
@@ -57,6 +59,19 @@ def test_export(fake_manager: EnvManager) -> None:
     assert fake_manager.export(KEY, "requirements.txt") == "alpha==1.0\ngamma==1.0\n"
     with pytest.raises(InvalidInput):
         fake_manager.export(KEY, "setup.py")
+    sbom = json.loads(fake_manager.export(KEY, ExportFormat.CYCLONEDX))
+    assert [c["name"] for c in sbom["components"]] == ["alpha", "gamma"]
+    digest = fake_manager.get(KEY).digest
+    assert digest.startswith("sha256:")
+    assert sbom["metadata"]["properties"] == [{"name": "uv-envs:env-digest", "value": digest}]
+
+
+def test_the_digest_joins_an_sboms_metadata_and_non_json_is_refused() -> None:
+    with pytest.raises(ValueError, match="Expecting value"):
+        with_env_digest("warning: not json", "sha256:0")
+    assert json.loads(with_env_digest("{}", "sha256:0"))["metadata"]["properties"] == [
+        {"name": "uv-envs:env-digest", "value": "sha256:0"}
+    ]
 
 
 def test_export_as_is_export_with_a_deprecation_warning(fake_manager: EnvManager) -> None:

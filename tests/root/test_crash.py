@@ -365,3 +365,38 @@ def test_a_uv_left_running_by_a_killed_manager_never_touches_the_live_generation
             f"generation's {changed}: {report.problems}"
         )
         assert report.ok, f"attempt {attempt}: {report.problems}"
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param("_seal:1", id="add-store-entry-sealing"),
+        pytest.param("point_current>replace:1", id="add-current-switch"),
+    ],
+)
+def test_the_env_digest_survives_a_crash_and_recover(step: str, tmp_path: Path, rig: Rig) -> None:
+    """Killed mid-add, the recovered env's digest is the one its files give (issue 30)."""
+    settings = trial_settings(tmp_path, rig.wheelhouse, rig.uv_cache)
+    prepare(settings, rig.python_finder, "add")
+    before = EnvManager(settings, python_finder=rig.python_finder).get(KEY)
+    assert before.digest.startswith("sha256:")
+    process = start(settings, find_uv_binary(), "add", pause_at=step, slowmo=0)
+    wait_for_start(process)
+    assert process.stdout is not None
+    paused = process.stdout.readline().strip()
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert paused == "PAUSED", f"the worker never reached {step}: {paused!r}"
+    manager = EnvManager(settings, python_finder=rig.python_finder)
+
+    manager.recover()
+
+    after = manager.get(KEY)
+    verified = manager.verify(KEY)
+    assert verified.ok, verified.problems
+    assert verified.digest == after.digest
+    if after.generation == before.generation:
+        assert after.digest == before.digest
+    else:  # committed before the kill: the new generation's own digest
+        assert after.digest != before.digest
+    manager.close()

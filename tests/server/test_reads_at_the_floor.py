@@ -155,6 +155,9 @@ def test_reads_see_another_process_change_at_once(
     assert "beta>=1.0" in v1["spec"]["packages"]
     grpc_record = json.loads(stub.GetEnvStatus(STATUS, timeout=30).metadata_json)
     assert grpc_record["generation"] == now.generation
+    # The digest of the new generation, on every door.
+    assert now.digest.startswith("sha256:")
+    assert grpc_record["digest"] == v1["digest"] == now.digest
 
 
 def test_reads_see_another_process_delete_at_once(

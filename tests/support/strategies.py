@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import string
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from uv_envs import (
     _reports,
 )
 from uv_envs._relay.urls import RelayedFile, relay_url
+from uv_envs._store.digest import env_digest
 
 ID_ALPHABET = string.ascii_letters + string.digits + "._-"
 MAX_ID_LENGTH = 128
@@ -299,6 +301,7 @@ def environments() -> st.SearchStrategy[Environment]:
         updated_at=_TIMES,
         error=st.one_of(st.none(), _TEXT),
         ray=st.one_of(st.none(), ray_links()),
+        digest=st.one_of(st.just(""), env_digests()),
     )
 
 
@@ -387,6 +390,7 @@ def verify_reports() -> st.SearchStrategy[_reports.VerifyReport]:
         key=env_keys(),
         problems=st.lists(_TEXT, max_size=3).map(tuple),
         checked_files=st.integers(0, 10**6),
+        digest=st.one_of(st.just(""), env_digests()),
     )
 
 
@@ -442,6 +446,38 @@ def deleted_operations() -> st.SearchStrategy[DeletedOperations]:
         deleted_count=st.integers(0, 10**6),
         deleted_node_ids=st.lists(valid_ids(), max_size=3).map(tuple),
     )
+
+
+# --- the env digest ------------------------------------------------------------------------
+
+_RECORD_HASHES = st.binary(min_size=32, max_size=32).map(
+    lambda raw: "sha256=" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+)
+_RECORD_PATHS = st.lists(
+    st.text(string.ascii_letters + string.digits + "_-.", min_size=1, max_size=12),
+    min_size=1,
+    max_size=4,
+).map(lambda parts: "lib/python3.12/site-packages/" + "/".join(parts))
+
+
+def record_files() -> st.SearchStrategy[dict[str, str]]:
+    """Installed files as the digest sees them: path relative to the venv -> RECORD hash."""
+    return st.dictionaries(_RECORD_PATHS, _RECORD_HASHES, max_size=12)
+
+
+def venv_configs() -> st.SearchStrategy[dict[str, str]]:
+    """The ``pyvenv.cfg`` keys the digest covers."""
+    return st.fixed_dictionaries(
+        {
+            "implementation": st.sampled_from(["CPython", "PyPy"]),
+            "version_info": st.sampled_from(["3.11.9", "3.12.3", "3.13.0"]),
+            "include-system-site-packages": st.sampled_from(["false", "true"]),
+        }
+    )
+
+
+def env_digests() -> st.SearchStrategy[str]:
+    return st.builds(env_digest, record_files().map(dict.items), venv_configs())
 
 
 # --- the wheel relay's URLs ----------------------------------------------------------------

@@ -72,6 +72,15 @@ def all_builders(options: UvOptions) -> dict[str, UvInvocation]:
 # --- argv shape ----------------------------------------------------------------------------
 
 
+def test_export_command_names_uv_s_format_and_its_preview_flag() -> None:
+    sbom = export_command(PROJECT, OPTIONS, ExportFormat.CYCLONEDX)
+    assert option_value(sbom.args, "--format") == "cyclonedx1.5"
+    assert option_value(sbom.args, "--preview-features") == "sbom-export"
+    plain = export_command(PROJECT, OPTIONS, ExportFormat.PYLOCK_TOML)
+    assert option_value(plain.args, "--format") == "pylock.toml"
+    assert "--preview-features" not in plain.args
+
+
 def test_lock_command() -> None:
     invocation = lock_command(PROJECT, PYTHON, OPTIONS)
     assert invocation.args[0] == "lock"

@@ -112,6 +112,7 @@ def _status(args: argparse.Namespace, manager: EnvManager) -> int:
             f"  python: {report.environment.python_version}"
             f"  generation: {report.environment.generation}"
         )
+        print(f"  digest: {report.environment.digest or '(not computed yet: run verify)'}")
     return code
 
 

@@ -39,7 +39,7 @@ def add_export_options(parser: argparse.ArgumentParser) -> None:
 def _files(exported: Export | str, fmt: str) -> dict[str, str]:
     if isinstance(exported, Export):
         return {"pyproject.toml": exported.pyproject_toml, "uv.lock": exported.uv_lock}
-    return {fmt: exported}  # the format's value is the file name uv reads
+    return {ExportFormat(fmt).file_name: exported}
 
 
 def _write(folder: Path, files: dict[str, str]) -> list[Path]:

@@ -158,9 +158,7 @@ class DependencyChanges:
             )
         if entry is not None:
             self.shared_repairs.repair_users_of(entry, exclude=key)
-        self.services.emit(
-            events.EnvironmentSynced(key, details={"generation": result.environment.generation})
-        )
+        self.services.emit(events.EnvironmentSynced(key, details=_details(result)))
         return result
 
     def adopt(self, key: EnvKey, pyproject_toml: str, uv_lock: str) -> OperationResult:
@@ -172,9 +170,7 @@ class DependencyChanges:
         """
         with self.access.locked(key) as token:
             result = self.adopt_locked(token, self.access.require(token), pyproject_toml, uv_lock)
-        self.services.emit(
-            events.EnvironmentSynced(key, details={"generation": result.environment.generation})
-        )
+        self.services.emit(events.EnvironmentSynced(key, details=_details(result)))
         return result
 
     def adopt_locked(
@@ -221,9 +217,7 @@ class DependencyChanges:
                     key, details={**details, "operation": operation, "error": str(exc)}
                 ),
             )
-        self.services.emit(
-            succeeded(key, details={**details, "generation": result.environment.generation})
-        )
+        self.services.emit(succeeded(key, details={**details, **_details(result)}))
         return result
 
     def _check_declared(self, environment: Environment, names: Iterable[str]) -> None:
@@ -237,3 +231,8 @@ class DependencyChanges:
             raise InvalidRequirement(
                 f"not declared in environment {environment.key}: {', '.join(missing)}"
             )
+
+
+def _details(result: OperationResult) -> dict[str, object]:
+    """What a finished change's event says about the generation it made."""
+    return {"generation": result.environment.generation, "digest": result.environment.digest}

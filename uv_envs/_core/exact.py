@@ -63,7 +63,7 @@ class ExactInstaller:
                 environment, outcome = adopted.environment, ProvisionOutcome.REBUILT
             project = self._project(environment)
         if adopted is not None:
-            details = {"generation": environment.generation}
+            details = {"generation": environment.generation, "digest": environment.digest}
             services.emit(events.EnvironmentSynced(key, details=details))
         return Provisioned(environment, outcome, project)
 

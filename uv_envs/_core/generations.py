@@ -146,7 +146,8 @@ class GenerationSwitch:
             if plan.delta and environment.status is EnvStatus.READY
             else None,
         )
-        operation.note(installed=installed)
+        digest = self.installer.digest(gen_dir)
+        operation.note(installed=installed, digest=digest)
         spec = plan.spec or EnvSpec(packages=read_declared(gen_dir), python=environment.spec.python)
         now = time.time()
         return attrs.evolve(
@@ -162,4 +163,5 @@ class GenerationSwitch:
             error=None,
             retired=(*environment.retired, RetiredGeneration(environment.generation, now)),
             updated_at=now,
+            digest=digest,
         )

@@ -10,6 +10,7 @@ import attrs
 
 from uv_envs._errors import HashMismatch, UvError
 from uv_envs._relay.urls import relayed_lock
+from uv_envs._store.digest import installed_digest, write_digest
 from uv_envs._store.resolutions import lock_packages_digest
 from uv_envs._store.venvs import install_slot, store_id
 from uv_envs._urls import redact
@@ -79,8 +80,14 @@ class Installer:
             ray_link.link(venv, interpreter, base=base)  # before the store seals the entry
             # Before the create returns, so its first import compiles nothing.
             services.bytecode.prepare(venv)
+            write_digest(venv)  # once per entry: every env linking it shares the digest
 
         return services.venv_store.link(gen_dir, entry_id, build)
+
+    @staticmethod
+    def digest(gen_dir: Path) -> str:
+        """The env digest of ``gen_dir``'s installed venv (its store entry's, if shared)."""
+        return installed_digest(gen_dir / ".venv")
 
     def _sync(
         self, gen_dir: Path, python: str, operation: Operation, *, venv: Path, refresh: bool

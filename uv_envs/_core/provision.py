@@ -186,7 +186,13 @@ class Provisioner:
             job = self.note_cost(services.layout.generation_dir(env_dir, 1), operation)
         services.bytecode.start(job)  # after the audit row: the create is done
         services.emit(
-            events.EnvironmentCreated(key, details={"python_version": environment.python_version})
+            events.EnvironmentCreated(
+                key,
+                details={
+                    "python_version": environment.python_version,
+                    "digest": environment.digest,
+                },
+            )
         )
         services.dirs.touch(environment)
         return environment
@@ -206,7 +212,8 @@ class Provisioner:
         installed = self.installer.install(
             gen_dir, request.interpreter, operation, packages=packages
         )
-        operation.note(installed=installed)
+        digest = self.installer.digest(gen_dir)
+        operation.note(installed=installed, digest=digest)
         services.progress(Phase.LINKING)
         services.dirs.point_current(env_dir, 1)
         services.dirs.link_top_level(env_dir)
@@ -217,6 +224,7 @@ class Provisioner:
             pending_generation=None,
             updated_at=time.time(),
             ray=services.ray_link.describe(request.interpreter),
+            digest=digest,
         )
         services.metadata.save(ready)
         return ready
@@ -242,7 +250,13 @@ class Provisioner:
             ),
         )
         self.services.emit(
-            events.EnvironmentCreated(key, details={"generation": result.environment.generation})
+            events.EnvironmentCreated(
+                key,
+                details={
+                    "generation": result.environment.generation,
+                    "digest": result.environment.digest,
+                },
+            )
         )
         self.services.dirs.touch(result.environment)
         return result.environment

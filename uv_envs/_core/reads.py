@@ -11,6 +11,7 @@ generation, or EnvironmentNotFound, never a failure for a read that was fine.
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -27,6 +28,7 @@ from uv_envs._locks import locks
 from uv_envs._models import Environment, EnvKey, EnvStatus, EnvUsage
 from uv_envs._reports import Dependencies, Export, ExportFormat, StatusReport
 from uv_envs._store.damage import effective
+from uv_envs._store.digest import installed_digest
 from uv_envs._store.project import read_declared, read_locked
 from uv_envs._store.venvs import tree_size
 from uv_envs._uv.commands import export_command
@@ -181,11 +183,18 @@ class Reads:
     def _exported(self, gen_dir: Path, fmt: ExportFormat) -> str:
         invocation = export_command(gen_dir, self.services.uv_options, fmt)
         try:
-            return self.services.uv.check(invocation, f"uv export --format {fmt}").stdout
+            exported = self.services.uv.check(invocation, f"uv export --format {fmt}").stdout
         except UvError:
             if not (gen_dir / "uv.lock").is_file():
                 raise FileNotFoundError(gen_dir / "uv.lock") from None  # moved meanwhile
             raise
+        if fmt is ExportFormat.CYCLONEDX:
+            try:
+                return with_env_digest(exported, installed_digest(gen_dir / ".venv"))
+            except (ValueError, AttributeError) as exc:
+                msg = f"uv export --format cyclonedx1.5 printed no CycloneDX JSON object: {exc}"
+                raise UvError(msg, command=invocation.args, stdout=exported[:2000]) from exc
+        return exported
 
     def _read_current(self, key: EnvKey, read: Callable[[Path], _T]) -> _T:
         """``read`` of the current generation's folder, again if it went while being read."""
@@ -205,3 +214,16 @@ class Reads:
                 # A change or a delete and re-create moved it on: read what is there now.
         msg = f"environment {key} changed {READ_ATTEMPTS} times while being read; try again"
         raise EnvironmentBusy(msg)
+
+
+#: The name of the SBOM property that carries the env digest.
+SBOM_DIGEST_PROPERTY = "uv-envs:env-digest"
+
+
+def with_env_digest(sbom: str, digest: str) -> str:
+    """The CycloneDX JSON uv printed, with ``digest`` as a metadata property: it names the tree."""
+    document = json.loads(sbom)
+    metadata = document.setdefault("metadata", {})
+    properties = metadata.setdefault("properties", [])
+    properties.append({"name": SBOM_DIGEST_PROPERTY, "value": digest})
+    return json.dumps(document, indent=2) + "\n"

@@ -42,7 +42,7 @@ from uv_envs._store.venvs import REFS, linked_entry
 from .access import EnvAccess
 from .generations import GenerationPlan, GenerationSwitch
 from .services import Services
-from .verify import Verifier
+from .verify import Verifier, digest_problems
 
 # Statuses whose venv is worth checking (CREATING is being built, FAILED has none).
 _CHECKED = frozenset({EnvStatus.READY, EnvStatus.DAMAGED})
@@ -153,9 +153,10 @@ class Repairs:
             entry = linked_entry(self.services.layout.store_dir, gen_dir)
             result, new_files = self._check_venv(gen_dir, entry, by_entry)
             files += new_files
-            if result.problems:
+            found_problems = result.problems + digest_problems(found.digest, result.digest)
+            if found_problems:
                 prefix = "" if entry is None else f"shared venv store/{entry.name}: "
-                problems[str(key)] = tuple(prefix + p for p in result.problems)
+                problems[str(key)] = tuple(prefix + p for p in found_problems)
                 if entry is not None:
                     damaged_entries.add(entry)
                 self._record_if_free(key, problems[str(key)])

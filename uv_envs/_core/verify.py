@@ -46,14 +46,27 @@ class Verifier:
                 return quarantine.verify_report(quarantine.record_of(exc, services.layout, key))
             with audited(services, key, "verify") as operation:
                 found = self.inspect(services.dirs.current_dir(environment))
-                if found.problems:
-                    self.record_damaged(token, found.problems)
-                elif environment.status is EnvStatus.DAMAGED:
+                problems = found.problems + digest_problems(environment.digest, found.digest)
+                if problems:
+                    self.record_damaged(token, problems)
+                elif environment.status is EnvStatus.DAMAGED or not environment.digest:
+                    # A record from before digests gets the one its healthy files give.
                     services.metadata.save(
-                        attrs.evolve(environment, status=EnvStatus.READY, error=None)
+                        attrs.evolve(
+                            environment, status=EnvStatus.READY, error=None, digest=found.digest
+                        )
+                        if environment.status is EnvStatus.DAMAGED
+                        else attrs.evolve(environment, digest=found.digest)
                     )
-                operation.note(problems=list(found.problems), checked_files=found.checked_files)
-        return VerifyReport(key=key, problems=found.problems, checked_files=found.checked_files)
+                operation.note(
+                    problems=list(problems),
+                    checked_files=found.checked_files,
+                    digest=found.digest,
+                    recorded_digest=environment.digest,
+                )
+        return VerifyReport(
+            key=key, problems=problems, checked_files=found.checked_files, digest=found.digest
+        )
 
     def inspect(self, gen_dir: Path) -> VenvCheck:
         """Check a generation's venv; forget its damaged packages; mark its damaged store entry."""
@@ -78,3 +91,10 @@ class Verifier:
         # Installed files are hard links into uv's cache: drop the damaged packages
         # from it, so no later install links the same bytes.
         self.services.uv.run(cache_clean_command(self.services.uv_options, names), "uv cache clean")
+
+
+def digest_problems(recorded: str, found: str) -> tuple[str, ...]:
+    """The problem to report when the files on disk give another digest than the recorded one."""
+    if not recorded or not found or recorded == found:
+        return ()
+    return (f"the installed files' digest {found} differs from the recorded {recorded}",)

@@ -13,19 +13,20 @@ here besides the mark; deciding what to record and rebuild is the core's.
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import json
 import os
 import subprocess
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import attrs
 from packaging.utils import canonicalize_name
 
 from uv_envs._models import Environment, EnvStatus
+from uv_envs._store.digest import env_digest, in_venv, record_rows, site_packages, venv_config
 from uv_envs._store.envdirs import current_dir
 from uv_envs._store.layout import Layout
 from uv_envs._store.project import locked_versions, read_lock, required_packages
@@ -88,11 +89,16 @@ print(json.dumps({
 
 @attrs.frozen
 class VenvCheck:
-    """One venv checked against its lock: what is wrong, files hashed, packages damaged."""
+    """One venv checked against its lock: what is wrong, files hashed, packages damaged.
+
+    ``digest`` is the env digest of the files as found on disk (empty when the
+    venv could not be read at all).
+    """
 
     problems: tuple[str, ...]
     checked_files: int
     damaged_packages: tuple[str, ...]
+    digest: str = ""
 
 
 def check_generation(gen_dir: Path) -> VenvCheck:
@@ -107,8 +113,8 @@ def check_generation(gen_dir: Path) -> VenvCheck:
     except (OSError, ValueError) as exc:
         return VenvCheck((f"uv.lock cannot be read: {exc}",), 0, ())
     venv = gen_dir / ".venv"
-    problems, checked, damaged = check_venv(venv, venv / "bin" / "python", document)
-    return VenvCheck(tuple(problems), checked, tuple(damaged))
+    problems, checked, damaged, digest = check_venv(venv, venv / "bin" / "python", document)
+    return VenvCheck(tuple(problems), checked, tuple(damaged), digest)
 
 
 def _marker_environment(python: Path) -> tuple[dict[str, str] | None, str | None]:
@@ -138,8 +144,13 @@ def _marker_environment(python: Path) -> tuple[dict[str, str] | None, str | None
 
 def check_venv(
     venv: Path, python: Path, document: Mapping[str, object]
-) -> tuple[list[str], int, list[str]]:
-    """Problems found in ``venv`` (empty when healthy), files hashed, and damaged packages.
+) -> tuple[list[str], int, list[str], str]:
+    """Problems found in ``venv`` (empty when healthy), files hashed, damaged packages, digest.
+
+    Every file ``RECORD`` lists is read once, in a thread pool; the env digest
+    (:mod:`uv_envs._store.digest`) is computed from the hashes of the bytes on
+    disk (a missing file counts as ``missing``), so it differs from the one
+    recorded at install when any file does.
 
     ``document`` is the lock. A locked package this platform leaves out (its
     markers say so) is not missing; where the interpreter cannot say what
@@ -151,10 +162,9 @@ def check_venv(
         problems.append(f"the interpreter does not start: {trouble}")
     locked = locked_versions(document)
     required = set(locked) if environment is None else required_packages(document, environment)
-    sites = sorted(venv.glob("lib/python*/site-packages"))
-    if not sites:
-        return [*problems, "the venv has no site-packages"], 0, []
-    site = sites[0]
+    site = site_packages(venv)
+    if site is None:
+        return [*problems, "the venv has no site-packages"], 0, [], ""
     installed: dict[str, tuple[str, Path]] = {}
     for info in site.glob("*.dist-info"):
         name, _, version = info.name[: -len(".dist-info")].rpartition("-")
@@ -169,36 +179,49 @@ def check_venv(
     problems += [
         f"{name} is installed but not locked" for name in sorted(set(installed) - set(locked))
     ]
-    checked = 0
-    damaged: list[str] = []
-    for name, (_, info) in sorted(installed.items()):
-        file_problems, file_count = _check_record(site, info / "RECORD")
-        problems += file_problems
-        checked += file_count
-        if file_problems:
-            damaged.append(name)
-    return problems, checked, damaged
+    file_problems, checked, damaged, digest = _check_files(venv, site, installed)
+    return problems + file_problems, checked, damaged, digest
 
 
-def _check_record(site: Path, record: Path) -> tuple[list[str], int]:
-    try:
-        with record.open(newline="") as handle:
-            rows = list(csv.reader(handle))
-    except OSError:
-        return [f"{record.parent.name} has no RECORD"], 0
+def _check_files(
+    venv: Path, site: Path, installed: Mapping[str, tuple[str, Path]]
+) -> tuple[list[str], int, list[str], str]:
+    """Every ``RECORD`` file of ``installed`` hashed once: problems, count, damaged, digest."""
     problems: list[str] = []
-    checked = 0
-    for row in rows:
-        if len(row) < 2 or not row[1].startswith("sha256="):  # noqa: PLR2004 - path, hash[, size]
-            continue
-        path = Path(os.path.normpath(site / row[0]))
+    damaged: list[str] = []
+    rows: list[tuple[str, str, str]] = []  # package, RECORD path, RECORD hash
+    for name, (_, info) in sorted(installed.items()):
         try:
-            data = path.read_bytes()
+            rows += [(name, *row) for row in record_rows(info / "RECORD")]
         except OSError:
-            problems.append(f"{row[0]} is missing")
-            continue
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        checked += 1
-        if f"sha256={digest}" != row[1]:
-            problems.append(f"{row[0]} does not match its RECORD hash")
-    return problems, checked
+            problems.append(f"{info.name} has no RECORD")
+            damaged.append(name)
+    paths = sorted({os.path.normpath(site / row_path) for _, row_path, _ in rows})
+    # hashlib releases the GIL on large buffers: threads hash files side by side.
+    with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 2)) as pool:
+        hashes = dict(zip(paths, pool.map(_file_hash, paths), strict=True))
+    files: list[tuple[str, str]] = []
+    prefix = site.relative_to(venv).as_posix()
+    for name, row_path, expected in rows:
+        actual = hashes[os.path.normpath(site / row_path)]
+        if actual is None:
+            problems.append(f"{row_path} is missing")
+        elif actual != expected:
+            problems.append(f"{row_path} does not match its RECORD hash")
+        if actual != expected and name not in damaged:
+            damaged.append(name)
+        digest_path = in_venv(prefix, row_path)
+        if digest_path is not None:
+            files.append((digest_path, actual or "missing"))
+    checked = sum(1 for value in hashes.values() if value is not None)
+    return problems, checked, sorted(damaged), env_digest(files, venv_config(venv))
+
+
+def _file_hash(path: str) -> str | None:
+    """``sha256=<urlsafe base64>`` of the file at ``path`` (read once), ``None`` if unreadable."""
+    try:
+        with open(path, "rb") as handle:  # noqa: PTH123 - a str path from the pool
+            digest = hashlib.file_digest(handle, "sha256").digest()
+    except OSError:
+        return None
+    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -183,13 +183,20 @@ def remove_command(
     return UvInvocation(tuple(args), project_dir, env, options.timeout)
 
 
+#: uv's name of a format, where it is not the format's own value.
+_UV_FORMATS = {ExportFormat.CYCLONEDX: "cyclonedx1.5"}
+
+
 def export_command(project_dir: Path, options: UvOptions, fmt: ExportFormat) -> UvInvocation:
     """``uv export --frozen`` of the lock into another format, printed on stdout.
 
     Without uv's header: it quotes the command line, and with it the store's
     internal ``--cache-dir``, which means nothing where the file is used.
     """
-    args = ["export", "--frozen", "--no-header", "--format", fmt.value]
+    args = ["export", "--frozen", "--no-header", "--format", _UV_FORMATS.get(fmt, fmt.value)]
+    if fmt is ExportFormat.CYCLONEDX:
+        # Still a preview format of uv: without this it warns on every export.
+        args += ["--preview-features", "sbom-export"]
     args += _common_args(options, None)
     return UvInvocation(tuple(args), project_dir, _env(options, project_dir), options.timeout)
 

@@ -176,6 +176,13 @@ class FakeUvExecutor:
             return ""
         if args[0] == "export":
             locked = _read_lock(project)
+            if "cyclonedx1.5" in args:  # the SBOM's shape, with the locked packages only
+                components = [
+                    {"type": "library", "name": name, "version": version}
+                    for name, version in sorted(locked.items())
+                ]
+                sbom = {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": components}
+                return json.dumps(sbom)
             return "".join(f"{name}=={version}\n" for name, version in sorted(locked.items()))
         raise AssertionError(f"FakeUvExecutor does not know uv {' '.join(args)}")
 

@@ -48,6 +48,7 @@ def environment_of(env: Mapping[str, Any]) -> uv_envs.Environment:
         created_at=env["created_at"],
         updated_at=env["updated_at"],
         error=env["error"],
+        digest=env.get("digest", ""),
         ray=uv_envs.RayLink("", "", "", error=error) if unusable else None,
     )
 

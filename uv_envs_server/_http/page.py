@@ -163,10 +163,18 @@ def _row(
         f"<td>{packages}</td>"
         f"<td>{size}</td>"
         f"<td>{_when(last_used)}</td>"
-        f"<td>{environment.generation}</td>"
+        f"<td>{environment.generation}{_digest(environment.digest)}</td>"
         f"<td>{_nodes(node_presence(manager, environment.key))}</td>"
         f"<td>{_operations(records)}</td></tr>"
     )
+
+
+def _digest(digest: str) -> str:
+    """The env digest under the generation: its start, the whole on hover."""
+    if not digest:
+        return ""
+    whole = html.escape(digest)
+    return f"<div class='muted digest' title='{whole}'><code>{whole[:19]}</code></div>"
 
 
 def render_status_page(manager: uv_envs.EnvManager) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,6 +114,13 @@ def test_the_whole_lifecycle_on_real_uv(  # noqa: PLR0915 - one lifecycle, step 
     requirements = exported("requirements.txt")
     assert "beta==1.0" in requirements["requirements.txt"]
     assert "pylock.toml" in exported("pylock.toml")
+    sbom = json.loads(exported("cyclonedx")["sbom.cdx.json"])
+    assert sbom["specVersion"] == "1.5"
+    assert {c["name"] for c in sbom["components"]} == {"alpha", "beta"}
+    digest = _json(http.get(env_url))["environment"]["digest"]
+    assert digest.startswith("sha256:")
+    assert _json(http.post(f"{env_url}/verify"))["digest"] == digest
+    assert {"name": "uv-envs:env-digest", "value": digest} in sbom["metadata"]["properties"]
     bad_format = http.get("/v1/envs/wf/n/v1/export", params={"format": "wheel"})
     assert bad_format.status_code == 422
 

@@ -95,6 +95,9 @@ def test_the_page_shows_envs_failures_and_what_stands_out(
         assert "LEASED" in rag.inner_text()
         assert "leased" in (rag.get_attribute("class") or "")
         assert "alpha<2" in rag.inner_text()
+        digest = manager.get(EnvKey("ml", "rag", "v1")).digest
+        assert digest[:19] in rag.inner_text()
+        assert rag.locator(".digest").get_attribute("title") == digest
         ingest = browser_page.locator("tr[data-key='ml/ingest/']")
         assert "DAMAGED" in ingest.inner_text()
         assert "damaged" in (ingest.get_attribute("class") or "")

@@ -50,6 +50,11 @@ class EnvJson(BaseModel):
     created_at: float
     updated_at: float
     error: str | None
+    digest: str = Field(
+        default="",
+        description="the env digest of the installed files (sha256:...), the same for one lock "
+        "on one platform and Python on every node; empty for an env installed before digests",
+    )
     runtime_env: dict[str, Any] = Field(description="what a runner needs; py_executable for Ray")
     ray_runtime_env: dict[str, Any] | None = Field(
         default=None,
@@ -117,6 +122,7 @@ class VerifyJson(BaseModel):
     ok: bool
     problems: list[str]
     checked_files: int
+    digest: str = Field(default="", description="the env digest of the files as found on disk")
 
 
 class ExportJson(BaseModel):
@@ -262,6 +268,7 @@ def env_json(
         created_at=environment.created_at,
         updated_at=environment.updated_at,
         error=environment.error,
+        digest=environment.digest,
         runtime_env=environment.runtime_env(),
         ray_runtime_env=ray,
         nodes=None if nodes is None else [NodeJson(**node) for node in nodes],

@@ -180,7 +180,10 @@ async def verify(key: PathKey, core: Core) -> m.VerifyJson:
     """Check the venv against its lock, file by file; a failed check marks it DAMAGED."""
     report = await core(lambda: core.manager.verify(key))
     return m.VerifyJson(
-        ok=report.ok, problems=list(report.problems), checked_files=report.checked_files
+        ok=report.ok,
+        problems=list(report.problems),
+        checked_files=report.checked_files,
+        digest=report.digest,
     )
 
 
@@ -190,13 +193,17 @@ async def export(
     core: Core,
     fmt: Annotated[b.ExportFormat, Query(alias="format")] = b.ExportFormat.PROJECT,
 ) -> m.ExportJson:
-    """The project files (pyproject.toml, uv.lock), or the lock as requirements.txt/pylock."""
+    """The project files (pyproject.toml, uv.lock), or the lock as requirements.txt/pylock.
+
+    ``cyclonedx``: a CycloneDX 1.5 JSON SBOM (``sbom.cdx.json``) whose metadata
+    properties carry the env digest (``uv-envs:env-digest``).
+    """
 
     def call() -> dict[str, str]:
         exported = core.manager.export(key, fmt)
         if isinstance(exported, uv_envs.Export):
             return {"pyproject.toml": exported.pyproject_toml, "uv.lock": exported.uv_lock}
-        return {fmt.value: exported}
+        return {fmt.file_name: exported}
 
     return m.ExportJson(format=fmt, files=await core(call))
 
