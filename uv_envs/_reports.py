@@ -36,7 +36,11 @@ class StatusReport:
 
 @attrs.frozen
 class OperationResult:
-    """The outcome of add, update, remove and sync: the env as it now is, and uv's output."""
+    """The outcome of add, update, remove and sync: the env as it now is, and uv's output.
+
+    ``changed`` is False when an add, update or remove left the project (the
+    declared dependencies and the lock) as it was: the env kept its generation.
+    """
 
     environment: Environment
     operation: str
@@ -44,6 +48,7 @@ class OperationResult:
     stderr: str = ""
     exit_code: int = 0
     duration_ms: int = 0
+    changed: bool = True
 
 
 @attrs.frozen

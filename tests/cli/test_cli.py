@@ -208,5 +208,8 @@ def test_a_change_says_what_it_did_to_the_lock(settings: Settings) -> None:
     unchanged = cli(settings, "update", "wf", "n", "v1")
     assert unchanged.returncode == 0, unchanged.stderr
     assert unchanged.stdout.splitlines()[-1] == "  no locked version changed"
+    assert unchanged.stdout.splitlines()[0] == "wf/n/v1: nothing changed, still generation 2"
+    again = json.loads(cli(settings, "--json", "update", "wf", "n", "v1").stdout)
+    assert (again["changed"], again["metadata"]["generation"]) == (False, 2)
     moved = cli(settings, "update", "wf", "n", "v1", "-p", "alpha>=2")
     assert "  alpha: 1.0 -> 2.0" in moved.stdout.splitlines()

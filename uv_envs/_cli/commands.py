@@ -133,8 +133,14 @@ def _change(args: argparse.Namespace, manager: EnvManager) -> int:
         for name in sorted(before.keys() | after.keys())
         if before.get(name) != after.get(name)
     ] or ["  no locked version changed"]
-    text = f"{key}: generation {result.environment.generation}\n" + "\n".join(changes)
-    _emit(args, _env_json(result.environment), text)
+    generation = result.environment.generation
+    headline = (
+        f"generation {generation}"
+        if result.changed
+        else (f"nothing changed, still generation {generation}")
+    )
+    text = f"{key}: {headline}\n" + "\n".join(changes)
+    _emit(args, {**_env_json(result.environment), "changed": result.changed}, text)
     return EXIT_OK
 
 

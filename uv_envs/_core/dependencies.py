@@ -221,8 +221,9 @@ class DependencyChanges:
                     key, details={**details, "operation": operation, "error": str(exc)}
                 ),
             )
+        generation = result.environment.generation
         self.services.emit(
-            succeeded(key, details={**details, "generation": result.environment.generation})
+            succeeded(key, details={**details, "generation": generation, "changed": result.changed})
         )
         return result
 
