@@ -34,6 +34,7 @@ from .boundary import (
     EXIT_NOT_FOUND,
     EXIT_OK,
 )
+from .cleanup import run_cleanup
 from .export import run_export
 
 __all__ = [
@@ -182,33 +183,6 @@ def _list(args: argparse.Namespace, manager: EnvManager) -> int:
     return EXIT_OK
 
 
-def _cleanup(args: argparse.Namespace, manager: EnvManager) -> int:
-    idle = None if args.idle_hours is None else args.idle_hours * 3600
-    cleaned = manager.cleanup(
-        idle, max_bytes=args.max_bytes, min_idle_seconds=args.min_idle_hours * 3600
-    )
-    if args.json:
-        print_json(converter.unstructure(cleaned))
-        return EXIT_OK
-    for key in cleaned.deleted:
-        print(f"deleted {key}")
-    for key in cleaned.skipped_leased:
-        print(f"leased, skipped {key}")
-    for key in cleaned.skipped_busy:
-        print(f"busy, skipped {key}")
-    for in_use in cleaned.skipped_in_use:
-        pids = ", ".join(f"pid {p.pid} ({p.description})" for p in in_use.processes)
-        print(f"in use, skipped {in_use.key}: {pids}")
-    # One line either way, so a cleanup that deleted nothing still says so.
-    summary = (
-        f"deleted {len(cleaned.deleted)} envs, pruned {cleaned.pruned_generations} generations"
-    )
-    if cleaned.bytes_in_use is not None:
-        summary += f"; the root holds {cleaned.bytes_in_use} bytes"
-    print(summary)
-    return EXIT_OK
-
-
 def _ops(args: argparse.Namespace, manager: EnvManager) -> int:
     if args.delete:
         if not args.workflow:
@@ -345,7 +319,7 @@ HANDLERS: dict[str, Handler] = {
     "export": run_export,
     "delete": _delete,
     "list": _list,
-    "cleanup": _cleanup,
+    "cleanup": run_cleanup,
     "ops": _ops,
     "verify": _verify,
     "repair": _check_root,

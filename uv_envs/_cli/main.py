@@ -215,6 +215,11 @@ def _add_root_commands(commands: _Commands) -> None:
         help="never delete envs used more recently than this, whatever the limits say "
         f"(default: {DEFAULT_MIN_CLEANUP_IDLE_HOURS:g}; 0: no floor)",
     )
+    cleanup.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="delete nothing: list what would go, why, and the bytes it would free",
+    )
     ops = commands.add("ops", "show the audit trail")
     ops.add_argument("--workflow")
     ops.add_argument("--node")

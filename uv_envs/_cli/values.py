@@ -47,3 +47,18 @@ STATUSES: Final = tuple(status.value for status in OperationStatus)
 def status(text: str) -> str:
     """An operation status in any case (``failed``), as the audit trail spells it."""
     return text.strip().upper()
+
+
+def human_size(count: int) -> str:
+    """Bytes as ``du -h`` prints them, in the units :func:`size` reads: ``1.5G``, ``300K``."""
+    value = float(count)
+    for unit in ("B", "K", "M", "G"):
+        if value < _UNITS["K"]:
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= _UNITS["K"]
+    return f"{value:.1f}T"
+
+
+def human_hours(seconds: float) -> str:
+    """A duration in hours as ``--idle-hours`` takes them: ``30.2 h``."""
+    return f"{seconds / 3600:.1f} h"
