@@ -234,3 +234,15 @@ def test_cleanup_dry_run_lists_what_would_go_and_deletes_nothing(settings: Setti
     assert as_json["removals"][0]["bytes"] > 0
     assert sorted(str(p) for p in env_dir.rglob("*")) == before
     assert cli(settings, "status", "wf", "n", "v1").returncode == 0
+
+
+def test_the_empty_version_is_printed_as_at(settings: Settings) -> None:
+    helped = cli(settings, "create", "--help")
+    assert "printed as @" in " ".join(helped.stdout.split())
+    assert cli(settings, "create", "wf", "nover", "-p", "alpha").returncode == 0
+    assert cli(settings, "status", "wf", "nover").stdout.splitlines()[0] == "wf/nover/@: READY"
+    assert cli(settings, "list").stdout.split("\t")[0] == "wf/nover/@"
+    assert cli(settings, "sync", "wf", "nover").stdout.strip() == "wf/nover/@: synced"
+    # Machine-readable output keeps the key's own spelling, as the other doors do.
+    listed = json.loads(cli(settings, "--json", "list").stdout)
+    assert listed[0]["version_id"] == ""

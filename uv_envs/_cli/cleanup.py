@@ -32,14 +32,14 @@ def run_cleanup(args: argparse.Namespace, manager: EnvManager) -> int:
         why = f"idle {values.human_hours(removal.idle_seconds)}"
         if removal.reason != "idle":
             why += ", least recently used while over --max-bytes"
-        print(f"{verb} {removal.key}: {why}; {values.human_size(removal.bytes)}")
+        print(f"{verb} {values.shown(removal.key)}: {why}; {values.human_size(removal.bytes)}")
     for key in cleaned.skipped_leased:
-        print(f"leased, skipped {key}")
+        print(f"leased, skipped {values.shown(key)}")
     for key in cleaned.skipped_busy:
-        print(f"busy, skipped {key}")
+        print(f"busy, skipped {values.shown(key)}")
     for in_use in cleaned.skipped_in_use:
         pids = ", ".join(f"pid {p.pid} ({p.description})" for p in in_use.processes)
-        print(f"in use, skipped {in_use.key}: {pids}")
+        print(f"in use, skipped {values.shown(in_use.key)}: {pids}")
     # One line either way, so a cleanup that deleted nothing still says so.
     freed = values.human_size(sum(r.bytes for r in cleaned.removals))
     summary = (

@@ -26,6 +26,7 @@ from uv_envs._settings import Settings
 from uv_envs._store.layout import Layout
 from uv_envs._variants import environment_dict
 
+from . import values
 from .boundary import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
@@ -100,7 +101,7 @@ def _status(args: argparse.Namespace, manager: EnvManager) -> int:
     if args.json:
         print_json({**converter.unstructure(report), "status": report.status.value})
         return code
-    print(f"{report.key}: {report.status.value}")
+    print(f"{values.shown(report.key)}: {report.status.value}")
     if report.error:
         print(f"  error: {report.error}")
     print(f"  env_path: {report.env_path}")
@@ -140,7 +141,7 @@ def _change(args: argparse.Namespace, manager: EnvManager) -> int:
         if result.changed
         else (f"nothing changed, still generation {generation}")
     )
-    text = f"{key}: {headline}\n" + "\n".join(changes)
+    text = f"{values.shown(key)}: {headline}\n" + "\n".join(changes)
     _emit(args, {**_env_json(result.environment), "changed": result.changed}, text)
     return EXIT_OK
 
@@ -160,7 +161,7 @@ def _deps(args: argparse.Namespace, manager: EnvManager) -> int:
 
 def _sync(args: argparse.Namespace, manager: EnvManager) -> int:
     result = manager.sync(_key(args))
-    _emit(args, _env_json(result.environment), f"{result.environment.key}: synced")
+    _emit(args, _env_json(result.environment), f"{values.shown(result.environment.key)}: synced")
     return EXIT_OK
 
 
@@ -177,7 +178,7 @@ def _list(args: argparse.Namespace, manager: EnvManager) -> int:
         return EXIT_OK
     for environment in environments:
         print(
-            f"{environment.key}\t{environment.status.value}\t{environment.python_version}"
+            f"{values.shown(environment.key)}\t{environment.status.value}\t{environment.python_version}"
             f"\t{environment.env_path}" + (f"\t{environment.error}" if environment.error else "")
         )
     return EXIT_OK
@@ -205,7 +206,7 @@ def _ops(args: argparse.Namespace, manager: EnvManager) -> int:
     for record in page.items:
         key = EnvKey(record.workflow_id, record.node_id, record.version_id)
         print(
-            f"{record.id}\t{record.operation}\t{record.status}\t{key}"
+            f"{record.id}\t{record.operation}\t{record.status}\t{values.shown(key)}"
             f"\t{record.duration_ms} ms\t{record.host or '-'}"
             + (f"\t{record.error}" if record.error else "")
         )
@@ -257,7 +258,7 @@ def _check_root(args: argparse.Namespace, manager: EnvManager) -> int:
         for name, reason in sorted(report.unreadable.items()):
             print(f"{name}: UNREADABLE: {reason} (delete it to free the key)")
         for repaired in report.repaired:
-            print(f"{repaired}: repaired")
+            print(f"{values.shown(repaired)}: repaired")
         for name, error in sorted(report.failed.items()):
             print(f"{name}: repair failed: {error}")
         print(
@@ -272,7 +273,7 @@ def _recover(args: argparse.Namespace, manager: EnvManager) -> int:
     _emit(
         args,
         [str(k) for k in repaired],
-        "\n".join(str(k) for k in repaired) or "nothing to recover",
+        "\n".join(values.shown(k) for k in repaired) or "nothing to recover",
     )
     return EXIT_OK
 

@@ -136,7 +136,10 @@ class _Commands:
         parser.add_argument("workflow_id", nargs="?" if optional else None, help="the workflow id")
         parser.add_argument("node_id", nargs="?" if optional else None, help="the node id")
         parser.add_argument(
-            "version_id", nargs="?", default="", help="the version id (left out: the empty one)"
+            "version_id",
+            nargs="?",
+            default="",
+            help="the version id; left out: the empty version, printed as @ (WORKFLOW/NODE/@)",
         )
         return parser
 
