@@ -72,6 +72,7 @@ from ._models import (
 )
 from ._provider import IEnvironmentProvider, LocalEnvironmentProvider, key_from_config
 from ._reports import (
+    CleanupRemoval,
     CleanupReport,
     ClusterView,
     DeletedOperations,
@@ -142,6 +143,7 @@ __all__ = [
     "AuditOutcome",
     "AuditQuery",
     "BytecodeCompiler",
+    "CleanupRemoval",
     "CleanupReport",
     "ClusterView",
     "CompileJob",

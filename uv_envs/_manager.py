@@ -283,13 +283,15 @@ class EnvManager:
         *,
         max_bytes: int | None = None,
         min_idle_seconds: float = 0.0,
+        dry_run: bool = False,
     ) -> CleanupReport:
         """Delete idle envs, then least recently used ones while over ``max_bytes``.
 
         Busy and leased envs are skipped; no env used within ``min_idle_seconds``
-        is deleted. A bool, NaN or negative limit raises :class:`InvalidInput`.
+        is deleted; ``dry_run``: delete nothing, report the removals it would make.
         """
-        report = self._core.collector.cleanup(idle_seconds, max_bytes, min_idle_seconds)
+        collector = self._core.collector
+        report = collector.cleanup(idle_seconds, max_bytes, min_idle_seconds, dry_run=dry_run)
         self._core.replicas.cleaned(report)
         return report
 

@@ -36,7 +36,11 @@ class StatusReport:
 
 @attrs.frozen
 class OperationResult:
-    """The outcome of add, update, remove and sync: the env as it now is, and uv's output."""
+    """The outcome of add, update, remove and sync: the env as it now is, and uv's output.
+
+    ``changed`` is False when an add, update or remove left the project (the
+    declared dependencies and the lock) as it was: the env kept its generation.
+    """
 
     environment: Environment
     operation: str
@@ -44,6 +48,7 @@ class OperationResult:
     stderr: str = ""
     exit_code: int = 0
     duration_ms: int = 0
+    changed: bool = True
 
 
 @attrs.frozen
@@ -143,11 +148,28 @@ class EnvInUse:
 
 
 @attrs.frozen
+class CleanupRemoval:
+    """One env a cleanup deleted (or, in a dry run, would delete), why, and the bytes freed.
+
+    ``reason`` is ``idle`` (unused longer than the idle age) or ``disk budget``
+    (least recently used while the root was over ``max_bytes``); ``bytes``
+    counts its own files and the shared venvs no env left behind links.
+    """
+
+    key: EnvKey
+    reason: str
+    bytes: int
+    idle_seconds: float
+
+
+@attrs.frozen
 class CleanupReport:
     """What a cleanup removed, and what it left because the env was busy, leased or in use.
 
     ``store_entries_in_use`` counts store entries no generation links any more
-    that were kept because a live process uses their files.
+    that were kept because a live process uses their files. In a ``dry_run``
+    nothing is deleted: ``deleted`` is empty, ``removals`` and
+    ``pruned_generations`` say what a cleanup with the same limits would remove.
     """
 
     deleted: tuple[EnvKey, ...]
@@ -161,6 +183,8 @@ class CleanupReport:
     skipped_unreadable: tuple[EnvKey, ...] = ()
     skipped_in_use: tuple[EnvInUse, ...] = ()
     store_entries_in_use: int = 0
+    removals: tuple[CleanupRemoval, ...] = ()
+    dry_run: bool = False
 
 
 @attrs.frozen

@@ -221,5 +221,41 @@ def test_a_change_says_what_it_did_to_the_lock(settings: Settings) -> None:
     unchanged = cli(settings, "update", "wf", "n", "v1")
     assert unchanged.returncode == 0, unchanged.stderr
     assert unchanged.stdout.splitlines()[-1] == "  no locked version changed"
+    assert unchanged.stdout.splitlines()[0] == "wf/n/v1: nothing changed, still generation 2"
+    again = json.loads(cli(settings, "--json", "update", "wf", "n", "v1").stdout)
+    assert (again["changed"], again["metadata"]["generation"]) == (False, 2)
     moved = cli(settings, "update", "wf", "n", "v1", "-p", "alpha>=2")
     assert "  alpha: 1.0 -> 2.0" in moved.stdout.splitlines()
+
+
+def test_cleanup_dry_run_lists_what_would_go_and_deletes_nothing(settings: Settings) -> None:
+    assert cli(settings, "create", "wf", "n", "v1", "-p", "alpha").returncode == 0
+    env_dir = settings.root / "envs" / "wf" / "n" / "v1"
+    before = sorted(str(p) for p in env_dir.rglob("*"))
+    args = ("cleanup", "--idle-hours", "0", "--min-idle-hours", "0", "--dry-run")
+    planned = cli(settings, *args)
+    assert planned.returncode == 0, planned.stderr
+    line, summary = planned.stdout.splitlines()
+    assert line.startswith("would delete wf/n/v1: idle 0.0 h; ")
+    assert line.endswith("K")  # its bytes, as du -h prints them
+    assert summary.startswith("would delete 1 envs (")
+    as_json = json.loads(cli(settings, "--json", *args).stdout)
+    assert (as_json["dry_run"], as_json["deleted"]) == (True, [])
+    assert [(r["key"], r["reason"]) for r in as_json["removals"]] == [
+        ({"workflow_id": "wf", "node_id": "n", "version_id": "v1"}, "idle")
+    ]
+    assert as_json["removals"][0]["bytes"] > 0
+    assert sorted(str(p) for p in env_dir.rglob("*")) == before
+    assert cli(settings, "status", "wf", "n", "v1").returncode == 0
+
+
+def test_the_empty_version_is_printed_as_at(settings: Settings) -> None:
+    helped = cli(settings, "create", "--help")
+    assert "printed as @" in " ".join(helped.stdout.split())
+    assert cli(settings, "create", "wf", "nover", "-p", "alpha").returncode == 0
+    assert cli(settings, "status", "wf", "nover").stdout.splitlines()[0] == "wf/nover/@: READY"
+    assert cli(settings, "list").stdout.split("\t")[0] == "wf/nover/@"
+    assert cli(settings, "sync", "wf", "nover").stdout.strip() == "wf/nover/@: synced"
+    # Machine-readable output keeps the key's own spelling, as the other doors do.
+    listed = json.loads(cli(settings, "--json", "list").stdout)
+    assert listed[0]["version_id"] == ""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 
 from uv_envs import EnvKey, EnvManager, EnvStatus, InvalidInput
+from uv_envs._store.venvs import tree_size
 from uv_envs.testing import RecordingPublisher
 
 from .conftest import KEY, generations, held_in_another_thread
@@ -78,3 +81,61 @@ def test_cleanup_skips_busy_envs(fake_manager: EnvManager) -> None:
 def test_cleanup_refuses_a_negative_age(fake_manager: EnvManager) -> None:
     with pytest.raises(InvalidInput):
         fake_manager.cleanup(idle_seconds=-1)
+
+
+def _tree(root: Path) -> dict[str, bytes | str | None]:
+    """Every path under the root with its bytes (files) or target (links): what a dry run keeps."""
+    tree: dict[str, bytes | str | None] = {}
+    for path in sorted(root.rglob("*")):
+        name = str(path.relative_to(root))
+        if path.is_symlink():
+            tree[name] = os.readlink(path)
+        elif path.is_file():
+            tree[name] = path.read_bytes()
+        else:
+            tree[name] = None
+    return tree
+
+
+def test_a_dry_run_deletes_nothing_and_says_what_would_go(
+    fake_manager: EnvManager, events: RecordingPublisher
+) -> None:
+    idle = EnvKey("wf", "node", "idle")
+    used = EnvKey("wf", "node", "used")
+    fake_manager.create(idle, packages=["alpha"])
+    fake_manager.sync(idle)  # a retired generation to prune
+    time.sleep(1.5)
+    fake_manager.create(used, packages=["beta"])  # used well within the idle age below
+    root = fake_manager.settings.root
+    records = fake_manager.operations().total
+    before = _tree(root)
+    del events.events[:]
+
+    planned = fake_manager.cleanup(idle_seconds=1.0, dry_run=True)
+    over_budget = fake_manager.cleanup(idle_seconds=3600, max_bytes=0, dry_run=True)
+
+    assert _tree(root) == before
+    assert fake_manager.operations().total == records
+    assert events.events == []
+    assert (planned.dry_run, planned.deleted) == (True, ())
+    [removal] = planned.removals
+    assert (removal.key, removal.reason) == (idle, "idle")
+    assert removal.idle_seconds >= 1.0
+    assert planned.pruned_generations == 1
+    assert [(r.key, r.reason) for r in over_budget.removals] == [
+        (idle, "disk budget"),
+        (used, "disk budget"),
+    ]
+
+    def stored() -> int:
+        return sum(tree_size(root / d) for d in ("envs", "store"))
+
+    fake_manager.runtime_env(used)  # still used: only the idle env goes, however slow the machine
+    held = stored()
+    done = fake_manager.cleanup(idle_seconds=1.0)
+    # Its own files and the shared venv only it links: within a few bytes of what went.
+    freed = held - stored()
+    assert freed * 0.95 <= removal.bytes <= freed
+    assert done.deleted == (idle,)
+    assert [(r.key, r.reason) for r in done.removals] == [(idle, "idle")]
+    assert not done.dry_run

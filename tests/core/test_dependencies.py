@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from uv_envs import EnvironmentNotFound, EnvKey, EnvManager, EnvStatus, ResolutionFailed, UvError
+from uv_envs import (
+    EnvironmentNotFound,
+    EnvKey,
+    EnvManager,
+    EnvStatus,
+    OperationResult,
+    ResolutionFailed,
+    UvError,
+)
 from uv_envs.testing import FakeUvExecutor, RecordingPublisher
 
 from .conftest import KEY, current, env_dirs_under, generations, make_manager, snapshot
@@ -43,7 +51,9 @@ def test_each_change_is_a_new_generation_behind_current(
             "DependenciesAdded",
         ),
         (
-            lambda: fake_manager.update(KEY, ["alpha"]),
+            # A new specifier the locked version already meets: the lock stays, the
+            # declared dependency changes (a change that changes nothing: see below).
+            lambda: fake_manager.update(KEY, ["alpha<2"]),
             {"alpha": "1.0", "gamma": "1.0"},
             "DependenciesUpdated",
         ),
@@ -76,6 +86,37 @@ def test_each_change_is_a_new_generation_behind_current(
     assert generations(env_dir) == ["1", "2", "3", "4", "5", "6"]
     declared = fake_manager.dependencies(KEY).declared
     assert declared == ("alpha>=2",)
+
+
+def test_a_change_that_changes_nothing_keeps_the_generation(
+    fake_manager: EnvManager, fake_uv: FakeUvExecutor, events: RecordingPublisher
+) -> None:
+    created = fake_manager.create(KEY, packages=["alpha==1.0", "beta"])
+    before = snapshot(created.env_path)
+    steps: list[Callable[[], OperationResult]] = [
+        lambda: fake_manager.update(KEY),
+        lambda: fake_manager.update(KEY, ["alpha"]),
+        lambda: fake_manager.add(KEY, ["beta"]),
+    ]
+    for step in steps:
+        del events.events[:]
+        outcome = step()
+        assert outcome.changed is False
+        assert outcome.environment == fake_manager.get(KEY) == created
+        assert generations(created.env_path) == ["1"]
+        assert current(created.env_path) == "gens/1"
+        assert snapshot(created.env_path) == before
+        [event] = events.events
+        assert event.details["changed"] is False
+        assert event.details["generation"] == 1
+    assert fake_uv.count("sync") == 1, "a change that changes nothing installed something"
+    [update, *_] = [r for r in fake_manager.operations().items if r.operation == "update"]
+    assert update.status == "SUCCESS"
+    assert update.metadata["changed"] is False
+
+    changed = fake_manager.update(KEY, ["alpha>=2"])
+    assert changed.changed is True
+    assert changed.environment.generation == 2
 
 
 def test_update_of_everything(fake_manager: EnvManager, fake_uv: FakeUvExecutor) -> None:

@@ -98,7 +98,7 @@ def test_each_change_is_replicated_after_it_is_made(
     manager.ensure(KEY, packages=["alpha", "beta"], python="3.11")
     manager.provision(other, packages=["alpha"])
     manager.add(KEY, ["gamma"])
-    manager.update(KEY, ["alpha"])
+    manager.update(KEY, ["alpha<2"])  # a change (an update that changes nothing keeps its gen)
     manager.remove(KEY, ["gamma"])
     manager.sync(KEY)
     project = manager.export(other)

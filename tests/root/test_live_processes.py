@@ -131,7 +131,9 @@ def test_the_cli_reports_envs_in_use_and_refuses_to_delete_them(
     users.stop(pid)
     after = cli(manager.settings, "cleanup", "--idle-hours", "0", "--min-idle-hours", "0")
     assert after.returncode == 0, after.stderr
-    assert after.stdout.splitlines() == [f"deleted {KEY}"]
+    deleted, summary = after.stdout.splitlines()
+    assert deleted.startswith(f"deleted {KEY}: idle ")
+    assert summary.startswith("deleted 1 envs (")
     assert not Path(environment.env_path).exists()
 
 

@@ -167,6 +167,13 @@ def test_update_picks_up_new_releases(
     assert (
         run_python(manager.get(KEY).python_path, "import alpha; print(alpha.__version__)") == "1.6"
     )
+    # Nothing newer on the index: uv rewrites the lock byte for byte, so no new generation.
+    generation = manager.get(KEY).generation
+    for unchanged in (manager.update(KEY), manager.update(KEY, ["alpha"])):
+        assert unchanged.changed is False
+        assert unchanged.environment.generation == generation
+    gens = [int(p.name) for p in (manager.get(KEY).env_path / "gens").iterdir()]
+    assert max(gens) == generation
 
 
 def test_a_failed_add_leaves_the_env_byte_identical(manager: EnvManager) -> None:

@@ -26,6 +26,7 @@ from uv_envs._settings import Settings
 from uv_envs._store.layout import Layout
 from uv_envs._variants import environment_dict
 
+from . import values
 from .boundary import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
@@ -34,6 +35,7 @@ from .boundary import (
     EXIT_NOT_FOUND,
     EXIT_OK,
 )
+from .cleanup import run_cleanup
 from .export import run_export
 
 __all__ = [
@@ -99,7 +101,7 @@ def _status(args: argparse.Namespace, manager: EnvManager) -> int:
     if args.json:
         print_json({**converter.unstructure(report), "status": report.status.value})
         return code
-    print(f"{report.key}: {report.status.value}")
+    print(f"{values.shown(report.key)}: {report.status.value}")
     if report.error:
         print(f"  error: {report.error}")
     print(f"  env_path: {report.env_path}")
@@ -134,8 +136,14 @@ def _change(args: argparse.Namespace, manager: EnvManager) -> int:
         for name in sorted(before.keys() | after.keys())
         if before.get(name) != after.get(name)
     ] or ["  no locked version changed"]
-    text = f"{key}: generation {result.environment.generation}\n" + "\n".join(changes)
-    _emit(args, _env_json(result.environment), text)
+    generation = result.environment.generation
+    headline = (
+        f"generation {generation}"
+        if result.changed
+        else (f"nothing changed, still generation {generation}")
+    )
+    text = f"{values.shown(key)}: {headline}\n" + "\n".join(changes)
+    _emit(args, {**_env_json(result.environment), "changed": result.changed}, text)
     return EXIT_OK
 
 
@@ -154,7 +162,7 @@ def _deps(args: argparse.Namespace, manager: EnvManager) -> int:
 
 def _sync(args: argparse.Namespace, manager: EnvManager) -> int:
     result = manager.sync(_key(args))
-    _emit(args, _env_json(result.environment), f"{result.environment.key}: synced")
+    _emit(args, _env_json(result.environment), f"{values.shown(result.environment.key)}: synced")
     return EXIT_OK
 
 
@@ -171,36 +179,9 @@ def _list(args: argparse.Namespace, manager: EnvManager) -> int:
         return EXIT_OK
     for environment in environments:
         print(
-            f"{environment.key}\t{environment.status.value}\t{environment.python_version}"
+            f"{values.shown(environment.key)}\t{environment.status.value}\t{environment.python_version}"
             f"\t{environment.env_path}" + (f"\t{environment.error}" if environment.error else "")
         )
-    return EXIT_OK
-
-
-def _cleanup(args: argparse.Namespace, manager: EnvManager) -> int:
-    idle = None if args.idle_hours is None else args.idle_hours * 3600
-    cleaned = manager.cleanup(
-        idle, max_bytes=args.max_bytes, min_idle_seconds=args.min_idle_hours * 3600
-    )
-    if args.json:
-        print_json(converter.unstructure(cleaned))
-        return EXIT_OK
-    for key in cleaned.deleted:
-        print(f"deleted {key}")
-    for key in cleaned.skipped_leased:
-        print(f"leased, skipped {key}")
-    for key in cleaned.skipped_busy:
-        print(f"busy, skipped {key}")
-    for in_use in cleaned.skipped_in_use:
-        pids = ", ".join(f"pid {p.pid} ({p.description})" for p in in_use.processes)
-        print(f"in use, skipped {in_use.key}: {pids}")
-    # One line either way, so a cleanup that deleted nothing still says so.
-    summary = (
-        f"deleted {len(cleaned.deleted)} envs, pruned {cleaned.pruned_generations} generations"
-    )
-    if cleaned.bytes_in_use is not None:
-        summary += f"; the root holds {cleaned.bytes_in_use} bytes"
-    print(summary)
     return EXIT_OK
 
 
@@ -226,7 +207,7 @@ def _ops(args: argparse.Namespace, manager: EnvManager) -> int:
     for record in page.items:
         key = EnvKey(record.workflow_id, record.node_id, record.version_id)
         print(
-            f"{record.id}\t{record.operation}\t{record.status}\t{key}"
+            f"{record.id}\t{record.operation}\t{record.status}\t{values.shown(key)}"
             f"\t{record.duration_ms} ms\t{record.host or '-'}"
             + (f"\t{record.error}" if record.error else "")
         )
@@ -278,7 +259,7 @@ def _check_root(args: argparse.Namespace, manager: EnvManager) -> int:
         for name, reason in sorted(report.unreadable.items()):
             print(f"{name}: UNREADABLE: {reason} (delete it to free the key)")
         for repaired in report.repaired:
-            print(f"{repaired}: repaired")
+            print(f"{values.shown(repaired)}: repaired")
         for name, error in sorted(report.failed.items()):
             print(f"{name}: repair failed: {error}")
         print(
@@ -293,7 +274,7 @@ def _recover(args: argparse.Namespace, manager: EnvManager) -> int:
     _emit(
         args,
         [str(k) for k in repaired],
-        "\n".join(str(k) for k in repaired) or "nothing to recover",
+        "\n".join(values.shown(k) for k in repaired) or "nothing to recover",
     )
     return EXIT_OK
 
@@ -340,7 +321,7 @@ HANDLERS: dict[str, Handler] = {
     "export": run_export,
     "delete": _delete,
     "list": _list,
-    "cleanup": _cleanup,
+    "cleanup": run_cleanup,
     "ops": _ops,
     "verify": _verify,
     "repair": _check_root,

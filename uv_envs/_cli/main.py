@@ -24,6 +24,7 @@ from . import values
 from .boundary import DEBUG_ENV, EXIT_FAILED, debugging, guarded
 from .commands import HANDLERS, audit_copy
 from .export import add_export_options
+from .progress import REPORTING, terminal_progress
 from .relay import add_relay_command, run_relay
 from .watch import add_watch_command, run_watch
 
@@ -58,6 +59,13 @@ def _add_global_options(parser: argparse.ArgumentParser, *, after_command: bool 
     keep: dict[str, Any] = {"default": argparse.SUPPRESS} if after_command else {}
     group = parser.add_argument_group("global options (before or after the subcommand)")
     group.add_argument("--json", action="store_true", help="print machine-readable JSON", **keep)
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress lines on stderr while uv runs (shown only on a terminal)",
+        **keep,
+    )
     group.add_argument(
         "--debug",
         action="store_true",
@@ -128,7 +136,10 @@ class _Commands:
         parser.add_argument("workflow_id", nargs="?" if optional else None, help="the workflow id")
         parser.add_argument("node_id", nargs="?" if optional else None, help="the node id")
         parser.add_argument(
-            "version_id", nargs="?", default="", help="the version id (left out: the empty one)"
+            "version_id",
+            nargs="?",
+            default="",
+            help="the version id; left out: the empty version, printed as @ (WORKFLOW/NODE/@)",
         )
         return parser
 
@@ -215,6 +226,11 @@ def _add_root_commands(commands: _Commands) -> None:
         help="never delete envs used more recently than this, whatever the limits say "
         f"(default: {DEFAULT_MIN_CLEANUP_IDLE_HOURS:g}; 0: no floor)",
     )
+    cleanup.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="delete nothing: list what would go, why, and the bytes it would free",
+    )
     ops = commands.add("ops", "show the audit trail")
     ops.add_argument("--workflow")
     ops.add_argument("--node")
@@ -275,11 +291,13 @@ def _run(args: argparse.Namespace) -> int:
         return audit_copy(args, settings)
     if args.command == "relay":  # serves files, runs no operation on envs
         return run_relay(args, settings)
-    progress = sys.stderr if (sys.stderr.isatty() and not args.json) else None
-    executor = SubprocessUvExecutor(find_uv_binary(settings.uv_binary), progress=progress)
+    # Progress from the event stream, on a terminal only: a pipe or --json gets the answer alone.
+    show = args.command in REPORTING and not (args.json or args.quiet) and sys.stderr.isatty()
+    executor = SubprocessUvExecutor(find_uv_binary(settings.uv_binary))
     manager = EnvManager(settings, executor=executor)
     try:
-        return HANDLERS[args.command](args, manager)
+        with terminal_progress(manager, sys.stderr if show else None):
+            return HANDLERS[args.command](args, manager)
     finally:
         manager.close()
 

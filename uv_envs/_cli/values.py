@@ -1,4 +1,4 @@
-"""The command line's own value types: hours, human sizes, operation statuses.
+"""The command line's own value types: hours, human sizes, operation statuses, keys as shown.
 
 Each is an argparse ``type``: a value it cannot read is refused by the parser
 with the flag's name and the value as typed (``--idle-hours -1``), before the
@@ -12,7 +12,7 @@ import math
 import re
 from typing import Final
 
-from uv_envs._models import OperationStatus
+from uv_envs._models import EnvKey, OperationStatus
 
 #: Binary multiples, as du and ls -h print them: 1K is 1024 bytes.
 _UNITS: Final = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -47,3 +47,27 @@ STATUSES: Final = tuple(status.value for status in OperationStatus)
 def status(text: str) -> str:
     """An operation status in any case (``failed``), as the audit trail spells it."""
     return text.strip().upper()
+
+
+def human_size(count: int) -> str:
+    """Bytes as ``du -h`` prints them, in the units :func:`size` reads: ``1.5G``, ``300K``."""
+    value = float(count)
+    for unit in ("B", "K", "M", "G"):
+        if value < _UNITS["K"]:
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= _UNITS["K"]
+    return f"{value:.1f}T"
+
+
+def human_hours(seconds: float) -> str:
+    """A duration in hours as ``--idle-hours`` takes them: ``30.2 h``."""
+    return f"{seconds / 3600:.1f} h"
+
+
+def shown(key: EnvKey) -> str:
+    """A key as the CLI prints it: ``wf/n/v1``, and ``wf/n/@`` for the empty version.
+
+    ``str(key)`` ends such a key in a slash (``wf/n/``), which reads as a path
+    cut short; ``@`` is the folder the empty version lives in.
+    """
+    return f"{key.workflow_id}/{key.node_id}/{key.version_id or '@'}"

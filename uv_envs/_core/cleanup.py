@@ -18,6 +18,7 @@ import enum
 import logging
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -27,11 +28,12 @@ from uv_envs._errors import EnvironmentUnreadable, InvalidInput
 from uv_envs._events import domain as events
 from uv_envs._models import Environment, EnvKey
 from uv_envs._procs.liveness import LiveUses
-from uv_envs._reports import CleanupReport, EnvInUse, LiveProcess
+from uv_envs._reports import CleanupRemoval, CleanupReport, EnvInUse, LiveProcess
 from uv_envs._store.venvs import tree_size
 
 from .access import EnvAccess, Locked
 from .operation import audited
+from .reclaim import freed_bytes
 from .services import Services
 
 logger = logging.getLogger("uv_envs")
@@ -55,16 +57,23 @@ class _Visit:
     pruned_generations: int = 0
     last_used: float = 0.0
     processes: tuple[LiveProcess, ...] = ()
+    removal: CleanupRemoval | None = None
 
 
 @attrs.frozen
 class _Pass:
-    """One pass over the envs: the scan it trusts, its clock, its idle age and why it deletes."""
+    """One pass over the envs: the scan it trusts, its clock, its idle age and why it deletes.
+
+    ``dry_run``: judge as the pass would, remove and record nothing; ``planned``
+    collects the envs it would delete (both passes share it).
+    """
 
     live: LiveUses
     checked_at: float
     idle_seconds: float | None
     reason: str
+    dry_run: bool = False
+    planned: list[Path] = attrs.field(factory=list)
 
 
 @attrs.define
@@ -74,6 +83,7 @@ class _Tally:
     leased: list[EnvKey] = attrs.field(factory=list)
     unreadable: list[EnvKey] = attrs.field(factory=list)
     in_use: list[EnvInUse] = attrs.field(factory=list)
+    removals: list[CleanupRemoval] = attrs.field(factory=list)
     pruned_generations: int = 0
     pruned_store_entries: int = 0
     store_entries_in_use: int = 0
@@ -86,6 +96,8 @@ class _Tally:
 
     def count(self, key: EnvKey, visit: _Visit) -> None:
         self.pruned_generations += visit.pruned_generations
+        if visit.removal is not None:
+            self.removals.append(visit.removal)
         if visit.outcome is CleanupOutcome.IN_USE:
             self.in_use.append(EnvInUse(key, visit.processes))
         listed = {
@@ -106,7 +118,12 @@ class Collector:
     access: EnvAccess
 
     def cleanup(
-        self, idle_seconds: float | None, max_bytes: int | None, min_idle_seconds: float = 0.0
+        self,
+        idle_seconds: float | None,
+        max_bytes: int | None,
+        min_idle_seconds: float = 0.0,
+        *,
+        dry_run: bool = False,
     ) -> CleanupReport:
         _check_limits(idle_seconds, max_bytes, min_idle_seconds)
         if idle_seconds is not None and idle_seconds < min_idle_seconds:
@@ -125,30 +142,39 @@ class Collector:
         # not seen (a lease closes that gap: docs/reliability.md).
         live = services.liveness.snapshot()
         survivors: list[tuple[float, EnvKey]] = []
+        planned: list[Path] = []
         for key in list(services.metadata.keys()):
-            visit = self._visit(_Pass(live, checked_at, idle, "idle"), key)
+            visit = self._visit(_Pass(live, checked_at, idle, "idle", dry_run, planned), key)
             tally.count(key, visit)
             if visit.outcome is CleanupOutcome.KEPT:
                 survivors.append((visit.last_used, key))
-        tally.prune_store(services, live)
+        if not dry_run:
+            tally.prune_store(services, live)
         bytes_in_use = None
         if max_bytes is not None:
             # Envs used within the floor are kept even when that leaves it over budget.
-            budget = _Pass(live, checked_at, min_idle_seconds or None, "disk budget")
+            budget = _Pass(
+                live, checked_at, min_idle_seconds or None, "disk budget", dry_run, planned
+            )
             bytes_in_use = self._enforce_budget(sorted(survivors), max_bytes, budget, tally)
         report = CleanupReport(
-            deleted=tuple(tally.deleted),
+            # A dry run deletes nothing: its removals say what would go.
+            deleted=() if dry_run else tuple(tally.deleted),
             skipped_busy=tuple(tally.busy),
             pruned_generations=tally.pruned_generations,
             checked_at=checked_at,
             pruned_store_entries=tally.pruned_store_entries,
-            pruned_locks=services.resolution_store.prune(),
+            pruned_locks=0 if dry_run else services.resolution_store.prune(),
             skipped_leased=tuple(tally.leased),
             bytes_in_use=bytes_in_use,
             skipped_unreadable=tuple(tally.unreadable),
             skipped_in_use=tuple(tally.in_use),
             store_entries_in_use=tally.store_entries_in_use,
+            removals=tuple(tally.removals),
+            dry_run=dry_run,
         )
+        if dry_run:
+            return report
         services.emit(
             events.EnvironmentCleanupCompleted(
                 None,
@@ -178,7 +204,9 @@ class Collector:
                 break
             own = tree_size(services.layout.env_dir(key))
             visit = self._visit(budget, key)
-            if visit.outcome is CleanupOutcome.DELETED:
+            if visit.outcome is CleanupOutcome.DELETED and budget.dry_run:
+                bytes_in_use -= visit.removal.bytes if visit.removal else own
+            elif visit.outcome is CleanupOutcome.DELETED:
                 tally.prune_store(services, budget.live)
                 env_bytes -= own
                 bytes_in_use = env_bytes + sum(services.venv_store.sizes().values())
@@ -204,7 +232,9 @@ class Collector:
         last_used = services.dirs.last_used(environment)
         idle_seconds = run.idle_seconds
         retired_before = math.inf if idle_seconds is None else run.checked_at - idle_seconds
-        pruned = self._prune_generations(environment, retired_before, pinned, run.live)
+        pruned = self._prune_generations(
+            environment, retired_before, pinned, run.live, dry_run=run.dry_run
+        )
         if idle_seconds is not None and run.checked_at - last_used <= idle_seconds:
             return _Visit(CleanupOutcome.KEPT, pruned, last_used)
         if pinned:
@@ -212,18 +242,35 @@ class Collector:
         processes = run.live.env(key)
         if processes:
             details = {"reason": run.reason, "outcome": "skipped_in_use"}
-            with audited(services, key, "cleanup", {**details, **_pids(processes)}):
-                pass  # nothing removed; the record says who kept the env
+            if not run.dry_run:
+                with audited(services, key, "cleanup", {**details, **_pids(processes)}):
+                    pass  # nothing removed; the record says who kept the env
             return _Visit(CleanupOutcome.IN_USE, pruned, last_used, processes)
-        # The age it was judged by goes on record: None is "any age" (the disk budget, no floor).
-        judged = {"reason": run.reason, "outcome": "deleted", "idle_seconds": idle_seconds}
-        with audited(services, key, "cleanup", judged):
-            services.discard(key)
-        services.emit(events.EnvironmentDeleted(key, details={"reason": run.reason}))
-        return _Visit(CleanupOutcome.DELETED, pruned, last_used)
+        removal = CleanupRemoval(
+            key,
+            run.reason,
+            freed_bytes(services.layout.store_dir, environment.env_path, run.planned),
+            run.checked_at - last_used,
+        )
+        if run.dry_run:
+            # Its shared venvs count as freed once their last user is planned too.
+            run.planned.append(environment.env_path)
+        else:
+            # The age it was judged by goes on record: None is "any age" (the disk budget).
+            judged = {"reason": run.reason, "outcome": "deleted", "idle_seconds": idle_seconds}
+            with audited(services, key, "cleanup", judged):
+                services.discard(key)
+            services.emit(events.EnvironmentDeleted(key, details={"reason": run.reason}))
+        return _Visit(CleanupOutcome.DELETED, pruned, last_used, removal=removal)
 
     def _prune_generations(
-        self, environment: Environment, retired_before: float, pinned: set[int], live: LiveUses
+        self,
+        environment: Environment,
+        retired_before: float,
+        pinned: set[int],
+        live: LiveUses,
+        *,
+        dry_run: bool,
     ) -> int:
         drop = [
             r
@@ -232,8 +279,8 @@ class Collector:
             and r.generation not in pinned
             and not live.generation(environment.key, r.generation, r.retired_at)
         ]
-        if not drop:
-            return 0
+        if not drop or dry_run:
+            return len(drop)
         keep = tuple(r for r in environment.retired if r not in drop)
         self.services.metadata.save(attrs.evolve(environment, retired=keep))
         for retired in drop:

@@ -217,7 +217,9 @@ class DependencyChanges:
                     key, details={**details, "operation": operation, "error": str(exc)}
                 ),
             )
-        self.services.emit(succeeded(key, details={**details, **_details(result)}))
+        self.services.emit(
+            succeeded(key, details={**details, **_details(result), "changed": result.changed})
+        )
         return result
 
     def _check_declared(self, environment: Environment, names: Iterable[str]) -> None:

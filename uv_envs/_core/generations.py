@@ -53,7 +53,9 @@ class GenerationPlan:
         refresh: have uv fetch and unpack every package again.
         delta: the new lock is the current one with a dependency change (add,
             update, remove), so facts checked of the current venv carry over
-            where the change cannot alter them (the Ray check, ``_uv.raylink``).
+            where the change cannot alter them (the Ray check, ``_uv.raylink``);
+            and a READY env whose project files the change left byte for byte
+            as they were keeps its generation (nothing to install, nothing new).
 
     """
 
@@ -98,6 +100,11 @@ class GenerationSwitch:
                 with contextlib.suppress(Exception):
                     services.metadata.save(environment)
                 raise
+            if committed is None:  # the change changed nothing: the env stays as it was
+                services.dirs.remove_generation(env_dir, number)
+                services.metadata.save(environment)
+                operation.note(generation=environment.generation, changed=False)
+                return operation.result(environment, changed=False)
             services.progress(Phase.LINKING)
             # The commit point: from here the new generation is the env, even after a crash.
             services.metadata.save(committed)
@@ -115,7 +122,8 @@ class GenerationSwitch:
         build: BuildStep,
         number: int,
         operation: Operation,
-    ) -> Environment:
+    ) -> Environment | None:
+        """The committed record of generation ``number``; None if a delta changed nothing."""
         gen_dir = self.services.layout.generation_dir(environment.env_path, number)
         gen_dir.mkdir(parents=True)
         current = self.services.layout.generation_dir(environment.env_path, environment.generation)
@@ -132,6 +140,8 @@ class GenerationSwitch:
                         "from a new lock, or delete it"
                     ) from exc
         packages = build(gen_dir, operation)
+        if plan.delta and environment.status is EnvStatus.READY and _same_project(current, gen_dir):
+            return None
         interpreter = plan.interpreter or Interpreter(
             Path(environment.python_executable), environment.python_version
         )
@@ -165,3 +175,11 @@ class GenerationSwitch:
             updated_at=now,
             digest=digest,
         )
+
+
+def _same_project(current: Path, new: Path) -> bool:
+    """Whether ``new`` holds the project files of ``current`` byte for byte."""
+    try:
+        return all((current / n).read_bytes() == (new / n).read_bytes() for n in _PROJECT_FILES)
+    except OSError:  # a file missing on either side: not the same, build as before
+        return False

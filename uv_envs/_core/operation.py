@@ -69,11 +69,12 @@ class Operation:
     def stderr(self) -> str:
         return redact("".join(r.stderr for r in self.results)) or ""
 
-    def result(self, environment: Environment) -> OperationResult:
+    def result(self, environment: Environment, *, changed: bool = True) -> OperationResult:
         """What a dependency change or sync returns to its caller."""
         return OperationResult(
             environment=environment,
             operation=self.name,
+            changed=changed,
             stdout=self.stdout,
             stderr=self.stderr,
             exit_code=0,

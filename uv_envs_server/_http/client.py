@@ -136,6 +136,7 @@ class HttpEnvClient(HttpCalls, RemoteClient):
             stderr=answer["stderr"],
             exit_code=answer["exit_code"],
             duration_ms=answer["duration_ms"],
+            changed=answer.get("changed", True),
         )
 
     def export(self, key: uv_envs.EnvKey) -> uv_envs.Export:

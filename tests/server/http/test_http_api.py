@@ -98,6 +98,10 @@ def test_the_whole_lifecycle_on_real_uv(  # noqa: PLR0915 - one lifecycle, step 
     updated = _json(http.patch(f"{env_url}/deps", json={"packages": []}))
     assert updated["status"] == "SUCCESS"
     assert _json(http.get(f"{env_url}/deps"))["locked"]["alpha"] == "2.0"  # beta wants alpha>=1.0
+    assert updated["changed"] is True
+    again = _json(http.patch(f"{env_url}/deps", json={"packages": []}))
+    assert again["changed"] is False  # nothing newer: the same generation
+    assert again["environment"]["generation"] == updated["environment"]["generation"]
     synced = _json(http.post(f"{env_url}/sync"))
     assert synced["operation"] == "sync"
     assert _json(http.post(f"{env_url}/verify"))["ok"] is True

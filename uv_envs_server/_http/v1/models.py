@@ -114,6 +114,8 @@ class OperationJson(BaseModel):
     exit_code: int
     duration_ms: int
     environment: EnvJson
+    #: False when add, update or remove left the project as it was (same generation).
+    changed: bool = True
 
 
 class VerifyJson(BaseModel):
@@ -301,6 +303,7 @@ def operation_json(result: uv_envs.OperationResult) -> OperationJson:
         exit_code=result.exit_code,
         duration_ms=result.duration_ms,
         environment=env_json(result.environment),
+        changed=result.changed,
     )
 
 
