@@ -156,7 +156,9 @@ def test_the_library_floor_holds_for_both_passes(
     fake_manager: uv_envs.EnvManager, limits: dict[str, int]
 ) -> None:
     _fresh_and_stale(fake_manager)
-    report = fake_manager.cleanup(**limits, min_idle_seconds=3600)
+    report = fake_manager.cleanup(
+        limits.get("idle_seconds"), max_bytes=limits.get("max_bytes"), min_idle_seconds=3600
+    )
     assert report.deleted == (STALE,)
     assert _statuses(fake_manager) == KEPT_FRESH
 
