@@ -71,10 +71,19 @@ class DeadlineProtocol(H11Protocol):
         self._disarm_header_deadline()
 
     def on_response_complete(self) -> None:
-        """The next request's headers get a deadline of their own."""
+        """The next request's headers get a deadline of their own.
+
+        A response that ended with bytes still unsent (below the high-water mark,
+        so no ``pause_writing``: an SSE subscriber cut off early, a small answer to
+        a client that stopped reading) gets the write deadline too: closing the
+        connection later (keep-alive, the header deadline) would wait for those
+        bytes forever.
+        """
         super().on_response_complete()
         if not self.transport.is_closing() and self._waiting_for_headers():
             self._arm_header_deadline()
+        if self._write_deadline is None and self.transport.get_write_buffer_size() > 0:
+            self._write_deadline = self.loop.call_later(self.write_timeout, self._unread_late)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Nothing to time out any more."""
@@ -104,6 +113,13 @@ class DeadlineProtocol(H11Protocol):
         # which is what this client never lets happen. The loss of the connection
         # ends the response (uvicorn reports the client as disconnected).
         self.transport.abort()
+
+    def _unread_late(self) -> None:
+        self._write_deadline = None
+        # Only a finished response still unread, with no request after it: a client
+        # that took its bytes, or sent its next request, keeps its connection.
+        if self.transport.get_write_buffer_size() > 0 and self._waiting_for_headers():
+            self.transport.abort()
 
     def _waiting_for_headers(self) -> bool:
         # No request, or the last one is answered and the next has not begun.
