@@ -206,9 +206,8 @@ async def create_env(
 
 @compat_router.delete(ENV)
 async def delete_env(key: CompatKey, core: Core) -> cm.CompatDeleted:
-    """Delete the env; "deleted" also when there was none. A leased env is 423 ENV_LOCKED."""
-    await core(lambda: core.manager.delete(key))
-    return cm.compat_deleted(key)
+    """Delete the env; "deleted" also when there was none, ``deferred`` while it is in use."""
+    return cm.compat_deleted(await core(lambda: core.manager.delete(key)))
 
 
 @compat_router.post(f"{ENV}/deps")
