@@ -204,7 +204,7 @@ async def create_env(
     return cm.compat_created(provisioned.environment, provisioned.pyproject_toml)
 
 
-@compat_router.delete(ENV)
+@compat_router.delete(ENV, response_model_exclude_none=True)
 async def delete_env(key: CompatKey, core: Core) -> cm.CompatDeleted:
     """Delete the env; "deleted" also when there was none, ``deferred`` while it is in use."""
     return cm.compat_deleted(await core(lambda: core.manager.delete(key)))
