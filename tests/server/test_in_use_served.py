@@ -61,6 +61,8 @@ def test_grpc_cleanup_and_delete_leave_an_env_a_process_runs_from(
     )
     assert answer.status == "DEFERRED"
     assert (HELD_BY_KEY, f"pid={pid}") in tuple(call.trailing_metadata())
+    again = client.delete(KEY)  # the client reads the holders back from the metadata
+    assert (again.status, again.held_by) == (uv_envs.DeleteStatus.DEFERRED, (pid,))
     assert environment.env_path.is_dir()
     status = rpc(
         stub.GetEnvStatus, pb.GetEnvStatusRequest(workflow_id="wf", node_id="node", version_id="v1")
@@ -73,8 +75,9 @@ def test_grpc_cleanup_and_delete_leave_an_env_a_process_runs_from(
     users.stop(pid)
     _wait_gone(environment.env_path)
     deletes = [r for r in client.operations("wf").items if r.operation == "delete"]
-    assert [r.metadata.get("completed", False) for r in deletes] == [True, False]  # newest first
-    assert deletes[1].metadata["held_by_pids"] == [pid]
+    # Newest first: the removal, then the two deferred deletes naming the pid.
+    assert [r.metadata.get("completed", False) for r in deletes] == [True, False, False]
+    assert [r.metadata["held_by_pids"] for r in deletes[1:]] == [[pid], [pid]]
 
 
 def _wait_gone(path: Path, within: float = 60.0) -> None:

@@ -33,6 +33,14 @@ WIRE_STATUS = {
 HELD_BY_KEY = "uv-envs-held-by"
 
 
+def holders(text: str) -> tuple[tuple[int, ...], int]:
+    """The pids and lease count :func:`held_by` wrote (nothing for an empty text)."""
+    pairs = [item.split("=", 1) for item in text.split(",") if "=" in item]
+    pids = tuple(int(v) for k, v in pairs if k == "pid" and v.isdigit())
+    leases = sum(int(v) for k, v in pairs if k == "leases" and v.isdigit())
+    return pids, leases
+
+
 def held_by(result: uv_envs.DeleteResult) -> str:
     """``pid=1,pid=2,leases=1``: the holders of a deferred delete, for metadata and logs."""
     parts = [f"pid={pid}" for pid in result.held_by]
