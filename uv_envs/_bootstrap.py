@@ -69,6 +69,12 @@ class Core:
     replicas: Replicated
     stream: EventStream
 
+    def close(self) -> None:
+        """Stop the replication and the reaper (pending deletes stay on disk); close the audit."""
+        self.replicas.close()
+        self.deleter.reaper.stop()
+        self.services.audit.close()
+
 
 @attrs.frozen
 class Adapters:
@@ -151,6 +157,8 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
     provisioner = Provisioner(services, access, installer, switch)
     changes = DependencyChanges(services, access, switch, shared_repairs=repairs)
     reads = Reads(services, access)
+    deleter = Deleter(services, access)
+    deleter.reaper.resume()  # deletes a manager before this one deferred (a restarted server)
     return Core(
         services=services,
         access=access,
@@ -159,7 +167,7 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
         exact=ExactInstaller(services, access, provisioner, changes),
         reads=reads,
         collector=Collector(services, access),
-        deleter=Deleter(services, access),
+        deleter=deleter,
         verifier=verifier,
         recovery=RootRecovery(services, access, env_recovery),
         repairs=repairs,

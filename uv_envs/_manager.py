@@ -262,14 +262,16 @@ class EnvManager:
         return self._core.exact.install(key, pyproject_toml, uv_lock)
 
     def delete(
-        self, key: EnvKey, *, force: bool = False, timeout: float | None = None
+        self,
+        key: EnvKey,
+        *,
+        force: bool = False,
+        timeout: float | None = None,
+        if_unused: bool = False,
     ) -> DeleteResult:
-        """Remove the env; ``NOT_FOUND`` if there is none.
-
-        A leased env raises :class:`~uv_envs.EnvironmentInUse` unless ``force``.
-        """
+        """Remove the env (``NOT_FOUND`` if none); in use: ``DEFERRED`` (see docs/api.md)."""
         with self._core.replicas.delete(key):
-            return self._core.deleter.delete(key, force=force, timeout=timeout)
+            return self._core.deleter.delete(key, timeout, force=force, if_unused=if_unused)
 
     def delete_within(self, key: EnvKey, timeout: float, *, force: bool = False) -> DeleteResult:
         """Deprecated: use ``delete(key, timeout=...)``."""
@@ -296,7 +298,7 @@ class EnvManager:
         return report
 
     def lease(self, key: EnvKey) -> contextlib.AbstractContextManager[Environment]:
-        """Hold the env in use for a run: delete refuses it, cleanup skips it.
+        """Hold the env in use for a run: a delete waits for it to end, cleanup skips it.
 
         The generation it yields is kept until the block or the process ends.
         """
@@ -347,6 +349,5 @@ class EnvManager:
         return self._core.recovery.recover_root()
 
     def close(self) -> None:
-        """Stop the replication, if any; release the audit log's connections."""
-        self._core.replicas.close()
-        self._core.services.audit.close()
+        """Stop the replication and the background reaper; release the audit log's connections."""
+        self._core.close()

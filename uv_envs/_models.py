@@ -31,6 +31,8 @@ class EnvStatus(enum.StrEnum):
     FAILED = "FAILED"
     DAMAGED = "DAMAGED"
     UNREADABLE = "UNREADABLE"
+    #: Withdrawn by a delete while processes used it: removed once the last one exits.
+    DELETING = "DELETING"
     NOT_FOUND = "NOT_FOUND"
 
 
@@ -59,6 +61,8 @@ class DeleteStatus(enum.StrEnum):
 
     DELETED = "DELETED"
     NOT_FOUND = "NOT_FOUND"
+    #: In use: withdrawn now (status ``DELETING``), removed once its last user exits.
+    DEFERRED = "DEFERRED"
 
 
 @attrs.frozen(order=True)

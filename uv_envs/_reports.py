@@ -125,10 +125,16 @@ class Provisioned:
 
 @attrs.frozen
 class DeleteResult:
-    """``status`` is ``DELETED``, or ``NOT_FOUND`` when there was nothing to delete."""
+    """``status`` is ``DELETED``, ``NOT_FOUND`` when there was nothing to delete, or ``DEFERRED``.
+
+    ``DEFERRED``: processes used the env (``held_by``: their pids; ``leases``: live
+    leases), so it was withdrawn and goes once the last of them exits.
+    """
 
     key: EnvKey
     status: DeleteStatus
+    held_by: tuple[int, ...] = ()
+    leases: int = 0
 
 
 @attrs.frozen

@@ -381,7 +381,9 @@ class ManagerModelMachine(RuleBasedStateMachine):
             assert self.manager.delete(key).status == "NOT_FOUND"
             return
         if key in self.leased():
-            self.expect_unchanged(key, lambda: self.manager.delete(key), EnvironmentInUse)
+            self.expect_unchanged(
+                key, lambda: self.manager.delete(key, if_unused=True), EnvironmentInUse
+            )
             return
         assert self.manager.delete(key).status == "DELETED"
         del self.model[key]

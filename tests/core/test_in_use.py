@@ -129,7 +129,7 @@ def test_delete_refuses_an_env_in_use_naming_the_processes_and_changes_nothing(
     pid = processes.start(environment.env_path, use=ProcessUse.WORKING_DIRECTORY, command="bash")
 
     with pytest.raises(EnvironmentInUse, match=rf"pid {pid}: bash: has its working") as caught:
-        manager.delete(KEY)
+        manager.delete(KEY, if_unused=True)
 
     assert caught.value.pids == (pid,)
     assert snapshot(environment.env_path) == before

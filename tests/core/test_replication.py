@@ -153,7 +153,7 @@ def test_delete_and_cleanup_release_on_the_replicas(
     assert manager.delete(KEY).status == "DELETED"
     assert manager.delete(KEY).status == "NOT_FOUND"  # released again, as the route always did
     with manager.lease(leased), pytest.raises(EnvironmentInUse):
-        manager.delete(leased)  # refused here: nothing to release
+        manager.delete(leased, if_unused=True)  # refused here: nothing to release
     assert replication.calls == [("deleted", (KEY, env_path)), ("deleted", (KEY, env_path))]
 
     del replication.calls[:]

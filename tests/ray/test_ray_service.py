@@ -294,7 +294,7 @@ def test_added_deps_reach_every_node_and_delete_removes_the_env_everywhere(
             report = actor_where(env_path, node, "alpha", "gamma")
             assert report["versions"] == {"alpha": "1.0", "gamma": "1.0"}, name
         # A killed actor's worker exits a moment later; until then the env is in use (and a
-        # delete is refused, as it should be). All nodes share this host's PIDs here.
+        # delete would be deferred, not done). All nodes share this host's PIDs here.
         wait_for(lambda: not ProcScanner().scan(Path(env_path)), "the actors' workers to exit")
         assert client.delete(key).status is DeleteStatus.DELETED
 

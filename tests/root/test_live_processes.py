@@ -69,7 +69,7 @@ def test_delete_without_force_refuses_an_env_a_process_uses(
     pid = USERS[kind](users, environment)
 
     with pytest.raises(EnvironmentInUse, match=f"pid {pid}") as caught:
-        manager.delete(KEY)
+        manager.delete(KEY, if_unused=True)
 
     assert caught.value.pids == (pid,)
     assert manager.get(KEY).env_path.is_dir()

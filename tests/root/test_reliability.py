@@ -34,7 +34,7 @@ def test_a_leased_env_is_not_deleted_unless_forced(manager: EnvManager) -> None:
     with manager.lease(KEY) as leased:
         assert leased.status is EnvStatus.READY
         with pytest.raises(EnvironmentInUse):
-            manager.delete(KEY)
+            manager.delete(KEY, if_unused=True)
         report = manager.cleanup(idle_seconds=0)
         assert report.skipped_leased == (KEY,)
         assert report.deleted == ()
@@ -88,7 +88,7 @@ def test_a_lease_ends_with_its_process(manager: EnvManager) -> None:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "LEASED"
         with pytest.raises(EnvironmentInUse):
-            manager.delete(KEY)
+            manager.delete(KEY, if_unused=True)
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.communicate(timeout=30)
@@ -104,7 +104,7 @@ def test_provider_lease_pins_py_executable(manager: EnvManager) -> None:
         assert runtime["py_executable"] == runtime["pinned_python_path"]
         assert "/gens/" in runtime["py_executable"]
         with pytest.raises(EnvironmentInUse):
-            manager.delete(KEY)
+            manager.delete(KEY, if_unused=True)
 
 
 def test_verify_finds_tampering_and_sync_repairs_it(manager: EnvManager) -> None:

@@ -1,4 +1,5 @@
-"""Over gRPC and HTTP, envs a live process uses stay through cleanup and delete (issue 19).
+"""Over gRPC and HTTP, envs a live process uses stay through cleanup (issue 19), and a
+delete of one is deferred until the process exits (issue 28).
 
 gRPC's CleanupResponse has only ``deleted``: the envs left for their processes
 are named, with the pids, in the audit record of each (GetOperations'
@@ -7,16 +8,19 @@ are named, with the pids, in the audit record of each (GetOperations'
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
 import uv_envs
 from tests.support.env_users import EnvUsers
 from uv_envs_server import EnvManagerClient
 from uv_envs_server._generated import env_manager_pb2 as pb
+from uv_envs_server._grpc.wire import HELD_BY_KEY
 
 from .conftest import OpenClient, OpenStub, Serve, rpc
 
@@ -51,14 +55,36 @@ def test_grpc_cleanup_and_delete_leave_an_env_a_process_runs_from(
     assert metadata["outcome"] == "skipped_in_use"
     assert metadata["pids"] == [pid]
 
-    with pytest.raises(uv_envs.EnvironmentInUse, match=f"pid {pid}") as caught:
-        client.delete(KEY)
-    assert isinstance(caught.value.__cause__, grpc.RpcError)
-    assert caught.value.__cause__.code() is grpc.StatusCode.FAILED_PRECONDITION
+    # Issue 28: the delete is deferred, not refused: withdrawn at once, the pid named.
+    answer, call = stub.DeleteEnv.with_call(
+        pb.DeleteEnvRequest(workflow_id="wf", node_id="node", version_id="v1"), timeout=60
+    )
+    assert answer.status == "DEFERRED"
+    assert (HELD_BY_KEY, f"pid={pid}") in tuple(call.trailing_metadata())
+    again = client.delete(KEY)  # the client reads the holders back from the metadata
+    assert (again.status, again.held_by) == (uv_envs.DeleteStatus.DEFERRED, (pid,))
     assert environment.env_path.is_dir()
+    status = rpc(
+        stub.GetEnvStatus, pb.GetEnvStatusRequest(workflow_id="wf", node_id="node", version_id="v1")
+    )
+    assert status.status == "NOT_FOUND"  # withdrawn for every client
+    assert json.loads(status.metadata_json)["status"] == "DELETING"
+    with pytest.raises(uv_envs.EnvironmentNotFound):
+        client.get(KEY)
 
     users.stop(pid)
-    assert list(rpc(stub.Cleanup, pb.CleanupRequest(idle_hours=0)).deleted) == ["wf/node/v1"]
+    _wait_gone(environment.env_path)
+    deletes = [r for r in client.operations("wf").items if r.operation == "delete"]
+    # Newest first: the removal, then the two deferred deletes naming the pid.
+    assert [r.metadata.get("completed", False) for r in deletes] == [True, False, False]
+    assert [r.metadata["held_by_pids"] for r in deletes[1:]] == [[pid], [pid]]
+
+
+def _wait_gone(path: Path, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while path.exists():
+        assert time.monotonic() < deadline, f"{path} still there {within} s after its last user"
+        time.sleep(0.05)
 
 
 def test_http_cleanup_and_delete_leave_an_env_a_process_runs_from(
@@ -80,12 +106,20 @@ def test_http_cleanup_and_delete_leave_an_env_a_process_runs_from(
         assert [p["pid"] for p in in_use["processes"]] == [pid]
         assert "has its working directory in it" in in_use["processes"][0]["description"]
 
-        with pytest.raises(uv_envs.EnvironmentInUse, match=f"pid {pid}"):
-            api.delete(KEY)
-        answer = httpx.delete(f"{server.url}/v1/envs/wf/node/v1", timeout=60)
-        assert answer.status_code == 423
+        deferred = api.delete(KEY)  # issue 28: deferred, not refused (it was 423)
+        assert deferred.status is uv_envs.DeleteStatus.DEFERRED
+        assert deferred.held_by == (pid,)
+        again = httpx.delete(f"{server.url}/v1/envs/wf/node/v1", timeout=60)
+        assert again.status_code == 200
+        assert again.json()["status"] == "DEFERRED"
+        assert again.json()["held_by"] == [pid]
+        compat = httpx.delete(f"{server.url}/envs/wf/node?version_id=v1", timeout=60).json()
+        assert (compat["status"], compat["deferred"], compat["held_by"]) == ("deleted", True, [pid])
         assert environment.env_path.is_dir()
+        withdrawn = httpx.get(f"{server.url}/v1/envs/wf/node/v1", timeout=60).json()
+        assert withdrawn["status"] == "DELETING"
 
         users.stop(pid)
-        cleaned = api.http.post("/v1/cleanup", json={"idle_hours": 0})
-        assert cleaned.json()["deleted"] == ["wf/node/v1"]
+        _wait_gone(environment.env_path)
+        with pytest.raises(uv_envs.EnvironmentNotFound):
+            api.get(KEY)

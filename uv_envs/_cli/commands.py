@@ -167,7 +167,9 @@ def _sync(args: argparse.Namespace, manager: EnvManager) -> int:
 
 
 def _delete(args: argparse.Namespace, manager: EnvManager) -> int:
-    deleted = manager.delete(_key(args), force=args.force)
+    # Refused while in use, as before: this process ends at once, so a deferred delete
+    # would wait for the next manager on the root to finish it.
+    deleted = manager.delete(_key(args), force=args.force, if_unused=True)
     _emit(args, {"key": str(deleted.key), "status": deleted.status}, deleted.status)
     return EXIT_NOT_FOUND if deleted.status is DeleteStatus.NOT_FOUND else EXIT_OK
 

@@ -117,6 +117,12 @@ class Provisioner:
         existing = self.access.current(token)
         if existing is None:
             return self._build_new(token, request), ProvisionOutcome.CREATED
+        if existing.status is EnvStatus.DELETING:
+            # Withdrawn while in use: a fresh generation; the one in use is retired and
+            # kept until its users exit (cleanup prunes it), so no process breaks.
+            fresh = self._respec(token, existing, request)
+            self.services.layout.pending_delete(key).unlink(missing_ok=True)
+            return fresh, ProvisionOutcome.CREATED
         # DAMAGED when its shared venv is, so the rebuild below repairs that too.
         existing = effective(self.services.layout, existing)
         same_spec = existing.spec_hash == request.digest

@@ -259,3 +259,20 @@ def _boot_time(proc: Path) -> float:
             if line.startswith("btime "):
                 return float(line.split()[1])
     return 0.0
+
+
+def process_alive(pid: int, proc: Path = _PROC) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped by its parent, does not)."""
+    try:
+        state = _read(f"{proc}/{pid}/stat").rsplit(b")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        if proc.is_dir():
+            return False
+        try:
+            os.kill(pid, 0)  # no /proc: ask the kernel
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return state not in (b"Z", b"X")

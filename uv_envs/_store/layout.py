@@ -20,6 +20,7 @@
       lockstore/<spec hash>.lock                      resolved locks by spec
       lockstore/<spec hash>.lock.json                 what a stored lock was vouched for under
       leases/<key hash>/<gen>-<uuid>.lease            one locked file per lease
+      deleting/<key hash>                             a delete deferred while the env is in use
       locks/<key hash>.lock                           one lock file per env
       locks/spec-<hash>.lock, store-<id>.lock         single-flight per spec and entry
       locks/compile-<id>.lock                         the background compiler of an entry
@@ -129,6 +130,10 @@ class Layout:
 
     def lease_dir(self, key: EnvKey) -> Path:
         return self.leases_dir / self.lock_file(key).stem
+
+    def pending_delete(self, key: EnvKey) -> Path:
+        """Names ``key`` while its delete waits for its users (the record says ``DELETING``)."""
+        return self.root / "deleting" / self.lock_file(key).stem
 
     def env_dir(self, key: EnvKey) -> Path:
         """The directory of one environment."""

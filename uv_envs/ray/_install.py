@@ -145,6 +145,8 @@ def release(manager: EnvManager, key: EnvKey, *, timeout: float) -> tuple[Releas
         result = manager.delete(key, timeout=timeout)
     except (EnvironmentInUse, EnvironmentBusy):
         return ReleaseOutcome.KEPT, 0
+    if result.status is DeleteStatus.DEFERRED:
+        return ReleaseOutcome.KEPT, 0  # withdrawn here; the next release (or reaper) removes it
     manager.cleanup(math.inf)  # prunes store entries nothing links any more
     freed = max(0, before - _store_bytes(manager))
     if result.status is DeleteStatus.DELETED:

@@ -105,13 +105,17 @@ class EnvManagerClient(RpcCalls, RemoteClient):
     def delete(self, key: uv_envs.EnvKey, *, timeout: float | None = None) -> uv_envs.DeleteResult:
         """Delete the env (DeleteEnv); past ``timeout`` seconds, ``EnvironmentBusy``."""
         try:
-            response = self._keyed("DeleteEnv", pb.DeleteEnvResponse, key, timeout)
+            request = pb.DeleteEnvRequest(**ident(key))
+            response, trailers = self._call_with_trailers("DeleteEnv", request, timeout)
         except RemoteError as exc:
             if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
                 msg = f"environment {key} was not deleted within {timeout} seconds"
                 raise uv_envs.EnvironmentBusy(msg) from exc
             raise
-        return uv_envs.DeleteResult(key, uv_envs.DeleteStatus(response.status))
+        pids, leases = wire.holders(trailers.get(wire.HELD_BY_KEY, ""))
+        return uv_envs.DeleteResult(
+            key, uv_envs.DeleteStatus(response.status), held_by=pids, leases=leases
+        )
 
     def dependencies(self, key: uv_envs.EnvKey) -> uv_envs.Dependencies:
         """Declared dependencies and locked versions (ListDeps)."""

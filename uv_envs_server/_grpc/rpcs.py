@@ -84,8 +84,14 @@ class RpcCalls(Closing):
             self._channel.close()
 
     def _call(self, name: str, request: object, timeout: float | None = None) -> Any:  # noqa: ANN401 - each caller names the response type
+        return self._call_with_trailers(name, request, timeout)[0]
+
+    def _call_with_trailers(
+        self, name: str, request: object, timeout: float | None = None
+    ) -> tuple[Any, dict[str, str]]:
+        """The response and the call's trailing metadata (text values only)."""
         try:
-            return self._calls[name](
+            response, call = self._calls[name].with_call(
                 request,
                 timeout=self.timeout if timeout is None else timeout,
                 metadata=self._metadata,
@@ -93,6 +99,8 @@ class RpcCalls(Closing):
             )
         except grpc.RpcError as err:
             raise from_rpc_error(err) from err
+        trailers = {k: v for k, v in call.trailing_metadata() or () if isinstance(v, str)}
+        return response, trailers
 
     def _keyed(
         self, rpc: str, answer: type[_M], key: uv_envs.EnvKey, timeout: float | None = None

@@ -28,6 +28,7 @@ from uv_envs_server._request_ids import following as _following
 
 from . import wire
 from .errors import abort
+from .interceptors import add_trailing_metadata
 from .proto import METHODS, SERVICE_NAME, pb
 
 if TYPE_CHECKING:
@@ -161,8 +162,10 @@ class EnvManagerServicer:
     def DeleteEnv(
         self, request: pb.DeleteEnvRequest, context: grpc.ServicerContext
     ) -> pb.DeleteEnvResponse:
-        """Delete an env; an env already gone answers NOT_FOUND as a success."""
+        """Delete an env: NOT_FOUND (a success) if none; in use: DEFERRED, holders in metadata."""
         result = self._run(context, lambda: self.manager.delete(wire.key(request)))
+        if result.status is uv_envs.DeleteStatus.DEFERRED:
+            add_trailing_metadata(context, ((wire.HELD_BY_KEY, wire.held_by(result)),))
         return pb.DeleteEnvResponse(**wire.ident(request), status=result.status)
 
     def ExportEnv(

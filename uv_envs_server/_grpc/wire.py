@@ -25,7 +25,26 @@ class Identified(Protocol):
 WIRE_STATUS = {
     uv_envs.EnvStatus.DAMAGED: "FAILED",
     uv_envs.EnvStatus.UNREADABLE: "FAILED",
+    # Withdrawn by a deferred delete: gone for every client, a create makes a fresh env.
+    uv_envs.EnvStatus.DELETING: "NOT_FOUND",
 }
+
+#: Trailing metadata of a DEFERRED DeleteEnv: what still holds the env.
+HELD_BY_KEY = "uv-envs-held-by"
+
+
+def holders(text: str) -> tuple[tuple[int, ...], int]:
+    """The pids and lease count :func:`held_by` wrote (nothing for an empty text)."""
+    pairs = [item.split("=", 1) for item in text.split(",") if "=" in item]
+    pids = tuple(int(v) for k, v in pairs if k == "pid" and v.isdigit())
+    leases = sum(int(v) for k, v in pairs if k == "leases" and v.isdigit())
+    return pids, leases
+
+
+def held_by(result: uv_envs.DeleteResult) -> str:
+    """``pid=1,pid=2,leases=1``: the holders of a deferred delete, for metadata and logs."""
+    parts = [f"pid={pid}" for pid in result.held_by]
+    return ",".join([*parts, f"leases={result.leases}"] if result.leases else parts)
 
 
 def key(request: Identified) -> uv_envs.EnvKey:

@@ -114,7 +114,12 @@ class HttpEnvClient(HttpCalls, RemoteClient):
         except httpx.TimeoutException as exc:
             msg = f"environment {key} was not deleted within {timeout} seconds"
             raise uv_envs.EnvironmentBusy(msg) from exc
-        return uv_envs.DeleteResult(key, uv_envs.DeleteStatus(answer["status"]))
+        return uv_envs.DeleteResult(
+            key,
+            uv_envs.DeleteStatus(answer["status"]),
+            held_by=tuple(answer.get("held_by", ())),
+            leases=answer.get("leases", 0),
+        )
 
     def dependencies(self, key: uv_envs.EnvKey) -> uv_envs.Dependencies:
         """Declared dependencies and the versions uv.lock pins."""

@@ -306,8 +306,6 @@ def test_each_failure_answers_its_code_and_leaves_the_env_as_it_was(
 
     fake.create_env(WF, "keep", packages=["alpha"])
     before = _snapshot(fake_manager)
-    with fake_manager.lease(uv_envs.EnvKey(WF, "keep")):
-        assert _error(http.delete(f"/envs/{WF}/keep")) == (423, "ENV_LOCKED")
     fake_uv.fail_next("add", "error: the disk said no")
     failed = http.post(f"/envs/{WF}/keep/deps", data={"packages": "beta"})
     assert _error(failed) == (500, "UV_EXECUTION_ERROR")
@@ -317,6 +315,13 @@ def test_each_failure_answers_its_code_and_leaves_the_env_as_it_was(
     run = http.post(f"/envs/{WF}/keep/run", json={"code": "print(1)"})
     assert _error(run) == (501, "NOT_IMPLEMENTED")
     assert "Ray" in run.json()["message"]
+
+    # Issue 28: a delete of a leased env is deferred (withdrawn), no longer 423 ENV_LOCKED.
+    with fake_manager.lease(uv_envs.EnvKey(WF, "keep")):
+        deferred = http.delete(f"/envs/{WF}/keep")
+        assert deferred.status_code == 200
+        assert (deferred.json()["status"], deferred.json()["deferred"]) == ("deleted", True)
+        assert _error(http.get(f"/envs/{WF}/keep")) == (404, "ENV_NOT_FOUND")  # withdrawn
 
 
 def test_an_unreachable_audit_database_is_500_db_audit_error(

@@ -171,7 +171,7 @@ def test_a_client_that_disconnects_mid_create_rolls_it_back(
         assert created.json()["status"] == "READY"
 
 
-def test_the_provider_refuses_to_delete_a_leased_env(
+def test_the_provider_defers_the_delete_of_a_leased_env(
     http_serve: Callable[..., Any],
     gated_manager: Callable[..., tuple[EnvManager, GatedExecutor]],
 ) -> None:
@@ -183,8 +183,10 @@ def test_the_provider_refuses_to_delete_a_leased_env(
         provider.create_environment(
             "v", {"workflow_id": "wf", "node_id": "n", "packages": ["alpha"]}
         )
-        with manager.lease(EnvKey("wf", "n")), pytest.raises(uv_envs.EnvironmentInUse):
+        # Issue 28: deferred (the env withdrawn), where it used to raise EnvironmentInUse.
+        with manager.lease(EnvKey("wf", "n")):
             provider.cleanup_environment("v")
+            assert manager.status(EnvKey("wf", "n")).status is uv_envs.EnvStatus.DELETING
         assert provider.get_runtime_env("v") is None  # the mapping is gone with the cleanup
     finally:
         provider.close()

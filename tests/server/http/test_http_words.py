@@ -59,13 +59,13 @@ def test_the_status_page_links_the_api_docs(
         assert httpx.get(f"{server.url}/{link}").status_code == 200
 
 
-def test_a_leased_env_names_the_force_parameter(
+def test_a_leased_env_is_deferred_naming_its_lease(
     http_serve: Callable[..., Any], fake_manager: uv_envs.EnvManager
 ) -> None:
     key = EnvKey("wf", "n", "v1")
     fake_manager.create(key, packages=["alpha"])
     server = http_serve(fake_manager)
-    with fake_manager.lease(key):
-        refused = httpx.delete(f"{server.url}/v1/envs/wf/n/v1")
-    assert refused.status_code == 423
-    assert "delete it with force=true" in refused.json()["detail"]
+    with fake_manager.lease(key):  # issue 28: deferred, where it was 423 naming force=true
+        deferred = httpx.delete(f"{server.url}/v1/envs/wf/n/v1")
+    assert deferred.status_code == 200
+    assert (deferred.json()["status"], deferred.json()["leases"]) == ("DEFERRED", 1)

@@ -85,6 +85,11 @@ class CompatDeleted(BaseModel):
     node_id: str
     version_id: str = Field(description='"" when the env has none')
     status: Literal["deleted"]
+    # Only in a deferred answer: the original API's body is exactly the four fields above.
+    deferred: bool | None = Field(
+        default=None, description="true: in use, withdrawn now, removed once its users exit"
+    )
+    held_by: list[int] | None = Field(default=None, description="pids still using it")
 
 
 class CompatChanged(BaseModel):
@@ -208,13 +213,16 @@ def compat_created(env: uv_envs.Environment, pyproject_toml: str) -> CompatCreat
     )
 
 
-def compat_deleted(key: uv_envs.EnvKey) -> CompatDeleted:
-    """The answer to a delete, whether or not there was an env."""
+def compat_deleted(result: uv_envs.DeleteResult) -> CompatDeleted:
+    """The answer to a delete, whether or not there was an env (and if it waits for users)."""
+    key, deferred = result.key, result.status is uv_envs.DeleteStatus.DEFERRED
     return CompatDeleted(
         workflow_id=key.workflow_id,
         node_id=key.node_id,
         version_id=key.version_id,
         status="deleted",
+        deferred=True if deferred else None,
+        held_by=list(result.held_by) if deferred else None,
     )
 
 

@@ -204,11 +204,10 @@ async def create_env(
     return cm.compat_created(provisioned.environment, provisioned.pyproject_toml)
 
 
-@compat_router.delete(ENV)
+@compat_router.delete(ENV, response_model_exclude_none=True)
 async def delete_env(key: CompatKey, core: Core) -> cm.CompatDeleted:
-    """Delete the env; "deleted" also when there was none. A leased env is 423 ENV_LOCKED."""
-    await core(lambda: core.manager.delete(key))
-    return cm.compat_deleted(key)
+    """Delete the env; "deleted" also when there was none, ``deferred`` while it is in use."""
+    return cm.compat_deleted(await core(lambda: core.manager.delete(key)))
 
 
 @compat_router.post(f"{ENV}/deps")

@@ -89,12 +89,18 @@ class StatusJson(BaseModel):
 
 
 class DeletedJson(BaseModel):
-    """``DELETE /v1/envs/{w}/{n}/{v}``: DELETED, or NOT_FOUND when there was nothing."""
+    """``DELETE /v1/envs/{w}/{n}/{v}``: DELETED, NOT_FOUND when there was nothing, or DEFERRED.
+
+    DEFERRED: in use, so withdrawn now and removed once ``held_by`` (pids) and
+    ``leases`` have ended.
+    """
 
     workflow_id: str
     node_id: str
     version_id: str
     status: uv_envs.DeleteStatus
+    held_by: list[int] = []
+    leases: int = 0
 
 
 class DepsJson(BaseModel):

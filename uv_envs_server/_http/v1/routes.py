@@ -132,9 +132,11 @@ async def delete(
     core: Core,
     force: bool = False,  # noqa: FBT001, FBT002 - a query parameter
 ) -> m.DeletedJson:
-    """Delete the env; NOT_FOUND (still 200) when there was none. A leased env is 423."""
+    """Delete the env; NOT_FOUND (still 200) when there was none; DEFERRED while in use."""
     result = await core(lambda: core.manager.delete(key, force=force))
-    return m.DeletedJson(**m.key_json(key), status=result.status)
+    return m.DeletedJson(
+        **m.key_json(key), status=result.status, held_by=list(result.held_by), leases=result.leases
+    )
 
 
 @router.get(f"{ENV}/deps", tags=["deps"])
