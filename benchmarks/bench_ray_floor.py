@@ -1,11 +1,12 @@
 """A first task through the uv_envs plugin against Ray's floor, measured in the same run.
 
-    python benchmarks/bench_ray_floor.py [--reps N] [--sets medium,example] [--caches warm,cold]
+    python benchmarks/bench_ray_floor.py [--reps N] [--sets S] [--caches warm,cold] [--vary P]
 
 Issue 33, item 4. A local cluster (``tests/support/ray_start.py``): a head and
 one worker node with a root and uv cache of its own (2 cores: kept small).
-Every round, for a new spec (the set plus ``idna==3.<i>``: a new lock, resolved once
-on the driver, untimed in the task figures, reported apart):
+Every round, for a new spec (the set plus another pin of ``--vary``, ``click``
+by default or ``idna``: a new lock, resolved once on the driver, untimed in the
+task figures, reported apart):
 
 * **ours**: a task that imports the set, ``runtime_env={"uv_envs": ...}``, on
   the worker node: the plugin installs the lock there, Ray starts the worker;
@@ -67,7 +68,12 @@ SETS = {
 }
 #: A new spec each round must be a new lock (envs are keyed by their locked packages):
 #: each round pins another version of a small pure-Python dependency of both sets.
-IDNA = [f"idna==3.{minor}" for minor in (4, 5, 6, 7, 8, 9)]
+#: ``import ray`` imports idna (through requests) and not click: a new spec that
+#: changes idna pays the Ray check of the new entry, one that changes click carries it over.
+PINS = {
+    "click": [f"click==8.1.{patch}" for patch in (3, 4, 5, 6, 7, 8)],
+    "idna": [f"idna==3.{minor}" for minor in (4, 5, 6, 7, 8, 9)],
+}
 STEPS = ("before plugin", "plugin install", "to worker process", "worker start", "imports")
 
 
@@ -228,6 +234,9 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--sets", default="medium,example")
     parser.add_argument("--caches", default="warm,cold")
+    parser.add_argument(
+        "--vary", choices=sorted(PINS), default="click", help="the pin a round changes"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     rows: list[str] = []
@@ -244,6 +253,7 @@ def main() -> int:
         driver = EnvManager(Settings(root=base / "driver", cache_dir=base / "driver-cache"))
         scratch = base / "scratch"
         warm = Node(cluster, base, "warm")
+        pins = PINS[args.vary]
         for set_name in args.sets.split(","):
             packages, modules = (list(p) for p in SETS[set_name])
             # Warm the driver's resolver and the warm node's caches (untimed).
@@ -259,7 +269,7 @@ def main() -> int:
             for cache in args.caches.split(","):
                 rounds = []
                 for rep in range(args.reps):
-                    spec = [*packages, IDNA[rep]]
+                    spec = [*packages, pins[rep]]
                     node = warm if cache == "warm" else Node(cluster, base, f"c{set_name}{rep}")
                     loads.append(os.getloadavg()[0])
                     rounds.append(
