@@ -291,30 +291,32 @@ def main() -> int:
                 rows.append(row)
                 splits.append(split)
         driver.close()
-    lines = [
-        (
-            f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
-            f"{platform.python_version()}, Ray {ray.__version__}; medians of {args.reps} rounds, "
-            f"seconds; 1-minute load at the rounds' starts {min(loads):.1f}-{max(loads):.1f}."
-        ),
-        "",
-        (
-            "| set | cache | floor: task in an existing env + `uv sync --frozen` "
-            "| ours: first task | ours / floor (<= 1.15x) | Ray `uv` field | Ray `uv` / ours "
-            "| resolve on the driver |"
-        ),
-        "|---|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        (
-            f"| set | cache | ours: {' / '.join(STEPS)} | floor task: to worker process / worker "
-            "start / imports |"
-        ),
-        "|---|---|---|---|",
-        *splits,
-    ]
+        # Printed before the teardown, which removes gigabytes of roots and caches.
+        lines = [
+            (
+                f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
+                f"{platform.python_version()}, Ray {ray.__version__}; medians of {args.reps} "
+                f"rounds, seconds; 1-minute load at the rounds' starts "
+                f"{min(loads):.1f}-{max(loads):.1f}."
+            ),
+            "",
+            (
+                "| set | cache | floor: task in an existing env + `uv sync --frozen` "
+                "| ours: first task | ours / floor (<= 1.15x) | Ray `uv` field | Ray `uv` / ours "
+                "| resolve on the driver |"
+            ),
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            (
+                f"| set | cache | ours: {' / '.join(STEPS)} | floor task: to worker process "
+                "/ worker start / imports |"
+            ),
+            "|---|---|---|---|",
+            *splits,
+        ]
+        print("\n".join(lines), flush=True)
     text = "\n".join(lines)
-    print(text)
     if args.out is not None:
         args.out.write_text(text + "\n")
     return 0
