@@ -6,7 +6,7 @@ Starts a local ``ray.cluster_utils.Cluster`` (head + 2 nodes, one CPU each, on
 127.0.0.1, the uv_envs plugin loaded, a root per node) and measures, warm
 caches (each route ran the set once, untimed, before the clock starts):
 
-* first task on a new spec (a set no route has seen: ``requests!=0.0.<i>``
+* first task on a new spec (a lock no route has seen: ``idna==3.<i>``
   appended): uv-envs resolves once on the driver (``LockedSpec.resolve``) and
   the plugin installs that lock on the node; Ray's fields build their own env;
 * the same spec again in another package order;
