@@ -6,7 +6,7 @@ Starts a local ``ray.cluster_utils.Cluster`` (head + 2 nodes, one CPU each, on
 127.0.0.1, the uv_envs plugin loaded, a root per node) and measures, warm
 caches (each route ran the set once, untimed, before the clock starts):
 
-* first task on a new spec (a set no route has seen: ``requests!=0.0.<i>``
+* first task on a new spec (a lock no route has seen: ``idna==3.<i>``
   appended): uv-envs resolves once on the driver (``LockedSpec.resolve``) and
   the plugin installs that lock on the node; Ray's fields build their own env;
 * the same spec again in another package order;
@@ -113,13 +113,15 @@ def latency_rows(
     """First-task medians of each route for a new spec and for it in another order."""
     packages = SETS[set_name]
     # Warm every cache once (untimed), with a spec no timed run uses.
-    warm = [*packages, "requests!=0.0.999"]
+    # Each spec pins another idna (a requests dependency): a new lock, so a new env on the
+    # node (envs are keyed by locked packages; a bare constraint would reuse one env).
+    warm = [*packages, "idna==3.10"]
     uv_envs_task(driver, warm, target)
     for route in routes[1:]:
         first_task({route.split()[1]: warm}, target)
     timings: dict[str, tuple[list[float], list[float]]] = {r: ([], []) for r in routes}
     for rep in range(reps):
-        spec = [*packages, f"requests!=0.0.{rep + 1}"]
+        spec = [*packages, f"idna==3.{4 + rep}"]
         other = list(reversed(spec))
         for route in routes:
             new, again = timings[route]

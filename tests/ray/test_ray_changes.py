@@ -103,6 +103,33 @@ def test_a_change_that_breaks_ray_is_checked_and_leaves_the_env_as_it_was(
     assert imports_ray(first.python_path)
 
 
+def test_a_new_spec_carries_the_check_from_the_newest_entry_when_ray_never_looks_it_up(
+    ray_manager: EnvManager, checks: list[Path]
+) -> None:
+    ray_manager.create(KEY, packages=["alpha"])
+    assert len(checks) == 1
+
+    # Another key, a new spec: a new store entry differing from the first in gamma only.
+    other = ray_manager.create(EnvKey("wf", "another-spec"), packages=["alpha", "gamma"])
+
+    assert len(checks) == 1
+    assert imports_ray(other.pinned_python_path)
+    assert other.ray is not None
+    assert other.ray.error is None
+
+
+def test_a_new_spec_touching_what_ray_imports_is_checked(
+    ray_manager: EnvManager, checks: list[Path]
+) -> None:
+    ray_manager.create(KEY, packages=["alpha"])
+
+    with pytest.raises(RayImportFailed) as caught:
+        ray_manager.create(EnvKey("wf", "broken-spec"), packages=["alpha", "msgpack"])
+
+    assert "this msgpack is broken" in caught.value.stderr
+    assert len(checks) == 2
+
+
 def site(tmp_path: Path, name: str, wheels: dict[str, str]) -> Path:
     """A site-packages holding the given wheels (name -> version), unpacked as installers do."""
     import zipfile

@@ -77,7 +77,10 @@ class Installer:
             ray_link.check_lock((gen_dir / "uv.lock").read_text(), interpreter)
             with install_slot(services.layout, settings.max_concurrent_installs):
                 self._sync(gen_dir, python, operation, venv=venv, refresh=refresh)
-            ray_link.link(venv, interpreter, base=base)  # before the store seals the entry
+            # Before the store seals the entry. A new spec carries the check over from the
+            # newest sealed entry when it differs there in nothing ``import ray`` looks up.
+            nearest = base if base is not None else services.venv_store.latest_sealed(venv.parent)
+            ray_link.link(venv, interpreter, base=nearest)
             # Before the create returns, so its first import compiles nothing.
             services.bytecode.prepare(venv)
             write_digest(venv)  # once per entry: every env linking it shares the digest

@@ -217,6 +217,21 @@ class VenvStore:
                 locks.release(lock)
         return removed
 
+    def latest_sealed(self, excluding: Path) -> Path | None:
+        """The venv of the complete, undamaged entry sealed last, other than ``excluding``.
+
+        What a new entry's Ray check can carry over from (``RayInstall.link``'s
+        ``base``): a sealed venv never changes, and the newest one is the likeliest
+        to differ from a new spec in few distributions.
+        """
+        sealed = []
+        for entry in self._entries():
+            if entry == excluding or (entry / DAMAGED).exists():
+                continue
+            with contextlib.suppress(OSError):
+                sealed.append(((entry / COMPLETE).stat().st_mtime, entry / ".venv"))
+        return max(sealed)[1] if sealed else None
+
     def _entries(self) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             yield from (p for p in self.directory.iterdir() if p.is_dir())
