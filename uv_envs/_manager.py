@@ -289,8 +289,7 @@ class EnvManager:
     ) -> CleanupReport:
         """Delete idle envs, then least recently used ones while over ``max_bytes``.
 
-        Busy and leased envs are skipped; no env used within ``min_idle_seconds``
-        is deleted; ``dry_run``: delete nothing, report the removals it would make.
+        Busy, leased and recently used envs stay; ``dry_run``: report, delete nothing.
         """
         collector = self._core.collector
         report = collector.cleanup(idle_seconds, max_bytes, min_idle_seconds, dry_run=dry_run)

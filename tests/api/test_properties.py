@@ -279,6 +279,7 @@ ROUND_TRIPS: dict[type, st.SearchStrategy[Any]] = {
     _reports.Provisioned: s.provisioned(),
     _reports.DeleteResult: s.delete_results(),
     _reports.CleanupReport: s.cleanup_reports(),
+    _reports.CleanupRemoval: s.cleanup_removals(),
     _reports.LiveProcess: s.live_processes(),
     _reports.EnvInUse: s.envs_in_use(),
     _reports.OperationRecord: s.operation_records(),

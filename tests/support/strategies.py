@@ -368,6 +368,16 @@ def envs_in_use() -> st.SearchStrategy[_reports.EnvInUse]:
     )
 
 
+def cleanup_removals() -> st.SearchStrategy[_reports.CleanupRemoval]:
+    return st.builds(
+        _reports.CleanupRemoval,
+        key=env_keys(),
+        reason=st.sampled_from(["idle", "disk budget"]),
+        bytes=st.integers(0, 2**50),
+        idle_seconds=st.floats(0, 1e9, allow_nan=False),
+    )
+
+
 def cleanup_reports() -> st.SearchStrategy[CleanupReport]:
     return st.builds(
         CleanupReport,
@@ -381,6 +391,8 @@ def cleanup_reports() -> st.SearchStrategy[CleanupReport]:
         bytes_in_use=st.one_of(st.none(), st.integers(0, 2**50)),
         skipped_in_use=st.lists(envs_in_use(), max_size=3).map(tuple),
         store_entries_in_use=st.integers(0, 1000),
+        removals=st.lists(cleanup_removals(), max_size=3).map(tuple),
+        dry_run=st.booleans(),
     )
 
 
