@@ -72,7 +72,10 @@ def main() -> None:
                 manager.sync(key)
                 recorded = "SUCCESS"
             elif operation == "delete":
-                recorded = "SUCCESS" if manager.delete(key).status == "DELETED" else None
+                # A delete deferred because a process still uses the env (another
+                # worker's uv probing the store entry it shares) is recorded too.
+                status = manager.delete(key).status
+                recorded = "SUCCESS" if status in {"DELETED", "DEFERRED"} else None
             else:
                 manager.status(key)
             outcome = "ok"
@@ -82,8 +85,6 @@ def main() -> None:
             EnvironmentNotFound,
             EnvironmentAlreadyExists,
             InvalidRequirement,
-            # A delete refused because a process runs the store entry this env shares
-            # (another worker's uv probing its interpreter, a moment long): by design.
             EnvironmentInUse,
         ) as exc:
             # Refused before the operation started: not recorded.
