@@ -64,11 +64,9 @@ class Installer:
             return True
         if packages is None:
             packages = lock_packages_digest((gen_dir / "uv.lock").read_text())
+        ray_identity = ray_link.store_identity(interpreter)
         entry_id = store_id(
-            packages,
-            interpreter,
-            compile_bytecode=settings.compile_bytecode,
-            ray_link=ray_link.store_identity(interpreter),
+            packages, interpreter, compile_bytecode=settings.compile_bytecode, ray_link=ray_identity
         )
 
         def build(venv: Path) -> None:
@@ -78,8 +76,11 @@ class Installer:
             with install_slot(services.layout, settings.max_concurrent_installs):
                 self._sync(gen_dir, python, operation, venv=venv, refresh=refresh)
             # Before the store seals the entry. A new spec carries the check over from the
-            # newest sealed entry when it differs there in nothing ``import ray`` looks up.
-            nearest = base if base is not None else services.venv_store.latest_sealed(venv.parent)
+            # newest sealed entry when it differs there in nothing ``import ray`` looks up;
+            # an entry with no Ray link has no check, so the store is not listed for one.
+            nearest = base
+            if nearest is None and ray_identity is not None:
+                nearest = services.venv_store.latest_sealed(venv.parent)
             ray_link.link(venv, interpreter, base=nearest)
             # Before the create returns, so its first import compiles nothing.
             services.bytecode.prepare(venv)
