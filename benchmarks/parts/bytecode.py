@@ -2,14 +2,12 @@
 
 The manager's own background compiler has no public way to wait for it, so this
 part hands the manager :class:`WaitableCompiler`, which runs the same worker
-(``CompileJob.argv()``) the same way, detached, and can be waited for.
+the same way (``CompileJob.run()``), and can be waited for.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import subprocess
 import threading
 import time
 
@@ -35,19 +33,7 @@ class WaitableCompiler:
         thread.start()
 
     def _run(self, job: CompileJob) -> None:
-        # As the manager's compiler runs it: its own session, a minimal environment.
-        keep = ("PATH", "LANG", "LC_ALL")
-        completed = subprocess.run(
-            job.argv(),
-            cwd=job.locks_dir,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            start_new_session=True,
-            check=False,
-            env={name: os.environ[name] for name in keep if name in os.environ},
-        )
-        self.outcomes[str(job.venv)] = completed.stdout.strip() or f"exit {completed.returncode}"
+        self.outcomes[str(job.venv)] = job.run()  # as the manager's compiler runs it
 
     def wait(self) -> None:
         for thread in self._threads:

@@ -103,6 +103,29 @@ class CompileJob:
         """How the worker is run: isolated (``-I``), without site (``-S``), stdlib only."""
         return [str(self.python), "-I", "-S", str(WORKER), self.as_json()]
 
+    def run(self, timeout: float | None = None) -> str:
+        """Run the worker and wait for it: its outcome line, or what stopped it.
+
+        In a session of its own, so a terminal's signals do not reach it halfway
+        (``subprocess.run`` still kills it if the caller is interrupted), with a
+        minimal environment.
+        """
+        try:
+            completed = subprocess.run(
+                self.argv(),
+                cwd=self.locks_dir,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                start_new_session=True,
+                check=False,
+                env=_worker_environment(),
+                timeout=timeout,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"failed: {exc}"
+        return completed.stdout.strip() or f"exit {completed.returncode}"
+
     @property
     def done(self) -> bool:
         return self.marker.is_file()
@@ -162,20 +185,7 @@ class BackgroundCompiler:
                 self.outcomes[job.venv] = "nothing to compile"
                 self._running.pop(job.venv, None)
             return
-        try:
-            completed = subprocess.run(
-                job.argv(),
-                cwd=job.locks_dir,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                start_new_session=True,
-                check=False,
-                env=_worker_environment(),
-            )
-            outcome = completed.stdout.strip() or f"exit {completed.returncode}"
-        except OSError as exc:
-            outcome = f"failed: {exc}"
+        outcome = job.run()
         with self._lock:
             self.outcomes[job.venv] = outcome
             self._running.pop(job.venv, None)  # a long-running server keeps no finished threads
@@ -275,20 +285,7 @@ class BytecodePolicy:
         job = attrs.evolve(
             entry_job(self.layout, venv.parent, self.slots), link=True, inline_files=INLINE_FILES
         )
-        try:
-            completed = subprocess.run(
-                job.argv(),
-                cwd=job.locks_dir,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                check=False,
-                env=_worker_environment(),
-                timeout=_PREPARE_TIMEOUT,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:  # the background compile follows
-            return f"failed: {exc}"
-        return completed.stdout.strip() or f"exit {completed.returncode}"
+        return job.run(_PREPARE_TIMEOUT)  # failed: the background compile follows
 
 
 def cost_notes(uv_runs: int, state: BytecodeState) -> dict[str, object]:
