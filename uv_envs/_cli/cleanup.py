@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from uv_envs._manager import EnvManager
 from uv_envs._models import converter
 
 from . import values
 from .boundary import EXIT_OK
-
-
-def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
 def run_cleanup(args: argparse.Namespace, manager: EnvManager) -> int:
@@ -25,7 +20,7 @@ def run_cleanup(args: argparse.Namespace, manager: EnvManager) -> int:
         dry_run=args.dry_run,
     )
     if args.json:
-        _print_json(converter.unstructure(cleaned))
+        values.print_json(converter.unstructure(cleaned))
         return EXIT_OK
     verb = "would delete" if cleaned.dry_run else "deleted"
     for removal in cleaned.removals:

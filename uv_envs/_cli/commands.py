@@ -8,7 +8,6 @@ with ``--json``) and returns the exit code; errors propagate to
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from .boundary import (
 )
 from .cleanup import run_cleanup
 from .export import run_export
+from .values import print_json
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -55,10 +55,6 @@ Handler = Callable[[argparse.Namespace, EnvManager], int]
 
 def _key(args: argparse.Namespace) -> EnvKey:
     return EnvKey(args.workflow_id, args.node_id, args.version_id)
-
-
-def print_json(value: object) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
 def _emit(args: argparse.Namespace, as_json: object, as_text: str) -> None:

@@ -8,6 +8,7 @@ core sees it in its own units (seconds, bytes).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 from typing import Final
@@ -71,3 +72,8 @@ def shown(key: EnvKey) -> str:
     cut short; ``@`` is the folder the empty version lives in.
     """
     return f"{key.workflow_id}/{key.node_id}/{key.version_id or '@'}"
+
+
+def print_json(value: object) -> None:
+    """One JSON document on stdout, as every ``--json`` answer is printed."""
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
