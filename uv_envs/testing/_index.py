@@ -28,7 +28,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from uv_envs._relay.http import BackgroundHTTPServer
+from uv_envs.testing._http import BackgroundHTTPServer
 
 _FILES = "files"
 _SUFFIXES = (".whl", ".tar.gz", ".zip")
