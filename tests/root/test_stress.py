@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,12 @@ def test_processes_racing_on_shared_keys_lose_nothing(
     assert len(lines) == PROCESSES * OPERATIONS
 
     manager = EnvManager(settings, python_finder=python_finder)
+    # Deletes a worker deferred (another worker's uv held the env) and left pending when
+    # it exited are finished by this manager's reaper: wait for it before judging.
+    deadline = time.monotonic() + 60
+    while manager._core.deleter.pending() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert manager._core.deleter.pending() == [], "deferred deletes left unfinished"
     expected = collections.Counter(
         (line["key"], provide(str(line["op"])), line["recorded"])
         for line in lines

@@ -19,6 +19,7 @@ from uv_envs import (
     EnvironmentAlreadyExists,
     EnvironmentInUse,
     EnvironmentNotFound,
+    EnvironmentNotReady,
     EnvKey,
     EnvManager,
     IndexSettings,
@@ -86,6 +87,7 @@ def main() -> None:
             EnvironmentAlreadyExists,
             InvalidRequirement,
             EnvironmentInUse,
+            EnvironmentNotReady,  # add/remove/sync of an env another worker withdrew
         ) as exc:
             # Refused before the operation started: not recorded.
             outcome = type(exc).__name__
