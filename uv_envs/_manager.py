@@ -27,7 +27,6 @@ from uv_envs._uv.executor import UvExecutor
 from uv_envs._uv.python import Interpreter, InterpreterFinder
 
 from ._bootstrap import Adapters, bootstrap
-from ._errors import InvalidRequirement
 from ._models import Environment, EnvKey, EnvUsage
 from ._reports import (
     CleanupReport,
@@ -200,10 +199,7 @@ class EnvManager:
         """Deprecated: use ``export(key, fmt)``."""
         message = "EnvManager.export_as is deprecated; use export(key, fmt)"
         warnings.warn(message, DeprecationWarning, stacklevel=2)
-        exported = self.export(key, fmt)
-        if isinstance(exported, Export):  # the one format export_as never took
-            raise InvalidRequirement("export_as does not take 'project'; use export(key)")
-        return exported
+        return self._core.reads.export_text(key, fmt)
 
     def pythons(self) -> list[Interpreter]:
         """The interpreters envs can be built with, in preference order."""
@@ -253,9 +249,8 @@ class EnvManager:
         Its ``pyproject.toml`` and ``uv.lock``, for a caller that installs them
         elsewhere (:meth:`install_exact`); no venv unless ``build``.
         """
-        return self._core.provisioner.lock_only(
-            workflow_id, Asked(packages, None, python), build=build
-        )
+        asked = Asked(packages, None, python)
+        return self._core.provisioner.lock_only(workflow_id, asked, build=build)
 
     def install_exact(self, key: EnvKey, *, pyproject_toml: str, uv_lock: str) -> Provisioned:
         """Make ``key`` hold exactly this project: ``REUSED``, ``CREATED`` or ``REBUILT``."""

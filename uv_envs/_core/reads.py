@@ -169,6 +169,13 @@ class Reads:
             return self.project(key)
         return self._read_current(key, lambda gen_dir: self._exported(gen_dir, fmt))
 
+    def export_text(self, key: EnvKey, fmt: ExportFormat | str) -> str:
+        """The lock as ``uv export`` prints it, never the project (``EnvManager.export_as``)."""
+        exported = self.export(key, fmt)
+        if isinstance(exported, Export):  # the one format export_as never took
+            raise InvalidRequirement("export_as does not take 'project'; use export(key)")
+        return exported
+
     def project(self, key: EnvKey) -> Export:
         """The current generation's ``pyproject.toml`` and ``uv.lock``."""
         return self._read_current(key, lambda gen_dir: self._project(key, gen_dir))
