@@ -50,6 +50,7 @@ from uv_envs._events.domain import (
 )
 from uv_envs._events.records import EVENT_NAMES, EventFilter, Phase, StreamEvent
 from uv_envs._events.stream import EventStream, StreamStats, SubscriberLimits, Subscription
+from uv_envs._events.tallies import ManagerStats, Timings
 from uv_envs._procs.scan import ProcessScanner, ProcessUse, ProcessView, ProcScanner
 from uv_envs._store.metadata import Damage, UnreadableRecord
 from uv_envs._uv.commands import UvInvocation
@@ -183,6 +184,7 @@ __all__ = [
     "InterpreterFinder",
     "LiveProcess",
     "LocalEnvironmentProvider",
+    "ManagerStats",
     "OperationPage",
     "OperationRecord",
     "OperationResult",
@@ -205,6 +207,7 @@ __all__ = [
     "SubprocessUvExecutor",
     "SubscriberLimits",
     "Subscription",
+    "Timings",
     "UnreadableRecord",
     "UvExecutor",
     "UvInvocation",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from uv_envs._audit.counted import CountedAuditLog
 from uv_envs._audit.log import AuditLog
 from uv_envs._audit.open import open_audit_log
 from uv_envs._bytecode.compiler import WORKER, BackgroundCompiler, BytecodeCompiler, BytecodePolicy
@@ -30,6 +31,7 @@ from uv_envs._core.verify import Verifier
 from uv_envs._errors import StorageError
 from uv_envs._events import domain as events
 from uv_envs._events.stream import EventStream
+from uv_envs._events.tallies import ManagerStats, Tally
 from uv_envs._procs.liveness import Liveness
 from uv_envs._procs.scan import ProcessScanner, ProcScanner
 from uv_envs._store.envdirs import EnvDirs
@@ -40,6 +42,7 @@ from uv_envs._store.provenance import ResolutionRecords
 from uv_envs._store.resolutions import ResolutionStore, StoredResolutions
 from uv_envs._store.venvs import VenvStore
 from uv_envs._uv.commands import UvOptions
+from uv_envs._uv.counted import CountedExecutor
 from uv_envs._uv.executor import SubprocessUvExecutor, UvExecutor, find_uv_binary
 from uv_envs._uv.python import InterpreterFinder, PythonFinder
 from uv_envs._uv.raylink import RayLinker
@@ -68,6 +71,20 @@ class Core:
     repairs: Repairs
     replicas: Replicated
     stream: EventStream
+    #: The operations and the uv runs counted since the manager started.
+    operations: Tally
+    uv_runs: Tally
+
+    def stats(self) -> ManagerStats:
+        """The tallies, and the shared store's size as recorded (no tree walk)."""
+        entries, size = self.services.venv_store.recorded_totals()
+        return ManagerStats(
+            operations=self.operations.snapshot(),
+            operations_running=self.operations.running,
+            uv_runs=self.uv_runs.snapshot(),
+            store_entries=entries,
+            store_bytes=size,
+        )
 
     def close(self) -> None:
         """Stop the replication and the reaper (pending deletes stay on disk); close the audit."""
@@ -108,7 +125,11 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
     compiler, processes = given.compiler, given.processes
     _check_root(settings.root)
     layout = Layout(settings.root)
-    executor = executor or SubprocessUvExecutor(find_uv_binary(settings.uv_binary))
+    # Every uv run and every audited operation is counted once, here where both are wired.
+    uv_runs, operations = Tally(), Tally()
+    executor = CountedExecutor(
+        executor or SubprocessUvExecutor(find_uv_binary(settings.uv_binary)), uv_runs
+    )
     uv_options = UvOptions(
         cache_dir=settings.effective_cache_dir,
         index=settings.index,
@@ -126,7 +147,9 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
         uv=UvRunner(executor, progress=stream.progress),
         uv_options=uv_options,
         metadata=JsonMetadataRepository(layout),
-        audit=audit if audit is not None else open_audit_log(settings, layout),
+        audit=CountedAuditLog(
+            audit if audit is not None else open_audit_log(settings, layout), operations
+        ),
         publish=given.publish,
         python_finder=python_finder
         or PythonFinder(executor, uv_options, settings.python_search_paths),
@@ -173,4 +196,6 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
         repairs=repairs,
         replicas=Replicated(given.replication, reads, settings.default_python),
         stream=stream,
+        operations=operations,
+        uv_runs=uv_runs,
     )

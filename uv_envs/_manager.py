@@ -20,6 +20,7 @@ from uv_envs._core.replication import Replication
 from uv_envs._core.requests import Asked
 from uv_envs._events import domain as events
 from uv_envs._events.stream import EventStream
+from uv_envs._events.tallies import ManagerStats
 from uv_envs._events.tracking import operation_scope
 from uv_envs._procs.scan import ProcessScanner
 from uv_envs._uv import runner as _runner
@@ -337,6 +338,10 @@ class EnvManager:
         """Remove the audit records of a workflow, or of one node of it."""
         EnvKey(workflow_id, node_id or "x")  # validates both ids
         return self._core.services.audit.delete(workflow_id, node_id or None)
+
+    def stats(self) -> ManagerStats:
+        """Operations and uv runs counted since this manager started; the store's size."""
+        return self._core.stats()
 
     def recover(self) -> list[EnvKey]:
         """Repair what crashed processes left behind; return the keys that needed it."""

@@ -324,7 +324,7 @@ def test_the_default_store_is_sqlite_in_the_root_stamped_with_host_and_root(
         settings, executor=FakeUvExecutor({"alpha": ["1.0"]}), python_finder=FakePythonFinder()
     )
     manager.create(KEY, packages=["alpha"])
-    audit = manager._core.services.audit
+    audit = manager._core.services.audit.store  # the store, behind the counting wrapper
     assert isinstance(audit, SqliteAuditLog)
     assert audit.path == settings.root / "audit.sqlite3"
     [record] = manager.operations(host="node-7", root=str(settings.root)).items

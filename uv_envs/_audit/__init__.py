@@ -1,5 +1,6 @@
-"""The audit trail: the ``AuditLog`` port (``log``) and its stores (``sqlite``, ``postgres``).
+"""The audit trail: the ``AuditLog`` port (``log``), its stores (``sqlite``, ``postgres``).
 
-May touch: ``_store`` (where the SQLite file lives) and the vocabulary. Knows nothing of
-envs beyond their keys; ``_core`` writes through it.
+``counted`` wraps a store to count the operations it records (``EnvManager.stats``).
+May touch: ``_store`` (where the SQLite file lives), ``_events`` (the tallies) and the
+vocabulary. Knows nothing of envs beyond their keys; ``_core`` writes through it.
 """
