@@ -3,11 +3,13 @@
 Each app has its own registry (two servers in one process, as in the tests,
 count apart). Requests are counted by the guard middleware, by route
 template (``/v1/envs/{workflow_id}/{node_id}/{version_id}``, never the ids, so
-the series stay few); the rest is read from the manager when scraped: envs by
-status, operations in the audit trail by status, the event stream's
-subscribers, events and drops, and the wheel relay's files and bytes when
-the server serves a Ray cluster. The route sits
-behind the token like every other one.
+the series stay few); the rest is read from the manager when scraped
+(:mod:`.scrape`): envs by status, operations by kind and outcome with their
+durations, uv runs by command, the shared store's entries and bytes, the
+event stream's subscribers, events and drops, the audit trail by status, and
+the wheel relay's files and bytes when the server serves a Ray cluster.
+docs/http.md lists every series. The route sits behind the token like every
+other one.
 
 prometheus-client comes with the ``[server]`` extra; without it there is no
 ``/metrics`` (404), and the rest of the API is unaffected.
@@ -20,11 +22,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
-import uv_envs
-from uv_envs_server._nodes import relay_counts
+from .scrape import ManagerCollector
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import uv_envs
 
 router = APIRouter()
 
@@ -51,7 +52,7 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
-        self.registry.register(_ManagerCollector(manager))
+        self.registry.register(ManagerCollector(manager))
 
     def observe(self, scope: dict[str, Any], status: int, started: float) -> None:
         """Count one answered request (``started``: its ``time.monotonic()``)."""
@@ -59,66 +60,6 @@ class Metrics:
         template = getattr(route, "path", None) or UNMATCHED
         self.requests.labels(scope.get("method", ""), template, str(status)).inc()
         self.latency.labels(template).observe(time.monotonic() - started)
-
-
-class _ManagerCollector:
-    """What the manager knows, read at scrape time."""
-
-    def __init__(self, manager: uv_envs.EnvManager) -> None:
-        self._manager = manager
-
-    def describe(self) -> list[Any]:
-        # Nothing up front: the registry would otherwise collect at registration.
-        return []
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import (  # noqa: PLC0415
-            CounterMetricFamily,
-            GaugeMetricFamily,
-        )
-
-        envs = GaugeMetricFamily(
-            "uv_envs_environments", "Environments by status", labels=["status"]
-        )
-        counts: dict[str, int] = {}
-        for environment in self._manager.list_environments():
-            counts[environment.status.value] = counts.get(environment.status.value, 0) + 1
-        for status, count in sorted(counts.items()):
-            envs.add_metric([status], count)
-        yield envs
-        stats = self._manager.events.stats
-        yield GaugeMetricFamily(
-            "uv_envs_event_subscribers", "Live event watchers", value=stats.subscribers
-        )
-        yield CounterMetricFamily(
-            "uv_envs_events_published", "Events published", value=stats.published
-        )
-        yield CounterMetricFamily(
-            "uv_envs_event_subscribers_dropped",
-            "Watchers cut off for falling behind",
-            value=stats.cut_off,
-        )
-        yield CounterMetricFamily(
-            "uv_envs_events_dropped", "Events a slow watcher never got", value=stats.dropped
-        )
-        operations = GaugeMetricFamily(
-            "uv_envs_operations_recorded",
-            "Operations in the audit trail, by status (RUNNING: in flight now)",
-            labels=["status"],
-        )
-        try:
-            for status in uv_envs.OperationStatus:
-                page = self._manager.operations(status=status.value, limit=1)
-                operations.add_metric([status.value], page.total)
-        except uv_envs.UvEnvsError:
-            pass  # the audit database is away: the other series still answer
-        else:
-            yield operations
-        relay = relay_counts(self._manager)
-        for name, value in sorted((relay or {}).items()):
-            yield CounterMetricFamily(
-                f"uv_envs_relay_{name}", f"The wheel relay's {name.replace('_', ' ')}", value=value
-            )
 
 
 def install(app: FastAPI, manager: uv_envs.EnvManager) -> None:

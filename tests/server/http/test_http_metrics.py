@@ -56,3 +56,38 @@ def test_metrics_count_requests_envs_and_watchers(
     assert samples[("uv_envs_events_published_total", ())] >= 1
     assert samples[("uv_envs_operations_recorded", (("status", "SUCCESS"),))] == 1
     assert samples[("uv_envs_operations_recorded", (("status", "FAILED"),))] == 0
+
+
+def test_metrics_count_operations_uv_runs_and_the_store_after_a_real_create(
+    http_serve: Callable[..., Any], manager: uv_envs.EnvManager
+) -> None:
+    server = http_serve(manager, token=TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = {"workflow_id": "wf", "node_id": "n", "version_id": "v1", "packages": ["alpha"]}
+    created = httpx.post(f"{server.url}/v1/envs", json=body, headers=auth, timeout=300)
+    assert created.status_code == 201
+    # A package the wheelhouse lacks: uv lock fails, and the create with it.
+    failing = {**body, "node_id": "m", "packages": ["nosuch"]}
+    refused = httpx.post(f"{server.url}/v1/envs", json=failing, headers=auth, timeout=300)
+    assert refused.status_code == 422
+
+    samples = _samples(httpx.get(f"{server.url}/metrics", headers=auth).text)
+    ok = ("kind", "create"), ("outcome", "SUCCESS")
+    failed = ("kind", "create"), ("outcome", "FAILED")
+    assert samples[("uv_envs_operations_total", ok)] == 1
+    assert samples[("uv_envs_operations_total", failed)] == 1
+    assert samples[("uv_envs_operation_duration_seconds_count", ok)] == 1
+    assert samples[("uv_envs_operation_duration_seconds_sum", ok)] > 0
+    every = tuple(sorted((*ok, ("le", "+Inf"))))
+    assert samples[("uv_envs_operation_duration_seconds_bucket", every)] == 1
+    assert samples[("uv_envs_operations_running", ())] == 0
+    # The same count the audit trail has, without reading it per scrape.
+    assert manager.operations(status="FAILED").total == 1
+
+    assert samples[("uv_envs_uv_runs_total", (("command", "lock"), ("outcome", "ok")))] >= 1
+    assert samples[("uv_envs_uv_runs_total", (("command", "lock"), ("outcome", "failed")))] == 1
+    assert samples[("uv_envs_uv_runs_total", (("command", "sync"), ("outcome", "ok")))] >= 1
+    synced = ("command", "sync"), ("outcome", "ok")
+    assert samples[("uv_envs_uv_run_duration_seconds_count", synced)] >= 1
+    assert samples[("uv_envs_store_entries", ())] == 1
+    assert samples[("uv_envs_store_bytes", ())] > 0
