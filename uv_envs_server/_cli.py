@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from uv_envs_server._http.server import HttpServer
+    from uv_envs_server._request_ids import CallCounts
 
 logger = logging.getLogger("uv_envs_server")
 
@@ -180,11 +181,13 @@ def _manager(settings: uv_envs.Settings, args: argparse.Namespace) -> uv_envs.En
     )
 
 
-def _http_server(manager: uv_envs.EnvManager, options: ServeOptions) -> HttpServer:
-    """The HTTP server beside gRPC (``--http-port``), with the same guards."""
+def _http_server(
+    manager: uv_envs.EnvManager, options: ServeOptions, grpc_calls: CallCounts
+) -> HttpServer:
+    """The HTTP server beside gRPC (``--http-port``), with the same guards; counts its calls."""
     from uv_envs_server._http.server import create_http_server  # noqa: PLC0415 - needs the [http] extra
 
-    return create_http_server(manager, options)
+    return create_http_server(manager, options, grpc_calls=grpc_calls)
 
 
 def _hint(error: BaseException) -> str:
@@ -259,7 +262,7 @@ def _serve_until_stopped(
         server, port = create_server(manager, options)
         http = None
         if args.http_port is not None:
-            http = _http_server(manager, attrs.evolve(options, port=args.http_port))
+            http = _http_server(manager, attrs.evolve(options, port=args.http_port), server.calls)
     except (OSError, ValueError, ImportError, uv_envs.UvEnvsError) as exc:
         logger.error("%s%s", exc, _hint(exc))  # noqa: TRY400 - a clear message, no traceback
         return 2

@@ -1,12 +1,19 @@
-"""Request ids: one per call, the caller's when well formed, shared by gRPC and HTTP."""
+"""Request ids: one per call, the caller's when well formed, shared by gRPC and HTTP.
+
+Also :class:`CallCounts`, the calls a door answered: the gRPC server counts
+into one, the HTTP server of the same process shows it on ``/metrics``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import re
+import threading
 import uuid
 from collections.abc import Iterable
+
+import attrs
 
 import uv_envs
 
@@ -36,3 +43,22 @@ def following() -> contextlib.AbstractContextManager[object]:
     if request_id is None:
         return contextlib.nullcontext()
     return uv_envs.EnvManager.following(request_id)
+
+
+@attrs.define
+class CallCounts:
+    """Calls answered, by method and status code, with their total seconds; thread-safe."""
+
+    _counts: dict[tuple[str, str], tuple[int, float]] = attrs.field(factory=dict, init=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+
+    def add(self, method: str, code: str, seconds: float) -> None:
+        """Count one call of ``method`` that ended with ``code`` after ``seconds``."""
+        with self._lock:
+            count, total = self._counts.get((method, code), (0, 0.0))
+            self._counts[method, code] = (count + 1, total + max(seconds, 0.0))
+
+    def snapshot(self) -> dict[tuple[str, str], tuple[int, float]]:
+        """``(method, code)``: ``(calls, seconds)`` of every pair counted so far."""
+        with self._lock:
+            return dict(self._counts)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import grpc
 
-from uv_envs_server._request_ids import choose_request_id, current_request_id
+from uv_envs_server._request_ids import CallCounts, choose_request_id, current_request_id
 from uv_envs_server._security import bearer_matches
 
 from .health import HEALTH_SERVICE
@@ -129,9 +129,14 @@ class RequestLogInterceptor(grpc.ServerInterceptor):
 
     Health checks are logged at DEBUG (load balancers call them often), the
     rest at INFO. The id goes back in the trailing metadata key ``x-request-id``.
+    With ``calls``, each call is also counted there by method and code (the
+    HTTP server's ``/metrics`` shows them).
 
     .. versionadded:: 0.1.0
     """
+
+    def __init__(self, calls: CallCounts | None = None) -> None:
+        self._calls = calls
 
     def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -143,6 +148,7 @@ class RequestLogInterceptor(grpc.ServerInterceptor):
         method = handler_call_details.method
         request_id = request_id_of(handler_call_details)
         level = logging.DEBUG if method.startswith(_HEALTH_PREFIX) else logging.INFO
+        calls = self._calls
 
         def log(
             context: grpc.ServicerContext,
@@ -153,6 +159,8 @@ class RequestLogInterceptor(grpc.ServerInterceptor):
         ) -> None:
             code = final_code(context, raised=raised, deadline=deadline)
             duration_ms = (time.monotonic() - started) * 1000
+            if calls is not None:
+                calls.add(method, code.name, duration_ms / 1000)
             access_log.log(
                 level, "%s %s %.1fms request_id=%s", method, code.name, duration_ms, request_id
             )

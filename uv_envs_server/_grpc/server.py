@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 import uv_envs
 from uv_envs_server._options import ServeOptions
+from uv_envs_server._request_ids import CallCounts
 from uv_envs_server._security import server_credentials
 
 from .events import WATCH_SERVICE, EventsServicer, events_handlers
@@ -65,7 +66,7 @@ class EnvManagerServer(grpc.Server):
     """A ``grpc.Server`` serving uv-envs, whose :meth:`stop` drains health first.
 
     Made by :func:`create_server`. ``manager``, ``health`` and ``executor`` are
-    the parts it was built from.
+    the parts it was built from; ``calls`` counts the calls it answered.
 
     .. versionadded:: 0.1.0
     """
@@ -78,8 +79,11 @@ class EnvManagerServer(grpc.Server):
         health: HealthServicer,
         executor: futures.ThreadPoolExecutor,
         events: EventsServicer | None = None,
+        calls: CallCounts | None = None,
     ) -> None:
         self._server = server
+        #: The calls answered, by method and code (``create_http_server(grpc_calls=...)``).
+        self.calls = calls if calls is not None else CallCounts()
         self.manager = manager
         self.health = health
         self.executor = executor
@@ -150,7 +154,8 @@ def create_server(
     options = options if options is not None else ServeOptions()
     address = options.address
     _refuse_taken_port(options.host, options.port, address)
-    interceptors: list[grpc.ServerInterceptor] = [RequestLogInterceptor()]
+    calls = CallCounts()
+    interceptors: list[grpc.ServerInterceptor] = [RequestLogInterceptor(calls)]
     if options.token is not None:
         interceptors.append(TokenInterceptor(options.token))
     tls = options.tls
@@ -199,7 +204,7 @@ def create_server(
         "required" if options.token is not None else "not required",
     )
     wrapped = EnvManagerServer(
-        server, manager=manager, health=health, executor=executor, events=events
+        server, manager=manager, health=health, executor=executor, events=events, calls=calls
     )
     return wrapped, port
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from uv_envs_server._options import ServeOptions
+    from uv_envs_server._request_ids import CallCounts
 
 
 #: The status whose answer names the allowed methods (RFC 9110 section 15.5.6).
@@ -68,10 +69,17 @@ def _fastapi(**kwargs: Any) -> FastAPI:  # noqa: ANN401 - FastAPI's own
     return app
 
 
-def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOptions) -> FastAPI:
+def create_app(
+    manager: uv_envs.EnvManager,
+    executor: Executor,
+    options: ServeOptions,
+    *,
+    grpc_calls: CallCounts | None = None,
+) -> FastAPI:
     """The ASGI application serving ``manager`` (see :func:`create_http_server`).
 
-    Core calls run on ``executor``; ``options`` gives the token and limits.
+    Core calls run on ``executor``; ``options`` gives the token and limits;
+    ``/metrics`` also shows ``grpc_calls``, the RPCs of a gRPC server beside it.
     """
     app = _fastapi(
         title="uv-envs",
@@ -87,7 +95,7 @@ def create_app(manager: uv_envs.EnvManager, executor: Executor, options: ServeOp
     app.include_router(compat_router)  # the original service's API, beside /v1
     app.include_router(sse.router)
     sse.install(app.state, options)
-    metrics.install(app, manager)
+    metrics.install(app, manager, grpc_calls)
 
     def request_id(request: Request) -> str | None:
         value = request.scope.get("state", {}).get("request_id")

@@ -7,7 +7,8 @@ the series stay few); the rest is read from the manager when scraped
 (:mod:`.scrape`): envs by status, operations by kind and outcome with their
 durations, uv runs by command, the shared store's entries and bytes, the
 event stream's subscribers, events and drops, the audit trail by status, and
-the wheel relay's files and bytes when the server serves a Ray cluster.
+the wheel relay's files and bytes when the server serves a Ray cluster, and
+the gRPC server's calls when ``uv-envs-server`` runs both doors.
 docs/http.md lists every series. The route sits behind the token like every
 other one.
 
@@ -22,10 +23,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from .scrape import ManagerCollector
+from .scrape import GrpcCollector, ManagerCollector
 
 if TYPE_CHECKING:
     import uv_envs
+    from uv_envs_server._request_ids import CallCounts
 
 router = APIRouter()
 
@@ -36,7 +38,7 @@ UNMATCHED: Final = "unmatched"
 class Metrics:
     """The series of one app; :meth:`observe` is called once per request."""
 
-    def __init__(self, manager: uv_envs.EnvManager) -> None:
+    def __init__(self, manager: uv_envs.EnvManager, grpc_calls: CallCounts | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram  # noqa: PLC0415
 
         self.registry = CollectorRegistry()
@@ -53,6 +55,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(ManagerCollector(manager))
+        if grpc_calls is not None:
+            self.registry.register(GrpcCollector(grpc_calls))
 
     def observe(self, scope: dict[str, Any], status: int, started: float) -> None:
         """Count one answered request (``started``: its ``time.monotonic()``)."""
@@ -62,10 +66,15 @@ class Metrics:
         self.latency.labels(template).observe(time.monotonic() - started)
 
 
-def install(app: FastAPI, manager: uv_envs.EnvManager) -> None:
-    """Serve ``/metrics`` on ``app`` and count its requests; nothing without prometheus-client."""
+def install(
+    app: FastAPI, manager: uv_envs.EnvManager, grpc_calls: CallCounts | None = None
+) -> None:
+    """Serve ``/metrics`` on ``app`` and count its requests; nothing without prometheus-client.
+
+    ``grpc_calls``: the RPCs of a gRPC server in the same process, shown beside.
+    """
     try:
-        app.state.metrics = Metrics(manager)
+        app.state.metrics = Metrics(manager, grpc_calls)
     except ImportError:
         app.state.metrics = None  # no route either: the schema promises only what is served
         return

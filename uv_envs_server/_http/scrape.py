@@ -18,6 +18,8 @@ from uv_envs_server._nodes import relay_counts
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from uv_envs_server._request_ids import CallCounts
+
 
 class ManagerCollector:
     """What the manager knows, read at scrape time."""
@@ -128,6 +130,37 @@ class ManagerCollector:
             yield CounterMetricFamily(
                 f"uv_envs_relay_{name}", f"The wheel relay's {name.replace('_', ' ')}", value=value
             )
+
+
+class GrpcCollector:
+    """The calls a gRPC server in the same process answered, read at scrape time."""
+
+    def __init__(self, calls: CallCounts) -> None:
+        self._calls = calls
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import (  # noqa: PLC0415
+            CounterMetricFamily,
+            SummaryMetricFamily,
+        )
+
+        labels = ["method", "code"]
+        counts = CounterMetricFamily(
+            "uv_envs_grpc_requests", "gRPC calls answered, by method and status code", labels=labels
+        )
+        durations = SummaryMetricFamily(
+            "uv_envs_grpc_request_duration_seconds",
+            "Seconds gRPC calls took, by method and status code",
+            labels=labels,
+        )
+        for (method, code), (count, seconds) in sorted(self._calls.snapshot().items()):
+            counts.add_metric([method, code], count)
+            durations.add_metric([method, code], count_value=count, sum_value=seconds)
+        yield counts
+        yield durations
 
 
 def _timed(

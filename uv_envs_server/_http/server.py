@@ -27,6 +27,7 @@ from .protocol import with_deadlines
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from uv_envs_server._request_ids import CallCounts
     from uv_envs_server._security import TlsFiles
 
 logger = logging.getLogger("uv_envs_server")
@@ -140,7 +141,10 @@ def _check_tls(tls: TlsFiles | None) -> None:
 
 
 def create_http_server(
-    manager: uv_envs.EnvManager, options: ServeOptions | None = None
+    manager: uv_envs.EnvManager,
+    options: ServeOptions | None = None,
+    *,
+    grpc_calls: CallCounts | None = None,
 ) -> HttpServer:
     """Build the HTTP server for ``manager``, bound to ``options.host:port`` but not started.
 
@@ -150,6 +154,8 @@ def create_http_server(
             free port on 127.0.0.1) by default. ``max_workers`` threads run core
             calls; the token is not asked for ``/v1/health``, the OpenAPI schema
             and its docs page; ``min_cleanup_idle_hours`` is the cleanup floor.
+        grpc_calls: the ``calls`` of the gRPC server beside it
+            (:class:`EnvManagerServer`), for ``/metrics`` to count its RPCs too.
 
     Raises:
         ValueError: the TLS files are no valid PEM pair.
@@ -161,7 +167,7 @@ def create_http_server(
     options = options if options is not None else ServeOptions()
     _check_tls(options.tls)
     executor = futures.ThreadPoolExecutor(options.max_workers, thread_name_prefix="uv-envs-http")
-    app = create_app(manager, executor, options)
+    app = create_app(manager, executor, options, grpc_calls=grpc_calls)
     sock = _bind(options.host, options.port)
     port = sock.getsockname()[1]
     logger.debug("HTTP bound %s:%d, TLS %s", options.host, port, options.tls is not None)

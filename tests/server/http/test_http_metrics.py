@@ -10,12 +10,13 @@ pytest.importorskip("fastapi", reason="the HTTP API needs the [http] extra")
 
 import httpx
 
+import uv_envs
+from uv_envs_server import EnvManagerClient, ServeOptions, create_http_server, create_server
+
 parser = pytest.importorskip("prometheus_client.parser", reason="metrics need prometheus-client")
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    import uv_envs
 
 TOKEN = "metrics-Token_7"  # noqa: S105 - a test token for a loopback server
 
@@ -91,3 +92,38 @@ def test_metrics_count_operations_uv_runs_and_the_store_after_a_real_create(
     assert samples[("uv_envs_uv_run_duration_seconds_count", synced)] >= 1
     assert samples[("uv_envs_store_entries", ())] == 1
     assert samples[("uv_envs_store_bytes", ())] > 0
+
+
+def test_metrics_count_the_grpc_calls_of_the_server_beside(
+    fake_manager: uv_envs.EnvManager,
+) -> None:
+    grpc_server, port = create_server(fake_manager, ServeOptions(token=TOKEN))
+    grpc_server.start()
+    http = create_http_server(fake_manager, ServeOptions(token=TOKEN), grpc_calls=grpc_server.calls)
+    http.start()
+    try:
+        with EnvManagerClient(f"127.0.0.1:{port}", token=TOKEN) as client:
+            client.ensure(uv_envs.EnvKey("wf", "n", "v1"), packages=["alpha"])
+            with pytest.raises(uv_envs.EnvironmentNotFound):
+                client.dependencies(uv_envs.EnvKey("wf", "gone", "v1"))
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        samples = _samples(httpx.get(f"{http.url}/metrics", headers=auth).text)
+    finally:
+        http.stop(5)
+        grpc_server.stop(None).wait()
+        http.executor.shutdown(wait=True)
+        grpc_server.executor.shutdown(wait=True)
+
+    service = "/envmanager.EnvManagerService"
+    created = ("code", "OK"), ("method", f"{service}/CreateEnv")
+    assert samples[("uv_envs_grpc_requests_total", created)] == 1
+    assert samples[("uv_envs_grpc_request_duration_seconds_count", created)] == 1
+    missing = [
+        value
+        for (name, labels), value in samples.items()
+        if name == "uv_envs_grpc_requests_total" and ("code", "NOT_FOUND") in labels
+    ]
+    assert missing == [1]
+    # The create over gRPC is the manager's, counted once whichever door it came through.
+    ok = ("kind", "create"), ("outcome", "SUCCESS")
+    assert samples[("uv_envs_operations_total", ok)] == 1
