@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import AUDIT_SCHEMA_BEFORE_HOSTS
 from uv_envs import EnvKey, OperationRecord, OperationStatus, StorageError
+from uv_envs._audit.counted import CountedAuditLog
 from uv_envs._audit.log import MAX_OUTPUT, AuditOutcome, AuditQuery
 from uv_envs._audit.sqlite import SqliteAuditLog
 
@@ -324,7 +325,9 @@ def test_the_default_store_is_sqlite_in_the_root_stamped_with_host_and_root(
         settings, executor=FakeUvExecutor({"alpha": ["1.0"]}), python_finder=FakePythonFinder()
     )
     manager.create(KEY, packages=["alpha"])
-    audit = manager._core.services.audit.store  # the store, behind the counting wrapper
+    counted = manager._core.services.audit
+    assert isinstance(counted, CountedAuditLog)  # the store, behind the counting wrapper
+    audit = counted.store
     assert isinstance(audit, SqliteAuditLog)
     assert audit.path == settings.root / "audit.sqlite3"
     [record] = manager.operations(host="node-7", root=str(settings.root)).items
