@@ -37,7 +37,8 @@ class CopyCheck:
     """One node's copy of one env as checked.
 
     ``digest`` is the copy's env digest (the recorded one when the cheap check
-    passed, the one its files give when they were hashed); ``full`` says the
+    passed, the one its files give when they were hashed); ``checked_at`` when
+    the check began (epoch seconds); ``full`` says the
     files were hashed; ``damage`` is what was found wrong (empty when sound).
     """
 
@@ -56,12 +57,13 @@ def check_copy(manager: EnvManager, key: EnvKey) -> CopyCheck:
 
     Hashing goes through ``verify``: audited, and DAMAGED recorded when damaged.
     """
+    started = time.time()  # what the check saw is the copy as of its start
     environment = manager.get(key)
     changed = quick_check(current_dir(environment) / ".venv")
     if changed == [] and environment.status is EnvStatus.READY:
-        return CopyCheck(environment.digest, time.time())
+        return CopyCheck(environment.digest, started)
     report = manager.verify(key)
-    return CopyCheck(report.digest, time.time(), full=True, damage=tuple(report.problems))
+    return CopyCheck(report.digest, started, full=True, damage=tuple(report.problems))
 
 
 def python_exists(env_path: str) -> bool:

@@ -30,6 +30,16 @@ class NodeJson(BaseModel):
     address: str
     state: Literal["present", "missing", "failed"]
     error: str | None
+    digest: str | None = Field(
+        default=None,
+        description="the env digest of the node's copy at its last check (null: not checked yet)",
+    )
+    checked_at: float | None = Field(
+        default=None, description="when the node last checked its copy (epoch seconds)"
+    )
+    digest_matches: bool | None = Field(
+        default=None, description="whether the node's digest is the server's (null: unknown)"
+    )
 
 
 class EnvJson(BaseModel):
@@ -215,6 +225,13 @@ class ClusterNodeJson(BaseModel):
     plugin: bool = Field(
         description="its agent loads uv_envs.ray.ServedEnvPlugin; without, envs reach it only "
         "by the server's reconciling rounds"
+    )
+    checked_at: float | None = Field(
+        default=None, description="when the node last checked a copy (epoch seconds)"
+    )
+    digest_differs: list[str] = Field(
+        default_factory=list,
+        description="env paths whose copy on the node has another digest than the server's",
     )
 
 
