@@ -30,16 +30,9 @@ class NodeJson(BaseModel):
     address: str
     state: Literal["present", "missing", "failed"]
     error: str | None
-    digest: str | None = Field(
-        default=None,
-        description="the env digest of the node's copy at its last check (null: not checked yet)",
-    )
-    checked_at: float | None = Field(
-        default=None, description="when the node last checked its copy (epoch seconds)"
-    )
-    digest_matches: bool | None = Field(
-        default=None, description="whether the node's digest is the server's (null: unknown)"
-    )
+    digest: str | None = Field(default=None, description="its copy's digest at its last check")
+    checked_at: float | None = Field(default=None, description="that check's time (epoch s)")
+    digest_matches: bool | None = Field(default=None, description="it is the server's digest")
 
 
 class EnvJson(BaseModel):
@@ -226,12 +219,9 @@ class ClusterNodeJson(BaseModel):
         description="its agent loads uv_envs.ray.ServedEnvPlugin; without, envs reach it only "
         "by the server's reconciling rounds"
     )
-    checked_at: float | None = Field(
-        default=None, description="when the node last checked a copy (epoch seconds)"
-    )
+    checked_at: float | None = Field(default=None, description="its last check of a copy")
     digest_differs: list[str] = Field(
-        default_factory=list,
-        description="env paths whose copy on the node has another digest than the server's",
+        default_factory=list, description="env paths whose copy there is not the server's digest"
     )
 
 
