@@ -20,6 +20,7 @@ from uv_envs._core.delete import Deleter
 from uv_envs._core.dependencies import DependencyChanges
 from uv_envs._core.exact import ExactInstaller
 from uv_envs._core.generations import GenerationSwitch
+from uv_envs._core.handout import HandOutCheck
 from uv_envs._core.install import Installer
 from uv_envs._core.provision import Provisioner
 from uv_envs._core.reads import Reads
@@ -187,7 +188,9 @@ def bootstrap(settings: Settings, given: Adapters) -> Core:
         access=access,
         provisioner=provisioner,
         changes=changes,
-        exact=ExactInstaller(services, access, provisioner, changes),
+        exact=ExactInstaller(
+            services, access, provisioner, changes, HandOutCheck(services, verifier)
+        ),
         reads=reads,
         collector=Collector(services, access),
         deleter=deleter,

@@ -33,6 +33,7 @@ from uv_envs import (
 )
 from uv_envs._relay.urls import RelayedFile, relay_url
 from uv_envs._store.digest import env_digest
+from uv_envs._store.manifest import Manifest
 
 ID_ALPHABET = string.ascii_letters + string.digits + "._-"
 MAX_ID_LENGTH = 128
@@ -490,6 +491,33 @@ def venv_configs() -> st.SearchStrategy[dict[str, str]]:
 
 def env_digests() -> st.SearchStrategy[str]:
     return st.builds(env_digest, record_files().map(dict.items), venv_configs())
+
+
+# --- the cheap hand-out check (manifest) ---------------------------------------------------
+
+_STAMPS = st.tuples(st.integers(0, 2**40), st.integers(0, 2**62))
+_TOP_NAMES = st.frozensets(st.text(string.ascii_lowercase + "_.-", min_size=1, max_size=10))
+
+
+def manifests() -> st.SearchStrategy[Manifest]:
+    """What a venv's manifest records: path -> (size, mtime_ns), and top-level names."""
+    return st.builds(
+        Manifest,
+        st.dictionaries(_RECORD_PATHS, _STAMPS, max_size=12),
+        _TOP_NAMES,
+    )
+
+
+def measured_after(recorded: Manifest) -> st.SearchStrategy[Manifest]:
+    """The same venv measured later: each recorded file kept, restamped or vanished."""
+    kept = {
+        path: st.one_of(st.just(stamp), _STAMPS, st.none())
+        for path, stamp in recorded.files.items()
+    }
+    return st.builds(
+        lambda files: Manifest({p: v for p, v in files.items() if v is not None}, recorded.entries),
+        st.fixed_dictionaries(kept),
+    )
 
 
 # --- the wheel relay's URLs ----------------------------------------------------------------

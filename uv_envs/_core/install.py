@@ -11,6 +11,7 @@ import attrs
 from uv_envs._errors import HashMismatch, UvError
 from uv_envs._relay.urls import relayed_lock
 from uv_envs._store.digest import installed_digest, write_digest
+from uv_envs._store.manifest import write_manifest
 from uv_envs._store.resolutions import lock_packages_digest
 from uv_envs._store.venvs import install_slot, store_id
 from uv_envs._urls import redact
@@ -61,6 +62,7 @@ class Installer:
             with install_slot(services.layout, settings.max_concurrent_installs):
                 self._sync(gen_dir, python, operation, venv=gen_dir / ".venv", refresh=refresh)
             ray_link.link(gen_dir / ".venv", interpreter, base=base)
+            write_manifest(gen_dir / ".venv")
             return True
         if packages is None:
             packages = lock_packages_digest((gen_dir / "uv.lock").read_text())
@@ -85,6 +87,7 @@ class Installer:
             # Before the create returns, so its first import compiles nothing.
             services.bytecode.prepare(venv)
             write_digest(venv)  # once per entry: every env linking it shares the digest
+            write_manifest(venv)  # last: an entry cut short by a crash has none (full check)
 
         return services.venv_store.link(gen_dir, entry_id, build)
 

@@ -20,6 +20,7 @@ from uv_envs._errors import EnvironmentUnreadable
 from uv_envs._models import EnvKey, EnvStatus
 from uv_envs._reports import VerifyReport
 from uv_envs._store.damage import VenvCheck, check_generation, mark_damaged
+from uv_envs._store.manifest import manifest_path, write_manifest
 from uv_envs._store.venvs import linked_entry
 from uv_envs._uv.commands import cache_clean_command
 
@@ -69,8 +70,20 @@ class Verifier:
         )
 
     def inspect(self, gen_dir: Path) -> VenvCheck:
-        """Check a generation's venv; forget its damaged packages; mark its damaged store entry."""
+        """Check a generation's venv; forget its damaged packages; mark its damaged store entry.
+
+        Also renews the venv's manifest (:mod:`uv_envs._store.manifest`) when it is
+        sound and removes it when it is not.
+        """
         found = check_generation(gen_dir)
+        # The cheap check's record follows the full one: sound, it is measured again (a
+        # file touched but intact passes cheaply from now on); damaged, it goes, so every
+        # later hand-out hashes the copy until it is repaired.
+        with contextlib.suppress(OSError):
+            if found.problems:
+                manifest_path(gen_dir / ".venv").unlink(missing_ok=True)
+            else:
+                write_manifest(gen_dir / ".venv")
         if found.damaged_packages:
             self._forget_cached(found.damaged_packages)
         entry = linked_entry(self.services.layout.store_dir, gen_dir)

@@ -129,7 +129,9 @@ class VenvStore:
                 entry.mkdir(parents=True)
                 try:
                     build(entry / ".venv")
-                    size = _seal(str(entry / ".venv"))
+                    # Beside the venv: its digest and manifest, a few KiB for a large env.
+                    beside = sum(p.stat().st_size for p in entry.iterdir() if p.is_file())
+                    size = _seal(str(entry / ".venv")) + beside
                     (entry / SIZE).write_text(str(size))
                     (entry / COMPLETE).write_text(str(time.time()))
                 except BaseException:

@@ -22,7 +22,9 @@ import ray
 from uv_envs._errors import RayNodeUnusable, RayNotAvailable
 from uv_envs._models import EnvKey
 
+from ._attest import attest_here
 from ._install import ReleaseOutcome, node_manager, release
+from ._proofs import Proofs
 from ._published import PublishedEnv, Registry
 from ._replica import (
     NodeFacts,
@@ -31,7 +33,6 @@ from ._replica import (
     install_replica,
     lock_digest,
     node_facts,
-    present_here,
 )
 from ._tasks import alive, on_nodes
 
@@ -68,6 +69,11 @@ class NodePresence:
     address: str
     state: ReplicaState
     error: str | None = None
+    #: the digest of the node's copy at its last check, when (epoch seconds), and whether
+    #: it is the server's (None: not known yet); see :mod:`uv_envs.ray._proofs`
+    digest: str | None = None
+    checked_at: float | None = None
+    digest_matches: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for the servers' answers."""
@@ -76,6 +82,9 @@ class NodePresence:
             "address": self.address,
             "state": str(self.state),
             "error": self.error,
+            "digest": self.digest,
+            "checked_at": self.checked_at,
+            "digest_matches": self.digest_matches,
         }
 
 
@@ -88,6 +97,9 @@ class ClusterNode:
     problem: str | None = None
     #: whether its agent loads ServedEnvPlugin; without, envs reach it by the watcher only
     plugin: bool = False
+    #: when it last checked a copy, and the env paths whose copy's digest is not the server's
+    checked_at: float | None = None
+    digest_differs: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for the servers' answers."""
@@ -96,6 +108,8 @@ class ClusterNode:
             "address": self.address,
             "problem": self.problem,
             "plugin": self.plugin,
+            "checked_at": self.checked_at,
+            "digest_differs": list(self.digest_differs),
         }
 
 
@@ -133,6 +147,8 @@ class Fanout:
         self._installing: set[str] = set()
         #: env path -> key of deleted envs some node kept a copy of (in use there)
         self._leftovers: dict[str, EnvKey] = {}
+        #: what each node proved of its copies at the last reconciling round
+        self.proofs = Proofs()
 
     # -- nodes -------------------------------------------------------------------------
 
@@ -168,15 +184,21 @@ class Fanout:
     def nodes(self) -> tuple[ClusterNode, ...]:
         """Every node seen alive at the last look, with why it is not served, if it is not."""
         with self._guard:
-            return tuple(
-                ClusterNode(
-                    node,
-                    self._addresses[node],
-                    self._problems.get(node) or None,
-                    plugin=self._plugins.get(node, False),
-                )
+            nodes = [
+                (node, self._addresses[node], self._problems.get(node), self._plugins.get(node))
                 for node in sorted(self._addresses)
+            ]
+        return tuple(
+            ClusterNode(
+                node,
+                address,
+                problem or None,
+                plugin=bool(plugin),
+                checked_at=self.proofs.of_node(node)[0],
+                digest_differs=self.proofs.of_node(node)[1],
             )
+            for node, address, problem, plugin in nodes
+        )
 
     def _admit(self, nodes: dict[str, str]) -> list[str]:
         """The alive nodes that can be served; new ones are asked first, bad ones noted."""
@@ -203,6 +225,7 @@ class Fanout:
     def publish(self, record: PublishedEnv) -> None:
         """Make the record known to the cluster (the plugin builds from it) and to reconcile."""
         self.registry.publish(record)
+        self.proofs.expect(record.env_path, record.digest)
         with self._guard:
             self._records[record.env_path] = record
 
@@ -234,6 +257,7 @@ class Fanout:
         at every reconciling round until it goes.
         """
         self.registry.withdraw(env_path)
+        self.proofs.forget(env_path)
         with self._guard:
             self._states.pop(env_path, None)
             self._records.pop(env_path, None)
@@ -278,24 +302,31 @@ class Fanout:
                 problem = self._problems.get(node)
                 state, error = states.get(node, (ReplicaState.MISSING, problem or None))
                 result.append(NodePresence(node, self._addresses[node], state, error))
-            return tuple(result)
+        return tuple(
+            attrs.evolve(n, **attrs.asdict(self.proofs.of(env_path, n.node_id))) for n in result
+        )
 
     def reconcile(self) -> int:
         """Ask every servable node what it holds; install what it lacks. Installs started.
 
-        Copies nodes kept at a delete (in use then) are released once they are free.
+        Each node checks its copies (:func:`uv_envs.ray._attest.attest_here`: cheap,
+        hashed when that differs); a damaged copy counts as lacking, so its install
+        repairs it. Copies nodes kept at a delete (in use then) are released once
+        they are free.
         """
         self._release_leftovers()
         with self._guard:
             records = {p: r for p, r in self._records.items() if p not in self._installing}
         nodes = self._admit(alive())
         locks = {path: lock_digest(r.uv_lock) for path, r in records.items()}
-        held = on_nodes(present_here, nodes, (locks,), ASK_TIMEOUT)
+        keys = {path: r.key for path, r in records.items()}
+        held = on_nodes(attest_here, nodes, (self.root, keys, locks), ASK_TIMEOUT)
         installs = 0
         for node, answer in held.items():
             if isinstance(answer, BaseException):
                 continue  # busy or gone: the next round asks again
-            for path, present in answer.items():
+            for path, check in answer.items():
+                present = self.proofs.note(path, node, check)  # damaged: installed again
                 with self._guard:
                     states = self._states.setdefault(path, {})
                     known = states.get(node)

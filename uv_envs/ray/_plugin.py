@@ -22,7 +22,6 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ray._private.runtime_env.plugin import RuntimeEnvPlugin
@@ -30,6 +29,7 @@ from ray._private.runtime_env.plugin import RuntimeEnvPlugin
 from uv_envs._manager import EnvManager
 from uv_envs._models import EnvKey
 
+from ._attest import python_exists, quick_changes
 from ._install import cluster_ray, ensure_on, environment_of, install_exact, node_manager, release
 from ._published import PublishedEnv, agent_context, env_path_of
 from ._replica import SERVED_PLUGIN_CLASS
@@ -109,7 +109,15 @@ class UvEnvsPlugin(RuntimeEnvPlugin):
         spec = _spec_of(runtime_env)
         if spec is None:
             return
-        ray_env = environment_of(self._manager, spec).ray_runtime_env()
+        environment = environment_of(self._manager, spec)
+        if quick_changes(str(environment.env_path)) != []:
+            # Ray reuses a cached URI without calling create: the copy is proved here, through
+            # the install (hashed, rebuilt from the lock if damaged). That blocks the agent's
+            # loop, but only for a copy changed on disk since its install.
+            logger.info("uv_envs: %s changed on disk; checking it", environment.env_path)
+            ensure_on(self._manager, spec)
+            environment = environment_of(self._manager, spec)
+        ray_env = environment.ray_runtime_env()
         context.py_executable = ray_env["py_executable"]
         context.env_vars.update(ray_env["env_vars"])
         logger.info("uv_envs: worker runs %s", context.py_executable)
@@ -130,8 +138,11 @@ class ServedEnvPlugin(RuntimeEnvPlugin):
     ``py_executable`` is Ray's own plugin, so this one is named after the other
     field such a runtime env carries, ``env_vars`` (``VIRTUAL_ENV``). It never
     changes the worker's context: it only makes sure the interpreter Ray's
-    ``py_executable`` plugin starts exists. An interpreter that exists, or a
-    path under no served root, costs one ``stat`` and is left to Ray.
+    ``py_executable`` plugin starts exists, in a sound copy. A copy that is
+    here costs the cheap check (:mod:`uv_envs.ray._attest`: a ``stat`` per
+    file); one changed on disk since its install is hashed and, if damaged,
+    repaired from its lock before the worker starts (or the setup fails naming
+    the damage). A path under no served root is left to Ray.
     """
 
     name = "env_vars"
@@ -160,14 +171,18 @@ class ServedEnvPlugin(RuntimeEnvPlugin):
                 self._managers[place] = node_manager(record.root, wheel_relay=record.wheel_relay)
             return self._managers[place]
 
-    def _build(self, env_path: str) -> bool:
-        """Install the served env at ``env_path`` here; False if no server serves that path."""
+    def _build(self, env_path: str, *, exists: bool = False) -> bool:
+        """Install the served env at ``env_path`` here; False if no server serves that path.
+
+        ``exists``: a copy is here (its interpreter is), so the install checks it
+        and repairs it when damaged; one no server serves is left to Ray.
+        """
         context = agent_context()
         if context is None:
             return False
         record: PublishedEnv | None = context.registry.lookup(env_path)
         if record is None:
-            root = context.registry.served_root(env_path)
+            root = None if exists else context.registry.served_root(env_path)
             if root is None:
                 return False
             msg = (
@@ -194,7 +209,16 @@ class ServedEnvPlugin(RuntimeEnvPlugin):
         """If the runtime env runs a served env missing here, install it first."""
         del uri, context
         env_path = env_path_of(runtime_env)
-        if env_path is None or (Path(env_path) / ".venv" / "bin" / "python").exists():
+        if env_path is None:
+            return 0
+        if python_exists(env_path):
+            if quick_changes(env_path) == []:
+                return 0  # as built: a stat per file, no lookup
+            # Changed on disk since its install, or no manifest: checked (hashed), and
+            # repaired from the lock when damaged, before the worker starts.
+            logger.info("uv_envs: %s changed on disk; checking it before the worker", env_path)
+            if await asyncio.to_thread(self._build, env_path, exists=True):
+                logger.info("uv_envs: %s checked on this node", env_path)
             return 0
         logger.info("uv_envs: %s is missing on this node; asking the cluster for it", env_path)
         if await asyncio.to_thread(self._build, env_path):

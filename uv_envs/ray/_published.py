@@ -78,6 +78,8 @@ class PublishedEnv:
     uv_lock: str
     #: the server's wheel relay: nodes download the lock's files through it
     wheel_relay: str | None = None
+    #: the server's env digest: what every node's copy of the lock should prove
+    digest: str = ""
 
     @property
     def key(self) -> EnvKey:

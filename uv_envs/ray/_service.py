@@ -162,6 +162,7 @@ class ClusterService:
             pyproject_toml=project.pyproject_toml,
             uv_lock=project.uv_lock,
             wheel_relay=self.relay_url,
+            digest=environment.digest,
         )
 
     def check_python(self, request: str) -> None:

@@ -30,6 +30,9 @@ class NodeJson(BaseModel):
     address: str
     state: Literal["present", "missing", "failed"]
     error: str | None
+    digest: str | None = Field(default=None, description="its copy's digest at its last check")
+    checked_at: float | None = Field(default=None, description="that check's time (epoch s)")
+    digest_matches: bool | None = Field(default=None, description="it is the server's digest")
 
 
 class EnvJson(BaseModel):
@@ -215,6 +218,10 @@ class ClusterNodeJson(BaseModel):
     plugin: bool = Field(
         description="its agent loads uv_envs.ray.ServedEnvPlugin; without, envs reach it only "
         "by the server's reconciling rounds"
+    )
+    checked_at: float | None = Field(default=None, description="its last check of a copy")
+    digest_differs: list[str] = Field(
+        default_factory=list, description="env paths whose copy there is not the server's digest"
     )
 
 
