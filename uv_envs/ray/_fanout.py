@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -33,9 +34,13 @@ from ._replica import (
     node_facts,
     present_here,
 )
+from ._retry import Backoff, Retries
 from ._tasks import alive, on_nodes
 
 logger = logging.getLogger("uv_envs.ray")
+
+#: A node's install result: the state it left and why it failed.
+Result = tuple[ReplicaState, str | None]
 
 #: Seconds a node may take to install one env.
 INSTALL_TIMEOUT = 1800.0
@@ -48,11 +53,11 @@ RELEASE_PAUSE = 2.0
 RELEASE_LOCK_TIMEOUT = 10.0
 
 
-def _install_result(answer: Any) -> tuple[ReplicaState, str | None]:  # noqa: ANN401 - a task's answer
+def _install_result(answer: Any) -> Result:  # noqa: ANN401 - a task's answer
     """A node's install answer; a task that raised (node gone, timeout) is a failure there."""
     if isinstance(answer, BaseException):
         return ReplicaState.FAILED, f"{type(answer).__name__}: {answer}"
-    result: tuple[ReplicaState, str | None] = answer
+    result: Result = answer
     return result
 
 
@@ -68,14 +73,20 @@ class NodePresence:
     address: str
     state: ReplicaState
     error: str | None = None
+    #: when a failed install is tried again (seconds since the epoch); None unless failed
+    retry_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, for the servers' answers."""
+        """JSON-ready, for the servers' answers (``next_retry``: ISO 8601, UTC)."""
+        next_retry = None
+        if self.retry_at is not None:
+            next_retry = datetime.fromtimestamp(self.retry_at, UTC).isoformat()
         return {
             "node_id": self.node_id,
             "address": self.address,
             "state": str(self.state),
             "error": self.error,
+            "next_retry": next_retry,
         }
 
 
@@ -116,7 +127,9 @@ def _release_task(root: str, key: EnvKey) -> ReleaseOutcome:
 class Fanout:
     """The served envs of one root across the alive nodes of the connected cluster."""
 
-    def __init__(self, root: str, registry: Registry, python_minor: str) -> None:
+    def __init__(
+        self, root: str, registry: Registry, python_minor: str, backoff: Backoff | None = None
+    ) -> None:
         self.root = root
         self.registry = registry
         self.python_minor = python_minor
@@ -133,6 +146,8 @@ class Fanout:
         self._installing: set[str] = set()
         #: env path -> key of deleted envs some node kept a copy of (in use there)
         self._leftovers: dict[str, EnvKey] = {}
+        #: failed installs, and when each is tried again by a reconciling round
+        self._retries = Retries(backoff)
 
     # -- nodes -------------------------------------------------------------------------
 
@@ -183,6 +198,7 @@ class Fanout:
         with self._guard:
             gone = set(self._addresses) - set(nodes)
             for node in gone:
+                self._retries.forget_node(node)  # tried at once if it rejoins
                 del self._addresses[node]
                 self._problems.pop(node, None)
                 self._plugins.pop(node, None)
@@ -210,6 +226,7 @@ class Fanout:
         """Publish the record and install it on every servable node; node id -> result."""
         with self._guard:
             self._states.pop(record.env_path, None)  # a new lock: nothing is known of it yet
+            self._retries.forget_env(record.env_path)
             self._installing.add(record.env_path)  # the reconciling round leaves it to us
         try:
             self.publish(record)
@@ -219,11 +236,10 @@ class Fanout:
             with self._guard:
                 self._installing.discard(record.env_path)
         results = {node: _install_result(answer) for node, answer in answers.items()}
-        for node, (state, error) in results.items():
-            if state is ReplicaState.FAILED:
-                logger.warning("node %s could not install %s: %s", node, record.key, error)
         with self._guard:
-            self._states[record.env_path] = dict(results)
+            self._states[record.env_path] = {}
+        for node, result in results.items():
+            self._note(record, node, result)
         return results
 
     def release(self, key: EnvKey, env_path: str) -> dict[str, ReleaseOutcome | str]:
@@ -237,6 +253,7 @@ class Fanout:
         with self._guard:
             self._states.pop(env_path, None)
             self._records.pop(env_path, None)
+            self._retries.forget_env(env_path)
         nodes = list(alive())
         outcomes: dict[str, ReleaseOutcome | str] = {}
         for attempt in range(RELEASE_ATTEMPTS):
@@ -277,7 +294,11 @@ class Fanout:
             for node in sorted(self._addresses):
                 problem = self._problems.get(node)
                 state, error = states.get(node, (ReplicaState.MISSING, problem or None))
-                result.append(NodePresence(node, self._addresses[node], state, error))
+                failure = self._retries.failure(env_path, node)
+                retry_at = None
+                if state is ReplicaState.FAILED and failure is not None:
+                    retry_at = time.time() + max(0.0, failure.retry_at - time.monotonic())
+                result.append(NodePresence(node, self._addresses[node], state, error, retry_at))
             return tuple(result)
 
     def reconcile(self) -> int:
@@ -303,18 +324,32 @@ class Fanout:
                         states[node] = (ReplicaState.PRESENT, None)
                         continue
                     if known is not None and known[0] is ReplicaState.FAILED:
-                        continue  # failed once for this lock: not retried every round
-                    states[node] = (ReplicaState.MISSING, None)
+                        if not self._retries.due(path, node, time.monotonic()):
+                            continue  # failed lately: tried again when its backoff ends
+                    else:
+                        states[node] = (ReplicaState.MISSING, None)
                 installs += 1
                 self._install_one(records[path], node)
         return installs
 
     def _install_one(self, record: PublishedEnv, node: str) -> None:
         answer = on_nodes(_install_task, [node], (record,), INSTALL_TIMEOUT)[node]
-        result = _install_result(answer)
-        if result[0] is ReplicaState.FAILED:
-            logger.warning("node %s could not install %s: %s", node, record.key, result[1])
-        else:
-            logger.info("installed %s on node %s", record.key, node)
+        self._note(record, node, _install_result(answer))
+
+    def _note(self, record: PublishedEnv, node: str, result: Result) -> None:
+        """Keep a node's install result; a failure is scheduled for another try."""
+        path = record.env_path
         with self._guard:
-            self._states.setdefault(record.env_path, {})[node] = result
+            if self._records.get(path) is not record:
+                return  # changed or deleted meanwhile: this result is of nothing served
+            self._states.setdefault(path, {})[node] = result
+            if result[0] is not ReplicaState.FAILED:
+                self._retries.succeeded(path, node)
+                logger.info("installed %s on node %s", record.key, node)
+                return
+            failure = self._retries.failed(path, node, result[1] or "", time.monotonic())
+        delay = failure.retry_at - time.monotonic()
+        logger.warning(
+            "node %s could not install %s (failure %d in a row; next try in %.0f s): %s",
+            node, record.key, failure.failures, delay, result[1],
+        )  # fmt: skip
