@@ -10,7 +10,6 @@ env), and notes the nodes that cannot be served and why.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -18,21 +17,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import attrs
-import ray
 
 from uv_envs._errors import RayNodeUnusable, RayNotAvailable
 from uv_envs._models import EnvKey
 
-from ._install import ReleaseOutcome, node_manager, release
+from ._install import ReleaseOutcome
 from ._published import PublishedEnv, Registry
 from ._replica import (
+    FAILURE_CACHE_VARIABLE,
+    FAILURE_CACHE_WARNING_SECONDS,
     NodeFacts,
     ReplicaState,
     check_python,
-    install_replica,
+    facts_task,
+    install_task,
     lock_digest,
-    node_facts,
     present_here,
+    release_task,
 )
 from ._retry import Backoff, Retries
 from ._tasks import alive, on_nodes
@@ -49,8 +50,6 @@ ASK_TIMEOUT = 120.0
 #: A delete asks a node that keeps its copy (in use) this many times, this far apart.
 RELEASE_ATTEMPTS = 4
 RELEASE_PAUSE = 2.0
-#: Seconds a node waits for an env's lock before it reports its copy kept.
-RELEASE_LOCK_TIMEOUT = 10.0
 
 
 def _install_result(answer: Any) -> Result:  # noqa: ANN401 - a task's answer
@@ -99,6 +98,8 @@ class ClusterNode:
     problem: str | None = None
     #: whether its agent loads ServedEnvPlugin; without, envs reach it by the watcher only
     plugin: bool = False
+    #: how long its Ray replays a failed runtime-env setup (BAD_RUNTIME_ENV_CACHE_TTL_SECONDS)
+    failure_cache_seconds: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for the servers' answers."""
@@ -107,21 +108,8 @@ class ClusterNode:
             "address": self.address,
             "problem": self.problem,
             "plugin": self.plugin,
+            "failure_cache_seconds": self.failure_cache_seconds,
         }
-
-
-def _facts_task(root: str) -> NodeFacts:
-    return node_facts(root, ray.get_runtime_context().get_node_id(), "")
-
-
-def _install_task(record: PublishedEnv) -> tuple[ReplicaState, str | None]:
-    return install_replica(record, ray.get_runtime_context().get_node_id())
-
-
-def _release_task(root: str, key: EnvKey) -> ReleaseOutcome:
-    """Delete this node's copy of ``key`` unless a process there uses or leases it; prune."""
-    with contextlib.closing(node_manager(root)) as manager:
-        return release(manager, key, timeout=RELEASE_LOCK_TIMEOUT)[0]
 
 
 class Fanout:
@@ -139,7 +127,7 @@ class Fanout:
         #: node id -> why it cannot be served ("" when it can)
         self._problems: dict[str, str] = {}
         self._addresses: dict[str, str] = {}
-        self._plugins: dict[str, bool] = {}
+        self._facts: dict[str, NodeFacts] = {}
         #: env path -> what every node must hold there
         self._records: dict[str, PublishedEnv] = {}
         #: env paths a change is installing on every node right now
@@ -159,7 +147,7 @@ class Fanout:
         nodes = alive() if nodes is None else nodes
         if not nodes:
             raise RayNotAvailable("the Ray cluster has no alive node")
-        answers = on_nodes(_facts_task, list(nodes), (self.root,), ASK_TIMEOUT)
+        answers = on_nodes(facts_task, list(nodes), (self.root,), ASK_TIMEOUT)
         facts = []
         for node, answer in answers.items():
             if isinstance(answer, BaseException):
@@ -173,11 +161,18 @@ class Fanout:
                     node_id=node,
                 )
             facts.append(attrs.evolve(answer, address=nodes[node]))
+            if answer.failure_cache_seconds > FAILURE_CACHE_WARNING_SECONDS:
+                logger.warning(
+                    "node %s: its Ray replays a failed runtime-env setup for %d s, so after an "
+                    "install there fails, an env stays unusable there that long; start its Ray "
+                    "with %s=5 (docs/ray.md)",
+                    node, answer.failure_cache_seconds, FAILURE_CACHE_VARIABLE,
+                )  # fmt: skip
         check_python(facts, self.python_minor)
         with self._guard:
             self._addresses.update(nodes)
             self._problems.update(dict.fromkeys(nodes, ""))
-            self._plugins.update({f.node_id: f.plugin for f in facts})
+            self._facts.update({f.node_id: f for f in facts})
         return dict.fromkeys(nodes, "")
 
     def nodes(self) -> tuple[ClusterNode, ...]:
@@ -188,7 +183,10 @@ class Fanout:
                     node,
                     self._addresses[node],
                     self._problems.get(node) or None,
-                    plugin=self._plugins.get(node, False),
+                    plugin=node in self._facts and self._facts[node].plugin,
+                    failure_cache_seconds=(
+                        self._facts[node].failure_cache_seconds if node in self._facts else None
+                    ),
                 )
                 for node in sorted(self._addresses)
             )
@@ -201,7 +199,7 @@ class Fanout:
                 self._retries.forget_node(node)  # tried at once if it rejoins
                 del self._addresses[node]
                 self._problems.pop(node, None)
-                self._plugins.pop(node, None)
+                self._facts.pop(node, None)
             new = {n: a for n, a in nodes.items() if n not in self._problems}
         for node, address in new.items():
             try:
@@ -231,7 +229,7 @@ class Fanout:
         try:
             self.publish(record)
             nodes = self._admit(alive())
-            answers = on_nodes(_install_task, nodes, (record,), INSTALL_TIMEOUT)
+            answers = on_nodes(install_task, nodes, (record,), INSTALL_TIMEOUT)
         finally:
             with self._guard:
                 self._installing.discard(record.env_path)
@@ -257,7 +255,7 @@ class Fanout:
         nodes = list(alive())
         outcomes: dict[str, ReleaseOutcome | str] = {}
         for attempt in range(RELEASE_ATTEMPTS):
-            answers = on_nodes(_release_task, nodes, (self.root, key), ASK_TIMEOUT)
+            answers = on_nodes(release_task, nodes, (self.root, key), ASK_TIMEOUT)
             outcomes.update(
                 (node, a if isinstance(a, ReleaseOutcome) else f"failed: {a}")
                 for node, a in answers.items()
@@ -280,7 +278,7 @@ class Fanout:
         with self._guard:
             leftovers = dict(self._leftovers)
         for env_path, key in leftovers.items():
-            answers = on_nodes(_release_task, list(alive()), (self.root, key), ASK_TIMEOUT)
+            answers = on_nodes(release_task, list(alive()), (self.root, key), ASK_TIMEOUT)
             if all(_released(a) for a in answers.values()):
                 with self._guard:
                     if self._leftovers.get(env_path) == key and env_path not in self._records:
@@ -333,7 +331,7 @@ class Fanout:
         return installs
 
     def _install_one(self, record: PublishedEnv, node: str) -> None:
-        answer = on_nodes(_install_task, [node], (record,), INSTALL_TIMEOUT)[node]
+        answer = on_nodes(install_task, [node], (record,), INSTALL_TIMEOUT)[node]
         self._note(record, node, _install_result(answer))
 
     def _note(self, record: PublishedEnv, node: str, result: Result) -> None:

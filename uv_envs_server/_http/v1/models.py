@@ -30,6 +30,11 @@ class NodeJson(BaseModel):
     address: str
     state: Literal["present", "missing", "failed"]
     error: str | None
+    next_retry: str | None = Field(
+        default=None,
+        description="when the server's reconciling round installs a failed copy again "
+        "(ISO 8601, UTC); null unless failed",
+    )
 
 
 class EnvJson(BaseModel):
@@ -215,6 +220,11 @@ class ClusterNodeJson(BaseModel):
     plugin: bool = Field(
         description="its agent loads uv_envs.ray.ServedEnvPlugin; without, envs reach it only "
         "by the server's reconciling rounds"
+    )
+    failure_cache_seconds: int | None = Field(
+        default=None,
+        description="how long its Ray replays a failed runtime-env setup "
+        "(BAD_RUNTIME_ENV_CACHE_TTL_SECONDS; Ray's default 600, docs/ray.md asks for 5)",
     )
 
 
