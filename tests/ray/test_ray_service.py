@@ -369,6 +369,23 @@ def test_a_failed_node_install_is_retried_until_the_node_can_install_it(setup: S
     assert {n["failure_cache_seconds"] for n in cluster["nodes"]} == {5}
 
 
+def test_a_node_that_lost_its_root_gets_its_envs_again(setup: Setup) -> None:
+    """A replaced disk on n1: the watcher finds the env missing there and installs it again."""
+    root = setup.cluster.private / "lost"
+    served = setup.serve(root, "--ray-reconcile-seconds", "1")
+    assert served.target, served.stop()
+    key = EnvKey("ml_pipeline", "lost", "")
+    with EnvManagerClient(served.target, timeout=TIMEOUT) as client:
+        env_path = str(client.ensure(key, ["alpha"]).env_path)
+    node = node_ids()["n1"]
+    lock = setup.node_copy("n1", env_path) / "uv.lock"
+    assert lock.exists()
+    shutil.rmtree(setup.node_copy("n1", str(root)))  # n1's whole root, its uv cache too
+    wait_for(lock.exists, "the watcher to install the env on n1 again", timeout=120)
+    assert presence(served.target, key)[node]["state"] == "present"
+    assert actor_where(env_path, node, "alpha")["versions"] == {"alpha": "2.0"}
+
+
 def _eventually_runs(env_path: str, node: str, *modules: str, timeout: float) -> dict[str, Any]:
     """WTB's actor on ``node``, tried again while Ray's agent replays a cached failure."""
     deadline = time.monotonic() + timeout
