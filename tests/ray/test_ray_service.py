@@ -386,6 +386,22 @@ def test_a_node_that_lost_its_root_gets_its_envs_again(setup: Setup) -> None:
     assert actor_where(env_path, node, "alpha")["versions"] == {"alpha": "2.0"}
 
 
+def test_a_worker_on_a_node_that_lost_its_root_gets_the_env_from_the_plugin(
+    setup: Setup,
+) -> None:
+    """No reconciling round: ServedEnvPlugin installs the env again for the worker, twice."""
+    root = setup.cluster.private / "lost-plugin"
+    served = setup.serve(root, "--ray-reconcile-seconds", "3600")
+    assert served.target, served.stop()
+    key = EnvKey("ml_pipeline", "lost_plugin", "")
+    with EnvManagerClient(served.target, timeout=TIMEOUT) as client:
+        env_path = str(client.ensure(key, ["alpha"]).env_path)
+    node = node_ids()["n1"]
+    for _ in range(2):  # the second time, the plugin has used this root on n1 before
+        shutil.rmtree(setup.node_copy("n1", str(root)))
+        assert actor_where(env_path, node, "alpha")["versions"] == {"alpha": "2.0"}
+
+
 def _eventually_runs(env_path: str, node: str, *modules: str, timeout: float) -> dict[str, Any]:
     """WTB's actor on ``node``, tried again while Ray's agent replays a cached failure."""
     deadline = time.monotonic() + timeout
