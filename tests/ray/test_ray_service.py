@@ -350,8 +350,9 @@ def test_a_failed_node_install_is_retried_until_the_node_can_install_it(setup: S
         assert "latecomer" in copy["error"]
         assert copy["next_retry"] is not None
         # Ray's agent on n2 now holds this runtime env's setup failure in its cache.
-        with pytest.raises(RuntimeEnvSetupError, match=f"node {nodes['n2']}"):
+        with pytest.raises(RuntimeEnvSetupError, match=f"node {nodes['n2']}") as failed:
             actor_where(env_path, nodes["n2"], "latecomer")
+        assert "for about 5 s, BAD_RUNTIME_ENV_CACHE_TTL_SECONDS" in str(failed.value)
         # The disk is fixed: n2's view of the wheels folder (hidden there) gets the wheel.
         shutil.copy(wheel, setup.cluster.base / "nodes" / "n2-hidden-0")
         fixed = time.monotonic()

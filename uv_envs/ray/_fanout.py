@@ -4,8 +4,9 @@ One pinned task per node (:mod:`uv_envs.ray._tasks`) runs the node's side
 (:mod:`uv_envs.ray._replica`, installing through :mod:`uv_envs.ray._install`). The
 table of which node holds which env at which lock is kept here, in memory,
 from the answers of those tasks; :meth:`Fanout.reconcile` refreshes it from
-the nodes themselves, installs what a node lacks (it joined late, or lost the
-env), and notes the nodes that cannot be served and why.
+the nodes themselves, installs what a node lacks (it joined late, lost the
+env, or failed to install it and its backoff, :mod:`uv_envs.ray._retry`, ended),
+and notes the nodes that cannot be served and why.
 """
 
 from __future__ import annotations
