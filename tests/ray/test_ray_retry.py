@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
-pytest.importorskip("ray")
+if importlib.util.find_spec("ray") is None:
+    pytest.skip("ray is not installed (pip install -e '.[ray]')", allow_module_level=True)
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from uv_envs.ray import NodePresence, ReplicaState
+from uv_envs.ray._replica import FAILURE_CACHE_VARIABLE, failure_cache_seconds
 from uv_envs.ray._retry import Backoff, Retries
 
 
@@ -97,3 +102,23 @@ def test_success_a_changed_env_and_a_rejoining_node_each_allow_a_try_at_once() -
 def test_jitter_comes_from_the_source_given() -> None:
     retries = Retries(Backoff(first=10, jitter=0.5), spread=lambda: 1.0)
     assert retries.failed("/e", "n", "x", 0.0).retry_at == 5.0
+
+
+@pytest.mark.parametrize(
+    ("environ", "seconds"),
+    [
+        ({}, 600),
+        ({"BAD_RUNTIME_ENV_CACHE_TTL_SECONDS": "5"}, 5),
+        ({FAILURE_CACHE_VARIABLE: "x"}, 600),
+    ],
+)
+def test_a_nodes_failure_cache_is_read_as_ray_reads_it(
+    environ: dict[str, str], seconds: int
+) -> None:
+    assert failure_cache_seconds(environ) == seconds
+
+
+def test_a_failed_copy_shows_its_next_retry_in_utc() -> None:
+    failed = NodePresence("n", "10.0.0.2", ReplicaState.FAILED, "full", retry_at=1_800_000_000.0)
+    assert failed.to_dict()["next_retry"] == "2027-01-15T08:00:00+00:00"
+    assert NodePresence("n", "10.0.0.2", ReplicaState.PRESENT).to_dict()["next_retry"] is None
