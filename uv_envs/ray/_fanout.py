@@ -319,8 +319,9 @@ class Fanout:
                 with self._guard:
                     states = self._states.setdefault(path, {})
                     known = states.get(node)
-                    if present:
+                    if present:  # installed here, or by the node's plugin for a worker
                         states[node] = (ReplicaState.PRESENT, None)
+                        self._retries.succeeded(path, node)
                         continue
                     if known is not None and known[0] is ReplicaState.FAILED:
                         if not self._retries.due(path, node, time.monotonic()):
