@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -195,6 +196,8 @@ def _cluster(base: Path, stack: contextlib.ExitStack[Any], wheelhouse: Path) -> 
             "RAY_RUNTIME_ENV_PLUGINS": plugin_config(),
             "UV_ENVS_FIND_LINKS": f"{wheelhouse} {private_wheels}",
             "UV_ENVS_NO_INDEX": "1",
+            # What docs/ray.md asks of every node: Ray replays a failed setup 5 s, not 600 s.
+            "BAD_RUNTIME_ENV_CACHE_TTL_SECONDS": "5",
             "PYTHONPATH": os.pathsep.join(filter(None, python_path)),
         },
     )
@@ -327,6 +330,89 @@ def test_a_lock_one_node_cannot_install_fails_there_only(
     assert actor_where(env_path, nodes["n1"], "onlyhere")["versions"] == {"onlyhere": "1.0"}
     with pytest.raises(RuntimeEnvSetupError, match=f"node {nodes['n2']}"):
         actor_where(env_path, nodes["n2"], "onlyhere")
+
+
+def test_a_failed_node_install_is_retried_until_the_node_can_install_it(setup: Setup) -> None:
+    """n2 cannot read the wheel at first; once it can, the server's retry and the actor succeed.
+
+    The env never changes meanwhile: the same lock, the same path, no client call.
+    """
+    served = setup.serve(setup.cluster.private / "retry", "--ray-reconcile-seconds", "1")
+    assert served.target, served.stop()
+    wheel = build_wheel(setup.private_wheels, "latecomer", "1.0")  # head and n1 see it, n2 not
+    key = EnvKey("ml_pipeline", "retried", "")
+    nodes = node_ids()
+    with EnvManagerClient(served.target, timeout=TIMEOUT) as client:
+        env_path = str(client.ensure(key, ["latecomer"]).env_path)
+        lock = client.export(key).uv_lock
+        copy = presence(served.target, key)[nodes["n2"]]
+        assert copy["state"] == "failed", copy
+        assert "latecomer" in copy["error"]
+        assert copy["next_retry"] is not None
+        # Ray's agent on n2 now holds this runtime env's setup failure in its cache.
+        with pytest.raises(RuntimeEnvSetupError, match=f"node {nodes['n2']}") as failed:
+            actor_where(env_path, nodes["n2"], "latecomer")
+        assert "for about 5 s, BAD_RUNTIME_ENV_CACHE_TTL_SECONDS" in str(failed.value)
+        # The disk is fixed: n2's view of the wheels folder (hidden there) gets the wheel.
+        shutil.copy(wheel, setup.cluster.base / "nodes" / "n2-hidden-0")
+        fixed = time.monotonic()
+        wait_for(
+            lambda: presence(served.target, key)[nodes["n2"]]["state"] == "present",
+            "the server to retry n2",
+            timeout=120,  # the longest backoff (60 s) plus an install on a loaded host
+        )
+        assert client.export(key).uv_lock == lock
+        assert presence(served.target, key)[nodes["n2"]]["next_retry"] is None
+    retried = time.monotonic() - fixed
+    report = _eventually_runs(env_path, nodes["n2"], "latecomer", timeout=60)
+    assert report["versions"] == {"latecomer": "1.0"}, retried
+    cluster = httpx.get(f"{served.url}/v1/cluster", timeout=30).json()
+    assert {n["failure_cache_seconds"] for n in cluster["nodes"]} == {5}
+
+
+def test_a_node_that_lost_its_root_gets_its_envs_again(setup: Setup) -> None:
+    """A replaced disk on n1: the watcher finds the env missing there and installs it again."""
+    root = setup.cluster.private / "lost"
+    served = setup.serve(root, "--ray-reconcile-seconds", "1")
+    assert served.target, served.stop()
+    key = EnvKey("ml_pipeline", "lost", "")
+    with EnvManagerClient(served.target, timeout=TIMEOUT) as client:
+        env_path = str(client.ensure(key, ["alpha"]).env_path)
+    node = node_ids()["n1"]
+    lock = setup.node_copy("n1", env_path) / "uv.lock"
+    assert lock.exists()
+    shutil.rmtree(setup.node_copy("n1", str(root)))  # n1's whole root, its uv cache too
+    wait_for(lock.exists, "the watcher to install the env on n1 again", timeout=120)
+    assert presence(served.target, key)[node]["state"] == "present"
+    assert actor_where(env_path, node, "alpha")["versions"] == {"alpha": "2.0"}
+
+
+def test_a_worker_on_a_node_that_lost_its_root_gets_the_env_from_the_plugin(
+    setup: Setup,
+) -> None:
+    """No reconciling round: ServedEnvPlugin installs the env again for the worker, twice."""
+    root = setup.cluster.private / "lost-plugin"
+    served = setup.serve(root, "--ray-reconcile-seconds", "3600")
+    assert served.target, served.stop()
+    key = EnvKey("ml_pipeline", "lost_plugin", "")
+    with EnvManagerClient(served.target, timeout=TIMEOUT) as client:
+        env_path = str(client.ensure(key, ["alpha"]).env_path)
+    node = node_ids()["n1"]
+    for _ in range(2):  # the second time, the plugin has used this root on n1 before
+        shutil.rmtree(setup.node_copy("n1", str(root)))
+        assert actor_where(env_path, node, "alpha")["versions"] == {"alpha": "2.0"}
+
+
+def _eventually_runs(env_path: str, node: str, *modules: str, timeout: float) -> dict[str, Any]:
+    """WTB's actor on ``node``, tried again while Ray's agent replays a cached failure."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return actor_where(env_path, node, *modules)
+        except RuntimeEnvSetupError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def test_the_http_api_and_client_serve_the_cluster(setup: Setup, server: ServerProcess) -> None:

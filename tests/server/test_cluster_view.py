@@ -79,3 +79,36 @@ def test_a_manager_without_a_cluster_serves_one_host(
         made = http.post("/v1/envs", json=BODY)
         assert made.status_code == 201, made.text
         assert made.json()["nodes"] is None
+
+
+class FailedCluster(FakeCluster):
+    """The second node's install failed; the server tries it again at a set time."""
+
+    def nodes(self, key: uv_envs.EnvKey) -> Sequence[_Row]:
+        del key
+        failed = {
+            "node_id": "b",
+            "address": "10.0.0.2",
+            "state": "failed",
+            "error": "UvError: No space left on device",
+            "next_retry": "2026-12-08T00:00:05+00:00",
+        }
+        return (
+            _Row({"node_id": "a", "address": "10.0.0.1", "state": "present", "error": None}),
+            _Row(failed),
+        )
+
+
+def test_a_failed_copy_shows_why_and_when_it_is_tried_again(
+    http_serve: HttpServe, fake_manager: uv_envs.EnvManager
+) -> None:
+    fake_manager.cluster = FailedCluster()
+    server = http_serve(fake_manager)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        made = http.post("/v1/envs", json=BODY)
+        assert made.status_code == 201, made.text
+        failed = made.json()["nodes"][1]
+        assert (failed["state"], failed["next_retry"]) == ("failed", "2026-12-08T00:00:05+00:00")
+        page = http.get("/").text
+    assert "No space left on device" in page
+    assert "tried again at 2026-12-08T00:00:05+00:00" in page

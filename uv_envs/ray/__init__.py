@@ -17,7 +17,6 @@ when a worker is about to start from it (WTB's ``py_executable`` route).
 """
 
 from ._cluster import ClusterEnv, check_plugin, plugin_runtime_env, provision, release
-from ._fanout import ClusterNode, NodePresence
 from ._install import NodeEnv, ensure_here
 from ._plugin import PLUGIN_CLASS, ServedEnvPlugin, UvEnvsPlugin, plugin_config
 from ._provider import RayEnvironmentProvider
@@ -25,6 +24,7 @@ from ._replica import SERVED_PLUGIN_CLASS, ReplicaState
 from ._served import ClusterEnvManager
 from ._spec import FIELD, LockedSpec
 from ._tasks import alive_nodes
+from ._views import ClusterNode, NodePresence
 
 __all__ = [
     "FIELD",

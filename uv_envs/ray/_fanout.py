@@ -4,39 +4,46 @@ One pinned task per node (:mod:`uv_envs.ray._tasks`) runs the node's side
 (:mod:`uv_envs.ray._replica`, installing through :mod:`uv_envs.ray._install`). The
 table of which node holds which env at which lock is kept here, in memory,
 from the answers of those tasks; :meth:`Fanout.reconcile` refreshes it from
-the nodes themselves, installs what a node lacks (it joined late, or lost the
-env), and notes the nodes that cannot be served and why.
+the nodes themselves, installs what a node lacks (it joined late, lost the
+env, or failed to install it and its backoff, :mod:`uv_envs.ray._retry`, ended),
+and notes the nodes that cannot be served and why.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from typing import Any
 
 import attrs
-import ray
 
 from uv_envs._errors import RayNodeUnusable, RayNotAvailable
 from uv_envs._models import EnvKey
 
 from ._attest import attest_here
-from ._install import ReleaseOutcome, node_manager, release
+from ._install import ReleaseOutcome
 from ._proofs import Proofs
 from ._published import PublishedEnv, Registry
 from ._replica import (
+    FAILURE_CACHE_VARIABLE,
+    FAILURE_CACHE_WARNING_SECONDS,
     NodeFacts,
     ReplicaState,
     check_python,
-    install_replica,
+    facts_task,
+    install_task,
     lock_digest,
-    node_facts,
+    release_task,
 )
+from ._retry import Backoff, Retries
 from ._tasks import alive, on_nodes
+from ._views import ClusterNode, NodePresence
 
 logger = logging.getLogger("uv_envs.ray")
+
+#: A node's install result: the state it left and why it failed.
+Result = tuple[ReplicaState, str | None]
 
 #: Seconds a node may take to install one env.
 INSTALL_TIMEOUT = 1800.0
@@ -45,15 +52,13 @@ ASK_TIMEOUT = 120.0
 #: A delete asks a node that keeps its copy (in use) this many times, this far apart.
 RELEASE_ATTEMPTS = 4
 RELEASE_PAUSE = 2.0
-#: Seconds a node waits for an env's lock before it reports its copy kept.
-RELEASE_LOCK_TIMEOUT = 10.0
 
 
-def _install_result(answer: Any) -> tuple[ReplicaState, str | None]:  # noqa: ANN401 - a task's answer
+def _install_result(answer: Any) -> Result:  # noqa: ANN401 - a task's answer
     """A node's install answer; a task that raised (node gone, timeout) is a failure there."""
     if isinstance(answer, BaseException):
         return ReplicaState.FAILED, f"{type(answer).__name__}: {answer}"
-    result: tuple[ReplicaState, str | None] = answer
+    result: Result = answer
     return result
 
 
@@ -61,76 +66,12 @@ def _released(answer: object) -> bool:
     return answer in (ReleaseOutcome.RELEASED, ReleaseOutcome.ABSENT)
 
 
-@attrs.frozen
-class NodePresence:
-    """Whether one node holds one served env."""
-
-    node_id: str
-    address: str
-    state: ReplicaState
-    error: str | None = None
-    #: the digest of the node's copy at its last check, when (epoch seconds), and whether
-    #: it is the server's (None: not known yet); see :mod:`uv_envs.ray._proofs`
-    digest: str | None = None
-    checked_at: float | None = None
-    digest_matches: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, for the servers' answers."""
-        return {
-            "node_id": self.node_id,
-            "address": self.address,
-            "state": str(self.state),
-            "error": self.error,
-            "digest": self.digest,
-            "checked_at": self.checked_at,
-            "digest_matches": self.digest_matches,
-        }
-
-
-@attrs.frozen
-class ClusterNode:
-    """One alive node, and why the server cannot serve it (None when it can)."""
-
-    node_id: str
-    address: str
-    problem: str | None = None
-    #: whether its agent loads ServedEnvPlugin; without, envs reach it by the watcher only
-    plugin: bool = False
-    #: when it last checked a copy, and the env paths whose copy's digest is not the server's
-    checked_at: float | None = None
-    digest_differs: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, for the servers' answers."""
-        return {
-            "node_id": self.node_id,
-            "address": self.address,
-            "problem": self.problem,
-            "plugin": self.plugin,
-            "checked_at": self.checked_at,
-            "digest_differs": list(self.digest_differs),
-        }
-
-
-def _facts_task(root: str) -> NodeFacts:
-    return node_facts(root, ray.get_runtime_context().get_node_id(), "")
-
-
-def _install_task(record: PublishedEnv) -> tuple[ReplicaState, str | None]:
-    return install_replica(record, ray.get_runtime_context().get_node_id())
-
-
-def _release_task(root: str, key: EnvKey) -> ReleaseOutcome:
-    """Delete this node's copy of ``key`` unless a process there uses or leases it; prune."""
-    with contextlib.closing(node_manager(root)) as manager:
-        return release(manager, key, timeout=RELEASE_LOCK_TIMEOUT)[0]
-
-
 class Fanout:
     """The served envs of one root across the alive nodes of the connected cluster."""
 
-    def __init__(self, root: str, registry: Registry, python_minor: str) -> None:
+    def __init__(
+        self, root: str, registry: Registry, python_minor: str, backoff: Backoff | None = None
+    ) -> None:
         self.root = root
         self.registry = registry
         self.python_minor = python_minor
@@ -140,13 +81,15 @@ class Fanout:
         #: node id -> why it cannot be served ("" when it can)
         self._problems: dict[str, str] = {}
         self._addresses: dict[str, str] = {}
-        self._plugins: dict[str, bool] = {}
+        self._facts: dict[str, NodeFacts] = {}
         #: env path -> what every node must hold there
         self._records: dict[str, PublishedEnv] = {}
         #: env paths a change is installing on every node right now
         self._installing: set[str] = set()
         #: env path -> key of deleted envs some node kept a copy of (in use there)
         self._leftovers: dict[str, EnvKey] = {}
+        #: failed installs, and when each is tried again by a reconciling round
+        self._retries = Retries(backoff)
         #: what each node proved of its copies at the last reconciling round
         self.proofs = Proofs()
 
@@ -160,7 +103,7 @@ class Fanout:
         nodes = alive() if nodes is None else nodes
         if not nodes:
             raise RayNotAvailable("the Ray cluster has no alive node")
-        answers = on_nodes(_facts_task, list(nodes), (self.root,), ASK_TIMEOUT)
+        answers = on_nodes(facts_task, list(nodes), (self.root,), ASK_TIMEOUT)
         facts = []
         for node, answer in answers.items():
             if isinstance(answer, BaseException):
@@ -174,18 +117,25 @@ class Fanout:
                     node_id=node,
                 )
             facts.append(attrs.evolve(answer, address=nodes[node]))
+            if answer.failure_cache_seconds > FAILURE_CACHE_WARNING_SECONDS:
+                logger.warning(
+                    "node %s: its Ray replays a failed runtime-env setup for %d s, so after an "
+                    "install there fails, an env stays unusable there that long; start its Ray "
+                    "with %s=5 (docs/ray.md)",
+                    node, answer.failure_cache_seconds, FAILURE_CACHE_VARIABLE,
+                )  # fmt: skip
         check_python(facts, self.python_minor)
         with self._guard:
             self._addresses.update(nodes)
             self._problems.update(dict.fromkeys(nodes, ""))
-            self._plugins.update({f.node_id: f.plugin for f in facts})
+            self._facts.update({f.node_id: f for f in facts})
         return dict.fromkeys(nodes, "")
 
     def nodes(self) -> tuple[ClusterNode, ...]:
         """Every node seen alive at the last look, with why it is not served, if it is not."""
         with self._guard:
             nodes = [
-                (node, self._addresses[node], self._problems.get(node), self._plugins.get(node))
+                (node, self._addresses[node], self._problems.get(node), self._facts.get(node))
                 for node in sorted(self._addresses)
             ]
         return tuple(
@@ -193,11 +143,12 @@ class Fanout:
                 node,
                 address,
                 problem or None,
-                plugin=bool(plugin),
+                plugin=facts is not None and facts.plugin,
+                failure_cache_seconds=facts.failure_cache_seconds if facts else None,
                 checked_at=self.proofs.of_node(node)[0],
                 digest_differs=self.proofs.of_node(node)[1],
             )
-            for node, address, problem, plugin in nodes
+            for node, address, problem, facts in nodes
         )
 
     def _admit(self, nodes: dict[str, str]) -> list[str]:
@@ -205,9 +156,10 @@ class Fanout:
         with self._guard:
             gone = set(self._addresses) - set(nodes)
             for node in gone:
+                self._retries.forget_node(node)  # tried at once if it rejoins
                 del self._addresses[node]
                 self._problems.pop(node, None)
-                self._plugins.pop(node, None)
+                self._facts.pop(node, None)
             new = {n: a for n, a in nodes.items() if n not in self._problems}
         for node, address in new.items():
             try:
@@ -233,20 +185,20 @@ class Fanout:
         """Publish the record and install it on every servable node; node id -> result."""
         with self._guard:
             self._states.pop(record.env_path, None)  # a new lock: nothing is known of it yet
+            self._retries.forget_env(record.env_path)
             self._installing.add(record.env_path)  # the reconciling round leaves it to us
         try:
             self.publish(record)
             nodes = self._admit(alive())
-            answers = on_nodes(_install_task, nodes, (record,), INSTALL_TIMEOUT)
+            answers = on_nodes(install_task, nodes, (record,), INSTALL_TIMEOUT)
         finally:
             with self._guard:
                 self._installing.discard(record.env_path)
         results = {node: _install_result(answer) for node, answer in answers.items()}
-        for node, (state, error) in results.items():
-            if state is ReplicaState.FAILED:
-                logger.warning("node %s could not install %s: %s", node, record.key, error)
         with self._guard:
-            self._states[record.env_path] = dict(results)
+            self._states[record.env_path] = {}
+        for node, result in results.items():
+            self._note(record, node, result)
         return results
 
     def release(self, key: EnvKey, env_path: str) -> dict[str, ReleaseOutcome | str]:
@@ -261,10 +213,11 @@ class Fanout:
         with self._guard:
             self._states.pop(env_path, None)
             self._records.pop(env_path, None)
+            self._retries.forget_env(env_path)
         nodes = list(alive())
         outcomes: dict[str, ReleaseOutcome | str] = {}
         for attempt in range(RELEASE_ATTEMPTS):
-            answers = on_nodes(_release_task, nodes, (self.root, key), ASK_TIMEOUT)
+            answers = on_nodes(release_task, nodes, (self.root, key), ASK_TIMEOUT)
             outcomes.update(
                 (node, a if isinstance(a, ReleaseOutcome) else f"failed: {a}")
                 for node, a in answers.items()
@@ -287,7 +240,7 @@ class Fanout:
         with self._guard:
             leftovers = dict(self._leftovers)
         for env_path, key in leftovers.items():
-            answers = on_nodes(_release_task, list(alive()), (self.root, key), ASK_TIMEOUT)
+            answers = on_nodes(release_task, list(alive()), (self.root, key), ASK_TIMEOUT)
             if all(_released(a) for a in answers.values()):
                 with self._guard:
                     if self._leftovers.get(env_path) == key and env_path not in self._records:
@@ -301,7 +254,11 @@ class Fanout:
             for node in sorted(self._addresses):
                 problem = self._problems.get(node)
                 state, error = states.get(node, (ReplicaState.MISSING, problem or None))
-                result.append(NodePresence(node, self._addresses[node], state, error))
+                failure = self._retries.failure(env_path, node)
+                retry_at = None
+                if state is ReplicaState.FAILED and failure is not None:
+                    retry_at = time.time() + max(0.0, failure.retry_at - time.monotonic())
+                result.append(NodePresence(node, self._addresses[node], state, error, retry_at))
         return tuple(
             attrs.evolve(n, **attrs.asdict(self.proofs.of(env_path, n.node_id))) for n in result
         )
@@ -330,22 +287,37 @@ class Fanout:
                 with self._guard:
                     states = self._states.setdefault(path, {})
                     known = states.get(node)
-                    if present:
+                    if present:  # installed here, or by the node's plugin for a worker
                         states[node] = (ReplicaState.PRESENT, None)
+                        self._retries.succeeded(path, node)
                         continue
                     if known is not None and known[0] is ReplicaState.FAILED:
-                        continue  # failed once for this lock: not retried every round
-                    states[node] = (ReplicaState.MISSING, None)
+                        if not self._retries.due(path, node, time.monotonic()):
+                            continue  # failed lately: tried again when its backoff ends
+                    else:
+                        states[node] = (ReplicaState.MISSING, None)
                 installs += 1
                 self._install_one(records[path], node)
         return installs
 
     def _install_one(self, record: PublishedEnv, node: str) -> None:
-        answer = on_nodes(_install_task, [node], (record,), INSTALL_TIMEOUT)[node]
-        result = _install_result(answer)
-        if result[0] is ReplicaState.FAILED:
-            logger.warning("node %s could not install %s: %s", node, record.key, result[1])
-        else:
-            logger.info("installed %s on node %s", record.key, node)
+        answer = on_nodes(install_task, [node], (record,), INSTALL_TIMEOUT)[node]
+        self._note(record, node, _install_result(answer))
+
+    def _note(self, record: PublishedEnv, node: str, result: Result) -> None:
+        """Keep a node's install result; a failure is scheduled for another try."""
+        path = record.env_path
         with self._guard:
-            self._states.setdefault(record.env_path, {})[node] = result
+            if self._records.get(path) is not record:
+                return  # changed or deleted meanwhile: this result is of nothing served
+            self._states.setdefault(path, {})[node] = result
+            if result[0] is not ReplicaState.FAILED:
+                self._retries.succeeded(path, node)
+                logger.info("installed %s on node %s", record.key, node)
+                return
+            failure = self._retries.failed(path, node, result[1] or "", time.monotonic())
+        delay = failure.retry_at - time.monotonic()
+        logger.warning(
+            "node %s could not install %s (failure %d in a row; next try in %.0f s): %s",
+            node, record.key, failure.failures, delay, result[1],
+        )  # fmt: skip

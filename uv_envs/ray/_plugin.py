@@ -20,6 +20,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from uv_envs._models import EnvKey
 from ._attest import python_exists, quick_changes
 from ._install import cluster_ray, ensure_on, environment_of, install_exact, node_manager, release
 from ._published import PublishedEnv, agent_context, env_path_of
-from ._replica import SERVED_PLUGIN_CLASS
+from ._replica import FAILURE_CACHE_VARIABLE, SERVED_PLUGIN_CLASS, failure_cache_seconds
 from ._spec import FIELD, NODE_WORKFLOW, LockedSpec
 
 if TYPE_CHECKING:
@@ -195,7 +196,14 @@ class ServedEnvPlugin(RuntimeEnvPlugin):
                 self._manager(record), record.spec, key=record.key, node_id=context.node_id
             )
         except Exception as exc:
-            msg = f"node {context.node_id} could not install environment {record.key}: {exc}"
+            # Ray's agent replays this failure to every worker of this runtime env for its
+            # cache's time, without asking again: say how long, so a caller knows when to retry.
+            seconds = failure_cache_seconds(os.environ)
+            msg = (
+                f"node {context.node_id} could not install environment {record.key}: {exc} "
+                f"(Ray replays this failure to workers here for about {seconds} s, "
+                f"{FAILURE_CACHE_VARIABLE}; the uv-envs server retries the install meanwhile)"
+            )
             raise RuntimeError(msg) from exc
         return True
 

@@ -21,13 +21,23 @@ from pathlib import Path
 import attrs
 
 from uv_envs._errors import RayNodeUnusable, UvEnvsError
+from uv_envs._models import EnvKey
 from uv_envs._uv.raylink import minor_of
 
-from ._install import install_exact, node_manager
+from ._install import ReleaseOutcome, install_exact, node_manager, release
 from ._published import PublishedEnv
 
 #: The class name of the plugin that builds a served env on a node lacking it.
 SERVED_PLUGIN_CLASS = "uv_envs.ray.ServedEnvPlugin"
+#: The variable of Ray's runtime-env agent (``runtime_env_consts``) that sets how long it
+#: replays a failed setup of one runtime env before trying it again, and Ray's default.
+FAILURE_CACHE_VARIABLE = "BAD_RUNTIME_ENV_CACHE_TTL_SECONDS"
+RAY_FAILURE_CACHE_SECONDS = 600
+#: Above this, a node whose install failed stays unusable for that env long after it is
+#: fixed (WTB's runtime env of an env never changes): the server warns. Docs say 5.
+FAILURE_CACHE_WARNING_SECONDS = 30
+#: Seconds a node waits for an env's lock before it reports its copy kept.
+RELEASE_LOCK_TIMEOUT = 10.0
 
 
 class ReplicaState(enum.StrEnum):
@@ -49,6 +59,19 @@ class NodeFacts:
     root_error: str | None = None
     #: whether the node's agent loads ServedEnvPlugin (else only the watcher serves it)
     plugin: bool = False
+    #: how long the node's Ray replays a failed runtime-env setup (its raylet's environment)
+    failure_cache_seconds: int = RAY_FAILURE_CACHE_SECONDS
+
+
+def failure_cache_seconds(environ: Mapping[str, str]) -> int:
+    """How long Ray's runtime-env agent started with ``environ`` replays a failed setup.
+
+    Read as Ray reads it (``ray_constants.env_integer``): an integer, else Ray's default.
+    """
+    try:
+        return int(environ[FAILURE_CACHE_VARIABLE])
+    except (KeyError, ValueError):
+        return RAY_FAILURE_CACHE_SECONDS
 
 
 def lock_digest(uv_lock: str) -> str:
@@ -74,7 +97,15 @@ def node_facts(root: str, node_id: str, address: str) -> NodeFacts:
     except (OSError, UvEnvsError) as exc:
         root_error = f"{root} cannot be used there: {exc}"
     plugin = SERVED_PLUGIN_CLASS in os.environ.get("RAY_RUNTIME_ENV_PLUGINS", "")
-    return NodeFacts(node_id, address, ray.__version__, python, root_error, plugin=plugin)
+    return NodeFacts(
+        node_id,
+        address,
+        ray.__version__,
+        python,
+        root_error,
+        plugin=plugin,
+        failure_cache_seconds=failure_cache_seconds(os.environ),
+    )
 
 
 def install_replica(record: PublishedEnv, node_id: str) -> tuple[ReplicaState, str | None]:
@@ -117,3 +148,28 @@ def check_python(facts: Iterable[NodeFacts], minor: str) -> None:
                 f"the server's envs are for Python {minor}: every node must run one minor",
                 node_id=node.node_id,
             )
+
+
+# -- the bodies of the server's pinned tasks (uv_envs.ray._fanout), run on each node --------
+
+
+def _this_node() -> str:
+    import ray  # noqa: PLC0415 - runs inside a Ray task
+
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def facts_task(root: str) -> NodeFacts:
+    """:func:`node_facts` of this node (its address is filled in by the server)."""
+    return node_facts(root, _this_node(), "")
+
+
+def install_task(record: PublishedEnv) -> tuple[ReplicaState, str | None]:
+    """:func:`install_replica` on this node."""
+    return install_replica(record, _this_node())
+
+
+def release_task(root: str, key: EnvKey) -> ReleaseOutcome:
+    """Delete this node's copy of ``key`` unless a process there uses or leases it; prune."""
+    with contextlib.closing(node_manager(root)) as manager:
+        return release(manager, key, timeout=RELEASE_LOCK_TIMEOUT)[0]

@@ -30,8 +30,9 @@ from uv_envs._store.layout import Layout
 from uv_envs._uv.raylink import minor_of
 from uv_envs._validation import normalize_python_request
 
-from ._fanout import ClusterNode, Fanout, NodePresence
+from ._fanout import Fanout
 from ._published import PublishedEnv, driver_registry
+from ._views import ClusterNode, NodePresence
 
 logger = logging.getLogger("uv_envs.ray")
 

@@ -105,6 +105,8 @@ def _nodes(presence: list[dict[str, Any]] | None) -> str:
         )
         if node.get("error"):
             line += f"<div class='muted'>{html.escape(node['error'])}</div>"
+        if node.get("next_retry"):
+            line += f"<div class='muted'>tried again at {html.escape(node['next_retry'])}</div>"
         items.append(line + "</li>")
     return (
         f"<ul class='nodes'>{''.join(items)}</ul>" if items else "<span class='muted'>none</span>"

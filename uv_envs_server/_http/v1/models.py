@@ -30,6 +30,7 @@ class NodeJson(BaseModel):
     address: str
     state: Literal["present", "missing", "failed"]
     error: str | None
+    next_retry: str | None = Field(None, description="next try of a failed copy (ISO 8601, UTC)")
     digest: str | None = Field(default=None, description="its copy's digest at its last check")
     checked_at: float | None = Field(default=None, description="that check's time (epoch s)")
     digest_matches: bool | None = Field(default=None, description="it is the server's digest")
@@ -218,6 +219,9 @@ class ClusterNodeJson(BaseModel):
     plugin: bool = Field(
         description="its agent loads uv_envs.ray.ServedEnvPlugin; without, envs reach it only "
         "by the server's reconciling rounds"
+    )
+    failure_cache_seconds: int | None = Field(
+        None, description="seconds its Ray replays a failed setup (docs/ray.md asks for 5)"
     )
     checked_at: float | None = Field(default=None, description="its last check of a copy")
     digest_differs: list[str] = Field(
