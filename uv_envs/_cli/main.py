@@ -23,6 +23,7 @@ from uv_envs._uv.executor import SubprocessUvExecutor, find_uv_binary
 from . import values
 from .boundary import DEBUG_ENV, EXIT_FAILED, debugging, guarded
 from .commands import HANDLERS, audit_copy
+from .completion import add_completion_command, run_completion
 from .export import add_export_options
 from .progress import REPORTING, terminal_progress
 from .relay import add_relay_command, run_relay
@@ -277,6 +278,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = _Commands(parser)
     _add_env_commands(commands)
     _add_root_commands(commands)
+    add_completion_command(
+        commands.add("completion", "print a shell completion script (bash, zsh, tcsh)"), parser
+    )
     return parser
 
 
@@ -286,6 +290,8 @@ def _run(args: argparse.Namespace) -> int:
         return serve(args)
     if args.command == "watch":  # a server's events: no root of its own
         return run_watch(args)
+    if args.command == "completion":  # a script from the parser: no root either
+        return run_completion(args)
     settings = cli_options.settings_from_options(args)
     if args.command == "audit":  # needs no manager: it must not open the audit store itself
         return audit_copy(args, settings)
