@@ -23,7 +23,7 @@ from uv_envs_server._http.compat import models as cm
 from uv_envs_server._http.compat.errors import COMPAT_TAG, CompatRoute
 from uv_envs_server._http.compat.forms import requested_packages, requirements_file_lines
 from uv_envs_server._http.core_calls import Core, CoreCalls
-from uv_envs_server._http.v1.bodies import ID_PATTERN, PYTHON_PATTERN, VERSION_PATTERN
+from uv_envs_server._http.patterns import ID_PATTERN, PYTHON_PATTERN, VERSION_PATTERN
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
 
 if TYPE_CHECKING:
