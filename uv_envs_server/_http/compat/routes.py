@@ -166,6 +166,22 @@ async def _packages_form(
 Packages = Annotated[PackagesForm, Depends(_packages_form)]
 
 
+#: What the schema says of the deps routes' bodies: a form that names no package is 400.
+#: (Which strings are PEP 508 requirements, and which files list one, it cannot say.)
+NAMES_A_PACKAGE: Final = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "anyOf": [{"required": ["packages"]}, {"required": ["requirements_file"]}]
+                }
+            }
+        },
+    }
+}
+
+
 async def _changed(
     core: CoreCalls,
     form: PackagesForm,
@@ -231,21 +247,21 @@ async def delete_env(key: CompatKey, core: Core) -> cm.CompatDeleted:
     return cm.compat_deleted(await core(lambda: core.manager.delete(key)))
 
 
-@compat_router.post(f"{ENV}/deps")
+@compat_router.post(f"{ENV}/deps", openapi_extra=NAMES_A_PACKAGE)
 async def add_packages(key: CompatKey, form: Packages, core: Core) -> cm.CompatChanged:
     """Add packages (uv add); naming none is 400 INVALID_PACKAGES."""
     result = await _changed(core, form, lambda packages: core.manager.add(key, packages))
     return cm.compat_changed(result, "added")
 
 
-@compat_router.put(f"{ENV}/deps")
+@compat_router.put(f"{ENV}/deps", openapi_extra=NAMES_A_PACKAGE)
 async def update_packages(key: CompatKey, form: Packages, core: Core) -> cm.CompatChanged:
     """Upgrade the named packages (a specifier also replaces the declared one)."""
     result = await _changed(core, form, lambda packages: core.manager.update(key, packages))
     return cm.compat_changed(result, "updated")
 
 
-@compat_router.delete(f"{ENV}/deps")
+@compat_router.delete(f"{ENV}/deps", openapi_extra=NAMES_A_PACKAGE)
 async def remove_packages(key: CompatKey, form: Packages, core: Core) -> cm.CompatInstalled:
     """Remove the named packages (uv remove); the form body names them."""
     result = await _changed(core, form, lambda packages: core.manager.remove(key, packages))
