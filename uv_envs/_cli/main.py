@@ -23,6 +23,7 @@ from uv_envs._uv.executor import SubprocessUvExecutor, find_uv_binary
 from . import values
 from .boundary import DEBUG_ENV, EXIT_FAILED, debugging, guarded
 from .commands import HANDLERS, audit_copy
+from .completion import add_completion_command, run_completion
 from .export import add_export_options
 from .progress import REPORTING, terminal_progress
 from .relay import add_relay_command, run_relay
@@ -209,8 +210,8 @@ def _add_env_commands(commands: _Commands) -> None:
 
 def _add_root_commands(commands: _Commands) -> None:
     listing = commands.add("list", "list environments")
-    listing.add_argument("--workflow")
-    listing.add_argument("--node")
+    listing.add_argument("--workflow", metavar="W", help="only envs of this workflow")
+    listing.add_argument("--node", metavar="N", help="only envs of this node")
     cleanup = commands.add("cleanup", "delete environments idle longer than N hours")
     cleanup.add_argument("--idle-hours", type=values.hours, help="delete envs idle this long")
     cleanup.add_argument(
@@ -232,16 +233,16 @@ def _add_root_commands(commands: _Commands) -> None:
         help="delete nothing: list what would go, why, and the bytes it would free",
     )
     ops = commands.add("ops", "show the audit trail")
-    ops.add_argument("--workflow")
-    ops.add_argument("--node")
+    ops.add_argument("--workflow", metavar="W", help="only records of this workflow")
+    ops.add_argument("--node", metavar="N", help="only records of this node")
     ops.add_argument(
         "--status",
         type=values.status,
         choices=values.STATUSES,
         help="only records with this status (any case)",
     )
-    ops.add_argument("--limit", type=int, default=20)
-    ops.add_argument("--offset", type=int, default=0)
+    ops.add_argument("--limit", type=int, default=20, metavar="N", help="at most N records (20)")
+    ops.add_argument("--offset", type=int, default=0, metavar="N", help="skip the N newest first")
     ops.add_argument(
         "--delete", action="store_true", help="delete the records of --workflow [--node]"
     )
@@ -277,6 +278,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = _Commands(parser)
     _add_env_commands(commands)
     _add_root_commands(commands)
+    add_completion_command(
+        commands.add("completion", "print a shell completion script (bash, zsh, tcsh)"), parser
+    )
     return parser
 
 
@@ -286,6 +290,8 @@ def _run(args: argparse.Namespace) -> int:
         return serve(args)
     if args.command == "watch":  # a server's events: no root of its own
         return run_watch(args)
+    if args.command == "completion":  # a script from the parser: no root either
+        return run_completion(args)
     settings = cli_options.settings_from_options(args)
     if args.command == "audit":  # needs no manager: it must not open the audit store itself
         return audit_copy(args, settings)

@@ -20,6 +20,7 @@ from starlette.routing import Match
 
 import uv_envs
 from uv_envs_server._http.compat.errors import document_compat_errors
+from uv_envs_server._http.compat.forms import document_compat_forms
 from uv_envs_server._http.compat.routes import compat_router, refuse_legacy_shapes
 from uv_envs_server._http.v1.routes import router
 
@@ -141,7 +142,9 @@ def create_app(
                 "bearer": {"type": "http", "scheme": "bearer"}
             }
             schema["security"] = [{"bearer": []}, {}]
-            app.openapi_schema = document_compat_errors(document_problems(schema))
+            app.openapi_schema = document_compat_forms(
+                document_compat_errors(document_problems(schema))
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Final
 from uv_envs_server._nodes import cluster_nodes, node_presence
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     import uv_envs
@@ -165,10 +166,32 @@ def _row(
         f"<td>{packages}</td>"
         f"<td>{size}</td>"
         f"<td>{_when(last_used)}</td>"
-        f"<td>{environment.generation}{_digest(environment.digest)}</td>"
+        # Generation 0 is an env whose first build has not finished: it has none yet.
+        f"<td>{environment.generation or '—'}{_digest(environment.digest)}</td>"
         f"<td>{_nodes(node_presence(manager, environment.key))}</td>"
         f"<td>{_operations(records)}</td></tr>"
     )
+
+
+def _in_flight(records: Sequence[uv_envs.OperationRecord]) -> str:
+    """The operations running as the page is made (from their audit records), or "none".
+
+    The live updates follow only what happens after the page was made: without
+    these rows an env mid-create would show its create RUNNING and nothing in flight.
+    """
+    rows = []
+    for record in records:
+        if record.status != "RUNNING":
+            continue
+        key = html.escape(f"{record.workflow_id}/{record.node_id}/{record.version_id}")
+        rows.append(
+            f"<tr class='rendered' data-key='{key}'><td>{key}</td>"
+            f"<td class='muted'>{html.escape(record.operation)}</td>"
+            f"<td class='muted'>running since {_when(record.started_at)}</td></tr>"
+        )
+    hidden = " hidden" if rows else ""
+    none = f"<tr class='none'{hidden}><td colspan='3' class='muted'>none</td></tr>"
+    return "\n".join([none, *rows])
 
 
 def _digest(digest: str) -> str:
@@ -208,6 +231,7 @@ def render_status_page(manager: uv_envs.EnvManager) -> str:
         failures="\n".join(failures) or empty,
         cluster=_cluster(cluster_nodes(manager)),
         sequence=sequence,
+        inflight=_in_flight(page.items),
     )
 
 

@@ -29,6 +29,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 import uv_envs
+from uv_envs_server._http.patterns import EVENT_NAMES, ID_PATTERN, OPERATION_ID_PATTERN
 from uv_envs_server._limits import MAX_EVENT_NAMES, limit_event_names
 
 if TYPE_CHECKING:
@@ -190,15 +191,19 @@ class _EventsResponse(StreamingResponse):
             self.subscription.close()
 
 
+#: An event's name; the schema lists them (the core refuses any other, 422).
+EventName = Annotated[str, Field(json_schema_extra={"enum": EVENT_NAMES})]
+
+
 class WatchQuery(BaseModel):
     """The filter of ``/v1/events``, as query parameters (``names`` may repeat)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    workflow_id: str | None = None
-    node_id: str | None = None
-    names: list[str] = Field(default_factory=list, max_length=MAX_EVENT_NAMES)
-    operation_id: str | None = None
+    workflow_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    node_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    names: list[EventName] = Field(default_factory=list, max_length=MAX_EVENT_NAMES)
+    operation_id: str | None = Field(default=None, pattern=OPERATION_ID_PATTERN)
     after: int | None = Field(default=None, ge=0, lt=2**63)
 
 

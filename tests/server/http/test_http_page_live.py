@@ -131,3 +131,39 @@ def test_the_page_still_works_without_javascript(
         assert fake_manager.events.stats.subscribers == 0
     finally:
         context.close()
+
+
+def test_a_page_made_mid_create_shows_it_in_flight_until_it_ends(
+    browser: BrowserContext,
+    http_serve: HttpServe,
+    gated_manager: GatedManager,
+) -> None:
+    manager, gate = gated_manager()
+    server = http_serve(manager, token=TOKEN)
+    creating = threading.Thread(
+        target=lambda: manager.create(EnvKey("wf", "node", "v1"), packages=["alpha"])
+    )
+    creating.start()
+    try:
+        assert gate.entered.wait(60)
+        # Made while uv runs: the create is in flight, the env CREATING with no generation yet.
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_function(
+            "document.getElementById('live-state').textContent.startsWith('Live:')",
+            timeout=WAIT_MS,
+        )
+        running = page.locator(f"#inflight tr[data-key='{KEY}']")
+        assert "create" in running.inner_text()
+        assert "none" not in page.locator("#inflight tbody").inner_text()
+        env = page.locator(f"#envs tr[data-key='{KEY}']")
+        assert "CREATING" in env.inner_text()
+        assert env.locator("td").nth(6).inner_text().strip() == "—"
+    finally:
+        gate.release.set()
+        creating.join(60)
+    assert not creating.is_alive()
+    # Its end arrives live: the row goes, "none" is back, the env READY.
+    page.wait_for_selector(f"#inflight tr[data-key='{KEY}']", state="detached", timeout=WAIT_MS)
+    assert "none" in page.locator("#inflight tbody").inner_text()
+    page.wait_for_selector(f"#envs tr[data-key='{KEY}'] .badge.READY", timeout=WAIT_MS)

@@ -8,7 +8,7 @@ and one value written ``a,b`` (no spaces) names two packages. A
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import uv_envs
 
@@ -100,3 +100,37 @@ def requested_packages(
         msg = "name at least one package: a 'packages' field or a 'requirements_file'"
         raise uv_envs.InvalidInput(msg)
     return packages
+
+
+def document_compat_forms(schema: dict[str, Any]) -> dict[str, Any]:
+    """Say in the schema what a form can carry (in place).
+
+    A form has no null: a field left out is how a client says "none", so the
+    ``null`` FastAPI lists for an optional field is dropped. And a form has no
+    arrays: ``packages`` named once is one plain field, so it is a list or a string.
+    """
+    components = schema.get("components", {}).get("schemas", {})
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            content = operation.get("requestBody", {}).get("content", {})
+            for media_type in _FORM_MEDIA_TYPES & set(content):
+                ref = content[media_type].get("schema", {}).get("$ref", "")
+                body = components.get(ref.rsplit("/", 1)[-1], {})
+                for name, field in body.get("properties", {}).items():
+                    _without_null(field)
+                    if name == "packages":
+                        one = {"type": "string"}
+                        field["anyOf"] = [{k: field.pop(k) for k in ("type", "items")}, one]
+    return schema
+
+
+#: The request bodies a form is sent as.
+_FORM_MEDIA_TYPES: Final = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+
+
+def _without_null(field: dict[str, Any]) -> None:
+    choices = [choice for choice in field.pop("anyOf", ()) if choice.get("type") != "null"]
+    if len(choices) == 1:
+        field.update(choices[0])
+    elif choices:
+        field["anyOf"] = choices

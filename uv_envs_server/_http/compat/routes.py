@@ -16,13 +16,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Final
 
 import attrs
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 
 import uv_envs
 from uv_envs_server._http.compat import models as cm
 from uv_envs_server._http.compat.errors import COMPAT_TAG, CompatRoute
 from uv_envs_server._http.compat.forms import requested_packages, requirements_file_lines
 from uv_envs_server._http.core_calls import Core, CoreCalls
+from uv_envs_server._http.patterns import ID_PATTERN, PYTHON_PATTERN, VERSION_PATTERN
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
 
 if TYPE_CHECKING:
@@ -46,8 +47,16 @@ RUN_CODE_MESSAGE: Final = (
 #: original API pointed at ``/v1`` would read or delete the env whose version is ``deps``.
 RESERVED_VERSION_WORDS: Final = frozenset({"deps", "sync", "export", "run", "verify"})
 
+# The ids with the pattern the core checks, so the schema says what is refused (400
+# INVALID_PACKAGES here, as the original service answered a bad id).
+WorkflowId = Annotated[str, Path(pattern=ID_PATTERN)]
+NodeId = Annotated[str, Path(pattern=ID_PATTERN)]
 Version = Annotated[
-    str | None, Query(description="the env's version id; none (the env without one) if absent")
+    str | None,
+    Query(
+        pattern=VERSION_PATTERN,
+        description="the env's version id; none (the env without one) if absent or empty",
+    ),
 ]
 
 
@@ -56,7 +65,9 @@ def _key(workflow_id: str, node_id: str, version_id: str | None) -> uv_envs.EnvK
     return uv_envs.EnvKey(workflow_id, node_id, version_id or "")
 
 
-async def _path_key(workflow_id: str, node_id: str, version_id: Version = None) -> uv_envs.EnvKey:
+async def _path_key(
+    workflow_id: WorkflowId, node_id: NodeId, version_id: Version = None
+) -> uv_envs.EnvKey:
     """The env the path and the ``version_id`` query name.
 
     ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency on
@@ -97,11 +108,15 @@ class CreateForm:
 
 
 async def _create_form(
-    workflow_id: Annotated[str, Form()],
-    node_id: Annotated[str, Form()],
-    version_id: Annotated[str | None, Form()] = None,
+    workflow_id: Annotated[str, Form(pattern=ID_PATTERN)],
+    node_id: Annotated[str, Form(pattern=ID_PATTERN)],
+    version_id: Annotated[str | None, Form(pattern=VERSION_PATTERN)] = None,
     python_version: Annotated[
-        str | None, Form(description="for example 3.12; the server's default when absent")
+        str | None,
+        Form(
+            pattern=PYTHON_PATTERN,
+            description="for example 3.12; the server's default when absent or empty",
+        ),
     ] = None,
 ) -> CreateForm:
     return CreateForm(workflow_id, node_id, version_id, python_version)
@@ -126,8 +141,11 @@ async def _packages_form(
         Form(description="PEP 508 requirements, one per field; one 'a,b' value names two"),
     ] = None,
     requirements_file: Annotated[
-        UploadFile | None,
-        File(description="a requirements.txt: its non-blank lines that are not # comments"),
+        UploadFile | str | None,
+        File(
+            description="a requirements.txt, uploaded or as a plain field: its non-blank "
+            "lines that are not # comments"
+        ),
     ] = None,
 ) -> PackagesForm:
     if request.headers.get("content-type", "").startswith("application/json"):
@@ -135,7 +153,10 @@ async def _packages_form(
         msg = "these routes read form fields or multipart (data=, files=), not a JSON body"
         raise uv_envs.InvalidInput(msg)
     lines: list[str] = []
-    if requirements_file is not None:
+    if isinstance(requirements_file, str):
+        # A multipart part without a file name arrives as text (curl -F 'requirements_file=a').
+        lines = requirements_file_lines(requirements_file.encode(), None)
+    elif requirements_file is not None:
         content = await requirements_file.read()
         lines = requirements_file_lines(content, requirements_file.filename)
     return PackagesForm(tuple(packages or ()), tuple(lines))
@@ -143,6 +164,22 @@ async def _packages_form(
 
 #: A route's :class:`PackagesForm`, read from its form or multipart body.
 Packages = Annotated[PackagesForm, Depends(_packages_form)]
+
+
+#: What the schema says of the deps routes' bodies: a form that names no package is 400.
+#: (Which strings are PEP 508 requirements, and which files list one, it cannot say.)
+NAMES_A_PACKAGE: Final = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "anyOf": [{"required": ["packages"]}, {"required": ["requirements_file"]}]
+                }
+            }
+        },
+    }
+}
 
 
 async def _changed(
@@ -210,21 +247,21 @@ async def delete_env(key: CompatKey, core: Core) -> cm.CompatDeleted:
     return cm.compat_deleted(await core(lambda: core.manager.delete(key)))
 
 
-@compat_router.post(f"{ENV}/deps")
+@compat_router.post(f"{ENV}/deps", openapi_extra=NAMES_A_PACKAGE)
 async def add_packages(key: CompatKey, form: Packages, core: Core) -> cm.CompatChanged:
     """Add packages (uv add); naming none is 400 INVALID_PACKAGES."""
     result = await _changed(core, form, lambda packages: core.manager.add(key, packages))
     return cm.compat_changed(result, "added")
 
 
-@compat_router.put(f"{ENV}/deps")
+@compat_router.put(f"{ENV}/deps", openapi_extra=NAMES_A_PACKAGE)
 async def update_packages(key: CompatKey, form: Packages, core: Core) -> cm.CompatChanged:
     """Upgrade the named packages (a specifier also replaces the declared one)."""
     result = await _changed(core, form, lambda packages: core.manager.update(key, packages))
     return cm.compat_changed(result, "updated")
 
 
-@compat_router.delete(f"{ENV}/deps")
+@compat_router.delete(f"{ENV}/deps", openapi_extra=NAMES_A_PACKAGE)
 async def remove_packages(key: CompatKey, form: Packages, core: Core) -> cm.CompatInstalled:
     """Remove the named packages (uv remove); the form body names them."""
     result = await _changed(core, form, lambda packages: core.manager.remove(key, packages))
@@ -265,9 +302,9 @@ async def cleanup_envs(body: cm.CompatCleanupBody, core: Core) -> cm.CompatClean
 
 @compat_router.get("/envs-history/{workflow_id}")
 async def get_history(
-    workflow_id: str,
+    workflow_id: WorkflowId,
     core: Core,
-    node_id: str | None = None,
+    node_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     status: uv_envs.OperationStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = DEFAULT_OPERATIONS_LIMIT,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
@@ -283,7 +320,9 @@ async def get_history(
 
 @compat_router.delete("/envs-history/{workflow_id}", response_model_exclude_none=True)
 async def delete_history(
-    workflow_id: str, core: Core, node_id: str | None = None
+    workflow_id: WorkflowId,
+    core: Core,
+    node_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> cm.CompatHistoryDeleted:
     """Delete a workflow's audit records, or one node's."""
     deleted = await core(lambda: core.manager.delete_operations(workflow_id, node_id))

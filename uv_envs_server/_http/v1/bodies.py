@@ -1,4 +1,4 @@
-"""The request bodies of the HTTP API and the id patterns, as pydantic models.
+"""The request bodies of the HTTP API, as pydantic models (the id patterns: :mod:`..patterns`).
 
 Requests are strict: unknown fields are refused (a misspelt ``pakages`` is a
 422, not a silently empty env), and so is a bool or string for a number, or a
@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 import uv_envs
+from uv_envs_server._http.patterns import ID_PATTERN, PYTHON_PATTERN, VERSION_PATTERN
 
 #: How the empty version id is spelt in a path: ``/v1/envs/wf/node/@``.
 EMPTY_VERSION = "@"
@@ -22,21 +23,6 @@ EMPTY_VERSION = "@"
 #: The ``format`` of an export: the core's one list of formats.
 ExportFormat = uv_envs.ExportFormat
 
-# An id as the core takes it: 1-128 of [A-Za-z0-9._-], neither "." nor "..". Spelt
-# without look-ahead, which not every OpenAPI tool's regex engine has.
-_ID_BODY = (
-    r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}"
-    r"|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,126}"
-    r"|\.\.[A-Za-z0-9._-]{1,126}"
-)
-#: A workflow or node id.
-ID_PATTERN = rf"^({_ID_BODY})$"
-#: A version id in a body: an id, or empty.
-VERSION_PATTERN = rf"^({_ID_BODY})?$"
-#: A version id in a path: an id, or ``@`` for the empty one.
-PATH_VERSION_PATTERN = rf"^({_ID_BODY}|@)$"
-#: ``3.12`` or ``3.12.1``; empty means the server's default.
-PYTHON_PATTERN = r"^(3\.[0-9]{1,2}(\.[0-9]{1,3})?)?$"
 
 #: One requirement: not empty, not blank, at most the core's length.
 Requirement = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"\S")]

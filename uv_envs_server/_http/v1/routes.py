@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import HTMLResponse
 
 import uv_envs
+from uv_envs_server._http import patterns as p
 from uv_envs_server._http.core_calls import Core, CoreCalls, Failed, Rendered
 from uv_envs_server._http.page import render_status_page
 from uv_envs_server._http.v1 import bodies as b
@@ -24,12 +25,12 @@ ENV = "/v1/envs/{workflow_id}/{node_id}/{version_id}"
 router = APIRouter()
 
 # The path ids, with the pattern the core checks, so the schema says what is refused.
-WorkflowId = Annotated[str, Path(pattern=b.ID_PATTERN)]
-NodeId = Annotated[str, Path(pattern=b.ID_PATTERN)]
-VersionId = Annotated[str, Path(pattern=b.PATH_VERSION_PATTERN, description="@: the empty id")]
+WorkflowId = Annotated[str, Path(pattern=p.ID_PATTERN)]
+NodeId = Annotated[str, Path(pattern=p.ID_PATTERN)]
+VersionId = Annotated[str, Path(pattern=p.PATH_VERSION_PATTERN, description="@: the empty id")]
 # The same ids as filters; left out means "any".
-WorkflowFilter = Annotated[str | None, Query(pattern=b.ID_PATTERN)]
-NodeFilter = Annotated[str | None, Query(pattern=b.ID_PATTERN)]
+WorkflowFilter = Annotated[str | None, Query(pattern=p.ID_PATTERN)]
+NodeFilter = Annotated[str | None, Query(pattern=p.ID_PATTERN)]
 
 
 def _env_json(core: CoreCalls, environment: uv_envs.Environment) -> m.EnvJson:
@@ -246,7 +247,7 @@ async def operations(
 @router.delete("/v1/operations", tags=["maintenance"])
 async def delete_operations(
     core: Core,
-    workflow_id: Annotated[str, Query(pattern=b.ID_PATTERN)],
+    workflow_id: Annotated[str, Query(pattern=p.ID_PATTERN)],
     node_id: NodeFilter = None,
 ) -> m.DeletedOperationsJson:
     """Delete the audit records of a workflow, or of one of its nodes."""
