@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Final
 
 import attrs
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 
 import uv_envs
 from uv_envs_server._http.compat import models as cm
@@ -192,8 +192,8 @@ async def _changed(
     return await core(lambda: change(core.packages(packages)))
 
 
-@compat_router.get(ENV)
-async def get_env_status(key: CompatKey, core: Core) -> cm.CompatStatus:
+@compat_router.get(ENV, response_model=cm.CompatStatus)
+async def get_env_status(key: CompatKey, core: Core) -> Response:
     """The env, if it can be used; else 404 ENV_NOT_FOUND, so a client creates it.
 
     An env that is not READY (a failed or damaged one, one being created) is
@@ -216,7 +216,10 @@ async def get_env_status(key: CompatKey, core: Core) -> cm.CompatStatus:
         state = "there is none" if found is NOT_FOUND else f"it is {found}"
         msg = f"no usable environment {key}: {state}; POST /envs makes it"
         raise uv_envs.EnvironmentNotFound(msg)
-    return cm.compat_status(report, env)
+    # Serialised here, once: returned as a model, FastAPI would validate it again against
+    # the response model: about 0.4 ms of CPU per read, for the client polling it most.
+    body = cm.compat_status(report, env).model_dump_json()
+    return Response(body, media_type="application/json")
 
 
 @compat_router.post("/envs")
