@@ -95,8 +95,8 @@ def in_venv(site_prefix: str, row_path: str) -> str | None:
     return f"{site_prefix}/{normal}"
 
 
-def recorded_digest(venv: Path) -> str:
-    """The digest of ``venv`` from its ``RECORD`` files: no installed file is read."""
+def recorded_files(venv: Path) -> list[tuple[str, str]]:
+    """(path in the venv, hash) of every file the ``RECORD`` files list under site-packages."""
     site = site_packages(venv)
     files: list[tuple[str, str]] = []
     if site is not None:
@@ -106,7 +106,12 @@ def recorded_digest(venv: Path) -> str:
                 path = in_venv(prefix, row_path)
                 if path is not None:
                     files.append((path, digest))
-    return env_digest(files, venv_config(venv))
+    return files
+
+
+def recorded_digest(venv: Path) -> str:
+    """The digest of ``venv`` from its ``RECORD`` files: no installed file is read."""
+    return env_digest(recorded_files(venv), venv_config(venv))
 
 
 def write_digest(venv: Path) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import attrs
 
-from uv_envs._store.digest import in_venv, record_rows, site_packages
+from uv_envs._store.digest import recorded_files, site_packages
 
 #: Beside a venv (in its store entry, or its generation): its sizes and mtimes at install.
 MANIFEST = "manifest.json"
@@ -95,15 +95,7 @@ def top_entries(venv: Path) -> frozenset[str]:
 
 def measure(venv: Path) -> Manifest:
     """The manifest of ``venv`` as it is now, over the files its ``RECORD`` files list."""
-    site = site_packages(venv)
-    paths: list[str] = []
-    if site is not None:
-        prefix = site.relative_to(venv).as_posix()
-        for record in sorted(site.glob("*.dist-info/RECORD")):
-            for row_path, _ in record_rows(record):
-                path = in_venv(prefix, row_path)
-                if path is not None:
-                    paths.append(path)
+    paths = [path for path, _ in recorded_files(venv)]
     return Manifest(stamps(venv, paths), top_entries(venv))
 
 
