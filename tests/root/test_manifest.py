@@ -1,15 +1,22 @@
 """The cheap hand-out check (issue 30), with real uv and wheels: a manifest of sizes and
 mtimes is kept when a venv is built, finds a deleted package folder in a stat per file,
-and follows ``verify`` (removed when it finds damage, measured again when sound)."""
+and follows ``verify`` (removed when it finds damage, measured again when sound); the
+launcher a Ray worker starts through runs it before becoming the worker."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from uv_envs import EnvKey, EnvManager, InterpreterFinder, Settings
 from uv_envs._store.manifest import manifest_path, quick_check
+from uv_envs._store.stamps import check_command
 
 KEY = EnvKey("wf", "manifest", "v1")
 SPEC = ["beta", "gamma"]
@@ -69,3 +76,73 @@ def test_a_package_added_to_site_packages_fails_the_cheap_check(
     site = next(venv.resolve().glob("lib/python*/site-packages"))
     (site / "intruder.py").write_text("print('not from the lock')\n")
     assert quick_check(venv) == ["intruder.py was added to site-packages"]
+
+
+def _launch(venv: Path, on_damage: list[str]) -> subprocess.Popen[str]:
+    """Start a "worker" through the launcher, as Ray's setup_worker would (bash, exec)."""
+    python = str(venv / "bin" / "python")
+    command = check_command(python, str(venv), on_damage)
+    worker = shlex.join(["-c", "import sys; print('worker', sys.argv[1:])", "--ray-arg"])
+    return subprocess.Popen(
+        [shutil.which("bash") or "/bin/bash", "-c", f"exec {command} {worker}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=60)
+    return process.returncode, out.strip(), err
+
+
+def test_the_worker_launcher_starts_a_sound_copy_and_hands_a_changed_one_to_its_repair(
+    settings: Settings, python_finder: InterpreterFinder
+) -> None:
+    manager = EnvManager(settings, python_finder=python_finder)
+    manager.create(KEY, packages=SPEC)
+    venv = _venv(manager, KEY)
+    code, out, err = _finish(_launch(venv, []))
+    assert code == 0, err
+    assert out == "worker ['--ray-arg']"  # the worker's own arguments, exec'd
+    site = next(venv.resolve().glob("lib/python*/site-packages"))
+    shutil.rmtree(site / "gamma")
+    repair = [sys.executable, "-c", "import sys; print('repair', sys.argv[1:3])"]
+    code, out, err = _finish(_launch(venv, repair))
+    assert code == 0, err
+    assert out == f"repair [{str(venv / 'bin' / 'python')!r}, '-c']"
+    assert "gamma/__init__.py is missing" in err
+
+
+def test_the_worker_launcher_waits_for_a_changed_copy_to_be_rebuilt_then_starts_it(
+    settings: Settings, python_finder: InterpreterFinder
+) -> None:
+    manager = EnvManager(settings, python_finder=python_finder)
+    manager.create(KEY, packages=SPEC)
+    venv = _venv(manager, KEY)
+    site = next(venv.resolve().glob("lib/python*/site-packages"))
+    shutil.rmtree(site / "gamma")
+    launched = _launch(venv, [])
+    time.sleep(1.5)
+    assert launched.poll() is None  # not started on the changed copy: waiting
+    assert manager.repair(KEY).repaired == (KEY,)  # what a server's reconciling round does
+    code, out, err = _finish(launched)
+    assert code == 0, err
+    assert out == "worker ['--ray-arg']"
+    assert "gamma/__init__.py is missing" in err
+
+
+def test_a_manifest_of_the_older_format_counts_as_none_and_verify_replaces_it(
+    settings: Settings, python_finder: InterpreterFinder
+) -> None:
+    manager = EnvManager(settings, python_finder=python_finder)
+    manager.create(KEY, packages=SPEC)
+    venv = _venv(manager, KEY)
+    compact = manifest_path(venv)
+    older = compact.with_name("manifest.json")
+    compact.unlink()
+    older.write_text(json.dumps({"files": {}, "entries": []}))  # as releases before it wrote
+    assert quick_check(venv) is None  # absent: the next hand-out hashes every file
+    assert manager.verify(KEY).ok
+    assert not older.exists()
+    assert quick_check(venv) == []
