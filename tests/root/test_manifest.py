@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from uv_envs import EnvKey, EnvManager, InterpreterFinder, Settings
-from uv_envs._store.manifest import manifest_path, quick_check
+from uv_envs._store.manifest import manifest_path, quick_check, read_manifest, write_manifest
 from uv_envs._store.stamps import check_command
 
 KEY = EnvKey("wf", "manifest", "v1")
@@ -34,6 +34,9 @@ def test_a_built_venv_has_a_manifest_that_finds_a_deleted_package_folder(
     venv = _venv(manager, KEY)
     assert manifest_path(venv).is_file()
     assert quick_check(venv) == []
+    written = write_manifest(venv)  # what it returns is what it wrote
+    assert written == read_manifest(venv)
+    assert any(path.endswith("/gamma/__init__.py") for path in written.files)
     site = next(venv.resolve().glob("lib/python*/site-packages"))
     assert any(site.glob("gamma-*.dist-info"))
     shutil.rmtree(site / "gamma")  # the package folder goes, its dist-info stays

@@ -112,15 +112,13 @@ def write_manifest(venv: Path) -> Manifest:
     base = os.path.realpath(venv)  # the string the check builds paths from
     site_rel = "" if site is None else site.relative_to(venv).as_posix()
     paths = [path for path, _ in recorded_files(venv)]
-    text = stamps_format.encode(base, site_rel, paths)
+    text, stamped, top = stamps_format.encode(base, site_rel, paths)
     target = manifest_path(venv)
     scratch = target.with_name(f".{target.name}.{os.getpid()}")
     scratch.write_text(text, encoding="utf-8")
     scratch.replace(target)
     target.with_name(_OLD_MANIFEST).unlink(missing_ok=True)
-    written = _parse(text)
-    assert written is not None  # noqa: S101 - encode writes the format _parse reads
-    return written
+    return Manifest({path: (size, mtime) for path, size, mtime in stamped}, frozenset(top))
 
 
 def _parse(text: str) -> Manifest | None:

@@ -89,12 +89,16 @@ def top_names(base: str, site: str) -> list[str]:
         return []
 
 
-def encode(base: str, site: str, paths: Sequence[str]) -> str:
+def encode(
+    base: str, site: str, paths: Sequence[str]
+) -> tuple[str, list[tuple[str, int, int]], list[str]]:
     """The manifest of the venv at ``base`` now, over those of ``paths`` that exist.
 
-    A path holding a newline or NUL cannot be written in this format and is
-    left out (no wheel ships one); so is a file missing now.
+    Also what it holds: ``(path, size, mtime_ns)`` of each file, and the names
+    at the top of ``site``. A path holding a newline or NUL cannot be written
+    in this format and is left out (no wheel ships one); so is a file missing now.
     """
+    by_dir: dict[str, list[tuple[str, int, int]]] = {}
     stamped: list[tuple[str, int, int]] = []
     for path in paths:
         if "\n" in path or "\0" in path:
@@ -103,21 +107,19 @@ def encode(base: str, site: str, paths: Sequence[str]) -> str:
             info = os.stat(f"{base}/{path}")  # noqa: PTH116 - plain strings: thousands of files
         except OSError:
             continue
-        stamped.append((path, info.st_size, info.st_mtime_ns))
-    by_dir: dict[str, list[tuple[str, int, int]]] = {}
-    for path, size, mtime in stamped:
         directory, _, name = path.rpartition("/")
-        by_dir.setdefault(directory, []).append((name, size, mtime))
+        by_dir.setdefault(directory, []).append((name, info.st_size, info.st_mtime_ns))
+        stamped.append((path, info.st_size, info.st_mtime_ns))
     values: array[int] = array("q")
     for files in by_dir.values():
         for _, size, mtime in files:
             values.extend((size, mtime))
-    lines = [HEADER, hashlib.sha256(values.tobytes()).hexdigest()]
-    lines.append("\0".join([site, *top_names(base, site)]))
+    top = top_names(base, site)
+    lines = [HEADER, hashlib.sha256(values.tobytes()).hexdigest(), "\0".join([site, *top])]
     lines += ["\0".join([directory, *(f[0] for f in files)]) for directory, files in by_dir.items()]
     lines.append("")
     lines += [f"{size} {mtime}" for files in by_dir.values() for _, size, mtime in files]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", stamped, top
 
 
 def manifest_file(venv: str) -> str:
