@@ -9,8 +9,10 @@ fills the cache and is not counted), the env digest from ``RECORD`` and the
 manifest that an install writes (target: both together < 2% of the create),
 and the cheap hand-out check of the built venv (``quick_check``: target < 5 ms
 for the example set) with, in the same run, its floor: a bare loop of
-``os.stat`` over the same files by their full paths. Medians; the machine's
-load is printed first. ``bench_verify.py`` measures a full ``verify``.
+``os.stat`` over the same files by their full paths; and a Ray worker's start
+through the launcher (``uv_envs/_store/stamps.py``: the env's ``python -I -S``,
+the check, ``exec``) against that interpreter started alone. Medians; the
+machine's load is printed first. ``bench_verify.py`` measures a full ``verify``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.package_sets import MEDIUM  # noqa: E402
 from uv_envs import EnvKey, EnvManager, Settings  # noqa: E402
+from uv_envs._store import stamps  # noqa: E402
 from uv_envs._store.digest import recorded_digest, recorded_files  # noqa: E402
 from uv_envs._store.manifest import quick_check, write_manifest  # noqa: E402
 
@@ -76,10 +80,27 @@ def bench_set(name: str, packages: tuple[str, ...], base: Path, reps: int, check
     floor()
     check = _median(lambda: quick_check(venv), checks)
     bare = _median(floor, checks)
+    # A Ray worker's start through the launcher (the env's python -I -S, the check, exec)
+    # against the same interpreter started bare; /bin/true stands in for the worker.
+    python = str(venv / "bin" / "python")
+    launch = [
+        python,
+        "-I",
+        "-S",
+        stamps.__file__,
+        str(venv),
+        shutil.which("true") or "/bin/true",
+        "-",
+    ]
+    launcher = _median(lambda: subprocess.run(launch, check=True), min(checks, 10))
+    started = _median(
+        lambda: subprocess.run([python, "-I", "-S", "-c", ""], check=True), min(checks, 10)
+    )
     share = (digest + manifest) / create * 100
     print(
         f"| {name} | {len(paths)} | {create:.2f} s | {digest * 1e3:.0f} ms | "
-        f"{manifest * 1e3:.0f} ms | {share:.1f}% | {check * 1e3:.1f} ms | {bare * 1e3:.1f} ms |"
+        f"{manifest * 1e3:.0f} ms | {share:.1f}% | {check * 1e3:.1f} ms | {bare * 1e3:.1f} ms | "
+        f"{launcher * 1e3:.0f} ms | {started * 1e3:.0f} ms |"
     )
     sys.stdout.flush()
 
@@ -93,9 +114,9 @@ def main() -> int:
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(
         "| set | files | create (new spec) | digest | manifest | both / create | "
-        "hand-out check | floor (bare os.stat loop) |"
+        "hand-out check | floor (bare os.stat loop) | worker launcher | python -I -S alone |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = Path(tempfile.mkdtemp(prefix="attest-"))
     try:
         for name in args.sets:
