@@ -16,6 +16,11 @@ check (``verify``) hashes every file. A copy without a manifest (built before
 manifests, or cut short by a crash before its manifest was written, which is
 the last step of a build) gets the full check, which writes one when the copy
 is sound. Bytecode (``__pycache__``) is left out: Python may write it at import.
+
+The format and the check itself live in :mod:`uv_envs._store.stamps` (stdlib
+only: a Ray worker's launcher runs it with the env's own interpreter). A
+``manifest.json`` of the older JSON format is never read: a copy with only
+that gets the full check, which writes the compact manifest and removes it.
 """
 
 from __future__ import annotations
