@@ -11,12 +11,17 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.support import strategies as s
 from uv_envs import EnvKey, EnvManager, InterpreterFinder, Settings
 from uv_envs._store.manifest import manifest_path, quick_check, read_manifest, write_manifest
-from uv_envs._store.stamps import check_command
+from uv_envs._store.stamps import check_command, compare, encode
 
 KEY = EnvKey("wf", "manifest", "v1")
 SPEC = ["beta", "gamma"]
@@ -149,3 +154,47 @@ def test_a_manifest_of_the_older_format_counts_as_none_and_verify_replaces_it(
     assert manager.verify(KEY).ok
     assert not older.exists()
     assert quick_check(venv) == []
+
+
+_SITE = "lib/python3.12/site-packages"
+
+
+@settings(max_examples=40, deadline=None)
+@given(s.site_trees(), st.data())
+def test_the_compact_check_flags_exactly_the_files_that_moved_or_vanished(
+    tree: dict[str, bytes], data: st.DataObject
+) -> None:
+    # Real files: the check is a stat per file and one hash over the stamps.
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as scratch:
+        base = str(Path(scratch).resolve())
+        Path(base, _SITE).mkdir(parents=True)
+        for name, content in tree.items():
+            path = Path(base, _SITE, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        text, _, _ = encode(base, _SITE, [f"{_SITE}/{name}" for name in tree])
+        assert compare(base, text) == []
+        moved = set()
+        for name, content in tree.items():
+            action = data.draw(st.sampled_from(["keep", "touch", "grow", "delete"]), label=name)
+            path = Path(base, _SITE, name)
+            if action == "touch":
+                info = path.stat()
+                os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+            elif action == "grow":
+                info = path.stat()
+                path.write_bytes(content + b"+")
+                os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))  # size alone moves
+            elif action == "delete":
+                path.unlink()
+            if action != "keep":
+                moved.add(name)
+        found = compare(base, text)
+        assert found is not None
+        per_file = [line for line in found if line.startswith(f"{_SITE}/")]
+        assert sorted(line.split(" ")[0].removeprefix(f"{_SITE}/") for line in per_file) == sorted(
+            moved
+        ), (found, moved)
+        # And a name at the top of site-packages that went (a whole folder, or a file there).
+        gone = {name.split("/")[0] for name in tree} - {p.name for p in Path(base, _SITE).iterdir()}
+        assert set(found) - set(per_file) == {f"{t} is missing from site-packages" for t in gone}
