@@ -278,6 +278,39 @@ def test_a_node_added_later_gets_the_env_through_the_plugin(
     assert seen["versions"] == {"delta": "1.0", "alpha": "1.0"}
 
 
+def test_a_copy_damaged_while_a_worker_of_it_lives_is_rebuilt_before_the_next_worker(
+    ray_cluster: RayCluster, manager: EnvManager
+) -> None:
+    # Ray's agent caches the setup of a runtime env while a worker of it lives and calls no
+    # plugin for the next worker: the worker's own start (the launcher) must check the copy.
+    spec = LockedSpec.resolve(["beta"], manager=manager)
+    runtime_env = plugin_runtime_env(spec)
+    actor = Reporter.options(runtime_env=runtime_env).remote()  # type: ignore[attr-defined]
+    try:
+        first = ray.get(actor.where.remote("beta"), timeout=TIMEOUT)
+        venv = Path(first["executable"]).parent.parent
+        site = next(venv.resolve().glob("lib/python*/site-packages"))
+        shutil.rmtree(site / "beta")  # its dist-info stays: only the files say it is gone
+        later = ray.get(
+            report.options(
+                runtime_env=runtime_env, scheduling_strategy=pinned(first["node"])
+            ).remote("beta"),
+            timeout=TIMEOUT,
+        )
+    finally:
+        ray.kill(actor)
+    assert later["node"] == first["node"]
+    assert later["versions"] == {"beta": "1.0"}
+    rebuilt = next(venv.resolve().glob("lib/python*/site-packages"))
+    assert (rebuilt / "beta" / "__init__.py").is_file()
+    # The node's audit: the new worker's start rebuilt the copy (a repair) before it ran.
+    with contextlib.closing(
+        EnvManager(Settings.from_env(None, root=ray_cluster.roots[first["node"]]))
+    ) as node:
+        done = [(r.operation, r.status.value) for r in node.operations(limit=50).items]
+    assert ("repair", "SUCCESS") in done, done
+
+
 def test_a_lock_that_fails_on_the_node_is_a_runtime_env_setup_error(
     ray_cluster: RayCluster, settings: Settings, python_finder: PythonFinder, tmp_path: Path
 ) -> None:

@@ -94,6 +94,33 @@ def node_verifies(root: str, key: EnvKey) -> list[dict[str, Any]]:
     return [dict(r.metadata) for r in page.items if r.operation == "verify"]
 
 
+@ray.remote(num_cpus=0)
+def load_module(module: str) -> str:
+    import importlib
+
+    return str(importlib.import_module(module).__file__)
+
+
+@ray.remote(num_cpus=0)
+def repair_copy(root: str, key: EnvKey) -> bool:
+    """On the node: rebuild its copy from the lock, as the reconciling round's install does."""
+    import contextlib as cl
+
+    from uv_envs import EnvManager, Settings
+
+    with cl.closing(EnvManager(Settings.from_env(None, root=Path(root)))) as manager:
+        return manager.repair(key).repaired == (key,)
+
+
+def logged(folder: Path, text: str) -> bool:
+    """Whether any log file under ``folder`` (a node's Ray sessions) holds ``text``."""
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if path.is_file() and text in path.read_text():
+                return True
+    return False
+
+
 def copies(target: str, key: EnvKey) -> dict[str, dict[str, Any]]:
     """Node id -> its copy, from the gRPC status's metadata_json."""
     request = pb.GetEnvStatusRequest(
@@ -212,3 +239,36 @@ def test_the_reconciling_round_flags_and_heals_a_damaged_node_and_shows_its_dige
     nodes = {n["node_id"]: n for n in cluster["nodes"]}
     assert nodes[n1]["checked_at"] > damaged_at
     assert nodes[n1]["digest_differs"] == []
+
+
+def test_a_copy_damaged_while_a_worker_of_it_lives_is_refused_until_it_is_rebuilt(
+    setup: Setup,
+) -> None:
+    # Ray's agent reuses this runtime env's setup while the actor below lives, calling no
+    # plugin: only the worker's own start (the launcher in py_executable) checks the copy.
+    server, root = _serve(setup, "c", "3600")
+    n1 = node_ids()["n1"]
+    key = EnvKey("attest", "cached")
+    with EnvManagerClient(server.target, timeout=TIMEOUT) as client:
+        env_path = str(client.ensure(key, ["beta"]).env_path)
+    runtime_env = wtb_runtime_env(env_path)
+    actor = Importer.options(  # type: ignore[attr-defined]
+        runtime_env=runtime_env, scheduling_strategy=pinned(n1)
+    ).remote()
+    try:
+        ray.get(actor.load.remote("beta"), timeout=TIMEOUT)
+        on(n1, delete_package, env_path, "beta")
+        task = load_module.options(runtime_env=runtime_env, scheduling_strategy=pinned(n1))
+        loaded = task.remote("beta")
+        sessions = setup.cluster.base / "nodes" / "n1-temp"
+        wait_for(
+            lambda: logged(sessions, f"not starting a worker from {env_path}/.venv"),
+            "n1's launcher to refuse the changed copy",
+        )
+        assert logged(sessions, "beta/__init__.py is missing")
+        ready, _ = ray.wait([loaded], timeout=0)
+        assert not ready  # nothing ran on the damaged copy
+        assert on(n1, repair_copy, root, key)  # what the reconciling round does
+        assert ray.get(loaded, timeout=TIMEOUT).endswith("beta/__init__.py")
+    finally:
+        ray.kill(actor)

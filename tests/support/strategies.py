@@ -499,6 +499,22 @@ _STAMPS = st.tuples(st.integers(0, 2**40), st.integers(0, 2**62))
 _TOP_NAMES = st.frozensets(st.text(string.ascii_lowercase + "_.-", min_size=1, max_size=10))
 
 
+_TREE_PART = st.text(string.ascii_lowercase + string.digits + "_", min_size=1, max_size=6)
+
+
+def _no_prefixes(paths: list[str]) -> list[str]:
+    """Drop a path that names a folder of another (a file cannot be both)."""
+    return [p for p in paths if not any(o.startswith(p + "/") for o in paths)]
+
+
+def site_trees() -> st.SearchStrategy[dict[str, bytes]]:
+    """Files under a site-packages, path relative to it -> bytes; never a file over a folder."""
+    paths = st.lists(st.lists(_TREE_PART, min_size=1, max_size=3).map("/".join), max_size=10)
+    return paths.map(lambda found: _no_prefixes(sorted(set(found)))).flatmap(
+        lambda kept: st.fixed_dictionaries({p: st.binary(max_size=20) for p in kept})
+    )
+
+
 def manifests() -> st.SearchStrategy[Manifest]:
     """What a venv's manifest records: path -> (size, mtime_ns), and top-level names."""
     return st.builds(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import posixpath
 from collections.abc import Iterable, Mapping
@@ -74,13 +75,22 @@ def site_packages(venv: Path) -> Path | None:
 
 
 def record_rows(record: Path) -> list[tuple[str, str]]:
-    """``(path relative to site-packages, "sha256=...")`` of one ``RECORD``'s hashed rows."""
+    """``(path relative to site-packages, "sha256=...")`` of one ``RECORD``'s hashed rows.
+
+    A ``RECORD`` with no quote in it is split on commas, which is what the csv
+    reader gives such text (no field can be quoted), at a fraction of its cost.
+    """
     with record.open(newline="") as handle:
-        return [
-            (row[0], row[1])
-            for row in csv.reader(handle)
-            if len(row) >= 2 and row[1].startswith("sha256=")  # noqa: PLR2004 - path, hash[, size]
-        ]
+        text = handle.read()
+    if '"' in text:
+        rows: Iterable[list[str]] = csv.reader(io.StringIO(text, newline=""))
+    else:
+        rows = (line.split(",") for line in text.splitlines())
+    return [
+        (row[0], row[1])
+        for row in rows
+        if len(row) >= 2 and row[1].startswith("sha256=")  # noqa: PLR2004 - path, hash[, size]
+    ]
 
 
 def in_venv(site_prefix: str, row_path: str) -> str | None:
@@ -89,24 +99,43 @@ def in_venv(site_prefix: str, row_path: str) -> str | None:
     ``site_prefix`` is site-packages relative to the venv (``lib/python3.12/site-packages``).
     Plain string work: a venv lists thousands of files and pathlib would cost most of the time.
     """
-    normal = posixpath.normpath(row_path)
+    # normpath leaves a path alone that has no empty, "." or ".." part and does not start
+    # with "/": most rows; the others (and any name starting with ".") go through it.
+    plain = not row_path.startswith((".", "/")) and "/." not in row_path and "//" not in row_path
+    normal = row_path if plain and not row_path.endswith("/") else posixpath.normpath(row_path)
     if normal.startswith(("..", "/")):
         return None  # outside site-packages: bin/ scripts name the venv's path
     return f"{site_prefix}/{normal}"
+
+
+#: The last venv's ``RECORD`` rows, by what its ``RECORD`` files were: an install reads them
+#: for the digest and at once again for the manifest (:mod:`uv_envs._store.manifest`).
+_last_read: list[tuple[object, list[tuple[str, str]]]] = []
 
 
 def recorded_files(venv: Path) -> list[tuple[str, str]]:
     """(path in the venv, hash) of every file the ``RECORD`` files list under site-packages."""
     site = site_packages(venv)
     files: list[tuple[str, str]] = []
-    if site is not None:
-        prefix = site.relative_to(venv).as_posix()
-        for record in sorted(site.glob("*.dist-info/RECORD")):
-            for row_path, digest in record_rows(record):
-                path = in_venv(prefix, row_path)
-                if path is not None:
-                    files.append((path, digest))
-    return files
+    if site is None:
+        return files
+    records = sorted(site.glob("*.dist-info/RECORD"))
+    try:
+        stamps = [(str(r), (i := r.stat()).st_ino, i.st_mtime_ns, i.st_size) for r in records]
+    except OSError:
+        stamps = []
+    seen = (str(venv), stamps)
+    for key, found in _last_read:
+        if stamps and key == seen:
+            return list(found)  # the same RECORD files, unchanged since they were read
+    prefix = site.relative_to(venv).as_posix()
+    for record in records:
+        for row_path, digest in record_rows(record):
+            path = in_venv(prefix, row_path)
+            if path is not None:
+                files.append((path, digest))
+    _last_read[:] = [(seen, files)]
+    return list(files)
 
 
 def recorded_digest(venv: Path) -> str:

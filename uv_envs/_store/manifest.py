@@ -16,21 +16,28 @@ check (``verify``) hashes every file. A copy without a manifest (built before
 manifests, or cut short by a crash before its manifest was written, which is
 the last step of a build) gets the full check, which writes one when the copy
 is sound. Bytecode (``__pycache__``) is left out: Python may write it at import.
+
+The format and the check itself live in :mod:`uv_envs._store.stamps` (stdlib
+only: a Ray worker's launcher runs it with the env's own interpreter). A
+``manifest.json`` of the older JSON format is never read: a copy with only
+that gets the full check, which writes the compact manifest and removes it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import attrs
 
+from uv_envs._store import stamps as stamps_format
 from uv_envs._store.digest import recorded_files, site_packages
 
 #: Beside a venv (in its store entry, or its generation): its sizes and mtimes at install.
-MANIFEST = "manifest.json"
+MANIFEST = stamps_format.NAME
+#: The JSON manifest of earlier releases: never read (a copy with only it gets the full check).
+_OLD_MANIFEST = "manifest.json"
 
 #: Left out of the names at the top of ``site-packages``: Python writes bytecode there at import.
 _TRANSIENT = frozenset({"__pycache__"})
@@ -101,38 +108,52 @@ def measure(venv: Path) -> Manifest:
 
 def manifest_path(venv: Path) -> Path:
     """Where ``venv``'s manifest is kept: beside the venv it resolves to (a store entry's)."""
-    return venv.resolve().parent / MANIFEST
+    return Path(stamps_format.manifest_file(os.fspath(venv)))
 
 
 def write_manifest(venv: Path) -> Manifest:
-    """Measure ``venv`` and keep the result beside it (replacing any older one)."""
-    manifest = measure(venv)
-    document = {
-        "files": {path: list(stamp) for path, stamp in manifest.files.items()},
-        "entries": sorted(manifest.entries),
-    }
+    """Measure ``venv`` and keep the result beside it (replacing any older one, of any format)."""
+    site = site_packages(venv)
+    base = os.path.realpath(venv)  # the string the check builds paths from
+    site_rel = "" if site is None else site.relative_to(venv).as_posix()
+    paths = [path for path, _ in recorded_files(venv)]
+    text, stamped, top = stamps_format.encode(base, site_rel, paths)
     target = manifest_path(venv)
-    scratch = target.with_name(f".{MANIFEST}.{os.getpid()}")
-    scratch.write_text(json.dumps(document, separators=(",", ":")))
+    scratch = target.with_name(f".{target.name}.{os.getpid()}")
+    scratch.write_text(text, encoding="utf-8")
     scratch.replace(target)
-    return manifest
+    target.with_name(_OLD_MANIFEST).unlink(missing_ok=True)
+    return Manifest({path: (size, mtime) for path, size, mtime in stamped}, frozenset(top))
+
+
+def _parse(text: str) -> Manifest | None:
+    head, _, tail = text.partition("\n\n")
+    lines = head.split("\n")
+    if len(lines) < 3 or lines[0] != stamps_format.HEADER:  # noqa: PLR2004 - header, digest, top
+        return None
+    _, *entries = lines[2].split("\0")
+    groups = [line.split("\0") for line in lines[3:]]
+    paths = [f"{parts[0]}/{name}" for parts in groups for name in parts[1:]]
+    stamp_lines = tail.split("\n")
+    files = {}
+    for path, line in zip(paths, stamp_lines, strict=False):
+        size, _, mtime = line.partition(" ")
+        files[path] = (int(size), int(mtime))
+    return Manifest(files, frozenset(entries))
 
 
 def read_manifest(venv: Path) -> Manifest | None:
-    """The manifest kept beside ``venv``; ``None`` if there is none or it cannot be read."""
+    """The manifest beside ``venv``; ``None`` if there is none, or it is unreadable or older."""
     try:
-        document = json.loads(manifest_path(venv).read_text())
-        files = {
-            str(path): (int(size), int(mtime)) for path, (size, mtime) in document["files"].items()
-        }
-        return Manifest(files, frozenset(str(name) for name in document["entries"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        return _parse(manifest_path(venv).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
 
 
 def quick_check(venv: Path) -> list[str] | None:
-    """What changed in ``venv`` since its manifest was kept; ``None``: no manifest, hash it all."""
-    recorded = read_manifest(venv)
-    if recorded is None:
-        return None
-    return changes(recorded, Manifest(stamps(venv, recorded.files), top_entries(venv)))
+    """What changed in ``venv`` since its manifest was kept; ``None``: no manifest, hash it all.
+
+    A manifest of the older JSON format (``manifest.json``, before the compact one) counts
+    as none: the full check that follows writes the compact one when the copy is sound.
+    """
+    return stamps_format.check(os.fspath(venv))

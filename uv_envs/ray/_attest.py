@@ -18,8 +18,9 @@ lock).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import attrs
 from uv_envs._errors import UvEnvsError
 from uv_envs._manager import EnvManager
 from uv_envs._models import EnvKey, EnvStatus
+from uv_envs._store import stamps
 from uv_envs._store.envdirs import current_dir
 from uv_envs._store.manifest import quick_check
 
@@ -69,6 +71,27 @@ def check_copy(manager: EnvManager, key: EnvKey) -> CopyCheck:
 def python_exists(env_path: str) -> bool:
     """Whether the env's interpreter is on this node (one ``stat``)."""
     return (Path(env_path) / ".venv" / "bin" / "python").exists()
+
+
+def checked_executable(python: str, on_damage: Sequence[str] = ()) -> str:
+    """The ``py_executable`` a worker starts through: ``python``, once its venv passes the check.
+
+    Ray's agent sets a runtime env up once per node and hands the same context
+    to every later worker of it without asking a plugin again (its cache of
+    created runtime envs, ``runtime_env_agent.py``), so a copy damaged after the
+    first worker started would run later workers silently. So the context names
+    a command (:func:`uv_envs._store.stamps.check_command`): the env's own
+    interpreter runs the cheap check, stdlib only, then becomes ``python``
+    with Ray's arguments (same pid); a changed copy is refused with what
+    changed (the Raylet's log, shown on the driver) and the worker does not
+    start until the copy is rebuilt; or, given ``on_damage`` (a command,
+    :mod:`uv_envs.ray._relaunch`), rebuilt by that first. A venv without a
+    manifest is left as is.
+    """
+    venv = os.path.dirname(os.path.dirname(python))  # noqa: PTH120 - <venv>/bin/python
+    if not os.path.exists(stamps.manifest_file(venv)):  # noqa: PTH110 - one stat, plain strings
+        return python
+    return stamps.check_command(python, venv, on_damage)
 
 
 def quick_changes(env_path: str) -> list[str] | None:

@@ -30,9 +30,10 @@ from ray._private.runtime_env.plugin import RuntimeEnvPlugin
 from uv_envs._manager import EnvManager
 from uv_envs._models import EnvKey
 
-from ._attest import python_exists, quick_changes
+from ._attest import checked_executable, python_exists, quick_changes
 from ._install import cluster_ray, ensure_on, environment_of, install_exact, node_manager, release
 from ._published import PublishedEnv, agent_context, env_path_of
+from ._relaunch import command
 from ._replica import FAILURE_CACHE_VARIABLE, SERVED_PLUGIN_CLASS, failure_cache_seconds
 from ._spec import FIELD, NODE_WORKFLOW, LockedSpec
 
@@ -119,7 +120,10 @@ class UvEnvsPlugin(RuntimeEnvPlugin):
             ensure_on(self._manager, spec)
             environment = environment_of(self._manager, spec)
         ray_env = environment.ray_runtime_env()
-        context.py_executable = ray_env["py_executable"]
+        # Checked again by every worker as it starts, cached setup or not (_attest); no
+        # server's round heals a field's env, so a changed one is rebuilt by the worker's start.
+        relaunch = command(str(self._manager.settings.root), environment.key)
+        context.py_executable = checked_executable(ray_env["py_executable"], relaunch)
         context.env_vars.update(ray_env["env_vars"])
         logger.info("uv_envs: worker runs %s", context.py_executable)
 
@@ -137,9 +141,11 @@ class ServedEnvPlugin(RuntimeEnvPlugin):
     For WTB's runtime env, which carries only ``py_executable`` and
     ``env_vars``: Ray calls a plugin only for a field of its own name, and
     ``py_executable`` is Ray's own plugin, so this one is named after the other
-    field such a runtime env carries, ``env_vars`` (``VIRTUAL_ENV``). It never
-    changes the worker's context: it only makes sure the interpreter Ray's
-    ``py_executable`` plugin starts exists, in a sound copy. A copy that is
+    field such a runtime env carries, ``env_vars`` (``VIRTUAL_ENV``). It makes
+    sure the interpreter Ray's ``py_executable`` plugin starts exists, in a
+    sound copy, and has every worker check the copy again as it starts
+    (:func:`~uv_envs.ray._attest.checked_executable`): Ray reuses a setup
+    without calling plugins while a worker of it lives. A copy that is
     here costs the cheap check (:mod:`uv_envs.ray._attest`: a ``stat`` per
     file); one changed on disk since its install is hashed and, if damaged,
     repaired from its lock before the worker starts (or the setup fails naming
@@ -147,8 +153,9 @@ class ServedEnvPlugin(RuntimeEnvPlugin):
     """
 
     name = "env_vars"
-    # Before Ray's py_executable plugin (10): the interpreter exists before anything uses it.
-    priority = 5
+    # After Ray's py_executable plugin (10), whose context this one's modify_context wraps;
+    # nothing runs the interpreter before the worker starts, so building it then is in time.
+    priority = 15
 
     def __init__(self) -> None:
         self._managers: dict[tuple[str, str | None], EnvManager] = {}
@@ -232,3 +239,20 @@ class ServedEnvPlugin(RuntimeEnvPlugin):
         if await asyncio.to_thread(self._build, env_path):
             logger.info("uv_envs: installed %s on this node", env_path)
         return 0
+
+    def modify_context(
+        self,
+        uris: list[str],
+        runtime_env: RuntimeEnv,
+        context: RuntimeEnvContext,
+        logger: logging.Logger,
+    ) -> None:
+        """Have each worker of a uv-envs env check the copy as it starts (see the class)."""
+        del uris
+        env_path = env_path_of(runtime_env)
+        # Only WTB's exact form, the env's own interpreter as Ray's plugin set it: another
+        # command (a profiler, a wrapper) is the user's and left alone.
+        if env_path is None or context.py_executable != f"{env_path}/.venv/bin/python":
+            return
+        context.py_executable = checked_executable(context.py_executable)
+        logger.info("uv_envs: worker starts through %s", context.py_executable)
