@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.package_sets import MEDIUM  # noqa: E402
+from package_sets import MEDIUM  # noqa: E402 - beside this script
+
 from uv_envs import EnvKey, EnvManager, Settings  # noqa: E402
 from uv_envs._store import digest as digest_module  # noqa: E402
 from uv_envs._store import stamps  # noqa: E402
