@@ -280,3 +280,11 @@ class ClusterView(Protocol):
     def relay_counts(self) -> Reported | None:
         """What the wheel relay fetched and served (None when it runs none)."""
         ...
+
+    def unavailable(self) -> str | None:
+        """Why the cluster cannot be used now (its head is away); None while it answers."""
+        ...
+
+    def needs_restart(self) -> bool:
+        """Whether a new cluster answers at the address, which only a new process can join."""
+        ...

@@ -181,6 +181,33 @@ class Fanout:
         with self._guard:
             self._records[record.env_path] = record
 
+    def keep(self, record: PublishedEnv) -> None:
+        """Serve the record without telling the cluster (its head is away; :meth:`republish`)."""
+        self.proofs.expect(record.env_path, record.digest)
+        with self._guard:
+            self._states.pop(record.env_path, None)
+            self._retries.forget_env(record.env_path)
+            self._records[record.env_path] = record
+
+    def drop(self, key: EnvKey, env_path: str) -> None:
+        """Serve the env no more, without telling the cluster; the nodes release it later."""
+        self.proofs.forget(env_path)
+        with self._guard:
+            self._states.pop(env_path, None)
+            self._records.pop(env_path, None)
+            self._retries.forget_env(env_path)
+            self._leftovers[env_path] = key  # released by the next reconciling round
+
+    def republish(self) -> None:
+        """Every served record into the cluster again, deleted ones out (the head is back)."""
+        with self._guard:
+            records = list(self._records.values())
+            withdrawn = [p for p in self._leftovers if p not in self._records]
+        for path in withdrawn:
+            self.registry.withdraw(path)
+        for record in records:
+            self.registry.publish(record)
+
     def install(self, record: PublishedEnv) -> dict[str, tuple[ReplicaState, str | None]]:
         """Publish the record and install it on every servable node; node id -> result."""
         with self._guard:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
 HEALTH_SERVICE: Final[str] = health.SERVICE_NAME
+#: The health service name of the served Ray cluster: NOT_SERVING while its head is away.
+CLUSTER_SERVICE: Final[str] = "uv_envs.RayCluster"
 
 
 class _Stream:
@@ -76,8 +78,11 @@ class HealthServicer(health.HealthServicer):
     ) -> None:
         # Blocking mode on purpose: interceptors drop the non-blocking marker anyway.
         super().__init__(experimental_non_blocking=False)
+        #: what :meth:`update` reported last, by service
+        self._reported: dict[str, int] = {}
         for service in services:
             self.set(service, health_pb2.HealthCheckResponse.SERVING)
+            self._reported[service] = health_pb2.HealthCheckResponse.SERVING
         self._watchers = threading.BoundedSemaphore(max_watchers)
         self._per_client = max_watchers_per_client
         self._clients: collections.Counter[str] = collections.Counter()
@@ -124,6 +129,18 @@ class HealthServicer(health.HealthServicer):
                 self._streams.discard(stream)
             self._watchers.release()
             self._leave(client)
+
+    def update(self, service: str, status: int) -> bool:
+        """Report ``service`` with ``status`` unless it is already; whether it changed.
+
+        Watchers hear changes only (``set`` sends every call to them).
+        """
+        with self._streams_lock:
+            changed = self._reported.get(service) != status
+            self._reported[service] = status
+        if changed:
+            self.set(service, status)
+        return changed
 
     def _leave(self, client: str) -> None:
         with self._streams_lock:

@@ -253,6 +253,14 @@ class HealthJson(BaseModel):
     """``GET /v1/health``."""
 
     status: Literal["SERVING"]
+    cluster: Literal["SERVING", "NOT_SERVING"] | None = Field(
+        default=None,
+        description="the served Ray cluster: NOT_SERVING while its head is away (creates then "
+        "answer 503); absent when the server serves one host",
+    )
+    cluster_error: str | None = Field(
+        default=None, description="why the cluster is NOT_SERVING, naming it; absent otherwise"
+    )
 
 
 def key_json(key: uv_envs.EnvKey) -> dict[str, str]:

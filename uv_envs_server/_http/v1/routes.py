@@ -65,10 +65,18 @@ def _spec(core: CoreCalls, body: b.EnsureBody) -> _Spec:
 PathKey = Annotated[uv_envs.EnvKey, Depends(_path_key)]
 
 
-@router.get("/v1/health", tags=["maintenance"])
-async def health() -> m.HealthJson:
-    """Whether the server answers (no token needed)."""
-    return m.HealthJson(status="SERVING")
+@router.get("/v1/health", tags=["maintenance"], response_model_exclude_none=True)
+async def health(core: Core) -> m.HealthJson:
+    """Whether the server answers, and the served Ray cluster's head (no token needed)."""
+    cluster = core.manager.cluster
+    if cluster is None:
+        return m.HealthJson(status="SERVING")
+    reason = cluster.unavailable()
+    return m.HealthJson(
+        status="SERVING",
+        cluster="SERVING" if reason is None else "NOT_SERVING",
+        cluster_error=reason,
+    )
 
 
 @router.get("/v1/cluster", tags=["maintenance"])
