@@ -12,16 +12,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import attrs
-from grpc_health.v1 import health_pb2
 
 import uv_envs
 from uv_envs import cli_options
-from uv_envs_server._grpc.health import CLUSTER_SERVICE, HealthServicer
 from uv_envs_server._grpc.server import create_server
 
+from ._cluster import run_again, serve_cluster, serve_until_replaced
 from ._options import ServeOptions
 from ._security import TOKEN_ENV, is_loopback, read_tls, read_token
 
@@ -60,9 +59,6 @@ DEFAULT_GRACE = 30.0
 RECONCILE_SECONDS = 5.0
 #: What _serve answers when the served cluster was replaced: the process runs itself again.
 _RESTART = -1
-#: How long Ray lets this server's driver live without its GCS (Ray's default: 60 s).
-#: 20 days: long enough for any outage, short of 2**31 ms.
-_RAY_RECONNECT = ("RAY_gcs_rpc_server_reconnect_timeout_s", str(20 * 24 * 3600))
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, settings_options: bool = True) -> None:
@@ -177,25 +173,7 @@ def _manager(settings: uv_envs.Settings, args: argparse.Namespace) -> uv_envs.En
     address = args.ray_address or settings.ray_address
     if not address:
         return uv_envs.EnvManager(settings)
-    # Ray ends a driver 60 s after its head goes away; this server outlives the head
-    # instead (health NOT_SERVING, creates UNAVAILABLE), and joins it again once back.
-    # Set before Ray is imported: a value set after ``import ray`` is shown in Ray's
-    # message but not used (measured: the process still ended after 60 s).
-    os.environ.setdefault(*_RAY_RECONNECT)
-    from uv_envs.ray import ClusterEnvManager  # noqa: PLC0415 - needs the [ray] extra
-
-    logger.info("serving the Ray cluster at %s", address)
-    handler = signal.getsignal(signal.SIGTERM)
-    manager = ClusterEnvManager(
-        settings,
-        address=address,
-        reconcile_interval=args.ray_reconcile_seconds,
-        wheel_relay=args.wheel_relay,
-    )
-    # ray.init puts a SIGTERM handler of its own, which exits at once (code 15): SIGTERM
-    # stops this server as any other, after the grace period.
-    signal.signal(signal.SIGTERM, handler)
-    return manager
+    return serve_cluster(settings, args, address)
 
 
 def _http_server(
@@ -244,25 +222,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if code == _RESTART:
-        _run_again(args)
+        run_again(args)
     return code
-
-
-def _run_again(args: argparse.Namespace) -> NoReturn:
-    """Run this command again in this process, on the ports it listened on.
-
-    The served cluster's head came back as a new cluster; Ray lets no process
-    that was a driver of the old one join it (``uv_envs/ray/_link.py``). The
-    new run recovers, joins, publishes every env and reconciles every node.
-    """
-    argv = [sys.executable, *sys.orig_argv[1:], "--port", str(args.port)]
-    if args.http_port is not None:
-        argv += ["--http-port", str(args.http_port)]
-    logger.warning("joining the new Ray cluster: running %s again", " ".join(argv[1:]))
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, argv)  # noqa: S606 - this very command, again
 
 
 def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str, str]) -> int:
@@ -312,7 +273,7 @@ def _serve_until_stopped(
         )
 
     server.start()
-    args.port = port  # a run again (_run_again) listens where this one did
+    args.port = port  # a run again (run_again) listens where this one did
     # The one line scripts and tests read to learn the port (with --port 0).
     listening = attrs.evolve(options, port=port).address
     print(f"uv-envs-server listening on {listening}", flush=True)  # noqa: T201
@@ -333,7 +294,7 @@ def _serve_until_stopped(
         "required" if token is not None else "not required",
     )
 
-    restart = _wait(stop, manager, server.health)
+    restart = serve_until_replaced(stop, manager, server.health)
     stopped = server.stop(args.grace)
     if http is not None:
         http.stop(args.grace)
@@ -350,24 +311,3 @@ def _serve_until_stopped(
         os._exit(0)
     logger.info("stopped")
     return _RESTART if restart else 0
-
-
-def _wait(stop: threading.Event, manager: uv_envs.EnvManager, health: HealthServicer) -> bool:
-    """Serve until ``stop`` is set, or (True) until only a new process can join the cluster."""
-    while not stop.wait(timeout=0.5):
-        if _follow_cluster(manager, health):
-            return True
-    return False
-
-
-def _follow_cluster(manager: uv_envs.EnvManager, health: HealthServicer) -> bool:
-    """Show the served cluster's state in health; True when only a new process can join it."""
-    cluster = manager.cluster
-    if cluster is None:
-        return False
-    reason = cluster.unavailable()
-    serving = health_pb2.HealthCheckResponse.SERVING
-    status = serving if reason is None else health_pb2.HealthCheckResponse.NOT_SERVING
-    if health.update(CLUSTER_SERVICE, status) and reason is not None:
-        logger.error("%s: creates answer UNAVAILABLE meanwhile", reason)
-    return cluster.needs_restart()
