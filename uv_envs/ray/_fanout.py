@@ -228,8 +228,8 @@ class Fanout:
             self._note(record, node, result)
         return results
 
-    def release(self, key: EnvKey, env_path: str) -> dict[str, ReleaseOutcome | str]:
-        """Withdraw the env and delete it on every alive node.
+    def release(self, key: EnvKey, env_path: str) -> tuple[str, ...]:
+        """Withdraw the env and delete it on every alive node; ``node@address`` of those kept.
 
         A copy a process on its node still uses or leases stays; it is asked
         again a few times at once (a killed worker exits a moment later), then
@@ -255,12 +255,13 @@ class Fanout:
             if attempt + 1 < RELEASE_ATTEMPTS:
                 time.sleep(RELEASE_PAUSE)
         with self._guard:
+            kept = tuple(f"{n}@{self._addresses.get(n, '?')}" for n in nodes)
             if nodes:
                 self._leftovers[env_path] = key
-                logger.warning("nodes %s keep %s for now: in use there", ", ".join(nodes), key)
+                logger.warning("nodes %s keep %s for now: in use there", ", ".join(kept), key)
             else:
                 self._leftovers.pop(env_path, None)
-        return outcomes
+        return kept
 
     def _release_leftovers(self) -> None:
         """Ask again about copies nodes kept at a delete, until every node let them go."""

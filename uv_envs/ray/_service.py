@@ -241,16 +241,20 @@ class ClusterService:
             # and the next reconciling round bring the nodes to it once Ray answers again.
             logger.exception("could not reach the cluster's nodes for %s", environment.key)
 
-    def deleted(self, key: EnvKey, env_path: Path) -> None:
-        """Release the env on every node (a copy in use there stays until it is free)."""
+    def deleted(self, key: EnvKey, env_path: Path) -> tuple[str, ...]:
+        """Release the env on every node; the nodes that keep a copy for now (in use there).
+
+        Each is ``node_id@address``; its copy goes once it is free (see :class:`Fanout`).
+        """
         if self.link.state is not LinkState.UP:
             self.fanout.drop(key, str(env_path))  # withdrawn and released once the head is back
-            return
+            return ()
         try:
-            self.fanout.release(key, str(env_path))
+            return self.fanout.release(key, str(env_path))
         except Exception:
             # Deleted here; a node that kept a copy serves nothing: no record names it.
             logger.exception("could not release %s on the cluster's nodes", key)
+            return ()
 
     def close(self) -> None:
         """Stop the watcher, the probe and the relay (the Ray connection stays to its owner)."""

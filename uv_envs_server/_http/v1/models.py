@@ -96,7 +96,8 @@ class DeletedJson(BaseModel):
     """``DELETE /v1/envs/{w}/{n}/{v}``: DELETED, NOT_FOUND when there was nothing, or DEFERRED.
 
     DEFERRED: in use, so withdrawn now and removed once ``held_by`` (pids) and
-    ``leases`` have ended.
+    ``leases`` have ended; on a served Ray cluster, ``held_on`` names the other
+    machines (``node_id@address``) that keep a copy until a process there ends.
     """
 
     workflow_id: str
@@ -105,6 +106,7 @@ class DeletedJson(BaseModel):
     status: uv_envs.DeleteStatus
     held_by: list[int] = []
     leases: int = 0
+    held_on: list[str] = []
 
 
 class DepsJson(BaseModel):

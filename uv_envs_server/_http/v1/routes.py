@@ -144,7 +144,11 @@ async def delete(
     """Delete the env; NOT_FOUND (still 200) when there was none; DEFERRED while in use."""
     result = await core(lambda: core.manager.delete(key, force=force))
     return m.DeletedJson(
-        **m.key_json(key), status=result.status, held_by=list(result.held_by), leases=result.leases
+        **m.key_json(key),
+        status=result.status,
+        held_by=list(result.held_by),
+        leases=result.leases,
+        held_on=list(result.held_on),
     )
 
 
