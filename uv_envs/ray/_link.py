@@ -58,7 +58,7 @@ def classify(error: BaseException | None) -> LinkState:
     """The link's state from a probe's outcome (None: it answered)."""
     if error is None:
         return LinkState.UP
-    if _NEW_CLUSTER in str(error) or type(error).__name__ == "AuthenticationError":
+    if _NEW_CLUSTER in str(error):
         return LinkState.REPLACED
     return LinkState.DOWN
 
