@@ -96,7 +96,8 @@ class ClusterLink:
         if state is LinkState.REPLACED:
             return (
                 f"the Ray cluster at {self.address} was replaced at {when} (its head started "
-                "again as a new cluster); the server joins it again"
+                "again as a new cluster); only a new process can join it (uv-envs-server runs "
+                "itself again)"
             )
         return (
             f"the Ray cluster at {self.address} does not answer since {when} (its head is "
