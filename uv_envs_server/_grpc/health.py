@@ -14,6 +14,7 @@ one client must not take every place and blind the load balancers.
 from __future__ import annotations
 
 import collections
+import logging
 import queue
 import threading
 from typing import TYPE_CHECKING, Final
@@ -21,11 +22,15 @@ from typing import TYPE_CHECKING, Final
 import grpc
 from grpc_health.v1 import health, health_pb2
 
+import uv_envs
+
 from .events import client_address
 from .proto import SERVICE_NAME
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
+
+logger = logging.getLogger("uv_envs_server")
 
 HEALTH_SERVICE: Final[str] = health.SERVICE_NAME
 #: The health service name of the served Ray cluster: NOT_SERVING while its head is away.
@@ -141,6 +146,23 @@ class HealthServicer(health.HealthServicer):
         if changed:
             self.set(service, status)
         return changed
+
+    def follow(self, cluster: uv_envs.ClusterView | None) -> bool:
+        """Report :data:`CLUSTER_SERVICE` as ``cluster`` answers; True when it needs a new process.
+
+        NOT_SERVING while the served cluster's head is away (logged once);
+        True once a new cluster answers at its address, which only a new
+        process can join (``uv_envs/ray/_link.py``).
+        """
+        if cluster is None:
+            return False
+        reason = cluster.unavailable()
+        status: int = health_pb2.HealthCheckResponse.SERVING
+        if reason is not None:
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        if self.update(CLUSTER_SERVICE, status) and reason is not None:
+            logger.error("%s: creates answer UNAVAILABLE meanwhile", reason)
+        return cluster.needs_restart()
 
     def _leave(self, client: str) -> None:
         with self._streams_lock:
