@@ -149,7 +149,7 @@ class ClusterService:
         while not self._stop.is_set():
             self._wake.wait(interval)
             self._wake.clear()
-            # Nothing goes to Ray while its head is away: ray.nodes() would wait without bound.
+            # Nothing goes to Ray while its head is away: each call would wait out its timeout.
             if self._stop.is_set() or self.link.state is not LinkState.UP:
                 continue
             try:
