@@ -7,7 +7,11 @@ import pytest
 pytest.importorskip("ray")
 
 from uv_envs import RayClusterUnavailable
+from uv_envs.ray._fanout import Fanout
 from uv_envs.ray._link import ClusterLink, LinkState, classify
+from uv_envs.ray._published import Registry
+
+from .test_ray_published import DictKeyValue, record
 
 
 class Gcs:
@@ -52,3 +56,22 @@ def test_only_a_wrong_cluster_id_means_a_new_cluster() -> None:
     assert classify(AWAY) is LinkState.DOWN
     assert classify(NEW) is LinkState.REPLACED
     assert classify(PermissionError("token refused")) is LinkState.DOWN
+
+
+def test_changes_made_while_the_head_is_away_reach_it_once_back() -> None:
+    kv = DictKeyValue()
+    fanout = Fanout("/srv/uv/envs", Registry(kv), "3.11")
+    deleted = record("/srv/uv/envs/wf/n/old")
+    fanout.publish(deleted)
+    # The head goes away (a head with GCS fault tolerance keeps its store): an env is
+    # changed, another deleted, and the cluster is told nothing.
+    changed = record("/srv/uv/envs/wf/n/v1")
+    fanout.keep(changed)
+    fanout.drop(deleted.key, deleted.env_path)
+    assert Registry(kv).lookup(changed.env_path) is None
+    assert Registry(kv).lookup(deleted.env_path) == deleted
+
+    fanout.republish()  # the head is back
+
+    assert Registry(kv).lookup(changed.env_path) == changed
+    assert Registry(kv).lookup(deleted.env_path) is None
