@@ -178,6 +178,10 @@ def test_the_server_outlives_its_head_and_joins_it_again(head: NamespacedCluster
         assert code == grpc.StatusCode.UNAVAILABLE
         assert head.address in message
         assert took < 10  # at once, not after Ray's timeouts
+        body = {"workflow_id": "wf", "node_id": "n", "version_id": "v3", "packages": ["alpha"]}
+        refused = httpx.post(f"{served.url}/v1/envs", json=body, timeout=30)
+        assert refused.status_code == 503, refused.text
+        assert head.address in refused.text
         assert status(served.target, "v1")[0] == "READY"
         ran = subprocess.run(
             [str(env_python), "-c", "import alpha"], capture_output=True, timeout=60, check=False
