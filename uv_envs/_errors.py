@@ -220,6 +220,15 @@ class RayNodeUnusable(RayNotAvailable):
         self.node_id = node_id
 
 
+class RayClusterUnavailable(RayNotAvailable):
+    """The served cluster's head (its GCS) does not answer now: retry once it is back.
+
+    A server serving a Ray cluster answers a create with it at once while its
+    head is away (gRPC ``UNAVAILABLE``, HTTP 503); envs already on the nodes
+    keep working meanwhile.
+    """
+
+
 class EnvironmentUnreadable(EnvironmentNotReady, StorageError):
     """The env's ``metadata.json`` is missing, truncated, not JSON or of another schema.
 

@@ -8,6 +8,7 @@ docs/architecture.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import warnings
 from collections.abc import Iterable
@@ -266,8 +267,8 @@ class EnvManager:
         if_unused: bool = False,
     ) -> DeleteResult:
         """Remove the env (``NOT_FOUND`` if none); in use: ``DEFERRED`` (see docs/api.md)."""
-        with self._core.replicas.delete(key):
-            return self._core.deleter.delete(key, timeout, force=force, if_unused=if_unused)
+        here = functools.partial(self._core.deleter.delete, key, timeout, force=force)
+        return self._core.replicas.delete(key, lambda: here(if_unused=if_unused))
 
     def delete_within(self, key: EnvKey, timeout: float, *, force: bool = False) -> DeleteResult:
         """Deprecated: use ``delete(key, timeout=...)``."""

@@ -128,13 +128,17 @@ class DeleteResult:
     """``status`` is ``DELETED``, ``NOT_FOUND`` when there was nothing to delete, or ``DEFERRED``.
 
     ``DEFERRED``: processes used the env (``held_by``: their pids; ``leases``: live
-    leases), so it was withdrawn and goes once the last of them exits.
+    leases), so it was withdrawn and goes once the last of them exits. On a
+    served Ray cluster, ``held_on`` names the other machines that keep a copy
+    for now (``node_id@address``; a process there uses it): their copies go once
+    they are free, and the delete is ``DEFERRED`` for them too.
     """
 
     key: EnvKey
     status: DeleteStatus
     held_by: tuple[int, ...] = ()
     leases: int = 0
+    held_on: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -279,4 +283,12 @@ class ClusterView(Protocol):
 
     def relay_counts(self) -> Reported | None:
         """What the wheel relay fetched and served (None when it runs none)."""
+        ...
+
+    def unavailable(self) -> str | None:
+        """Why the cluster cannot be used now (its head is away); None while it answers."""
+        ...
+
+    def needs_restart(self) -> bool:
+        """Whether a new cluster answers at the address, which only a new process can join."""
         ...

@@ -30,7 +30,8 @@ keeps working for bad input and ``except TimeoutError`` for a busy env::
     │   ├── RayImportFailed                        ``import ray`` fails in it (a pin breaks Ray)
     │   └── RayPythonMismatch                      it runs another Python minor than the cluster
     ├── RayNotAvailable (LookupError)              no Ray where the settings say the cluster's is
-    │   └── RayNodeUnusable                        a node cannot hold the served envs; names it
+    │   ├── RayNodeUnusable                        a node cannot hold the served envs; names it
+    │   └── RayClusterUnavailable                  the served cluster's head does not answer now
     └── StorageError (OSError)                     unreadable metadata or audit store
         ├── AuditUnavailable                       the audit database cannot be reached
         └── AuditSchemaTooNew                      the audit database has a newer schema
@@ -56,6 +57,7 @@ from uv_envs._errors import (
     InvalidRequirement,
     OperationCancelled,
     PythonNotFound,
+    RayClusterUnavailable,
     RayImportFailed,
     RayIncompatible,
     RayNodeUnusable,
@@ -89,6 +91,7 @@ __all__ = [
     "InvalidRequirement",
     "OperationCancelled",
     "PythonNotFound",
+    "RayClusterUnavailable",
     "RayImportFailed",
     "RayIncompatible",
     "RayNodeUnusable",

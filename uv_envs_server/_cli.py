@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import attrs
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from types import FrameType
 
+    from uv_envs import EnvManager
+    from uv_envs_server._grpc.server import EnvManagerServer
     from uv_envs_server._http.server import HttpServer
     from uv_envs_server._request_ids import CallCounts
 
@@ -56,6 +58,11 @@ _LIMITS: tuple[tuple[str, str, type[float], str], ...] = (
 DEFAULT_GRACE = 30.0
 #: Seconds between two reconciliations of a served Ray cluster.
 RECONCILE_SECONDS = 5.0
+#: What _serve answers when the served cluster was replaced: the process runs itself again.
+_RESTART = -1
+#: How long Ray lets this server's driver live without its GCS (Ray's default: 60 s):
+#: 20 days, longer than any outage of the head worth waiting for.
+_RAY_RECONNECT = ("RAY_gcs_rpc_server_reconnect_timeout_s", str(20 * 24 * 3600))
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, settings_options: bool = True) -> None:
@@ -170,15 +177,22 @@ def _manager(settings: uv_envs.Settings, args: argparse.Namespace) -> uv_envs.En
     address = args.ray_address or settings.ray_address
     if not address:
         return uv_envs.EnvManager(settings)
+    # Set before Ray is imported: a value set after ``import ray`` shows in Ray's message
+    # but is not what it waits (measured: the process still ended 60 s after the head).
+    os.environ.setdefault(*_RAY_RECONNECT)
     from uv_envs.ray import ClusterEnvManager  # noqa: PLC0415 - needs the [ray] extra
 
     logger.info("serving the Ray cluster at %s", address)
-    return ClusterEnvManager(
+    handler = signal.getsignal(signal.SIGTERM)
+    manager = ClusterEnvManager(
         settings,
         address=address,
         reconcile_interval=args.ray_reconcile_seconds,
         wheel_relay=args.wheel_relay,
     )
+    # ray.init sets a SIGTERM handler that exits at once (code 15): restore the drain.
+    signal.signal(signal.SIGTERM, handler)
+    return manager
 
 
 def _http_server(
@@ -222,10 +236,30 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
     # Installed first, so a signal during start-up (recovery can take a while) is a clean stop.
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return _serve(args, stop, os.environ if environ is None else environ)
+        code = _serve(args, stop, os.environ if environ is None else environ)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if code == _RESTART:
+        _run_again(args)
+    return code
+
+
+def _run_again(args: argparse.Namespace) -> NoReturn:
+    """Run this command again in this process (the same pid), on the ports it listened on.
+
+    The served cluster's head came back as a new cluster, which no process that
+    was a driver of the old one can join (``uv_envs/ray/_link.py``). The new run
+    recovers, joins, publishes every env and reconciles every node.
+    """
+    argv = [sys.executable, *sys.orig_argv[1:], "--port", str(args.port)]
+    if args.http_port is not None:
+        argv += ["--http-port", str(args.http_port)]
+    logger.warning("joining the new Ray cluster: running %s again", " ".join(argv[1:]))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)  # noqa: S606 - this very command, again
 
 
 def _serve(args: argparse.Namespace, stop: threading.Event, environ: Mapping[str, str]) -> int:
@@ -275,6 +309,7 @@ def _serve_until_stopped(
         )
 
     server.start()
+    args.port = port  # a run again (_run_again) listens where this one did
     # The one line scripts and tests read to learn the port (with --port 0).
     listening = attrs.evolve(options, port=port).address
     print(f"uv-envs-server listening on {listening}", flush=True)  # noqa: T201
@@ -286,6 +321,7 @@ def _serve_until_stopped(
             server.stop(None).wait()
             return 2
         print(f"uv-envs-server HTTP listening on {http.url}", flush=True)  # noqa: T201
+        args.http_port = http.port
     logger.info(
         "root %s, %d workers, TLS %s, token %s",
         settings.root,
@@ -294,8 +330,7 @@ def _serve_until_stopped(
         "required" if token is not None else "not required",
     )
 
-    while not stop.wait(timeout=0.5):
-        pass
+    restart = _until_stopped(stop, server, manager)
     stopped = server.stop(args.grace)
     if http is not None:
         http.stop(args.grace)
@@ -311,4 +346,12 @@ def _serve_until_stopped(
         sys.stderr.flush()
         os._exit(0)
     logger.info("stopped")
-    return 0
+    return _RESTART if restart else 0
+
+
+def _until_stopped(stop: threading.Event, server: EnvManagerServer, manager: EnvManager) -> bool:
+    """Serve until ``stop`` is set; True when the served cluster needs a new process first."""
+    while not stop.wait(timeout=0.5):
+        if server.health.follow(manager.cluster):
+            return True
+    return False

@@ -20,6 +20,7 @@ UvTimeout                             DEADLINE_EXCEEDED     504
 ResolutionFailed                      FAILED_PRECONDITION   422
 UvError (other)                       FAILED_PRECONDITION   502
 AuditUnavailable                      UNAVAILABLE           503
+RayClusterUnavailable                 UNAVAILABLE           503
 TooManySubscribers                    RESOURCE_EXHAUSTED    429
 UvNotFound, StorageError, other       INTERNAL              500
 ====================================  ====================  ===========
@@ -32,6 +33,8 @@ Python minor than its nodes, a pin that breaks Ray).
 ``AuditUnavailable`` is the one server-side failure worth retrying: the
 audit database is away for a while. The caller learns whether the operation
 changed the env (:func:`unavailable_message`), not where the database is.
+``RayClusterUnavailable`` is the other: the served cluster's head is away;
+its message names the cluster, and nothing was changed.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ OUTCOMES: tuple[tuple[type[BaseException], Outcome], ...] = (
     (uv_envs.ResolutionFailed, Outcome.UNRESOLVABLE),
     (uv_envs.UvError, Outcome.UV_FAILED),
     (uv_envs.AuditUnavailable, Outcome.UNAVAILABLE),
+    (uv_envs.RayClusterUnavailable, Outcome.UNAVAILABLE),
     (uv_envs.TooManySubscribers, Outcome.OVERLOADED),
 )
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from uv_envs import (
+    DeleteResult,
+    DeleteStatus,
     Environment,
     EnvironmentAlreadyExists,
     EnvironmentInUse,
@@ -36,6 +38,8 @@ class RecordingReplication:
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
         self.refuse = False
+        #: the replicas ``deleted`` says keep a copy (in use there)
+        self.kept: tuple[str, ...] = ()
         self.manager: EnvManager | None = None
         self.stripe_held: list[bool] = []
         self._waiters: list[threading.Thread] = []
@@ -51,8 +55,9 @@ class RecordingReplication:
         self.calls.append(("changed", (environment.key, environment.generation)))
         self.stripe_held.append(self._held_elsewhere(environment.key))
 
-    def deleted(self, key: EnvKey, env_path: Path) -> None:
+    def deleted(self, key: EnvKey, env_path: Path) -> tuple[str, ...]:
         self.calls.append(("deleted", (key, env_path)))
+        return self.kept
 
     def close(self) -> None:
         self.calls.append(("close", None))
@@ -165,3 +170,18 @@ def test_delete_and_cleanup_release_on_the_replicas(
     del replication.calls[:]
     manager.close()
     assert replication.calls == [("close", None)]
+
+
+def test_a_delete_replicas_keep_for_now_is_deferred_and_names_them(
+    tmp_path: Path, fake_uv: FakeUvExecutor
+) -> None:
+    manager, replication = replicated_manager(tmp_path, fake_uv)
+    manager.create(KEY, packages=["alpha"])
+    replication.kept = ("n1@10.0.0.2",)
+
+    result = manager.delete(KEY)
+
+    assert (result.status, result.held_on, result.held_by) == ("DEFERRED", ("n1@10.0.0.2",), ())
+    assert manager.delete(KEY).status == "NOT_FOUND"  # gone here: a fresh env for a create
+    replication.kept = ()
+    assert manager.delete(KEY) == DeleteResult(KEY, DeleteStatus.NOT_FOUND)

@@ -49,6 +49,12 @@ class FakeCluster:
         counts = {"fetched_files": 2, "fetched_bytes": 10, "served_files": 4, "served_bytes": 20}
         return _Row({**counts, "refused": 0})
 
+    def unavailable(self) -> str | None:
+        return None
+
+    def needs_restart(self) -> bool:
+        return False
+
 
 def test_a_manager_with_a_cluster_is_served_as_one(
     http_serve: HttpServe, fake_manager: uv_envs.EnvManager
@@ -67,6 +73,33 @@ def test_a_manager_with_a_cluster_is_served_as_one(
             ("a", "present"),
             ("b", "missing"),
         ]
+
+
+class AwayCluster(FakeCluster):
+    """Its head does not answer."""
+
+    def unavailable(self) -> str | None:
+        return "the Ray cluster at 10.0.0.1:6379 does not answer"
+
+
+def test_health_shows_the_cluster_apart(
+    http_serve: HttpServe, fake_manager: uv_envs.EnvManager
+) -> None:
+    server = http_serve(fake_manager)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        alone = http.get("/v1/health").json()
+        fake_manager.cluster = FakeCluster()
+        serving = http.get("/v1/health").json()
+        fake_manager.cluster = AwayCluster()
+        away = http.get("/v1/health")
+    assert alone == {"status": "SERVING"}
+    assert serving == {"status": "SERVING", "cluster": "SERVING"}
+    assert away.status_code == 200  # the server serves; only its cluster does not
+    assert away.json() == {
+        "status": "SERVING",
+        "cluster": "NOT_SERVING",
+        "cluster_error": "the Ray cluster at 10.0.0.1:6379 does not answer",
+    }
 
 
 def test_a_manager_without_a_cluster_serves_one_host(

@@ -14,15 +14,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import uv_envs
+import uv_envs.testing
 from tests.support.env_users import EnvUsers
 from uv_envs_server import EnvManagerClient
 from uv_envs_server._generated import env_manager_pb2 as pb
 from uv_envs_server._grpc.wire import HELD_BY_KEY
 
-from .conftest import OpenClient, OpenStub, Serve, rpc
+from .conftest import HttpServe, OpenClient, OpenStub, Serve, rpc
 
 KEY = uv_envs.EnvKey("wf", "node", "v1")
 
@@ -123,3 +125,54 @@ def test_http_cleanup_and_delete_leave_an_env_a_process_runs_from(
         _wait_gone(environment.env_path)
         with pytest.raises(uv_envs.EnvironmentNotFound):
             api.get(KEY)
+
+
+class NodeKeepsCopies:
+    """A replication whose other machine keeps each deleted env's copy (in use there)."""
+
+    def check_python(self, request: str) -> None:
+        del request
+
+    def changed(self, environment: uv_envs.Environment, project: uv_envs.Export) -> None:
+        del environment, project
+
+    def deleted(self, key: uv_envs.EnvKey, env_path: Path) -> tuple[str, ...]:
+        del key, env_path
+        return ("n1@10.0.0.2",)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_delete_other_machines_defer_names_them_on_both_wires(
+    tmp_path: Path,
+    fake_uv: uv_envs.testing.FakeUvExecutor,
+    serve: Serve,
+    open_client: OpenClient,
+    open_stub: OpenStub,
+    http_serve: HttpServe,
+) -> None:
+    manager = uv_envs.EnvManager(
+        uv_envs.Settings(root=tmp_path / "root", lock_timeout=5),
+        executor=fake_uv,
+        python_finder=uv_envs.testing.FakePythonFinder(),
+        replication=NodeKeepsCopies(),
+    )
+    target = serve(manager)
+    manager.create(KEY, packages=["alpha"])
+    answer, call = open_stub(target).DeleteEnv.with_call(
+        pb.DeleteEnvRequest(workflow_id="wf", node_id="node", version_id="v1"), timeout=60
+    )
+    assert answer.status == "DEFERRED"
+    assert dict(call.trailing_metadata())[HELD_BY_KEY] == "node=n1@10.0.0.2"
+
+    manager.create(KEY, packages=["alpha"])
+    result = open_client(target, timeout=60).delete(KEY)
+    assert (result.status, result.held_on, result.held_by) == ("DEFERRED", ("n1@10.0.0.2",), ())
+
+    manager.create(KEY, packages=["alpha"])
+    server = http_serve(manager)
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        body = http.delete("/v1/envs/wf/node/v1").json()
+    assert (body["status"], body["held_on"], body["held_by"]) == ("DEFERRED", ["n1@10.0.0.2"], [])
+    manager.close()

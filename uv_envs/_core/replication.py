@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from uv_envs._models import Environment, EnvKey
-from uv_envs._reports import CleanupReport, Export
+import attrs
+
+from uv_envs._models import DeleteStatus, Environment, EnvKey
+from uv_envs._reports import CleanupReport, DeleteResult, Export
 
 from .reads import Reads
 from .requests import Asked
@@ -36,8 +38,11 @@ class Replication(Protocol):
         """The env was made or changed here: make every replica hold ``project``."""
         ...
 
-    def deleted(self, key: EnvKey, env_path: Path) -> None:
-        """The env at ``env_path`` was deleted here: release it on every replica."""
+    def deleted(self, key: EnvKey, env_path: Path) -> tuple[str, ...]:
+        """The env at ``env_path`` was deleted here: release it on every replica.
+
+        Returns the replicas that keep their copy for now (in use there).
+        """
         ...
 
     def close(self) -> None:
@@ -76,16 +81,24 @@ class Replicated:
             yield
             self.replication.changed(self._reads.get(key), self._reads.project(key))
 
-    @contextmanager
-    def delete(self, key: EnvKey) -> Iterator[None]:
-        """The block deletes the env of ``key``; then every replica releases it."""
+    def delete(self, key: EnvKey, run: Callable[[], DeleteResult]) -> DeleteResult:
+        """``run`` deletes the env of ``key`` here; then every replica releases it.
+
+        Replicas that keep their copy for now (in use there) are named in the
+        result's ``held_on``; a delete done here is then ``DEFERRED`` there.
+        """
         if self.replication is None:
-            yield
-            return
+            return run()
         with self.serialized(key):
             env_path = self._reads.status(key).env_path
-            yield
-            self.replication.deleted(key, env_path)
+            result = run()
+            held_on = self.replication.deleted(key, env_path)
+        if not held_on:
+            return result
+        status = result.status
+        if status is DeleteStatus.DELETED:
+            status = DeleteStatus.DEFERRED
+        return attrs.evolve(result, status=status, held_on=tuple(held_on))
 
     def cleaned(self, report: CleanupReport) -> None:
         """Release on every replica each env the cleanup deleted and nothing made again since."""

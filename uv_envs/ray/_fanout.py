@@ -181,6 +181,33 @@ class Fanout:
         with self._guard:
             self._records[record.env_path] = record
 
+    def keep(self, record: PublishedEnv) -> None:
+        """Serve the record without telling the cluster (its head is away; :meth:`republish`)."""
+        self.proofs.expect(record.env_path, record.digest)
+        with self._guard:
+            self._states.pop(record.env_path, None)
+            self._retries.forget_env(record.env_path)
+            self._records[record.env_path] = record
+
+    def drop(self, key: EnvKey, env_path: str) -> None:
+        """Serve the env no more, without telling the cluster; the nodes release it later."""
+        self.proofs.forget(env_path)
+        with self._guard:
+            self._states.pop(env_path, None)
+            self._records.pop(env_path, None)
+            self._retries.forget_env(env_path)
+            self._leftovers[env_path] = key  # released by the next reconciling round
+
+    def republish(self) -> None:
+        """Every served record into the cluster again, deleted ones out (the head is back)."""
+        with self._guard:
+            records = list(self._records.values())
+            withdrawn = [p for p in self._leftovers if p not in self._records]
+        for path in withdrawn:
+            self.registry.withdraw(path)
+        for record in records:
+            self.registry.publish(record)
+
     def install(self, record: PublishedEnv) -> dict[str, tuple[ReplicaState, str | None]]:
         """Publish the record and install it on every servable node; node id -> result."""
         with self._guard:
@@ -201,8 +228,8 @@ class Fanout:
             self._note(record, node, result)
         return results
 
-    def release(self, key: EnvKey, env_path: str) -> dict[str, ReleaseOutcome | str]:
-        """Withdraw the env and delete it on every alive node.
+    def release(self, key: EnvKey, env_path: str) -> tuple[str, ...]:
+        """Withdraw the env and delete it on every alive node; ``node@address`` of those kept.
 
         A copy a process on its node still uses or leases stays; it is asked
         again a few times at once (a killed worker exits a moment later), then
@@ -228,12 +255,13 @@ class Fanout:
             if attempt + 1 < RELEASE_ATTEMPTS:
                 time.sleep(RELEASE_PAUSE)
         with self._guard:
+            kept = tuple(f"{n}@{self._addresses.get(n, '?')}" for n in nodes)
             if nodes:
                 self._leftovers[env_path] = key
-                logger.warning("nodes %s keep %s for now: in use there", ", ".join(nodes), key)
+                logger.warning("nodes %s keep %s for now: in use there", ", ".join(kept), key)
             else:
                 self._leftovers.pop(env_path, None)
-        return outcomes
+        return kept
 
     def _release_leftovers(self) -> None:
         """Ask again about copies nodes kept at a delete, until every node let them go."""

@@ -64,7 +64,8 @@ def ClusterEnvManager(  # noqa: N802, PLR0913 - named as the class callers built
     ``relay_counts``, ``reconcile``); ``close()`` stops it.
     """
     settings = settings if settings is not None else Settings.from_env()
-    join(address or settings.ray_address)
+    address = address or settings.ray_address
+    join(address)
     # Started before the core, so the server's own installs download through it
     # too: the index then serves each file once for the whole cluster.
     started = start_relay(settings) if wheel_relay else None
@@ -73,7 +74,7 @@ def ClusterEnvManager(  # noqa: N802, PLR0913 - named as the class callers built
         relay, url = started
         settings = attrs.evolve(settings, wheel_relay=url)
     try:
-        service = ClusterService(settings, relay)  # owns the relay from here
+        service = ClusterService(settings, relay, address)  # owns the relay from here
         manager = EnvManager(
             settings,
             executor=executor,

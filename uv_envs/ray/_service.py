@@ -31,6 +31,7 @@ from uv_envs._uv.raylink import minor_of
 from uv_envs._validation import normalize_python_request
 
 from ._fanout import Fanout
+from ._link import ClusterLink, LinkState
 from ._published import PublishedEnv, driver_registry
 from ._views import ClusterNode, NodePresence
 
@@ -96,37 +97,73 @@ class ClusterService:
     """Every served env on every alive node, for the root of ``settings`` (see the module).
 
     It owns ``relay`` (stopped by :meth:`close`); ``settings.wheel_relay`` is
-    the URL the nodes download through.
+    the URL the nodes download through. ``address`` names the cluster in
+    messages (default: its GCS address as Ray gives it).
     """
 
-    def __init__(self, settings: Settings, relay: WheelRelay | None) -> None:
+    def __init__(
+        self, settings: Settings, relay: WheelRelay | None, address: str | None = None
+    ) -> None:
         self.root = str(settings.root)
         self.relay = relay
         self.relay_url = settings.wheel_relay
-        self.fanout = Fanout(self.root, driver_registry(), minor_of(platform.python_version()))
+        registry = driver_registry()
+        self.fanout = Fanout(self.root, registry, minor_of(platform.python_version()))
+        # The address as given, which the operator knows (Ray may show another for it).
+        address = address or str(ray.get_runtime_context().gcs_address)
+        self.link = ClusterLink(address, registry.kv, self._link_changed)
         self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        #: wakes the watcher before its interval ends (the head came back)
+        self._wake = threading.Event()
+        #: the head came back: the records go into the cluster again before the next round
+        self._republish = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     def check(self) -> None:
         """Ask every alive node; raise :class:`~uv_envs.RayNodeUnusable` naming one unusable."""
         self.fanout.check()
 
     def watch(self, interval: float) -> None:
-        """Start the watcher: a reconciling round every ``interval`` seconds until :meth:`close`."""
-        self._watcher = threading.Thread(
-            target=self._watch, args=(interval,), name="uv-envs-cluster", daemon=True
-        )
-        self._watcher.start()
+        """Start the watcher (a reconciling round every ``interval`` seconds) and the link's probe.
+
+        Both run until :meth:`close`.
+        """
+        self._threads = [
+            threading.Thread(
+                target=self._watch, args=(interval,), name="uv-envs-cluster", daemon=True
+            ),
+            threading.Thread(
+                target=self.link.run, args=(self._stop,), name="uv-envs-cluster-link", daemon=True
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _link_changed(self, old: LinkState, new: LinkState) -> None:
+        if new is LinkState.UP and old is LinkState.DOWN:  # the same cluster: its GCS restarted
+            self._republish.set()
+            self._wake.set()
 
     def _watch(self, interval: float) -> None:
         pruned = time.monotonic()
-        while not self._stop.wait(interval):
+        while not self._stop.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            # Nothing goes to Ray while its head is away: each call would wait out its timeout.
+            if self._stop.is_set() or self.link.state is not LinkState.UP:
+                continue
             try:
+                if self._republish.is_set():
+                    self._republish.clear()
+                    self.fanout.republish()
+                    logger.info("the Ray cluster is back: records published again")
                 self.fanout.reconcile()
                 if self.relay is not None and time.monotonic() - pruned > RELAY_PRUNE_INTERVAL:
                     pruned = time.monotonic()
                     self.relay.prune()
             except Exception:
+                if self.link.unavailable() is not None:
+                    self._republish.set()  # the head went away meanwhile: all again once back
                 logger.exception("reconciling the cluster failed; trying again")
 
     # -- what the servers show (ClusterView) -------------------------------------------
@@ -145,7 +182,16 @@ class ClusterService:
 
     def reconcile(self) -> int:
         """One watcher round now: install on every node what it lacks; installs started."""
+        self.link.require()
         return self.fanout.reconcile()
+
+    def unavailable(self) -> str | None:
+        """Why the cluster cannot be used now (its head is away); None while it answers."""
+        return self.link.unavailable()
+
+    def needs_restart(self) -> bool:
+        """Whether a new cluster answers at the address: only a new process can join it."""
+        return self.link.state is LinkState.REPLACED
 
     # -- changes (the manager's replication) ------------------------------------------
 
@@ -167,7 +213,12 @@ class ClusterService:
         )
 
     def check_python(self, request: str) -> None:
-        """Refuse a Python request no node's Ray runs, before anything is built."""
+        """Refuse a Python request no node's Ray runs, and any while the head is away.
+
+        Called before anything is built, so a create fails at once with
+        :class:`~uv_envs.RayClusterUnavailable` naming the cluster.
+        """
+        self.link.require()
         request = normalize_python_request(request)
         if minor_of(request) != self.fanout.python_minor:
             nodes = ", ".join(n.node_id for n in self.fanout.nodes())
@@ -179,6 +230,10 @@ class ClusterService:
     def changed(self, environment: Environment, project: Export) -> None:
         """Install the env as it is here on every node (the core holds the key's stripe)."""
         published = self.record(environment, project)
+        if self.link.state is not LinkState.UP:
+            self.fanout.keep(published)  # published and installed once the head is back
+            logger.warning("%s changed while the Ray cluster is away", environment.key)
+            return
         try:
             self.fanout.install(published)
         except Exception:
@@ -186,19 +241,27 @@ class ClusterService:
             # and the next reconciling round bring the nodes to it once Ray answers again.
             logger.exception("could not reach the cluster's nodes for %s", environment.key)
 
-    def deleted(self, key: EnvKey, env_path: Path) -> None:
-        """Release the env on every node (a copy in use there stays until it is free)."""
+    def deleted(self, key: EnvKey, env_path: Path) -> tuple[str, ...]:
+        """Release the env on every node; the nodes that keep a copy for now (in use there).
+
+        Each is ``node_id@address``; its copy goes once it is free (see :class:`Fanout`).
+        """
+        if self.link.state is not LinkState.UP:
+            self.fanout.drop(key, str(env_path))  # withdrawn and released once the head is back
+            return ()
         try:
-            self.fanout.release(key, str(env_path))
+            return self.fanout.release(key, str(env_path))
         except Exception:
             # Deleted here; a node that kept a copy serves nothing: no record names it.
             logger.exception("could not release %s on the cluster's nodes", key)
+            return ()
 
     def close(self) -> None:
-        """Stop the watcher and the relay (the Ray connection stays to its owner)."""
+        """Stop the watcher, the probe and the relay (the Ray connection stays to its owner)."""
         self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=30)
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
         self.stop_relay()
 
     def stop_relay(self) -> None:

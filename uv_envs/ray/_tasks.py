@@ -11,15 +11,32 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import ray
+from ray.core.generated.gcs_pb2 import GcsNodeInfo  # type: ignore[attr-defined]
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from uv_envs._errors import RayNotAvailable
 
+#: Seconds the GCS may take to list the nodes.
+NODES_TIMEOUT = 30.0
+
 
 def alive() -> dict[str, str]:
-    """Node id -> address of the cluster's alive nodes (``ray.init`` must have run)."""
-    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-    return {str(n["NodeID"]): str(n["NodeManagerAddress"]) for n in nodes if n.get("Alive")}
+    """Node id -> address of the cluster's alive nodes (``ray.init`` must have run).
+
+    Asked with a timeout, not through ``ray.nodes()``: that waits without bound
+    while the head is away, and when a new cluster answers there, Ray's check of
+    its answer aborts the whole process (Ray 2.60, ``global_state_accessor.cc``).
+    Raises what Ray raises after :data:`NODES_TIMEOUT` seconds (``RpcError``).
+    """
+    import ray._private.worker  # noqa: PLC0415 - the driver's own GCS client
+
+    client = ray._private.worker.global_worker.gcs_client  # type: ignore[attr-defined]  # noqa: SLF001
+    nodes: dict[Any, Any] = client.get_all_node_info(timeout=NODES_TIMEOUT)
+    return {
+        node_id.hex(): str(info.node_manager_address)
+        for node_id, info in nodes.items()
+        if info.state == GcsNodeInfo.ALIVE
+    }
 
 
 def alive_nodes() -> list[str]:

@@ -112,9 +112,11 @@ class EnvManagerClient(RpcCalls, RemoteClient):
                 msg = f"environment {key} was not deleted within {timeout} seconds"
                 raise uv_envs.EnvironmentBusy(msg) from exc
             raise
-        pids, leases = wire.holders(trailers.get(wire.HELD_BY_KEY, ""))
+        held = trailers.get(wire.HELD_BY_KEY, "")
+        pids, leases = wire.holders(held)
+        status = uv_envs.DeleteStatus(response.status)
         return uv_envs.DeleteResult(
-            key, uv_envs.DeleteStatus(response.status), held_by=pids, leases=leases
+            key, status, held_by=pids, leases=leases, held_on=wire.holding_nodes(held)
         )
 
     def dependencies(self, key: uv_envs.EnvKey) -> uv_envs.Dependencies:

@@ -14,6 +14,7 @@ one client must not take every place and blind the load balancers.
 from __future__ import annotations
 
 import collections
+import logging
 import queue
 import threading
 from typing import TYPE_CHECKING, Final
@@ -21,13 +22,19 @@ from typing import TYPE_CHECKING, Final
 import grpc
 from grpc_health.v1 import health, health_pb2
 
+import uv_envs
+
 from .events import client_address
 from .proto import SERVICE_NAME
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
+logger = logging.getLogger("uv_envs_server")
+
 HEALTH_SERVICE: Final[str] = health.SERVICE_NAME
+#: The health service name of the served Ray cluster: NOT_SERVING while its head is away.
+CLUSTER_SERVICE: Final[str] = "uv_envs.RayCluster"
 
 
 class _Stream:
@@ -76,8 +83,11 @@ class HealthServicer(health.HealthServicer):
     ) -> None:
         # Blocking mode on purpose: interceptors drop the non-blocking marker anyway.
         super().__init__(experimental_non_blocking=False)
+        #: what :meth:`update` reported last, by service
+        self._reported: dict[str, int] = {}
         for service in services:
             self.set(service, health_pb2.HealthCheckResponse.SERVING)
+            self._reported[service] = health_pb2.HealthCheckResponse.SERVING
         self._watchers = threading.BoundedSemaphore(max_watchers)
         self._per_client = max_watchers_per_client
         self._clients: collections.Counter[str] = collections.Counter()
@@ -124,6 +134,35 @@ class HealthServicer(health.HealthServicer):
                 self._streams.discard(stream)
             self._watchers.release()
             self._leave(client)
+
+    def update(self, service: str, status: int) -> bool:
+        """Report ``service`` with ``status`` unless it is already; whether it changed.
+
+        Watchers hear changes only (``set`` sends every call to them).
+        """
+        with self._streams_lock:
+            changed = self._reported.get(service) != status
+            self._reported[service] = status
+        if changed:
+            self.set(service, status)
+        return changed
+
+    def follow(self, cluster: uv_envs.ClusterView | None) -> bool:
+        """Report :data:`CLUSTER_SERVICE` as ``cluster`` answers; True when it needs a new process.
+
+        NOT_SERVING while the served cluster's head is away (logged once);
+        True once a new cluster answers at its address, which only a new
+        process can join (``uv_envs/ray/_link.py``).
+        """
+        if cluster is None:
+            return False
+        reason = cluster.unavailable()
+        status: int = health_pb2.HealthCheckResponse.SERVING
+        if reason is not None:
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        if self.update(CLUSTER_SERVICE, status) and reason is not None:
+            logger.error("%s: creates answer UNAVAILABLE meanwhile", reason)
+        return cluster.needs_restart()
 
     def _leave(self, client: str) -> None:
         with self._streams_lock:

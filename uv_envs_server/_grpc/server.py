@@ -22,7 +22,7 @@ from uv_envs_server._request_ids import CallCounts
 from uv_envs_server._security import server_credentials
 
 from .events import WATCH_SERVICE, EventsServicer, events_handlers
-from .health import HEALTH_SERVICE, HealthServicer
+from .health import CLUSTER_SERVICE, HEALTH_SERVICE, HealthServicer
 from .interceptors import RequestLogInterceptor, TokenInterceptor
 from .proto import SERVICE_NAME
 from .reflection import reflection_handlers
@@ -174,7 +174,10 @@ def create_server(
     # gRPC keeps the first of two values for one key: merged, so the caller's wins.
     merged = dict([*_OPTIONS, receive, *channel_options])
     server = grpc.server(executor, interceptors=interceptors, options=list(merged.items()))
-    health = HealthServicer(("", SERVICE_NAME, WATCH_SERVICE), max_watchers=max(1, workers // 4))
+    services: tuple[str, ...] = ("", SERVICE_NAME, WATCH_SERVICE)
+    if manager.cluster is not None:  # its own status: the rest serves while the head is away
+        services = (*services, CLUSTER_SERVICE)
+    health = HealthServicer(services, max_watchers=max(1, workers // 4))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     served = [SERVICE_NAME, WATCH_SERVICE, HEALTH_SERVICE]
     events = EventsServicer(manager, options.watcher_limits, options.write_timeout)

@@ -164,7 +164,7 @@ class EnvManagerServicer:
     ) -> pb.DeleteEnvResponse:
         """Delete an env: NOT_FOUND (a success) if none; in use: DEFERRED, holders in metadata."""
         result = self._run(context, lambda: self.manager.delete(wire.key(request)))
-        if result.status is uv_envs.DeleteStatus.DEFERRED:
+        if result.status is uv_envs.DeleteStatus.DEFERRED or result.held_on:
             add_trailing_metadata(context, ((wire.HELD_BY_KEY, wire.held_by(result)),))
         return pb.DeleteEnvResponse(**wire.ident(request), status=result.status)
 

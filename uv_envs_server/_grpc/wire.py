@@ -41,10 +41,22 @@ def holders(text: str) -> tuple[tuple[int, ...], int]:
     return pids, leases
 
 
+def holding_nodes(text: str) -> tuple[str, ...]:
+    """The other machines :func:`held_by` named (``node=ID@ADDRESS`` items)."""
+    pairs = [item.split("=", 1) for item in text.split(",") if "=" in item]
+    return tuple(v for k, v in pairs if k == "node")
+
+
 def held_by(result: uv_envs.DeleteResult) -> str:
-    """``pid=1,pid=2,leases=1``: the holders of a deferred delete, for metadata and logs."""
+    """``pid=1,pid=2,leases=1,node=ID@ADDRESS``: what holds a deferred delete's env.
+
+    For trailing metadata and logs; ``node`` items name the other machines of
+    a served Ray cluster that keep a copy for now.
+    """
     parts = [f"pid={pid}" for pid in result.held_by]
-    return ",".join([*parts, f"leases={result.leases}"] if result.leases else parts)
+    if result.leases:
+        parts.append(f"leases={result.leases}")
+    return ",".join([*parts, *(f"node={node}" for node in result.held_on)])
 
 
 def key(request: Identified) -> uv_envs.EnvKey:

@@ -119,6 +119,7 @@ class HttpEnvClient(HttpCalls, RemoteClient):
             uv_envs.DeleteStatus(answer["status"]),
             held_by=tuple(answer.get("held_by", ())),
             leases=answer.get("leases", 0),
+            held_on=tuple(answer.get("held_on", ())),
         )
 
     def dependencies(self, key: uv_envs.EnvKey) -> uv_envs.Dependencies:

@@ -96,7 +96,8 @@ class DeletedJson(BaseModel):
     """``DELETE /v1/envs/{w}/{n}/{v}``: DELETED, NOT_FOUND when there was nothing, or DEFERRED.
 
     DEFERRED: in use, so withdrawn now and removed once ``held_by`` (pids) and
-    ``leases`` have ended.
+    ``leases`` have ended; on a served Ray cluster, ``held_on`` names the other
+    machines (``node_id@address``) that keep a copy until a process there ends.
     """
 
     workflow_id: str
@@ -105,6 +106,7 @@ class DeletedJson(BaseModel):
     status: uv_envs.DeleteStatus
     held_by: list[int] = []
     leases: int = 0
+    held_on: list[str] = []
 
 
 class DepsJson(BaseModel):
@@ -208,51 +210,6 @@ class DeletedOperationsJson(BaseModel):
     node_id: str
     deleted_count: int
     deleted_node_ids: list[str]
-
-
-class ClusterNodeJson(BaseModel):
-    """One alive node of the served cluster; ``problem`` says why it is not served."""
-
-    node_id: str
-    address: str
-    problem: str | None
-    plugin: bool = Field(
-        description="its agent loads uv_envs.ray.ServedEnvPlugin; without, envs reach it only "
-        "by the server's reconciling rounds"
-    )
-    failure_cache_seconds: int | None = Field(
-        None, description="seconds its Ray replays a failed setup (docs/ray.md asks for 5)"
-    )
-    checked_at: float | None = Field(default=None, description="its last check of a copy")
-    digest_differs: list[str] = Field(
-        default_factory=list, description="env paths whose copy there is not the server's digest"
-    )
-
-
-class RelayJson(BaseModel):
-    """What the served cluster's wheel relay fetched from the index and served to nodes."""
-
-    fetched_files: int
-    fetched_bytes: int
-    served_files: int
-    served_bytes: int
-    refused: int = Field(description="files whose origin could not give the lock's bytes")
-
-
-class ClusterJson(BaseModel):
-    """``GET /v1/cluster``: the Ray cluster this server serves (``--ray-address``), if any."""
-
-    served: bool
-    nodes: list[ClusterNodeJson]
-    relay: RelayJson | None = Field(
-        default=None, description="the wheel relay's counts; null without one"
-    )
-
-
-class HealthJson(BaseModel):
-    """``GET /v1/health``."""
-
-    status: Literal["SERVING"]
 
 
 def key_json(key: uv_envs.EnvKey) -> dict[str, str]:

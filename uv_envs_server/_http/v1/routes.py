@@ -16,6 +16,7 @@ from uv_envs_server._http import patterns as p
 from uv_envs_server._http.core_calls import Core, CoreCalls, Failed, Rendered
 from uv_envs_server._http.page import render_status_page
 from uv_envs_server._http.v1 import bodies as b
+from uv_envs_server._http.v1 import maintenance as mt
 from uv_envs_server._http.v1 import models as m
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
 from uv_envs_server._nodes import cluster_nodes, node_presence, relay_counts
@@ -65,21 +66,29 @@ def _spec(core: CoreCalls, body: b.EnsureBody) -> _Spec:
 PathKey = Annotated[uv_envs.EnvKey, Depends(_path_key)]
 
 
-@router.get("/v1/health", tags=["maintenance"])
-async def health() -> m.HealthJson:
-    """Whether the server answers (no token needed)."""
-    return m.HealthJson(status="SERVING")
+@router.get("/v1/health", tags=["maintenance"], response_model_exclude_none=True)
+async def health(core: Core) -> mt.HealthJson:
+    """Whether the server answers, and the served Ray cluster's head (no token needed)."""
+    cluster = core.manager.cluster
+    if cluster is None:
+        return mt.HealthJson(status="SERVING")
+    reason = cluster.unavailable()
+    return mt.HealthJson(
+        status="SERVING",
+        cluster="SERVING" if reason is None else "NOT_SERVING",
+        cluster_error=reason,
+    )
 
 
 @router.get("/v1/cluster", tags=["maintenance"])
-async def cluster(core: Core) -> m.ClusterJson:
+async def cluster(core: Core) -> mt.ClusterJson:
     """The served Ray cluster's alive nodes, and why any of them is not served."""
     nodes = cluster_nodes(core.manager)
     relay = relay_counts(core.manager)
-    return m.ClusterJson(
+    return mt.ClusterJson(
         served=nodes is not None,
-        nodes=[m.ClusterNodeJson(**n) for n in nodes or []],
-        relay=None if relay is None else m.RelayJson(**relay),
+        nodes=[mt.ClusterNodeJson(**n) for n in nodes or []],
+        relay=None if relay is None else mt.RelayJson(**relay),
     )
 
 
@@ -136,7 +145,11 @@ async def delete(
     """Delete the env; NOT_FOUND (still 200) when there was none; DEFERRED while in use."""
     result = await core(lambda: core.manager.delete(key, force=force))
     return m.DeletedJson(
-        **m.key_json(key), status=result.status, held_by=list(result.held_by), leases=result.leases
+        **m.key_json(key),
+        status=result.status,
+        held_by=list(result.held_by),
+        leases=result.leases,
+        held_on=list(result.held_on),
     )
 
 
