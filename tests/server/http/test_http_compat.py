@@ -10,6 +10,7 @@ must leave the envs as they were.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -339,6 +340,18 @@ def test_an_unreachable_audit_database_is_500_db_audit_error(
     assert "nothing was changed" in answer.json()["message"]
     assert "db.internal.example" not in answer.text
     assert manager.list_environments() == []
+
+
+def test_a_served_clusters_head_away_is_503_cluster_unavailable() -> None:
+    from uv_envs_server._http.compat.errors import compat_error
+
+    exc = uv_envs.RayClusterUnavailable("the Ray cluster at 10.0.0.7:6379 does not answer")
+    answer = compat_error(exc, "req-1")
+    body = json.loads(bytes(answer.body))
+    assert (answer.status_code, body["code"]) == (503, "CLUSTER_UNAVAILABLE")
+    assert "10.0.0.7:6379" in body["message"]
+    # An audit database away keeps the original service's own answer.
+    assert compat_error(uv_envs.AuditUnavailable("down"), None).status_code == 500
 
 
 def test_the_token_guards_these_routes_too(

@@ -53,8 +53,17 @@ COMPAT_ERRORS: Final[Mapping[Outcome, tuple[int, CompatCode]]] = {
     Outcome.INTERNAL: (500, CompatCode.UV_EXECUTION_ERROR),
 }
 
+#: Failures the original service never had, answered by class before the outcome table:
+#: the served Ray cluster's head away shares UNAVAILABLE with an audit database away,
+#: but it is no audit error, and 503 tells its client (``raise_for_status``) to retry.
+COMPAT_BY_CLASS: Final[tuple[tuple[type[BaseException], tuple[int, CompatCode]], ...]] = (
+    (uv_envs.RayClusterUnavailable, (503, CompatCode.CLUSTER_UNAVAILABLE)),
+)
+
+_ANSWERS: Final = (*COMPAT_ERRORS.values(), *(answer for _, answer in COMPAT_BY_CLASS))
+
 #: Statuses an operation of these routes answers with a :class:`CompatError` body.
-COMPAT_STATUSES: Final = tuple(sorted({status for status, _ in COMPAT_ERRORS.values()}))
+COMPAT_STATUSES: Final = tuple(sorted({status for status, _ in _ANSWERS}))
 
 #: Problem statuses the guards in front of every route answer (token, method, size).
 GUARD_STATUSES: Final = (401, 405, 413)
@@ -72,7 +81,10 @@ def compat_error(exc: BaseException, request_id: str | None) -> JSONResponse:
     As on ``/v1``, a 500 for a server-side failure names only the class and the
     request id, and an unreachable audit database says whether the env changed.
     """
-    status, code = COMPAT_ERRORS[outcome_of(exc)]
+    status, code = next(
+        (answer for kind, answer in COMPAT_BY_CLASS if isinstance(exc, kind)),
+        COMPAT_ERRORS[outcome_of(exc)],
+    )
     return compat_response(status, code, caller_message(exc, request_id, MAX_OUTPUT))
 
 
@@ -142,6 +154,6 @@ def document_compat_errors(schema: dict[str, Any]) -> dict[str, Any]:
             if not any(status.startswith("2") for status in responses):
                 continue  # it answers nothing but its own error (run)
             for status in COMPAT_STATUSES:
-                codes = sorted({c for s, c in COMPAT_ERRORS.values() if s == status})
+                codes = sorted({c for s, c in _ANSWERS if s == status})
                 responses[str(status)] = {"description": " or ".join(codes), "content": content}
     return schema
