@@ -2,7 +2,9 @@
 
 Started by :mod:`uv_envs._bytecode.compiler` as
 ``<venv>/bin/python -I -S worker.py <job as JSON>``, in its own
-session, so it outlives a short-lived parent (the CLI). It uses only the
+session, so it outlives a short-lived parent (the CLI); or, to link a store
+entry being built, as ``<base python> -I -S worker.py -`` before the venv
+exists (:mod:`.early`), reading its job from stdin. It uses only the
 standard library and runs on any Python 3.8+: the venv has neither uv-envs nor
 filelock. The locks it takes are ``flock(2)`` locks on the same files
 filelock locks (filelock's Unix lock is ``flock`` on a file it never deletes),
@@ -334,7 +336,13 @@ def compile_venv(
 
 def _main(argv: list[str]) -> int:
     try:
-        job = json.loads(argv[1])
+        if argv[1] == "-":  # started early (.early): the job follows on stdin, or nothing
+            text = sys.stdin.readline()
+            if not text.strip():
+                return 0  # the build stopped before sending one: nothing to do
+            job = json.loads(text)
+        else:
+            job = json.loads(argv[1])
         if job.get("link"):  # a create waits for this one
             outcome = link_venv(job)
         else:
