@@ -313,3 +313,16 @@ def test_a_record_digest_that_is_not_a_sha256_names_no_shared_file(tmp_path: Pat
     assert outcome == f"{worker.LINKED} 0 1", "linked from a path the RECORD named"
     assert bait.stat().st_nlink == 1
     assert not (tmp_path / "m").exists()
+
+
+def test_a_record_with_a_blank_line_still_gives_its_digests(tmp_path: Path) -> None:
+    """The linking step reads each source's digest from RECORD: a blank row does not stop it."""
+    site = tmp_path / "venv" / "lib" / "python3" / "site-packages"
+    (site / "blank").mkdir(parents=True)
+    source = site / "blank" / "__init__.py"
+    source.write_text("VALUE = 1\n")
+    (site / "blank-1.0.dist-info").mkdir()
+    key = worker.digest(str(source))
+    (site / "blank-1.0.dist-info" / "RECORD").write_text(f"\nblank/__init__.py,sha256={key},10\n\n")
+
+    assert worker._recorded(str(tmp_path / "venv")) == {str(source): key}

@@ -31,6 +31,9 @@ With ``shared`` (the root's ``bytecode/``) each ``.pyc`` is kept there once,
 by its source's SHA-256, and hard-linked into entries (:func:`link_venv` runs
 while an entry is built). They are unchecked hash-based (PEP 552): sources in
 an entry never change, and imports set ``co_filename`` to the importing path.
+Linking trusts a source's SHA-256 in ``RECORD``, written with it moments before
+into an entry nobody else writes: a lying one only picks which shared ``.pyc``
+(compiled from real bytes) its own wheel's module loads.
 
 It writes no temporary files of its own (see :func:`_write`), so a worker
 killed half way leaves nothing to clean. It prints the outcome and exits 0
@@ -209,7 +212,7 @@ def _recorded(venv: str) -> dict[str, str]:
     for record in glob.glob(os.path.join(venv, "lib", "python*", "site-packages", "*", "RECORD")):
         site = os.path.dirname(os.path.dirname(record))
         with contextlib.suppress(OSError), open(record, newline="") as handle:
-            for row in csv.reader(handle):
+            for row in filter(None, csv.reader(handle)):  # not blank lines
                 key = row[1][7:] if len(row) > 1 and row[1][:7] == "sha256=" else ""
                 # A digest names a file of the shared folder: never a path, whatever RECORD says.
                 if row[0].endswith(".py") and len(key) == _KEY_LENGTH and set(key) <= _KEY_CHARS:
@@ -336,13 +339,10 @@ def compile_venv(
 
 def _main(argv: list[str]) -> int:
     try:
-        if argv[1] == "-":  # started early (.early): the job follows on stdin, or nothing
-            text = sys.stdin.readline()
-            if not text.strip():
-                return 0  # the build stopped before sending one: nothing to do
-            job = json.loads(text)
-        else:
-            job = json.loads(argv[1])
+        text = sys.stdin.readline() if argv[1] == "-" else argv[1]  # "-": see .early
+        if not text.strip():
+            return 0  # started early, and the build stopped before sending a job
+        job = json.loads(text)
         if job.get("link"):  # a create waits for this one
             outcome = link_venv(job)
         else:
