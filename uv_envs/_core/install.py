@@ -25,6 +25,9 @@ logger = logging.getLogger("uv_envs")
 
 # The scratch project a relayed sync runs in, inside the generation being built.
 _RELAYED_PROJECT = ".relayed"
+# Sealed entries a new one's Ray check may carry over from: comparing with one reads
+# both sides' RECORD files (milliseconds), the check it can spare is an ``import ray``.
+_CARRY_FROM = 4
 
 
 @attrs.frozen
@@ -61,7 +64,7 @@ class Installer:
             ray_link.check_lock((gen_dir / "uv.lock").read_text(), interpreter)
             with install_slot(services.layout, settings.max_concurrent_installs):
                 self._sync(gen_dir, python, operation, venv=gen_dir / ".venv", refresh=refresh)
-            ray_link.link(gen_dir / ".venv", interpreter, base=base)
+            ray_link.link(gen_dir / ".venv", interpreter, bases=() if base is None else (base,))
             write_manifest(gen_dir / ".venv")
             return True
         if packages is None:
@@ -85,12 +88,13 @@ class Installer:
                 if early is not None:
                     bytecode.send_link(early, venv)  # links while the steps below run
                 # Before the store seals the entry. A new spec carries the check over from
-                # the newest sealed entry when it differs there in nothing ``import ray``
-                # looks up; an entry with no Ray link has no check, so no store listing.
-                nearest = base
-                if nearest is None and ray_identity is not None:
-                    nearest = services.venv_store.latest_sealed(venv.parent)
-                ray_link.link(venv, interpreter, base=nearest)
+                # one of the newest sealed entries when it differs there in nothing
+                # ``import ray`` looks up (the newest may be another set altogether); an
+                # entry with no Ray link has no check, so the store is not listed for one.
+                bases: list[Path] = [] if base is None else [base]
+                if base is None and ray_identity is not None:
+                    bases = services.venv_store.latest_sealed(venv.parent, _CARRY_FROM)
+                ray_link.link(venv, interpreter, bases=bases)
                 # The linker writes only in __pycache__ folders, which the digest and the
                 # manifest leave out: they are the same whether it has finished or not.
                 write_digest(venv)  # once per entry: every env linking it shares the digest
