@@ -13,7 +13,8 @@ import attrs
 from uv_envs._audit.counted import CountedAuditLog
 from uv_envs._audit.log import AuditLog
 from uv_envs._audit.open import open_audit_log
-from uv_envs._bytecode.compiler import WORKER, BackgroundCompiler, BytecodeCompiler, BytecodePolicy
+from uv_envs._bytecode.compiler import BackgroundCompiler, BytecodeCompiler, BytecodePolicy
+from uv_envs._bytecode.early import WORKER
 from uv_envs._core.access import EnvAccess
 from uv_envs._core.cleanup import Collector
 from uv_envs._core.delete import Deleter

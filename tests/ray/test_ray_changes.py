@@ -118,6 +118,25 @@ def test_a_new_spec_carries_the_check_from_the_newest_entry_when_ray_never_looks
     assert other.ray.error is None
 
 
+def test_a_new_spec_carries_the_check_from_an_older_entry_when_the_newest_differs_in_more(
+    ray_manager: EnvManager, checks: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if ``import ray`` looked up beta too (a real check, its names recorded plus beta).
+    counted = raylink.check_import
+    monkeypatch.setattr(
+        raylink, "check_import", lambda *args, **kwargs: [*counted(*args, **kwargs), "beta"]
+    )
+    ray_manager.create(KEY, packages=["alpha"])
+    ray_manager.create(EnvKey("wf", "with-beta"), packages=["alpha", "beta"])
+    assert len(checks) == 2  # beta is a name the check looked up: checked again
+
+    # Newest sealed: alpha + beta (differs in beta and gamma); before it, alpha (in gamma).
+    other = ray_manager.create(EnvKey("wf", "with-gamma"), packages=["alpha", "gamma"])
+
+    assert len(checks) == 2
+    assert imports_ray(other.pinned_python_path)
+
+
 def test_a_new_spec_touching_what_ray_imports_is_checked(
     ray_manager: EnvManager, checks: list[Path]
 ) -> None:

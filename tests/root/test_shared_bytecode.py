@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ from tests.support.wheelhouse import build_wheel
 from uv_envs import Environment, EnvKey, EnvManager, Settings, SubprocessUvExecutor
 from uv_envs._bytecode import compiler as compiler_module
 from uv_envs._bytecode import worker
+from uv_envs._store.digest import DIGEST, recorded_digest
 from uv_envs._store.layout import Layout
+from uv_envs._store.manifest import measure
 from uv_envs._uv.executor import UvExecutor, find_uv_binary
 from uv_envs._uv.python import PythonFinder
 from uv_envs.testing import CountingExecutor, RecordingCompiler
@@ -204,6 +208,45 @@ def test_a_new_entry_links_the_pycs_an_earlier_entry_compiled(
     assert pyc_of(linked, "bcthree").stat().st_ino == pyc_of(second, "bcthree").stat().st_ino
 
 
+def test_linking_the_bytecode_changes_neither_the_digest_nor_the_manifest(
+    settings: Settings, python_finder: PythonFinder, tmp_path: Path
+) -> None:
+    """So a build computes them while the linker runs (``_bytecode.early``)."""
+    manager = manager_for(settings, python_finder)
+    entry = entry_of(manager.create(EnvKey("wf", "a"), packages=SPEC))
+    # The entry as its build sees it before the linker has run: no bytecode at all.
+    venv = tmp_path / "entry" / ".venv"
+    shutil.copytree(
+        entry / ".venv", venv, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    assert list(venv.rglob("*.pyc")) == []
+    before = recorded_digest(venv), measure(venv)
+
+    outcome = manager._core.services.bytecode.prepare(venv)
+
+    assert outcome is not None
+    assert outcome.startswith(worker.LINKED)
+    assert outcome.endswith(" 0"), outcome  # every module linked
+    assert len(list(venv.rglob("*.pyc"))) >= len(SPEC)
+    assert (recorded_digest(venv), measure(venv)) == before
+    assert before[0] == (entry / DIGEST).read_text()
+
+
+def test_an_early_linker_sent_no_job_exits_having_written_nothing(
+    settings: Settings, python_finder: PythonFinder
+) -> None:
+    manager = manager_for(settings, python_finder)
+    manager.create(EnvKey("wf", "a"), packages=SPEC)
+    before = files_under(settings.root)
+    early = manager._core.services.bytecode.start_link(Path(sys.executable))
+    assert early is not None
+
+    assert early.finish(timeout=60) == "not sent"  # a build that stopped before its venv
+
+    assert early.process.returncode == 0
+    assert files_under(settings.root) == before
+
+
 def test_a_second_key_of_a_spec_runs_no_uv_and_no_compile(
     settings: Settings, python_finder: PythonFinder
 ) -> None:
@@ -270,3 +313,16 @@ def test_a_record_digest_that_is_not_a_sha256_names_no_shared_file(tmp_path: Pat
     assert outcome == f"{worker.LINKED} 0 1", "linked from a path the RECORD named"
     assert bait.stat().st_nlink == 1
     assert not (tmp_path / "m").exists()
+
+
+def test_a_record_with_a_blank_line_still_gives_its_digests(tmp_path: Path) -> None:
+    """The linking step reads each source's digest from RECORD: a blank row does not stop it."""
+    site = tmp_path / "venv" / "lib" / "python3" / "site-packages"
+    (site / "blank").mkdir(parents=True)
+    source = site / "blank" / "__init__.py"
+    source.write_text("VALUE = 1\n")
+    (site / "blank-1.0.dist-info").mkdir()
+    key = worker.digest(str(source))
+    (site / "blank-1.0.dist-info" / "RECORD").write_text(f"\nblank/__init__.py,sha256={key},10\n\n")
+
+    assert worker._recorded(str(tmp_path / "venv")) == {str(source): key}

@@ -37,8 +37,8 @@ import attrs
 from uv_envs._store.layout import Layout
 from uv_envs._store.venvs import COMPILED, COMPLETE, SIZE, linked_entry
 
-#: The compiler's script; liveness ignores its processes (they take the compile lock).
-WORKER = Path(__file__).with_name("worker.py")
+from .early import WORKER, EarlyLink, worker_environment
+
 #: Modules a new entry may compile while it is built, when no earlier entry had them:
 #: about 50 ms, a small wheel or two. More are left to the background compile.
 INLINE_FILES = 32
@@ -119,7 +119,7 @@ class CompileJob:
                 text=True,
                 start_new_session=True,
                 check=False,
-                env=_worker_environment(),
+                env=worker_environment(),
                 timeout=timeout,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -224,11 +224,6 @@ def _has_sources(venv: Path) -> bool:
     return False
 
 
-def _worker_environment() -> dict[str, str]:
-    # -I already ignores PYTHON* variables; keep only what locates things.
-    return {name: os.environ[name] for name in ("PATH", "LANG", "LC_ALL") if name in os.environ}
-
-
 @attrs.frozen
 class BytecodePolicy:
     """Decides, per create, what bytecode the handed-out venv has and whether to compile it.
@@ -282,10 +277,28 @@ class BytecodePolicy:
         """
         if self.install_time or not self.background or not _has_sources(venv):
             return None
-        job = attrs.evolve(
+        return self._link_job(venv).run(_PREPARE_TIMEOUT)  # failed: the background compile follows
+
+    def start_link(self, python: Path) -> EarlyLink | None:
+        """:meth:`prepare` in two halves: the worker started now, in ``python``, before the venv is.
+
+        ``python`` is the interpreter the venv is made from. :meth:`send_link`
+        hands it the venv once installed; ``finish()`` waits for the outcome.
+        None when bytecode is not this policy's to make.
+        """
+        if self.install_time or not self.background:
+            return None
+        return EarlyLink.start(python, self.layout.locks_dir)
+
+    def send_link(self, early: EarlyLink, venv: Path) -> None:
+        """Have ``early`` link ``venv``'s bytecode (nothing, finishing it, if it has no sources)."""
+        if _has_sources(venv):
+            early.send(self._link_job(venv).as_json())
+
+    def _link_job(self, venv: Path) -> CompileJob:
+        return attrs.evolve(
             entry_job(self.layout, venv.parent, self.slots), link=True, inline_files=INLINE_FILES
         )
-        return job.run(_PREPARE_TIMEOUT)  # failed: the background compile follows
 
 
 def cost_notes(uv_runs: int, state: BytecodeState) -> dict[str, object]:

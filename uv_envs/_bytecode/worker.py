@@ -2,7 +2,9 @@
 
 Started by :mod:`uv_envs._bytecode.compiler` as
 ``<venv>/bin/python -I -S worker.py <job as JSON>``, in its own
-session, so it outlives a short-lived parent (the CLI). It uses only the
+session, so it outlives a short-lived parent (the CLI); or, to link a store
+entry being built, as ``<base python> -I -S worker.py -`` before the venv
+exists (:mod:`.early`), reading its job from stdin. It uses only the
 standard library and runs on any Python 3.8+: the venv has neither uv-envs nor
 filelock. The locks it takes are ``flock(2)`` locks on the same files
 filelock locks (filelock's Unix lock is ``flock`` on a file it never deletes),
@@ -29,6 +31,9 @@ With ``shared`` (the root's ``bytecode/``) each ``.pyc`` is kept there once,
 by its source's SHA-256, and hard-linked into entries (:func:`link_venv` runs
 while an entry is built). They are unchecked hash-based (PEP 552): sources in
 an entry never change, and imports set ``co_filename`` to the importing path.
+Linking trusts a source's SHA-256 in ``RECORD``, written with it moments before
+into an entry nobody else writes: a lying one only picks which shared ``.pyc``
+(compiled from real bytes) its own wheel's module loads.
 
 It writes no temporary files of its own (see :func:`_write`), so a worker
 killed half way leaves nothing to clean. It prints the outcome and exits 0
@@ -207,7 +212,7 @@ def _recorded(venv: str) -> dict[str, str]:
     for record in glob.glob(os.path.join(venv, "lib", "python*", "site-packages", "*", "RECORD")):
         site = os.path.dirname(os.path.dirname(record))
         with contextlib.suppress(OSError), open(record, newline="") as handle:
-            for row in csv.reader(handle):
+            for row in filter(None, csv.reader(handle)):  # not blank lines
                 key = row[1][7:] if len(row) > 1 and row[1][:7] == "sha256=" else ""
                 # A digest names a file of the shared folder: never a path, whatever RECORD says.
                 if row[0].endswith(".py") and len(key) == _KEY_LENGTH and set(key) <= _KEY_CHARS:
@@ -334,7 +339,10 @@ def compile_venv(
 
 def _main(argv: list[str]) -> int:
     try:
-        job = json.loads(argv[1])
+        text = sys.stdin.readline() if argv[1] == "-" else argv[1]  # "-": see .early
+        if not text.strip():
+            return 0  # started early, and the build stopped before sending a job
+        job = json.loads(text)
         if job.get("link"):  # a create waits for this one
             outcome = link_venv(job)
         else:

@@ -25,6 +25,9 @@ logger = logging.getLogger("uv_envs")
 
 # The scratch project a relayed sync runs in, inside the generation being built.
 _RELAYED_PROJECT = ".relayed"
+# Sealed entries a new one's Ray check may carry over from: comparing with one reads
+# both sides' RECORD files (milliseconds), the check it can spare is an ``import ray``.
+_CARRY_FROM = 4
 
 
 @attrs.frozen
@@ -61,7 +64,7 @@ class Installer:
             ray_link.check_lock((gen_dir / "uv.lock").read_text(), interpreter)
             with install_slot(services.layout, settings.max_concurrent_installs):
                 self._sync(gen_dir, python, operation, venv=gen_dir / ".venv", refresh=refresh)
-            ray_link.link(gen_dir / ".venv", interpreter, base=base)
+            ray_link.link(gen_dir / ".venv", interpreter, bases=() if base is None else (base,))
             write_manifest(gen_dir / ".venv")
             return True
         if packages is None:
@@ -75,18 +78,29 @@ class Installer:
             # Checked where an entry is built: an entry whose id names this Ray link
             # passed the check then, so the warm path neither reads nor parses the lock.
             ray_link.check_lock((gen_dir / "uv.lock").read_text(), interpreter)
-            with install_slot(services.layout, settings.max_concurrent_installs):
-                self._sync(gen_dir, python, operation, venv=venv, refresh=refresh)
-            # Before the store seals the entry. A new spec carries the check over from the
-            # newest sealed entry when it differs there in nothing ``import ray`` looks up;
-            # an entry with no Ray link has no check, so the store is not listed for one.
-            nearest = base
-            if nearest is None and ray_identity is not None:
-                nearest = services.venv_store.latest_sealed(venv.parent)
-            ray_link.link(venv, interpreter, base=nearest)
-            # Before the create returns, so its first import compiles nothing.
-            services.bytecode.prepare(venv)
-            write_digest(venv)  # once per entry: every env linking it shares the digest
+            bytecode = services.bytecode
+            # The bytecode linker (so the create's first import compiles nothing) starts
+            # now: its interpreter start and imports overlap the sync (see _bytecode.early).
+            early = bytecode.start_link(interpreter.path)
+            try:
+                with install_slot(services.layout, settings.max_concurrent_installs):
+                    self._sync(gen_dir, python, operation, venv=venv, refresh=refresh)
+                if early is not None:
+                    bytecode.send_link(early, venv)  # links while the steps below run
+                # Before the store seals the entry. A new spec carries the check over from
+                # one of the newest sealed entries when it differs there in nothing
+                # ``import ray`` looks up (the newest may be another set altogether); an
+                # entry with no Ray link has no check, so the store is not listed for one.
+                bases: list[Path] = [] if base is None else [base]
+                if base is None and ray_identity is not None:
+                    bases = services.venv_store.latest_sealed(venv.parent, _CARRY_FROM)
+                ray_link.link(venv, interpreter, bases=bases)
+                # The linker writes only in __pycache__ folders, which the digest and the
+                # manifest leave out: they are the same whether it has finished or not.
+                write_digest(venv)  # once per entry: every env linking it shares the digest
+            finally:
+                if early is not None:
+                    early.finish()  # waited for even on failure: nothing writes once we return
             write_manifest(venv)  # last: an entry cut short by a crash has none (full check)
 
         return services.venv_store.link(gen_dir, entry_id, build)

@@ -228,12 +228,12 @@ class VenvStore:
                 locks.release(lock)
         return removed
 
-    def latest_sealed(self, excluding: Path) -> Path | None:
-        """The venv of the complete, undamaged entry sealed last, other than ``excluding``.
+    def latest_sealed(self, excluding: Path, count: int = 1) -> list[Path]:
+        """The venvs of the ``count`` complete, undamaged entries sealed last, newest first.
 
-        What a new entry's Ray check can carry over from (``RayInstall.link``'s
-        ``base``): a sealed venv never changes, and the newest one is the likeliest
-        to differ from a new spec in few distributions.
+        What a new entry's Ray check can carry over from (``RayLinker.link``'s
+        ``bases``): a sealed venv never changes, and the newest ones are the likeliest
+        to differ from a new spec in few distributions. ``excluding``: the new entry.
         """
         sealed = []
         for entry in self._entries():
@@ -241,7 +241,7 @@ class VenvStore:
                 continue
             with contextlib.suppress(OSError):
                 sealed.append(((entry / COMPLETE).stat().st_mtime, entry / ".venv"))
-        return max(sealed)[1] if sealed else None
+        return [venv for _, venv in sorted(sealed, reverse=True)[:count]]
 
     def _entries(self) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):

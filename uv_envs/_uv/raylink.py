@@ -37,6 +37,7 @@ import subprocess
 import sys
 import threading
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
@@ -238,12 +239,13 @@ class RayLinker:
                     "or leave ray out (the env borrows the cluster's)"
                 )
 
-    def link(self, venv: Path, interpreter: Interpreter, *, base: Path | None = None) -> None:
+    def link(self, venv: Path, interpreter: Interpreter, *, bases: Sequence[Path] = ()) -> None:
         """Write the ``.pth`` into a freshly built venv, then check ``import ray`` in it.
 
-        ``base`` is a checked venv this one differs from by a dependency change:
-        when the change touches nothing ``import ray`` looked up there, that
-        check holds here too and is not run again.
+        ``bases`` are checked venvs this one may differ from by a few
+        distributions, tried in turn: when the difference with one touches
+        nothing ``import ray`` looked up there, that check holds here too and is
+        not run again (comparing costs a read of each side's ``RECORD`` files).
         """
         install = self._for(interpreter)
         if install is None:
@@ -256,8 +258,10 @@ class RayLinker:
             "site_dir": str(install.site_dir),
             "python": [str(interpreter.path), interpreter.version],
         }
-        record = _read_record(base, identity) if base is not None else None
-        if record is not None and base is not None:
+        for base in bases:
+            record = _read_record(base, identity)
+            if record is None:
+                continue
             touched = touched_names(base / site.relative_to(venv), site)
             if touched is not None and not touched & set(record):
                 _write_record(venv, identity, record)
