@@ -204,7 +204,7 @@ async def get_env_status(
     READY env's answer counts as a use for idle cleanup (the client runs it next).
     """
     # The parameters of CompatKey and Core, taken here: the client polls this route most,
-    # and FastAPI solves each sub-dependency apart (about 0.1 ms of CPU per read for two).
+    # and FastAPI solves each sub-dependency apart, with its own parameter passes.
     key, core = _key(workflow_id, node_id, version_id), CoreCalls(request)
 
     def look() -> uv_envs.StatusReport:
