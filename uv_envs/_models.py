@@ -198,18 +198,24 @@ class Environment:
         With ``pinned``, the interpreter and venv are the current generation's
         own, which never change under a running process.
         """
-        python = self.pinned_python_path if pinned else self.python_path
-        venv = str(python.parent.parent)
+        linked, own = self._venvs()
+        venv = own if pinned else linked
         return {
             "env_path": str(self.env_path),
-            "python_path": str(self.python_path),
-            "pinned_python_path": str(self.pinned_python_path),
+            "python_path": f"{linked}/bin/python",
+            "pinned_python_path": f"{own}/bin/python",
             "venv_path": venv,
             "env_vars": {"VIRTUAL_ENV": venv},
-            "py_executable": str(python),
+            "py_executable": f"{venv}/bin/python",
             "python_version": self.python_version,
             "generation": self.generation,
         }
+
+    def _venvs(self) -> tuple[str, str]:
+        # venv_path and the current generation's own venv, as strings: what str() of the
+        # Path properties gives, without a dozen pathlib joins per status read.
+        env = str(self.env_path)
+        return f"{env}/.venv", f"{env}/gens/{self.generation}/.venv"
 
     def ray_runtime_env(self, *, pinned: bool = False) -> dict[str, Any]:
         """A Ray ``runtime_env`` as it is: ``{"py_executable": ..., "env_vars": {...}}``.
@@ -220,11 +226,9 @@ class Environment:
         """
         if self.ray is not None and self.ray.error:
             raise RayPythonMismatch(f"environment {self.key}: {self.ray.error}")
-        python = self.pinned_python_path if pinned else self.python_path
-        return {
-            "py_executable": str(python),
-            "env_vars": {"VIRTUAL_ENV": str(python.parent.parent)},
-        }
+        linked, own = self._venvs()
+        venv = own if pinned else linked
+        return {"py_executable": f"{venv}/bin/python", "env_vars": {"VIRTUAL_ENV": venv}}
 
 
 @attrs.frozen

@@ -30,7 +30,7 @@ from uv_envs._store.digest import env_digest, in_venv, record_rows, site_package
 from uv_envs._store.envdirs import current_dir
 from uv_envs._store.layout import Layout
 from uv_envs._store.project import locked_versions, read_lock, required_packages
-from uv_envs._store.venvs import DAMAGED, linked_entry
+from uv_envs._store.venvs import DAMAGED
 
 
 def is_damaged(entry: Path) -> bool:
@@ -44,9 +44,23 @@ def mark_damaged(entry: Path) -> None:
 
 
 def damaged_entry(layout: Layout, environment: Environment) -> Path | None:
-    """The store entry the env's current generation links, if a check marked it damaged."""
-    entry = linked_entry(layout.store_dir, current_dir(environment))
-    return entry if entry is not None and is_damaged(entry) else None
+    """The store entry the env's current generation links, if a check marked it damaged.
+
+    Every read asks it (:func:`effective`), so it is spelt with ``os.path`` on
+    strings: the ``readlink`` and ``stat`` of :func:`~uv_envs._store.venvs.linked_entry`
+    and :func:`is_damaged`, without their pathlib parsing (a third of a status
+    read's CPU); a ``Path`` is made only for an entry marked damaged.
+    """
+    gen_dir = os.fspath(current_dir(environment))
+    try:
+        target = os.readlink(f"{gen_dir}/.venv")
+    except OSError:
+        return None  # no link: a private venv
+    entry, name = os.path.split(target)
+    if name != ".venv" or not os.path.exists(f"{entry}/{DAMAGED}"):  # noqa: PTH110 - see above
+        return None
+    found = Path(entry)
+    return found if found.parent == layout.store_dir else None
 
 
 def store_damage(layout: Layout, environment: Environment) -> str | None:

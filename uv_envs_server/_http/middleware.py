@@ -12,7 +12,8 @@ request's size. In order, for every request:
    answer 401, except for the health check and the OpenAPI schema and page;
 3. read the body, at most ``max_body_bytes`` (else 413) within
    ``body_timeout`` seconds (else 408, and the connection is closed), before
-   the application sees it.
+   the application sees it (a request with neither ``Content-Length`` nor
+   ``Transfer-Encoding`` has none).
 """
 
 from __future__ import annotations
@@ -90,12 +91,14 @@ class GuardMiddleware:
         context_token = current_request_id.set(request_id)
         try:
             refusal = self._refusal(headers, path, request_id)
-            if refusal is None:
+            app_receive = receive
+            if refusal is None and _has_body(headers):
                 body, refusal = await self._read_body(headers, receive, path, request_id)
+                app_receive = _replay(body, receive)
             if refusal is not None:
                 await refusal(scope, receive, answer)
                 return
-            await self.app(scope, _replay(body, receive), answer)
+            await self.app(scope, app_receive, answer)
         finally:
             current_request_id.reset(context_token)
             # The app's series (uv_envs_server._http.metrics), when prometheus-client is there.
@@ -163,6 +166,14 @@ class GuardMiddleware:
             closing = {"Connection": "close"}
             return b"", problem(408, detail, request_id=request_id, instance=path, headers=closing)
         return b"".join(chunks), None
+
+
+def _has_body(headers: Headers) -> bool:
+    """Whether the request has a body to read: without either header it has none (RFC 9112 6.3).
+
+    A GET without them (every read) then costs no deadline timer and no wait for a body.
+    """
+    return "content-length" in headers or "transfer-encoding" in headers
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Final
 
 import attrs
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+from fastapi import Depends, File, Form, Path, Query, Request, Response, UploadFile
 
 import uv_envs
 from uv_envs_server._http.compat import models as cm
@@ -24,12 +24,13 @@ from uv_envs_server._http.compat.errors import COMPAT_TAG, CompatRoute
 from uv_envs_server._http.compat.forms import requested_packages, requirements_file_lines
 from uv_envs_server._http.core_calls import Core, CoreCalls
 from uv_envs_server._http.patterns import ID_PATTERN, PYTHON_PATTERN, VERSION_PATTERN
+from uv_envs_server._http.routers import SegmentRouter
 from uv_envs_server._limits import DEFAULT_OPERATIONS_LIMIT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-compat_router = APIRouter(route_class=CompatRoute, tags=[COMPAT_TAG])
+compat_router = SegmentRouter(route_class=CompatRoute, tags=[COMPAT_TAG])
 
 ENV: Final = "/envs/{workflow_id}/{node_id}"
 
@@ -193,13 +194,18 @@ async def _changed(
 
 
 @compat_router.get(ENV, response_model=cm.CompatStatus)
-async def get_env_status(key: CompatKey, core: Core) -> Response:
+async def get_env_status(
+    workflow_id: WorkflowId, node_id: NodeId, request: Request, version_id: Version = None
+) -> Response:
     """The env, if it can be used; else 404 ENV_NOT_FOUND, so a client creates it.
 
     An env that is not READY (a failed or damaged one, one being created) is
     404 too: the original client then posts ``/envs``, which rebuilds it. A
     READY env's answer counts as a use for idle cleanup (the client runs it next).
     """
+    # The parameters of CompatKey and Core, taken here: the client polls this route most,
+    # and FastAPI solves each sub-dependency apart, with its own parameter passes.
+    key, core = _key(workflow_id, node_id, version_id), CoreCalls(request)
 
     def look() -> uv_envs.StatusReport:
         report = core.manager.status(key)
@@ -209,7 +215,7 @@ async def get_env_status(key: CompatKey, core: Core) -> Response:
             core.manager.runtime_env(key)
         return report
 
-    report = await core(look)
+    report = await core.read(look)
     env = report.environment
     if env is None or env.status is not uv_envs.EnvStatus.READY:
         found = report.status

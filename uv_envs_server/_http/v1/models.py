@@ -221,22 +221,22 @@ def env_json(
     environment: uv_envs.Environment, nodes: list[dict[str, Any]] | None = None
 ) -> EnvJson:
     """The JSON of one env (``nodes``: its copies on a served cluster's nodes)."""
-    spec = environment.spec
     try:
         ray: dict[str, Any] | None = environment.ray_runtime_env()
     except uv_envs.RayIncompatible:
         ray = None  # another Python minor than the cluster's: not for Ray
+    runtime_env = environment.runtime_env()  # the paths below, as strings, made once
     return EnvJson(
         **key_json(environment.key),
-        env_path=str(environment.env_path),
-        python_path=str(environment.python_path),
-        venv_path=str(environment.venv_path),
-        pinned_python_path=str(environment.pinned_python_path),
+        env_path=runtime_env["env_path"],
+        python_path=runtime_env["python_path"],
+        venv_path=runtime_env["venv_path"],
+        pinned_python_path=runtime_env["pinned_python_path"],
         status=environment.status,
         spec=Spec(
-            packages=list(spec.packages),
-            python=spec.python,
-            requirements_text=spec.requirements_text,
+            packages=list(environment.spec.packages),
+            python=environment.spec.python,
+            requirements_text=environment.spec.requirements_text,
         ),
         spec_hash=environment.spec_hash,
         python_version=environment.python_version,
@@ -245,7 +245,7 @@ def env_json(
         updated_at=environment.updated_at,
         error=environment.error,
         digest=environment.digest,
-        runtime_env=environment.runtime_env(),
+        runtime_env=runtime_env,
         ray_runtime_env=ray,
         nodes=None if nodes is None else [NodeJson(**node) for node in nodes],
     )

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, TypedDict
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 import uv_envs
 from uv_envs_server._http import patterns as p
 from uv_envs_server._http.core_calls import Core, CoreCalls, Failed, Rendered
 from uv_envs_server._http.page import render_status_page
+from uv_envs_server._http.routers import SegmentRouter
 from uv_envs_server._http.v1 import bodies as b
 from uv_envs_server._http.v1 import maintenance as mt
 from uv_envs_server._http.v1 import models as m
@@ -23,7 +24,7 @@ from uv_envs_server._nodes import cluster_nodes, node_presence, relay_counts
 
 ENV = "/v1/envs/{workflow_id}/{node_id}/{version_id}"
 
-router = APIRouter()
+router = SegmentRouter()
 
 # The path ids, with the pattern the core checks, so the schema says what is refused.
 WorkflowId = Annotated[str, Path(pattern=p.ID_PATTERN)]
@@ -127,13 +128,20 @@ async def list_envs(
     return Rendered(await core(call))
 
 
-@router.get(ENV, tags=["envs"])
-async def status(key: PathKey, core: Core) -> m.StatusJson:
+@router.get(ENV, tags=["envs"], response_model=m.StatusJson)
+async def status(
+    workflow_id: WorkflowId, node_id: NodeId, version_id: VersionId, request: Request
+) -> Response:
     """The env's status, which of its files exist, and the env; 404 when there is none."""
-    report = await core(lambda: core.manager.status(key))
+    # PathKey's and Core's parameters taken here, and the answer serialised once (not
+    # validated again against its model): the read clients poll, and FastAPI solves each
+    # sub-dependency apart, with its own parameter passes.
+    key, core = await _path_key(workflow_id, node_id, version_id), CoreCalls(request)
+    report = await core.read(lambda: core.manager.status(key))
     if report.environment is None:
         raise Failed(uv_envs.EnvironmentNotFound(f"no environment {key}"))
-    return m.status_json(report, node_presence(core.manager, key))
+    body = m.status_json(report, node_presence(core.manager, key)).model_dump_json()
+    return Response(body, media_type="application/json")
 
 
 @router.delete(ENV, tags=["envs"])
