@@ -422,6 +422,8 @@ def test_refused_and_unimplemented_calls_are_logged(
 class _LeakyManager:
     """Fails with errors whose text must not reach the client."""
 
+    cluster = None  # serves no Ray cluster: the server reads this when it starts
+
     def status(self, key: uv_envs.EnvKey) -> None:
         raise OSError(2, "No such file", "/srv/root/wf/node/metadata.json")
 

@@ -250,6 +250,8 @@ def test_failed_add_answers_failed_and_leaves_the_env(
 class _UvFailingManager:
     """Every uv-backed operation fails the way the core reports a uv failure."""
 
+    cluster = None  # serves no Ray cluster: the server reads this when it starts
+
     def _fail(self, *args: object, **kwargs: object) -> None:
         raise uv_envs.UvError(
             "uv sync failed",
@@ -352,6 +354,8 @@ def test_run_code_is_unimplemented(stub: env_manager_pb2_grpc.EnvManagerServiceS
 
 
 class _BrokenManager:
+    cluster = None  # serves no Ray cluster: the server reads this when it starts
+
     def status(self, key: uv_envs.EnvKey) -> None:
         raise KeyError("a secret internal detail")
 
